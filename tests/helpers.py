@@ -1,0 +1,27 @@
+"""Helpers for parser tests: the engine run in-process on a file, and finding checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from workbench.engine import report
+
+
+def inspect_file(path: Path | str, declared: str | None = None) -> dict[str, Any]:
+    """The engine's report for ``path``, run in this process (no sandbox): for parser tests."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return report.build(fd, str(path), declared)
+    finally:
+        os.close(fd)
+
+
+def finding_ids(rep: dict[str, Any]) -> set[str]:
+    return {f["id"] for f in rep["findings"]}
+
+
+def assert_no_parser_error(rep: dict[str, Any]) -> None:
+    errors = [f["detail"] for f in rep["findings"] if "internal parser error" in f["detail"]]
+    assert not errors, errors

@@ -1,0 +1,156 @@
+"""Finding ids, their severity, title and the recommendation that cites the guidance they come from.
+
+The ids are a contract (DESIGN.md): add new ones, never rename. ``detail`` is always built by the
+parser from the values it found, so each finding names what was actually in the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+INFO, WARNING, CRITICAL = "info", "warning", "critical"
+
+_GUIDE = "Secure Usage of Libvirt"
+
+
+@dataclass(frozen=True)
+class Kind:
+    severity: str
+    title: str
+    recommendation: str
+
+
+CATALOGUE: dict[str, Kind] = {
+    "format-mismatch": Kind(
+        CRITICAL,
+        "Declared format does not match the image",
+        f"Open the image only with the declared format and reject it if they disagree; never let a tool "
+        f"probe the format ({_GUIDE}: format probing).",
+    ),
+    "format-ambiguous": Kind(
+        CRITICAL,
+        "More than one format signature matches",
+        f"A file that several formats accept is a polyglot: a guest may have written one format's header "
+        f"into another. Declare the format explicitly and never probe ({_GUIDE}: format probing).",
+    ),
+    "format-not-allowed": Kind(
+        CRITICAL,
+        "Format not in the allowed list",
+        "Only accept formats that your policy allows; convert others on an isolated host.",
+    ),
+    "backing-file": Kind(
+        CRITICAL,
+        "Image names a backing (parent) file",
+        f"Reject uploaded images with backing files, or flatten them on an isolated host with the backing "
+        f"format pinned; a backing name can point at any host file ({_GUIDE}: backing files).",
+    ),
+    "backing-network": Kind(
+        CRITICAL,
+        "Backing reference is a network source or pseudo-protocol",
+        f"Never open it: a network backing makes the host connect out, and json: names can carry any "
+        f"driver options ({_GUIDE}: backing files).",
+    ),
+    "backing-format-unspecified": Kind(
+        WARNING,
+        "Backing file without a recorded format",
+        f"Following this backing file would mean probing its format; record the format explicitly "
+        f"({_GUIDE}: format probing).",
+    ),
+    "external-data-file": Kind(
+        CRITICAL,
+        "Image stores its data in an external file",
+        f"A qcow2 external data file names a host path whose contents become guest-visible; reject the "
+        f"image ({_GUIDE}: backing files).",
+    ),
+    "external-extent": Kind(
+        CRITICAL,
+        "Extent stored in another file",
+        f"A VMDK extent outside the image makes a reader open a host file; reject it ({_GUIDE}: backing files).",
+    ),
+    "virtual-size-limit": Kind(
+        CRITICAL,
+        "Logical size above the allowed maximum",
+        f"Check the virtual size against a limit before use; a small file can claim terabytes and fill the "
+        f"host when converted or written ({_GUIDE}: size validation).",
+    ),
+    "encrypted": Kind(
+        INFO,
+        "Image is encrypted",
+        f"The image needs a key to be used; check who holds it ({_GUIDE}: storage encryption).",
+    ),
+    "weak-encryption": Kind(
+        WARNING,
+        "Weak legacy encryption",
+        f"qcow/qcow2 AES-CBC with a plain IV is deprecated and insecure; re-encrypt with LUKS "
+        f"({_GUIDE}: storage encryption).",
+    ),
+    "unencrypted": Kind(
+        INFO,
+        "Image is not encrypted",
+        f"Data on shared or network storage is readable by its operators; use LUKS encryption where that "
+        f"matters ({_GUIDE}: storage encryption).",
+    ),
+    "malformed": Kind(
+        CRITICAL,
+        "Malformed structure",
+        "The image does not follow its format; tools may read it differently. Reject it or repair it on an "
+        "isolated host.",
+    ),
+    "checksum-mismatch": Kind(
+        WARNING,
+        "Checksum does not match",
+        "A header checksum is wrong: the image is damaged or was edited by hand. Repair or reject it.",
+    ),
+    "unknown-features": Kind(
+        CRITICAL,
+        "Unknown incompatible feature bits",
+        "A reader that does not know these features must refuse the image; reject it.",
+    ),
+    "dirty": Kind(
+        WARNING,
+        "Image was not closed cleanly",
+        "Metadata may be stale; let a trusted tool check and repair it (qemu-img check -r) on an isolated host.",
+    ),
+    "corrupt": Kind(
+        CRITICAL,
+        "Image is marked corrupt",
+        "The writer found corrupt metadata; reject the image.",
+    ),
+    "read-budget": Kind(
+        WARNING,
+        "Structure larger than the read budget",
+        "The engine reads at most a fixed number of bytes per image; the part past it was not inspected. "
+        "Treat what was not read as unknown.",
+    ),
+    "snapshots": Kind(
+        INFO,
+        "Image holds internal snapshots",
+        "Snapshots keep older guest data in the file; remove them before sharing the image.",
+    ),
+}
+
+
+@dataclass
+class Finding:
+    id: str
+    detail: str
+    severity: str
+    offset: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        kind = CATALOGUE[self.id]
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "title": kind.title,
+            "detail": self.detail,
+            "recommendation": kind.recommendation,
+            "offset": self.offset,
+        }
+
+
+def make(finding_id: str, detail: str, offset: int | None = None, severity: str | None = None) -> Finding:
+    """A finding of a catalogued kind; ``severity`` overrides the default (say, a legitimate polyglot)."""
+    kind = CATALOGUE[finding_id]
+    return Finding(finding_id, detail, severity or kind.severity, offset)

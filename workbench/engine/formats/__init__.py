@@ -1,0 +1,64 @@
+"""One module per format. Each module found here is a format; nothing else needs to list it.
+
+A format module defines:
+
+- ``NAMES``: the format names it handles (qemu's names where qemu has the format);
+- ``PRIORITY``: when several signatures match, the highest priority names the image's format;
+- ``LAYOUT`` (optional, default False): a partition layout inside a raw image (MBR, GPT), listed in
+  ``format_matches`` but never the image's format;
+- ``RAW_COMPATIBLE`` (optional): a raw image may legitimately carry it (ISO 9660), so declaring
+  ``raw`` is not a mismatch;
+- ``probe(reader) -> str | None``: which of ``NAMES`` the signature says, reading only a few bytes;
+- ``parse(reader, info)``: fill an :class:`~workbench.engine.inspection.Inspection` for ``info.format``.
+  Parsers never raise on bad data: they add ``malformed`` findings and stop.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..inspection import Inspection
+from ..reader import Reader
+
+
+@dataclass(frozen=True)
+class Format:
+    names: tuple[str, ...]
+    priority: int
+    layout: bool
+    raw_compatible: bool
+    probe: Callable[[Reader], str | None]
+    parse: Callable[[Reader, Inspection], None]
+    module: str
+
+
+def _load(module: ModuleType) -> Format:
+    return Format(
+        names=tuple(module.NAMES),
+        priority=int(module.PRIORITY),
+        layout=bool(getattr(module, "LAYOUT", False)),
+        raw_compatible=bool(getattr(module, "RAW_COMPATIBLE", False)),
+        probe=module.probe,
+        parse=module.parse,
+        module=module.__name__,
+    )
+
+
+def _discover() -> list[Format]:
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "NAMES") and hasattr(module, "probe"):
+            found.append(_load(module))
+    return found
+
+
+FORMATS: list[Format] = _discover()
+BY_NAME: dict[str, Format] = {name: fmt for fmt in FORMATS for name in fmt.names}
+KNOWN_NAMES: tuple[str, ...] = tuple(sorted(BY_NAME))

@@ -1,0 +1,150 @@
+"""From one open file descriptor to a report dictionary (the engine's reply)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import traceback
+from typing import Any
+
+from . import detect
+from .fields import Field
+from .findings import WARNING
+from .formats import BY_NAME
+from .inspection import MAX_FIELDS, MAX_LIST, Inspection
+from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
+
+SCHEMA = "workbench-report/1"
+
+
+def _device_size(fd: int, st: os.stat_result) -> int:
+    if stat.S_ISBLK(st.st_mode):
+        return os.lseek(fd, 0, os.SEEK_END)  # a block device reports st_size 0
+    return st.st_size
+
+
+def _run_parser(reader: Reader, name: str) -> Inspection:
+    info = Inspection(format=name)
+    try:
+        BY_NAME[name].parse(reader, info)
+    except BudgetExceeded as exc:
+        info.add("read-budget", f"{name}: {exc}", exc.offset)
+    except Exception as exc:  # a parser bug must become a finding, never a dead child
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        info.add(
+            "malformed",
+            f"{name}: internal parser error {type(exc).__name__}: {exc} "
+            f"({os.path.basename(where.filename)}:{where.lineno})",
+        )
+    return info
+
+
+def _cap_fields(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[str, Any]], bool]:
+    """Serialise the field tree, keeping at most ``limit`` nodes (iteratively: no recursion on depth)."""
+    count = 0
+    cut = False
+    out: list[dict[str, Any]] = []
+    stack: list[tuple[Field, list[dict[str, Any]]]] = [(f, out) for f in reversed(fields)]
+    while stack:
+        node, sink = stack.pop()
+        if count >= limit:
+            cut = True
+            continue
+        count += 1
+        item = {
+            "name": node.name,
+            "offset": node.offset,
+            "size": node.size,
+            "value": node.value,
+            "description": node.description,
+        }
+        sink.append(item)
+        if node.children:
+            item["children"] = []
+            stack.extend((child, item["children"]) for child in reversed(node.children))
+    return out, cut
+
+
+def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, declared: str | None) -> None:
+    if declared and not detect.compatible(declared, primary, matches):
+        found = ", ".join(matches) or "no signature (raw)"
+        info.add("format-mismatch", f"declared {declared!r} but the bytes say {found}", 0)
+    kind = detect.ambiguity(matches, primary)
+    if kind:
+        severity = WARNING if kind == "legitimate" else None
+        what = "a known hybrid layout" if kind == "legitimate" else "a possible polyglot"
+        info.add("format-ambiguous", f"signatures of {', '.join(matches)} all match: {what}", 0, severity)
+
+
+def build(fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET) -> dict[str, Any]:
+    """Inspect the image behind ``fd`` (opened read-only by the parent) and return the report."""
+    started = time.monotonic()
+    st = os.fstat(fd)
+    size = _device_size(fd, st)
+    reader = Reader(fd, size, budget)
+    matches = detect.detect(reader)
+    primary = detect.primary_format(matches, declared)
+    info = _run_parser(reader, primary)
+    if primary not in ("raw",) and BY_NAME[primary].raw_compatible and info.virtual_size is None:
+        info.virtual_size = size
+    fields = list(info.fields)
+    findings = list(info.findings)
+    for other in matches:
+        if other == primary:
+            continue
+        extra = _run_parser(reader, other)
+        fields.append(
+            Field(
+                f"{other} (also matches)",
+                0,
+                0,
+                other,
+                "structures of another matching signature",
+                extra.fields,
+            )
+        )
+        for finding in extra.findings:
+            finding.detail = f"[{other}] {finding.detail}"
+            findings.append(finding)
+        info.references.extend(extra.references)
+    info.findings = findings
+    _mismatch_and_ambiguity(info, matches, primary, declared)
+    if info.encrypted:
+        method = (info.encryption or {}).get("method", "unknown method")
+        info.add("encrypted", f"{primary} encryption: {method}")
+    else:
+        info.add("unencrypted", f"{primary} image stores its data in the clear")
+    if info.snapshots:
+        info.add("snapshots", f"{len(info.snapshots)} internal snapshot(s)")
+    tree, cut = _cap_fields(fields)
+    if cut:
+        info.add("read-budget", f"field tree cut at {MAX_FIELDS} nodes")
+    virtual = info.virtual_size
+    return {
+        "schema": SCHEMA,
+        "path": path,
+        "declared_format": declared,
+        "format": primary,
+        "format_matches": matches,
+        "virtual_size": virtual,
+        "file_size": size,
+        "allocated_size": st.st_blocks * 512,
+        "size_ratio": round(virtual / size, 3) if virtual is not None and size else None,
+        "cluster_size": info.cluster_size,
+        "encrypted": info.encrypted,
+        "encryption": info.encryption,
+        "backing": info.backing,
+        "data_file": info.data_file,
+        "extents": info.extents[:MAX_LIST],
+        "references": info.references[:MAX_LIST],
+        "dirty": info.dirty,
+        "corrupt": info.corrupt,
+        "snapshots": info.snapshots[:MAX_LIST],
+        "details": info.details,
+        "fields": tree,
+        "findings": [f.to_json() for f in info.findings[:MAX_LIST]],
+        "bytes_read": reader.bytes_read,
+        "read_budget": budget,
+        "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
+    }
