@@ -34,6 +34,12 @@ CATALOGUE: dict[str, Kind] = {
         f"A file that several formats accept is a polyglot: a guest may have written one format's header "
         f"into another. Declare the format explicitly and never probe ({_GUIDE}: format probing).",
     ),
+    "format-undeclared": Kind(
+        WARNING,
+        "No format declared",
+        f"Declare the expected format (from the upload's metadata or your own records) instead of relying on "
+        f"detection ({_GUIDE}: format probing).",
+    ),
     "format-not-allowed": Kind(
         CRITICAL,
         "Format not in the allowed list",

@@ -1,0 +1,19 @@
+"""Entry point. Engine mode is dispatched first, before anything imports Qt."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--engine-worker":
+        from workbench.engine.worker import main as engine_main
+
+        engine_main()
+    from workbench.cli import main as cli_main
+
+    sys.exit(cli_main())
+
+
+if __name__ == "__main__":
+    main()

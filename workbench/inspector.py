@@ -1,0 +1,97 @@
+"""One image from a path to a verdict: open, run a child, validate the reply, apply the policy.
+
+The command line and the window both go through :func:`inspect`; neither touches image bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine.client import EngineOptions, InspectError, inspect_path
+from .engine.findings import make
+from .models import policy as policy_mod
+from .models.report import SCHEMA, ReplyError, validate
+
+# Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
+EXTENSIONS = {
+    ".qcow2": "qcow2",
+    ".qcow": "qcow",
+    ".qed": "qed",
+    ".raw": "raw",
+    ".vmdk": "vmdk",
+    ".vhd": "vpc",
+    ".vpc": "vpc",
+    ".vhdx": "vhdx",
+    ".vdi": "vdi",
+    ".hdd": "parallels",
+    ".hds": "parallels",
+    ".iso": "iso",
+    ".dmg": "dmg",
+    ".luks": "luks",
+}
+
+
+def format_from_extension(path: str) -> str | None:
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+@dataclass
+class Request:
+    """What to inspect and how; ``declared=None`` means "from the extension"."""
+
+    path: str
+    declared: str | None = None
+    follow_symlinks: bool = False
+    policy: policy_mod.Policy = field(default_factory=policy_mod.Policy)
+    timeout: float = 20.0
+
+
+def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
+    """The report of an image that could not be inspected (verdict ``failed``, exit code 30)."""
+    return {
+        "schema": SCHEMA,
+        "path": path,
+        "declared_format": declared,
+        "verdict": "failed",
+        "error": error,
+        "findings": [],
+        "sandbox": sandbox or {},
+    }
+
+
+async def inspect(request: Request) -> dict[str, Any]:
+    """The validated report with its verdict, or a failed report: never an exception for bad input."""
+    declared = request.declared
+    source = "argument"
+    if declared is None:
+        declared = format_from_extension(request.path)
+        source = "extension" if declared else "none"
+    options = EngineOptions(timeout=request.timeout, require_layers=request.policy.required_layers)
+    try:
+        raw = await inspect_path(request.path, declared, options, request.follow_symlinks)
+        report = validate(raw)
+    except InspectError as exc:
+        return failed_report(request.path, declared, str(exc), exc.sandbox)
+    except ReplyError as exc:
+        return failed_report(request.path, declared, f"engine reply rejected: {exc}")
+    report["path"] = request.path  # the parent's own name for the file, not the child's echo
+    report["declared_source"] = source
+    if declared is None:
+        detail = "no format was declared and the file name does not say one: the format above was probed"
+        report["findings"].append(make("format-undeclared", detail).to_json())
+    return policy_mod.apply(report, request.policy)
+
+
+async def inspect_many(requests: Iterable[Request], jobs: int = os.cpu_count() or 2) -> list[dict[str, Any]]:
+    """Reports in the order of ``requests``, with at most ``jobs`` children at once."""
+    gate = asyncio.Semaphore(max(1, jobs))
+
+    async def one(request: Request) -> dict[str, Any]:
+        async with gate:
+            return await inspect(request)
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))

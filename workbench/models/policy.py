@@ -1,0 +1,77 @@
+"""Policy and verdict: what the site accepts, applied to a validated report."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.findings import make
+
+TIB = 1 << 40
+DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
+VERDICTS = ("accept", "review", "reject")
+EXIT_CODES = {"accept": 0, "review": 10, "reject": 20, "failed": 30}
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
+
+
+def default_required_layers() -> list[str]:
+    """Layers without which an inspection is refused; ``a|b`` means either."""
+    return ["rlimits", "no_new_privs"] if sys.platform.startswith("linux") else []
+
+
+@dataclass
+class Policy:
+    max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE
+    allowed_formats: list[str] | None = None  # None: every format
+    required_layers: list[str] = field(default_factory=default_required_layers)
+
+
+def parse_size(text: str) -> int:
+    """``4T``, ``512M``, ``1.5G``, ``1073741824``: powers of 1024; an optional trailing ``iB``/``B``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)(?:I?B)?\s*", text.upper())
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use a number with K, M, G, T or P)")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def human_size(value: int | None) -> str:
+    if value is None:
+        return "unknown"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(size) < 1024 or unit == "PiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
+def verdict_of(findings: list[dict[str, Any]]) -> str:
+    severities = {f["severity"] for f in findings}
+    if "critical" in severities:
+        return "reject"
+    return "review" if "warning" in severities else "accept"
+
+
+def apply(report: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """Add the policy's findings to a validated report and set its verdict."""
+    virtual = report.get("virtual_size")
+    if virtual is not None and virtual > policy.max_virtual_size:
+        detail = (
+            f"logical size {virtual} bytes ({human_size(virtual)}) is above the limit of "
+            f"{policy.max_virtual_size} bytes ({human_size(policy.max_virtual_size)}); "
+            f"the file holds {human_size(report.get('file_size'))}"
+        )
+        report["findings"].append(make("virtual-size-limit", detail).to_json())
+    if policy.allowed_formats is not None and report["format"] not in policy.allowed_formats:
+        allowed = ", ".join(policy.allowed_formats) or "none"
+        report["findings"].append(make("format-not-allowed", f"{report['format']} is not one of: {allowed}").to_json())
+    report["verdict"] = verdict_of(report["findings"])
+    return report
+
+
+def worst(verdicts: list[str]) -> str:
+    """The verdict that decides the exit code of several inspections."""
+    order = ("accept", "review", "reject", "failed")
+    return max(verdicts, key=order.index, default="accept")

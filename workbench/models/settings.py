@@ -1,0 +1,78 @@
+"""User settings, one JSON file in the platformdirs config folder; bad files fall back to defaults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .policy import DEFAULT_MAX_VIRTUAL_SIZE, Policy, default_required_layers
+
+log = logging.getLogger(__name__)
+APP = "workbench"
+MAX_RECENT = 10
+THEMES = ("system", "light", "dark")
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+@dataclass
+class Settings:
+    max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE
+    allowed_formats: list[str] | None = None
+    required_layers: list[str] = field(default_factory=default_required_layers)
+    allowed_roots: list[str] = field(default_factory=list)
+    theme: str = "system"
+    recent_files: list[str] = field(default_factory=list)
+
+    def policy(self) -> Policy:
+        return Policy(self.max_virtual_size, self.allowed_formats, list(self.required_layers))
+
+    def remember(self, path: str) -> None:
+        self.recent_files = [path, *[p for p in self.recent_files if p != path]][:MAX_RECENT]
+
+
+def _checked(raw: dict[str, Any]) -> Settings:
+    defaults = Settings()
+    out = Settings()
+    for spec in fields(Settings):
+        value = raw.get(spec.name, getattr(defaults, spec.name))
+        expected = type(getattr(defaults, spec.name))
+        if spec.name == "allowed_formats" and value is not None and not isinstance(value, list):
+            value = None
+        elif spec.name != "allowed_formats" and not isinstance(value, expected):
+            log.warning("settings: %s has the wrong type, using the default", spec.name)
+            value = getattr(defaults, spec.name)
+        setattr(out, spec.name, value)
+    if out.theme not in THEMES:
+        out.theme = "system"
+    return out
+
+
+def load(path: Path | None = None) -> Settings:
+    path = path or config_dir() / "settings.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        log.warning("settings: cannot read %s (%s); using defaults", path, exc)
+        return Settings()
+    return _checked(raw) if isinstance(raw, dict) else Settings()
+
+
+def save(settings: Settings, path: Path | None = None) -> Path:
+    """Write atomically (temporary file, then rename) so a crash never leaves half a file."""
+    path = path or config_dir() / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
