@@ -12,6 +12,7 @@ import os
 DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
 MAX_SINGLE_READ = 1 << 20
 _CACHE_PIECES = 64
+KEEP_FOR_DISPLAY = 256 << 10  # bytes kept so the hex pane can show what was parsed
 
 
 class BudgetExceeded(Exception):
@@ -32,6 +33,8 @@ class Reader:
         self.budget = budget
         self.bytes_read = 0
         self._cache: list[tuple[int, bytes]] = []
+        self.kept: list[tuple[int, bytes]] = []
+        self._kept_size = 0
 
     def remaining(self) -> int:
         return max(0, self.budget - self.bytes_read)
@@ -54,7 +57,22 @@ class Reader:
         if len(self._cache) >= _CACHE_PIECES:
             self._cache.pop(0)
         self._cache.append((offset, data))
+        if self._kept_size + len(data) <= KEEP_FOR_DISPLAY:
+            self.kept.append((offset, data))
+            self._kept_size += len(data)
         return data
+
+    def regions(self) -> list[tuple[int, bytes]]:
+        """The bytes kept for display, merged into sorted non-overlapping regions."""
+        merged: list[tuple[int, bytearray]] = []
+        for offset, data in sorted(self.kept, key=lambda piece: piece[0]):
+            if merged and offset <= merged[-1][0] + len(merged[-1][1]):
+                start, buf = merged[-1]
+                overlap = start + len(buf) - offset
+                buf += data[overlap:]
+            else:
+                merged.append((offset, bytearray(data)))
+        return [(offset, bytes(buf)) for offset, buf in merged]
 
     def read_tail(self, length: int) -> tuple[int, bytes]:
         """The last ``length`` bytes of the file and their offset."""

@@ -16,6 +16,7 @@ from .inspection import MAX_FIELDS, MAX_LIST, Inspection
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
 
 SCHEMA = "workbench-report/1"
+HEADER_BYTES = 64 << 10
 
 
 def _device_size(fd: int, st: os.stat_result) -> int:
@@ -64,6 +65,14 @@ def _cap_fields(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict
             item["children"] = []
             stack.extend((child, item["children"]) for child in reversed(node.children))
     return out, cut
+
+
+def _header_bytes(regions: list[tuple[int, bytes]]) -> dict[str, Any] | None:
+    """The region that starts the file (up to 64 KiB), for a hex view of the main header."""
+    for offset, data in regions:
+        if offset == 0:
+            return {"offset": 0, "hex": data[:HEADER_BYTES].hex()}
+    return None
 
 
 def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, declared: str | None) -> None:
@@ -121,6 +130,7 @@ def build(fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET
     if cut:
         info.add("read-budget", f"field tree cut at {MAX_FIELDS} nodes")
     virtual = info.virtual_size
+    regions = reader.regions()
     return {
         "schema": SCHEMA,
         "path": path,
@@ -145,6 +155,8 @@ def build(fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET
         "fields": tree,
         "findings": [f.to_json() for f in info.findings[:MAX_LIST]],
         "bytes_read": reader.bytes_read,
+        "header_bytes": _header_bytes(regions),
+        "byte_regions": [{"offset": offset, "hex": data.hex()} for offset, data in regions],
         "read_budget": budget,
         "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
     }

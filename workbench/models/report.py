@@ -8,6 +8,7 @@ from ..engine.findings import CATALOGUE
 
 SCHEMA = "workbench-report/1"
 MAX_STRING = 4096
+REGION_CAP = 256 << 10  # bytes of hex the engine may send for display
 MAX_LIST = 1024
 MAX_FIELDS = 20_000
 MAX_DEPTH = 32
@@ -136,6 +137,29 @@ def _findings(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _region(value: Any, key: str, cap: int) -> dict[str, Any]:
+    """``{"offset", "hex"}``: bytes the engine read, for display only; never parsed here."""
+    if not isinstance(value, dict):
+        raise ReplyError(f"{key}: expected an object")
+    text = value.get("hex")
+    if not isinstance(text, str) or len(text) % 2 or len(text) > 2 * cap:
+        raise ReplyError(f"{key}: hex missing, odd or over {cap} bytes")
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        raise ReplyError(f"{key}: not hex") from None
+    return {"offset": _int(value.get("offset"), key, optional=False), "hex": text}
+
+
+def _regions(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise ReplyError("byte_regions: expected a list")
+    regions = [_region(item, "byte_regions", REGION_CAP) for item in value]
+    if sum(len(r["hex"]) for r in regions) > 2 * REGION_CAP:
+        raise ReplyError(f"byte_regions: more than {REGION_CAP} bytes")
+    return regions
+
+
 def _strings(value: Any, key: str) -> list[str]:
     if not isinstance(value, list):
         raise ReplyError(f"{key}: expected a list")
@@ -174,6 +198,10 @@ def validate(reply: Any) -> dict[str, Any]:
             "findings": _findings(reply.get("findings")),
             "bytes_read": _int(reply.get("bytes_read"), "bytes_read", optional=False),
             "read_budget": _int(reply.get("read_budget"), "read_budget", optional=False),
+            "header_bytes": None
+            if reply.get("header_bytes") is None
+            else _region(reply.get("header_bytes"), "header_bytes", 64 << 10),
+            "byte_regions": _regions(reply.get("byte_regions", [])),
             "elapsed_ms": _scalar(reply.get("elapsed_ms"), "elapsed_ms"),
             "sandbox": {str(k)[:64]: str(v)[:300] for k, v in list((reply.get("sandbox") or {}).items())[:32]},
         }

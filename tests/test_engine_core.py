@@ -1,0 +1,125 @@
+"""The engine's building blocks: the bounded reader, the field tree, detection and the report builder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import finding_ids, inspect_file
+from workbench.engine import detect
+from workbench.engine.fields import Field, Spec, bit_flags, clean_text, decode
+from workbench.engine.reader import BudgetExceeded, Reader
+from workbench.engine.report import _cap_fields
+
+
+def _reader(tmp_path: Path, data: bytes, budget: int = 1 << 20) -> Reader:
+    path = tmp_path / "img"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    return Reader(fd, len(data), budget)
+
+
+def test_reader_counts_bytes_and_serves_repeats_from_cache(tmp_path: Path) -> None:
+    reader = _reader(tmp_path, bytes(range(256)) * 16)
+    assert reader.read(0, 512)[:4] == b"\x00\x01\x02\x03"
+    assert reader.read(16, 4) == b"\x10\x11\x12\x13"
+    assert reader.bytes_read == 512
+
+
+def test_reader_stops_at_the_budget(tmp_path: Path) -> None:
+    reader = _reader(tmp_path, b"x" * 10_000, budget=4096)
+    reader.read(0, 4000)
+    with pytest.raises(BudgetExceeded) as caught:
+        reader.read(5000, 200)
+    assert caught.value.offset == 5000
+    assert reader.bytes_read == 4000
+
+
+def test_reader_is_short_at_end_of_file_and_empty_past_it(tmp_path: Path) -> None:
+    reader = _reader(tmp_path, b"abcdef")
+    assert reader.read(4, 100) == b"ef"
+    assert reader.read(100, 10) == b""
+    assert reader.read_tail(3) == (3, b"def")
+
+
+def test_reader_regions_merge_overlaps(tmp_path: Path) -> None:
+    reader = _reader(tmp_path, bytes(range(200)))
+    reader.read(0, 10)
+    reader.read(5, 10)
+    reader.read(100, 4)
+    assert reader.regions() == [(0, bytes(range(15))), (100, bytes(range(100, 104)))]
+
+
+def test_decode_gives_values_and_fields_with_offsets() -> None:
+    data = b"QFI\xfb" + (3).to_bytes(4, "big") + b"name\0pad" + bytes(16)
+    specs = [
+        Spec("magic", 0, "4s", "signature", "bytes"),
+        Spec("version", 4, "I", "version"),
+        Spec("label", 8, "8s", "label", "text"),
+        Spec("missing", 40, "Q", "past the data"),
+    ]
+    values, group = decode("header", data, 1000, specs)
+    assert values == {"magic": "514649fb", "version": 3, "label": "name"}
+    assert [(f.name, f.offset, f.size) for f in group.children] == [
+        ("magic", 1000, 4),
+        ("version", 1004, 4),
+        ("label", 1008, 8),
+    ]
+
+
+def test_clean_text_caps_and_stops_at_nul() -> None:
+    assert clean_text(b"abc\0def") == "abc"
+    assert len(clean_text(b"a" * 10_000)) == 4096
+    assert clean_text("hé".encode("utf-16-le") + b"\0\0zz", "utf-16-le") == "hé"
+
+
+def test_bit_flags_names_known_and_unknown_bits() -> None:
+    flags = bit_flags(0b10011, {0: "dirty", 1: "corrupt"}, 72, 8)
+    assert [f.name for f in flags] == ["dirty", "corrupt", "unknown bit 4"]
+
+
+def test_field_tree_is_capped_without_recursion() -> None:
+    root = Field("root", 0, 1)
+    node = root
+    for depth in range(5000):  # deeper than Python's recursion limit
+        node = node.add(Field(f"n{depth}", depth, 1))
+    tree, cut = _cap_fields([root], limit=100)
+    assert cut
+    depth = 0
+    node_json = tree[0]
+    while node_json.get("children"):
+        node_json = node_json["children"][0]
+        depth += 1
+    assert depth == 99
+
+
+def test_ambiguity_rules() -> None:
+    assert detect.ambiguity([], "raw") is None
+    assert detect.ambiguity(["gpt", "mbr"], "raw") is None
+    assert detect.ambiguity(["qcow2"], "qcow2") is None
+
+
+def test_raw_report_has_every_contract_key(tmp_path: Path) -> None:
+    path = tmp_path / "disk.raw"
+    path.write_bytes(bytes(1 << 16))
+    report = inspect_file(path, "raw")
+    contract = {
+        "path", "declared_format", "format", "format_matches", "virtual_size", "file_size", "allocated_size",
+        "cluster_size", "encrypted", "encryption", "backing", "data_file", "extents", "dirty", "corrupt",
+        "snapshots", "fields", "findings", "bytes_read",
+    }  # fmt: skip
+    assert contract <= report.keys()
+    assert report["format"] == "raw"
+    assert report["virtual_size"] == report["file_size"] == 1 << 16
+    assert finding_ids(report) == {"unencrypted"}
+
+
+def test_empty_and_one_byte_files_give_reports(tmp_path: Path) -> None:
+    for size in (0, 1):
+        path = tmp_path / f"f{size}"
+        path.write_bytes(b"Q" * size)
+        report = inspect_file(path)
+        assert report["file_size"] == size
+        assert report["format"] == "raw"
