@@ -5,6 +5,7 @@ Every string that came from an image goes through :func:`~workbench.textsafe.pri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .models.policy import human_size
@@ -57,3 +58,8 @@ def summary(report: dict[str, Any], verbose: bool = False) -> str:
             lines.append(f"             -> {finding['recommendation']}")
     lines.append(f"  engine      read {report['bytes_read']} bytes in {report.get('elapsed_ms', 0):g} ms")
     return "\n".join(lines)
+
+
+def summary_counts(counts: Mapping[str, int]) -> str:
+    """``reject 2, review 1, accept 7, failed 0`` in that order."""
+    return ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in ("reject", "review", "accept", "failed"))

@@ -1,0 +1,127 @@
+"""``workbench triage``: walking folders, every output format, exit codes, interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run_cli
+from workbench import triage
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> Path:
+    root = tmp_path / "uploads"
+    (root / "customer-a").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "customer-a" / "disk.raw").write_bytes(bytes(1 << 16))
+    (root / "customer-a" / "notes.bin").write_bytes(b"hello")
+    (root / "top.raw").write_bytes(bytes(4096))
+    os.mkfifo(root / "customer-a" / "pipe.raw")
+    (root / "link.raw").symlink_to(root / "top.raw")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.raw").write_bytes(bytes(512))
+    (root / "linked-folder").symlink_to(outside, target_is_directory=True)
+    return root
+
+
+def test_walk_lists_files_and_refuses_symlinks_without_entering_them(uploads: Path) -> None:
+    entries = list(triage.walk([str(uploads)]))
+    by_name = {Path(e.path).name: e for e in entries}
+    assert sorted(by_name) == ["disk.raw", "link.raw", "linked-folder", "notes.bin", "pipe.raw", "top.raw"]
+    assert "symbolic link" in (by_name["link.raw"].refused or "")
+    assert "symbolic link" in (by_name["linked-folder"].refused or "")
+    assert by_name["disk.raw"].refused is None
+    assert not any("secret" in e.path for e in entries)
+
+
+def test_walk_reports_unlistable_folders(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_scandir = os.scandir
+
+    def scandir(path: str):  # type: ignore[no-untyped-def]
+        if str(path).endswith("customer-a"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(triage.os, "scandir", scandir)
+    entries = list(triage.walk([str(uploads)]))
+    refused = [e for e in entries if e.path.endswith("customer-a")]
+    assert refused and "Permission denied" in (refused[0].refused or "")
+
+
+def test_walk_of_an_empty_folder_is_empty(tmp_path: Path) -> None:
+    assert list(triage.walk([str(tmp_path)])) == []
+
+
+def test_triage_writes_every_output_and_exits_30_when_a_file_failed(uploads: Path, tmp_path: Path) -> None:
+    out = {kind: tmp_path / f"out.{kind}" for kind in ("json", "jsonl", "csv", "html")}
+    args = [f"--{kind}={path}" for kind, path in out.items()]
+    result = run_cli("triage", str(uploads), *args, "--jobs", "2")
+    assert result.returncode == 30, result.stderr
+    assert "6 file(s)" in result.stdout
+    assert "failed 3" in result.stdout and "accept 2" in result.stdout and "review 1" in result.stdout
+    reports = json.loads(out["json"].read_text())
+    assert len(reports) == 6
+    assert {r["verdict"] for r in reports} == {"accept", "review", "failed"}
+    lines = [json.loads(line) for line in out["jsonl"].read_text().splitlines()]
+    assert sorted(r["path"] for r in lines) == sorted(r["path"] for r in reports)
+    rows = list(csv.DictReader(out["csv"].open()))
+    assert len(rows) == 6 and {row["verdict"] for row in rows} == {"accept", "review", "failed"}
+    page = out["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count("<tr><td>") == 6
+
+
+def test_triage_exit_code_is_the_worst_verdict(tmp_path: Path) -> None:
+    (tmp_path / "a.raw").write_bytes(bytes(4096))
+    assert run_cli("triage", str(tmp_path)).returncode == 0
+    (tmp_path / "b.vmdk").write_bytes(bytes(4096))  # declared vmdk by extension, no signature: mismatch
+    result = run_cli("triage", str(tmp_path))
+    assert result.returncode == 20
+    assert "REJECT" in result.stdout and "format-mismatch" in result.stdout
+
+
+def test_hostile_names_are_escaped_in_csv_and_html(tmp_path: Path) -> None:
+    (tmp_path / "=cmd|calc.raw").write_bytes(bytes(512))
+    (tmp_path / "<script>alert(1)<!--.raw").write_bytes(bytes(512))
+    out_csv, out_html = tmp_path.parent / "t.csv", tmp_path.parent / "t.html"
+    run_cli("triage", str(tmp_path), f"--csv={out_csv}", f"--html={out_html}")
+    assert "<script>" not in out_html.read_text()
+    assert "&lt;script&gt;" in out_html.read_text()
+    paths = [row["path"] for row in csv.DictReader(out_csv.open())]
+    assert all(not p.startswith("=") for p in paths)
+
+
+def test_interrupt_keeps_valid_partial_outputs(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(60):
+        (folder / f"{i:03}.raw").write_bytes(bytes(512))
+    out_json, out_jsonl = tmp_path / "o.json", tmp_path / "o.jsonl"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "triage", str(folder), "--jobs", "1", f"--json={out_json}",
+         f"--jsonl={out_jsonl}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out_jsonl.exists() or out_jsonl.stat().st_size == 0):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    done = json.loads(out_json.read_text())
+    assert 1 <= len(done) < 60
+    assert all(json.loads(line)["verdict"] == "accept" for line in out_jsonl.read_text().splitlines())
+    leftover = subprocess.run(["pgrep", "-f", "workbench.engine.worker"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""

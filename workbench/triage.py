@@ -1,0 +1,149 @@
+"""Triage many images: walk folders, inspect with bounded concurrency, stream results as they arrive.
+
+Memory stays flat with the number of files: the walk is a generator, at most ``jobs`` inspections are
+in flight, each full report goes straight to the outputs, and only a small summary per file is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .inspector import Request, failed_report, inspect
+from .models import policy as policy_mod
+
+Inspect = Callable[[Request], Awaitable[dict[str, Any]]]
+MAX_WALK_DEPTH = 64
+
+
+@dataclass
+class Entry:
+    """One file found by the walk; ``refused`` is why it will not be read (a symlink, say)."""
+
+    path: str
+    refused: str | None = None
+
+
+def _refusal(path: str, st: os.stat_result) -> str | None:
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"is a symbolic link to {target!r}: refused, not read"
+    return None
+
+
+def walk(paths: Iterable[str]) -> Iterator[Entry]:
+    """Files under ``paths`` in sorted order; symlinked folders are never entered (nor read as files)."""
+    for top in paths:
+        try:
+            st = os.lstat(top)
+        except OSError as exc:
+            yield Entry(top, f"cannot read: {exc.strerror}")
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            yield Entry(top, _refusal(top, st))
+            continue
+        stack: list[tuple[str, int]] = [(top, 0)]
+        while stack:
+            folder, depth = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                yield Entry(folder, f"cannot list folder: {exc.strerror}")
+                continue
+            subfolders = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 < MAX_WALK_DEPTH:
+                        subfolders.append((entry.path, depth + 1))
+                    else:
+                        yield Entry(entry.path, f"folder deeper than {MAX_WALK_DEPTH} levels: not walked")
+                else:
+                    yield Entry(entry.path, _refusal(entry.path, entry.stat(follow_symlinks=False)))
+            stack.extend(reversed(subfolders))
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """The few values the triage table and the final summary need."""
+    findings = report.get("findings", [])
+    ranked = sorted(findings, key=lambda f: ("critical", "warning", "info").index(f["severity"]))
+    top = ranked[0] if ranked and ranked[0]["severity"] != "info" else None
+    return {
+        "path": report["path"],
+        "verdict": report["verdict"],
+        "format": report.get("format"),
+        "declared_format": report.get("declared_format"),
+        "virtual_size": report.get("virtual_size"),
+        "file_size": report.get("file_size"),
+        "encrypted": report.get("encrypted"),
+        "top_finding": f"{top['id']}: {top['detail']}" if top else (report.get("error") or ""),
+        "critical": [f"{f['id']}: {f['detail']}" for f in findings if f["severity"] == "critical"],
+    }
+
+
+@dataclass
+class Tally:
+    """Counts per verdict and the rejected files, updated as results arrive."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, summary: dict[str, Any]) -> None:
+        self.counts[summary["verdict"]] += 1
+        if summary["verdict"] == "reject":
+            self.rejected.append({"path": summary["path"], "critical": summary["critical"]})
+        elif summary["verdict"] == "failed":
+            self.failed.append({"path": summary["path"], "error": summary["top_finding"]})
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def exit_code(self) -> int:
+        return policy_mod.EXIT_CODES[policy_mod.worst(list(self.counts))]
+
+
+async def run(
+    entries: Iterable[Entry],
+    make_request: Callable[[str], Request],
+    jobs: int,
+    inspect_one: Inspect = inspect,
+) -> AsyncIterator[dict[str, Any]]:
+    """Full reports in the order they finish, with at most ``jobs`` inspections in flight."""
+    source = iter(entries)
+    pending: set[asyncio.Task[dict[str, Any]]] = set()
+
+    def start_next() -> bool:
+        for entry in source:
+            if entry.refused:
+                refused = asyncio.get_running_loop().create_future()
+                refused.set_result(failed_report(entry.path, None, entry.refused))
+                pending.add(asyncio.ensure_future(refused))
+                return True
+            pending.add(asyncio.ensure_future(inspect_one(make_request(entry.path))))
+            return True
+        return False
+
+    try:
+        while len(pending) < jobs and start_next():
+            pass
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                pending.discard(task)
+                yield task.result()
+                start_next()
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
