@@ -1,0 +1,142 @@
+"""Triage throughput against a `qemu-img info` loop, measured side by side in one run.
+
+Run: python benchmarks/triage_throughput.py [--files 500] [--scaling 100,1000,10000]
+
+1. A corpus of --files mixed images (every format qemu-img writes, benign and hostile hand-built ones),
+   copied round-robin from a base set.
+2. Throughput of `workbench triage` (all cores) beside a sequential `qemu-img info --output=json -f FMT`
+   loop and the same loop run 2-way parallel; the ratios are ours over theirs.
+3. Scaling: time per file and the parent's peak memory for each corpus size, each in a fresh process.
+4. Bytes read per image for each format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.per_format import make_corpus  # noqa: E402
+from workbench import triage  # noqa: E402
+from workbench.inspector import Request  # noqa: E402
+
+QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
+
+
+def base_set(folder: Path) -> list[tuple[Path, str]]:
+    """One image per qemu-img subformat plus hostile ones: a backing file, a raw disguise."""
+    folder.mkdir()
+    made = make_corpus(folder)
+    child = folder / "child.qcow2"
+    cmd = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", "-u", str(child), "1G"]
+    subprocess.run(cmd, check=True)
+    disguised = folder / "disguised.raw"
+    disguised.write_bytes(child.read_bytes())
+    return [*made, (child, "qcow2"), (disguised, "raw")]
+
+
+def corpus(folder: Path, count: int) -> list[tuple[Path, str]]:
+    bases = base_set(folder / "base")
+    files = []
+    for i in range(count):
+        src, fmt = bases[i % len(bases)]
+        dst = folder / "corpus" / f"{i:05}{src.suffix}"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(src, dst)
+        files.append((dst, fmt))
+    return files
+
+
+def run_triage(files: list[tuple[Path, str]], jobs: int) -> tuple[float, list[dict]]:
+    declared = {str(p): f for p, f in files}
+
+    async def go() -> list[dict]:
+        entries = [triage.Entry(str(p)) for p, _ in files]
+        out = []
+        async for report in triage.run(entries, lambda p: Request(p, declared[p]), jobs):
+            out.append(triage.summarise(report) | {"bytes_read": report.get("bytes_read")})
+        return out
+
+    start = time.perf_counter()
+    reports = asyncio.run(go())
+    return time.perf_counter() - start, reports
+
+
+def qemu_loop(files: list[tuple[Path, str]], parallel: int) -> float:
+    def one(item: tuple[Path, str]) -> None:
+        path, fmt = item
+        cmd = ["qemu-img", "info", "--output=json", "-U", "-f", QEMU_FORMAT.get(fmt, fmt), str(path)]
+        subprocess.run(cmd, capture_output=True)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, files))
+    return time.perf_counter() - start
+
+
+def scaling_child(count: int) -> None:
+    """Run in a fresh process: triage ``count`` small images, print seconds and peak RSS as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = []
+        for i in range(count):
+            path = folder / f"{i:06}.raw"
+            path.write_bytes(bytes(4096))
+            files.append((path, "raw"))
+        elapsed, _ = run_triage(files, os.cpu_count() or 2)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"files": count, "seconds": elapsed, "peak_kib": peak}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=500)
+    parser.add_argument("--scaling", default="100,1000", help="corpus sizes for the scaling table")
+    parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scaling_child:
+        scaling_child(args.scaling_child)
+        return
+    jobs = os.cpu_count() or 2
+    with tempfile.TemporaryDirectory() as tmp:
+        files = corpus(Path(tmp), args.files)
+        ours, reports = run_triage(files, jobs)
+        seq = qemu_loop(files, 1)
+        par = qemu_loop(files, 2)
+    n = len(files)
+    print(f"## Throughput, {n} mixed images, {jobs} cores")
+    print(f"{'runner':36} {'seconds':>8} {'files/s':>8} {'ours is':>9}")
+    print(f"{'workbench triage (jobs=' + str(jobs) + ')':36} {ours:8.2f} {n / ours:8.1f} {'':>9}")
+    print(f"{'qemu-img info loop, sequential':36} {seq:8.2f} {n / seq:8.1f} {seq / ours:8.2f}x")
+    print(f"{'qemu-img info loop, 2-way parallel':36} {par:8.2f} {n / par:8.1f} {par / ours:8.2f}x")
+    verdicts = defaultdict(int)
+    per_format: dict[str, list[int]] = defaultdict(list)
+    for report in reports:
+        verdicts[report["verdict"]] += 1
+        per_format[report["format"] or "-"].append(report["bytes_read"] or 0)
+    print("verdicts:", dict(verdicts))
+    print("\n## Bytes read per image")
+    for fmt, values in sorted(per_format.items()):
+        print(f"{fmt:10} {min(values):>8} .. {max(values):>8} bytes")
+    print("\n## Scaling (fresh process per size)")
+    print(f"{'files':>7} {'seconds':>8} {'ms/file':>8} {'peak RSS MiB':>13}")
+    for count in [int(c) for c in args.scaling.split(",") if c]:
+        out = subprocess.run([sys.executable, __file__, "--scaling-child", str(count)], capture_output=True, text=True)
+        row = json.loads(out.stdout)
+        print(f"{count:>7} {row['seconds']:8.2f} {1000 * row['seconds'] / count:8.2f} {row['peak_kib'] / 1024:13.1f}")
+
+
+if __name__ == "__main__":
+    main()
