@@ -33,6 +33,8 @@ NETWORK_PREFIXES = (
 def reference_kind(name: str) -> str:
     """How a reference names its target: ``network``, ``pseudo-protocol`` (json:), or ``path``."""
     lowered = name.lower()
+    if lowered.startswith(("file:///", "file://localhost/")):
+        return "path"  # a local file URL (VHD MacX locators use them); file://otherhost/ stays network
     if lowered.startswith("json:"):
         return "pseudo-protocol"
     if lowered.startswith(NETWORK_PREFIXES) or "://" in lowered:

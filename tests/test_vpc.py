@@ -1,0 +1,234 @@
+"""VHD (qemu: vpc): footer, dynamic header and parent locators, checked against qemu-img."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from workbench.samples import vpc
+from workbench.samples.vpc import Locator
+
+
+def write(tmp_path: Path, data: bytes, name: str = "disk.vhd") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
+    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
+
+
+def refooter(data: bytes, **fields: bytes) -> bytes:
+    """Rewrite footer fields (creator_app, current_size) in both copies and fix their checksums."""
+    footer = bytearray(data[-512:])
+    for name, value in fields.items():
+        at = {"creator_app": 28, "current_size": 48}[name]
+        footer[at : at + len(value)] = value
+    footer[64:68] = bytes(4)
+    footer[64:68] = struct.pack(">I", vpc.checksum(bytes(footer)))
+    return bytes(footer) + data[512:-512] + bytes(footer)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("options", [(), ("-o", "force_size=on")], ids=["chs", "force_size"])
+def test_dynamic_matches_qemu_img(
+    options: tuple[str, ...], qemu_create: Callable[..., Path], qemu_info: Callable[[Path, str], dict[str, Any]]
+) -> None:
+    """qemu-img writes creator "qemu" with a CHS-rounded size, or "qem2" with the exact size (force_size)."""
+    path = qemu_create("dyn.vhd", "vpc", "64M", *options)
+    rep = inspect_file(path, "vpc")
+    ref = qemu_info(path, "vpc")
+    assert rep["format"] == ref["format"] == "vpc"
+    assert rep["virtual_size"] == ref["virtual-size"]
+    assert rep["cluster_size"] == ref["cluster-size"] == 2 << 20
+    assert rep["details"]["disk_type"] == "dynamic"
+    assert rep["details"]["size_rule"] == ("current_size" if options else "geometry")
+    assert rep["backing"] is None and "backing-filename" not in ref
+    assert finding_ids(rep) == {"unencrypted"}
+    assert rep["bytes_read"] < 8192
+
+
+@pytest.mark.qemu
+def test_fixed_matches_qemu_img(qemu_img: str, qemu_create: Callable[..., Path], qemu_info: Any) -> None:
+    """A fixed VHD has its only footer at the end. Read as vpc, qemu-img agrees on the size; left to
+    probe, qemu-img calls it raw (its vpc probe looks at offset 0 only). The workbench finds the footer
+    and names the format vpc even without a declared format."""
+    path = qemu_create("fixed.vhd", "vpc", "64M", "-o", "subformat=fixed")
+    rep = inspect_file(path, "vpc")
+    assert rep["format"] == qemu_info(path, "vpc")["format"] == "vpc"
+    assert rep["virtual_size"] == qemu_info(path, "vpc")["virtual-size"]
+    assert rep["cluster_size"] is None and rep["details"]["disk_type"] == "fixed"
+    assert finding_ids(rep) == {"unencrypted"}
+    probed = subprocess.run([qemu_img, "info", "--output=json", str(path)], capture_output=True, text=True, check=True)
+    assert json.loads(probed.stdout)["format"] == "raw"
+    assert inspect_file(path)["format"] == "vpc"
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(("creator", "rule"), [(b"win ", "current_size"), (b"vpc ", "geometry")])
+def test_size_rule_by_creator(
+    creator: bytes, rule: str, tmp_path: Path, qemu_create: Callable[..., Path], qemu_info: Any
+) -> None:
+    """Hyper-V sizes come from current_size, Virtual PC sizes from the geometry; qemu-img agrees."""
+    made = qemu_create("made.vhd", "vpc", "64M").read_bytes()
+    path = write(tmp_path, refooter(made, creator_app=creator, current_size=struct.pack(">Q", 64 << 20)))
+    rep = inspect_file(path, "vpc")
+    assert rep["virtual_size"] == qemu_info(path, "vpc")["virtual-size"]
+    assert rep["details"]["size_rule"] == rule
+    assert rep["details"]["current_size"] != rep["details"]["geometry_size"]
+
+
+def test_differencing_names_every_locator(tmp_path: Path) -> None:
+    locators = [
+        Locator(b"W2ru", ".\\parent.vhd"),
+        Locator(b"W2ku", "C:\\VMs\\parent.vhd"),
+        Locator(b"MacX", "file://localhost/Users/x/parent.vhd"),
+    ]
+    rep = inspect_file(write(tmp_path, vpc.differencing(locators)))
+    assert rep["format"] == "vpc"
+    assert rep["backing"] == {"filename": "C:\\VMs\\parent.vhd", "format": "vpc", "kind": "path"}
+    refs = {(r["role"], r.get("platform"), r["name"]) for r in rep["references"]}
+    assert {
+        ("parent locator", "W2ru", ".\\parent.vhd"),
+        ("parent locator", "W2ku", "C:\\VMs\\parent.vhd"),
+        ("parent locator", "MacX", "file://localhost/Users/x/parent.vhd"),
+        ("parent name", None, "parent.vhd"),
+    } <= refs
+    assert all(r["kind"] == "path" for r in rep["references"])  # a file:// URL is a local path
+    assert finding_ids(rep) == {"backing-file", "unencrypted"}
+    assert rep["details"]["disk_type"] == "differencing"
+
+
+def test_file_url_on_another_host_is_network(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"MacX", "file://evil.example/share/p.vhd")])))
+    assert rep["backing"]["kind"] == "network"
+    assert "backing-network" in finding_ids(rep)
+
+
+def test_demo_differencing(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.demo_differencing()))
+    assert "file://localhost/etc/shadow" in {r["name"] for r in rep["references"]}
+    assert "backing-file" in finding_ids(rep)
+
+
+def test_differencing_without_locators_uses_the_parent_name(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.differencing([], parent_name="base.vhd")))
+    assert rep["backing"]["filename"] == "base.vhd"
+
+
+def test_huge_locator_is_not_read(tmp_path: Path) -> None:
+    locators = [Locator(b"W2ku", "C:\\x.vhd", length=2**31), Locator(b"W2ru", "x.vhd", offset=2**40)]
+    rep = inspect_file(write(tmp_path, vpc.differencing(locators)))
+    found = details_of(rep, "malformed")
+    assert any(str(2**31) in d and "W2ku" in d for d in found)
+    assert any(str(2**40) in d and "W2ru" in d for d in found)
+    assert rep["backing"]["filename"] == "parent.vhd"  # the parent name is all that is left
+    assert rep["bytes_read"] < 8192
+    assert_no_parser_error(rep)
+
+
+def test_locator_over_the_cap_is_reported_unread(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"MacX", "file:///" + "a" * 5000)])))
+    assert any("5008 bytes of data not read" in d for d in details_of(rep, "read-budget"))
+
+
+def test_unknown_platform_code(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"EvIl", "x")])))
+    assert any("'EvIl'" in d and "unknown platform" in d for d in details_of(rep, "malformed"))
+
+
+def test_broken_footer_checksum(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic(bad_footer_checksum=True)))
+    (detail,) = details_of(rep, "checksum-mismatch")
+    assert detail.startswith("footer checksum")
+
+
+def test_broken_dynamic_header_checksum(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic(bad_header_checksum=True)))
+    (detail,) = details_of(rep, "checksum-mismatch")
+    assert detail.startswith("dynamic header checksum")
+
+
+def test_huge_table_entry_count(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic(entries=2**32 - 1)))
+    found = " ".join(details_of(rep, "malformed"))
+    assert "4294967295 table entries map more than" in found
+    assert "runs past the end" in found
+    assert rep["bytes_read"] < 8192
+    assert_no_parser_error(rep)
+
+
+def test_bad_block_size(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic(block_size=3000)))
+    assert any("block size 3000" in d for d in details_of(rep, "malformed"))
+    assert rep["cluster_size"] is None
+
+
+def test_table_too_small_for_the_size(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic(8 << 20, entries=1)))
+    assert any("1 blocks of 2097152 bytes cannot hold" in d for d in details_of(rep, "malformed"))
+
+
+def test_fixed_disk_with_a_footer_in_its_guest_data(tmp_path: Path) -> None:
+    """A guest can write a dynamic footer into its first sector; qemu would read that one."""
+    data = bytearray(vpc.fixed())
+    data[:512] = vpc.footer(vpc.DYNAMIC, 1 << 40)
+    rep = inspect_file(write(tmp_path, bytes(data)))
+    assert rep["details"]["disk_type"] == "fixed" and rep["virtual_size"] == vpc.geometry(1 << 20)[0] * 4 * 17 * 512
+    assert any("guest data begins with a VHD footer" in d for d in details_of(rep, "malformed"))
+
+
+def test_footer_copy_differs(tmp_path: Path) -> None:
+    data = vpc.dynamic()
+    data = vpc.footer(vpc.DYNAMIC, 1 << 30) + data[512:]
+    rep = inspect_file(write(tmp_path, data))
+    assert any("differs from the footer at the end" in d and "current_size" in d for d in details_of(rep, "malformed"))
+
+
+def test_missing_copy_and_missing_end_footer(tmp_path: Path) -> None:
+    data = vpc.dynamic()
+    no_copy = inspect_file(write(tmp_path, bytes(512) + data[512:], "a.vhd"))
+    assert any("without the footer copy" in d for d in details_of(no_copy, "malformed"))
+    no_end = inspect_file(write(tmp_path, data[:-512], "b.vhd"))
+    assert no_end["format"] == "vpc"
+    assert any("only the copy at offset 0" in d for d in details_of(no_end, "malformed"))
+
+
+def test_old_511_byte_footer(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.fixed()[:-1]))
+    assert rep["format"] == "vpc" and rep["details"]["disk_type"] == "fixed"
+    assert "checksum-mismatch" not in finding_ids(rep)  # the footer is zero-padded: the sum is the same
+
+
+def test_dynamic_header_outside_the_file(tmp_path: Path) -> None:
+    data = vpc.dynamic()
+    rep = inspect_file(write(tmp_path, data[:512] + data[-512:]))
+    assert any("does not fit" in d for d in details_of(rep, "malformed"))
+
+
+def test_dynamic_disk_with_locators(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic(locators=[Locator(b"W2ku", "C:\\secret.vhd")])))
+    assert rep["backing"] is None
+    assert "C:\\secret.vhd" in {r["name"] for r in rep["references"]}
+    assert any("dynamic disk carries" in d for d in details_of(rep, "malformed"))
+
+
+def test_saved_state_is_dirty(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, vpc.fixed(saved_state=1)))
+    assert rep["dirty"] and "dirty" in finding_ids(rep)
+
+
+@pytest.mark.parametrize("length", [0, 8, 100, 511, 512, 600, 1535, 2000])
+def test_truncated_images(tmp_path: Path, length: int) -> None:
+    rep = inspect_file(write(tmp_path, vpc.dynamic()[:length]), "vpc")
+    assert_no_parser_error(rep)
+    if length >= 8:
+        assert "malformed" in finding_ids(rep)
