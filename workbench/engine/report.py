@@ -117,6 +117,8 @@ def build(fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET
             finding.detail = f"[{other}] {finding.detail}"
             findings.append(finding)
         info.references.extend(extra.references)
+        if extra.details:
+            info.details[other] = extra.details
     info.findings = findings
     _mismatch_and_ambiguity(info, matches, primary, declared)
     if info.encrypted:

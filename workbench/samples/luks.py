@@ -1,0 +1,170 @@
+"""LUKS1 and LUKS2 volumes built byte by byte (headers only; the "encrypted" payload is zeros).
+
+The defaults mirror what cryptsetup writes (aes-xts-plain64, sha256, 4000 anti-forensic stripes), with
+a small data offset so the images stay small. Keyword arguments make the hostile variants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any
+
+SECTOR = 512
+STRIPES = 4000
+SLOT_ACTIVE = 0x00AC71F3
+SLOT_INACTIVE = 0x0000DEAD
+UUID = "0b5c6a2e-8a4f-4d2e-9a57-3f1c2d4e5f60"
+
+
+def _text(value: str | bytes, size: int) -> bytes:
+    raw = value.encode() if isinstance(value, str) else value
+    return raw[:size].ljust(size, b"\0")
+
+
+def luks1(
+    *,
+    key_bytes: int = 64,
+    active: tuple[int, ...] = (0,),
+    cipher: str = "aes",
+    mode: str = "xts-plain64",
+    hash_spec: str = "sha256",
+    uuid: str = UUID,
+    payload_sectors: int | None = None,
+    data_size: int = 64 * 1024,
+) -> bytes:
+    """A LUKS1 volume: 592-byte header, key slots laid out as cryptsetup does, then the payload."""
+    slot_sectors = -(-key_bytes * STRIPES // SECTOR)
+    slot_sectors = -(-slot_sectors // 8) * 8  # aligned to 4 KiB like cryptsetup and qemu
+    if payload_sectors is None:
+        payload_sectors = 8 + 8 * slot_sectors
+    header = bytearray(592)
+    header[0:6] = b"LUKS\xba\xbe"
+    struct.pack_into(">H", header, 6, 1)
+    header[8:40] = _text(cipher, 32)
+    header[40:72] = _text(mode, 32)
+    header[72:104] = _text(hash_spec, 32)
+    struct.pack_into(">II", header, 104, payload_sectors, key_bytes)
+    header[112:132] = hashlib.sha1(b"master key digest").digest()
+    header[132:164] = bytes(range(32))
+    struct.pack_into(">I", header, 164, 1000)
+    header[168:208] = _text(uuid, 40)
+    for index in range(8):
+        state = SLOT_ACTIVE if index in active else SLOT_INACTIVE
+        iterations = 2000 if index in active else 0
+        salt = bytes([index + 1]) * 32 if index in active else bytes(32)
+        struct.pack_into(
+            ">II32sII", header, 208 + 48 * index, state, iterations, salt, 8 + index * slot_sectors, STRIPES
+        )
+    return bytes(header).ljust(payload_sectors * SECTOR + data_size, b"\0")
+
+
+def luks2_metadata(
+    *, data_offset: int = 1 << 20, hdr_size: int = 16384, kdf: str = "pbkdf2", keyslots: int = 1
+) -> dict[str, Any]:
+    """The JSON metadata of a LUKS2 volume as cryptsetup 2.6 writes it (one data segment)."""
+    kdfs = {
+        "pbkdf2": {"type": "pbkdf2", "hash": "sha256", "iterations": 1000, "salt": "c2FsdA=="},
+        "argon2id": {"type": "argon2id", "time": 4, "memory": 32, "cpus": 2, "salt": "c2FsdA=="},
+    }
+    area_size = 258048
+    slots = {
+        str(index): {
+            "type": "luks2",
+            "key_size": 64,
+            "af": {"type": "luks1", "stripes": STRIPES, "hash": "sha256"},
+            "area": {
+                "type": "raw",
+                "offset": str(2 * hdr_size + index * area_size),
+                "size": str(area_size),
+                "encryption": "aes-xts-plain64",
+                "key_size": 64,
+            },
+            "kdf": kdfs[kdf],
+        }
+        for index in range(keyslots)
+    }
+    return {
+        "keyslots": slots,
+        "tokens": {},
+        "segments": {
+            "0": {
+                "type": "crypt",
+                "offset": str(data_offset),
+                "size": "dynamic",
+                "iv_tweak": "0",
+                "encryption": "aes-xts-plain64",
+                "sector_size": 4096,
+            }
+        },
+        "digests": {
+            "0": {
+                "type": "pbkdf2",
+                "keyslots": list(slots),
+                "segments": ["0"],
+                "hash": "sha256",
+                "iterations": 1000,
+                "salt": "c2FsdA==",
+                "digest": "ZGlnZXN0",
+            }
+        },
+        "config": {"json_size": str(hdr_size - 4096), "keyslots_size": str(data_offset - 2 * hdr_size)},
+    }
+
+
+def luks2_header(
+    json_area: bytes,
+    *,
+    hdr_size: int = 16384,
+    seqid: int = 1,
+    secondary: bool = False,
+    label: str | bytes = "",
+    subsystem: str | bytes = "",
+    uuid: str = UUID,
+    checksum: bool = True,
+) -> bytes:
+    """One header copy: the 4096-byte binary header, then ``json_area`` padded to ``hdr_size``."""
+    binary = bytearray(4096)
+    binary[0:6] = b"SKUL\xba\xbe" if secondary else b"LUKS\xba\xbe"
+    struct.pack_into(">HQQ", binary, 6, 2, hdr_size, seqid)
+    binary[24:72] = _text(label, 48)
+    binary[72:104] = _text("sha256", 32)
+    binary[104:168] = bytes([0x5A if secondary else 0xA5]) * 64
+    binary[168:208] = _text(uuid, 40)
+    binary[208:256] = _text(subsystem, 48)
+    struct.pack_into(">Q", binary, 256, hdr_size if secondary else 0)
+    header = bytes(binary) + json_area[: max(0, hdr_size - 4096)].ljust(hdr_size - 4096, b"\0")
+    if checksum:
+        header = header[:448] + hashlib.sha256(header).digest().ljust(64, b"\0") + header[512:]
+    return header
+
+
+def luks2(
+    *,
+    metadata: dict[str, Any] | None = None,
+    json_area: bytes | None = None,
+    hdr_size: int = 16384,
+    data_offset: int = 1 << 20,
+    data_size: int = 64 * 1024,
+    seqids: tuple[int, int] = (1, 1),
+    **header: Any,
+) -> bytes:
+    """A LUKS2 volume: primary and secondary header copies, keyslot area, then the payload.
+
+    ``json_area`` replaces the JSON text (for malformed metadata); ``header`` goes to :func:`luks2_header`.
+    """
+    if json_area is None:
+        meta = metadata if metadata is not None else luks2_metadata(data_offset=data_offset, hdr_size=hdr_size)
+        json_area = json.dumps(meta).encode()
+    primary = luks2_header(json_area, hdr_size=hdr_size, seqid=seqids[0], **header)
+    backup = luks2_header(json_area, hdr_size=hdr_size, seqid=seqids[1], secondary=True, **header)
+    return (primary + backup).ljust(data_offset + data_size, b"\0")
+
+
+def demo_images() -> list[tuple[str, str, bytes]]:
+    """(file name, declared format, bytes) of the LUKS1 and LUKS2 demonstration volumes."""
+    return [
+        ("encrypted-luks1.luks", "luks", luks1()),
+        ("encrypted-luks2.luks", "luks", luks2(label="demo", metadata=luks2_metadata(kdf="argon2id"))),
+    ]
