@@ -38,7 +38,7 @@ def test_json_for_one_file_is_an_object_and_for_several_an_array(raw_image: Path
     one = json.loads(run_cli("inspect", "--json", str(raw_image)).stdout)
     assert one["schema"] == "workbench-report/1"
     assert one["verdict"] == "accept"
-    assert one["sandbox"]["rlimits"] == "on"
+    assert one["sandbox"]["rlimits"].startswith("on")
     other = tmp_path / "other.raw"
     other.write_bytes(bytes(512))
     many = json.loads(run_cli("inspect", "--json", str(raw_image), str(other)).stdout)
@@ -59,9 +59,7 @@ def test_max_virtual_size_rejects(raw_image: Path) -> None:
     assert "virtual-size-limit" in result.stdout
 
 
-def test_child_qcow2_names_its_backing_file_and_is_rejected(
-    qemu_create: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_child_qcow2_names_its_backing_file_and_is_rejected(qemu_create: Callable[..., Path], tmp_path: Path) -> None:
     base = qemu_create("base.qcow2", "qcow2", "1G")
     child = qemu_create("child.qcow2", "qcow2", "1G", "-b", str(base), "-F", "qcow2")
     result = run_cli("inspect", "--json", "-f", "qcow2", str(child))

@@ -35,13 +35,21 @@ EXTENSIONS = {
 }
 
 
+# ``Request.declared`` value: detect the format from the bytes alone, even when the file name has an extension.
+PROBE = "probe"
+_UNDECLARED = {
+    "none": "no format was declared and the file name does not say one: the format above was probed",
+    "probe": "the image that names this file records no format for it: the format above was probed",
+}
+
+
 def format_from_extension(path: str) -> str | None:
     return EXTENSIONS.get(os.path.splitext(path)[1].lower())
 
 
 @dataclass
 class Request:
-    """What to inspect and how; ``declared=None`` means "from the extension"."""
+    """What to inspect and how; ``declared=None`` means "from the extension", :data:`PROBE` "from the bytes"."""
 
     path: str
     declared: str | None = None
@@ -67,7 +75,9 @@ async def inspect(request: Request) -> dict[str, Any]:
     """The validated report with its verdict, or a failed report: never an exception for bad input."""
     declared = request.declared
     source = "argument"
-    if declared is None:
+    if declared == PROBE:
+        declared, source = None, "probe"
+    elif declared is None:
         declared = format_from_extension(request.path)
         source = "extension" if declared else "none"
     options = EngineOptions(timeout=request.timeout, require_layers=request.policy.required_layers)
@@ -81,8 +91,7 @@ async def inspect(request: Request) -> dict[str, Any]:
     report["path"] = request.path  # the parent's own name for the file, not the child's echo
     report["declared_source"] = source
     if declared is None:
-        detail = "no format was declared and the file name does not say one: the format above was probed"
-        report["findings"].append(make("format-undeclared", detail).to_json())
+        report["findings"].append(make("format-undeclared", _UNDECLARED[source]).to_json())
     return policy_mod.apply(report, request.policy)
 
 

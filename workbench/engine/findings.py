@@ -63,6 +63,30 @@ CATALOGUE: dict[str, Kind] = {
         f"Following this backing file would mean probing its format; record the format explicitly "
         f"({_GUIDE}: format probing).",
     ),
+    "backing-outside-roots": Kind(
+        CRITICAL,
+        "Backing file outside the allowed folders",
+        f"The chain was not followed: after resolving symbolic links the name leads outside the folders you "
+        f"allowed, or it is a Windows path that cannot be checked. A backing name can point at any host file; "
+        f"allow another folder only if you trust what is in it ({_GUIDE}: backing files).",
+    ),
+    "backing-missing": Kind(
+        WARNING,
+        "Backing file not found",
+        "The image cannot be used without its parent. Find the parent, put it in an allowed folder and inspect "
+        "the chain again, or reject the image.",
+    ),
+    "backing-loop": Kind(
+        CRITICAL,
+        "Backing chain loops back on itself",
+        "A chain that names one of its own links cannot be opened by any tool; it is damaged or crafted. Reject it.",
+    ),
+    "backing-depth": Kind(
+        WARNING,
+        "Backing chain longer than the limit",
+        "Links past the limit were not inspected. Flatten long chains (qemu-img convert, qemu-img commit) on an "
+        "isolated host, or raise the limit (--max-depth) for a chain you trust.",
+    ),
     "external-data-file": Kind(
         CRITICAL,
         "Image stores its data in an external file",
