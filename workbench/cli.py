@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,4 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_gui(argv)
     args = build_parser().parse_args(argv)
-    return int(commands[args.command].run(args))
+    try:
+        return int(commands[args.command].run(args))
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, like other tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
