@@ -1,0 +1,126 @@
+"""QED: cross-checked with qemu-img, then hostile headers built by hand."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.test_qcow import assert_matches_qemu, details_of, write
+from workbench.samples import qcow2 as build
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("options", "backing_format"),
+    [
+        ((), None),
+        (("-o", "cluster_size=4k,table_size=16"), None),
+        (("-u", "-b", "/srv/images/base.raw", "-F", "raw"), "raw"),  # stored as the "no probing" bit
+        (("-u", "-b", "base.qcow2", "-F", "qcow2"), None),  # qed cannot record other formats
+        (("-u", "-b", "nbd://192.0.2.7/base", "-F", "raw"), "raw"),
+    ],
+)
+def test_qed_matches_qemu(
+    qemu_create: Callable[..., Path], qemu_info: Callable, options: tuple[str, ...], backing_format: str | None
+) -> None:
+    path = qemu_create("img.qed", "qed", "1G", *options)
+    rep = inspect_file(path, "qed")
+    assert_matches_qemu(rep, qemu_info(path, "qed"))
+    if rep["backing"]:
+        assert rep["backing"]["format"] == backing_format
+        assert ("backing-format-unspecified" in finding_ids(rep)) == (backing_format is None)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    "image",
+    [
+        build.qed(64 << 20),
+        build.qed(64 << 20, features=build.QED_NEED_CHECK),
+        build.qed(64 << 20, backing="/etc/passwd", backing_raw=True),
+        build.qed(1 << 40, cluster_size=1 << 20, table_size=2),  # qemu 7.2 cannot open table_size=1
+    ],
+    ids=["clean", "needs check", "host backing", "1 TiB"],
+)
+def test_builder_qed_matches_qemu(tmp_path: Path, qemu_info: Callable, image: bytes) -> None:
+    path = write(tmp_path, "built.qed", image)
+    rep, qemu = inspect_file(path, "qed"), qemu_info(path, "qed")
+    if image[16] & build.QED_NEED_CHECK:  # qemu-img 7.2 shows dirty-flag false here; the header says dirty
+        qemu["dirty-flag"] = True
+    assert_matches_qemu(rep, qemu)
+
+
+def test_needs_check_is_dirty(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, "img.qed", build.qed(64 << 20, features=build.QED_NEED_CHECK)), "qed")
+    assert rep["dirty"] and "dirty" in finding_ids(rep)
+    assert rep["details"]["features"] == ["needs check"]
+
+
+def test_truncated_header_at_every_length(tmp_path: Path) -> None:
+    image = build.qed(64 << 20, backing="base.raw")
+    path = tmp_path / "cut"
+    for length in range(100):
+        path.write_bytes(image[:length])
+        rep = inspect_file(path)
+        assert_no_parser_error(rep)
+        if 4 <= length < 64:
+            assert rep["format"] == "qed"
+            assert any("qed header truncated" in d for d in details_of(rep, "malformed")), length
+
+
+def test_unknown_feature_bits(tmp_path: Path) -> None:
+    data = build.qed(64 << 20, features=1 << 3 | 1 << 63, compat_features=1, autoclear_features=4)
+    rep = inspect_file(write(tmp_path, "img.qed", data), "qed")
+    unknown = [f for f in rep["findings"] if f["id"] == "unknown-features"]
+    assert [f["severity"] for f in unknown] == ["critical", "info", "info"]
+    assert "0x8000000000000008" in unknown[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"cluster_size": 2048}, "cluster_size 2048 is not a power of 2 in 4096..67108864"),
+        ({"cluster_size": 65536 + 512}, "cluster_size 66048 is not a power of 2"),
+        ({"table_size": 3}, "table_size 3 is not a power of 2 in 1..16"),
+        ({"table_size": 32}, "table_size 32 is not a power of 2"),
+        ({"header_size": 0}, "header_size is 0 clusters"),
+        ({"l1_offset": 1 << 40}, "L1 table at offset 1099511627776 (262144 bytes) ends past the end of the file"),
+        ({"l1_offset": 65536 + 4096}, "L1 table offset 69632 is not aligned to the cluster size 65536"),
+        ({"header_size": 2, "l1_offset": 65536}, "L1 table offset 65536 lies inside the 131072-byte header"),
+        ({"backing": "x" * 5000}, "longer than the 4095 bytes qemu accepts"),
+        ({"backing": "base.raw", "backing_offset": 65530}, "runs past the header area, which ends at 65536"),
+    ],
+)
+def test_header_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], expected: str) -> None:
+    rep = inspect_file(write(tmp_path, "img.qed", build.qed(64 << 20, **overrides)), "qed")
+    assert_no_parser_error(rep)
+    assert any(expected in d for d in details_of(rep, "malformed")), details_of(rep, "malformed")
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [(1000, "not a multiple of 512"), (2**63, "larger than the 4398046511104 bytes")]
+)
+def test_image_size_qemu_refuses(tmp_path: Path, size: int, expected: str) -> None:
+    rep = inspect_file(write(tmp_path, "img.qed", build.qed(size, table_size=1)), "qed")
+    assert rep["virtual_size"] == size
+    assert any(expected in d for d in details_of(rep, "malformed"))
+
+
+def test_backing_name_cut_by_end_of_file(tmp_path: Path) -> None:
+    data = bytearray(build.qed(64 << 20, backing="/etc/passwd"))
+    data[60:64] = struct.pack("<I", 1 << 20)  # backing_filename_size
+    rep = inspect_file(write(tmp_path, "img.qed", bytes(data[:80])), "qed")
+    malformed = details_of(rep, "malformed")
+    assert any("runs past the end of the file (80 bytes)" in d for d in malformed)
+    assert rep["backing"]["filename"] == "/etc/passwd"
+
+
+def test_backing_fields_ignored_without_the_feature_bit(tmp_path: Path) -> None:
+    data = build.qed(64 << 20, backing_offset=64, backing_size=8)
+    rep = inspect_file(write(tmp_path, "img.qed", data), "qed")
+    assert rep["backing"] is None and "backing-file" not in finding_ids(rep)

@@ -1,0 +1,798 @@
+"""qcow (version 1) and qcow2 (versions 2 and 3).
+
+Layouts follow qemu's docs/interop/qcow2.txt and the version 1 header of block/qcow.c. The limits are
+the ones qemu's block/qcow.c and block/qcow2.c enforce when they open an image: a value qemu would refuse
+is reported as ``malformed``. Tables (L1, refcount) are only placed against the file size, never loaded;
+header extensions and snapshot entries are walked with hard caps on their count and on the bytes read.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
+from ..findings import INFO
+from ..inspection import MAX_LIST, Inspection
+from ..reader import BudgetExceeded, Reader
+
+NAMES = ("qcow", "qcow2")
+PRIORITY = 50
+
+MAGIC = b"QFI\xfb"
+HEADER_READ = 112  # the largest header qemu knows (version 3 with compression type and padding)
+V1_HEADER = 48
+V2_HEADER = 72
+V3_HEADER = 104
+COMPRESSION_OFFSET = 104
+
+MIN_CLUSTER_BITS, MAX_CLUSTER_BITS = 9, 21  # qcow2.h MIN_CLUSTER_BITS / MAX_CLUSTER_BITS
+V1_CLUSTER_BITS, V1_L2_BITS = (9, 16), (6, 13)  # qcow.c: clusters and L2 tables of 512 bytes .. 64 KiB
+MAX_BACKING_NAME = 1023  # qemu refuses longer backing file names
+MAX_L1_BYTES = 32 << 20  # QCOW_MAX_L1_SIZE
+MAX_REFTABLE_BYTES = 8 << 20  # QCOW_MAX_REFTABLE_SIZE
+MAX_SNAPSHOTS = 65536  # QCOW_MAX_SNAPSHOTS
+MAX_SNAPSHOT_EXTRA = 1024  # QCOW_MAX_SNAPSHOT_EXTRA_DATA
+MAX_BITMAPS = 65535  # QCOW2_MAX_BITMAPS
+MAX_BITMAP_DIRECTORY = 1024 * MAX_BITMAPS
+MIN_EXTENDED_L2_BITS = 14  # 32 subclusters of at least 512 bytes
+INT_MAX = (1 << 31) - 1
+
+MAX_EXTENSIONS = 1024  # header extensions walked; a 2 MiB header cluster could hold 262144
+EXTENSION_WINDOW = 4096  # extension bytes fetched in one read; more come 8 bytes at a time
+MAX_FEATURE_NAMES = 192  # three feature bitmaps of 64 bits each
+NAME_CAP = 256  # bytes read of one snapshot id or name
+SHOWN_UNKNOWN = 64  # unknown extension types listed in details
+
+V1_SPECS = [
+    Spec("magic", 0, "4s", "QFI\\xfb", "bytes"),
+    Spec("version", 4, "I", "1 for qcow"),
+    Spec("backing_file_offset", 8, "Q", "offset of the backing file name, 0 for none"),
+    Spec("backing_file_size", 16, "I", "length of the backing file name"),
+    Spec("mtime", 20, "I", "modification time of the backing file"),
+    Spec("size", 24, "Q", "virtual disk size in bytes"),
+    Spec("cluster_bits", 32, "B", "log2 of the cluster size"),
+    Spec("l2_bits", 33, "B", "log2 of the number of L2 table entries"),
+    Spec("padding", 34, "H", "unused"),
+    Spec("crypt_method", 36, "I", "0 none, 1 AES"),
+    Spec("l1_table_offset", 40, "Q", "offset of the L1 table", "hex"),
+]
+
+V2_SPECS = [
+    Spec("magic", 0, "4s", "QFI\\xfb", "bytes"),
+    Spec("version", 4, "I", "2 or 3"),
+    Spec("backing_file_offset", 8, "Q", "offset of the backing file name, 0 for none"),
+    Spec("backing_file_size", 16, "I", "length of the backing file name (at most 1023)"),
+    Spec("cluster_bits", 20, "I", "log2 of the cluster size (9..21)"),
+    Spec("size", 24, "Q", "virtual disk size in bytes"),
+    Spec("crypt_method", 32, "I", "0 none, 1 AES (legacy), 2 LUKS"),
+    Spec("l1_size", 36, "I", "entries in the active L1 table"),
+    Spec("l1_table_offset", 40, "Q", "offset of the active L1 table", "hex"),
+    Spec("refcount_table_offset", 48, "Q", "offset of the refcount table", "hex"),
+    Spec("refcount_table_clusters", 56, "I", "clusters of the refcount table"),
+    Spec("nb_snapshots", 60, "I", "internal snapshots"),
+    Spec("snapshots_offset", 64, "Q", "offset of the snapshot table", "hex"),
+]
+
+V3_SPECS = [
+    *V2_SPECS,
+    Spec("incompatible_features", 72, "Q", "a reader must refuse unknown bits", "hex"),
+    Spec("compatible_features", 80, "Q", "unknown bits may be ignored", "hex"),
+    Spec("autoclear_features", 88, "Q", "unknown bits are cleared by a writer", "hex"),
+    Spec("refcount_order", 96, "I", "refcount width is 2^order bits (at most 6)"),
+    Spec("header_length", 100, "I", "header size in bytes (at least 104)"),
+]
+
+COMPRESSION_SPEC = Spec("compression_type", COMPRESSION_OFFSET, "B", "0 zlib, 1 zstd")
+
+SNAPSHOT_SPECS = [
+    Spec("l1_table_offset", 0, "Q", "offset of the snapshot's L1 table", "hex"),
+    Spec("l1_size", 8, "I", "entries in the snapshot's L1 table"),
+    Spec("id_str_size", 12, "H", "length of the id"),
+    Spec("name_size", 14, "H", "length of the name"),
+    Spec("date_sec", 16, "I", "creation time, seconds since the epoch"),
+    Spec("date_nsec", 20, "I", "creation time, nanoseconds"),
+    Spec("vm_clock_nsec", 24, "Q", "guest run time in nanoseconds"),
+    Spec("vm_state_size", 32, "I", "VM state size in bytes (32 bits)"),
+    Spec("extra_data_size", 36, "I", "bytes of extra data (at most 1024)"),
+]
+SNAPSHOT_HEADER = 40
+SNAPSHOT_EXTRA_SPECS = [
+    Spec("vm_state_size_large", 0, "Q", "VM state size in bytes (64 bits)"),
+    Spec("disk_size", 8, "Q", "virtual disk size of the snapshot"),
+    Spec("icount", 16, "q", "instructions executed in icount mode, -1 if not recorded"),
+]
+SNAPSHOT_EXTRA_KNOWN = 24
+
+BITMAPS_SPECS = [
+    Spec("nb_bitmaps", 0, "I", "number of bitmaps (1..65535)"),
+    Spec("reserved", 4, "I", "must be zero"),
+    Spec("bitmap_directory_size", 8, "Q", "bytes of the bitmap directory"),
+    Spec("bitmap_directory_offset", 16, "Q", "offset of the bitmap directory", "hex"),
+]
+CRYPTO_SPECS = [
+    Spec("offset", 0, "Q", "offset of the LUKS header", "hex"),
+    Spec("length", 8, "Q", "length of the LUKS header"),
+]
+LUKS_MAGIC = b"LUKS\xba\xbe"
+LUKS_PEEK_SPECS = [
+    Spec("magic", 0, "6s", "LUKS\\xba\\xbe", "bytes"),
+    Spec("version", 6, "H", "LUKS version"),
+    Spec("cipher_name", 8, "32s", "cipher", "text"),
+    Spec("cipher_mode", 40, "32s", "cipher mode and IV generator", "text"),
+    Spec("hash_spec", 72, "32s", "hash", "text"),
+]
+
+DIRTY, CORRUPT, DATA_FILE, COMPRESSION_BIT, EXTENDED_L2 = 1, 2, 4, 8, 16  # incompatible feature bits
+LAZY_REFCOUNTS = 1  # compatible feature bit
+BITMAPS, DATA_FILE_RAW = 1, 2  # autoclear feature bits
+INCOMPATIBLE = {0: "dirty", 1: "corrupt", 2: "external data file", 3: "compression type", 4: "extended L2 entries"}
+COMPATIBLE = {0: "lazy refcounts"}
+AUTOCLEAR = {0: "bitmaps", 1: "raw external data"}
+FEATURE_TYPES = {0: "incompatible", 1: "compatible", 2: "autoclear"}
+COMPRESSION = {0: "zlib", 1: "zstd"}
+CRYPT_AES, CRYPT_LUKS = 1, 2
+
+EXT_END = 0
+EXT_BACKING_FORMAT = 0xE2792ACA
+EXT_FEATURE_TABLE = 0x6803F857
+EXT_BITMAPS = 0x23852875
+EXT_CRYPTO = 0x0537BE77
+EXT_DATA_FILE = 0x44415441
+EXTENSION_NAMES = {
+    EXT_BACKING_FORMAT: "backing format",
+    EXT_FEATURE_TABLE: "feature name table",
+    EXT_BITMAPS: "bitmaps",
+    EXT_CRYPTO: "full disk encryption header",
+    EXT_DATA_FILE: "external data file",
+}
+
+
+def probe(reader: Reader) -> str | None:
+    head = reader.read(0, 8)
+    if head[:4] != MAGIC:
+        return None
+    return "qcow" if head[4:8] == b"\0\0\0\1" else "qcow2"
+
+
+def parse(reader: Reader, info: Inspection) -> None:
+    head = reader.read(0, HEADER_READ)
+    if head[4:8] == b"\0\0\0\1":
+        _parse_v1(reader, info, head)
+    else:
+        _parse_v2(reader, info, head)
+
+
+# --- shared by qcow, qcow2 (and qed) -------------------------------------------------------------------------
+
+
+def _align8(value: int) -> int:
+    return (value + 7) & ~7
+
+
+def _child(group: Field, name: str) -> Field | None:
+    return next((c for c in group.children if c.name == name), None)
+
+
+def _truncated(info: Inspection, fmt: str, have: int, need: int) -> bool:
+    if have >= need:
+        return False
+    info.add("malformed", f"{fmt} header truncated: the file has {have} of its {need} bytes", 0)
+    return True
+
+
+def read_backing_name(
+    reader: Reader,
+    info: Inspection,
+    offset: int,
+    length: int,
+    *,
+    max_length: int,
+    region_end: int | None,
+    fmt: str | None,
+    field_offset: int,
+) -> None:
+    """Report a backing file name stored at ``offset`` (qcow, qcow2, qed).
+
+    Every violation of the limits qemu enforces is ``malformed``; the name is still reported (its first
+    bytes when it is too long) because another tool might follow it.
+    """
+    where = f"backing file name at offset {offset}, {length} bytes"
+    if length > max_length:
+        info.add("malformed", f"{where}: longer than the {max_length} bytes qemu accepts", field_offset)
+    if region_end is not None and offset + length > region_end:
+        info.add("malformed", f"{where}: runs past the header area, which ends at {region_end}", field_offset)
+    if offset + length > reader.size:
+        info.add("malformed", f"{where}: runs past the end of the file ({reader.size} bytes)", field_offset)
+    raw = reader.read(offset, min(length, MAX_TEXT))
+    name = clean_text(raw, "utf-8")  # qemu keeps the bytes; host paths are UTF-8 on the systems it runs on
+    if not name:
+        return
+    info.fields.append(Field("backing file name", offset, len(raw), name, "never opened by the workbench"))
+    info.set_backing(name, fmt, offset)
+    if fmt is None:
+        info.add("backing-format-unspecified", f"backing file {name!r} has no recorded format", field_offset)
+
+
+def check_extent(
+    reader: Reader, info: Inspection, name: str, offset: int, size: int, align: int | None, limit: int | None
+) -> Field:
+    """Check where a table lies (without reading it) and return its node for the field tree."""
+    if limit is not None and size > limit:
+        info.add("malformed", f"{name} of {size} bytes is larger than qemu's limit of {limit}", offset)
+    if align and offset % align:
+        info.add("malformed", f"{name} offset {offset} is not aligned to the cluster size {align}", offset)
+    if size and offset == 0:
+        info.add("malformed", f"{name} of {size} bytes at offset 0 overlaps the header", offset)
+    elif size and offset + size > reader.size:
+        info.add(
+            "malformed",
+            f"{name} at offset {offset} ({size} bytes) ends past the end of the file ({reader.size} bytes)",
+            offset,
+        )
+    return Field(name, offset, size, f"{size} bytes", "placement checked against the file size; not read")
+
+
+def _set_encryption(info: Inspection, method: int, known: tuple[int, ...], field_offset: int) -> None:
+    """crypt_method: 1 AES-CBC (qcow and qcow2), 2 LUKS (qcow2 only; its details come from an extension)."""
+    if method == 0:
+        return
+    info.encrypted = True
+    if method not in known:
+        info.encryption = {"method": f"unknown ({method})"}
+        info.add("malformed", f"crypt_method {method} is not a known {info.format} encryption method", field_offset)
+    elif method == CRYPT_AES:
+        info.encryption = {
+            "method": "aes",
+            "cipher": "aes-128-cbc",
+            "ivgen": "plain64",
+            "key": "the first 16 bytes of a passphrase, no key derivation",
+        }
+        info.add(
+            "weak-encryption",
+            "AES-CBC with a plain64 IV and the passphrase used directly as the key (crypt_method 1)",
+            field_offset,
+        )
+    else:
+        info.encryption = {"method": "luks"}
+
+
+# --- qcow version 1 ------------------------------------------------------------------------------------------
+
+
+def _parse_v1(reader: Reader, info: Inspection, head: bytes) -> None:
+    values, group = decode("qcow header", head[:V1_HEADER], 0, V1_SPECS, ">", "qcow version 1 header")
+    info.fields.append(group)
+    if _truncated(info, "qcow", len(head), V1_HEADER):
+        return
+    size, bits, l2_bits = values["size"], values["cluster_bits"], values["l2_bits"]
+    info.virtual_size = size
+    info.details = {"version": 1, "l2_bits": l2_bits}
+    if size <= 1:
+        info.add("malformed", f"virtual size {size} is too small (qemu needs at least 2 bytes)", 24)
+    bits_ok = V1_CLUSTER_BITS[0] <= bits <= V1_CLUSTER_BITS[1]
+    if bits_ok:
+        info.cluster_size = 1 << bits
+    else:
+        info.add("malformed", f"cluster_bits {bits} outside {V1_CLUSTER_BITS[0]}..{V1_CLUSTER_BITS[1]}", 32)
+    l2_ok = V1_L2_BITS[0] <= l2_bits <= V1_L2_BITS[1]
+    if not l2_ok:
+        info.add("malformed", f"l2_bits {l2_bits} outside {V1_L2_BITS[0]}..{V1_L2_BITS[1]}", 33)
+    _set_encryption(info, values["crypt_method"], (CRYPT_AES,), 36)
+    if bits_ok and l2_ok:
+        shift = bits + l2_bits
+        entries = (size + (1 << shift) - 1) >> shift
+        if entries > INT_MAX // 8:
+            info.add("malformed", f"virtual size {size} needs {entries} L1 entries: too large for qemu", 24)
+        else:
+            info.fields.append(
+                check_extent(reader, info, "L1 table", values["l1_table_offset"], entries * 8, None, None)
+            )
+    if values["backing_file_offset"]:
+        read_backing_name(
+            reader,
+            info,
+            values["backing_file_offset"],
+            values["backing_file_size"],
+            max_length=MAX_BACKING_NAME,
+            region_end=None,
+            fmt=None,
+            field_offset=8,
+        )
+
+
+# --- qcow2 ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Header:
+    version: int
+    backing_offset: int
+    backing_size: int
+    cluster_bits: int
+    size: int
+    crypt_method: int
+    l1_size: int
+    l1_offset: int
+    refcount_offset: int
+    refcount_clusters: int
+    nb_snapshots: int
+    snapshots_offset: int
+    incompatible: int = 0
+    compatible: int = 0
+    autoclear: int = 0
+    refcount_order: int = 4
+    header_length: int = V2_HEADER
+    compression_type: int = 0
+    bounds_bits: int = MIN_CLUSTER_BITS  # cluster_bits clamped to the range qemu accepts, for bounds
+    cluster_size: int = 1 << MIN_CLUSTER_BITS
+
+    @classmethod
+    def from_values(cls, v: dict[str, Any]) -> _Header:
+        version = v["version"]
+        hdr = cls(
+            version,
+            v["backing_file_offset"],
+            v["backing_file_size"],
+            v["cluster_bits"],
+            v["size"],
+            v["crypt_method"],
+            v["l1_size"],
+            v["l1_table_offset"],
+            v["refcount_table_offset"],
+            v["refcount_table_clusters"],
+            v["nb_snapshots"],
+            v["snapshots_offset"],
+        )
+        if version >= 3:
+            hdr.incompatible = v["incompatible_features"]
+            hdr.compatible = v["compatible_features"]
+            hdr.autoclear = v["autoclear_features"]
+            hdr.refcount_order = v["refcount_order"]
+            hdr.header_length = v["header_length"]
+            hdr.compression_type = v.get("compression_type", 0)
+        hdr.bounds_bits = min(max(hdr.cluster_bits, MIN_CLUSTER_BITS), MAX_CLUSTER_BITS)
+        hdr.cluster_size = 1 << hdr.bounds_bits
+        return hdr
+
+    @property
+    def extended_l2(self) -> bool:
+        return bool(self.incompatible & EXTENDED_L2)
+
+    @property
+    def extensions_start(self) -> int:
+        return max(self.header_length, V3_HEADER) if self.version >= 3 else V2_HEADER
+
+    @property
+    def extensions_end(self) -> int:
+        """qemu reads extensions up to the backing file name, or to the end of the first cluster."""
+        return min(self.backing_offset, self.cluster_size) if self.backing_offset else self.cluster_size
+
+
+@dataclass
+class _Extensions:
+    backing_format: str | None = None
+    data_file: tuple[str, int] | None = None
+    feature_names: dict[tuple[int, int], str] = field(default_factory=dict)
+    crypto: tuple[int, int, int] | None = None  # LUKS header offset, length, extension offset
+    bitmaps: int = 0
+    found: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
+    version = struct.unpack(">I", head[4:8])[0] if len(head) >= 8 else 0
+    v3 = version >= 3
+    specs = V2_SPECS
+    if v3:
+        specs = [*V3_SPECS, COMPRESSION_SPEC] if _header_length(head) > COMPRESSION_OFFSET else V3_SPECS
+    values, group = decode("qcow2 header", head, 0, specs, ">", f"qcow2 version {version} header")
+    info.fields.append(group)
+    if _truncated(info, "qcow2", len(head), V3_HEADER if v3 else V2_HEADER):
+        return
+    if version not in (2, 3):
+        info.add("malformed", f"qcow2 version {version} is not 2 or 3 (qemu refuses it)", 4)
+    hdr = _Header.from_values(values)
+    info.virtual_size = hdr.size
+    _check_header(reader, info, hdr)
+    exts, ext_group = _read_extensions(reader, info, hdr)
+    info.fields.append(ext_group)
+    _features(info, hdr, exts, group)
+    _compression(info, hdr)
+    _set_encryption(info, hdr.crypt_method, (CRYPT_AES, CRYPT_LUKS), 32)
+    _luks(reader, info, hdr, exts)
+    _data_file(info, hdr, exts)
+    if hdr.backing_offset:
+        read_backing_name(
+            reader,
+            info,
+            hdr.backing_offset,
+            hdr.backing_size,
+            max_length=MAX_BACKING_NAME,
+            region_end=hdr.cluster_size,
+            fmt=exts.backing_format,
+            field_offset=8,
+        )
+    _tables(reader, info, hdr)
+    _snapshots(reader, info, hdr)
+    info.details = _details(hdr, exts)
+
+
+def _header_length(head: bytes) -> int:
+    return struct.unpack(">I", head[100:104])[0] if len(head) >= V3_HEADER else 0
+
+
+def _check_header(reader: Reader, info: Inspection, hdr: _Header) -> None:
+    if MIN_CLUSTER_BITS <= hdr.cluster_bits <= MAX_CLUSTER_BITS:
+        info.cluster_size = hdr.cluster_size
+    else:
+        info.add("malformed", f"cluster_bits {hdr.cluster_bits} outside {MIN_CLUSTER_BITS}..{MAX_CLUSTER_BITS}", 20)
+    if hdr.version < 3:
+        return
+    length = hdr.header_length
+    if length < V3_HEADER:
+        info.add("malformed", f"header_length {length} is below the {V3_HEADER} bytes of a version 3 header", 100)
+    elif length > hdr.cluster_size:
+        info.add("malformed", f"header_length {length} exceeds the cluster size {hdr.cluster_size}", 100)
+    elif length > reader.size:
+        info.add("malformed", f"header_length {length} runs past the end of the file ({reader.size} bytes)", 100)
+    if length % 8:
+        info.add("malformed", f"header_length {length} is not a multiple of 8", 100)
+    if hdr.refcount_order > 6:
+        info.add("malformed", f"refcount_order {hdr.refcount_order} above 6 (refcounts wider than 64 bits)", 96)
+    if hdr.extended_l2 and hdr.cluster_bits < MIN_EXTENDED_L2_BITS:
+        info.add("malformed", f"extended L2 entries need clusters of at least 16 KiB, not 2^{hdr.cluster_bits}", 20)
+
+
+# --- header extensions ---------------------------------------------------------------------------------------
+
+
+def _read_extensions(reader: Reader, info: Inspection, hdr: _Header) -> tuple[_Extensions, Field]:
+    """Walk the extensions between the header and ``extensions_end`` (qemu's qcow2_read_extensions).
+
+    Running out of read budget here stops the walk only, so the backing file and tables are still read.
+    """
+    exts = _Extensions()
+    group = Field("header extensions", hdr.extensions_start, 0, None, f"up to offset {hdr.extensions_end}")
+    try:
+        _walk_extensions(reader, info, hdr, exts, group)
+    except BudgetExceeded as exc:
+        info.add("read-budget", f"header extensions: {exc}", exc.offset)
+    return exts, group
+
+
+def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
+    start, end = hdr.extensions_start, hdr.extensions_end
+    reader.read(start, min(max(0, end - start), EXTENSION_WINDOW))  # one read; the loop below hits the cache
+    offset = start
+    seen: set[int] = set()
+    repeated: set[int] = set()
+    for _ in range(MAX_EXTENSIONS):
+        group.size = offset - start
+        if offset + 8 > end or offset + 8 > reader.size:
+            return  # qemu reads zeros past the end of the file: the end marker
+        magic, length = struct.unpack(">II", reader.read(offset, 8))
+        data = offset + 8
+        if length > end - data:
+            info.add("malformed", f"header extension 0x{magic:08x} at {offset}: {length} bytes run past {end}", offset)
+            return
+        if magic == EXT_END:
+            group.add(Field("end of extensions", offset, 8, "0x00000000"))
+            group.size += 8
+            return
+        name = EXTENSION_NAMES.get(magic, "unknown")
+        if magic in seen and magic not in repeated:
+            repeated.add(magic)
+            info.add("malformed", f"header extension 0x{magic:08x} ({name}) appears more than once", offset)
+        seen.add(magic)
+        node = group.add(Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data"))
+        if magic in EXTENSION_NAMES:
+            exts.found.append(name)
+        else:
+            exts.unknown.append(f"0x{magic:08x}")
+        if data + length > reader.size:
+            info.add("malformed", f"header extension 0x{magic:08x} at {offset} runs past the end of the file", offset)
+        elif magic in _HANDLERS:
+            _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
+        offset = data + _align8(length)
+    group.size = offset - start
+    info.add("read-budget", f"more than {MAX_EXTENSIONS} header extensions; the rest were not read", offset)
+
+
+def _ext_backing_format(
+    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+) -> None:
+    if length >= 16:
+        info.add("malformed", f"backing format name of {length} bytes (qemu accepts at most 15)", data)
+    exts.backing_format = clean_text(reader.read(data, min(length, 64))) or None
+    node.value = exts.backing_format
+
+
+def _ext_feature_table(
+    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+) -> None:
+    count = min(length // 48, MAX_FEATURE_NAMES)
+    raw = reader.read(data, count * 48)
+    for index in range(len(raw) // 48):
+        kind, bit = raw[index * 48], raw[index * 48 + 1]
+        name = clean_text(raw[index * 48 + 2 : index * 48 + 48])
+        if not name:
+            continue
+        exts.feature_names[(kind, bit)] = name
+        label = f"{FEATURE_TYPES.get(kind, f'type {kind}')} bit {bit}"
+        node.add(Field(label, data + index * 48, 48, name, "feature name"))
+
+
+def _ext_bitmaps(
+    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+) -> None:
+    if length != 24:
+        info.add("malformed", f"bitmaps extension of {length} bytes (must be 24)", data)
+        return
+    values, group = decode("bitmaps", reader.read(data, 24), data, BITMAPS_SPECS)
+    node.children.extend(group.children)
+    if not hdr.autoclear & BITMAPS:
+        return  # qemu treats the bitmaps as inconsistent and ignores the extension
+    count, dir_size, dir_offset = (
+        values["nb_bitmaps"],
+        values["bitmap_directory_size"],
+        values["bitmap_directory_offset"],
+    )
+    problems = []
+    if values["reserved"]:
+        problems.append("reserved field is not zero")
+    if not 1 <= count <= MAX_BITMAPS:
+        problems.append(f"{count} bitmaps (1..{MAX_BITMAPS} allowed)")
+    if dir_offset % hdr.cluster_size:
+        problems.append(f"directory offset {dir_offset} is not cluster aligned")
+    if dir_size > MAX_BITMAP_DIRECTORY:
+        problems.append(f"directory of {dir_size} bytes is larger than {MAX_BITMAP_DIRECTORY}")
+    elif dir_offset + dir_size > reader.size:
+        problems.append(f"directory at {dir_offset} ({dir_size} bytes) runs past the end of the file")
+    for problem in problems:
+        info.add("malformed", f"bitmaps extension: {problem}", data)
+    exts.bitmaps = count
+
+
+def _ext_crypto(
+    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+) -> None:
+    if hdr.crypt_method != CRYPT_LUKS:
+        info.add("malformed", f"encryption header extension with crypt_method {hdr.crypt_method} (not LUKS)", data)
+    if length != 16:
+        info.add("malformed", f"encryption header extension of {length} bytes (must be 16)", data)
+        return
+    values, group = decode("encryption header", reader.read(data, 16), data, CRYPTO_SPECS)
+    node.children.extend(group.children)
+    exts.crypto = (values["offset"], values["length"], data)
+
+
+def _ext_data_file(
+    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+) -> None:
+    name = clean_text(reader.read(data, min(length, MAX_TEXT)), "utf-8")
+    node.value = name
+    exts.data_file = (name, data)
+
+
+_HANDLERS = {
+    EXT_BACKING_FORMAT: _ext_backing_format,
+    EXT_FEATURE_TABLE: _ext_feature_table,
+    EXT_BITMAPS: _ext_bitmaps,
+    EXT_CRYPTO: _ext_crypto,
+    EXT_DATA_FILE: _ext_data_file,
+}
+
+
+# --- features, encryption, data file ----------------------------------------------------------------------
+
+
+def _bit_names(value: int, known: dict[int, str], names: dict[tuple[int, int], str], kind: int) -> list[str]:
+    return [known.get(bit) or names.get((kind, bit)) or f"bit {bit}" for bit in range(64) if value >> bit & 1]
+
+
+def _features(info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
+    for name, value, known, offset in (
+        ("incompatible_features", hdr.incompatible, INCOMPATIBLE, 72),
+        ("compatible_features", hdr.compatible, COMPATIBLE, 80),
+        ("autoclear_features", hdr.autoclear, AUTOCLEAR, 88),
+    ):
+        node = _child(group, name)
+        if node is not None:
+            node.children = bit_flags(value, known, offset, 8)
+    if hdr.incompatible & DIRTY:
+        info.dirty = True
+        info.add("dirty", "incompatible feature bit 0 (dirty): refcounts may be inconsistent", 72)
+    if hdr.incompatible & CORRUPT:
+        info.corrupt = True
+        info.add("corrupt", "incompatible feature bit 1 (corrupt): metadata may be corrupt", 72)
+    for value, known, kind, offset, severity in (
+        (hdr.incompatible, INCOMPATIBLE, 0, 72, None),
+        (hdr.compatible, COMPATIBLE, 1, 80, INFO),
+        (hdr.autoclear, AUTOCLEAR, 2, 88, INFO),
+    ):
+        unknown = value & ~sum(1 << bit for bit in known)
+        if unknown:
+            names = ", ".join(_bit_names(unknown, {}, exts.feature_names, kind))
+            detail = f"unknown {FEATURE_TYPES[kind]} feature bits 0x{unknown:x}: {names}"
+            info.add("unknown-features", detail, offset, severity)
+    if hdr.autoclear & DATA_FILE_RAW and not hdr.incompatible & DATA_FILE:
+        info.add("malformed", "autoclear bit 1 (raw external data) without an external data file", 88)
+
+
+def _compression(info: Inspection, hdr: _Header) -> None:
+    kind = hdr.compression_type
+    if kind not in COMPRESSION:
+        info.add("malformed", f"compression_type {kind} is neither 0 (zlib) nor 1 (zstd)", COMPRESSION_OFFSET)
+    elif kind and not hdr.incompatible & COMPRESSION_BIT:
+        info.add("malformed", f"compression_type {kind} without incompatible feature bit 3", COMPRESSION_OFFSET)
+    elif not kind and hdr.incompatible & COMPRESSION_BIT:
+        info.add("malformed", "incompatible feature bit 3 (compression type) set, but the type is zlib", 72)
+
+
+def _luks(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions) -> None:
+    if hdr.crypt_method != CRYPT_LUKS:
+        return
+    if exts.crypto is None:
+        info.add("malformed", "LUKS encryption without a full disk encryption header extension", 32)
+        return
+    offset, length, ext_offset = exts.crypto
+    encryption: dict[str, Any] = {"method": "luks", "header_offset": offset, "header_length": length}
+    info.encryption = encryption
+    if offset % hdr.cluster_size:
+        info.add("malformed", f"LUKS header offset {offset} is not cluster aligned", ext_offset)
+    if offset + length > reader.size:
+        info.add("malformed", f"LUKS header at {offset} ({length} bytes) runs past the end of the file", ext_offset)
+    peek = reader.read(offset, 104)
+    if len(peek) < 104 or not peek.startswith(LUKS_MAGIC):
+        info.add("malformed", f"no LUKS header at offset {offset}", ext_offset)
+        return
+    values, group = decode("LUKS header", peek, offset, LUKS_PEEK_SPECS, ">", "the qcow2 image's key material")
+    info.fields.append(group)
+    encryption.update(
+        luks_version=values["version"],
+        cipher=values["cipher_name"],
+        cipher_mode=values["cipher_mode"],
+        hash=values["hash_spec"],
+    )
+
+
+def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
+    raw = bool(hdr.autoclear & DATA_FILE_RAW)
+    if not hdr.incompatible & DATA_FILE:
+        if exts.data_file:
+            name, offset = exts.data_file
+            info.add("malformed", f"external data file name {name!r} without incompatible feature bit 2", offset)
+        return
+    if exts.data_file is None:
+        info.data_file = {"filename": None, "kind": None, "raw": raw}
+        info.add("external-data-file", "incompatible bit 2: data in an external file whose name the user supplies", 72)
+        return
+    name, offset = exts.data_file
+    ref = info.reference("data file", name, offset, raw=raw)
+    info.data_file = {"filename": ref["name"], "kind": ref["kind"], "raw": raw}
+    info.add("external-data-file", f"guest data stored in {name!r}{' (raw)' if raw else ''}", offset)
+
+
+# --- tables and snapshots ------------------------------------------------------------------------------------
+
+
+def _tables(reader: Reader, info: Inspection, hdr: _Header) -> None:
+    cluster = hdr.cluster_size
+    group = Field("tables", 0, 0, None, "metadata tables placed against the file size")
+    group.add(check_extent(reader, info, "active L1 table", hdr.l1_offset, hdr.l1_size * 8, cluster, MAX_L1_BYTES))
+    shift = 2 * hdr.bounds_bits - (4 if hdr.extended_l2 else 3)  # bytes mapped by one L1 entry: 2^shift
+    needed = (hdr.size + (1 << shift) - 1) >> shift
+    if needed > INT_MAX:
+        info.add("malformed", f"virtual size {hdr.size} needs {needed} L1 entries: too big for qemu", 24)
+    elif hdr.l1_size < needed:
+        info.add("malformed", f"L1 table has {hdr.l1_size} entries; the virtual size needs {needed}", 36)
+    if not hdr.refcount_clusters:
+        info.add("malformed", "refcount_table_clusters is 0: the image has no refcount table", 56)
+    refcount_bytes = hdr.refcount_clusters * cluster
+    group.add(
+        check_extent(reader, info, "refcount table", hdr.refcount_offset, refcount_bytes, cluster, MAX_REFTABLE_BYTES)
+    )
+    info.fields.append(group)
+
+
+def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
+    count, offset = hdr.nb_snapshots, hdr.snapshots_offset
+    if count > MAX_SNAPSHOTS:
+        info.add("malformed", f"{count} snapshots (qemu accepts at most {MAX_SNAPSHOTS})", 60)
+    if offset % hdr.cluster_size:
+        info.add("malformed", f"snapshot table offset {offset} is not cluster aligned", 64)
+    if not count:
+        return
+    group = Field("snapshot table", offset, 0, count, f"{count} entries declared")
+    info.fields.append(group)
+    position: int | None = offset
+    for index in range(min(count, MAX_LIST)):
+        position = _snapshot(reader, info, index, position, group)
+        if position is None:
+            return
+    group.size = position - offset
+    if count > MAX_LIST:
+        info.add("read-budget", f"{count} snapshots declared; only the first {MAX_LIST} were read", 60)
+
+
+def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group: Field) -> int | None:
+    """Read one snapshot entry at ``position``; the next entry's offset, or None when the table ends here."""
+    head = reader.read(position, SNAPSHOT_HEADER)
+    if len(head) < SNAPSHOT_HEADER:
+        info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
+        return None
+    values, node = decode(f"snapshot {index}", head, position, SNAPSHOT_SPECS)
+    group.add(node)
+    extra_size, id_size, name_size = values["extra_data_size"], values["id_str_size"], values["name_size"]
+    if extra_size > MAX_SNAPSHOT_EXTRA:
+        info.add(
+            "malformed",
+            f"snapshot {index}: {extra_size} bytes of extra data (qemu accepts {MAX_SNAPSHOT_EXTRA})",
+            position,
+        )
+        return None
+    extra, extra_node = decode(
+        "extra data",
+        reader.read(position + SNAPSHOT_HEADER, min(extra_size, SNAPSHOT_EXTRA_KNOWN)),
+        position + SNAPSHOT_HEADER,
+        SNAPSHOT_EXTRA_SPECS,
+    )
+    node.add(extra_node)
+    id_offset = position + SNAPSHOT_HEADER + extra_size
+    name_offset = id_offset + id_size
+    end = name_offset + name_size
+    if end > reader.size:
+        info.add(
+            "malformed",
+            f"snapshot {index} at {position} ({end - position} bytes) runs past the end of the file",
+            position,
+        )
+        return None
+    snap_id = clean_text(reader.read(id_offset, min(id_size, NAME_CAP)))
+    name = clean_text(reader.read(name_offset, min(name_size, NAME_CAP)))
+    node.add(Field("id", id_offset, id_size, snap_id))
+    node.add(Field("name", name_offset, name_size, name))
+    node.size = end - position
+    info.snapshots.append(
+        {
+            "id": snap_id,
+            "name": name,
+            "date": datetime.fromtimestamp(values["date_sec"], UTC).isoformat(),
+            "date_sec": values["date_sec"],
+            "date_nsec": values["date_nsec"],
+            "vm_clock_nsec": values["vm_clock_nsec"],
+            "vm_state_size": extra.get("vm_state_size_large", values["vm_state_size"]),
+            "virtual_size": extra.get("disk_size"),
+            "icount": extra.get("icount"),
+            "l1_table_offset": values["l1_table_offset"],
+            "l1_size": values["l1_size"],
+        }
+    )
+    return _align8(end)
+
+
+def _details(hdr: _Header, exts: _Extensions) -> dict[str, Any]:
+    names = exts.feature_names
+    return {
+        "version": hdr.version,
+        "compat": {2: "0.10", 3: "1.1"}.get(hdr.version),
+        "header_length": hdr.header_length,
+        "lazy_refcounts": bool(hdr.compatible & LAZY_REFCOUNTS),
+        "refcount_bits": 1 << hdr.refcount_order if hdr.refcount_order <= 6 else None,
+        "extended_l2": hdr.extended_l2,
+        "compression_type": COMPRESSION.get(hdr.compression_type, f"unknown ({hdr.compression_type})"),
+        "data_file_raw": bool(hdr.autoclear & DATA_FILE_RAW),
+        "bitmaps": exts.bitmaps,
+        "incompatible_features": _bit_names(hdr.incompatible, INCOMPATIBLE, names, 0),
+        "compatible_features": _bit_names(hdr.compatible, COMPATIBLE, names, 1),
+        "autoclear_features": _bit_names(hdr.autoclear, AUTOCLEAR, names, 2),
+        "header_extensions": exts.found,
+        "unknown_extensions": exts.unknown[:SHOWN_UNKNOWN],
+        "feature_names": [
+            {"type": FEATURE_TYPES.get(kind, str(kind)), "bit": bit, "name": name}
+            for (kind, bit), name in list(names.items())[:MAX_FEATURE_NAMES]
+        ],
+    }

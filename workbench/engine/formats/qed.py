@@ -1,0 +1,115 @@
+"""QED, the QEMU Enhanced Disk format: a 64-byte little-endian header, an L1 table and a backing file.
+
+Layout and rules from qemu's docs/interop/qed_spec.rst; the checks are those of block/qed.c when it
+opens an image (cluster and table sizes, image size, L1 table placement, backing name bounds).
+"""
+
+from __future__ import annotations
+
+from ..fields import Field, Spec, bit_flags, decode
+from ..findings import INFO
+from ..inspection import Inspection
+from ..reader import Reader
+from .qcow import check_extent, read_backing_name
+
+NAMES = ("qed",)
+PRIORITY = 50
+
+MAGIC = b"QED\0"
+HEADER_SIZE = 64
+MIN_CLUSTER, MAX_CLUSTER = 4096, 64 << 20
+MIN_TABLE, MAX_TABLE = 1, 16
+MAX_BACKING_NAME = 4095  # qed_read_string into a PATH_MAX buffer
+SECTOR = 512
+
+F_BACKING_FILE, F_NEED_CHECK, F_BACKING_RAW = 1, 2, 4
+FEATURES = {0: "backing file", 1: "needs check", 2: "backing format is raw (no probing)"}
+
+SPECS = [
+    Spec("magic", 0, "4s", "QED\\0", "bytes"),
+    Spec("cluster_size", 4, "I", "bytes per cluster (power of 2, 4 KiB .. 64 MiB)"),
+    Spec("table_size", 8, "I", "clusters per L1/L2 table (power of 2, 1..16)"),
+    Spec("header_size", 12, "I", "clusters used by the header"),
+    Spec("features", 16, "Q", "a reader must refuse unknown bits", "hex"),
+    Spec("compat_features", 24, "Q", "unknown bits may be ignored", "hex"),
+    Spec("autoclear_features", 32, "Q", "unknown bits are cleared by a writer", "hex"),
+    Spec("l1_table_offset", 40, "Q", "offset of the L1 table", "hex"),
+    Spec("image_size", 48, "Q", "virtual disk size in bytes"),
+    Spec("backing_filename_offset", 56, "I", "offset of the backing file name"),
+    Spec("backing_filename_size", 60, "I", "length of the backing file name"),
+]
+
+
+def probe(reader: Reader) -> str | None:
+    return "qed" if reader.read(0, 4) == MAGIC else None
+
+
+def _power_of_two_in(value: int, low: int, high: int) -> bool:
+    return low <= value <= high and not value & (value - 1)
+
+
+def parse(reader: Reader, info: Inspection) -> None:
+    head = reader.read(0, HEADER_SIZE)
+    values, group = decode("qed header", head, 0, SPECS, "<", "QED header (little-endian)")
+    info.fields.append(group)
+    if len(head) < HEADER_SIZE:
+        info.add("malformed", f"qed header truncated: the file has {len(head)} of its {HEADER_SIZE} bytes", 0)
+        return
+    cluster, table, header_clusters = values["cluster_size"], values["table_size"], values["header_size"]
+    features, size = values["features"], values["image_size"]
+    info.virtual_size = size
+    info.details = {"table_size": table, "header_size": header_clusters, "features": []}
+    if _power_of_two_in(cluster, MIN_CLUSTER, MAX_CLUSTER):
+        info.cluster_size = cluster
+    else:
+        info.add("malformed", f"cluster_size {cluster} is not a power of 2 in {MIN_CLUSTER}..{MAX_CLUSTER}", 4)
+    table_ok = _power_of_two_in(table, MIN_TABLE, MAX_TABLE)
+    if not table_ok:
+        info.add("malformed", f"table_size {table} is not a power of 2 in {MIN_TABLE}..{MAX_TABLE}", 8)
+    if not header_clusters:
+        info.add("malformed", "header_size is 0 clusters", 12)
+    _features(info, values, group)
+    if info.cluster_size and table_ok:
+        _geometry(reader, info, values)
+    if features & F_BACKING_FILE:
+        read_backing_name(
+            reader,
+            info,
+            values["backing_filename_offset"],
+            values["backing_filename_size"],
+            max_length=MAX_BACKING_NAME,
+            region_end=cluster * header_clusters,
+            fmt="raw" if features & F_BACKING_RAW else None,
+            field_offset=56,
+        )
+
+
+def _features(info: Inspection, values: dict[str, int], group: Field) -> None:
+    features = values["features"]
+    node = next(c for c in group.children if c.name == "features")
+    node.children = bit_flags(features, FEATURES, 16, 8)
+    info.details["features"] = [FEATURES.get(bit, f"bit {bit}") for bit in range(64) if features >> bit & 1]
+    unknown = features & ~(F_BACKING_FILE | F_NEED_CHECK | F_BACKING_RAW)
+    if unknown:
+        info.add("unknown-features", f"unknown qed feature bits 0x{unknown:x}", 16)
+    for name, offset in (("compat_features", 24), ("autoclear_features", 32)):
+        if values[name]:
+            info.add("unknown-features", f"unknown qed {name} 0x{values[name]:x} (safe to ignore)", offset, INFO)
+    if features & F_NEED_CHECK:
+        info.dirty = True
+        info.add("dirty", "feature bit 1 (needs check): the image was not closed cleanly", 16)
+
+
+def _geometry(reader: Reader, info: Inspection, values: dict[str, int]) -> None:
+    cluster, table, size = values["cluster_size"], values["table_size"], values["image_size"]
+    entries = table * cluster // 8
+    largest = entries * entries * cluster
+    if size % SECTOR:
+        info.add("malformed", f"image_size {size} is not a multiple of {SECTOR}", 48)
+    if size > largest:
+        info.add("malformed", f"image_size {size} is larger than the {largest} bytes the tables can map", 48)
+    l1_offset = values["l1_table_offset"]
+    header_end = values["header_size"] * cluster
+    if 0 < l1_offset < header_end:
+        info.add("malformed", f"L1 table offset {l1_offset} lies inside the {header_end}-byte header", 40)
+    info.fields.append(check_extent(reader, info, "L1 table", l1_offset, table * cluster, cluster, None))

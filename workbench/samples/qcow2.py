@@ -1,0 +1,316 @@
+"""qcow (version 1), qcow2 (versions 2 and 3) and QED images built byte by byte.
+
+:func:`qcow2` lays an image out as ``qemu-img create`` does: header, extensions and backing name in
+cluster 0, the refcount table in cluster 1, one refcount block in cluster 2, the L1 table from cluster 3
+(the file ends where the L1 table ends), then an optional snapshot table. Semantic arguments
+(``backing``, ``data_file``...) make a consistent image; raw header fields (``incompatible``,
+``l1_offset``...) are written exactly as given, which is how the hostile variants are made.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+QCOW_MAGIC = b"QFI\xfb"
+QED_MAGIC = b"QED\0"
+
+INCOMPAT_DIRTY, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_COMPRESSION, INCOMPAT_EXTENDED_L2 = 1, 2, 4, 8, 16
+COMPAT_LAZY_REFCOUNTS = 1
+AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW = 1, 2
+CRYPT_NONE, CRYPT_AES, CRYPT_LUKS = 0, 1, 2
+
+EXT_BACKING_FORMAT = 0xE2792ACA
+EXT_FEATURE_TABLE = 0x6803F857
+EXT_BITMAPS = 0x23852875
+EXT_CRYPTO = 0x0537BE77
+EXT_DATA_FILE = 0x44415441
+
+QED_BACKING_FILE, QED_NEED_CHECK, QED_BACKING_RAW = 1, 2, 4
+
+# The feature name table qemu 7.2 writes into every version 3 image.
+QEMU_FEATURE_NAMES = (
+    (0, 0, "dirty bit"),
+    (0, 1, "corrupt bit"),
+    (0, 2, "external data file"),
+    (0, 3, "compression type"),
+    (0, 4, "extended L2 entries"),
+    (1, 0, "lazy refcounts"),
+    (2, 0, "bitmaps"),
+    (2, 1, "raw external data"),
+)
+
+
+def _pad(data: bytes, multiple: int) -> bytes:
+    return data + bytes(-len(data) % multiple)
+
+
+def _clusters(size: int, cluster: int) -> int:
+    return max(1, -(-size // cluster))
+
+
+def extension(magic: int, data: bytes) -> bytes:
+    """One qcow2 header extension, padded to 8 bytes."""
+    return struct.pack(">II", magic, len(data)) + _pad(data, 8)
+
+
+def feature_table(entries: Sequence[tuple[int, int, str]] = QEMU_FEATURE_NAMES) -> bytes:
+    """The data of a feature name table extension: (type, bit, name) entries of 48 bytes."""
+    return b"".join(struct.pack(">BB46s", kind, bit, name.encode()) for kind, bit, name in entries)
+
+
+def snapshot_entry(
+    snap_id: str,
+    name: str,
+    *,
+    date_sec: int = 0,
+    date_nsec: int = 0,
+    vm_clock_nsec: int = 0,
+    vm_state_size: int = 0,
+    disk_size: int | None = None,
+    l1_offset: int = 0,
+    l1_size: int = 0,
+    extra: bytes | None = None,
+) -> bytes:
+    """One snapshot table entry, padded to 8 bytes; ``extra`` replaces the 16 standard extra bytes."""
+    if extra is None:
+        extra = struct.pack(">QQ", vm_state_size, disk_size or 0)
+    ident, label = snap_id.encode(), name.encode()
+    head = struct.pack(
+        ">QIHHIIQII",
+        l1_offset,
+        l1_size,
+        len(ident),
+        len(label),
+        date_sec,
+        date_nsec,
+        vm_clock_nsec,
+        min(vm_state_size, 0xFFFFFFFF),
+        len(extra),
+    )
+    return _pad(head + extra + ident + label, 8)
+
+
+def _refcount_block(clusters: int, cluster_size: int, order: int) -> bytes:
+    """A refcount block giving each of the first ``clusters`` clusters a refcount of 1."""
+    block = bytearray(cluster_size)
+    width = 1 << order
+    if clusters * width > cluster_size * 8:
+        raise ValueError("the builder writes a single refcount block; use larger clusters")
+    for index in range(clusters):
+        bit = index * width
+        if width >= 8:
+            block[bit // 8 + width // 8 - 1] = 1  # big-endian value 1
+        else:
+            block[bit // 8] |= 1 << (bit % 8)
+    return bytes(block)
+
+
+def _qcow2_header(fields: dict[str, int], version: int, header_length: int) -> bytes:
+    base = struct.pack(
+        ">4sIQIIQIIQQIIQ",
+        QCOW_MAGIC,
+        version,
+        fields["backing_offset"],
+        fields["backing_size"],
+        fields["cluster_bits"],
+        fields["size"],
+        fields["crypt_method"],
+        fields["l1_size"],
+        fields["l1_offset"],
+        fields["refcount_offset"],
+        fields["refcount_clusters"],
+        fields["nb_snapshots"],
+        fields["snapshots_offset"],
+    )
+    if version < 3:
+        return base
+    v3 = struct.pack(
+        ">QQQIIB",
+        fields["incompatible"],
+        fields["compatible"],
+        fields["autoclear"],
+        fields["refcount_order"],
+        header_length,
+        fields["compression_type"],
+    )
+    return (base + v3).ljust(header_length, b"\0")[: max(header_length, 104)]
+
+
+def qcow2(
+    virtual_size: int,
+    *,
+    version: int = 3,
+    cluster_bits: int = 16,
+    backing: str | bytes | None = None,
+    backing_format: str | None = None,
+    backing_offset: int | None = None,
+    backing_size: int | None = None,
+    incompatible: int = 0,
+    compatible: int = 0,
+    autoclear: int = 0,
+    crypt_method: int = CRYPT_NONE,
+    data_file: str | None = None,
+    extensions: Sequence[tuple[int, bytes]] = (),
+    extension_area: bytes | None = None,
+    feature_names: bool = True,
+    header_length: int | None = None,
+    refcount_order: int = 4,
+    compression_type: int = 0,
+    l1_size: int | None = None,
+    l1_offset: int | None = None,
+    refcount_offset: int | None = None,
+    refcount_clusters: int = 1,
+    snapshots: Sequence[bytes] = (),
+    nb_snapshots: int | None = None,
+    snapshots_offset: int | None = None,
+) -> bytes:
+    """A qcow2 image with no data clusters; qemu-img info and check accept the defaults.
+
+    ``data_file`` adds the external data file extension and sets incompatible bit 2; every other
+    feature bit is written as given. ``extension_area`` replaces the generated extensions (end marker
+    included). ``snapshots`` are entries from :func:`snapshot_entry`, stored after the L1 table.
+    """
+    cluster = 1 << cluster_bits
+    if header_length is None:
+        header_length = 112 if version >= 3 else 72
+    if data_file is not None:
+        incompatible |= INCOMPAT_DATA_FILE
+    name = backing.encode() if isinstance(backing, str) else backing or b""
+    if extension_area is None:
+        area = b""
+        if backing_format:
+            area += extension(EXT_BACKING_FORMAT, backing_format.encode())
+        if data_file is not None:
+            area += extension(EXT_DATA_FILE, data_file.encode())
+        if feature_names and version >= 3:
+            area += extension(EXT_FEATURE_TABLE, feature_table())
+        area += b"".join(extension(magic, data) for magic, data in extensions) + bytes(8)
+    else:
+        area = extension_area
+    head_end = (max(header_length, 104) if version >= 3 else 72) + len(area)  # qemu reads v2 headers as 72 bytes
+    header_clusters = _clusters(head_end + len(name), cluster)
+    entry_bits = 4 if incompatible & INCOMPAT_EXTENDED_L2 else 3
+    needed = -(-virtual_size // (1 << (2 * cluster_bits - entry_bits)))
+    l1_entries = needed if l1_size is None else l1_size
+    refcount_at = header_clusters * cluster
+    l1_at = refcount_at + (refcount_clusters + 1) * cluster
+    l1_clusters = _clusters(l1_entries * 8, cluster)
+    snapshots_at = l1_at + l1_clusters * cluster
+    table = b"".join(snapshots)
+    fields = {
+        "backing_offset": (head_end if name else 0) if backing_offset is None else backing_offset,
+        "backing_size": len(name) if backing_size is None else backing_size,
+        "cluster_bits": cluster_bits,
+        "size": virtual_size,
+        "crypt_method": crypt_method,
+        "l1_size": l1_entries,
+        "l1_offset": l1_at if l1_offset is None else l1_offset,
+        "refcount_offset": refcount_at if refcount_offset is None else refcount_offset,
+        "refcount_clusters": refcount_clusters,
+        "nb_snapshots": len(snapshots) if nb_snapshots is None else nb_snapshots,
+        "snapshots_offset": (snapshots_at if snapshots else 0) if snapshots_offset is None else snapshots_offset,
+        "incompatible": incompatible,
+        "compatible": compatible,
+        "autoclear": autoclear,
+        "refcount_order": refcount_order,
+        "compression_type": compression_type,
+    }
+    used = header_clusters + refcount_clusters + 1 + l1_clusters + (_clusters(len(table), cluster) if table else 0)
+    refcount_block_at = refcount_at + refcount_clusters * cluster
+    image = bytearray(_qcow2_header(fields, version, header_length) + area)
+    image[head_end : head_end + len(name)] = name
+    image = image.ljust(refcount_at, b"\0")
+    image += struct.pack(">Q", refcount_block_at).ljust(refcount_clusters * cluster, b"\0")
+    image += _refcount_block(used, cluster, refcount_order)
+    image += bytes(l1_entries * 8)
+    if table:
+        image = image.ljust(snapshots_at, b"\0") + table
+    return bytes(image)
+
+
+def qcow1(
+    virtual_size: int,
+    *,
+    cluster_bits: int = 12,
+    l2_bits: int = 9,
+    backing: str | None = None,
+    backing_size: int | None = None,
+    crypt_method: int = CRYPT_NONE,
+    mtime: int = 0,
+    l1_offset: int | None = None,
+) -> bytes:
+    """A qcow version 1 image laid out as qemu's qcow_create does (header, backing name, L1 table)."""
+    name = backing.encode() if backing else b""
+    l1_at = -(-(48 + len(name)) // 8) * 8
+    shift = cluster_bits + l2_bits
+    l1_bytes = ((virtual_size + (1 << shift) - 1) >> shift) * 8
+    header = struct.pack(
+        ">4sIQIIQBBHIQ",
+        QCOW_MAGIC,
+        1,
+        48 if name else 0,
+        len(name) if backing_size is None else backing_size,
+        mtime,
+        virtual_size,
+        cluster_bits,
+        l2_bits,
+        0,
+        crypt_method,
+        l1_at if l1_offset is None else l1_offset,
+    )
+    return _pad(header + name, 8) + bytes(-(-l1_bytes // 512) * 512)
+
+
+def qed(
+    virtual_size: int,
+    *,
+    cluster_size: int = 65536,
+    table_size: int = 4,
+    header_size: int = 1,
+    features: int = 0,
+    compat_features: int = 0,
+    autoclear_features: int = 0,
+    backing: str | None = None,
+    backing_raw: bool = False,
+    backing_offset: int | None = None,
+    backing_size: int | None = None,
+    l1_offset: int | None = None,
+) -> bytes:
+    """A QED image as qemu-img create makes it: header cluster(s), then one L1 table.
+
+    ``backing`` sets feature bit 0 and stores the name after the header; ``backing_raw`` sets bit 2.
+    """
+    name = backing.encode() if backing else b""
+    if backing:
+        features |= QED_BACKING_FILE
+    if backing_raw:
+        features |= QED_BACKING_RAW
+    l1_at = header_size * cluster_size
+    header = struct.pack(
+        "<4sIIIQQQQQII",
+        QED_MAGIC,
+        cluster_size,
+        table_size,
+        header_size,
+        features,
+        compat_features,
+        autoclear_features,
+        l1_at if l1_offset is None else l1_offset,
+        virtual_size,
+        (64 if name else 0) if backing_offset is None else backing_offset,
+        len(name) if backing_size is None else backing_size,
+    )
+    return (header + name).ljust(l1_at, b"\0") + bytes(table_size * cluster_size)
+
+
+def demo_images() -> list[tuple[str, str, bytes]]:
+    """(file name, declared format, bytes) of the qcow2 images the ``--demo`` window shows."""
+    guest_disk = qcow2(8 << 30, backing="/etc/passwd")  # what a guest can write into its own raw disk
+    return [
+        ("clean.qcow2", "qcow2", qcow2(1 << 30)),
+        ("backing-host-file.qcow2", "qcow2", qcow2(1 << 30, backing="/etc/passwd", backing_format="raw")),
+        ("guest-raw-disk.img", "raw", guest_disk.ljust(1 << 20, b"\0")),
+        ("claims-2TiB.qcow2", "qcow2", qcow2(2 << 40)),
+        ("aes-encrypted.qcow2", "qcow2", qcow2(1 << 30, crypt_method=CRYPT_AES)),
+    ]
