@@ -17,6 +17,7 @@ from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
 from ..findings import INFO
 from ..inspection import MAX_LIST, Inspection
 from ..reader import BudgetExceeded, Reader
+from .luks import LUKS1_SPECS
 
 NAMES = ("qcow", "qcow2")
 PRIORITY = 50
@@ -117,13 +118,7 @@ CRYPTO_SPECS = [
     Spec("length", 8, "Q", "length of the LUKS header"),
 ]
 LUKS_MAGIC = b"LUKS\xba\xbe"
-LUKS_PEEK_SPECS = [
-    Spec("magic", 0, "6s", "LUKS\\xba\\xbe", "bytes"),
-    Spec("version", 6, "H", "LUKS version"),
-    Spec("cipher_name", 8, "32s", "cipher", "text"),
-    Spec("cipher_mode", 40, "32s", "cipher mode and IV generator", "text"),
-    Spec("hash_spec", 72, "32s", "hash", "text"),
-]
+LUKS_PEEK_SPECS = LUKS1_SPECS[:5]  # magic, version, cipher, mode, hash: the same in LUKS1 and LUKS2
 
 DIRTY, CORRUPT, DATA_FILE, COMPRESSION_BIT, EXTENDED_L2 = 1, 2, 4, 8, 16  # incompatible feature bits
 LAZY_REFCOUNTS = 1  # compatible feature bit
