@@ -1,7 +1,9 @@
-"""Parent side of the engine: open the image, start one child for it, and collect a bounded reply.
+"""Parent side of the engine: open the image, hand it to a sandboxed child, and collect a bounded reply.
 
 The parent never parses image bytes: it opens the file read-only, checks what kind of file it is, and
-hands the descriptor to a fresh child. The reply is untrusted; :mod:`workbench.models.report` validates it.
+hands the descriptor to a child, either a fresh process per image or a child forked by a
+:class:`Zygote`. Either way the reply is untrusted: it is capped, decoded here with every failure
+turned into a one-line :class:`InspectError`, and validated by :mod:`workbench.models.report`.
 """
 
 from __future__ import annotations
@@ -9,22 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import json
 import os
 import signal
+import socket
 import stat
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPLY_CAP = 16 << 20
 STDERR_CAP = 64 << 10
+HELLO_TIMEOUT = 20.0
+REAP_TIMEOUT = 5.0
 _KINDS = {
     stat.S_ISDIR: "a directory",
     stat.S_ISFIFO: "a FIFO (named pipe)",
     stat.S_ISSOCK: "a socket",
     stat.S_ISCHR: "a character device",
+}
+_SIGNALS = {
+    "SIGSYS": "killed by the sandbox for a forbidden system call (SIGSYS)",
+    "SIGXCPU": "stopped at its CPU time limit (SIGXCPU)",
+    "SIGKILL": "killed (SIGKILL)",
 }
 
 
@@ -41,6 +53,16 @@ class EngineOptions:
     timeout: float = 20.0
     reply_cap: int = REPLY_CAP
     require_layers: list[str] = field(default_factory=list)
+    zygote: Zygote | None = None  # a started fork server; None: a fresh process per image
+
+
+@dataclass
+class ChildOutcome:
+    """What a child left: its exit code (negative: the signal that ended it), stdout and stderr."""
+
+    returncode: int | None
+    out: bytes
+    err: bytes
 
 
 def open_image(path: str, follow_symlinks: bool = False) -> int:
@@ -70,79 +92,159 @@ def open_image(path: str, follow_symlinks: bool = False) -> int:
     return fd
 
 
-def engine_command() -> list[str]:
+def engine_command(zygote: bool = False) -> list[str]:
     """How to start a child: the frozen executable's engine mode, or an isolated interpreter."""
+    extra = ["--zygote"] if zygote else []
     if getattr(sys, "frozen", False):
-        return [sys.executable, "--engine-worker"]
+        return [sys.executable, "--engine-worker", *extra]
     root = str(Path(__file__).resolve().parents[2])
     code = f"import sys; sys.path.insert(0, {root!r}); from workbench.engine.worker import main; main()"
-    return [sys.executable, "-I", "-S", "-c", code]
+    return [sys.executable, "-I", "-S", "-c", code, *extra]
 
 
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def spawn_options(fds: tuple[int, ...]) -> dict[str, Any]:
+    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env."""
+    return {
+        "stdin": asyncio.subprocess.PIPE,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        "pass_fds": fds,
+        "env": {},
+        "cwd": "/",
+        "start_new_session": True,
+    }
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> bytes:
+async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
     data = bytearray()
     while chunk := await stream.read(65536):
         data += chunk
         if len(data) > cap:
-            raise InspectError(f"engine reply larger than {cap} bytes: refused")
+            raise InspectError(f"engine {what} larger than {cap} bytes: refused")
     return bytes(data)
 
 
-def _exit_reason(returncode: int, stderr: bytes) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"engine crashed ({name})"
-    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    return f"engine exited with status {returncode} {last[0][:200]}".rstrip()
+async def _collect(
+    stdout: asyncio.StreamReader,
+    stderr: asyncio.StreamReader,
+    finished: Callable[[], Awaitable[int | None]],
+    kill: Callable[[], None],
+    options: EngineOptions,
+) -> ChildOutcome:
+    """Read both streams with their caps and wait for the exit, all within the timeout; kill on failure."""
+    tasks = [
+        asyncio.ensure_future(_read_capped(stdout, options.reply_cap, "reply")),
+        asyncio.ensure_future(_read_capped(stderr, STDERR_CAP, "error output")),
+    ]
+    try:
+        async with asyncio.timeout(options.timeout):
+            out, err = await asyncio.gather(*tasks)
+            code = await finished()
+    except TimeoutError:
+        kill()
+        raise InspectError(f"engine timed out after {options.timeout:g} s and was killed") from None
+    except InspectError:
+        kill()
+        raise
+    finally:
+        for task in tasks:
+            task.cancel()
+    return ChildOutcome(code, out, err)
 
 
-async def run_engine(fd: int, path: str, declared: str | None, options: EngineOptions) -> dict[str, Any]:
-    """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
-    request = {"fd": fd, "path": path, "declared_format": declared, "require_layers": options.require_layers}
-    proc = await asyncio.create_subprocess_exec(
-        *engine_command(),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        pass_fds=(fd,),
-        env={},
-        cwd="/",
-        start_new_session=True,
-    )
+async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+    """Start one fresh child for ``request`` with ``fds`` inherited, and collect what it leaves."""
+    try:
+        proc = await asyncio.create_subprocess_exec(*engine_command(), **spawn_options(fds))
+    except OSError as exc:
+        raise InspectError(f"could not start the engine: {exc.strerror or exc}") from None
     assert proc.stdin and proc.stdout and proc.stderr
+
+    def kill() -> None:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
     try:
         proc.stdin.write(json.dumps(request).encode())
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await proc.stdin.drain()
         proc.stdin.close()
-        out, err = await asyncio.wait_for(
-            asyncio.gather(_read_capped(proc.stdout, options.reply_cap), _read_capped(proc.stderr, STDERR_CAP)),
-            options.timeout,
-        )
-        await asyncio.wait_for(proc.wait(), options.timeout)
-    except TimeoutError:
-        raise InspectError(f"engine timed out after {options.timeout:g} s and was killed") from None
+        return await _collect(proc.stdout, proc.stderr, proc.wait, kill, options)
     finally:
-        _kill(proc)
-        with contextlib.suppress(ProcessLookupError):
-            await proc.wait()
-    if proc.returncode and not out:
-        raise InspectError(_exit_reason(proc.returncode, err))
+        kill()
+        await _reap(proc)
+
+
+async def _discard(stream: asyncio.StreamReader | None) -> None:
+    while stream is not None and await stream.read(65536):
+        pass
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a finished or killed child. asyncio wakes ``wait()`` only once the pipes are closed, and a
+    pipe whose reader stopped stays paused, so what is left in them is read and thrown away."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(REAP_TIMEOUT):
+            await asyncio.gather(_discard(proc.stdout), _discard(proc.stderr), proc.wait())
+
+
+def exit_reason(returncode: int, stderr: bytes) -> str:
+    """One line saying how a child ended without a usable reply."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"engine {_SIGNALS.get(name, f'crashed ({name})')}"
+    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    return f"engine exited with status {returncode} {last[0][:200]}".rstrip()
+
+
+def _sandbox_line(line: bytes) -> dict[str, str] | None:
+    """The layer report the child writes before it reads the image, as capped text."""
     try:
-        reply = json.loads(out)
-    except ValueError:
-        raise InspectError(f"engine reply is not valid JSON ({_exit_reason(proc.returncode or 0, err)})") from None
+        head = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    layers = head.get("sandbox") if isinstance(head, dict) else None
+    if not isinstance(layers, dict):
+        return None
+    return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
+
+
+def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
+    """The child's reply object (with its ``sandbox``), or an :class:`InspectError` saying in one line why
+    there is none; the error carries the layer report when the child got as far as sending it."""
+    code = outcome.returncode or 0
+    line, _, rest = outcome.out.partition(b"\n")
+    layers = _sandbox_line(line)
+    if code and not rest:
+        raise InspectError(exit_reason(code, outcome.err), layers)
+    if layers is None:
+        raise InspectError("engine reply does not start with its sandbox report")
+    try:
+        reply = json.loads(rest)
+    except (ValueError, RecursionError):
+        why = exit_reason(code, outcome.err) if code else "exited normally"
+        raise InspectError(f"engine reply is not valid JSON ({why})", layers) from None
     if not isinstance(reply, dict):
-        raise InspectError("engine reply is not a JSON object")
+        raise InspectError("engine reply is not a JSON object", layers)
+    reply["sandbox"] = layers
     return reply
+
+
+async def run_child(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+    """Run ``request`` in the zygote when there is one, else in a fresh process."""
+    if options.zygote is not None:
+        return await options.zygote.run(request, fds, options)
+    return await run_fresh(request, fds, options)
+
+
+async def run_engine(fd: int, path: str, declared: str | None, options: EngineOptions) -> dict[str, Any]:
+    """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
+    request = {"fd": fd, "path": path, "declared_format": declared, "require_layers": options.require_layers}
+    return decode_reply(await run_child(request, (fd,), options))
 
 
 async def inspect_path(
@@ -155,9 +257,178 @@ async def inspect_path(
     finally:
         os.close(fd)
     if reply.get("ok") is not True:
-        sandbox = reply.get("sandbox") if isinstance(reply.get("sandbox"), dict) else None
-        raise InspectError(str(reply.get("error", "engine failed without a message"))[:500], sandbox)
+        raise InspectError(str(reply.get("error", "engine failed without a message"))[:500], reply["sandbox"])
     report = reply.get("report")
     if not isinstance(report, dict):
         raise InspectError("engine reply carries no report")
     return report
+
+
+async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader, transport
+
+
+class Zygote:
+    """A sandboxed fork server: started once by exec, it forks one hardened child per image.
+
+    Messages on a SOCK_SEQPACKET socket pair: the parent sends ``{"id": n, "request": {...}}`` with the
+    image and the write ends of the child's stdout and stderr pipes attached (SCM_RIGHTS), or
+    ``{"kill": n}``; the zygote answers ``{"id": n, "status": code}`` once it has reaped the child.
+    The child's reply comes back on its own pipe, exactly as from a fresh process.
+    """
+
+    def __init__(self, require_layers: list[str] | None = None) -> None:
+        self.require_layers = list(require_layers or [])
+        self.sandbox: dict[str, str] = {}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[int | None]] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Zygote:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> dict[str, str]:
+        """Start the server and return its layer report; refuse when a required layer is missing."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        start = {"fd": theirs.fileno(), "require_layers": self.require_layers}
+        options = spawn_options((theirs.fileno(),)) | {"stderr": asyncio.subprocess.DEVNULL}
+        try:
+            self._proc = await asyncio.create_subprocess_exec(*engine_command(zygote=True), **options)
+        except OSError as exc:
+            ours.close()
+            raise InspectError(f"could not start the engine zygote: {exc.strerror or exc}") from None
+        finally:
+            theirs.close()
+        self._sock = ours
+        proc = self._proc
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(json.dumps(start).encode())
+        proc.stdin.close()
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                hello = await _read_capped(proc.stdout, REPLY_CAP, "greeting")
+        except (TimeoutError, InspectError):
+            await self.close()
+            raise InspectError("the engine zygote did not start") from None
+        try:
+            reply = decode_reply(ChildOutcome(proc.returncode, hello, b""))
+        except InspectError:
+            await self.close()
+            raise
+        self.sandbox = reply["sandbox"]
+        if reply.get("ok") is not True:
+            await self.close()
+            raise InspectError(str(reply.get("error", "the engine zygote refused to start"))[:500], self.sandbox)
+        ours.setblocking(False)
+        self._listener = asyncio.ensure_future(self._listen())
+        return self.sandbox
+
+    async def _listen(self) -> None:
+        """Hand each reaped child's exit code to whoever waits for it; at EOF, fail every waiter."""
+        assert self._sock
+        loop = asyncio.get_running_loop()
+        try:
+            while message := await loop.sock_recv(self._sock, 4096):
+                status = json.loads(message)
+                future = self._waiting.pop(int(status["id"]), None)
+                if future is None or future.done():
+                    continue
+                if "error" in status:  # the zygote could not fork
+                    future.set_exception(InspectError(f"engine zygote: {status['error']}"[:300]))
+                else:
+                    future.set_result(status.get("status"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        self._fail_waiters("the engine zygote exited")
+
+    def _fail_waiters(self, message: str) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(InspectError(message))
+        self._waiting.clear()
+
+    async def _send(self, payload: dict[str, Any], fds: list[int]) -> None:
+        assert self._sock
+        data = json.dumps(payload).encode()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                socket.send_fds(self._sock, [data], fds)
+                return
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(self._sock, ready.set_result, None)
+                try:
+                    await ready
+                finally:
+                    loop.remove_writer(self._sock)
+
+    async def _kill(self, ident: int) -> None:
+        with contextlib.suppress(OSError, AssertionError):
+            await self._send({"kill": ident}, [])
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it."""
+        if self._listener is None or self._listener.done():
+            raise InspectError("the engine zygote is not running")
+        ident = next(self._ids)
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._waiting[ident] = done
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            await self._send({"id": ident, "request": request}, [fds[0], out_w, err_w])
+        except OSError as exc:
+            self._waiting.pop(ident, None)
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            raise InspectError(f"the engine zygote is gone ({exc.strerror or exc})") from None
+        os.close(out_w)
+        os.close(err_w)
+        out, out_transport = await _pipe_reader(out_r)
+        err, err_transport = await _pipe_reader(err_r)
+
+        def kill() -> None:
+            if not done.done():
+                asyncio.ensure_future(self._kill(ident))
+
+        async def finished() -> int | None:
+            return await done
+
+        try:
+            return await _collect(out, err, finished, kill, options)
+        finally:
+            out_transport.close()
+            err_transport.close()
+
+    async def close(self) -> None:
+        """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        self._fail_waiters("the engine zygote was closed")
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            async with asyncio.timeout(REAP_TIMEOUT):
+                await proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await _reap(proc)

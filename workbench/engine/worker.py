@@ -1,9 +1,17 @@
 """The engine child: harden, read one request, inspect the one image it was handed, reply, exit.
 
 Started by :mod:`workbench.engine.client` as ``python -I -S -c ...`` (or the frozen executable with
-``--engine-worker``) with the image as an inherited descriptor, an empty environment and cwd ``/``.
-Protocol: one JSON request line on stdin (``{"fd": N, "path": "...", "declared_format": "qcow2"|null}``),
-one JSON reply on stdout (``{"ok": true, "report": {...}}`` or ``{"ok": false, "error": "..."}``).
+``--engine-worker``) with the image as an inherited descriptor, an empty environment and cwd ``/``;
+with ``--zygote`` it becomes the fork server of :mod:`workbench.engine.zygote` instead.
+Protocol: one JSON request on stdin, read to its end::
+
+    {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
+     "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
+     "probe": ["open", ...] (optional: try forbidden things instead of inspecting), "probe_args": {...}}
+
+and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
+even a crash leaves the layer report behind), then one JSON reply: ``{"ok": true, "report": {...}}``,
+``{"ok": true, "probes": {...}}`` or ``{"ok": false, "error": "..."}``.
 """
 
 from __future__ import annotations
@@ -13,12 +21,12 @@ import os
 import sys
 from typing import Any
 
-from . import report, sandbox
+from . import probes, report, sandbox
 
 MAX_REQUEST = 64 * 1024
 
 
-def _read_request() -> dict[str, Any]:
+def read_request() -> dict[str, Any]:
     raw = b""
     while chunk := os.read(0, MAX_REQUEST - len(raw)):
         raw += chunk
@@ -30,39 +38,76 @@ def _read_request() -> dict[str, Any]:
     return request
 
 
-def _reply(obj: dict[str, Any]) -> None:
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+def reply(obj: dict[str, Any], end: bytes = b"") -> None:
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + end
     view = memoryview(data)
     while view:
         written = os.write(1, view)
         view = view[written:]
 
 
-def serve() -> int:
-    """Run one inspection; the return value is the process exit code."""
-    try:
-        request = _read_request()
-    except (ValueError, OSError) as exc:
-        _reply({"ok": False, "error": f"engine: unreadable request ({exc})"})
-        return 2
-    fd = request["fd"]
-    layers = sandbox.harden(expected_fds={0, 1, 2, fd})
-    missing = sandbox.missing_required(layers, request.get("require_layers") or [])
+def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
+    """The request may narrow the layers (tests, benchmarks) or lower the CPU limit, never widen them."""
+    plan = sandbox.Plan(expected_fds)
+    layers = request.get("layers")
+    if isinstance(layers, list):
+        plan.layers = tuple(name for name in sandbox.ORDER if name in layers)
+    cpu = request.get("cpu_seconds")
+    if isinstance(cpu, int) and 0 < cpu < sandbox.CPU_SECONDS:
+        plan.cpu_seconds = cpu
+    return plan
+
+
+def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
+    """Send the layer line; when a layer the request requires is not on, send the refusal and say so."""
+    reply({"sandbox": layers}, b"\n")
+    missing = sandbox.missing_required(layers, list(request.get("require_layers") or []))
     if missing:
-        _reply({"ok": False, "error": f"sandbox layers required but not on: {', '.join(missing)}", "sandbox": layers})
+        reply({"ok": False, "error": f"sandbox layers required but not on: {', '.join(missing)}"})
+    return bool(missing)
+
+
+def handle(request: dict[str, Any], layers: dict[str, str], timings: dict[str, float]) -> int:
+    """After hardening: refuse if a required layer is missing, else probe or inspect; reply once.
+    ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
+    if report_layers(request, layers):
         return 3
+    extra: dict[str, Any] = {}
+    if request.get("timings") is True:
+        extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in timings.items()}
+    if isinstance(request.get("probe"), list):
+        args = {**dict(request.get("probe_args") or {}), "image_fd": request["fd"]}
+        reply({"ok": True, "probes": probes.run([str(name) for name in request["probe"]], args), **extra})
+        return 0
     declared = request.get("declared_format")
+    declared = declared if isinstance(declared, str) else None
     try:
-        result = report.build(fd, str(request.get("path", "")), declared if isinstance(declared, str) else None)
+        result = report.build(request["fd"], str(request.get("path", "")), declared)
     except OSError as exc:
-        _reply({"ok": False, "error": f"reading the image failed: {exc.strerror or exc}", "sandbox": layers})
+        reply({"ok": False, "error": f"reading the image failed: {exc.strerror or exc}", **extra})
         return 4
     result["sandbox"] = layers
-    _reply({"ok": True, "report": result})
+    reply({"ok": True, "report": result, **extra})
     return 0
 
 
+def serve() -> int:
+    """Run one inspection; the return value is the process exit code."""
+    try:
+        request = read_request()
+    except (ValueError, OSError) as exc:
+        reply({"sandbox": {}}, b"\n")
+        reply({"ok": False, "error": f"engine: unreadable request ({exc})"})
+        return 2
+    plan = plan_for(request, {0, 1, 2, request["fd"]})
+    return handle(request, sandbox.harden(plan), plan.timings)
+
+
 def main() -> None:
+    if "--zygote" in sys.argv[1:]:
+        from . import zygote
+
+        sys.exit(zygote.serve())
     sys.exit(serve())
 
 

@@ -18,7 +18,7 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
 
 def default_required_layers() -> list[str]:
     """Layers without which an inspection is refused; ``a|b`` means either."""
-    return ["rlimits", "no_new_privs"] if sys.platform.startswith("linux") else []
+    return ["rlimits", "no_new_privs", "landlock|seccomp"] if sys.platform.startswith("linux") else []
 
 
 @dataclass

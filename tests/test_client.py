@@ -1,0 +1,186 @@
+"""The parent side against children that misbehave: each gives one clear line and a failed report, and the
+command line carries on. A fake engine (a small script in place of the worker) plays the bad child; the
+zygote backend is tested with the real engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench import inspector
+from workbench.engine import check, client, sandbox
+
+LAYERS = 'print(\'{"sandbox": {"seccomp": "on (fake)"}}\', flush=True)\n'
+FAKES = {
+    "crash": "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+    "crash_after_layers": LAYERS + "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+    "hang": "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)",
+    "flood": "import os\nwhile True: os.write(1, b'x' * 65536)",
+    "no_layers": 'print(\'{"ok": true, "report": {}}\')',
+    "malformed": LAYERS + 'print(\'{"ok": true, "report": {\')',
+    "deep": LAYERS + "print('[' * 200000)",
+    "not_object": LAYERS + "print('[1, 2, 3]')",
+    "wrong_types": LAYERS + 'print(\'{"ok": true, "report": {"schema": "workbench-report/1", "x": 5}}\')',
+    "silent_failure": "import sys; sys.stderr.write('Traceback...\\nRuntimeError: boom\\n'); sys.exit(1)",
+}
+EXPECTED = {
+    "crash": "engine crashed (SIGSEGV)",
+    "crash_after_layers": "engine crashed (SIGSEGV)",
+    "hang": "engine timed out after 1 s and was killed",
+    "flood": f"engine reply larger than {client.REPLY_CAP} bytes: refused",
+    "no_layers": "engine reply does not start with its sandbox report",
+    "malformed": "engine reply is not valid JSON (exited normally)",
+    "deep": "engine reply is not valid JSON (exited normally)",
+    "not_object": "engine reply is not a JSON object",
+    "wrong_types": "engine reply rejected: ",
+    "silent_failure": "engine exited with status 1 RuntimeError: boom",
+}
+# Failures after the child sent its layer line keep that line in the failed report.
+KEEP_LAYERS = {"crash_after_layers", "malformed", "deep", "not_object"}
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "disk.raw"
+    path.write_bytes(bytes(4096))
+    return path
+
+
+def fake_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str) -> Path:
+    """Replace the worker by the script ``FAKES[kind]``; it gets a file path for its pid as argument."""
+    pid_file = tmp_path / "pid"
+    monkeypatch.setattr(
+        client, "engine_command", lambda zygote=False: [sys.executable, "-c", FAKES[kind], str(pid_file)]
+    )
+    return pid_file
+
+
+def inspect(path: Path) -> dict[str, Any]:
+    """The call the window and the command line make for each image."""
+    return asyncio.run(inspector.inspect(inspector.Request(str(path), timeout=1)))
+
+
+@pytest.mark.parametrize("kind", sorted(FAKES))
+def test_misbehaving_child_gives_one_line_and_a_failed_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, kind: str
+) -> None:
+    fake_engine(monkeypatch, tmp_path, kind)
+    report = inspect(image)
+    assert report["verdict"] == "failed"
+    assert report["error"].startswith(EXPECTED[kind]), report["error"]
+    assert "\n" not in report["error"]
+    assert report["sandbox"] == ({"seccomp": "on (fake)"} if kind in KEEP_LAYERS else {})
+
+
+def test_timeout_kills_the_sleeping_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path) -> None:
+    pid_file = fake_engine(monkeypatch, tmp_path, "hang")
+    assert inspect(image)["error"] == "engine timed out after 1 s and was killed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_cli_carries_on_after_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.cli import main
+
+    fake_engine(monkeypatch, tmp_path, "crash")
+    other = tmp_path / "other.raw"
+    other.write_bytes(bytes(512))
+    assert main(["inspect", "--timeout", "5", str(image), str(other)]) == 30
+    errors = capsys.readouterr().err
+    assert errors.count("engine crashed (SIGSEGV)") == 2
+
+
+def test_engine_that_cannot_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, image: Path) -> None:
+    monkeypatch.setattr(client, "engine_command", lambda zygote=False: ["/nonexistent/engine"])
+    assert inspect(image)["error"] == "could not start the engine: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "is a directory, not an image file"),
+        (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not an image file"),
+        (lambda p: p.symlink_to("/etc/passwd"), "is a symbolic link to '/etc/passwd': refused (use --follow-symlinks)"),
+    ],
+)
+def test_open_image_refuses_what_is_not_an_image(tmp_path: Path, make: Any, message: str) -> None:
+    path = tmp_path / "thing"
+    make(path)
+    with pytest.raises(client.InspectError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        client.open_image(str(path))
+
+
+def test_zygote_children_are_tightened_and_inherit_the_servers_layers(image: Path) -> None:
+    async def run() -> tuple[dict[str, str], list[dict[str, Any]]]:
+        async with client.Zygote(require_layers=["rlimits", "no_new_privs", "landlock|seccomp"]) as zygote:
+            options = client.EngineOptions(zygote=zygote)
+            reports = await asyncio.gather(*(client.inspect_path(str(image), "raw", options) for _ in range(3)))
+            return zygote.sandbox, list(reports)
+
+    server, reports = asyncio.run(run())
+    assert "NPROC" not in server["rlimits"] and "CPU" not in server["rlimits"]  # the server must fork
+    for report in reports:
+        layers = report["sandbox"]
+        assert report["format"] == "raw"
+        assert "NPROC 0" in layers["rlimits"] and "CPU 10" in layers["rlimits"]
+        assert "23 system calls" in layers["seccomp"]  # the child's own, stricter filter
+        assert layers["landlock"].endswith("(inherited from the zygote)")
+        assert all(sandbox.is_on(status) for status in layers.values()), layers
+
+
+def test_zygote_reports_a_killed_child_and_goes_on(image: Path) -> None:
+    async def run() -> tuple[int | None, dict[str, Any]]:
+        async with client.Zygote() as zygote:
+            options = client.EngineOptions(zygote=zygote, timeout=15)
+            outcome, _ = await check.probe(["exec"], {}, options)
+            return outcome.returncode, await client.inspect_path(str(image), "raw", options)
+
+    code, report = asyncio.run(run())
+    assert code == -signal.SIGSYS
+    assert report["format"] == "raw"
+
+
+def test_zygote_timeout_kills_only_that_child(image: Path) -> None:
+    async def run() -> tuple[str, dict[str, Any]]:
+        async with client.Zygote() as zygote:
+            hold_r, hold_w = os.pipe()
+            request = {"fd": hold_r, "path": "(hold)", "probe": ["hold"]}
+            try:
+                with pytest.raises(client.InspectError) as caught:
+                    await client.run_child(request, (hold_r,), client.EngineOptions(zygote=zygote, timeout=0.5))
+            finally:
+                os.close(hold_r)
+                os.close(hold_w)
+            return str(caught.value), await client.inspect_path(str(image), "raw", client.EngineOptions(zygote=zygote))
+
+    message, report = asyncio.run(run())
+    assert message == "engine timed out after 0.5 s and was killed"
+    assert report["format"] == "raw"
+
+
+def test_zygote_refuses_to_start_without_a_required_layer() -> None:
+    async def run() -> None:
+        async with client.Zygote(require_layers=["teleportation"]):
+            pass
+
+    with pytest.raises(client.InspectError, match="sandbox layers required but not on: teleportation") as caught:
+        asyncio.run(run())
+    assert sandbox.is_on(caught.value.sandbox["seccomp"])
+
+
+def test_reply_is_decoded_only_as_json_objects() -> None:
+    line = json.dumps({"sandbox": {"rlimits": "on"}}).encode() + b"\n"
+    reply = client.decode_reply(client.ChildOutcome(0, line + json.dumps({"ok": True}).encode(), b""))
+    assert reply == {"ok": True, "sandbox": {"rlimits": "on"}}
+    with pytest.raises(client.InspectError, match="killed by the sandbox for a forbidden system call"):
+        client.decode_reply(client.ChildOutcome(-signal.SIGSYS, b"", b""))

@@ -1,0 +1,274 @@
+"""Each sandbox layer proven by a child that tries the forbidden thing and fails in that layer's own way.
+
+The probes run in real engine children started through the same path as an inspection; ``layers``
+narrows a child to one layer so that each failure is that layer's doing (all layers at once stop most
+things in seccomp, which runs first in the kernel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench import inspector
+from workbench.engine import check, client, landlock, sandbox
+from workbench.models import policy as policy_mod
+from workbench.models.policy import Policy
+
+LINUX = sys.platform.startswith("linux")
+ROOT = os.geteuid() == 0
+
+
+def probe(names: list[str], layers: list[str] | None, **args: Any) -> dict[str, dict[str, Any]]:
+    outcome, reply = asyncio.run(check.probe(names, args, client.EngineOptions(timeout=15), layers))
+    assert reply is not None, client.exit_reason(outcome.returncode or 0, outcome.err)
+    return reply["probes"]
+
+
+def exit_of(names: list[str], layers: list[str] | None, cpu_seconds: int | None = None) -> int | None:
+    options = client.EngineOptions(timeout=15)
+    outcome, _ = asyncio.run(check.probe(names, {}, options, layers, cpu_seconds))
+    return outcome.returncode
+
+
+def errno_of(outcome: dict[str, Any]) -> str:
+    assert outcome["blocked"], outcome
+    return outcome["detail"].split(":")[0]
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    """A listening TCP port on 127.0.0.1: a connect that is not stopped would succeed."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def raw_image(tmp_path: Path) -> Path:
+    path = tmp_path / "disk.raw"
+    path.write_bytes(b"\0" * 65536)
+    return path
+
+
+def test_landlock_alone_refuses_open_create_connect_and_exec(tmp_path: Path, port: int) -> None:
+    assert landlock.abi_version() >= 4, "this machine's kernel should have Landlock with TCP rules"
+    target = tmp_path / "created"
+    outcomes = probe(["open", "write", "connect", "exec"], ["landlock"], write_path=str(target), port=port)
+    assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EACCES")
+    assert not target.exists()
+
+
+def test_seccomp_alone_answers_enosys_and_kills_exec(port: int) -> None:
+    outcomes = probe(["open", "connect", "fork"], ["seccomp"], port=port)
+    assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "ENOSYS")
+    assert exit_of(["exec"], ["seccomp"]) == -signal.SIGSYS
+
+
+def test_seccomp_refuses_executable_memory() -> None:
+    script = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC)"
+    rules = "from workbench.engine import seccomp_filter as s; s.Filter(s.parse_rules()).load()"
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); {rules}; {script}"
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=30)
+    assert "PermissionError: [Errno 13]" in done.stderr
+
+
+def test_namespaces_alone_show_an_empty_root_and_no_network(port: int) -> None:
+    outcomes = probe(["open", "connect"], ["namespaces"], port=port)
+    assert errno_of(outcomes["open"]) == "ENOENT"
+    assert errno_of(outcomes["connect"]) == "ENETUNREACH"
+
+
+def test_rlimits_alone_refuse_memory_and_file_growth(tmp_path: Path) -> None:
+    target = tmp_path / "grown"
+    outcomes = probe(["memory", "write"], ["rlimits"], write_path=str(target))
+    assert outcomes["memory"]["detail"].startswith("MemoryError")
+    assert errno_of(outcomes["write"]) == "EFBIG"
+    assert target.stat().st_size == 0
+
+
+def test_process_limit_refuses_fork_once_unprivileged() -> None:
+    """NPROC 0 binds every uid but root, so the child drops root first (as nobody, or as itself)."""
+    assert errno_of(probe(["fork"], ["user", "rlimits"])["fork"]) == "EAGAIN"
+
+
+def test_busy_loop_is_stopped_at_the_cpu_limit() -> None:
+    assert exit_of(["cpu"], ["rlimits"], cpu_seconds=1) == -signal.SIGXCPU
+
+
+def _status(pid: int) -> dict[str, str]:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
+
+
+def test_held_child_shows_its_layers_in_proc() -> None:
+    """NoNewPrivs 1, Seccomp 2, nobody without groups, not dumpable, and only its own descriptors."""
+    hold_r, hold_w = os.pipe()
+    leaked = os.open(os.devnull, os.O_RDONLY)  # inherited by mistake: the child must close it
+    request = {"fd": hold_r, "path": "(hold)", "probe": ["hold"]}
+    proc = subprocess.Popen(client.engine_command(), **client.spawn_options((hold_r, leaked)))
+    os.close(leaked)
+    os.close(hold_r)
+    try:
+        proc.stdin.write(json.dumps(request).encode())
+        proc.stdin.close()
+        layers = json.loads(proc.stdout.readline())["sandbox"]  # sent before the image is touched
+        assert proc.stdout.readline() == b"ready\n"
+        status = _status(proc.pid)
+        fds = sorted(int(name) for name in os.listdir(f"/proc/{proc.pid}/fd"))
+        owner = os.stat(f"/proc/{proc.pid}/status").st_uid
+    finally:
+        os.close(hold_w)
+        reply = json.loads(proc.stdout.read())
+        proc.wait(15)
+    assert reply["ok"] is True
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"
+    assert fds == sorted({0, 1, 2, request["fd"]})
+    assert f"closed unexpected [{leaked}]" in layers["fds"]
+    if ROOT:
+        assert status["Uid"].split() == ["65534"] * 4
+        assert status["Gid"].split() == ["65534"] * 4
+        assert status["Groups"] == ""
+        assert owner == 0  # not dumpable: /proc/PID/status belongs to root, not to the uid
+
+
+def test_every_report_carries_its_sandbox(raw_image: Path) -> None:
+    report = asyncio.run(inspector.inspect(inspector.Request(str(raw_image))))
+    assert report["verdict"] != "failed", report
+    assert set(report["sandbox"]) == set(sandbox.ORDER)
+    off = {name: status for name, status in report["sandbox"].items() if not sandbox.is_on(status)}
+    assert off == {}
+
+
+def test_missing_required_layer_refuses_the_inspection(raw_image: Path) -> None:
+    policy = Policy(required_layers=["rlimits", "teleportation|levitation"])
+    report = asyncio.run(inspector.inspect(inspector.Request(str(raw_image), policy=policy)))
+    assert report["verdict"] == "failed"
+    assert report["error"] == "sandbox layers required but not on: teleportation|levitation"
+    assert sandbox.is_on(report["sandbox"]["rlimits"])
+
+
+def test_default_policy_requires_landlock_or_seccomp() -> None:
+    assert policy_mod.default_required_layers() == ["rlimits", "no_new_privs", "landlock|seccomp"]
+    assert (
+        sandbox.missing_required({"rlimits": "on", "no_new_privs": "on", "seccomp": "on (x)"}, ["landlock|seccomp"])
+        == []
+    )
+    assert sandbox.missing_required({"landlock": "failed: x", "seccomp": "unavailable: y"}, ["landlock|seccomp"]) == [
+        "landlock|seccomp"
+    ]
+
+
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_other_systems_report_linux_layers_unavailable(monkeypatch: pytest.MonkeyPatch, platform: str) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    if platform == "win32":
+        monkeypatch.delattr(os, "setresuid")
+        monkeypatch.setattr(sandbox, "_has_resource", lambda: False)
+    in_process_safe = ("user", "rlimits") if platform == "win32" else ()  # reported unavailable, not applied
+    layers = tuple(name for name in sandbox.ORDER if name in sandbox.LINUX_ONLY or name in in_process_safe)
+    status = sandbox.harden(sandbox.Plan(set(), layers=layers))
+    assert all(status[name].startswith("unavailable") for name in sandbox.LINUX_ONLY), status
+    if platform == "win32":
+        assert status["user"].startswith("unavailable") and status["rlimits"].startswith("unavailable")
+    assert policy_mod.default_required_layers() == []
+
+
+def test_sandbox_check_shows_every_layer_on_and_every_attempt_blocked(capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    assert main(["sandbox-check", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert all(sandbox.is_on(status) for status in result["layers"].values()), result["layers"]
+    assert set(result["probes"]) == {"open", "connect", "write", "fork", "exec", "memory", "cpu"}
+    assert result["escaped"] == [] and result["missing"] == []
+    assert "killed by the sandbox" in result["probes"]["exec"]["detail"]
+
+
+def test_sandbox_check_fails_when_a_required_layer_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.cli import main
+    from workbench.models import settings
+
+    real = settings.load
+
+    def load() -> Any:
+        loaded = real()
+        loaded.required_layers = ["rlimits", "teleportation"]
+        return loaded
+
+    monkeypatch.setattr(settings, "load", load)
+    assert main(["sandbox-check"]) == 1
+    assert "REQUIRED LAYERS MISSING: teleportation" in capsys.readouterr().out
+
+
+@pytest.mark.qemu
+def test_every_format_parses_under_the_full_sandbox(qemu_create: Any) -> None:
+    """The allowlist and the preloaded modules suffice for every parser, fresh or forked by the zygote."""
+    images = {
+        fmt: qemu_create(f"img.{fmt}", fmt, "16M")
+        for fmt in ("qcow2", "qcow", "qed", "vmdk", "vpc", "vhdx", "vdi", "parallels")
+    }
+    images["luks"] = qemu_create(
+        "img.luks", "luks", "16M", "--object", "secret,id=s0,data=pw", "-o", "key-secret=s0,iter-time=10"
+    )
+
+    async def run(options: client.EngineOptions) -> dict[str, dict[str, Any]]:
+        reports = await asyncio.gather(*(client.inspect_path(str(path), fmt, options) for fmt, path in images.items()))
+        return dict(zip(images, reports, strict=True))
+
+    async def both() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        async with client.Zygote() as zygote:
+            return await run(client.EngineOptions()), await run(client.EngineOptions(zygote=zygote))
+
+    for reports in asyncio.run(both()):
+        for fmt, report in reports.items():
+            assert report["format"] == fmt
+            assert not [f for f in report["findings"] if "internal parser error" in f["detail"]], fmt
+            assert sandbox.is_on(report["sandbox"]["seccomp"]), report["sandbox"]
+
+
+@pytest.mark.qemu
+def test_no_process_touches_the_files_an_image_names(tmp_path: Path, qemu_create: Any) -> None:
+    """``strace -f`` of a whole ``workbench inspect``: the backing file, data file and extent are never opened,
+    stat-ed or resolved by the parent or the child."""
+    assert shutil.which("strace"), "this test needs strace (apt-get install strace)"
+    secrets = [tmp_path / "secret-backing.raw", tmp_path / "secret-data.raw", tmp_path / "secret-extent.raw"]
+    for secret in secrets:
+        secret.write_bytes(b"\0" * 65536)
+    images = [
+        qemu_create("child.qcow2", "qcow2", "1G", "-b", str(secrets[0]), "-F", "raw", "-u"),
+        qemu_create("data.qcow2", "qcow2", "64K", "-o", f"data_file={secrets[1]},data_file_raw=on"),
+    ]
+    descriptor = tmp_path / "flat.vmdk"
+    qemu_create("flat.vmdk", "vmdk", "64K", "-o", "subformat=monolithicFlat")
+    text = descriptor.read_text().replace('"flat-flat.vmdk"', f'"{secrets[2]}"')
+    descriptor.write_text(text)
+    images.append(descriptor)
+    log = tmp_path / "strace.log"
+    command = [sys.executable, "-m", "workbench", "inspect", "--json", *map(str, images)]
+    trace = ["strace", "-f", "-qq", "-s", "4096", "-e", "trace=%file,%process", "-o", str(log)]
+    done = subprocess.run(trace + command, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    backing, data, flat = json.loads(done.stdout)
+    assert backing["backing"]["filename"] == str(secrets[0]), done.stderr  # the engine did read the names
+    assert data["data_file"]["filename"] == str(secrets[1])
+    assert [extent["filename"] for extent in flat["extents"]] == [str(secrets[2])]
+    traced = log.read_text()
+    assert str(images[0]) in traced  # the trace does see the parent opening the image itself
+    assert len(set(re.findall(r"^(\d+) +execve\(", traced, re.M))) >= 2  # and the engine children
+    for secret in secrets:
+        assert str(secret) not in traced
+        assert secret.name not in traced

@@ -1,0 +1,139 @@
+"""Forbidden things a hardened child tries on purpose, for ``workbench sandbox-check`` and the tests.
+
+Each probe runs after :func:`workbench.engine.sandbox.harden`, in the same process an inspection would
+use, and says whether the sandbox stopped it and how (the errno, or the exception). Probes that end
+the process when they are stopped (exec under seccomp, the CPU spin) are judged by the parent.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+Outcome = dict[str, Any]
+SPIN_SECONDS = 30.0  # wall-clock bound of the CPU probe when nothing stops it
+ALLOCATION = 2 << 30
+
+
+def _blocked(exc: BaseException) -> Outcome:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return {"blocked": True, "detail": f"{name}: {os.strerror(exc.errno)}"}
+    return {"blocked": True, "detail": f"{type(exc).__name__}: {exc}".rstrip(": ")[:200]}
+
+
+def _allowed(detail: str) -> Outcome:
+    return {"blocked": False, "detail": detail}
+
+
+def probe_open(args: dict[str, Any]) -> Outcome:
+    path = str(args.get("read_path", "/etc/passwd"))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        return _blocked(exc)
+    os.close(fd)
+    return _allowed(f"opened {path}")
+
+
+def probe_connect(args: dict[str, Any]) -> Outcome:
+    port = int(args.get("port", 9))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.connect(("127.0.0.1", port))
+    except OSError as exc:
+        return _blocked(exc)
+    return _allowed(f"connected to 127.0.0.1:{port}")
+
+
+def probe_write(args: dict[str, Any]) -> Outcome:
+    path = str(args.get("write_path", "/tmp/workbench-sandbox-probe"))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        return _blocked(exc)
+    try:
+        os.write(fd, b"x")
+    except OSError as exc:
+        return _blocked(exc)
+    finally:
+        os.close(fd)
+    return _allowed(f"wrote {path}")
+
+
+def probe_fork(args: dict[str, Any]) -> Outcome:
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        return _blocked(exc)
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return _allowed("forked a child")
+
+
+def probe_exec(args: dict[str, Any]) -> Outcome:
+    """On success the process becomes ``/bin/true`` and replies nothing: the parent sees that."""
+    try:
+        os.execv("/bin/true", ["true"])
+    except OSError as exc:
+        return _blocked(exc)
+    raise AssertionError("unreachable")
+
+
+def probe_memory(args: dict[str, Any]) -> Outcome:
+    try:
+        block = bytearray(ALLOCATION)
+    except MemoryError as exc:
+        return _blocked(exc)
+    del block
+    return _allowed(f"allocated {ALLOCATION >> 30} GiB")
+
+
+def probe_cpu(args: dict[str, Any]) -> Outcome:
+    """Spin; a CPU limit ends the process by a signal long before the wall-clock bound."""
+    end = time.monotonic() + float(args.get("spin_seconds", SPIN_SECONDS))
+    while time.monotonic() < end:
+        pass
+    return _allowed("spun without being stopped")
+
+
+def probe_fds(args: dict[str, Any]) -> Outcome:
+    """The descriptors open now (fstat succeeds), for the test of the descriptor table."""
+    found = []
+    for fd in range(int(args.get("fd_scan", 1024))):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        found.append(fd)
+    return {"blocked": True, "detail": "open descriptors", "fds": found}
+
+
+def probe_hold(args: dict[str, Any]) -> Outcome:
+    """Say ready, then wait until the parent closes the write end of the pipe given as the image."""
+    os.write(1, b"ready\n")
+    while os.read(int(args["image_fd"]), 1):
+        pass
+    return _allowed("held")
+
+
+PROBES: dict[str, Callable[[dict[str, Any]], Outcome]] = {
+    "open": probe_open,
+    "connect": probe_connect,
+    "write": probe_write,
+    "fork": probe_fork,
+    "exec": probe_exec,
+    "memory": probe_memory,
+    "cpu": probe_cpu,
+    "fds": probe_fds,
+    "hold": probe_hold,
+}
+
+
+def run(names: list[str], args: dict[str, Any]) -> dict[str, Outcome]:
+    return {name: PROBES[name](args) for name in names if name in PROBES}
