@@ -28,8 +28,6 @@ from .models.policy import verdict_of, worst
 
 DEFAULT_MAX_DEPTH = 16
 MAX_SYMLINKS = 40  # what Linux allows in one path lookup
-# Formats whose engine parser decodes names as latin-1: the name's bytes on disk are that text re-encoded.
-_LATIN1_NAMES = frozenset({"qcow", "qcow2", "qed"})
 # VHD/VHDX: which parent locators are relative (reference key, values); only these are followed.
 _RELATIVE_LOCATORS = {"vpc": ("platform", ("W2ru", "Wi2r")), "vhdx": ("key", ("relative_path",))}
 _WINDOWS = re.compile(r"^[A-Za-z]:|\\")  # a drive letter, or backslashes (UNC names start with two)
@@ -125,13 +123,6 @@ def _relative_locator(link: dict[str, Any]) -> str | None:
     return None
 
 
-def _on_disk(name: str, fmt: str) -> str:
-    """The file name whose bytes the image recorded (the engine shows qcow/qed names decoded as latin-1)."""
-    if fmt in _LATIN1_NAMES and max(map(ord, name), default=0) < 256:
-        return os.fsdecode(name.encode("latin-1"))
-    return name
-
-
 def _followable_name(link: dict[str, Any]) -> tuple[str, str] | End:
     """The name to follow as recorded and as a file name, or why there is none; from the strings alone."""
     recorded = str(link["backing"].get("filename") or "")
@@ -154,7 +145,7 @@ def _followable_name(link: dict[str, Any]) -> tuple[str, str] | End:
         return End("network", detail, "backing-network", recorded)
     if not recorded or "\0" in recorded:
         return End("missing", f"no file can have the name {recorded!r}", "backing-missing", recorded)
-    return recorded, _on_disk(recorded, link["format"])
+    return recorded, recorded
 
 
 def next_link(
