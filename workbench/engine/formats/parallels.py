@@ -1,0 +1,111 @@
+"""Parallels expandable image: a 64-byte little-endian header, the BAT, then clusters.
+
+Layout from qemu's docs/interop/parallels.rst; checks follow qemu's block/parallels.c.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..fields import Spec, decode
+from ..inspection import Inspection
+from ..reader import Reader
+
+NAMES = ("parallels",)
+PRIORITY = 50
+
+MAGIC = b"WithoutFreeSpace"
+MAGIC_EXT = b"WithouFreSpacExt"
+HEADER_SIZE = 64
+SECTOR = 512
+VERSION = 2
+INUSE_OPEN = 0x746F6E59  # "Ynot": opened read-write and not closed
+INUSE_CLOSED = 0x312E3276  # "v2.1"
+EXT_MAGIC = 0xAB234CEF23DCEA87
+MAX_TRACKS = 0x7FFFFFFF // 513  # qemu: "Too big cluster"
+MAX_BAT = 0x7FFFFFFF // 4  # qemu: "Catalog too large"
+
+SPECS = [
+    Spec("magic", 0, "16s", "WithoutFreeSpace, or WithouFreSpacExt (offsets in clusters)", "text"),
+    Spec("version", 16, "I", "must be 2"),
+    Spec("heads", 20, "I", "guest geometry"),
+    Spec("cylinders", 24, "I", "guest geometry"),
+    Spec("tracks", 28, "I", "cluster size in sectors"),
+    Spec("bat_entries", 32, "I", "disk size in clusters"),
+    Spec("nb_sectors", 36, "Q", "disk size in sectors (WithoutFreeSpace: low 32 bits only)"),
+    Spec("inuse", 44, "I", "0x746F6E59 open read-write, 0x312E3276 closed, 0 old software", "hex"),
+    Spec("data_off", 48, "I", "data area start in sectors (0: after the BAT)"),
+    Spec("flags", 52, "I", "bit 0: empty image", "hex"),
+    Spec("ext_off", 56, "Q", "format extension cluster, in sectors (0: none)"),
+]
+
+
+def probe(reader: Reader) -> str | None:
+    return "parallels" if reader.read(0, 16) in (MAGIC, MAGIC_EXT) else None
+
+
+def parse(reader: Reader, info: Inspection) -> None:
+    data = reader.read(0, HEADER_SIZE)
+    values, group = decode("header", data, 0, SPECS, "<")
+    info.fields.append(group)
+    if len(data) < HEADER_SIZE:
+        info.add("malformed", f"header truncated: {len(data)} of {HEADER_SIZE} bytes", 0)
+        return
+    ext = data[:16] == MAGIC_EXT
+    sectors = values["nb_sectors"]
+    if not ext and sectors >> 32:
+        info.add("malformed", f"nb_sectors 0x{sectors:x}: the high 32 bits must be clear in WithoutFreeSpace", 36)
+        sectors &= 0xFFFFFFFF  # qemu uses only the low half
+    info.virtual_size = sectors * SECTOR
+    info.details.update({"extended": ext, "empty": bool(values["flags"] & 1)})
+    if values["version"] != VERSION:
+        info.add("malformed", f"version {values['version']}, qemu reads only 2", 16)
+    tracks = values["tracks"]
+    if tracks == 0 or tracks > MAX_TRACKS:
+        info.add("malformed", f"cluster of {tracks} sectors (qemu refuses 0 and more than {MAX_TRACKS})", 28)
+        return
+    info.cluster_size = tracks * SECTOR
+    _check_inuse(info, values["inuse"])
+    _check_layout(reader, info, values, sectors)
+    if values["ext_off"]:
+        _check_extension(reader, info, values["ext_off"] * SECTOR)
+
+
+def _check_inuse(info: Inspection, inuse: int) -> None:
+    if inuse == INUSE_OPEN:
+        info.dirty = True
+        info.add("dirty", "in-use marker 0x746F6E59: the image was open read-write and not closed", 44)
+    elif inuse not in (0, INUSE_CLOSED):
+        info.add("malformed", f"in-use marker 0x{inuse:08x} is not one of the defined values", 44)
+
+
+def _check_layout(reader: Reader, info: Inspection, v: dict[str, Any], sectors: int) -> None:
+    """BAT and data area inside the file; the BAT covers the whole disk."""
+    entries, cluster = v["bat_entries"], v["tracks"] * SECTOR
+    if entries > MAX_BAT:
+        info.add("malformed", f"{entries} BAT entries exceed qemu's limit of {MAX_BAT}", 32)
+        return
+    bat_end = HEADER_SIZE + 4 * entries
+    if bat_end > reader.size:
+        info.add(
+            "malformed", f"BAT of {entries} entries ends at {bat_end}, past the end of the file ({reader.size})", 32
+        )
+    needed = -(-sectors // v["tracks"])
+    if needed > entries:
+        info.add("malformed", f"disk of {sectors} sectors needs {needed} BAT entries, the header has {entries}", 32)
+    data_off = v["data_off"] * SECTOR
+    if data_off and data_off < bat_end:
+        info.add("malformed", f"data area at {data_off} starts inside the BAT (ends at {bat_end})", 48)
+    if data_off > reader.size:
+        info.add("malformed", f"data area at {data_off} starts past the end of the file ({reader.size})", 48)
+    if v["magic"] == MAGIC_EXT.decode() and (not data_off or data_off % cluster):
+        info.add("malformed", f"data offset {data_off} must be non-zero and cluster aligned in WithouFreSpacExt", 48)
+
+
+def _check_extension(reader: Reader, info: Inspection, offset: int) -> None:
+    magic = reader.read(offset, 8)
+    value = int.from_bytes(magic, "little") if len(magic) == 8 else None
+    info.details["format_extension"] = offset
+    if value != EXT_MAGIC:
+        shown = f"0x{value:016x}" if value is not None else "past the end of the file"
+        info.add("malformed", f"format extension at {offset}: magic {shown}, expected 0x{EXT_MAGIC:016X}", 56)
