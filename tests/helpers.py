@@ -25,3 +25,13 @@ def finding_ids(rep: dict[str, Any]) -> set[str]:
 def assert_no_parser_error(rep: dict[str, Any]) -> None:
     errors = [f["detail"] for f in rep["findings"] if "internal parser error" in f["detail"]]
     assert not errors, errors
+
+
+def inspect_bytes(tmp_path: Path, data: bytes, declared: str | None, name: str = "image") -> dict[str, Any]:
+    """Write ``data`` to a file, inspect it, and check the invariants every report keeps."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    rep = inspect_file(path, declared)
+    assert_no_parser_error(rep)
+    assert rep["bytes_read"] <= rep["read_budget"]
+    return rep

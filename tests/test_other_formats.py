@@ -11,21 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import finding_ids, inspect_bytes, inspect_file
 from workbench.samples import misc
 from workbench.samples.partitions import mbr_sector
 
 MIB = misc.MIB
 KIB = misc.KIB
-
-
-def inspect_bytes(tmp_path: Path, data: bytes, declared: str | None, name: str = "image") -> dict:
-    path = tmp_path / name
-    path.write_bytes(data)
-    rep = inspect_file(path, declared)
-    assert_no_parser_error(rep)
-    assert rep["bytes_read"] <= rep["read_budget"]
-    return rep
 
 
 def details_of(rep: dict, finding: str) -> str:

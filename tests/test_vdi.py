@@ -10,20 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import finding_ids, inspect_bytes, inspect_file
 from workbench.samples import vdi as samples
 from workbench.samples.misc import mutated
 
 MIB = samples.MIB
 
 
-def inspect_bytes(tmp_path: Path, data: bytes) -> dict:
-    path = tmp_path / "image.vdi"
-    path.write_bytes(data)
-    rep = inspect_file(path, "vdi")
-    assert_no_parser_error(rep)
-    assert rep["bytes_read"] <= rep["read_budget"]
-    return rep
+def inspect_vdi_bytes(tmp_path: Path, data: bytes) -> dict:
+    return inspect_bytes(tmp_path, data, "vdi", "image.vdi")
 
 
 def details_of(rep: dict, finding: str) -> str:
@@ -49,7 +44,7 @@ def test_matches_qemu_img(qemu_create, qemu_info, options: tuple[str, ...], imag
 @pytest.mark.qemu
 @pytest.mark.parametrize("image_type", [1, 2])
 def test_hand_built_images_open_in_qemu(tmp_path: Path, qemu_info, image_type: int) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(image_type=image_type, disk_size=3 * MIB + 512))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(image_type=image_type, disk_size=3 * MIB + 512))
     oracle = qemu_info(tmp_path / "image.vdi", "vdi")
     assert (rep["virtual_size"], rep["cluster_size"]) == (oracle["virtual-size"], oracle["cluster-size"])
     assert finding_ids(rep) == {"unencrypted"}
@@ -57,7 +52,7 @@ def test_hand_built_images_open_in_qemu(tmp_path: Path, qemu_info, image_type: i
 
 @pytest.mark.qemu
 def test_differencing_names_its_parent_by_uuid(tmp_path: Path, qemu_img: str) -> None:
-    rep = inspect_bytes(tmp_path, samples.differencing())
+    rep = inspect_vdi_bytes(tmp_path, samples.differencing())
     assert rep["backing"] == {"filename": samples.PARENT_UUID, "format": "vdi", "kind": "uuid"}
     assert "backing-file" in finding_ids(rep)
     roles = {ref["role"]: (ref["name"], ref["kind"]) for ref in rep["references"]}
@@ -69,34 +64,34 @@ def test_differencing_names_its_parent_by_uuid(tmp_path: Path, qemu_img: str) ->
 
 
 def test_uuids_are_little_endian_guids(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi())
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi())
     assert rep["details"]["uuid"] == samples.IMAGE_UUID
 
 
 def test_parent_modify_uuid_alone_still_names_a_parent(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(parent=samples.PARENT_MODIFY_UUID))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(parent=samples.PARENT_MODIFY_UUID))
     assert rep["backing"]["filename"] == samples.PARENT_MODIFY_UUID
 
 
 def test_undo_image_without_parent_uuid(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(image_type=3))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(image_type=3))
     assert "undo image with null parent UUIDs" in details_of(rep, "malformed")
     assert rep["backing"] is None
 
 
 def test_unknown_image_type(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(image_type=9))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(image_type=9))
     assert "image type 9 is not 1..4" in details_of(rep, "malformed")
 
 
 def test_block_size_qemu_does_not_support(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(block_size=2 * MIB))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(block_size=2 * MIB))
     assert "block size 2097152: qemu opens only 1 MiB blocks" in details_of(rep, "unknown-features")
     assert rep["virtual_size"] == 16 * MIB
 
 
 def test_disk_larger_than_block_map(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(disk_size=1 << 40, blocks=4))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(disk_size=1 << 40, blocks=4))
     assert f"disk size {1 << 40} exceeds the {4 * MIB} bytes" in details_of(rep, "malformed")
     assert rep["virtual_size"] == 1 << 40
 
@@ -105,7 +100,7 @@ def test_huge_block_count(tmp_path: Path) -> None:
     image = bytearray(samples.vdi())
     struct.pack_into("<Q", image, 368, 1 << 62)
     struct.pack_into("<II", image, 384, 0xFFFFFFFF, 0xFFFFFFFF)
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vdi_bytes(tmp_path, bytes(image))
     malformed = details_of(rep, "malformed")
     assert "4294967295 blocks exceed qemu's maximum" in malformed
     assert "block map ends at" in malformed
@@ -116,7 +111,7 @@ def test_unaligned_offsets_and_bad_sector_size(tmp_path: Path) -> None:
     image = bytearray(samples.vdi())
     struct.pack_into("<II", image, 340, 100, 513)
     struct.pack_into("<I", image, 360, 4096)
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vdi_bytes(tmp_path, bytes(image))
     malformed = details_of(rep, "malformed")
     assert "offset_bmap 100 is not sector aligned" in malformed
     assert "offset_data 513 is not sector aligned" in malformed
@@ -125,14 +120,14 @@ def test_unaligned_offsets_and_bad_sector_size(tmp_path: Path) -> None:
 
 
 def test_version_other_than_1_1(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vdi(version=(0, 0)))
+    rep = inspect_vdi_bytes(tmp_path, samples.vdi(version=(0, 0)))
     assert "VDI version 0.0" in details_of(rep, "unknown-features")
     assert rep["virtual_size"] is None
 
 
 @pytest.mark.parametrize("size", [0, 64, 68, 100, 400, 455, 456, 511, 512, 700])
 def test_truncated_image(tmp_path: Path, size: int) -> None:
-    rep = inspect_bytes(tmp_path, samples.differencing()[:size])
+    rep = inspect_vdi_bytes(tmp_path, samples.differencing()[:size])
     assert rep["format"] == ("vdi" if size >= 68 else "raw")
     if size >= 68:
         assert "malformed" in finding_ids(rep)
@@ -150,5 +145,5 @@ BASE = samples.differencing()
 @given(st.lists(st.tuples(st.integers(64, 511), st.binary(min_size=1, max_size=8)), min_size=1, max_size=8))
 def test_mutated_header_never_breaks_the_parser(scratch: Path, edits: list[tuple[int, bytes]]) -> None:
     image = mutated(BASE, edits)
-    rep = inspect_bytes(scratch, bytes(image))
+    rep = inspect_vdi_bytes(scratch, bytes(image))
     assert rep["format"] == "vdi" or image[64:68] != b"\x7f\x10\xda\xbe"

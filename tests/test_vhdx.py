@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import finding_ids, inspect_bytes, inspect_file
 from workbench.engine.formats.vhdx import BAT, METADATA, PARENT_LOCATOR, crc32c
 from workbench.samples import vhdx as samples
 from workbench.samples.misc import mutated
@@ -20,13 +20,8 @@ MO = samples.METADATA_OFFSET
 UNKNOWN = "11111111-2222-4333-8444-555555555555"
 
 
-def inspect_bytes(tmp_path: Path, data: bytes, name: str = "image.vhdx") -> dict:
-    path = tmp_path / name
-    path.write_bytes(data)
-    rep = inspect_file(path, "vhdx")
-    assert_no_parser_error(rep)
-    assert rep["bytes_read"] <= rep["read_budget"]
-    return rep
+def inspect_vhdx_bytes(tmp_path: Path, data: bytes, name: str = "image.vhdx") -> dict:
+    return inspect_bytes(tmp_path, data, "vhdx", name)
 
 
 def details_of(rep: dict, finding: str) -> list[str]:
@@ -76,7 +71,7 @@ def test_matches_qemu_img(qemu_create, qemu_info, options: tuple[str, ...], subf
 @pytest.mark.parametrize("fixed", [False, True])
 def test_hand_built_images_open_in_qemu(tmp_path: Path, qemu_info, fixed: bool) -> None:
     """qemu checks every CRC-32C the builder (and so the parser) computes."""
-    rep = inspect_bytes(tmp_path, samples.vhdx(fixed=fixed, virtual_size=32 * MIB, block_size=2 * MIB))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(fixed=fixed, virtual_size=32 * MIB, block_size=2 * MIB))
     oracle = qemu_info(tmp_path / "image.vhdx", "vhdx")
     assert (rep["virtual_size"], rep["cluster_size"]) == (oracle["virtual-size"], oracle["cluster-size"])
     assert finding_ids(rep) == {"unencrypted"}
@@ -84,7 +79,7 @@ def test_hand_built_images_open_in_qemu(tmp_path: Path, qemu_info, fixed: bool) 
 
 @pytest.mark.qemu
 def test_differencing_reports_every_parent_path(tmp_path: Path, qemu_img: str) -> None:
-    rep = inspect_bytes(tmp_path, samples.vhdx(parent=samples.HOST_PATHS))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(parent=samples.HOST_PATHS))
     assert rep["backing"] == {"filename": "..\\..\\..\\..\\etc\\shadow", "format": "vhdx", "kind": "path"}
     assert "backing-file" in finding_ids(rep)
     locators = {ref["key"]: ref["name"] for ref in rep["references"] if ref["role"] == "parent locator"}
@@ -99,19 +94,19 @@ def test_differencing_reports_every_parent_path(tmp_path: Path, qemu_img: str) -
 def test_backing_prefers_relative_then_absolute(tmp_path: Path) -> None:
     pairs = [("parent_linkage", samples.PARENT_LINKAGE), ("volume_path", "\\\\?\\Volume{x}\\p.vhdx"),
              ("absolute_win32_path", "D:\\p.vhdx")]  # fmt: skip
-    rep = inspect_bytes(tmp_path, samples.vhdx(parent=pairs))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(parent=pairs))
     assert rep["backing"]["filename"] == "D:\\p.vhdx"
 
 
 def test_network_parent_path_is_flagged(tmp_path: Path) -> None:
     pairs = [("parent_linkage", samples.PARENT_LINKAGE), ("relative_path", "http://evil.example/p.vhdx")]
-    rep = inspect_bytes(tmp_path, samples.vhdx(parent=pairs))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(parent=pairs))
     assert {"backing-file", "backing-network"} <= finding_ids(rep)
 
 
 def test_has_parent_without_locator_is_malformed(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=True)
-    rep = inspect_bytes(tmp_path, samples.vhdx(items=items))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=items))
     assert any("no parent locator" in d for d in details_of(rep, "malformed"))
     assert rep["backing"] is None
 
@@ -121,7 +116,7 @@ def test_locator_with_hostile_counts_and_offsets(tmp_path: Path) -> None:
     struct.pack_into("<H", locator, 18, 0xFFFF)  # key/value count far beyond the item
     struct.pack_into("<I", locator, 20 + 12 + 4, 0xFFFFFFF0)  # relative_path value offset outside the item
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=True)
-    rep = inspect_bytes(tmp_path, samples.vhdx(items=[*items, (PARENT_LOCATOR, bytes(locator), 4)]))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=[*items, (PARENT_LOCATOR, bytes(locator), 4)]))
     malformed = details_of(rep, "malformed")
     assert any("declares 65535 key/value pairs" in d for d in malformed)
     assert any("value 4294967280+" in d for d in malformed)
@@ -132,13 +127,13 @@ def test_locator_with_hostile_counts_and_offsets(tmp_path: Path) -> None:
 def test_unknown_locator_type(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=True)
     locator = samples.parent_locator(samples.HOST_PATHS, locator_type=UNKNOWN)
-    rep = inspect_bytes(tmp_path, samples.vhdx(items=[*items, (PARENT_LOCATOR, locator, 4)]))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=[*items, (PARENT_LOCATOR, locator, 4)]))
     assert any(UNKNOWN in d for d in details_of(rep, "unknown-features"))
     assert rep["backing"] is not None
 
 
 def test_region_entry_count_max_u32(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vhdx(region_count=2**32 - 1))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(region_count=2**32 - 1))
     malformed = details_of(rep, "malformed")
     assert any("entry count 4294967295 exceeds the limit of 2047" in d for d in malformed)
     assert any("neither region table" in d for d in malformed)
@@ -146,7 +141,7 @@ def test_region_entry_count_max_u32(tmp_path: Path) -> None:
 
 
 def test_metadata_entry_count_huge(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vhdx(metadata_count=0xFFFF))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(metadata_count=0xFFFF))
     assert any("metadata entry count 65535 exceeds" in d for d in details_of(rep, "malformed"))
     assert rep["virtual_size"] == 16 * MIB  # the real entries are still read, within the cap
 
@@ -155,7 +150,7 @@ def test_items_with_huge_lengths_and_offsets(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=False)
     image = bytearray(samples.vhdx(items=items))
     struct.pack_into("<II", image, MO + 32 * 2 + 16, 0x7FFFFFFF, 0xFFFFFFFF)  # virtual disk size item
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     malformed = " ".join(details_of(rep, "malformed"))
     assert "length 4294967295 exceeds 1 MiB" in malformed
     assert "ends past the end of the file" in malformed
@@ -165,7 +160,7 @@ def test_items_with_huge_lengths_and_offsets(tmp_path: Path) -> None:
 
 def test_region_past_end_of_file_and_overlap(tmp_path: Path) -> None:
     regions = [(BAT, 1 << 40, MIB, 1), (METADATA, MO, samples.METADATA_LENGTH, 1), (UNKNOWN, MO, MIB, 0)]
-    rep = inspect_bytes(tmp_path, samples.vhdx(regions=regions))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(regions=regions))
     malformed = " ".join(details_of(rep, "malformed"))
     assert f"BAT region {1 << 40}+{MIB} ends past the end of the file" in malformed
     assert f"region {UNKNOWN} overlaps metadata region" in malformed
@@ -175,21 +170,21 @@ def test_unknown_required_region_and_item(tmp_path: Path) -> None:
     regions = [(BAT, samples.BAT_OFFSET, samples.BAT_LENGTH, 1), (METADATA, MO, samples.METADATA_LENGTH, 1),
                (UNKNOWN, 4 * MIB, MIB, 1)]  # fmt: skip
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=False)
-    rep = inspect_bytes(tmp_path, samples.vhdx(regions=regions, items=[*items, (UNKNOWN, b"x" * 8, 4)]))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(regions=regions, items=[*items, (UNKNOWN, b"x" * 8, 4)]))
     unknown = details_of(rep, "unknown-features")
     assert any(f"required region {UNKNOWN}" in d for d in unknown)
     assert any(f"required metadata item {UNKNOWN}" in d for d in unknown)
 
 
 def test_bat_too_small_for_the_disk(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vhdx(virtual_size=1 << 40))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(virtual_size=1 << 40))
     assert any("BAT region of 65536 bytes holds 8192 entries" in d for d in details_of(rep, "malformed"))
 
 
 def test_bad_block_and_sector_sizes(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB + 1, block_size=3 * MIB, fixed=False, has_parent=False,
                                    sector=1000)  # fmt: skip
-    rep = inspect_bytes(tmp_path, samples.vhdx(items=items))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=items))
     malformed = " ".join(details_of(rep, "malformed"))
     assert "block size 3145728 is not a power of 2" in malformed
     assert "logical sector size 1000 is neither 512 nor 4096" in malformed
@@ -199,7 +194,7 @@ def test_bad_block_and_sector_sizes(tmp_path: Path) -> None:
 def test_broken_crc_in_current_header_uses_the_other(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx())
     image[samples.HEADER_OFFSETS[1] + 8] ^= 0xFF  # header 2 (sequence 2) no longer matches its CRC
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert details_of(rep, "checksum-mismatch")[0].startswith("header 2 at 131072")
     assert "malformed" not in finding_ids(rep)
     assert rep["details"]["current_header"] == 1
@@ -212,7 +207,7 @@ def test_both_headers_broken(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx())
     for offset in samples.HEADER_OFFSETS:
         image[offset + 4] ^= 0x01
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert len(details_of(rep, "checksum-mismatch")) == 2
     assert any("neither header" in d for d in details_of(rep, "malformed"))
     assert rep["virtual_size"] is None
@@ -221,14 +216,14 @@ def test_both_headers_broken(tmp_path: Path) -> None:
 def test_equal_sequence_numbers_that_differ(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx())
     image[samples.HEADER_OFFSETS[1] : samples.HEADER_OFFSETS[1] + 4096] = samples.header(1, log_length=2 * MIB)
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert any("both headers have sequence number 1 but differ" in d for d in details_of(rep, "malformed"))
 
 
 def test_first_region_table_broken(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx())
     image[samples.REGION_OFFSETS[0] + 100] = 0x42
-    rep = inspect_bytes(tmp_path, bytes(image))
+    rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert details_of(rep, "checksum-mismatch")[0].startswith("region table 1")
     assert any("qemu refuses the image, other readers use table 2" in d for d in details_of(rep, "malformed"))
     assert rep["details"]["region_table"] == 2
@@ -236,7 +231,7 @@ def test_first_region_table_broken(tmp_path: Path) -> None:
 
 
 def test_log_guid_means_dirty(tmp_path: Path) -> None:
-    rep = inspect_bytes(tmp_path, samples.vhdx(log_guid="9a7c5e3f-1b2d-4e6f-8a0b-c1d2e3f4a5b6"))
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(log_guid="9a7c5e3f-1b2d-4e6f-8a0b-c1d2e3f4a5b6"))
     assert rep["dirty"] is True
     assert "9a7c5e3f-1b2d-4e6f-8a0b-c1d2e3f4a5b6" in details_of(rep, "dirty")[0]
 
@@ -247,7 +242,7 @@ TRUNCATIONS = [0, 8, 300, 64 * 1024 + 40, 128 * 1024 + 4000, 200 * 1024, 256 * 1
 
 @pytest.mark.parametrize("size", TRUNCATIONS)
 def test_truncated_image(tmp_path: Path, size: int) -> None:
-    rep = inspect_bytes(tmp_path, samples.vhdx(parent=samples.HOST_PATHS)[:size])
+    rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(parent=samples.HOST_PATHS)[:size])
     assert rep["format"] == ("vhdx" if size >= 8 else "raw")
     if size >= 8:
         assert "malformed" in finding_ids(rep)
@@ -280,5 +275,5 @@ def test_mutated_headers_never_break_the_parser(scratch: Path, changes: list[tup
     image = mutated(BASE, changes)
     if fix:  # keep the checksums valid so the mutation reaches the region table and metadata
         samples.fix_checksums(image)
-    rep = inspect_bytes(scratch, bytes(image))
+    rep = inspect_vhdx_bytes(scratch, bytes(image))
     assert rep["format"] == "vhdx" or not image.startswith(b"vhdxfile")
