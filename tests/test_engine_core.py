@@ -123,3 +123,24 @@ def test_empty_and_one_byte_files_give_reports(tmp_path: Path) -> None:
         report = inspect_file(path)
         assert report["file_size"] == size
         assert report["format"] == "raw"
+
+
+def test_reader_reads_each_byte_once_across_overlapping_reads(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 64
+    reader = _reader(tmp_path, data)
+    assert reader.read(0, 8) == data[:8]
+    assert reader.read(4, 16) == data[4:20]
+    assert reader.read(100, 50) == data[100:150]
+    assert reader.read(0, 512) == data[:512]
+    assert reader.bytes_read == 512
+    assert reader.regions() == [(0, data[:512])]
+
+
+def test_reader_sees_a_file_that_shrank(tmp_path: Path) -> None:
+    path = tmp_path / "shrinking"
+    path.write_bytes(b"y" * 4096)
+    fd = os.open(path, os.O_RDONLY)
+    reader = Reader(fd, 4096)
+    os.truncate(path, 100)
+    assert reader.read(50, 200) == b"y" * 50
+    assert reader.read(3000, 10) == b""

@@ -2,24 +2,24 @@
 
 Every byte the engine looks at comes through :class:`Reader`. It never seeks, never writes, and stops
 at a total budget per image so that no header field can make the engine read (or allocate) without
-limit. Repeated reads of a range already fetched are served from a small cache and not counted twice.
+limit. Every byte read is kept (the budget bounds them) in merged regions, so probes and parsers that
+look at the same or overlapping ranges read each byte from the file once and count it once.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 
 DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
-MAX_SINGLE_READ = 1 << 20
-_CACHE_PIECES = 64
-KEEP_FOR_DISPLAY = 256 << 10  # bytes kept so the hex pane can show what was parsed
+KEEP_FOR_DISPLAY = 256 << 10  # bytes offered to the hex view
 
 
 class BudgetExceeded(Exception):
     """A structure needed more bytes than the per-image read budget allows."""
 
     def __init__(self, offset: int, length: int, budget: int) -> None:
-        super().__init__(f"reading {length} bytes at offset {offset} would pass the {budget}-byte read budget")
+        super().__init__(f"reading {length} bytes at offset {offset} would pass the {budget}-byte budget")
         self.offset = offset
         self.length = length
 
@@ -32,12 +32,49 @@ class Reader:
         self.size = size
         self.budget = budget
         self.bytes_read = 0
-        self._cache: list[tuple[int, bytes]] = []
-        self.kept: list[tuple[int, bytes]] = []
-        self._kept_size = 0
+        self._starts: list[int] = []  # sorted, non-overlapping, non-adjacent regions
+        self._data: list[bytearray] = []
 
     def remaining(self) -> int:
         return max(0, self.budget - self.bytes_read)
+
+    def _missing(self, offset: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[offset, end)`` not yet read."""
+        gaps = []
+        cursor = offset
+        i = max(0, bisect.bisect_right(self._starts, offset) - 1)
+        while cursor < end and i < len(self._starts):
+            start, stop = self._starts[i], self._starts[i] + len(self._data[i])
+            if stop <= cursor:
+                i += 1
+                continue
+            if start >= end:
+                break
+            if start > cursor:
+                gaps.append((cursor, start))
+            cursor = max(cursor, stop)
+            i += 1
+        if cursor < end:
+            gaps.append((cursor, end))
+        return gaps
+
+    def _store(self, offset: int, data: bytes) -> None:
+        """Insert ``data`` at ``offset`` and merge it with the regions it touches."""
+        end = offset + len(data)
+        i = bisect.bisect_left(self._starts, offset)
+        if i > 0 and self._starts[i - 1] + len(self._data[i - 1]) >= offset:
+            i -= 1
+        start, merged = offset, bytearray(data)
+        while i < len(self._starts) and self._starts[i] <= end:
+            s, buf = self._starts.pop(i), self._data.pop(i)
+            if s < start:
+                merged = buf[: start - s] + merged
+                start = s
+            tail = s + len(buf) - (start + len(merged))
+            if tail > 0:
+                merged += buf[len(buf) - tail :]
+        self._starts.insert(i, start)
+        self._data.insert(i, merged)
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; shorter at end of file, empty past it."""
@@ -46,35 +83,38 @@ class Reader:
         end = min(offset + length, self.size)
         if offset >= end:
             return b""
-        length = end - offset
-        for start, data in self._cache:
-            if start <= offset and offset + length <= start + len(data):
-                return data[offset - start : offset - start + length]
-        if length > MAX_SINGLE_READ or self.bytes_read + length > self.budget:
-            raise BudgetExceeded(offset, length, self.budget)
-        data = os.pread(self.fd, length, offset)
-        self.bytes_read += len(data)
-        if len(self._cache) >= _CACHE_PIECES:
-            self._cache.pop(0)
-        self._cache.append((offset, data))
-        if self._kept_size + len(data) <= KEEP_FOR_DISPLAY:
-            self.kept.append((offset, data))
-            self._kept_size += len(data)
-        return data
-
-    def regions(self) -> list[tuple[int, bytes]]:
-        """The bytes kept for display, merged into sorted non-overlapping regions."""
-        merged: list[tuple[int, bytearray]] = []
-        for offset, data in sorted(self.kept, key=lambda piece: piece[0]):
-            if merged and offset <= merged[-1][0] + len(merged[-1][1]):
-                start, buf = merged[-1]
-                overlap = start + len(buf) - offset
-                buf += data[overlap:]
-            else:
-                merged.append((offset, bytearray(data)))
-        return [(offset, bytes(buf)) for offset, buf in merged]
+        gaps = self._missing(offset, end)
+        needed = sum(stop - start for start, stop in gaps)
+        if self.bytes_read + needed > self.budget:
+            raise BudgetExceeded(offset, end - offset, self.budget)
+        short = None
+        for start, stop in gaps:
+            data = os.pread(self.fd, stop - start, start)
+            self.bytes_read += len(data)
+            if data:
+                self._store(start, data)
+            if len(data) < stop - start:  # the file shrank under us: what is there is all there is
+                short = start + len(data)
+                break
+        i = bisect.bisect_right(self._starts, offset) - 1
+        if i < 0 or self._starts[i] > offset:
+            return b""
+        base = self._starts[i]
+        stop = end if short is None else min(end, short)
+        return bytes(self._data[i][offset - base : stop - base])
 
     def read_tail(self, length: int) -> tuple[int, bytes]:
         """The last ``length`` bytes of the file and their offset."""
         offset = max(0, self.size - length)
         return offset, self.read(offset, length)
+
+    def regions(self) -> list[tuple[int, bytes]]:
+        """What was read, as sorted non-overlapping regions, at most ``KEEP_FOR_DISPLAY`` bytes in all."""
+        out, total = [], 0
+        for start, data in zip(self._starts, self._data, strict=True):
+            room = KEEP_FOR_DISPLAY - total
+            if room <= 0:
+                break
+            out.append((start, bytes(data[:room])))
+            total += min(room, len(data))
+        return out
