@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.per_format import make_corpus  # noqa: E402
 from workbench import triage  # noqa: E402
 from workbench.inspector import Request  # noqa: E402
+from workbench.models.policy import Policy  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
 
@@ -59,14 +61,20 @@ def corpus(folder: Path, count: int) -> list[tuple[Path, str]]:
     return files
 
 
-def run_triage(files: list[tuple[Path, str]], jobs: int) -> tuple[float, list[dict]]:
+def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) -> tuple[float, list[dict]]:
+    """Triage ``files`` as `workbench triage` does (a zygote unless told otherwise); seconds and summaries."""
     declared = {str(p): f for p, f in files}
 
     async def go() -> list[dict]:
         entries = [triage.Entry(str(p)) for p, _ in files]
         out = []
-        async for report in triage.run(entries, lambda p: Request(p, declared[p]), jobs):
-            out.append(triage.summarise(report) | {"bytes_read": report.get("bytes_read")})
+        async with contextlib.AsyncExitStack() as stack:
+            pool = (
+                await stack.enter_async_context(triage.engine_pool(Policy().required_layers, print)) if zygote else None
+            )
+            requests = lambda p: Request(p, declared[p], zygote=pool, include_bytes=False)  # noqa: E731
+            async for report in triage.run(entries, requests, jobs):
+                out.append(triage.summarise(report) | {"bytes_read": report.get("bytes_read")})
         return out
 
     start = time.perf_counter()
@@ -113,12 +121,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = corpus(Path(tmp), args.files)
         ours, reports = run_triage(files, jobs)
+        fresh, _ = run_triage(files, jobs, zygote=False)
         seq = qemu_loop(files, 1)
         par = qemu_loop(files, 2)
     n = len(files)
     print(f"## Throughput, {n} mixed images, {jobs} cores")
     print(f"{'runner':36} {'seconds':>8} {'files/s':>8} {'ours is':>9}")
     print(f"{'workbench triage (jobs=' + str(jobs) + ')':36} {ours:8.2f} {n / ours:8.1f} {'':>9}")
+    print(f"{'workbench, fresh process per image':36} {fresh:8.2f} {n / fresh:8.1f} {fresh / ours:8.2f}x")
     print(f"{'qemu-img info loop, sequential':36} {seq:8.2f} {n / seq:8.1f} {seq / ours:8.2f}x")
     print(f"{'qemu-img info loop, 2-way parallel':36} {par:8.2f} {n / par:8.1f} {par / ours:8.2f}x")
     verdicts = defaultdict(int)

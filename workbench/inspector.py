@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.client import EngineOptions, InspectError, inspect_path
+from .engine.client import EngineOptions, InspectError, Zygote, inspect_path
 from .engine.findings import make
 from .models import policy as policy_mod
 from .models.report import SCHEMA, ReplyError, validate
@@ -56,6 +56,8 @@ class Request:
     follow_symlinks: bool = False
     policy: policy_mod.Policy = field(default_factory=policy_mod.Policy)
     timeout: float = 20.0
+    zygote: Zygote | None = None  # a running fork server for batches; None: a fresh process
+    include_bytes: bool = True  # hex of the bytes read, for the hex view; batches leave it out
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -80,7 +82,12 @@ async def inspect(request: Request) -> dict[str, Any]:
     elif declared is None:
         declared = format_from_extension(request.path)
         source = "extension" if declared else "none"
-    options = EngineOptions(timeout=request.timeout, require_layers=request.policy.required_layers)
+    options = EngineOptions(
+        timeout=request.timeout,
+        require_layers=request.policy.required_layers,
+        zygote=request.zygote,
+        include_bytes=request.include_bytes,
+    )
     try:
         raw = await inspect_path(request.path, declared, options, request.follow_symlinks)
         report = validate(raw)

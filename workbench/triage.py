@@ -7,6 +7,7 @@ in flight, each full report goes straight to the outputs, and only a small summa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from collections import Counter
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engine.client import InspectError, Zygote
 from .inspector import Request, failed_report, inspect
 from .models import policy as policy_mod
 
@@ -69,6 +71,22 @@ def walk(paths: Iterable[str]) -> Iterator[Entry]:
                 else:
                     yield Entry(entry.path, _refusal(entry.path, entry.stat(follow_symlinks=False)))
             stack.extend(reversed(subfolders))
+
+
+@contextlib.asynccontextmanager
+async def engine_pool(required_layers: list[str], warn: Callable[[str], None]) -> AsyncIterator[Zygote | None]:
+    """A started fork server for a batch, or ``None`` (a fresh process per image) when it cannot start."""
+    zygote = Zygote(required_layers)
+    try:
+        await zygote.start()
+    except InspectError as exc:
+        warn(f"engine zygote unavailable ({exc}); starting a fresh process per image")
+        yield None
+        return
+    try:
+        yield zygote
+    finally:
+        await zygote.close()
 
 
 def summarise(report: dict[str, Any]) -> dict[str, Any]:

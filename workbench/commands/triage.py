@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -39,6 +40,11 @@ def register(sub: Any) -> None:
     ):
         parser.add_argument(f"--{kind}", metavar="OUT", help=f"write {what}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar even on a terminal")
+    parser.add_argument(
+        "--no-zygote",
+        action="store_true",
+        help="start a fresh engine process per image instead of forking each from a sandboxed server",
+    )
 
 
 class Progress:
@@ -73,20 +79,28 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
 
 async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress) -> None:
     policy = policy_from(args)
+    async with contextlib.AsyncExitStack() as stack:
+        zygote = None
+        if not args.no_zygote:
+            zygote = await stack.enter_async_context(triage.engine_pool(policy.required_layers, _warn))
 
-    def make_request(path: str) -> Request:
-        return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout)
+        def make_request(path: str) -> Request:
+            return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, zygote, False)
 
-    results = triage.run(triage.walk(args.paths), make_request, max(1, args.jobs))
-    try:
-        async for report in results:
-            summary = triage.summarise(report)
-            tally.add(summary)
-            for output in outputs:
-                output.write(report, summary)
-            progress.update(tally)
-    finally:
-        await results.aclose()
+        results = triage.run(triage.walk(args.paths), make_request, max(1, args.jobs))
+        try:
+            async for report in results:
+                summary = triage.summarise(report)
+                tally.add(summary)
+                for output in outputs:
+                    output.write(report, summary)
+                progress.update(tally)
+        finally:
+            await results.aclose()
+
+
+def _warn(message: str) -> None:
+    print(f"workbench triage: {message}", file=sys.stderr)
 
 
 def _print_summary(tally: triage.Tally, elapsed: float) -> None:

@@ -54,6 +54,7 @@ class EngineOptions:
     reply_cap: int = REPLY_CAP
     require_layers: list[str] = field(default_factory=list)
     zygote: Zygote | None = None  # a started fork server; None: a fresh process per image
+    include_bytes: bool = True  # the hex of what was read, for the window's hex view
 
 
 @dataclass
@@ -243,7 +244,13 @@ async def run_child(request: dict[str, Any], fds: tuple[int, ...], options: Engi
 
 async def run_engine(fd: int, path: str, declared: str | None, options: EngineOptions) -> dict[str, Any]:
     """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
-    request = {"fd": fd, "path": path, "declared_format": declared, "require_layers": options.require_layers}
+    request = {
+        "fd": fd,
+        "path": path,
+        "declared_format": declared,
+        "require_layers": options.require_layers,
+        "include_bytes": options.include_bytes,
+    }
     return decode_reply(await run_child(request, (fd,), options))
 
 

@@ -86,7 +86,9 @@ def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, 
         info.add("format-ambiguous", f"signatures of {', '.join(matches)} all match: {what}", 0, severity)
 
 
-def build(fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET) -> dict[str, Any]:
+def build(
+    fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET, include_bytes: bool = True
+) -> dict[str, Any]:
     """Inspect the image behind ``fd`` (opened read-only by the parent) and return the report."""
     started = time.monotonic()
     st = os.fstat(fd)
@@ -132,7 +134,7 @@ def build(fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET
     if cut:
         info.add("read-budget", f"field tree cut at {MAX_FIELDS} nodes")
     virtual = info.virtual_size
-    regions = reader.regions()
+    regions = reader.regions() if include_bytes else []
     return {
         "schema": SCHEMA,
         "path": path,

@@ -82,7 +82,12 @@ def handle(request: dict[str, Any], layers: dict[str, str], timings: dict[str, f
     declared = request.get("declared_format")
     declared = declared if isinstance(declared, str) else None
     try:
-        result = report.build(request["fd"], str(request.get("path", "")), declared)
+        result = report.build(
+            request["fd"],
+            str(request.get("path", "")),
+            declared,
+            include_bytes=request.get("include_bytes") is not False,
+        )
     except OSError as exc:
         reply({"ok": False, "error": f"reading the image failed: {exc.strerror or exc}", **extra})
         return 4
