@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import MAX_TEXT, Field
+from .fields import MAX_TEXT, Field, Spec, decode
 from .findings import Finding, make
+from .reader import Reader
 
 MAX_FIELDS = 20_000  # per image: a header can declare a million snapshots, the tree stays bounded
 MAX_LIST = 1024  # snapshots, extents, locators kept in the report
@@ -64,6 +65,22 @@ class Inspection:
 
     def add(self, finding_id: str, detail: str, offset: int | None = None, severity: str | None = None) -> None:
         self.findings.append(make(finding_id, detail[:MAX_TEXT], offset, severity))
+
+    def structure(
+        self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str
+    ) -> tuple[dict[str, Any], Field, bool]:
+        """Read and decode one fixed-size structure and add its field group.
+
+        ``complete`` is False, with a ``malformed`` finding, when the file ends inside the structure;
+        the values that did fit are still returned.
+        """
+        data = reader.read(offset, size)
+        values, group = decode(label, data, offset, specs, endian)
+        self.fields.append(group)
+        complete = len(data) >= size
+        if not complete:
+            self.add("malformed", f"{label} at {offset} is truncated: {len(data)} of {size} bytes", offset)
+        return values, group, complete
 
     def reference(self, role: str, name: str, offset: int | None = None, **extra: Any) -> dict[str, Any]:
         """Record an external reference (backing file, data file, extent, parent locator...).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Spec, decode
+from ..fields import Spec
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -45,12 +45,10 @@ def probe(reader: Reader) -> str | None:
 
 
 def parse(reader: Reader, info: Inspection) -> None:
-    data = reader.read(0, HEADER_SIZE)
-    values, group = decode("header", data, 0, SPECS, "<")
-    info.fields.append(group)
-    if len(data) < HEADER_SIZE:
-        info.add("malformed", f"header truncated: {len(data)} of {HEADER_SIZE} bytes", 0)
+    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<")
+    if not complete:
         return
+    data = reader.read(0, HEADER_SIZE)  # served from the reader's cache
     ext = data[:16] == MAGIC_EXT
     sectors = values["nb_sectors"]
     if not ext and sectors >> 32:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Spec, decode
+from ..fields import Spec
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -60,13 +60,9 @@ def probe(reader: Reader) -> str | None:
 
 
 def parse(reader: Reader, info: Inspection) -> None:
-    data = reader.read(0, HEADER_SIZE)
-    values, group = decode("header", data, 0, SPECS, "<")
-    info.fields.append(group)
-    if len(data) < HEADER_SIZE:
-        info.add("malformed", f"header truncated: {len(data)} of {HEADER_SIZE} bytes", 0)
-        if "uuid_parent" not in values:
-            return
+    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<")
+    if not complete and "uuid_parent" not in values:
+        return
     version = (values.get("version_major"), values.get("version_minor"))
     info.details["version"] = f"{version[0]}.{version[1]}"
     if version != (1, 1):

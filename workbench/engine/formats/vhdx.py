@@ -228,13 +228,11 @@ def _read_header(reader: Reader, info: Inspection, index: int) -> tuple[dict[str
     """One header and its field group; the values only when signature, checksum and version hold."""
     offset = HEADER_OFFSETS[index]
     label = f"header {index + 1}"
-    data = reader.read(offset, HEADER_SIZE)
-    values, group = decode(label, data, offset, HEADER_SPECS, "<")
-    info.fields.append(group)
+    values, group, complete = info.structure(reader, label, offset, HEADER_SIZE, HEADER_SPECS, "<")
     group.value = "invalid"
-    if len(data) < HEADER_SIZE:
-        info.add("malformed", f"{label} at {offset} is truncated: {len(data)} of {HEADER_SIZE} bytes", offset)
+    if not complete:
         return None, group
+    data = reader.read(offset, HEADER_SIZE)  # served from the reader's cache
     if values["signature"] != "head":
         info.add("malformed", f"{label} at {offset}: signature {values['signature']!r}, expected 'head'", offset)
         return None, group
@@ -309,13 +307,11 @@ def _read_region_table(reader: Reader, info: Inspection, index: int) -> tuple[by
     """The entry bytes of one region table when it is valid, and its field group."""
     offset = REGION_OFFSETS[index]
     label = f"region table {index + 1}"
-    data = reader.read(offset, REGION_TABLE_SIZE)
-    values, group = decode(label, data, offset, REGION_HEADER_SPECS, "<")
-    info.fields.append(group)
+    values, group, complete = info.structure(reader, label, offset, REGION_TABLE_SIZE, REGION_HEADER_SPECS, "<")
     group.value = "invalid"
-    if len(data) < REGION_TABLE_SIZE:
-        info.add("malformed", f"{label} at {offset} is truncated: {len(data)} of {REGION_TABLE_SIZE} bytes", offset)
+    if not complete:
         return None, group
+    data = reader.read(offset, REGION_TABLE_SIZE)  # served from the reader's cache
     if values["signature"] != "regi":
         info.add("malformed", f"{label} at {offset}: signature {values['signature']!r}, expected 'regi'", offset)
         return None, group
