@@ -21,7 +21,7 @@ cp -a "$bundle" "$dest/lib/workbench"
 ln -sfn "$prefix/lib/workbench/workbench" "$dest/bin/workbench"
 install -m 644 "$root/resources/workbench.desktop" "$share/applications/"
 install -m 644 "$root"/resources/*.metainfo.xml "$share/metainfo/"
-install -m 644 "$root/resources/icons/workbench.svg" "$share/icons/hicolor/scalable/apps/"
+install -m 644 "$root/workbench/ui/icons/workbench.svg" "$share/icons/hicolor/scalable/apps/"
 cp -R "$root/resources/icons/hicolor/." "$share/icons/hicolor/"
 
 # Caches are refreshed only for a real installation; a staged one leaves that to the package manager.

@@ -1,4 +1,4 @@
-"""Render the application icon (resources/icons/workbench.svg) to PNGs in the freedesktop hicolor layout.
+"""Render the application icon (workbench/ui/icons/workbench.svg) to PNGs in the freedesktop hicolor layout.
 
 Writes resources/icons/hicolor/NxN/apps/workbench.png for every size in SIZES; run it again after the
 SVG changes (``QT_QPA_PLATFORM=offscreen python packaging/make_icons.py``). Installers copy the
@@ -14,8 +14,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
-ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
-SOURCE = ICONS / "workbench.svg"
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "workbench" / "ui" / "icons" / "workbench.svg"
+ICONS = ROOT / "resources" / "icons"
 SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 
 
@@ -41,7 +42,7 @@ def main() -> int:
         if not render(renderer, size).save(str(target), "PNG"):
             print(f"make_icons: cannot write {target}", file=sys.stderr)
             return 1
-        print(target.relative_to(ICONS.parent.parent))
+        print(target.relative_to(ROOT))
     return 0
 
 

@@ -153,3 +153,15 @@ def test_hostile_names_do_not_reach_the_terminal(tmp_path: Path) -> None:
 def test_help_and_version() -> None:
     assert "inspect" in run_cli("--help").stdout
     assert run_cli("--version").stdout.startswith("workbench ")
+
+
+def test_demo_inspects_every_demonstration_image_headlessly() -> None:
+    result = run_cli("demo", "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    reports = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert reports["clean.qcow2"]["verdict"] == "accept"
+    assert reports["backing-host-file.qcow2"]["verdict"] == "reject"
+    assert "format-mismatch" in {f["id"] for f in reports["guest-raw-disk.img"]["findings"]}
+    assert "external-extent" in {f["id"] for f in reports["host-extent.vmdk"]["findings"]}
+    assert "virtual-size-limit" in {f["id"] for f in reports["claims-16TiB.qcow2"]["findings"]}
+    assert reports["luks2-volume.luks"]["encrypted"] is True

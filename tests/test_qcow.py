@@ -254,7 +254,7 @@ def test_demo_images_say_what_they_show(tmp_path: Path) -> None:
         "clean.qcow2": set(),
         "backing-host-file.qcow2": {"backing-file"},
         "guest-raw-disk.img": {"backing-file", "backing-format-unspecified", "format-mismatch"},
-        "claims-2TiB.qcow2": set(),
+        "claims-16TiB.qcow2": set(),
         "aes-encrypted.qcow2": {"encrypted", "weak-encryption"},
     }
     for name, declared, data in build.demo_images():

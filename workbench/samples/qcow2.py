@@ -311,6 +311,6 @@ def demo_images() -> list[tuple[str, str, bytes]]:
         ("clean.qcow2", "qcow2", qcow2(1 << 30)),
         ("backing-host-file.qcow2", "qcow2", qcow2(1 << 30, backing="/etc/passwd", backing_format="raw")),
         ("guest-raw-disk.img", "raw", guest_disk.ljust(1 << 20, b"\0")),
-        ("claims-2TiB.qcow2", "qcow2", qcow2(2 << 40)),
+        ("claims-16TiB.qcow2", "qcow2", qcow2(16 << 40)),
         ("aes-encrypted.qcow2", "qcow2", qcow2(1 << 30, crypt_method=CRYPT_AES)),
     ]

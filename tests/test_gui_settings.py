@@ -1,0 +1,101 @@
+"""Settings dialog and persistence (in a temporary config folder), policy re-inspection, themes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication
+
+from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
+    fast_window_fixture,
+    qloop_fixture,
+    wait_done,
+    write_images,
+)
+from workbench.models import settings as settings_mod
+from workbench.ui.main_window import MainWindow
+from workbench.ui.settings_dialog import SettingsDialog, exact_size
+
+
+def test_settings_dialog_round_trip_is_saved_in_the_config_folder(
+    qtbot: Any, fast_window: MainWindow, tmp_path: Path
+) -> None:
+    dialog = SettingsDialog(fast_window.settings, fast_window)
+    qtbot.addWidget(dialog)
+    assert dialog.max_size.text() == "4T"
+    dialog.max_size.setText("512M")
+    dialog.all_formats.setChecked(False)
+    for row in range(dialog.formats.count()):
+        item = dialog.formats.item(row)
+        item.setCheckState(Qt.CheckState.Checked if item.text() in ("qcow2", "raw") else Qt.CheckState.Unchecked)
+    dialog.roots.addItem(str(tmp_path / "images"))
+    dialog.theme.setCurrentText("dark")
+    fast_window.apply_settings(dialog.result_settings())
+
+    stored = tmp_path / "config" / "workbench" / "settings.json"
+    raw = json.loads(stored.read_text())
+    assert raw["max_virtual_size"] == 512 << 20
+    assert raw["allowed_formats"] == ["qcow2", "raw"]
+    assert raw["allowed_roots"] == [str(tmp_path / "images")]
+    assert raw["theme"] == "dark"
+    assert settings_mod.load() == fast_window.settings
+
+
+def test_a_bad_size_disables_ok(qtbot: Any, fast_window: MainWindow) -> None:
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    dialog = SettingsDialog(fast_window.settings, fast_window)
+    qtbot.addWidget(dialog)
+    dialog.max_size.setText("lots")
+    assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    assert "not a size" in dialog.size_error.text()
+    assert exact_size(3 << 30) == "3G" and exact_size(1000) == "1000"
+
+
+def test_a_lower_size_limit_reinspects_open_images(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
+    images = write_images(tmp_path)
+    (entry,) = fast_window.add_files([str(images["clean"])])
+    wait_done(qtbot, fast_window, count=1)
+    assert entry.verdict == "accept"
+    changed = settings_mod.Settings(**{**vars(fast_window.settings), "max_virtual_size": 1 << 20})
+    fast_window.apply_settings(changed)
+    wait_done(qtbot, fast_window, count=1)
+    assert entry.verdict == "reject"
+    assert "virtual-size-limit" in {f["id"] for f in entry.report["findings"]}
+
+
+def test_allowed_folders_show_in_the_references_view(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
+    images = write_images(tmp_path)
+    fast_window.add_files([str(images["backing"])])
+    wait_done(qtbot, fast_window, count=1)
+    fast_window.tabs.setCurrentWidget(fast_window.references)
+    model = fast_window.references.model
+    assert model.index(0, 3).data() == "no: no allowed folders are set"
+    fast_window.apply_settings(settings_mod.Settings(**{**vars(fast_window.settings), "allowed_roots": ["/etc"]}))
+    wait_done(qtbot, fast_window, count=1)
+    assert fast_window.references.model.index(0, 3).data() == "yes: under /etc"
+
+
+def test_theme_switch_changes_the_palette_and_is_remembered(fast_window: MainWindow) -> None:
+    app = QApplication.instance()
+    assert fast_window.set_theme("dark") == "dark"
+    assert app.palette().color(QPalette.ColorRole.Window).lightness() < 80
+    assert fast_window.theme_actions["dark"].isChecked()
+    assert fast_window.set_theme("light") == "light"
+    assert app.palette().color(QPalette.ColorRole.Window).lightness() > 180
+    assert settings_mod.load().theme == "light"
+    fast_window.set_theme("system")
+    assert settings_mod.load().theme == "system"
+
+
+def test_recent_files_menu_lists_opened_paths(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
+    images = write_images(tmp_path)
+    fast_window.open_paths([str(images["raw"])])
+    wait_done(qtbot, fast_window, count=1)
+    fast_window.recent_menu.aboutToShow.emit()
+    assert [a.text() for a in fast_window.recent_menu.actions()] == [os.fspath(images["raw"])]

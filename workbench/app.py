@@ -1,0 +1,87 @@
+"""Starting the window: ``workbench [FILE...]``, ``workbench --demo``, ``--theme``.
+
+asyncio runs inside the Qt event loop (qasync), so engine children are awaited without blocking the
+window. Exceptions that escape a slot or a task are logged and shown in the window, never lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from .cli import WINDOW_USAGE
+
+log = logging.getLogger("workbench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        usage="%(prog)s [-h] [--demo] [--theme {system,light,dark}] [FILE ...]",
+        description=WINDOW_USAGE + "\nSubcommands (inspect, triage, ...): workbench COMMAND --help",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="*", metavar="FILE", help="images or folders to open")
+    parser.add_argument("--demo", action="store_true", help="also open the built-in demonstration images")
+    parser.add_argument("--theme", choices=("system", "light", "dark"), help="colour scheme for this run")
+    return parser
+
+
+def _install_error_handlers(window: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Route exceptions from slots (sys.excepthook) and from tasks (the loop's handler) to the window."""
+
+    def show(summary: str, details: str) -> None:
+        log.error("%s\n%s", summary, details)
+        window.notify(f"Internal error: {summary} (details in the log)")
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        show(f"{kind.__name__}: {value}", "".join(traceback.format_exception(kind, value, tb)))
+
+    def loop_handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        detail = "".join(traceback.format_exception(exc)) if exc else ""
+        show(str(context.get("message") or exc), detail)
+
+    sys.excepthook = excepthook
+    loop.set_exception_handler(loop_handler)
+
+
+def run_gui(argv: Sequence[str]) -> int:
+    """Open the window; returns the process exit code."""
+    args = build_parser().parse_args(list(argv))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from .ui import theme
+    from .ui.icons import icon
+    from .ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("workbench")
+    app.setApplicationDisplayName("Disk Image Workbench")
+    app.setDesktopFileName("workbench")
+    app.setWindowIcon(icon("workbench"))
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow()
+    theme.apply(app, args.theme or window.settings.theme)
+    if args.theme:
+        window.theme_actions[args.theme].setChecked(True)
+    _install_error_handlers(window, loop)
+    window.show()
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    if args.demo:
+        window.open_demo()
+    if args.files:
+        window.open_paths(args.files)
+    with loop:
+        loop.run_until_complete(closed.wait())
+    return 0

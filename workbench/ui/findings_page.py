@@ -1,0 +1,52 @@
+"""Findings: severity, title, detail; the selected one in full below; activating one jumps to its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtWidgets import QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
+
+from ..models.findings_model import FindingsModel, finding_text
+from ..models.node_model import PAYLOAD_ROLE
+from .icons import all_icons
+from .widgets import fit_columns, tree_view
+
+
+class FindingsPage(QWidget):
+    finding_activated = Signal(object)  # the finding dict
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = FindingsModel(self)
+        self.model.icons = all_icons()
+        self.tree = tree_view("Findings", self.model, stretch_column=2)
+        self.tree.setRootIsDecorated(False)
+        self.detail = QPlainTextEdit()
+        self.detail.setReadOnly(True)
+        self.detail.setAccessibleName("Finding detail and recommendation")
+        self.detail.setPlaceholderText("Select a finding to read its detail and recommendation.")
+        self.tree.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.tree.activated.connect(self._activated)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.tree)
+        split.addWidget(self.detail)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.addWidget(split)
+
+    def show_report(self, report: dict[str, Any] | None) -> None:
+        self.model.set_findings((report or {}).get("findings") or [])
+        self.detail.clear()
+        fit_columns(self.tree, widest=300)
+
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        finding = current.data(PAYLOAD_ROLE) if current.isValid() else None
+        self.detail.setPlainText(finding_text(finding) if finding else "")
+
+    def _activated(self, index: QModelIndex) -> None:
+        finding = index.siblingAtColumn(0).data(PAYLOAD_ROLE)
+        if finding:
+            self.finding_activated.emit(finding)

@@ -1,0 +1,605 @@
+"""The main window: opened images on the left, the selected image's report on the right.
+
+Images arrive by drag and drop, File > Open, recent files, the command line or the demonstration set;
+each is inspected by a sandboxed engine child (:class:`~workbench.ui.session.Session`). The window
+never reads image bytes: the bytes pane shows the regions the engine sent in its report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, Qt
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import demo, export
+from ..models import settings as settings_mod
+from ..models.image_list_model import DECLARED, Entry, ImageListModel
+from ..models.node_model import tooltip
+from ..render_text import summary
+from ..textsafe import printable
+from . import drops, theme
+from .fields_page import FieldsPage
+from .findings_page import FindingsPage
+from .icons import all_icons, icon
+from .image_list import fill_declared_box, image_list_view
+from .overview import OverviewPage
+from .references_page import ReferencesPage
+from .security_page import SecurityPage
+from .session import IdleCollector, InspectFn, Session
+from .settings_dialog import SettingsDialog
+from .widgets import NoticeBar, plain_label
+
+log = logging.getLogger(__name__)
+TITLE = "Disk Image Workbench"
+EMPTY_TEXT = (
+    "Drop disk images or folders here\n\n"
+    "or use File ▸ Open (Ctrl+O) and File ▸ Open Folder (Ctrl+Shift+O).\n"
+    "Help ▸ Open Demonstration Images shows what the workbench finds.\n\n"
+    "Images are inspected in a sandboxed process; nothing they name is ever opened."
+)
+ADD_CHUNK = 200
+VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
+EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        settings: settings_mod.Settings | None = None,
+        inspect_fn: InspectFn | None = None,
+        jobs: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or settings_mod.load()
+        self.icons = all_icons()
+        self.model = ImageListModel(self)
+        self.model.icons = self.icons
+        self.session = Session(self.model, self.settings.policy, inspect_fn, jobs, self)
+        self.collector = IdleCollector(self.session.busy, self)
+        self.current: Entry | None = None
+        self._demo_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._stale: set[QWidget] = set()
+        self.setWindowTitle(TITLE)
+        self.setWindowIcon(icon("workbench"))
+        self.setAcceptDrops(True)
+        self.resize(1360, 820)
+        self._build_widgets()
+        self._build_actions()
+        self._connect()
+        self._show_entry(None)
+
+    # construction
+    def _build_widgets(self) -> None:
+        self.notices = NoticeBar()
+        self.empty = plain_label(EMPTY_TEXT, wrap=True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setAccessibleName("Empty window: drop images here")
+        font = self.empty.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        self.empty.setFont(font)
+        self.list_view = image_list_view(self.model)
+        self.badge = QLabel()
+        self.badge.setAccessibleName("Verdict badge")
+        self.title = plain_label()
+        self.title.setAccessibleName("Selected image")
+        title_font = self.title.font()
+        title_font.setBold(True)
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.15)
+        self.title.setFont(title_font)
+        self.declared_box = QComboBox()
+        self.declared_box.setAccessibleName("Declared format")
+        self.declared_box.setToolTip("The format this image must have; changing it inspects the image again (F2)")
+        self.reinspect_button = QPushButton("Inspect again")
+        self.overview = OverviewPage()
+        self.fields = FieldsPage()
+        self.references = ReferencesPage()
+        self.findings = FindingsPage()
+        self.security = SecurityPage()
+        self.fields.filter.setAcceptDrops(False)
+        self.findings.detail.setAcceptDrops(False)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Report")
+        for page, label in (
+            (self.overview, "&Overview"),
+            (self.fields, "&Header fields"),
+            (self.references, "External &references"),
+            (self.findings, "F&indings"),
+            (self.security, "&Encryption and sandbox"),
+        ):
+            self.tabs.addTab(page, label)
+
+        header = QHBoxLayout()
+        header.addWidget(self.badge)
+        header.addWidget(self.title, 1)
+        declared_label = QLabel("&Declared format:")
+        declared_label.setBuddy(self.declared_box)
+        header.addWidget(declared_label)
+        header.addWidget(self.declared_box)
+        header.addWidget(self.reinspect_button)
+        details = QWidget()
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(6, 0, 0, 0)
+        details_layout.addLayout(header)
+        details_layout.addWidget(self.tabs, 1)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.addWidget(self.list_view)
+        self.split.addWidget(details)
+        self.split.setStretchFactor(0, 2)
+        self.split.setStretchFactor(1, 5)
+        self.split.setSizes([500, 780])
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.split)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.notices)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.status_field = plain_label()
+        self.status_field.setAccessibleName("Selected field offset and size")
+        self.status_progress = plain_label()
+        self.status_progress.setAccessibleName("Inspection progress")
+        self.statusBar().addPermanentWidget(self.status_field)
+        self.statusBar().addPermanentWidget(self.status_progress)
+
+    def _action(
+        self, menu: QMenu, text: str, slot: Callable[..., Any], shortcut: QKeySequence | str | None = None
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda checked=False: slot())
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Open…", self.open_dialog, "Ctrl+O")
+        self._action(file_menu, "Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Export Selected Reports…", self.export_dialog, "Ctrl+E")
+        self._action(file_menu, "Re&move Selected Images", self.remove_selected, "Del")
+        self._action(file_menu, "&Close All Images", self.clear, "Ctrl+Shift+W")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
+
+        edit = bar.addMenu("&Edit")
+        self._action(edit, "Copy Field &Value", self.copy_value, "Ctrl+Shift+C")
+        self._action(edit, "Copy Field &Bytes (hex)", self.copy_bytes, "Ctrl+Shift+B")
+        self._action(edit, "Copy &Summary for a Ticket", self.copy_summary, "Ctrl+Alt+C")
+        edit.addSeparator()
+        self._action(edit, "&Filter Fields", self.focus_filter, "Ctrl+F")
+        self._action(edit, "&Settings…", self.settings_dialog, "Ctrl+,")
+
+        view = bar.addMenu("&View")
+        for number in range(self.tabs.count()):
+            label = self.tabs.tabText(number).replace("&", "")
+            self._action(view, label, lambda n=number: self.tabs.setCurrentIndex(n), f"Ctrl+{number + 1}")
+        view.addSeparator()
+        self._action(view, "&Expand All Fields", self.fields.tree.expandAll, "Ctrl+Shift+E")
+        self._action(view, "Co&llapse All Fields", self.fields.tree.collapseAll, "Ctrl+Shift+L")
+        theme_menu = view.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for number, choice in enumerate(theme.CHOICES):
+            action = self._action(theme_menu, choice.title(), lambda c=choice: self.set_theme(c), f"Ctrl+Alt+{number}")
+            action.setCheckable(True)
+            group.addAction(action)
+            self.theme_actions[choice] = action
+        self.theme_actions[self.settings.theme].setChecked(True)
+
+        image = bar.addMenu("&Image")
+        self._action(image, "Inspect &Again", self.reinspect, "F5")
+        self._action(image, "Change &Declared Format", self.focus_declared, "F2")
+        self._action(image, "Inspect Symbolic Link &Target", self.follow_link, "Ctrl+Shift+F5")
+        self._action(image, "&Next Image", lambda: self._step(1), "Ctrl+PgDown")
+        self._action(image, "&Previous Image", lambda: self._step(-1), "Ctrl+PgUp")
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "Open &Demonstration Images", self.open_demo, "Ctrl+Shift+D")
+        self._action(help_menu, "&Keyboard Shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "&About", self.show_about, "Shift+F1")
+        self._action(help_menu, "Dismiss &Notices", self.notices.dismiss, "Escape")
+
+    def _connect(self) -> None:
+        self.list_view.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.model.declared_changed.connect(lambda entry: self.session.submit([entry]))
+        self.model.rowsInserted.connect(self._update_stack)
+        self.model.rowsRemoved.connect(self._update_stack)
+        self.session.finished.connect(self._finished)
+        self.session.progress.connect(self._progress)
+        self.declared_box.activated.connect(self._declared_chosen)
+        self.reinspect_button.clicked.connect(self.reinspect)
+        self.tabs.currentChanged.connect(self._refresh_page)
+        self.fields.field_selected.connect(self._field_selected)
+        self.findings.finding_activated.connect(self.go_to_finding)
+        self.references.reference_activated.connect(self.go_to_reference)
+        hints = QGuiApplication.styleHints()
+        hints.colorSchemeChanged.connect(self._system_scheme_changed)
+
+    # opening images
+    def open_paths(self, paths: list[str], remember: bool = True) -> None:
+        """Queue files; folders are walked in a worker thread first."""
+        if remember:
+            for path in paths:
+                self.settings.remember(os.path.abspath(path))
+            self._save_settings()
+        if any(os.path.isdir(p) and not os.path.islink(p) for p in paths):
+            self._spawn(self._open_folders(paths))
+        else:
+            self.add_files(paths)
+
+    async def _open_folders(self, paths: list[str]) -> None:
+        expanded = await asyncio.to_thread(drops.expand, paths)
+        for note in expanded.notes:
+            self.notify(note)
+        for first in range(0, len(expanded.files), ADD_CHUNK):  # thousands of rows: a few at a time
+            self.add_files(expanded.files[first : first + ADD_CHUNK])
+            await asyncio.sleep(0)
+
+    def add_files(self, files: list[str], declared: dict[str, str] | None = None, by: str = "window") -> list[Entry]:
+        """New entries for ``files`` (already open ones are selected instead) and start their inspection.
+
+        ``declared`` maps absolute paths to the format declared for them by ``by`` (the demo set).
+        """
+        declared = declared or {}
+        paths = list(dict.fromkeys(os.path.abspath(p) for p in files))
+        new = [Entry(p, declared.get(p), by if p in declared else "window") for p in paths if not self.model.find(p)]
+        self.model.add(new)
+        self.session.submit(new)
+        target = new[0] if new else self.model.find(paths[0]) if paths else None
+        if target is not None and (self.current is None or not new):
+            self.select(target)
+        return new
+
+    def handle_drop(self, mime: QMimeData) -> bool:
+        """Open what a drop names; remote URLs are refused with a notice."""
+        if not mime.hasUrls():
+            self.notify("Drop files or folders (from a file manager) to inspect them.")
+            return False
+        paths, refused = drops.split_urls(mime.urls())
+        for message in refused:
+            self.notify(message)
+        if paths:
+            self.open_paths(paths)
+        return bool(paths)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        event.setDropAction(Qt.DropAction.CopyAction)  # never a move: the image stays where it is
+        event.accept()
+        self.handle_drop(event.mimeData())
+
+    def open_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open disk images")
+        if files:
+            self.open_paths(files)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of disk images")
+        if folder:
+            self.open_paths([folder])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_files:
+            action = self.recent_menu.addAction(printable(path, 200))
+            action.triggered.connect(lambda checked=False, p=path: self.open_paths([p]))
+        if not self.settings.recent_files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def open_demo(self) -> list[Entry]:
+        if self._demo_dir is None:
+            self._demo_dir = tempfile.TemporaryDirectory(prefix="workbench-demo-")
+        images = demo.write_demo(Path(self._demo_dir.name))
+        declared = {str(image.path): image.declared for image in images}
+        return self.add_files(list(declared), declared, by="demo")
+
+    # the selected image
+    def select(self, entry: Entry) -> None:
+        self._select_row(self.model.row_of(entry))
+
+    def _select_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+            self.list_view.selectionModel().setCurrentIndex(self.model.index(row, 0), flags)
+
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        self._show_entry(self.model.entry(current))
+
+    def _step(self, delta: int) -> None:
+        self._select_row(self.list_view.currentIndex().row() + delta)
+
+    def _show_entry(self, entry: Entry | None) -> None:
+        self.current = entry
+        self.declared_box.setEnabled(entry is not None)
+        self.reinspect_button.setEnabled(entry is not None)
+        if entry is None:
+            self.title.setText("")
+            self.badge.clear()
+            self.declared_box.clear()
+            self.setWindowTitle(TITLE)
+        else:
+            name = printable(os.path.basename(entry.path), 200)
+            self.title.setText(name)
+            self.title.setToolTip(tooltip(printable(entry.path, 1024)))
+            state = entry.verdict if entry.state == "done" else "pending"
+            self.badge.setPixmap(self.icons[f"verdict-{state}"].pixmap(22, 22))
+            self.badge.setToolTip(state)
+            self.badge.setAccessibleDescription(state)
+            fill_declared_box(self.declared_box, entry)
+            self.setWindowTitle(f"{name} — {TITLE}")
+        self.status_field.setText("")
+        self._stale = {self.overview, self.fields, self.references, self.findings, self.security}
+        self._refresh_page()
+
+    def _refresh_page(self) -> None:
+        """Fill the visible page from the current report; the others wait until they are shown."""
+        page = self.tabs.currentWidget()
+        if page not in self._stale:
+            return
+        self._stale.discard(page)
+        entry, policy = self.current, self.settings.policy()
+        report = entry.report if entry else None
+        if page is self.overview:
+            self.overview.show_report(report, entry.declared_source if entry else None, policy)
+            if entry is not None and report is None:
+                self.overview.show_pending(entry.path, entry.state)
+        elif page is self.fields:
+            self.fields.show_report(report)
+        elif page is self.references:
+            self.references.show_report(report, self.settings.allowed_roots)
+        elif page is self.findings:
+            self.findings.show_report(report)
+        else:
+            self.security.show_report(report, policy.required_layers)
+
+    def _finished(self, entry: Entry) -> None:
+        if entry is self.current:
+            self._show_entry(entry)
+
+    def _progress(self, done: int, queued: int) -> None:
+        if done < queued:
+            self.status_progress.setText(f"inspecting: {done} of {queued} done")
+            return
+        counts = Counter(entry.verdict for entry in self.model.entries)
+        tally = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
+        self.status_progress.setText(f"{self.model.rowCount()} images: {tally}")
+
+    def _update_stack(self) -> None:
+        self.stack.setCurrentIndex(1 if self.model.rowCount() else 0)
+
+    def _field_selected(self, item: dict[str, Any] | None) -> None:
+        if not item:
+            self.status_field.setText("")
+            return
+        self.status_field.setText(
+            f"{printable(item['name'], 60)}: offset 0x{item['offset']:x} ({item['offset']}), size {item['size']} bytes"
+        )
+
+    # per-image actions
+    def reinspect(self) -> None:
+        if self.current is not None:
+            self.session.submit([self.current])
+            self._show_entry(self.current)
+
+    def _declared_chosen(self, number: int) -> None:
+        if self.current is not None:
+            row = self.model.row_of(self.current)
+            self.model.setData(self.model.index(row, DECLARED), self.declared_box.itemData(number))
+            self._show_entry(self.current)
+
+    def set_declared(self, entry: Entry, fmt: str | None) -> None:
+        """Declare ``fmt`` for ``entry`` (``None``: from the extension); inspects it again."""
+        self.model.setData(self.model.index(self.model.row_of(entry), DECLARED), fmt or "")
+
+    def focus_declared(self) -> None:
+        if self.current is not None:
+            self.declared_box.setFocus()
+            self.declared_box.showPopup()
+
+    def follow_link(self) -> None:
+        """Inspect the target of a dropped symbolic link: only ever on the user's request."""
+        entry = self.current
+        if entry is None or not os.path.islink(entry.path):
+            self.statusBar().showMessage("The selected image is not a symbolic link.", 5000)
+            return
+        entry.follow_symlinks = True
+        self.session.submit([entry])
+
+    def remove_selected(self) -> None:
+        rows = [index.row() for index in self.list_view.selectionModel().selectedRows()]
+        self.model.remove(rows)
+        if self.current is not None and self.model.row_of(self.current) < 0:
+            self._show_entry(self.model.entry(self.list_view.currentIndex()))
+
+    def clear(self) -> None:
+        self.model.clear()
+        self._update_stack()
+        self._show_entry(None)
+
+    def go_to_finding(self, finding: dict[str, Any]) -> None:
+        offset = finding.get("offset")
+        if offset is None:
+            self.statusBar().showMessage("This finding is about the whole image, not one field.", 5000)
+            return
+        self.tabs.setCurrentWidget(self.fields)
+        if not self.fields.select_offset(offset):
+            self.statusBar().showMessage(f"No parsed field covers offset 0x{offset:x}.", 5000)
+
+    def go_to_reference(self, ref: dict[str, Any]) -> None:
+        node = self.fields.model.node_named_value(ref.get("name", ""))
+        if node is None:
+            self.statusBar().showMessage("No single field holds this name.", 5000)
+            return
+        self.tabs.setCurrentWidget(self.fields)
+        self.fields.select_node(node)
+
+    def focus_filter(self) -> None:
+        self.tabs.setCurrentWidget(self.fields)
+        self.fields.filter.setFocus()
+        self.fields.filter.selectAll()
+
+    # clipboard and export
+    def copy_value(self) -> None:
+        item = self.fields.current_field()
+        if item:
+            QGuiApplication.clipboard().setText(printable(item["value"], 4096))
+
+    def copy_bytes(self) -> None:
+        data = self.fields.current_bytes()
+        if data is None:
+            self.statusBar().showMessage("The bytes of this field are not available.", 5000)
+            return
+        QGuiApplication.clipboard().setText(data.hex(" "))
+
+    def copy_summary(self) -> None:
+        if self.current is not None and self.current.report is not None:
+            QGuiApplication.clipboard().setText(summary(self.current.report, verbose=True))
+
+    def selected_reports(self) -> list[dict[str, Any]]:
+        rows = sorted(index.row() for index in self.list_view.selectionModel().selectedRows())
+        entries = [self.model.entries[row] for row in rows] or ([self.current] if self.current else [])
+        return [entry.report for entry in entries if entry.report is not None]
+
+    def export_reports(self, path: Path | str, reports: list[dict[str, Any]] | None = None) -> Path:
+        written = export.export(self.selected_reports() if reports is None else reports, path)
+        self.statusBar().showMessage(f"Exported to {printable(written, 300)}", 5000)
+        return written
+
+    def export_dialog(self) -> None:
+        reports = self.selected_reports()
+        if not reports:
+            self.notify("Nothing to export yet: select inspected images first.")
+            return
+        path, chosen = QFileDialog.getSaveFileName(self, "Export reports", "workbench-report.html", EXPORT_FILTERS)
+        if path:
+            suffix = {"HTML": ".html", "Markdown": ".md", "JSON": ".json"}[chosen.split(" ")[0]]
+            try:
+                self.export_reports(path if Path(path).suffix else path + suffix, reports)
+            except (OSError, ValueError) as exc:
+                self.notify(f"Export failed: {exc}")
+
+    # settings and theme
+    def settings_dialog(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, new: settings_mod.Settings) -> None:
+        """Use and store ``new``; images are inspected again when the policy changed."""
+        old_policy = self.settings.policy()
+        self.settings = new
+        self.session.policy = new.policy
+        self._save_settings()
+        self.set_theme(new.theme)
+        if new.policy() != old_policy:
+            self.session.submit(list(self.model.entries))
+        self._show_entry(self.current)
+
+    def set_theme(self, choice: str) -> str:
+        resolved = theme.apply(QApplication.instance(), choice)
+        self.theme_actions[choice].setChecked(True)
+        if self.settings.theme != choice:
+            self.settings.theme = choice
+            self._save_settings()
+        return resolved
+
+    def _system_scheme_changed(self) -> None:
+        if self.settings.theme == "system":
+            theme.apply(QApplication.instance(), "system")
+
+    def _save_settings(self) -> None:
+        try:
+            settings_mod.save(self.settings)
+        except OSError as exc:
+            self.notify(f"Settings not saved: {exc}")
+
+    # messages
+    def notify(self, message: str) -> None:
+        """Show ``message`` in the notice bar (never modal) and log it."""
+        log.warning("%s", message)
+        self.notices.notify(message)
+
+    def show_shortcuts(self) -> None:
+        lines = [
+            f"{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText):<16} {action.text().replace('&', '')}"
+            for action in self.actions()
+            if not action.shortcut().isEmpty()
+        ]
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", "\n".join(lines), parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.open()
+
+    def show_about(self) -> None:
+        text = (
+            f"{TITLE}\n\nInspects untrusted virtual disk images in a sandboxed process and shows what "
+            "they claim: formats, sizes, external references, encryption, and findings that follow "
+            "libvirt's Secure Usage of Libvirt guidance."
+        )
+        box = QMessageBox(QMessageBox.Icon.Information, "About", text, parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.open()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.session.cancel()
+        self.collector.stop()
+        for task in self._pending:
+            task.cancel()
+        if self._demo_dir is not None:
+            self._demo_dir.cleanup()
+        super().closeEvent(event)

@@ -1,0 +1,48 @@
+"""Overview: the size bar and the property tree (verdict, formats, sizes, references, state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from ..models.node_model import Node
+from ..models.policy import Policy
+from ..models.property_model import PropertyModel, overview_nodes
+from ..textsafe import printable
+from .icons import all_icons
+from .size_bar import SizeBar
+from .widgets import fit_columns, tree_view
+
+
+class OverviewPage(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = PropertyModel(self)
+        self.model.icons = all_icons()
+        self.size_bar = SizeBar()
+        self.tree = tree_view("Overview", self.model)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.addWidget(self.size_bar)
+        layout.addWidget(self.tree, 1)
+
+    def show_report(self, report: dict[str, Any] | None, source: str | None, policy: Policy) -> None:
+        if not report:
+            self.model.set_nodes([])
+            self.size_bar.hide()
+            return
+        self.model.set_nodes(overview_nodes(report, source))
+        has_sizes = report.get("verdict") != "failed"
+        self.size_bar.setVisible(has_sizes)
+        if has_sizes:
+            self.size_bar.set_sizes(
+                report["virtual_size"], report["file_size"], report["allocated_size"], policy.max_virtual_size
+            )
+        self.tree.expandToDepth(0)
+        fit_columns(self.tree)
+
+    def show_pending(self, path: str, state: str) -> None:
+        status = "inspecting in a sandboxed process…" if state == "running" else "queued"
+        self.model.set_nodes([Node(["Verdict", status], icon="verdict-pending"), Node(["File", printable(path, 1024)])])
+        self.size_bar.hide()

@@ -1,0 +1,159 @@
+"""Inspections run inside the Qt loop (qasync): a queue served by ``jobs`` worker tasks.
+
+A worker per CPU (not a task per image) keeps a drop of thousands of images cheap for the UI thread.
+The inspect coroutine is injectable (like dangerzone's dummy isolation provider) so window tests can
+answer instantly; the default is :func:`workbench.inspector.inspect`, which starts a sandboxed child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .. import inspector
+from ..models.image_list_model import Entry, ImageListModel
+from ..models.policy import Policy
+
+log = logging.getLogger(__name__)
+InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
+
+
+class Session(QObject):
+    """Queues entries of an :class:`ImageListModel` and stores each report in its entry."""
+
+    finished = Signal(object)  # Entry
+    progress = Signal(int, int)  # reports received, images queued (since the queue was last empty)
+
+    def __init__(
+        self,
+        model: ImageListModel,
+        policy: Callable[[], Policy],
+        inspect_fn: InspectFn | None = None,
+        jobs: int | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.policy = policy
+        self.inspect_fn = inspect_fn or inspector.inspect
+        self.jobs = max(1, jobs or os.cpu_count() or 2)
+        self.timeout = 20.0
+        self._queue: deque[tuple[Entry, int]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._running = 0
+        self._done = 0
+        self._queued = 0
+
+    def busy(self) -> bool:
+        return bool(self._queue) or self._running > 0
+
+    def cancel(self) -> None:
+        """Drop the queue and stop the workers (the client kills their engine children)."""
+        self._queue.clear()
+        for task in list(self._workers):
+            task.cancel()
+
+    def submit(self, entries: list[Entry]) -> None:
+        """Inspect (again) each entry; an older inspection of the same entry is ignored when it ends."""
+        if not self.busy():
+            self._done = self._queued = 0
+        for entry in entries:
+            entry.generation += 1
+            if entry.state != "queued":
+                entry.state = "queued"
+                self.model.refresh(entry)
+            self._queue.append((entry, entry.generation))
+        self._queued += len(entries)
+        self.progress.emit(self._done, self._queued)
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        while len(self._workers) < self.jobs:
+            task = asyncio.ensure_future(self._worker())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _worker(self) -> None:
+        assert self._wake is not None
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            entry, generation = self._queue.popleft()
+            self._running += 1
+            try:
+                await self._run(entry, generation)
+            finally:
+                self._running -= 1
+
+    async def _run(self, entry: Entry, generation: int) -> None:
+        try:
+            report = await self._inspect(entry, generation)
+            if report is not None and generation == entry.generation:
+                entry.report, entry.state = report, "done"
+                self.model.refresh(entry)
+                self.finished.emit(entry)
+        finally:
+            self._done += 1
+            self.progress.emit(self._done, self._queued)
+
+    async def _inspect(self, entry: Entry, generation: int) -> dict[str, Any] | None:
+        """The report, or ``None`` when the entry was removed or queued again meanwhile."""
+        if generation != entry.generation or self.model.row_of(entry) < 0:
+            return None
+        entry.state = "running"
+        self.model.refresh(entry)
+        request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        try:
+            return await self.inspect_fn(request)
+        except Exception as exc:  # the window carries on; the image shows what went wrong
+            log.exception("inspection of %r failed", entry.path)
+            return inspector.failed_report(entry.path, entry.declared, f"internal error: {exc}")
+
+
+class IdleCollector(QObject):
+    """Full garbage collections, moved out of inspection bursts.
+
+    With thousands of reports held, one full collection pauses the UI thread for tens of
+    milliseconds. Automatic full collections are turned off while the window lives; one runs when
+    the session is idle, or after :data:`MAX_DELAY` seconds of continuous work. Young generations
+    are still collected automatically.
+    """
+
+    CHECK_MS = 2000
+    MAX_DELAY = 120.0
+    PENDING = 10  # middle-generation collections since the last full one (CPython's own trigger)
+
+    def __init__(self, busy: Callable[[], bool], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.busy = busy
+        self._saved = gc.get_threshold()
+        self._last = time.monotonic()
+        gc.set_threshold(self._saved[0], self._saved[1], 1 << 30)
+        self._timer = QTimer(self)
+        self._timer.setInterval(self.CHECK_MS)
+        self._timer.timeout.connect(self.check)
+        self._timer.start()
+
+    def check(self) -> bool:
+        """Collect now if it is due; returns whether it did."""
+        overdue = time.monotonic() - self._last > self.MAX_DELAY
+        if gc.get_count()[2] < self.PENDING or (self.busy() and not overdue):
+            return False
+        gc.collect()
+        self._last = time.monotonic()
+        return True
+
+    def stop(self) -> None:
+        self._timer.stop()
+        gc.set_threshold(*self._saved)

@@ -1,0 +1,132 @@
+"""Settings: size limit, allowed formats, required sandbox layers, allowed folders, theme."""
+
+from __future__ import annotations
+
+import copy
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine.formats import KNOWN_NAMES
+from ..engine.sandbox import LAYERS
+from ..models.policy import parse_size
+from ..models.settings import THEMES, Settings
+from .widgets import plain_label
+
+
+def exact_size(value: int) -> str:
+    """``4T`` for 4 TiB: the largest suffix that divides the value, so nothing is rounded."""
+    for suffix, shift in (("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if value and value % (1 << shift) == 0:
+            return f"{value >> shift}{suffix}"
+    return str(value)
+
+
+def _checklist(name: str, items: list[str], checked: set[str]) -> QListWidget:
+    box = QListWidget()
+    box.setAccessibleName(name)
+    for text in items:
+        item = QListWidgetItem(text)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked if text in checked else Qt.CheckState.Unchecked)
+        box.addItem(item)
+    box.setMaximumHeight(140)
+    return box
+
+
+def _checked(box: QListWidget) -> list[str]:
+    return [box.item(i).text() for i in range(box.count()) if box.item(i).checkState() == Qt.CheckState.Checked]
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the settings; :meth:`result_settings` returns it when the dialog was accepted."""
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setAccessibleName("Settings")
+        self.settings = copy.deepcopy(settings)
+        self.max_size = QLineEdit(exact_size(settings.max_virtual_size))
+        self.max_size.setAccessibleName("Maximum logical size")
+        self.max_size.setToolTip("A size with K, M, G, T or P (powers of 1024), e.g. 4T or 500G")
+        self.max_size.textChanged.connect(self._validate)
+        self.size_error = plain_label()
+        self.all_formats = QCheckBox("Allow every format")
+        self.all_formats.setChecked(settings.allowed_formats is None)
+        self.formats = _checklist("Allowed formats", list(KNOWN_NAMES), set(settings.allowed_formats or KNOWN_NAMES))
+        self.all_formats.toggled.connect(lambda on: self.formats.setEnabled(not on))
+        self.formats.setEnabled(settings.allowed_formats is not None)
+        known_layers = sorted(set(LAYERS) | set(settings.required_layers))
+        self.layers = _checklist("Required sandbox layers", known_layers, set(settings.required_layers))
+        self.roots = QListWidget()
+        self.roots.setAccessibleName("Allowed folders for backing chains")
+        self.roots.addItems(settings.allowed_roots)
+        add_root, remove_root = QPushButton("Add folder…"), QPushButton("Remove")
+        add_root.clicked.connect(self._add_root)
+        remove_root.clicked.connect(lambda: self.roots.takeItem(self.roots.currentRow()))
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Theme")
+        self.theme.addItems(list(THEMES))
+        self.theme.setCurrentText(settings.theme)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        roots_buttons = QHBoxLayout()
+        roots_buttons.addWidget(add_root)
+        roots_buttons.addWidget(remove_root)
+        roots_buttons.addStretch(1)
+        roots = QVBoxLayout()
+        roots.addWidget(self.roots)
+        roots.addLayout(roots_buttons)
+        form = QFormLayout()
+        form.addRow("Maximum logical size", self.max_size)
+        form.addRow("", self.size_error)
+        form.addRow("Formats", self.all_formats)
+        form.addRow("", self.formats)
+        form.addRow("Required sandbox layers", self.layers)
+        form.addRow("Allowed folders\n(backing chains)", roots)
+        form.addRow("Theme", self.theme)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+
+    def _validate(self) -> bool:
+        try:
+            parse_size(self.max_size.text())
+        except ValueError as exc:
+            self.size_error.setText(str(exc))
+            self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+            return False
+        self.size_error.setText("")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
+        return True
+
+    def _add_root(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Allowed folder for backing chains")
+        if folder:
+            self.roots.addItem(folder)
+
+    def result_settings(self) -> Settings:
+        """The settings as edited in the dialog."""
+        out = self.settings
+        out.max_virtual_size = parse_size(self.max_size.text())
+        out.allowed_formats = None if self.all_formats.isChecked() else _checked(self.formats)
+        out.required_layers = _checked(self.layers)
+        out.allowed_roots = [self.roots.item(i).text() for i in range(self.roots.count())]
+        out.theme = self.theme.currentText()
+        return out
