@@ -61,4 +61,5 @@ def _discover() -> list[Format]:
 
 FORMATS: list[Format] = _discover()
 BY_NAME: dict[str, Format] = {name: fmt for fmt in FORMATS for name in fmt.names}
-KNOWN_NAMES: tuple[str, ...] = tuple(sorted(BY_NAME))
+# The names an image can be declared as (or allowed by a policy): partition layouts are not formats.
+KNOWN_NAMES: tuple[str, ...] = tuple(sorted(name for fmt in FORMATS if not fmt.layout for name in fmt.names))
