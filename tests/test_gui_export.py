@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     write_images,
 )
 from workbench import demo, export
-from workbench.app import build_parser
+from workbench.app import build_parser, quit_when_idle
 from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
 
@@ -96,10 +99,30 @@ def test_demo_set_in_the_window_with_the_real_engine(qtbot: Any, window: MainWin
 
 
 def test_start_up_options() -> None:
-    args = build_parser().parse_args(["--demo", "--theme", "dark", "a.qcow2", "b.vmdk"])
-    assert (args.demo, args.theme, args.files) == (True, "dark", ["a.qcow2", "b.vmdk"])
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["--theme", "blue"])
+    args = build_parser().parse_args(["--demo", "--theme", "dark", "--quit-after", "1.5", "a.qcow2", "b.vmdk"])
+    assert (args.demo, args.theme, args.quit_after, args.files) == (True, "dark", 1.5, ["a.qcow2", "b.vmdk"])
+    assert build_parser().parse_args([]).quit_after is None
+    for bad in (["--theme", "blue"], ["--quit-after", "-1"], ["--quit-after", "soon"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(bad)
+
+
+def test_quit_after_waits_for_the_last_inspection(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
+    images = write_images(tmp_path)
+    states: list[list[str]] = []
+    fast_window.add_files([str(p) for p in images.values()])
+    assert fast_window.busy()
+    quit_when_idle(fast_window, 0.2, lambda: states.append([e.state for e in fast_window.model.entries]), 10)
+    qtbot.waitUntil(lambda: bool(states), timeout=5000)
+    assert states == [["done", "done", "done"]]
+
+
+def test_the_window_quits_by_itself_with_status_zero(tmp_path: Path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "workbench", "--demo", "--quit-after", "0.2"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and "Internal error" not in run.stderr
 
 
 def test_exceptions_in_slots_and_tasks_are_shown_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,11 +54,14 @@ def test_dropped_files_are_inspected_by_the_engine(qtbot: Any, window: MainWindo
     assert window.current is entries["clean.qcow2"]  # the first dropped image is shown
 
 
-def test_a_dropped_folder_queues_its_files(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
+def test_a_dropped_folder_opens_a_triage_table(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
     images = write_images(tmp_path / "folder" / "nested")
     fast_window.handle_drop(file_mime(tmp_path / "folder"))
-    entries = wait_done(qtbot, fast_window, count=3)
-    assert sorted(os.path.basename(e.path) for e in entries) == sorted(p.name for p in images.values())
+    (triage,) = fast_window.triages
+    qtbot.waitUntil(lambda: triage.state == "done", timeout=20_000)
+    names = sorted(triage.model.index(row, 0).data() for row in range(triage.model.rowCount()))
+    assert names == sorted(f"nested/{p.name}" for p in images.values())  # named from the folder dropped
+    assert fast_window.model.rowCount() == 0  # the files are in the table, not in the list
     assert fast_window.settings.recent_files == [str(tmp_path / "folder")]
 
 
@@ -239,7 +242,8 @@ def test_every_view_has_an_accessible_name_and_every_action_a_shortcut(fast_wind
     views = [v for v in fast_window.findChildren(QAbstractItemView) if not isinstance(v, QHeaderView)]
     unnamed = [type(v).__name__ for v in [*views, fast_window.fields.hex] if v not in popups and not v.accessibleName()]
     assert not unnamed
-    assert len(views) - len(popups) == 6  # images, overview, fields, references, findings, security
+    # images, overview, fields, references, findings, security, chain, audited file, audit findings
+    assert len(views) - len(popups) == 9
     keys = [a.shortcut().toString() for a in fast_window.actions()]
     assert all(keys), [a.text() for a in fast_window.actions() if a.shortcut().isEmpty()]
     assert len(keys) == len(set(keys))

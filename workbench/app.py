@@ -1,4 +1,4 @@
-"""Starting the window: ``workbench [FILE...]``, ``workbench --demo``, ``--theme``.
+"""Starting the window: ``workbench [FILE...]``, ``workbench --demo``, ``--theme``, ``--quit-after``.
 
 asyncio runs inside the Qt event loop (qasync), so engine children are awaited without blocking the
 window. Exceptions that escape a slot or a task are logged and shown in the window, never lost.
@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -23,14 +24,52 @@ log = logging.getLogger("workbench")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
-        usage="%(prog)s [-h] [--demo] [--theme {system,light,dark}] [FILE ...]",
+        usage="%(prog)s [-h] [--demo] [--theme {system,light,dark}] [--quit-after SECONDS] [FILE ...]",
         description=WINDOW_USAGE + "\nSubcommands (inspect, triage, ...): workbench COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="images or folders to open")
     parser.add_argument("--demo", action="store_true", help="also open the built-in demonstration images")
     parser.add_argument("--theme", choices=("system", "light", "dark"), help="colour scheme for this run")
+    parser.add_argument(
+        "--quit-after",
+        type=_seconds,
+        metavar="SECONDS",
+        help="quit (exit status 0) once nothing has been under way for SECONDS: for smoke tests and screenshots",
+    )
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
+def quit_when_idle(window: Any, seconds: float, quit: Callable[[], None], check_ms: int = 100) -> Any:
+    """A timer that calls ``quit`` once ``window.busy()`` has been false for ``seconds`` in a row."""
+    from PySide6.QtCore import QTimer
+
+    idle_since: list[float] = []
+
+    def check() -> None:
+        if window.busy():
+            idle_since.clear()
+        elif not idle_since:
+            idle_since.append(time.monotonic())
+        elif time.monotonic() - idle_since[0] >= seconds:
+            timer.stop()
+            quit()
+
+    timer = QTimer(window)
+    timer.setInterval(check_ms)
+    timer.timeout.connect(check)
+    timer.start()
+    return timer
 
 
 def _install_error_handlers(window: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -82,6 +121,13 @@ def run_gui(argv: Sequence[str]) -> int:
         window.open_demo()
     if args.files:
         window.open_paths(args.files)
+    if args.quit_after is not None:
+
+        def quit_app() -> None:
+            window.close()
+            app.quit()
+
+        quit_when_idle(window, args.quit_after, quit_app)
     with loop:
         loop.run_until_complete(closed.wait())
     return 0

@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from ..textsafe import printable
-from .node_model import Node, NodeModel, walk
+from .node_model import Node, NodeModel, change_filter, walk
 
 HEADERS = ["Field", "Value", "Offset", "Size"]
 VALUE_CAP = 300
@@ -84,13 +84,7 @@ class FieldFilterProxy(QSortFilterProxyModel):
         self.needle = ""
 
     def set_needle(self, text: str) -> None:
-        if not hasattr(self, "endFilterChange"):  # Qt before 6.10
-            self.needle = text.casefold()
-            self.invalidateRowsFilter()
-            return
-        self.beginFilterChange()
-        self.needle = text.casefold()
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        change_filter(self, lambda: setattr(self, "needle", text.casefold()))
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         if not self.needle:

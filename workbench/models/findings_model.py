@@ -1,4 +1,7 @@
-"""Findings of one report: severity (with its icon), title, detail, offset; the worst first."""
+"""Findings of one report: severity (with its icon), title, detail, where; the worst first.
+
+Image findings say where by ``offset``; audit findings (libvirt configuration files) by ``location``.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +10,37 @@ from typing import Any
 from ..textsafe import printable
 from .node_model import Node, NodeModel
 
-HEADERS = ["Severity", "Finding", "Detail", "Offset"]
+HEADERS = ["Severity", "Finding", "Detail"]
 ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _where(finding: dict[str, Any]) -> tuple[str, str]:
+    """``(cell, line for the detail pane)`` saying where the finding is, or two empty strings."""
+    offset = finding.get("offset")
+    if offset is not None:
+        return f"0x{offset:x}", f"\nOffset: 0x{offset:x} ({offset})"
+    location = printable(finding.get("location") or "", 400)
+    return location, f"\nLocation: {location}" if location else ""
 
 
 def finding_text(finding: dict[str, Any]) -> str:
     """Everything about one finding, for the detail pane and the clipboard."""
-    where = "" if finding.get("offset") is None else f"\nOffset: 0x{finding['offset']:x} ({finding['offset']})"
     return (
         f"{finding['severity'].upper()}: {finding['title']} ({finding['id']})\n\n"
-        f"{printable(finding['detail'], 4096)}{where}\n\nRecommendation: {finding['recommendation']}"
+        f"{printable(finding['detail'], 4096)}{_where(finding)[1]}\n\nRecommendation: {finding['recommendation']}"
     )
 
 
 class FindingsModel(NodeModel):
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(HEADERS, parent)
+    """``where`` names the last column: "Offset" for images, "Location" for configuration files."""
+
+    def __init__(self, parent: Any = None, where: str = "Offset") -> None:
+        super().__init__([*HEADERS, where], parent)
 
     def set_findings(self, findings: list[dict[str, Any]]) -> None:
         ordered = sorted(findings, key=lambda f: ORDER.get(f["severity"], 3))
         nodes = []
         for finding in ordered:
-            offset = "" if finding.get("offset") is None else f"0x{finding['offset']:x}"
-            cells = [finding["severity"], finding["title"], printable(finding["detail"], 400), offset]
+            cells = [finding["severity"], finding["title"], printable(finding["detail"], 400), _where(finding)[0]]
             nodes.append(Node(cells, finding, finding_text(finding), f"severity-{finding['severity']}"))
         self.set_nodes(nodes)

@@ -1,4 +1,7 @@
-"""The opened images: verdict badge, name, detected format, declared format (editable), logical size."""
+"""The opened images: verdict badge, name, detected format, declared format (editable), logical size.
+
+Audited libvirt configuration files (domain XML, qemu.conf) are entries too, with ``audit`` set to their kind.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from ..inspector import format_from_extension
 from ..textsafe import printable
 from .node_model import tooltip
 from .policy import human_size
-from .property_model import DECLARED_SOURCES
+from .property_model import AUDIT_KINDS, DECLARED_SOURCES
 
 HEADERS = ["Image", "Verdict", "Format", "Declared", "Logical size"]
 NAME, VERDICT, FORMAT, DECLARED, SIZE = range(5)
@@ -24,7 +27,11 @@ Index = QModelIndex | QPersistentModelIndex
 
 @dataclass(eq=False)
 class Entry:
-    """One opened image; ``declared`` is the user's choice, ``None`` meaning "from the extension"."""
+    """One opened image; ``declared`` is the user's choice, ``None`` meaning "from the extension".
+
+    ``audit`` is set (to an audit kind) for a configuration file, whose ``report`` is then an audit report.
+    ``chain`` is the report of :func:`workbench.chain.follow` once the user asked for the backing chain.
+    """
 
     path: str
     declared: str | None = None
@@ -33,6 +40,8 @@ class Entry:
     state: str = "queued"  # queued, running, done
     report: dict[str, Any] | None = None
     generation: int = 0
+    audit: str | None = None
+    chain: dict[str, Any] | None = None
 
     @property
     def effective_declared(self) -> str | None:
@@ -126,6 +135,9 @@ class ImageListModel(QAbstractTableModel):
             return {"queued": "queued", "running": "inspecting…"}.get(entry.state, entry.verdict)
         if column == NAME:
             return printable(os.path.basename(entry.path) or entry.path, 200)
+        if entry.audit:  # the kind in the tooltip; the columns are narrow
+            extension = os.path.splitext(entry.path)[1].lower()
+            return {FORMAT: extension.lstrip("."), DECLARED: f"audit ({extension})"}.get(column, "")
         if column == FORMAT:
             return printable(report.get("format") or "", 40)
         if column == DECLARED:
@@ -145,7 +157,10 @@ class ImageListModel(QAbstractTableModel):
             return self.icons.get("verdict-pending" if entry.state != "done" else f"verdict-{entry.verdict}")
         if role == Qt.ItemDataRole.ToolTipRole:
             error = (entry.report or {}).get("error")
-            shown = f"{printable(entry.path, 1024)}\ndeclared format: {entry.declared_label()}"
+            what = f"declared format: {entry.declared_label()}"
+            if entry.audit:
+                what = f"audited as {AUDIT_KINDS.get(entry.audit, entry.audit)}"
+            shown = f"{printable(entry.path, 1024)}\n{what}"
             return tooltip(f"{shown}\n{printable(error, 1024)}" if error else shown)
         if role == ENTRY_ROLE:
             return entry
@@ -153,7 +168,7 @@ class ImageListModel(QAbstractTableModel):
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
         entry = self.entry(index)
-        if entry is None or index.column() != DECLARED or role != Qt.ItemDataRole.EditRole:
+        if entry is None or entry.audit or index.column() != DECLARED or role != Qt.ItemDataRole.EditRole:
             return False
         chosen = str(value) or None
         if chosen == entry.declared:
@@ -168,7 +183,9 @@ class ImageListModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        return flags | Qt.ItemFlag.ItemIsEditable if index.column() == DECLARED else flags
+        entry = self.entry(index)
+        editable = index.column() == DECLARED and entry is not None and not entry.audit
+        return flags | Qt.ItemFlag.ItemIsEditable if editable else flags
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < 5:

@@ -8,11 +8,11 @@ hand them to :class:`NodeModel`; the cells hold text that already went through
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 Index = QModelIndex | QPersistentModelIndex
 PAYLOAD_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -25,6 +25,17 @@ def tooltip(text: str) -> str:
     rendered; escaping it inside an explicit paragraph keeps every tooltip plain.
     """
     return f"<p style='white-space:pre-wrap'>{html.escape(text, quote=False)}</p>" if text else ""
+
+
+def change_filter(proxy: QSortFilterProxyModel, change: Callable[[], None]) -> None:
+    """Run ``change`` (which alters what the proxy's ``filterAcceptsRow`` keeps) and filter the rows again."""
+    if not hasattr(proxy, "endFilterChange"):  # Qt before 6.10
+        change()
+        proxy.invalidateRowsFilter()
+        return
+    proxy.beginFilterChange()
+    change()
+    proxy.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
 
 @dataclass(eq=False)

@@ -140,6 +140,34 @@ def security_nodes(report: dict[str, Any], required: list[str]) -> list[Node]:
     return nodes
 
 
+AUDIT_KINDS = {"domain-xml": "libvirt domain XML", "qemu-conf": "qemu.conf"}
+AUDIT_SUMMARY = {
+    "name": "Domain name",
+    "disks": "Disks",
+    "image_roots": "Image folders",
+    "settings": "Settings",
+    "lines": "Lines",
+    "syntax_errors": "Syntax errors",
+}
+
+
+def audit_nodes(report: dict[str, Any]) -> list[Node]:
+    """An audit report (``workbench-audit/1``): verdict, file, kind, and its summary or error."""
+    verdict = report["verdict"]
+    kind = report.get("kind")
+    nodes = [
+        _leaf("Verdict", f"{verdict.upper()}: {severity_counts(report)}", f"verdict-{verdict}"),
+        _leaf("File", printable(report["path"], 1024)),
+        _leaf("Audited as", AUDIT_KINDS.get(kind, "unknown") if kind else "unknown"),
+    ]
+    if verdict == "failed":
+        nodes.append(_leaf("Error", printable(report.get("error", ""), 1024), "severity-critical"))
+    for key, value in (report.get("summary") or {}).items():
+        shown = ", ".join(printable(v, 200) for v in value) if isinstance(value, list) else value_text(value)
+        nodes.append(_leaf(AUDIT_SUMMARY.get(key, printable(key, 80)), shown or "none"))
+    return nodes
+
+
 class PropertyModel(NodeModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(HEADERS, parent)

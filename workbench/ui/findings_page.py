@@ -16,9 +16,10 @@ from .widgets import fit_columns, tree_view
 class FindingsPage(QWidget):
     finding_activated = Signal(object)  # the finding dict
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, where: str = "Offset", widest: int = 300) -> None:
         super().__init__(parent)
-        self.model = FindingsModel(self)
+        self.widest = widest  # pixels for a column sized to its text (the detail column takes the rest)
+        self.model = FindingsModel(self, where)
         self.model.icons = all_icons()
         self.tree = tree_view("Findings", self.model, stretch_column=2)
         self.tree.setRootIsDecorated(False)
@@ -40,7 +41,7 @@ class FindingsPage(QWidget):
     def show_report(self, report: dict[str, Any] | None) -> None:
         self.model.set_findings((report or {}).get("findings") or [])
         self.detail.clear()
-        fit_columns(self.tree, widest=300)
+        fit_columns(self.tree, widest=self.widest)
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         finding = current.data(PAYLOAD_ROLE) if current.isValid() else None

@@ -3,6 +3,10 @@
 Images arrive by drag and drop, File > Open, recent files, the command line or the demonstration set;
 each is inspected by a sandboxed engine child (:class:`~workbench.ui.session.Session`). The window
 never reads image bytes: the bytes pane shows the regions the engine sent in its report.
+
+A folder, or more than :data:`TRIAGE_THRESHOLD` files at once, opens a triage table instead
+(:class:`~workbench.ui.triage_window.TriageWindow`); libvirt configuration files (by extension) are
+audited in a worker thread and listed with the images.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -44,13 +49,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import demo, export
+from .. import chain, demo, export
+from ..audit import report as audit_report
+from ..inspector import Request
 from ..models import settings as settings_mod
 from ..models.image_list_model import DECLARED, Entry, ImageListModel
 from ..models.node_model import tooltip
 from ..render_text import summary
 from ..textsafe import printable
 from . import drops, theme
+from .audit_page import AuditPage
+from .chain_page import ChainPage
 from .fields_page import FieldsPage
 from .findings_page import FindingsPage
 from .icons import all_icons, icon
@@ -60,19 +69,29 @@ from .references_page import ReferencesPage
 from .security_page import SecurityPage
 from .session import IdleCollector, InspectFn, Session
 from .settings_dialog import SettingsDialog
+from .triage_window import TriageWindow
 from .widgets import NoticeBar, plain_label
 
 log = logging.getLogger(__name__)
 TITLE = "Disk Image Workbench"
+TRIAGE_THRESHOLD = 20  # more files than this in one drop or Open go to a triage table, as any folder does
+AUDIT_EXTENSIONS = {".xml": "domain-xml", ".conf": "qemu-conf"}  # told by name: the window reads no file to decide
 EMPTY_TEXT = (
     "Drop disk images or folders here\n\n"
     "or use File ▸ Open (Ctrl+O) and File ▸ Open Folder (Ctrl+Shift+O).\n"
+    f"A folder or more than {TRIAGE_THRESHOLD} files open a triage table.\n"
+    "libvirt domain XML (.xml) and qemu.conf (.conf) files are audited.\n"
     "Help ▸ Open Demonstration Images shows what the workbench finds.\n\n"
     "Images are inspected in a sandboxed process; nothing they name is ever opened."
 )
-ADD_CHUNK = 200
 VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
+
+
+def audit_kind(path: str) -> str | None:
+    """The audit kind of a libvirt configuration file, by its extension; ``None`` for anything else."""
+    kind = AUDIT_EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    return kind if kind and not os.path.isdir(path) else None
 
 
 class MainWindow(QMainWindow):
@@ -84,12 +103,17 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.settings = settings or settings_mod.load()
+        self.inspect_fn = inspect_fn  # None: sandboxed engine children; tests pass an in-process stand-in
+        self.follow_fn = chain.follow
         self.icons = all_icons()
         self.model = ImageListModel(self)
         self.model.icons = self.icons
         self.session = Session(self.model, self.settings.policy, inspect_fn, jobs, self)
         self.collector = IdleCollector(self.session.busy, self)
         self.current: Entry | None = None
+        self.link: dict[str, Any] | None = None  # a backing chain link shown instead of the current report
+        self.triages: list[TriageWindow] = []
+        self._following: set[Entry] = set()
         self._demo_dir: tempfile.TemporaryDirectory[str] | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._stale: set[QWidget] = set()
@@ -120,8 +144,10 @@ class MainWindow(QMainWindow):
         title_font.setBold(True)
         title_font.setPointSizeF(title_font.pointSizeF() * 1.15)
         self.title.setFont(title_font)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long name is cut
         self.declared_box = QComboBox()
         self.declared_box.setAccessibleName("Declared format")
+        self.declared_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.declared_box.setToolTip("The format this image must have; changing it inspects the image again (F2)")
         self.reinspect_button = QPushButton("Inspect again")
         self.overview = OverviewPage()
@@ -129,6 +155,8 @@ class MainWindow(QMainWindow):
         self.references = ReferencesPage()
         self.findings = FindingsPage()
         self.security = SecurityPage()
+        self.chain = ChainPage()
+        self.audit = AuditPage()
         self.fields.filter.setAcceptDrops(False)
         self.findings.detail.setAcceptDrops(False)
         self.tabs = QTabWidget()
@@ -139,22 +167,26 @@ class MainWindow(QMainWindow):
             (self.references, "External &references"),
             (self.findings, "F&indings"),
             (self.security, "&Encryption and sandbox"),
+            (self.chain, "&Backing chain"),
         ):
             self.tabs.addTab(page, label)
+        self.report_stack = QStackedWidget()
+        self.report_stack.addWidget(self.tabs)
+        self.report_stack.addWidget(self.audit)
 
         header = QHBoxLayout()
         header.addWidget(self.badge)
         header.addWidget(self.title, 1)
-        declared_label = QLabel("&Declared format:")
-        declared_label.setBuddy(self.declared_box)
-        header.addWidget(declared_label)
+        self.declared_label = QLabel("&Declared format:")
+        self.declared_label.setBuddy(self.declared_box)
+        header.addWidget(self.declared_label)
         header.addWidget(self.declared_box)
         header.addWidget(self.reinspect_button)
         details = QWidget()
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(6, 0, 0, 0)
         details_layout.addLayout(header)
-        details_layout.addWidget(self.tabs, 1)
+        details_layout.addWidget(self.report_stack, 1)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(self.list_view)
         self.split.addWidget(details)
@@ -231,6 +263,7 @@ class MainWindow(QMainWindow):
         self._action(image, "Inspect &Again", self.reinspect, "F5")
         self._action(image, "Change &Declared Format", self.focus_declared, "F2")
         self._action(image, "Inspect Symbolic Link &Target", self.follow_link, "Ctrl+Shift+F5")
+        self._action(image, "&Follow Chain", self.follow_chain, "Ctrl+B")
         self._action(image, "&Next Image", lambda: self._step(1), "Ctrl+PgDown")
         self._action(image, "&Previous Image", lambda: self._step(-1), "Ctrl+PgUp")
 
@@ -253,28 +286,30 @@ class MainWindow(QMainWindow):
         self.fields.field_selected.connect(self._field_selected)
         self.findings.finding_activated.connect(self.go_to_finding)
         self.references.reference_activated.connect(self.go_to_reference)
+        self.chain.follow_requested.connect(self.follow_chain)
+        self.chain.link_selected.connect(self._show_link)
+        self.chain.link_activated.connect(lambda link: self.tabs.setCurrentWidget(self.overview))
         hints = QGuiApplication.styleHints()
         hints.colorSchemeChanged.connect(self._system_scheme_changed)
 
     # opening images
     def open_paths(self, paths: list[str], remember: bool = True) -> None:
-        """Queue files; folders are walked in a worker thread first."""
+        """Open what the user named: configuration files are audited; a folder or more than
+        :data:`TRIAGE_THRESHOLD` files open a triage table; other files are inspected here.
+        """
         if remember:
             for path in paths:
                 self.settings.remember(os.path.abspath(path))
             self._save_settings()
-        if any(os.path.isdir(p) and not os.path.islink(p) for p in paths):
-            self._spawn(self._open_folders(paths))
-        else:
-            self.add_files(paths)
-
-    async def _open_folders(self, paths: list[str]) -> None:
-        expanded = await asyncio.to_thread(drops.expand, paths)
-        for note in expanded.notes:
-            self.notify(note)
-        for first in range(0, len(expanded.files), ADD_CHUNK):  # thousands of rows: a few at a time
-            self.add_files(expanded.files[first : first + ADD_CHUNK])
-            await asyncio.sleep(0)
+        kinds = {path: audit_kind(path) for path in paths}
+        audits = [path for path in paths if kinds[path]]
+        images = [path for path in paths if not kinds[path]]
+        if audits:
+            self.add_audits(audits)
+        if any(os.path.isdir(p) and not os.path.islink(p) for p in images) or len(images) > TRIAGE_THRESHOLD:
+            self.open_triage(images)
+        elif images:
+            self.add_files(images)
 
     def add_files(self, files: list[str], declared: dict[str, str] | None = None, by: str = "window") -> list[Entry]:
         """New entries for ``files`` (already open ones are selected instead) and start their inspection.
@@ -286,10 +321,59 @@ class MainWindow(QMainWindow):
         new = [Entry(p, declared.get(p), by if p in declared else "window") for p in paths if not self.model.find(p)]
         self.model.add(new)
         self.session.submit(new)
+        self._select_added(new, paths)
+        return new
+
+    def _select_added(self, new: list[Entry], paths: list[str]) -> None:
+        """Show the first new entry when nothing is shown yet, or the first named one when all were open."""
         target = new[0] if new else self.model.find(paths[0]) if paths else None
         if target is not None and (self.current is None or not new):
             self.select(target)
+
+    def open_triage(self, paths: list[str]) -> TriageWindow:
+        """A triage table for ``paths``; it walks the folders in a worker thread and inspects every file."""
+        window = TriageWindow(paths, self.settings.policy(), self.session.jobs, self.inspect_fn, self)
+        window.open_requested.connect(self.show_from_triage)
+        window.closed.connect(lambda closed: self.triages.remove(closed) if closed in self.triages else None)
+        self.triages.append(window)
+        window.show()
+        window.start()
+        return window
+
+    def show_from_triage(self, path: str) -> None:
+        """Show a triaged file here: inspected again with the bytes the triage left out (or selected, if open)."""
+        self.add_files([path])
+        self.raise_()
+        self.activateWindow()
+
+    def add_audits(self, files: list[str]) -> list[Entry]:
+        """List libvirt configuration files with the images and audit each in a worker thread."""
+        paths = list(dict.fromkeys(os.path.abspath(p) for p in files))
+        new = [Entry(p, audit=audit_kind(p)) for p in paths if not self.model.find(p)]
+        self.model.add(new)
+        for entry in new:
+            self._start_audit(entry)
+        self._select_added(new, paths)
         return new
+
+    def _start_audit(self, entry: Entry) -> None:
+        entry.generation += 1
+        entry.state = "running"
+        self.model.refresh(entry)
+        self._spawn(self._audit(entry, entry.generation))
+
+    async def _audit(self, entry: Entry, generation: int) -> None:
+        roots = list(self.settings.allowed_roots)
+        try:  # cheap and synchronous, but it reads a file: never on the UI thread
+            report = await asyncio.to_thread(audit_report.audit_path, entry.path, entry.audit, roots)
+        except Exception as exc:  # the window carries on; the file shows what went wrong
+            log.exception("audit of %r failed", entry.path)
+            report = {"path": entry.path, "kind": entry.audit, "findings": [], "verdict": "failed"}
+            report["error"] = f"internal error: {exc}"
+        if generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.report, entry.state = report, "done"
+            self.model.refresh(entry)
+            self._finished(entry)
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """Open what a drop names; remote URLs are refused with a notice."""
@@ -361,8 +445,13 @@ class MainWindow(QMainWindow):
 
     def _show_entry(self, entry: Entry | None) -> None:
         self.current = entry
-        self.declared_box.setEnabled(entry is not None)
+        self.link = None
+        audit = entry is not None and entry.audit is not None
+        self.declared_box.setEnabled(entry is not None and not audit)
+        self.declared_box.setVisible(not audit)
+        self.declared_label.setVisible(not audit)
         self.reinspect_button.setEnabled(entry is not None)
+        self.report_stack.setCurrentWidget(self.audit if audit else self.tabs)
         if entry is None:
             self.title.setText("")
             self.badge.clear()
@@ -372,26 +461,32 @@ class MainWindow(QMainWindow):
             name = printable(os.path.basename(entry.path), 200)
             self.title.setText(name)
             self.title.setToolTip(tooltip(printable(entry.path, 1024)))
-            state = entry.verdict if entry.state == "done" else "pending"
-            self.badge.setPixmap(self.icons[f"verdict-{state}"].pixmap(22, 22))
-            self.badge.setToolTip(state)
-            self.badge.setAccessibleDescription(state)
-            fill_declared_box(self.declared_box, entry)
+            self._set_badge(entry.verdict if entry.state == "done" else "pending")
+            if audit:
+                self.declared_box.clear()
+                self.audit.show_report(entry.report, entry.state)
+            else:
+                fill_declared_box(self.declared_box, entry)
             self.setWindowTitle(f"{name} — {TITLE}")
         self.status_field.setText("")
-        self._stale = {self.overview, self.fields, self.references, self.findings, self.security}
+        self._stale = {self.overview, self.fields, self.references, self.findings, self.security, self.chain}
         self._refresh_page()
 
+    def _set_badge(self, state: str) -> None:
+        self.badge.setPixmap(self.icons[f"verdict-{state}"].pixmap(22, 22))
+        self.badge.setToolTip(state)
+        self.badge.setAccessibleDescription(state)
+
     def _refresh_page(self) -> None:
-        """Fill the visible page from the current report; the others wait until they are shown."""
+        """Fill the visible page from the shown report (the image's, or a chain link's); the others wait."""
         page = self.tabs.currentWidget()
-        if page not in self._stale:
+        entry, policy = self.current, self.settings.policy()
+        if page not in self._stale or (entry is not None and entry.audit):
             return
         self._stale.discard(page)
-        entry, policy = self.current, self.settings.policy()
-        report = entry.report if entry else None
+        report = self.link or (entry.report if entry else None)
         if page is self.overview:
-            self.overview.show_report(report, entry.declared_source if entry else None, policy)
+            self.overview.show_report(report, entry.declared_source if entry and not self.link else None, policy)
             if entry is not None and report is None:
                 self.overview.show_pending(entry.path, entry.state)
         elif page is self.fields:
@@ -400,8 +495,31 @@ class MainWindow(QMainWindow):
             self.references.show_report(report, self.settings.allowed_roots)
         elif page is self.findings:
             self.findings.show_report(report)
-        else:
+        elif page is self.security:
             self.security.show_report(report, policy.required_layers)
+        else:
+            following = entry is not None and entry in self._following
+            self.chain.show_chain(entry.chain if entry else None, following, entry is not None)
+
+    def _show_link(self, link: dict[str, Any] | None) -> None:
+        """Show a backing chain link's report in the other pages (``None``: the image's own report again)."""
+        entry = self.current
+        if entry is None:
+            return
+        links = (entry.chain or {}).get("chain") or []
+        number = next((n for n, item in enumerate(links) if item is link), None)
+        self.link = link if number is not None else None
+        name = printable(os.path.basename(entry.path), 200)
+        if link is None or number is None:
+            self.title.setText(name)
+            self.title.setToolTip(tooltip(printable(entry.path, 1024)))
+            self._set_badge(entry.verdict if entry.state == "done" else "pending")
+        else:
+            shown = printable(os.path.basename(link["path"]), 200)
+            self.title.setText(f"{shown} (backing chain link {number + 1} of {len(links)})")
+            self.title.setToolTip(tooltip(printable(link["path"], 1024)))
+            self._set_badge(link["verdict"])
+        self._stale = {self.overview, self.fields, self.references, self.findings, self.security}
 
     def _finished(self, entry: Entry) -> None:
         if entry is self.current:
@@ -413,7 +531,8 @@ class MainWindow(QMainWindow):
             return
         counts = Counter(entry.verdict for entry in self.model.entries)
         tally = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
-        self.status_progress.setText(f"{self.model.rowCount()} images: {tally}")
+        count = self.model.rowCount()
+        self.status_progress.setText(f"{count} file{'s' if count != 1 else ''}: {tally}")
 
     def _update_stack(self) -> None:
         self.stack.setCurrentIndex(1 if self.model.rowCount() else 0)
@@ -428,9 +547,14 @@ class MainWindow(QMainWindow):
 
     # per-image actions
     def reinspect(self) -> None:
-        if self.current is not None:
-            self.session.submit([self.current])
-            self._show_entry(self.current)
+        entry = self.current
+        if entry is None:
+            return
+        if entry.audit:
+            self._start_audit(entry)
+        else:
+            self.session.submit([entry])
+        self._show_entry(entry)
 
     def _declared_chosen(self, number: int) -> None:
         if self.current is not None:
@@ -450,11 +574,39 @@ class MainWindow(QMainWindow):
     def follow_link(self) -> None:
         """Inspect the target of a dropped symbolic link: only ever on the user's request."""
         entry = self.current
-        if entry is None or not os.path.islink(entry.path):
+        if entry is None or entry.audit or not os.path.islink(entry.path):
             self.statusBar().showMessage("The selected image is not a symbolic link.", 5000)
             return
         entry.follow_symlinks = True
         self.session.submit([entry])
+
+    def follow_chain(self) -> None:
+        """Inspect the selected image's backing chain, link by link, only inside the allowed folders."""
+        entry = self.current
+        if entry is None or entry.audit:
+            self.statusBar().showMessage("Select a disk image to follow its backing chain.", 5000)
+            return
+        self.tabs.setCurrentWidget(self.chain)
+        if entry not in self._following:
+            self._following.add(entry)
+            self._spawn(self._follow(entry, entry.generation))
+            self._show_entry(entry)
+
+    async def _follow(self, entry: Entry, generation: int) -> None:
+        policy, roots = self.settings.policy(), list(self.settings.allowed_roots)
+        request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout)
+        report = None
+        try:
+            report = await self.follow_fn(request, roots, chain.DEFAULT_MAX_DEPTH)
+        except Exception as exc:  # the window carries on
+            log.exception("following the chain of %r failed", entry.path)
+            self.notify(f"Following the backing chain failed: {printable(exc, 300)}")
+        finally:
+            self._following.discard(entry)
+        if report is not None and generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.chain = report
+        if entry is self.current:
+            self._show_entry(entry)
 
     def remove_selected(self) -> None:
         rows = [index.row() for index in self.list_view.selectionModel().selectedRows()]
@@ -503,13 +655,19 @@ class MainWindow(QMainWindow):
         QGuiApplication.clipboard().setText(data.hex(" "))
 
     def copy_summary(self) -> None:
-        if self.current is not None and self.current.report is not None:
-            QGuiApplication.clipboard().setText(summary(self.current.report, verbose=True))
+        entry = self.current
+        if entry is None or entry.report is None:
+            return
+        if entry.audit:
+            text = audit_report.summary(entry.report, verbose=True)
+        else:
+            text = summary(self.link or entry.report, verbose=True)
+        QGuiApplication.clipboard().setText(text)
 
     def selected_reports(self) -> list[dict[str, Any]]:
         rows = sorted(index.row() for index in self.list_view.selectionModel().selectedRows())
         entries = [self.model.entries[row] for row in rows] or ([self.current] if self.current else [])
-        return [entry.report for entry in entries if entry.report is not None]
+        return [entry.report for entry in entries if entry.report is not None and not entry.audit]
 
     def export_reports(self, path: Path | str, reports: list[dict[str, Any]] | None = None) -> Path:
         written = export.export(self.selected_reports() if reports is None else reports, path)
@@ -536,14 +694,19 @@ class MainWindow(QMainWindow):
             self.apply_settings(dialog.result_settings())
 
     def apply_settings(self, new: settings_mod.Settings) -> None:
-        """Use and store ``new``; images are inspected again when the policy changed."""
-        old_policy = self.settings.policy()
+        """Use and store ``new``; images are inspected again when the policy changed, configuration files
+        audited again when the allowed folders (their image folders) changed."""
+        old_policy, old_roots = self.settings.policy(), self.settings.allowed_roots
         self.settings = new
         self.session.policy = new.policy
         self._save_settings()
         self.set_theme(new.theme)
         if new.policy() != old_policy:
-            self.session.submit(list(self.model.entries))
+            self.session.submit([entry for entry in self.model.entries if not entry.audit])
+        if new.allowed_roots != old_roots:
+            for entry in self.model.entries:
+                if entry.audit:
+                    self._start_audit(entry)
         self._show_entry(self.current)
 
     def set_theme(self, choice: str) -> str:
@@ -595,7 +758,13 @@ class MainWindow(QMainWindow):
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def busy(self) -> bool:
+        """Whether anything asked for is under way: inspections, audits, chains, triage tables."""
+        return self.session.busy() or bool(self._pending) or any(window.running() for window in self.triages)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        for window in list(self.triages):
+            window.close()
         self.session.cancel()
         self.collector.stop()
         for task in self._pending:

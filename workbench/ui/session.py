@@ -68,6 +68,7 @@ class Session(QObject):
             self._done = self._queued = 0
         for entry in entries:
             entry.generation += 1
+            entry.chain = None  # followed from the report this inspection replaces
             if entry.state != "queued":
                 entry.state = "queued"
                 self.model.refresh(entry)

@@ -1,0 +1,182 @@
+"""Retake the screenshots in this folder from the running window, under an X server (see docs/gui.md).
+
+    Xvfb :99 -screen 0 1400x880x24 & export DISPLAY=:99
+    python docs/screenshots/take.py [NAME...]      # default: all of them; needs qemu-img and ImageMagick's import
+
+Each picture is the real window (or triage table) driven through its own methods, then captured by
+``import -window`` from the X server. The images are built at start in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="workbench-shots-")  # default settings, nothing kept
+
+import qasync  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+
+from workbench import demo  # noqa: E402
+from workbench.models import settings as settings_mod  # noqa: E402
+from workbench.ui import theme  # noqa: E402
+from workbench.ui.icons import icon  # noqa: E402
+from workbench.ui.main_window import MainWindow  # noqa: E402
+
+QEMU_IMAGES = [  # (name, format, options) for the triage folder
+    ("base.raw", "raw", []),
+    ("disk.qcow2", "qcow2", []),
+    ("overlay.qcow2", "qcow2", ["-b", "disk.qcow2", "-F", "qcow2"]),
+    ("disk.vmdk", "vmdk", []),
+    ("disk.vhdx", "vhdx", []),
+    ("disk.vdi", "vdi", []),
+    ("disk.vhd", "vpc", []),
+    ("disk.qed", "qed", []),
+    ("luks.luks", "luks", ["--object", "secret,id=s0,data=example", "-o", "key-secret=s0"]),
+]
+
+
+def qemu_img(folder: Path, name: str, fmt: str, options: list[str], size: str | None = "1G") -> None:
+    """``qemu-img create``; ``size=None``: the backing file's size."""
+    sizes = [size] if size else []
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, name, *sizes], cwd=folder, check=True)
+
+
+def build(work: Path) -> None:
+    """A triage folder of 30 mixed images (the demonstration set three times, and qemu-img's) and a chain."""
+    for number in (1, 2, 3):
+        batch = work / "triage" / f"batch{number}"
+        batch.mkdir(parents=True)
+        demo.write_demo(batch)
+    (work / "triage" / "qemu-img").mkdir()
+    for name, fmt, options in QEMU_IMAGES:
+        qemu_img(work / "triage" / "qemu-img", name, fmt, options)
+    (work / "chain").mkdir()
+    qemu_img(work / "chain", "base.raw", "raw", [], "2G")
+    qemu_img(work / "chain", "snapshot-1.qcow2", "qcow2", ["-b", "base.raw", "-F", "raw"], None)
+    qemu_img(work / "chain", "snapshot-2.qcow2", "qcow2", ["-b", "snapshot-1.qcow2", "-F", "qcow2"], None)
+
+
+class Shots:
+    def __init__(self, app: QApplication, work: Path) -> None:
+        self.app = app
+        self.work = work
+        self.window = MainWindow(settings_mod.Settings())
+
+    async def until(self, done: Callable[[], bool], timeout: float = 60) -> None:
+        for _ in range(int(timeout / 0.05)):
+            if done():
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the window did not finish in time")
+
+    async def idle(self) -> None:
+        entries = self.window.model.entries
+        await self.until(lambda: not self.window.busy() and all(e.state == "done" for e in entries))
+
+    async def demo(self, name: str) -> None:
+        self.window.open_demo()
+        await self.idle()
+        self.window.select(next(e for e in self.window.model.entries if e.path.endswith("/" + name)))
+
+    async def demo_light(self) -> QWidget:
+        """A backing file name selected in the field tree (from its finding) and its bytes."""
+        await self.demo("backing-host-file.qcow2")
+        report = self.window.current.report if self.window.current else {}
+        self.window.go_to_finding(next(f for f in report["findings"] if f["id"] == "backing-file"))
+        return self.window
+
+    async def demo_dark(self) -> QWidget:
+        """The findings of a raw disk that carries a qcow2 header, the first one read in full."""
+        await self.demo("guest-raw-disk.img")
+        self.window.tabs.setCurrentWidget(self.window.findings)
+        tree = self.window.findings.tree
+        tree.setCurrentIndex(tree.model().index(0, 0))
+        tree.setFocus()
+        return self.window
+
+    async def demo_sizes_dark(self) -> QWidget:
+        await self.demo("claims-16TiB.qcow2")
+        self.window.tabs.setCurrentWidget(self.window.overview)
+        return self.window
+
+    async def triage(self) -> QWidget:
+        table = self.window.open_triage([str(self.work / "triage")])
+        table.move(0, 0)
+        await self.until(lambda: table.state == "done")
+        table.view.setCurrentIndex(table.proxy.index(0, 0))
+        table.view.setFocus()
+        return table
+
+    async def chain(self) -> QWidget:
+        """A three-link chain; the middle link selected (the other pages show its report)."""
+        self.window.add_files([str(self.work / "chain" / "snapshot-2.qcow2")])
+        await self.idle()
+        entry = self.window.model.entries[0]
+        self.window.follow_chain()
+        await self.until(lambda: entry.chain is not None and not self.window.busy())
+        page = self.window.chain
+        page.tree.setCurrentIndex(page.model.index_of(page.model.nodes()[0].children[0]))
+        page.tree.setFocus()
+        return self.window
+
+    async def audit(self) -> QWidget:
+        data = HERE.parent.parent / "tests" / "data" / "audit"
+        files = [data / "domain-risky.xml", data / "qemu-risky.conf", self.work / "chain" / "base.raw"]
+        self.window.open_paths([str(f) for f in files], remember=False)
+        await self.idle()
+        tree = self.window.audit.findings.tree
+        tree.setCurrentIndex(tree.model().index(1, 0))
+        tree.setFocus()
+        return self.window
+
+    async def take(self, name: str, out: Path) -> None:
+        theme.apply(self.app, "dark" if name.endswith("dark") else "light")
+        self.window.show()
+        await asyncio.sleep(0.3)
+        shot: Callable[[], Coroutine[Any, Any, QWidget]] = getattr(self, name.replace("-", "_"))
+        widget = await shot()
+        await asyncio.sleep(0.8)  # painted
+        subprocess.run(["import", "-window", hex(int(widget.winId())), str(out)], check=True)
+        self.window.close()
+
+
+NAMES = ("demo-light", "demo-dark", "demo-sizes-dark", "triage", "chain", "audit")
+
+
+def take(name: str, work: Path) -> None:
+    """One picture from a fresh window (a QApplication per process: each name runs in its own process)."""
+    app = QApplication([sys.argv[0]])
+    app.setApplicationDisplayName("Disk Image Workbench")
+    app.setWindowIcon(icon("workbench"))
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        loop.run_until_complete(Shots(app, work).take(name, HERE / f"{name}.png"))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--one":
+        take(argv[1], Path(os.environ["WORKBENCH_SHOTS_WORK"]))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="workbench-shots-") as tmp:
+        build(Path(tmp))
+        for name in argv or NAMES:
+            if name not in NAMES:
+                raise SystemExit(f"unknown screenshot {name!r}; one of {', '.join(NAMES)}")
+            env = {**os.environ, "WORKBENCH_SHOTS_WORK": tmp}
+            subprocess.run([sys.executable, __file__, "--one", name], env=env, check=True)
+            print(f"wrote {HERE / name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

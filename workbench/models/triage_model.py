@@ -1,0 +1,236 @@
+"""The triage table: one small summary per file, sortable and filterable; full reports stay on disk.
+
+Memory grows by a summary per file (:func:`workbench.triage.summarise` plus the display text), never by
+a full report: those go to a :class:`Spool` file as they arrive and are read back only to export them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+
+from .. import triage
+from ..textsafe import printable
+from ..triage_outputs import KINDS
+from .node_model import change_filter, tooltip
+from .policy import human_size
+
+HEADERS = ["File", "Verdict", "Format", "Declared", "Logical size", "Physical size", "Encryption", "Top finding"]
+FILE, VERDICT, FORMAT, DECLARED, LOGICAL, PHYSICAL, ENCRYPTION, TOP = range(len(HEADERS))
+VERDICTS = ("reject", "review", "accept", "failed")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 3
+PATH_ROLE = Qt.ItemDataRole.UserRole + 4
+Index = QModelIndex | QPersistentModelIndex
+
+
+class Spool:
+    """Full reports on disk, one compressed JSON record each, read back by ``(offset, length)``.
+
+    Written from the UI thread only; read with ``pread`` (which leaves the file position alone) from an
+    export thread. The file has no name and is gone once closed.
+    """
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="workbench-triage-")  # noqa: SIM115 (closed in close())
+        self.size = 0
+        self._readers = 0
+        self._closing = False
+        self._lock = threading.Lock()
+
+    def add(self, report: dict[str, Any]) -> tuple[int, int]:
+        data = zlib.compress(json.dumps(report, ensure_ascii=True).encode(), 1)
+        self.file.write(data)
+        self.file.flush()
+        where = (self.size, len(data))
+        self.size += len(data)
+        return where
+
+    def read(self, where: tuple[int, int]) -> dict[str, Any]:
+        offset, length = where
+        return json.loads(zlib.decompress(os.pread(self.file.fileno(), length, offset)))
+
+    def open_reader(self) -> bool:
+        """Count a reader in (``False`` once closing); the file closes when the last one leaves."""
+        with self._lock:
+            if self._closing:
+                return False
+            self._readers += 1
+            return True
+
+    def close_reader(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            last = self._closing and not self._readers
+        if last:
+            self.file.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            idle = not self._readers
+        if idle:
+            self.file.close()
+
+
+def write_export(spool: Spool, rows: list[tuple[tuple[int, int], dict[str, Any]]], kind: str, path: str) -> int:
+    """Write ``rows`` (spool location, summary) with the triage writer ``kind``; blocking: run it in a thread."""
+    if not spool.open_reader():
+        raise OSError("the triage window was closed")
+    try:
+        output = KINDS[kind](path)
+        try:
+            for where, summary in rows:
+                output.write(spool.read(where), summary)
+        finally:
+            output.close()
+    finally:
+        spool.close_reader()
+    return output.count
+
+
+def shown_name(path: str, base: str) -> str:
+    """``path`` relative to ``base`` (the folder the triage started from) when inside it, else its file name."""
+    full, prefix = os.path.abspath(path), base.rstrip("/") + "/"
+    if base and full.startswith(prefix):
+        return full[len(prefix) :]
+    return os.path.basename(path) or path
+
+
+def _encryption(report: dict[str, Any]) -> str:
+    if report.get("verdict") == "failed":
+        return ""
+    if not report.get("encrypted"):
+        return "none"
+    return printable((report.get("encryption") or {}).get("method") or "yes", 40)
+
+
+@dataclass(eq=False, slots=True)
+class Row:
+    """One file: its summary (what the exports write), its display text, and where its report is spooled."""
+
+    summary: dict[str, Any]
+    cells: list[str]
+    spooled: tuple[int, int]
+
+    @classmethod
+    def of(cls, report: dict[str, Any], spooled: tuple[int, int], base: str = "") -> Row:
+        """The row of ``report``; its file is named relative to ``base`` (see :func:`shown_name`)."""
+        summary = triage.summarise(report)
+        failed = summary["verdict"] == "failed"
+        declared = summary["declared_format"]
+        cells = [
+            printable(shown_name(summary["path"], base), 300),
+            summary["verdict"],
+            printable(summary["format"] or "", 40),
+            printable(declared, 40) if declared else "" if failed else "none (probed)",
+            "" if summary["virtual_size"] is None else human_size(summary["virtual_size"]),
+            "" if summary["file_size"] is None else human_size(summary["file_size"]),
+            _encryption(report),
+            printable(summary["top_finding"], 300),
+        ]
+        return cls(summary, cells, spooled)
+
+    def sort_key(self, column: int) -> Any:
+        if column == VERDICT:
+            return VERDICTS.index(self.summary["verdict"]) if self.summary["verdict"] in VERDICTS else len(VERDICTS)
+        if column in (LOGICAL, PHYSICAL):
+            size = self.summary["virtual_size" if column == LOGICAL else "file_size"]
+            return -1.0 if size is None else float(size)  # a float: sizes may not fit a 64-bit signed integer
+        return self.cells[column].casefold()
+
+
+class TriageModel(QAbstractTableModel):
+    """Rows in arrival order; a :class:`TriageFilterProxy` sorts and filters them for the view."""
+
+    format_seen = Signal(str)  # the first row of a new detected format arrived
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Row] = []
+        self.formats: set[str] = set()
+        self.icons: dict[str, Any] = {}
+
+    def add(self, row: Row) -> None:
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
+        self.rows.append(row)
+        self.endInsertRows()
+        fmt = row.cells[FORMAT]
+        if fmt and fmt not in self.formats:
+            self.formats.add(fmt)
+            self.format_seen.emit(fmt)
+
+    def row(self, index: Index) -> Row | None:
+        return self.rows[index.row()] if index.isValid() and index.row() < len(self.rows) else None
+
+    # QAbstractTableModel
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row(index)
+        if row is None:
+            return None
+        column = index.column()
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return row.cells[column]
+        if role == SORT_ROLE:
+            return row.sort_key(column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            shown = printable(row.summary["path"], 1024) if column == FILE else row.cells[column]
+            return tooltip(printable(row.summary["top_finding"], 1024) if column == TOP else shown)
+        if role == Qt.ItemDataRole.DecorationRole and column == FILE:
+            return self.icons.get(f"verdict-{row.summary['verdict']}")
+        if role == PATH_ROLE:
+            return row.summary["path"]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section] if 0 <= section < len(HEADERS) else None
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+
+class TriageFilterProxy(QSortFilterProxyModel):
+    """Sorts by :data:`SORT_ROLE` (verdicts worst first, sizes by value) and keeps one verdict and one format."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.verdict: str | None = None
+        self.format: str | None = None
+
+    def set_filter(self, verdict: str | None, fmt: str | None) -> None:
+        def change() -> None:
+            self.verdict, self.format = verdict, fmt
+
+        change_filter(self, change)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+        model = self.sourceModel()
+        if not isinstance(model, TriageModel) or source_row >= len(model.rows):
+            return False
+        row = model.rows[source_row]
+        return (self.verdict is None or row.cells[VERDICT] == self.verdict) and (
+            self.format is None or row.cells[FORMAT] == self.format
+        )
+
+    def rows(self) -> list[Row]:
+        """The rows as the view shows them: filtered and in sorted order."""
+        model = self.sourceModel()
+        assert isinstance(model, TriageModel)
+        return [model.rows[self.mapToSource(self.index(r, 0)).row()] for r in range(self.rowCount())]
