@@ -10,12 +10,13 @@ from typing import Any
 
 from . import detect
 from .fields import Field
-from .findings import WARNING
+from .findings import WARNING, make
 from .formats import BY_NAME
 from .inspection import MAX_FIELDS, MAX_LIST, Inspection
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
 
 SCHEMA = "workbench-report/1"
+U64_MAX = (1 << 64) - 1
 HEADER_BYTES = 64 << 10
 
 
@@ -65,6 +66,29 @@ def _cap_fields(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict
             item["children"] = []
             stack.extend((child, item["children"]) for child in reversed(node.children))
     return out, cut
+
+
+def _clamp_numbers(report: dict[str, Any]) -> list[str]:
+    """Cap integers to what a 64-bit reader could hold; name the keys that were capped.
+
+    Sizes computed from header fields (sectors x 512, a sum of extents) can pass 2**64; the parent
+    refuses such numbers, so they are capped here (the size limit still rejects them) and reported.
+    """
+    capped: list[str] = []
+    stack: list[tuple[Any, str]] = [(report, "")]
+    while stack:
+        node, where = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) and not -U64_MAX <= value <= U64_MAX:
+                node[key] = U64_MAX if value > 0 else -U64_MAX
+                if len(capped) < 16:
+                    capped.append(f"{where}{key}")
+            elif isinstance(value, dict | list):
+                stack.append((value, f"{where}{key}."))
+    return capped
 
 
 def _header_bytes(regions: list[tuple[int, bytes]]) -> dict[str, Any] | None:
@@ -135,7 +159,7 @@ def build(
         info.add("read-budget", f"field tree cut at {MAX_FIELDS} nodes")
     virtual = info.virtual_size
     regions = reader.regions() if include_bytes else []
-    return {
+    result = {
         "schema": SCHEMA,
         "path": path,
         "declared_format": declared,
@@ -164,3 +188,8 @@ def build(
         "read_budget": budget,
         "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
     }
+    capped = _clamp_numbers(result)
+    if capped:
+        detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
+        result["findings"].append(make("malformed", detail).to_json())
+    return result

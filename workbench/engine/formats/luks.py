@@ -381,7 +381,7 @@ def _interpret(reader: Reader, info: Inspection, enc: dict[str, Any], metadata: 
             "cipher": cipher,
             "mode": mode,
             "hash": digests[0].get("hash") if digests else None,
-            "key_size": keyslots[0]["key_size"] * 8 if keyslots and "key_size" in keyslots[0] else None,
+            "key_size": _number(keyslots[0]["key_size"] * 8) if keyslots and "key_size" in keyslots[0] else None,
             "sector_size": crypt.get("sector_size"),
             "key_slots_active": len(_object(metadata, "keyslots")),
             "key_slots": keyslots,

@@ -375,7 +375,7 @@ def _parse_kdmv(reader: Reader, info: Inspection) -> None:
         values = _stream_footer(reader, info) or values
     _check_kdmv(values, reader.size, info)
     capacity, grain = values["capacity"], values["grain_size"]
-    info.cluster_size = grain * SECTOR or None
+    info.cluster_size = grain * SECTOR if 0 < grain <= MAX_GRAIN_SECTORS else None  # else a malformed finding
     info.dirty = values["unclean_shutdown"] != 0
     if info.dirty:
         info.add("dirty", "sparse header: unclean shutdown flag set", 72)
