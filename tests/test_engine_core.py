@@ -144,3 +144,11 @@ def test_reader_sees_a_file_that_shrank(tmp_path: Path) -> None:
     os.truncate(path, 100)
     assert reader.read(50, 200) == b"y" * 50
     assert reader.read(3000, 10) == b""
+
+
+def test_reader_works_without_pread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytes(range(256)) * 4
+    reader = _reader(tmp_path, data)
+    monkeypatch.delattr(os, "pread")
+    assert reader.read(300, 20) == data[300:320]
+    assert reader.read(0, 10) == data[:10]

@@ -17,11 +17,14 @@ import os
 import signal
 import socket
 import stat
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import winjob
 
 REPLY_CAP = 16 << 20
 STDERR_CAP = 64 << 10
@@ -38,6 +41,8 @@ _SIGNALS = {
     "SIGXCPU": "stopped at its CPU time limit (SIGXCPU)",
     "SIGKILL": "killed (SIGKILL)",
 }
+CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
+CREATE_NO_WINDOW = 0x08000000
 
 
 class InspectError(Exception):
@@ -66,11 +71,19 @@ class ChildOutcome:
     err: bytes
 
 
+def _refuse_link(path: str) -> InspectError:
+    return InspectError(f"is a symbolic link to {os.readlink(path)!r}: refused (use --follow-symlinks)")
+
+
 def open_image(path: str, follow_symlinks: bool = False) -> int:
-    """Open ``path`` read-only for the engine, refusing anything but a regular file or block device."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-    if not follow_symlinks:
-        flags |= os.O_NOFOLLOW
+    """Open ``path`` read-only for the engine, refusing anything but a regular file or block device.
+    Windows has none of the POSIX flags (its descriptors are not inherited anyway) and no ``O_NOFOLLOW``:
+    a link is refused there by a check before the open."""
+    flags = os.O_RDONLY
+    for name in ("O_CLOEXEC", "O_NONBLOCK", "O_NOCTTY") + (() if follow_symlinks else ("O_NOFOLLOW",)):
+        flags |= getattr(os, name, 0)
+    if not follow_symlinks and not hasattr(os, "O_NOFOLLOW") and os.path.islink(path):
+        raise _refuse_link(path)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -79,8 +92,7 @@ def open_image(path: str, follow_symlinks: bool = False) -> int:
         raise InspectError("permission denied") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP and os.path.islink(path):
-            target = os.readlink(path)
-            raise InspectError(f"is a symbolic link to {target!r}: refused (use --follow-symlinks)") from None
+            raise _refuse_link(path) from None
         if exc.errno == errno.ENXIO:
             raise InspectError("is a socket or a device without a reader: refused") from None
         raise InspectError(f"cannot open: {exc.strerror}") from None
@@ -89,7 +101,8 @@ def open_image(path: str, follow_symlinks: bool = False) -> int:
         if test(st.st_mode):
             os.close(fd)
             raise InspectError(f"is {what}, not an image file")
-    os.set_blocking(fd, True)
+    if hasattr(os, "set_blocking"):  # not on Windows before Python 3.12, where nothing was non-blocking
+        os.set_blocking(fd, True)
     return fd
 
 
@@ -104,16 +117,51 @@ def engine_command(zygote: bool = False) -> list[str]:
 
 
 def spawn_options(fds: tuple[int, ...]) -> dict[str, Any]:
-    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env."""
-    return {
+    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env, only
+    ``fds`` inherited. POSIX: ``pass_fds`` and a new session. Windows: the descriptors' handles, made
+    inheritable, in a handle list (nothing else is inherited), a new process group and no console window;
+    the environment keeps ``SYSTEMROOT``, without which Windows libraries may fail to load."""
+    options: dict[str, Any] = {
         "stdin": asyncio.subprocess.PIPE,
         "stdout": asyncio.subprocess.PIPE,
         "stderr": asyncio.subprocess.PIPE,
-        "pass_fds": fds,
         "env": {},
         "cwd": "/",
-        "start_new_session": True,
     }
+    if sys.platform != "win32":
+        return options | {"pass_fds": fds, "start_new_session": True}
+    import msvcrt
+
+    handles = [msvcrt.get_osfhandle(fd) for fd in fds]
+    for handle in handles:
+        os.set_handle_inheritable(handle, True)  # CreateProcess passes a listed handle only if it is inheritable
+    return options | {
+        "env": {"SYSTEMROOT": os.environ["SYSTEMROOT"]} if "SYSTEMROOT" in os.environ else {},
+        "close_fds": True,
+        "startupinfo": subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles}),
+        "creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW,
+    }
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill a child and whatever it started: its process group on POSIX; on Windows the child alone (its job
+    object allows it no other process)."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any], winjob.Job]:
+    """Put the new child in a job object before it gets its request (it reads nothing else before that), and
+    tell it the image's handle and the job's status."""
+    import msvcrt
+
+    job = winjob.confine(pid)
+    return {**request, "handle": msvcrt.get_osfhandle(request["fd"]), "job": job.status}, job
 
 
 async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
@@ -160,21 +208,20 @@ async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: Engi
     except OSError as exc:
         raise InspectError(f"could not start the engine: {exc.strerror or exc}") from None
     assert proc.stdin and proc.stdout and proc.stderr
-
-    def kill() -> None:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
+    job = None
+    if sys.platform == "win32":
+        request, job = _confine_on_windows(request, proc.pid)
     try:
         proc.stdin.write(json.dumps(request).encode())
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await proc.stdin.drain()
         proc.stdin.close()
-        return await _collect(proc.stdout, proc.stderr, proc.wait, kill, options)
+        return await _collect(proc.stdout, proc.stderr, proc.wait, lambda: _kill(proc), options)
     finally:
-        kill()
+        _kill(proc)
         await _reap(proc)
+        if job is not None:
+            job.close()
 
 
 async def _discard(stream: asyncio.StreamReader | None) -> None:
@@ -306,7 +353,14 @@ class Zygote:
         await self.close()
 
     async def start(self) -> dict[str, str]:
-        """Start the server and return its layer report; refuse when a required layer is missing."""
+        """Start the server and return its layer report; refuse when a required layer is missing, or where
+        there is no fork server (the caller then starts a fresh process per image)."""
+        if sys.platform == "win32":
+            raise InspectError("the fork server needs POSIX fork")
+        if not sys.platform.startswith("linux"):
+            raise InspectError(
+                f"the fork server needs Linux (SOCK_SEQPACKET socket pairs, pipe2); this is {sys.platform}"
+            )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         start = {"fd": theirs.fileno(), "require_layers": self.require_layers}
         options = spawn_options((theirs.fileno(),)) | {"stderr": asyncio.subprocess.DEVNULL}
@@ -436,6 +490,5 @@ class Zygote:
             async with asyncio.timeout(REAP_TIMEOUT):
                 await proc.wait()
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill(proc)
             await _reap(proc)

@@ -15,6 +15,14 @@ DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
 KEEP_FOR_DISPLAY = 256 << 10  # bytes offered to the hex view
 
 
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    """``os.pread``, or seek and read where the system has no pread (Windows): the child owns the fd."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, length, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, length)
+
+
 class BudgetExceeded(Exception):
     """A structure needed more bytes than the per-image read budget allows."""
 
@@ -89,7 +97,7 @@ class Reader:
             raise BudgetExceeded(offset, end - offset, self.budget)
         short = None
         for start, stop in gaps:
-            data = os.pread(self.fd, stop - start, start)
+            data = _pread(self.fd, stop - start, start)
             self.bytes_read += len(data)
             if data:
                 self._store(start, data)

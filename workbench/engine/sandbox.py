@@ -6,6 +6,9 @@ are required. Order matters: privileges are dropped before the namespaces are ma
 nobody on the host), Landlock comes before the descriptor limit (its ruleset needs a descriptor), and
 seccomp comes last because it forbids the calls the other layers make. Anything that opens a file
 (imports, codecs, libseccomp itself) happens in :func:`_prepare`, before any layer.
+
+On Windows the ``job`` layer is the parent's job object (:mod:`winjob`), which the child verifies; on
+macOS the resource limits leave out memory, which macOS does not limit (see ``docs/sandbox.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import landlock, seccomp_filter
+from . import landlock, seccomp_filter, winjob
 
 ADDRESS_SPACE = 1 << 30  # 1 GiB: the interpreter plus a bounded parse
 CPU_SECONDS = 10
@@ -36,8 +39,9 @@ CAPABILITY_VERSION_3 = 0x20080522
 # Codecs that parsers use through bytes.decode: their modules are imported on first use.
 CODECS = ("ascii", "latin-1", "utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "cp437")
 
-ORDER = ("fds", "user", "namespaces", "no_new_privs", "not_dumpable", "landlock", "rlimits", "seccomp")
+ORDER = ("fds", "user", "namespaces", "no_new_privs", "not_dumpable", "landlock", "rlimits", "seccomp", "job")
 LINUX_ONLY = frozenset({"namespaces", "no_new_privs", "not_dumpable", "landlock", "seccomp"})
+WINDOWS_ONLY = frozenset({"job"})  # not reported elsewhere: it is the name of a Windows mechanism
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Plan:
     fork_allowed: bool = False
     rules: Callable[[], list[seccomp_filter.Rule]] = seccomp_filter.parse_rules
     prebuilt: seccomp_filter.Filter | None = None
+    job: str | None = None  # on Windows: what the parent says of the job object it put this process in
     timings: dict[str, float] = field(default_factory=dict)  # seconds each step took, for the benchmark
     _filter: seccomp_filter.Filter | str | None = field(default=None, repr=False)
 
@@ -112,6 +117,8 @@ def _open_fds() -> set[int]:
 
 
 def _fds(plan: Plan) -> str:
+    if sys.platform == "win32":  # no descriptor listing; handles are inherited only through the parent's list
+        return "on (the parent's handle list passes only the pipes and the image)"
     extra = sorted(_open_fds() - plan.expected_fds)
     for fd in extra:
         os.close(fd)
@@ -172,8 +179,10 @@ def _landlock(plan: Plan) -> str:
 def _rlimits(plan: Plan) -> str:
     import resource
 
-    limits = {
-        "AS": (resource.RLIMIT_AS, ADDRESS_SPACE),
+    # macOS accepts RLIMIT_AS and RLIMIT_DATA (or refuses AS with EINVAL) but limits no memory with them
+    memory = sys.platform != "darwin"
+    limits = {"AS": (resource.RLIMIT_AS, ADDRESS_SPACE)} if memory else {}
+    limits |= {
         "FSIZE": (resource.RLIMIT_FSIZE, 0),
         "CORE": (resource.RLIMIT_CORE, 0),
         "NOFILE": (resource.RLIMIT_NOFILE, ZYGOTE_NOFILE if plan.fork_allowed else max(plan.expected_fds) + 1),
@@ -192,7 +201,7 @@ def _rlimits(plan: Plan) -> str:
     shown = ", ".join(
         f"{name} {value >> 20} MiB" if name == "AS" else f"{name} {value}" for name, (_, value) in limits.items()
     )
-    return f"on ({shown})"
+    return f"on ({shown})" if memory else f"on ({shown}; no memory limit: macOS does not enforce one)"
 
 
 def _seccomp(plan: Plan) -> str:
@@ -201,6 +210,14 @@ def _seccomp(plan: Plan) -> str:
     if plan._filter is None:
         return "failed: the filter was not prepared"
     return plan._filter.load()
+
+
+def _job(plan: Plan) -> str:
+    """The parent made the job object and said so in the request; the child checks that it is in a job."""
+    told = plan.job or "failed: the parent put this process in no job object"
+    if not is_on(told):
+        return told
+    return told if winjob.in_job() else "failed: the parent reported a job object, but this process is in none"
 
 
 Layer = Callable[[Plan], str]
@@ -213,6 +230,7 @@ LAYERS: dict[str, Layer] = {
     "landlock": _landlock,
     "rlimits": _rlimits,
     "seccomp": _seccomp,
+    "job": _job,
 }
 
 
@@ -245,10 +263,15 @@ def _timed(plan: Plan, name: str, step: Callable[..., str | None], *args: object
         plan.timings[name] = time.perf_counter() - started
 
 
+def layer_order() -> tuple[str, ...]:
+    """The layers this system reports, in :data:`ORDER`."""
+    return ORDER if sys.platform == "win32" else tuple(name for name in ORDER if name not in WINDOWS_ONLY)
+
+
 def harden(plan: Plan) -> dict[str, str]:
     """Apply the plan's layers in :data:`ORDER` and say how each went."""
     _timed(plan, "prepare", _prepare, plan)
-    return {name: str(_timed(plan, name, _apply, name, plan)) for name in ORDER}
+    return {name: str(_timed(plan, name, _apply, name, plan)) for name in layer_order()}
 
 
 def is_on(status: str) -> bool:

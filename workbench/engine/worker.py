@@ -7,7 +7,8 @@ Protocol: one JSON request on stdin, read to its end::
 
     {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
      "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
-     "probe": ["open", ...] (optional: try forbidden things instead of inspecting), "probe_args": {...}}
+     "probe": ["open", ...] (optional: try forbidden things instead of inspecting), "probe_args": {...},
+     "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
 
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
 even a crash leaves the layer report behind), then one JSON reply: ``{"ok": true, "report": {...}}``,
@@ -38,6 +39,18 @@ def read_request() -> dict[str, Any]:
     return request
 
 
+def adopt_image(request: dict[str, Any]) -> None:
+    """On Windows the image comes as an inherited handle (the parent's descriptor number means nothing here):
+    make it this process's descriptor."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle = request.get("handle")
+        if not isinstance(handle, int):
+            raise ValueError("no image handle")
+        request["fd"] = msvcrt.open_osfhandle(handle, os.O_RDONLY)
+
+
 def reply(obj: dict[str, Any], end: bytes = b"") -> None:
     data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + end
     view = memoryview(data)
@@ -55,6 +68,8 @@ def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
     cpu = request.get("cpu_seconds")
     if isinstance(cpu, int) and 0 < cpu < sandbox.CPU_SECONDS:
         plan.cpu_seconds = cpu
+    if isinstance(request.get("job"), str):
+        plan.job = request["job"][:300]
     return plan
 
 
@@ -100,6 +115,7 @@ def serve() -> int:
     """Run one inspection; the return value is the process exit code."""
     try:
         request = read_request()
+        adopt_image(request)
     except (ValueError, OSError) as exc:
         reply({"sandbox": {}}, b"\n")
         reply({"ok": False, "error": f"engine: unreadable request ({exc})"})

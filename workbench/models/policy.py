@@ -17,8 +17,12 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
 
 
 def default_required_layers() -> list[str]:
-    """Layers without which an inspection is refused; ``a|b`` means either."""
-    return ["rlimits", "no_new_privs", "landlock|seccomp"] if sys.platform.startswith("linux") else []
+    """Layers without which an inspection is refused; ``a|b`` means either. Windows and macOS have no seccomp,
+    Landlock or namespaces, so each requires what it does have: the job object on Windows (memory, one
+    process, kill on close), the resource limits on macOS (CPU, no file writes, no processes)."""
+    if sys.platform.startswith("linux"):
+        return ["rlimits", "no_new_privs", "landlock|seccomp"]
+    return {"win32": ["job"], "darwin": ["rlimits"]}.get(sys.platform, [])
 
 
 @dataclass
