@@ -169,7 +169,7 @@ async def main(args: argparse.Namespace) -> int:
         drop_stall, drop_busy = heartbeat.worst()
         window.clear()
         elapsed = await bulk(window, root / "bulk", args.images, heartbeat)
-        verdicts = {e.verdict for e in window.model.entries}
+        verdicts = dict(sorted(window.triages[-1].counts.items()))  # the triage table's rows, per verdict
         window.session.cancel()
         window.close()
 
@@ -186,7 +186,7 @@ async def main(args: argparse.Namespace) -> int:
         f"(UI thread busy {drop_busy:.1f} ms of it)"
     )
     print(
-        f"{args.images} images in {elapsed:.1f} s ({args.images / elapsed:.1f} images/s), verdicts {sorted(verdicts)}; "
+        f"{args.images} images in {elapsed:.1f} s ({args.images / elapsed:.1f} images/s), verdicts {verdicts}; "
         f"UI stalls over {len(heartbeat.stalls)} ticks: median {statistics.median(heartbeat.stalls):.1f} ms, "
         f"p99 {_percentile(heartbeat.stalls, 0.99):.1f} ms, max {worst:.1f} ms (goal < {STALL_GOAL_MS} ms; "
         f"UI thread busy {worst_busy:.1f} ms of it); longest the UI thread itself was busy between two ticks: "

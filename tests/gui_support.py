@@ -64,6 +64,7 @@ def _make_window(qtbot: Any, tmp_path: Path, monkeypatch: Any, inspect_fn: Any) 
     window.session.cancel()
     qtbot.waitUntil(lambda: not window.session.busy(), timeout=WAIT_MS)
     window.close()
+    qtbot.waitUntil(window.session.closed, timeout=WAIT_MS)  # the fork server has exited
 
 
 @pytest.fixture(name="window")

@@ -54,6 +54,34 @@ def test_dropped_files_are_inspected_by_the_engine(qtbot: Any, window: MainWindo
     assert window.current is entries["clean.qcow2"]  # the first dropped image is shown
 
 
+def _fork_servers() -> list[int]:
+    """Our child processes that are engine fork servers (``--zygote`` on their command line)."""
+    found = []
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                if b"--zygote" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                    found.append(int(pid))
+            except OSError:
+                continue
+    return found
+
+
+def test_one_fork_server_serves_the_window_and_exits_with_it(qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
+    images = write_images(tmp_path / "in")
+    window.handle_drop(file_mime(images["clean"]))
+    wait_done(qtbot, window)
+    servers = _fork_servers()
+    assert len(servers) == 1
+    window.handle_drop(file_mime(images["raw"]))
+    entries = wait_done(qtbot, window, 2)
+    assert _fork_servers() == servers  # the same fork server, not one per inspection
+    assert all(e.report["byte_regions"] for e in entries)  # the bytes the hex view needs
+    window.close()
+    qtbot.waitUntil(window.session.closed, timeout=20_000)
+    assert not _fork_servers()
+
+
 def test_a_dropped_folder_opens_a_triage_table(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
     images = write_images(tmp_path / "folder" / "nested")
     fast_window.handle_drop(file_mime(tmp_path / "folder"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -130,4 +131,7 @@ def run_gui(argv: Sequence[str]) -> int:
         quit_when_idle(window, args.quit_after, quit_app)
     with loop:
         loop.run_until_complete(closed.wait())
+        window.session.close()  # closing the window did this already; quitting another way may not have
+        with contextlib.suppress(TimeoutError):  # the server also leaves when its socket closes with us
+            loop.run_until_complete(asyncio.wait_for(window.session.stopped(), 5))
     return 0

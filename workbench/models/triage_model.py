@@ -28,6 +28,10 @@ VERDICTS = ("reject", "review", "accept", "failed")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 PATH_ROLE = Qt.ItemDataRole.UserRole + 4
 Index = QModelIndex | QPersistentModelIndex
+_TEXT_ROLES = frozenset({int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.AccessibleTextRole)})
+_TOOLTIP, _DECORATION = int(Qt.ItemDataRole.ToolTipRole), int(Qt.ItemDataRole.DecorationRole)
+_ROLES = _TEXT_ROLES | {_TOOLTIP, _DECORATION, int(SORT_ROLE), int(PATH_ROLE)}
+_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
 class Spool:
@@ -147,7 +151,8 @@ class Row:
 
 
 class TriageModel(QAbstractTableModel):
-    """Rows in arrival order; a :class:`TriageFilterProxy` sorts and filters them for the view."""
+    """Rows appended as they arrive and sorted here, in Python (:meth:`sort`): the proxy's own sort would
+    call :meth:`data` twice per comparison. A :class:`TriageFilterProxy` filters them for the view."""
 
     format_seen = Signal(str)  # the first row of a new detected format arrived
 
@@ -156,15 +161,33 @@ class TriageModel(QAbstractTableModel):
         self.rows: list[Row] = []
         self.formats: set[str] = set()
         self.icons: dict[str, Any] = {}
+        self.sorting: tuple[int, Qt.SortOrder] = (VERDICT, Qt.SortOrder.AscendingOrder)
 
-    def add(self, row: Row) -> None:
-        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
-        self.rows.append(row)
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort the rows (rows added later are appended until the next call); persistent indexes follow."""
+        self.sorting = (column, order)
+        if not 0 <= column < len(HEADERS):
+            return
+        self.layoutAboutToBeChanged.emit()
+        descending = order == Qt.SortOrder.DescendingOrder
+        ranked = sorted(range(len(self.rows)), key=lambda n: self.rows[n].sort_key(column), reverse=descending)
+        self.rows = [self.rows[n] for n in ranked]
+        moved_to = {old: new for new, old in enumerate(ranked)}
+        before = self.persistentIndexList()
+        self.changePersistentIndexList(before, [self.index(moved_to[i.row()], i.column()) for i in before])
+        self.layoutChanged.emit()
+
+    def add(self, rows: list[Row]) -> None:
+        """Append a batch of rows: one insertion for the views, whatever the batch size."""
+        if not rows:
+            return
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(rows) - 1)
+        self.rows.extend(rows)
         self.endInsertRows()
-        fmt = row.cells[FORMAT]
-        if fmt and fmt not in self.formats:
-            self.formats.add(fmt)
-            self.format_seen.emit(fmt)
+        for fmt in dict.fromkeys(row.cells[FORMAT] for row in rows):
+            if fmt and fmt not in self.formats:
+                self.formats.add(fmt)
+                self.format_seen.emit(fmt)
 
     def row(self, index: Index) -> Row | None:
         return self.rows[index.row()] if index.isValid() and index.row() < len(self.rows) else None
@@ -177,22 +200,23 @@ class TriageModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(HEADERS)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        row = self.row(index)
-        if row is None:
+        # Called for every role of every visible cell on each repaint: unknown roles return first.
+        if role not in _ROLES or not index.isValid():
             return None
-        column = index.column()
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+        number, column = index.row(), index.column()
+        if number >= len(self.rows):
+            return None
+        row = self.rows[number]
+        if role in _TEXT_ROLES:
             return row.cells[column]
         if role == SORT_ROLE:
             return row.sort_key(column)
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             shown = printable(row.summary["path"], 1024) if column == FILE else row.cells[column]
             return tooltip(printable(row.summary["top_finding"], 1024) if column == TOP else shown)
-        if role == Qt.ItemDataRole.DecorationRole and column == FILE:
-            return self.icons.get(f"verdict-{row.summary['verdict']}")
-        if role == PATH_ROLE:
-            return row.summary["path"]
-        return None
+        if role == _DECORATION:
+            return self.icons.get(f"verdict-{row.summary['verdict']}") if column == FILE else None
+        return row.summary["path"]  # PATH_ROLE
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
@@ -200,9 +224,7 @@ class TriageModel(QAbstractTableModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return _FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
 
 class TriageFilterProxy(QSortFilterProxyModel):
@@ -210,7 +232,7 @@ class TriageFilterProxy(QSortFilterProxyModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
+        self.setSortRole(SORT_ROLE)  # for the model tester; sorting itself is the source model's (see sort)
         self.verdict: str | None = None
         self.format: str | None = None
 
@@ -219,6 +241,12 @@ class TriageFilterProxy(QSortFilterProxyModel):
             self.verdict, self.format = verdict, fmt
 
         change_filter(self, change)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Have the source model sort itself; the proxy keeps its order (it never sorts on its own)."""
+        model = self.sourceModel()
+        if isinstance(model, TriageModel):
+            model.sort(column, order)
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
         model = self.sourceModel()

@@ -280,6 +280,7 @@ class MainWindow(QMainWindow):
         self.model.rowsRemoved.connect(self._update_stack)
         self.session.finished.connect(self._finished)
         self.session.progress.connect(self._progress)
+        self.session.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.declared_box.activated.connect(self._declared_chosen)
         self.reinspect_button.clicked.connect(self.reinspect)
         self.tabs.currentChanged.connect(self._refresh_page)
@@ -765,7 +766,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         for window in list(self.triages):
             window.close()
-        self.session.cancel()
+        self.session.close()
         self.collector.stop()
         for task in self._pending:
             task.cancel()

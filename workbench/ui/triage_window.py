@@ -20,9 +20,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -40,7 +42,6 @@ from PySide6.QtWidgets import (
 from .. import inspector, triage
 from ..models.policy import Policy
 from ..models.triage_model import (
-    FILE,
     PATH_ROLE,
     TOP,
     VERDICT,
@@ -56,12 +57,13 @@ from ..textsafe import printable
 from ..triage_outputs import KINDS
 from .icons import all_icons, icon
 from .session import InspectFn
-from .widgets import NoticeBar, plain_label, tree_view
+from .widgets import NoticeBar, plain_label
 
 log = logging.getLogger(__name__)
 MAX_FILES = 100_000
 EXPORT_FILTERS = "HTML page (*.html);;CSV (*.csv);;JSON (*.json);;JSON Lines (*.jsonl)"
 COLUMN_CHARS = (34, 8, 8, 12, 10, 10, 10)  # File ... Encryption; Top finding takes the rest
+FLUSH_MS = 200  # arrived rows join the table, and the progress and rate are shown, at most this often
 
 
 def _walk(paths: list[str]) -> tuple[list[triage.Entry], bool, str]:
@@ -76,6 +78,30 @@ def _walk(paths: list[str]) -> tuple[list[triage.Entry], bool, str]:
     except ValueError:
         base = ""
     return entries[:MAX_FILES], len(entries) > MAX_FILES, base
+
+
+def _table_view(model: TriageFilterProxy) -> QTableView:
+    """A flat table: unlike a tree view, it does no per-row layout work when rows are inserted."""
+    view = QTableView()
+    view.setModel(model)
+    view.setAccessibleName("Triage results")
+    view.setSortingEnabled(True)
+    view.setShowGrid(False)
+    view.setWordWrap(False)
+    view.setAlternatingRowColors(True)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    rows = view.verticalHeader()
+    rows.hide()
+    rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    rows.setDefaultSectionSize(view.fontMetrics().height() + 6)
+    header = view.horizontalHeader()
+    header.setHighlightSections(False)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setSectionResizeMode(TOP, QHeaderView.ResizeMode.Stretch)
+    return view
 
 
 class ElideRight(QStyledItemDelegate):
@@ -122,6 +148,10 @@ class TriageWindow(QMainWindow):
         self.proxy.setSourceModel(self.model)
         self.spool = Spool()
         self.counts: Counter[str] = Counter()
+        self._arrived: list[Row] = []  # rows not yet in the table (see _flush)
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
         self.total: int | None = None
         self.base = ""  # rows name their files relative to this folder
         self.started = self.ended = 0.0
@@ -148,15 +178,12 @@ class TriageWindow(QMainWindow):
         self.format_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.shown = plain_label()
         self.shown.setAccessibleName("Rows shown")
-        self.view = tree_view("Triage results", self.proxy, stretch_column=TOP)
-        self.view.setRootIsDecorated(False)
-        self.view.setSortingEnabled(True)
+        self.view = _table_view(self.proxy)
         self.view.sortByColumn(VERDICT, Qt.SortOrder.AscendingOrder)  # worst first
-        header = self.view.header()
+        header = self.view.horizontalHeader()
         width = self.view.fontMetrics().horizontalAdvance("0")
         for column, chars in enumerate(COLUMN_CHARS):
             header.resizeSection(column, chars * width + 16)
-        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Interactive)
         self.view.setItemDelegateForColumn(TOP, ElideRight(self.view))
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Triage progress")
@@ -232,6 +259,7 @@ class TriageWindow(QMainWindow):
         self.total, self.state, self.started = len(entries), "running", time.monotonic()
         self.progress.setRange(0, max(1, self.total))
         self._update_status()
+        self._flush_timer.start()  # rows join in batches, appended; the table is sorted again when the batch ends
         async with contextlib.AsyncExitStack() as stack:
             pool = None
             if self.inspect_fn is None:
@@ -248,15 +276,23 @@ class TriageWindow(QMainWindow):
                 await results.aclose()
 
     def add_report(self, report: dict[str, Any]) -> None:
-        """One more row: summarised for the table, the full report spooled to disk."""
-        row = Row.of(report, self.spool.add(report), self.base)
-        self.model.add(row)
-        self.counts[row.summary["verdict"]] += 1
+        """One more row, summarised for the table (which it joins at the next :meth:`_flush`); the full
+        report is spooled to disk."""
+        self._arrived.append(Row.of(report, self.spool.add(report), self.base))
+
+    def _flush(self) -> None:
+        """Insert the rows that arrived since the last call, then show the progress: one repaint per batch."""
+        rows, self._arrived = self._arrived, []
+        self.model.add(rows)
+        self.counts.update(row.summary["verdict"] for row in rows)
         self.progress.setValue(len(self.model.rows))
         self._update_status()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self.ended = time.monotonic()
+        self._flush_timer.stop()
+        self._flush()
+        self.model.sort(*self.model.sorting)
         if task.cancelled():
             self.state = "cancelled"
         elif (exc := task.exception()) is not None:
