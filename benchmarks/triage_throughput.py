@@ -112,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--scaling", default="100,1000", help="corpus sizes for the scaling table")
+    parser.add_argument("--jobs", default="", help="extra in-flight counts to compare, e.g. 4,8")
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_child:
@@ -121,6 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = corpus(Path(tmp), args.files)
         ours, reports = run_triage(files, jobs)
+        extra = [(count, run_triage(files, count)[0]) for count in (int(j) for j in args.jobs.split(",") if j)]
         fresh, _ = run_triage(files, jobs, zygote=False)
         seq = qemu_loop(files, 1)
         par = qemu_loop(files, 2)
@@ -128,6 +130,9 @@ def main() -> None:
     print(f"## Throughput, {n} mixed images, {jobs} cores")
     print(f"{'runner':36} {'seconds':>8} {'files/s':>8} {'ours is':>9}")
     print(f"{'workbench triage (jobs=' + str(jobs) + ')':36} {ours:8.2f} {n / ours:8.1f} {'':>9}")
+    for count, seconds in extra:
+        label = f"workbench triage (jobs={count})"
+        print(f"{label:36} {seconds:8.2f} {n / seconds:8.1f} {'':>9}")
     print(f"{'workbench, fresh process per image':36} {fresh:8.2f} {n / fresh:8.1f} {fresh / ours:8.2f}x")
     print(f"{'qemu-img info loop, sequential':36} {seq:8.2f} {n / seq:8.1f} {seq / ours:8.2f}x")
     print(f"{'qemu-img info loop, 2-way parallel':36} {par:8.2f} {n / par:8.1f} {par / ours:8.2f}x")
