@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..engine.formats import KNOWN_NAMES
@@ -43,6 +44,11 @@ def policy_from(args: argparse.Namespace) -> policy_mod.Policy:
     if args.max_virtual_size is not None:
         policy.max_virtual_size = args.max_virtual_size
     return policy
+
+
+def warn(message: str) -> None:
+    """A one-line note on standard error that does not change the outcome."""
+    print(f"workbench: {message}", file=sys.stderr)
 
 
 def exit_code(reports: list[dict[str, Any]]) -> int:

@@ -15,7 +15,7 @@ from ..inspector import Request
 from ..render_text import summary_counts
 from ..textsafe import printable
 from ..triage_outputs import KINDS, Output
-from ._common import EPILOG, add_policy_options, policy_from
+from ._common import EPILOG, add_policy_options, policy_from, warn
 
 NAME = "triage"
 INTERRUPTED = 130
@@ -82,7 +82,7 @@ async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage
     async with contextlib.AsyncExitStack() as stack:
         zygote = None
         if not args.no_zygote:
-            zygote = await stack.enter_async_context(triage.engine_pool(policy.required_layers, _warn))
+            zygote = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn))
 
         def make_request(path: str) -> Request:
             return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, zygote, False)
@@ -97,10 +97,6 @@ async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage
                 progress.update(tally)
         finally:
             await results.aclose()
-
-
-def _warn(message: str) -> None:
-    print(f"workbench triage: {message}", file=sys.stderr)
 
 
 def _print_summary(tally: triage.Tally, elapsed: float) -> None:
