@@ -224,26 +224,33 @@ def parse(reader: Reader, info: Inspection) -> None:
 # --- headers and log -------------------------------------------------------------------------------
 
 
+def _checked(
+    reader: Reader, info: Inspection, label: str, offset: int, size: int, specs: list[Spec], signature: str, note: str
+) -> tuple[dict[str, Any] | None, Field]:
+    """A structure's values when it is whole, signed and its CRC-32C holds; its field group either way."""
+    values, group, complete = info.structure(reader, label, offset, size, specs, "<")
+    group.value = "invalid"
+    if not complete:
+        return None, group
+    if values["signature"] != signature:
+        info.add("malformed", f"{label} at {offset}: signature {values['signature']!r}, expected {signature!r}", offset)
+        return None, group
+    computed = checksum(reader.read(offset, size))  # served from the reader's cache
+    if computed != values["checksum"]:
+        detail = f"{label} at {offset}: stored CRC-32C 0x{values['checksum']:08x}, computed 0x{computed:08x}{note}"
+        info.add("checksum-mismatch", detail, offset + 4)
+        return None, group
+    return values, group
+
+
 def _read_header(reader: Reader, info: Inspection, index: int) -> tuple[dict[str, Any] | None, Field]:
     """One header and its field group; the values only when signature, checksum and version hold."""
     offset = HEADER_OFFSETS[index]
     label = f"header {index + 1}"
-    values, group, complete = info.structure(reader, label, offset, HEADER_SIZE, HEADER_SPECS, "<")
-    group.value = "invalid"
-    if not complete:
-        return None, group
-    data = reader.read(offset, HEADER_SIZE)  # served from the reader's cache
-    if values["signature"] != "head":
-        info.add("malformed", f"{label} at {offset}: signature {values['signature']!r}, expected 'head'", offset)
-        return None, group
-    computed = checksum(data)
-    if computed != values["checksum"]:
-        info.add(
-            "checksum-mismatch",
-            f"{label} at {offset}: stored CRC-32C 0x{values['checksum']:08x}, computed 0x{computed:08x}; "
-            "readers ignore this header",
-            offset + 4,
-        )
+    values, group = _checked(
+        reader, info, label, offset, HEADER_SIZE, HEADER_SPECS, "head", "; readers ignore this header"
+    )
+    if values is None:
         return None, group
     if values["version"] != 1:
         info.add("malformed", f"{label}: version {values['version']}, only 1 is defined", offset + 66)
@@ -307,22 +314,10 @@ def _read_region_table(reader: Reader, info: Inspection, index: int) -> tuple[by
     """The entry bytes of one region table when it is valid, and its field group."""
     offset = REGION_OFFSETS[index]
     label = f"region table {index + 1}"
-    values, group, complete = info.structure(reader, label, offset, REGION_TABLE_SIZE, REGION_HEADER_SPECS, "<")
-    group.value = "invalid"
-    if not complete:
+    values, group = _checked(reader, info, label, offset, REGION_TABLE_SIZE, REGION_HEADER_SPECS, "regi", "")
+    if values is None:
         return None, group
     data = reader.read(offset, REGION_TABLE_SIZE)  # served from the reader's cache
-    if values["signature"] != "regi":
-        info.add("malformed", f"{label} at {offset}: signature {values['signature']!r}, expected 'regi'", offset)
-        return None, group
-    computed = checksum(data)
-    if computed != values["checksum"]:
-        info.add(
-            "checksum-mismatch",
-            f"{label} at {offset}: stored CRC-32C 0x{values['checksum']:08x}, computed 0x{computed:08x}",
-            offset + 4,
-        )
-        return None, group
     count = values["entry_count"]
     if count > MAX_ENTRIES:
         info.add("malformed", f"{label}: entry count {count} exceeds the limit of {MAX_ENTRIES} (qemu refuses)", offset)
