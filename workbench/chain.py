@@ -15,6 +15,7 @@ link recorded, whether and where to go next. The rules are in ``docs/chains.md``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -233,7 +234,7 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
             break
         if step.declared == PROBE:
             _add(link, "backing-format-unspecified", f"backing file {step.name!r} has no recorded format: probed")
-        parent = Request(step.path, step.declared, False, request.policy, request.timeout)
+        parent = dataclasses.replace(request, path=step.path, declared=step.declared, follow_symlinks=False)
         link = _mark(await inspect(parent), step.name)
         chain.append(link)
         identity, folder = step.identity, os.path.dirname(step.path)

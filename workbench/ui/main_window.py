@@ -595,9 +595,10 @@ class MainWindow(QMainWindow):
 
     async def _follow(self, entry: Entry, generation: int) -> None:
         policy, roots = self.settings.policy(), list(self.settings.allowed_roots)
-        request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout)
         report = None
         try:
+            zygote = await self.session.fork_server()  # each link is a child forked from the window's server
+            request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout, zygote)
             report = await self.follow_fn(request, roots, chain.DEFAULT_MAX_DEPTH)
         except Exception as exc:  # the window carries on
             log.exception("following the chain of %r failed", entry.path)
