@@ -23,7 +23,6 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -57,7 +56,7 @@ from ..textsafe import printable
 from ..triage_outputs import KINDS
 from .icons import all_icons, icon
 from .session import InspectFn
-from .widgets import NoticeBar, plain_label
+from .widgets import NoticeBar, plain_label, read_only_rows
 
 log = logging.getLogger(__name__)
 MAX_FILES = 100_000
@@ -83,16 +82,10 @@ def _walk(paths: list[str]) -> tuple[list[triage.Entry], bool, str]:
 def _table_view(model: TriageFilterProxy) -> QTableView:
     """A flat table: unlike a tree view, it does no per-row layout work when rows are inserted."""
     view = QTableView()
-    view.setModel(model)
-    view.setAccessibleName("Triage results")
+    read_only_rows(view, "Triage results", model)
     view.setSortingEnabled(True)
     view.setShowGrid(False)
     view.setWordWrap(False)
-    view.setAlternatingRowColors(True)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
     rows = view.verticalHeader()
     rows.hide()
     rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)

@@ -27,16 +27,21 @@ def plain_label(text: str = "", parent: QWidget | None = None, *, wrap: bool = F
     return label
 
 
-def tree_view(name: str, model: QAbstractItemModel, stretch_column: int = -1) -> QTreeView:
-    view = QTreeView()
+def read_only_rows(view: QAbstractItemView, name: str, model: QAbstractItemModel) -> None:
+    """What every list of the window shares: named, read-only, one whole row selected, long text elided."""
     view.setModel(model)
     view.setAccessibleName(name)
-    view.setUniformRowHeights(True)
     view.setAlternatingRowColors(True)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+
+
+def tree_view(name: str, model: QAbstractItemModel, stretch_column: int = -1) -> QTreeView:
+    view = QTreeView()
+    read_only_rows(view, name, model)
+    view.setUniformRowHeights(True)
     header = view.header()
     header.setStretchLastSection(stretch_column < 0)
     if stretch_column >= 0:
