@@ -211,7 +211,7 @@ def test_folder_swapped_after_the_walk_is_not_followed(uploads: Path, tmp_path: 
     (uploads / "customer-a").rename(tmp_path / "moved")
     if swap == "symlink":
         (uploads / "customer-a").symlink_to(decoy, target_is_directory=True)
-        expected = "it or a folder on its path was replaced since the walk (by a symbolic link?): refused"
+        expected = "it or a folder on its path was replaced since it was checked (by a symbolic link?): refused"
     else:
         decoy.rename(uploads / "customer-a")
         expected = "was replaced between its check and its open: refused"
@@ -224,7 +224,7 @@ def test_file_removed_after_the_walk_is_a_failed_row(uploads: Path) -> None:
     entries = list(triage.walk([str(uploads)]))
     (uploads / "top.raw").unlink()
     reports = {r["path"]: r for r in asyncio.run(collect(entries))}
-    assert reports[str(uploads / "top.raw")]["error"] == "no such file (removed since it was found?)"
+    assert reports[str(uploads / "top.raw")]["error"] == "no such file (removed since it was checked?)"
     assert reports[str(uploads / "customer-a" / "disk.raw")]["verdict"] == "accept"
 
 

@@ -57,6 +57,7 @@ _SIGNALS = {
     "SIGKILL": "killed (SIGKILL)",
 }
 _CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
+_BY_LINK = "by a symbolic link?"
 CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
 CREATE_NO_WINDOW = 0x08000000
 
@@ -111,17 +112,26 @@ def _refuse_kind(st: os.stat_result) -> None:
         raise InspectError(f"is {kind_of(st.st_mode)}, not an image file")
 
 
-def _open_walked(walked: Walked) -> int:
+def _look(seen: os.stat_result, path: str) -> None:
+    """Refuse from a stat, before any open: a symbolic link, or anything but a regular file or block device."""
+    if stat.S_ISLNK(seen.st_mode):
+        raise _refuse_link(path)
+    _refuse_kind(seen)
+
+
+def _open_walked(walked: Walked, path: str) -> int:
     """Open a walked file through directory descriptors, each folder below the root with O_NOFOLLOW: a folder
     replaced by a symbolic link since the walk ends the open instead of redirecting it."""
     if os.open not in os.supports_dir_fd:  # Windows: by name; the identity check still applies
-        return os.open(os.path.join(walked.root, *walked.names), OPEN_FLAGS | O_NOFOLLOW)
+        _look(os.stat(path, follow_symlinks=False), path)
+        return os.open(path, OPEN_FLAGS | O_NOFOLLOW)
     folder = os.open(walked.root, OPEN_FLAGS | O_DIRECTORY)
     try:
         for name in walked.names[:-1]:
             inner = os.open(name, OPEN_FLAGS | O_DIRECTORY | O_NOFOLLOW, dir_fd=folder)
             os.close(folder)
             folder = inner
+        _look(os.stat(walked.names[-1], dir_fd=folder, follow_symlinks=False), path)
         return os.open(walked.names[-1], OPEN_FLAGS | O_NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
@@ -129,11 +139,11 @@ def _open_walked(walked: Walked) -> int:
 
 def _open_error(exc: OSError, path: str, walked: Walked | None) -> InspectError:
     if isinstance(exc, FileNotFoundError):
-        return InspectError("no such file (removed since it was found?)" if walked else "no such file")
+        return InspectError("no such file (removed since it was checked?)" if walked else "no such file")
     if isinstance(exc, PermissionError):
         return InspectError("permission denied")
     if exc.errno in (errno.ELOOP, errno.ENOTDIR) and walked is not None:
-        return InspectError("it or a folder on its path was replaced since the walk (by a symbolic link?): refused")
+        return InspectError(f"it or a folder on its path was replaced since it was checked ({_BY_LINK}): refused")
     if exc.errno == errno.ELOOP and os.path.islink(path):
         return _refuse_link(path)
     if exc.errno == errno.ENXIO:
@@ -149,12 +159,10 @@ def open_image(path: str, follow_symlinks: bool = False, walked: Walked | None =
     try:
         if walked is not None:
             expected = walked.identity
-            fd = _open_walked(walked)
+            fd = _open_walked(walked, path)
         else:
             seen = os.stat(path, follow_symlinks=follow_symlinks)
-            if stat.S_ISLNK(seen.st_mode):
-                raise _refuse_link(path)
-            _refuse_kind(seen)
+            _look(seen, path)
             expected = seen.st_dev, seen.st_ino
             fd = os.open(path, OPEN_FLAGS | (0 if follow_symlinks else O_NOFOLLOW))
     except OSError as exc:
