@@ -57,7 +57,6 @@ _SIGNALS = {
     "SIGKILL": "killed (SIGKILL)",
 }
 _CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
-_BY_LINK = "by a symbolic link?"
 CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
 CREATE_NO_WINDOW = 0x08000000
 
@@ -143,7 +142,9 @@ def _open_error(exc: OSError, path: str, walked: Walked | None) -> InspectError:
     if isinstance(exc, PermissionError):
         return InspectError("permission denied")
     if exc.errno in (errno.ELOOP, errno.ENOTDIR) and walked is not None:
-        return InspectError(f"it or a folder on its path was replaced since it was checked ({_BY_LINK}): refused")
+        return InspectError(
+            "it or a folder on its path was replaced since it was checked (by a symbolic link?): refused"
+        )
     if exc.errno == errno.ELOOP and os.path.islink(path):
         return _refuse_link(path)
     if exc.errno == errno.ENXIO:
@@ -214,7 +215,7 @@ async def off_loop(
             result = call()
         except OSError as exc:
             error = InspectError(f"{what}: {exc.strerror or exc}")
-        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task, raised there
+        except Exception as exc:  # handed to the awaiting task, raised there
             error = exc
         finally:
             _running_calls.release()
