@@ -194,29 +194,32 @@ def test_file_that_grows_while_being_read(fmt: str, after_fstat: Any, opened: An
 def test_change_between_the_parents_open_and_the_childs_read(
     change: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The real child inspects the file as it is when it looks: no failure, its own fstat's size."""
+    """The real child inspects the file as it is when it looks: no failure, its own fstat's size; the parent's
+    fstat after the child differs from the one at the open, so the change is a critical finding."""
     path = tmp_path / "disk.qcow2"
     data = qcow2.qcow2(1 << 30)
     path.write_bytes(data)
     real_open = client.open_image
 
-    def open_then_change(name: str, follow_symlinks: bool = False) -> int:
-        fd = real_open(name, follow_symlinks)
+    def open_then_change(name: str, follow_symlinks: bool = False, walked: Any = None) -> tuple[int, os.stat_result]:
+        opened = real_open(name, follow_symlinks, walked)
         if change == "shrink":
             os.truncate(name, 0)
         else:
             with open(name, "ab") as out:
                 out.write(bytes(1 << 20))
-        return fd
+        return opened
 
     monkeypatch.setattr(client, "open_image", open_then_change)
     rep = asyncio.run(inspector.inspect(inspector.Request(str(path), timeout=HANG_GUARD)))
     assert rep["file_size"] == os.stat(path).st_size
+    assert "image-changed" in finding_ids(rep)
     if change == "shrink":
         assert (rep["format"], rep["verdict"]) == ("raw", "reject")
         assert "format-mismatch" in finding_ids(rep)
     else:
-        assert (rep["format"], rep["verdict"]) == ("qcow2", "accept")
+        assert (rep["format"], rep["verdict"]) == ("qcow2", "reject")  # accept, but for the change
+        assert [f["id"] for f in rep["findings"] if f["severity"] == "critical"] == ["image-changed"]
 
 
 def test_triage_of_a_folder_of_bad_files_finishes_with_one_line_each(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from workbench import chain
 from workbench.chain import TooManyLinks, follow, resolve
 from workbench.inspector import Request
 from workbench.samples import vhdx, vpc
@@ -335,3 +336,31 @@ def test_cli_allow_root_and_usage_errors(refused: dict[str, Path], tmp_path: Pat
     allowed = run_cli("--json", "--allow-root", str(tmp_path / "outside"), str(refused["symlink"]))
     assert [link["named_as"] for link in json.loads(allowed.stdout)["chain"]] == [None, "link.qcow2"]
     assert run_cli("--max-depth", "0", str(refused["symlink"])).returncode == 2
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(
+    qemu_create: Create, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent is opened through its folders from the allowed folder down (O_NOFOLLOW each): a folder
+    replaced by a symbolic link between the check and the open ends the chain instead of leaving the roots."""
+    (tmp_path / "sub").mkdir()
+    qemu_create("sub/base.raw", "raw", "1M")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "base.raw").write_bytes(bytes(1 << 20))
+    top = qcow2_child(qemu_create, "top.qcow2", "sub/base.raw", "raw")
+    real_next_link = chain.next_link
+
+    def next_link_then_swap(*args: Any) -> Any:
+        step = real_next_link(*args)
+        if isinstance(step, chain.Parent):
+            (tmp_path / "sub").rename(tmp_path / "sub.old")
+            (tmp_path / "sub").symlink_to(outside, target_is_directory=True)
+        return step
+
+    monkeypatch.setattr(chain, "next_link", next_link_then_swap)
+    report = chain_of(top)
+    assert report["chain"][1]["verdict"] == "failed"
+    assert report["chain"][1]["error"] == (
+        "it or a folder on its path was replaced since it was checked (by a symbolic link?): refused"
+    )

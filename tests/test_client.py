@@ -8,8 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
+import socket
+import stat
 import sys
+import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +191,132 @@ def test_reply_is_decoded_only_as_json_objects() -> None:
     assert reply == {"ok": True, "sandbox": {"rlimits": "on"}}
     with pytest.raises(client.InspectError, match="killed by the sandbox for a forbidden system call"):
         client.decode_reply(client.ChildOutcome(-signal.SIGSYS, b"", b""))
+
+
+def test_open_image_decides_before_opening(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FIFO, a socket or a device node given by name is refused from its stat: never opened at all."""
+    os.mkfifo(tmp_path / "pipe.raw")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "socket.raw"))
+    names = {"pipe.raw": "a FIFO (named pipe)", "socket.raw": "a socket"}
+    if os.geteuid() == 0:
+        os.mknod(tmp_path / "customer-disk.img", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        names["customer-disk.img"] = "a character device"
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(client.os, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+    for name, kind in names.items():
+        with pytest.raises(client.InspectError, match=rf"^is {re.escape(kind)}, not an image file$"):
+            client.open_image(str(tmp_path / name))
+    assert opened == []
+
+
+def test_file_replaced_between_its_check_and_its_open_is_refused(image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_stat = os.stat
+
+    def stat_then_replace(path: str, *args: Any, **kwargs: Any) -> os.stat_result:
+        seen = real_stat(path, *args, **kwargs)
+        Path(f"{path}.new").write_bytes(bytes(512))
+        os.replace(f"{path}.new", path)
+        return seen
+
+    monkeypatch.setattr(client.os, "stat", stat_then_replace)
+    with pytest.raises(client.InspectError, match="^was replaced between its check and its open: refused$"):
+        client.open_image(str(image))
+
+
+def held_open(monkeypatch: pytest.MonkeyPatch, held: Path) -> tuple[threading.Event, list[int]]:
+    """Make opening ``held`` block (like a hung network filesystem) until the returned event is set; the list
+    gets each descriptor the real open returned for it."""
+    release = threading.Event()
+    opened: list[int] = []
+    real_open = client.open_image
+
+    def open_image(path: str, *args: Any) -> tuple[int, os.stat_result]:
+        if path != str(held):
+            return real_open(path, *args)
+        assert release.wait(60), "the test never released the open"
+        result = real_open(path, *args)
+        opened.append(result[0])
+        return result
+
+    monkeypatch.setattr(client, "open_image", open_image)
+    return release, opened
+
+
+def is_open_on(fd: int, path: Path) -> bool:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return os.path.samestat(st, os.stat(path))
+
+
+def test_a_hung_open_leaves_the_event_loop_free(image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = tmp_path / "slow.raw"
+    slow.write_bytes(bytes(4096))
+    release, _ = held_open(monkeypatch, slow)
+
+    async def run() -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        hung = asyncio.ensure_future(inspector.inspect(inspector.Request(str(slow), timeout=60)))
+        other = await inspector.inspect(inspector.Request(str(image), timeout=60))
+        still_waiting = not hung.done()
+        release.set()
+        return other, still_waiting, await hung
+
+    other, still_waiting, late = asyncio.run(run())
+    assert other["verdict"] == "accept"
+    assert still_waiting
+    assert late["verdict"] == "accept"  # released, it is inspected as usual
+
+
+def test_a_timed_out_open_is_a_failed_report_and_its_descriptor_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = tmp_path / "slow.raw"
+    slow.write_bytes(bytes(4096))
+    release, opened = held_open(monkeypatch, slow)
+
+    async def run() -> dict[str, Any]:
+        report = await inspector.inspect(inspector.Request(str(slow), timeout=0.5))
+        release.set()
+        while not opened or is_open_on(opened[0], slow):  # the abandoned open finishes; its descriptor is closed
+            await asyncio.sleep(0.01)
+        return report
+
+    report = asyncio.run(asyncio.wait_for(run(), 30))
+    assert report["verdict"] == "failed"
+    assert report["error"] == "opening the file timed out after 0.5 s (a hung filesystem?) and was abandoned"
+
+
+def test_a_file_that_grows_while_the_child_reads_it_is_rejected(image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child (the real engine, after appending to the image first) reads a file whose size and times then
+    differ from the parent's fstat at the open: a critical image-changed finding, for a single inspect."""
+    append = f"open({str(image)!r}, 'ab').write(bytes(512))\n"
+    command = client.engine_command()
+    monkeypatch.setattr(client, "engine_command", lambda zygote=False: [*command[:-1], append + command[-1]])
+    report = inspect(image)
+    changed = [f for f in report["findings"] if f["id"] == "image-changed"]
+    assert [f["severity"] for f in changed] == ["critical"]
+    detail = changed[0]["detail"]  # the times move too, unless within one tick of the kernel's coarse clock
+    assert detail.startswith("its size") and detail.endswith("changed while the engine read it (4096 -> 4608 bytes)")
+    assert report["verdict"] == "reject"
+
+
+def test_an_unchanged_file_has_no_image_changed_finding(image: Path) -> None:
+    report = inspect(image)
+    assert report["verdict"] == "accept"
+    assert "image-changed" not in {f["id"] for f in report["findings"]}
+
+
+def test_changes_names_what_moved() -> None:
+    def st(size: int, mtime: int, ctime: int) -> Any:
+        return types.SimpleNamespace(st_size=size, st_mtime_ns=mtime, st_ctime_ns=ctime)
+
+    assert client.changes(st(4096, 1, 2), st(4096, 1, 2)) is None
+    assert client.changes(st(4096, 1, 2), st(4096, 1, 3)) == (
+        "its status change time changed while the engine read it (4096 -> 4096 bytes)"
+    )
+    assert client.changes(st(4096, 1, 2), st(8192, 5, 2)) == (
+        "its size, modification time changed while the engine read it (4096 -> 8192 bytes)"
+    )

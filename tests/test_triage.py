@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.test_cli import run_cli
 from workbench import triage
+from workbench.engine import client
+from workbench.inspector import Request
 
 
 @pytest.fixture
@@ -47,10 +54,10 @@ def test_walk_lists_files_and_refuses_symlinks_without_entering_them(uploads: Pa
 def test_walk_reports_unlistable_folders(uploads: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_scandir = os.scandir
 
-    def scandir(path: str):  # type: ignore[no-untyped-def]
-        if str(path).endswith("customer-a"):
+    def scandir(folder: int):  # type: ignore[no-untyped-def]
+        if os.readlink(f"/proc/self/fd/{folder}").endswith("customer-a"):  # the walk lists open folders
             raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
+        return real_scandir(folder)
 
     monkeypatch.setattr(triage.os, "scandir", scandir)
     entries = list(triage.walk([str(uploads)]))
@@ -145,3 +152,101 @@ def descendants(root: int) -> list[int]:
         found.extend(children)
         frontier.extend(children)
     return found
+
+
+def special_files(folder: Path) -> dict[str, str]:
+    """A character device node named like an image (root only), a FIFO and a Unix socket in ``folder``: each
+    name and what the walk must call it."""
+    made = {"pipe.raw": "a FIFO (named pipe)", "socket.raw": "a socket"}
+    os.mkfifo(folder / "pipe.raw")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "socket.raw"))
+    if os.geteuid() == 0:
+        os.mknod(folder / "customer-disk.img", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # like /dev/null
+        made["customer-disk.img"] = "a character device"
+    return made
+
+
+def test_walk_decides_from_lstat_and_refuses_special_files(tmp_path: Path) -> None:
+    special = special_files(tmp_path)
+    (tmp_path / "disk.raw").write_bytes(bytes(512))
+    entries = {Path(e.path).name: e for e in triage.walk([str(tmp_path)])}
+    assert sorted(entries) == sorted([*special, "disk.raw"])
+    for name, kind in special.items():
+        assert entries[name].refused == f"is {kind}: triage reads only regular files; not opened"
+        assert entries[name].walked is None
+    st = os.lstat(tmp_path / "disk.raw")
+    assert entries["disk.raw"].walked == client.Walked(str(tmp_path), ("disk.raw",), (st.st_dev, st.st_ino))
+
+
+def test_strace_shows_no_open_of_device_nodes_fifos_or_sockets(tmp_path: Path) -> None:
+    assert shutil.which("strace"), "this test needs strace (apt-get install strace)"
+    folder = tmp_path / "uploads"
+    (folder / "inner").mkdir(parents=True)
+    special = special_files(folder)
+    special |= {f"inner/{name}": kind for name, kind in special_files(folder / "inner").items()}
+    (folder / "disk.raw").write_bytes(bytes(4096))
+    (folder / "inner" / "other.raw").write_bytes(bytes(4096))
+    trace = tmp_path / "trace"
+    result = subprocess.run(
+        ["strace", "-f", "-qq", "-s", "4096", "-e", "trace=open,openat", "-o", str(trace),
+         sys.executable, "-m", "workbench", "triage", str(folder)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 30, result.stderr
+    for name, kind in special.items():
+        assert f"FAILED {folder / name}: is {kind}: triage reads only regular files; not opened" in result.stdout
+    opens = trace.read_text().splitlines()
+    assert [line for line in opens if '"disk.raw"' in line or '"other.raw"' in line], "the trace shows the opens"
+    for name in special:
+        assert not [line for line in opens if f'{Path(name).name}"' in line], name
+
+
+@pytest.mark.parametrize("swap", ["symlink", "other-folder"])
+def test_folder_swapped_after_the_walk_is_not_followed(uploads: Path, tmp_path: Path, swap: str) -> None:
+    """A folder replaced between the walk and the open never redirects the open: a failed row, not a read."""
+    entries = list(triage.walk([str(uploads)]))
+    decoy = tmp_path / "outside"  # holds a disk.raw of its own
+    (decoy / "disk.raw").write_bytes(bytes(1 << 16))
+    (uploads / "customer-a").rename(tmp_path / "moved")
+    if swap == "symlink":
+        (uploads / "customer-a").symlink_to(decoy, target_is_directory=True)
+        expected = "it or a folder on its path was replaced since it was checked (by a symbolic link?): refused"
+    else:
+        decoy.rename(uploads / "customer-a")
+        expected = "was replaced between its check and its open: refused"
+    reports = {r["path"]: r for r in asyncio.run(collect(entries))}
+    assert reports[str(uploads / "customer-a" / "disk.raw")]["error"] == expected
+    assert reports[str(uploads / "top.raw")]["verdict"] == "accept"
+
+
+def test_file_removed_after_the_walk_is_a_failed_row(uploads: Path) -> None:
+    entries = list(triage.walk([str(uploads)]))
+    (uploads / "top.raw").unlink()
+    reports = {r["path"]: r for r in asyncio.run(collect(entries))}
+    assert reports[str(uploads / "top.raw")]["error"] == "no such file (removed since it was checked?)"
+    assert reports[str(uploads / "customer-a" / "disk.raw")]["verdict"] == "accept"
+
+
+def test_file_removed_while_the_folder_is_walked_is_a_failed_row(tmp_path: Path) -> None:
+    for name in ("a.raw", "b.raw"):
+        (tmp_path / name).write_bytes(bytes(512))
+    entries = triage.walk([str(tmp_path)])
+    assert next(entries).walked is not None  # the folder is listed, a.raw looked at
+    (tmp_path / "b.raw").unlink()
+    gone = next(entries)
+    assert gone.path == str(tmp_path / "b.raw")
+    assert gone.refused == "cannot read (removed while walked?): No such file or directory"
+    assert list(entries) == []
+
+
+def test_triage_refuses_follow_symlinks(uploads: Path) -> None:
+    result = run_cli("triage", "--follow-symlinks", str(uploads))
+    assert result.returncode == 2
+    assert result.stderr.startswith("workbench triage: --follow-symlinks is refused: triage never follows")
+    assert result.stdout == ""
+
+
+async def collect(entries: list[triage.Entry]) -> list[dict[str, Any]]:
+    """Every report of a triage of ``entries`` (real engine, a fresh process per image)."""
+    return [report async for report in triage.run(entries, lambda path: Request(path, timeout=30), 2)]

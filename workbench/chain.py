@@ -1,7 +1,8 @@
 """Backing chains: follow an image's parents one by one, only where the user allowed, each in its own child.
 
 Parent-side only: nothing here reads image bytes. Each link is inspected by :func:`workbench.inspector.inspect`
-(its own sandboxed child, the file opened with O_NOFOLLOW); this module decides, from the name the previous
+(its own sandboxed child; a parent is opened through its folders' descriptors from the allowed folder down, each
+with O_NOFOLLOW, and must be the file that was checked); this module decides, from the name the previous
 link recorded, whether and where to go next. The rules are in ``docs/chains.md``:
 
 - network and pseudo-protocol names (``nbd:``, ``json:``, any ``prefix:`` qemu reads as a protocol) and
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .engine.client import Walked
 from .engine.findings import make
 from .engine.inspection import reference_kind
 from .inspector import PROBE, Request, inspect
@@ -193,6 +195,12 @@ def _add(link: dict[str, Any], finding: str, detail: str) -> None:
     link["verdict"] = verdict_of(link["findings"])
 
 
+def _below_root(path: str, roots: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """The innermost allowed folder holding the resolved ``path``, and the names below it."""
+    root = max((r for r in roots if _within(path, r)), key=len)
+    return root, tuple(os.path.relpath(path, root).split(os.sep))
+
+
 def _identity(path: str, follow_symlinks: bool) -> tuple[int, int] | None:
     try:
         st = os.stat(path, follow_symlinks=follow_symlinks)
@@ -234,7 +242,10 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
             break
         if step.declared == PROBE:
             _add(link, "backing-format-unspecified", f"backing file {step.name!r} has no recorded format: probed")
-        parent = dataclasses.replace(request, path=step.path, declared=step.declared, follow_symlinks=False)
+        walked = Walked(*_below_root(step.path, allowed), step.identity)  # opened as it was checked, or refused
+        parent = dataclasses.replace(
+            request, path=step.path, declared=step.declared, follow_symlinks=False, walked=walked
+        )
         link = _mark(await inspect(parent), step.name)
         chain.append(link)
         identity, folder = step.identity, os.path.dirname(step.path)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.client import EngineOptions, InspectError, Zygote, inspect_path
+from .engine.client import EngineOptions, InspectError, Walked, Zygote, inspect_path
 from .engine.findings import make
 from .models import policy as policy_mod
 from .models.report import SCHEMA, ReplyError, validate
@@ -58,6 +58,7 @@ class Request:
     timeout: float = 20.0
     zygote: Zygote | None = None  # a running fork server for batches; None: a fresh process
     include_bytes: bool = True  # hex of the bytes read, for the hex view; batches leave it out
+    walked: Walked | None = None  # found by a folder walk: reopened through its folders, as the walk saw it
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -89,7 +90,7 @@ async def inspect(request: Request) -> dict[str, Any]:
         include_bytes=request.include_bytes,
     )
     try:
-        raw = await inspect_path(request.path, declared, options, request.follow_symlinks)
+        raw = await inspect_path(request.path, declared, options, request.follow_symlinks, request.walked)
         report = validate(raw)
     except InspectError as exc:
         return failed_report(request.path, declared, str(exc), exc.sandbox)

@@ -25,8 +25,9 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         NAME,
         help="inspect folders and many files, with a summary and reports",
-        description="Walk folders (never following symlinked folders; symlinked files are refused, not read), "
-        "inspect every file in its own sandboxed process, print a summary and write the chosen reports.",
+        description="Walk folders and inspect every regular file in its own sandboxed process, print a summary and "
+        "write the chosen reports. Symbolic links (to files or folders), device nodes, FIFOs and sockets are "
+        "listed as failed and never opened; --follow-symlinks is refused (inspect a link's target by name).",
         epilog=EPILOG + "; any file that could not be inspected: 30; interrupted: 130",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH")
@@ -110,6 +111,13 @@ def _print_summary(tally: triage.Tally, elapsed: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.follow_symlinks:
+        print(
+            "workbench triage: --follow-symlinks is refused: triage never follows symbolic links; "
+            "inspect a link's target by its own name, or use `workbench inspect --follow-symlinks LINK`",
+            file=sys.stderr,
+        )
+        return 2
     try:
         outputs = _open_outputs(args)
     except OSError as exc:

@@ -147,6 +147,12 @@ CATALOGUE: dict[str, Kind] = {
         "Image is marked corrupt",
         "The writer found corrupt metadata; reject the image.",
     ),
+    "image-changed": Kind(
+        CRITICAL,
+        "Image changed while it was inspected",
+        "The file's size or times differ before and after the engine read it: something is writing to it, so "
+        "what was read may not be what a consumer will open. Inspect a copy that nothing writes to.",
+    ),
     "read-budget": Kind(
         WARNING,
         "Structure larger than the read budget",
