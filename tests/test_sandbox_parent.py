@@ -14,6 +14,7 @@ import pytest
 from workbench import inspector
 from workbench.engine import check, client
 from workbench.models import policy as policy_mod
+from workbench.models.property_model import overview_nodes
 
 
 @pytest.fixture
@@ -50,6 +51,8 @@ def test_the_report_shows_the_line_sent_before_parsing(
     (finding,) = [f for f in report["findings"] if f["id"] == "sandbox-degraded"]
     assert finding["detail"] == "parsed by a weaker engine child: seccomp off: not requested"
     assert report["verdict"] == "review"
+    overview = {node.cells[0]: node.cells[1] for node in overview_nodes(report)}  # the window's first page
+    assert overview["Sandbox"] == finding["detail"]
 
 
 def test_the_parent_refuses_a_child_that_lacks_a_required_layer(
