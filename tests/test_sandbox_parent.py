@@ -14,6 +14,7 @@ import pytest
 from workbench import inspector
 from workbench.engine import check, client
 from workbench.models import policy as policy_mod
+from workbench.models import settings as settings_mod
 from workbench.models.property_model import overview_nodes
 
 
@@ -115,3 +116,11 @@ def test_settings_refuse_a_requirement_this_machine_can_never_meet() -> None:
         policy_mod.check_required_layers(["namespaces", "landlock|seccomp", "teleportation"], no_userns)
     forked_weaker = {**result, "zygote": {**result["zygote"], "layers": {"seccomp": "failed: z"}}}
     assert policy_mod.available_layers(forked_weaker) == set()  # a layer counts only if both kinds of child have it
+
+
+def test_settings_with_a_non_name_among_the_required_layers_fall_back_to_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"required_layers": ["rlimits", 7, "|"]}))
+    assert settings_mod.load(path).required_layers == policy_mod.default_required_layers()
+    path.write_text(json.dumps({"required_layers": ["rlimits", "landlock|seccomp"]}))
+    assert settings_mod.load(path).required_layers == ["rlimits", "landlock|seccomp"]
