@@ -20,6 +20,7 @@ from PySide6.QtCore import QMimeData, QUrl  # noqa: E402
 
 from tests.helpers import inspect_file  # noqa: E402
 from workbench import inspector  # noqa: E402
+from workbench.engine import sandbox  # noqa: E402
 from workbench.models import policy as policy_mod  # noqa: E402
 from workbench.models import settings as settings_mod  # noqa: E402
 from workbench.models.image_list_model import Entry  # noqa: E402
@@ -37,7 +38,8 @@ async def inspect_in_process(request: inspector.Request) -> dict[str, Any]:
         raw = inspect_file(request.path, declared)
     except OSError as exc:
         return inspector.failed_report(request.path, declared, str(exc))
-    raw["sandbox"] = {"in-process": "off: test stand-in"}
+    # a stand-in for a fully hardened child (window tests are not about the sandbox: no sandbox-degraded)
+    raw["sandbox"] = dict.fromkeys(sandbox.layer_order(), "on (test stand-in: parsed in the test process)")
     report = validate(raw)
     report["path"] = request.path
     return policy_mod.apply(report, request.policy)

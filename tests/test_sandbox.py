@@ -62,12 +62,43 @@ def raw_image(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def targets() -> Iterator[dict[str, Any]]:
+    """What ``sandbox-check`` listens on: TCP, UDP, Unix sockets at a path and abstract, itself to signal."""
+    with check.targets() as args:
+        yield args
+
+
 def test_landlock_alone_refuses_open_create_connect_and_exec(tmp_path: Path, port: int) -> None:
     assert landlock.abi_version() >= 4, "this machine's kernel should have Landlock with TCP rules"
     target = tmp_path / "created"
     outcomes = probe(["open", "write", "connect", "exec"], ["landlock"], write_path=str(target), port=port)
     assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EACCES")
     assert not target.exists()
+
+
+def test_landlock_scopes_refuse_abstract_sockets_and_signals(targets: dict[str, Any]) -> None:
+    assert landlock.abi_version() >= 6, "this machine's kernel should have Landlock scopes"
+    outcomes = probe(["abstract", "signal"], ["landlock"], **targets)
+    assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EPERM")
+
+
+def test_namespaces_alone_hide_every_socket_and_path(targets: dict[str, Any]) -> None:
+    outcomes = probe(["stat", "udp", "unix", "abstract"], ["namespaces"], **targets)
+    assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == {
+        "stat": "ENOENT",
+        "udp": "ENETUNREACH",
+        "unix": "ENOENT",
+        "abstract": "ECONNREFUSED",  # abstract names belong to the network namespace: the new one has none
+    }
+
+
+def test_descriptor_limit_leaves_no_free_slot(targets: dict[str, Any]) -> None:
+    """The fds layer moves the image down next to 0-2 and NOFILE is one above: nothing new can be opened."""
+    names = ["open", "connect", "udp", "unix", "abstract", "write", "fds"]
+    outcomes = probe(names, ["fds", "rlimits"], **targets)
+    assert outcomes.pop("fds")["fds"] == [0, 1, 2, 3]
+    assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EMFILE")
 
 
 def test_seccomp_alone_answers_enosys_and_kills_exec(port: int) -> None:
@@ -135,7 +166,7 @@ def test_held_child_shows_its_layers_in_proc() -> None:
     assert reply["ok"] is True
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"
-    assert fds == sorted({0, 1, 2, request["fd"]})
+    assert fds == [0, 1, 2, 3]  # the image moved down to 3: no free slot below NOFILE
     assert f"closed unexpected [{leaked}]" in layers["fds"]
     if ROOT:
         assert status["Uid"].split() == ["65534"] * 4
@@ -160,8 +191,14 @@ def test_missing_required_layer_refuses_the_inspection(raw_image: Path) -> None:
     assert sandbox.is_on(report["sandbox"]["rlimits"])
 
 
-def test_default_policy_requires_landlock_or_seccomp() -> None:
-    assert policy_mod.default_required_layers() == ["rlimits", "no_new_privs", "landlock|seccomp"]
+def test_default_policy_requires_a_network_and_a_filesystem_barrier() -> None:
+    assert policy_mod.default_required_layers() == [
+        "rlimits",
+        "no_new_privs",
+        "namespaces|seccomp",
+        "landlock|namespaces|seccomp",
+        "user",
+    ]
     assert (
         sandbox.missing_required({"rlimits": "on", "no_new_privs": "on", "seccomp": "on (x)"}, ["landlock|seccomp"])
         == []
@@ -191,10 +228,15 @@ def test_sandbox_check_shows_every_layer_on_and_every_attempt_blocked(capsys: py
 
     assert main(["sandbox-check", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert all(sandbox.is_on(status) for status in result["layers"].values()), result["layers"]
-    assert set(result["probes"]) == {"open", "connect", "write", "fork", "exec", "memory", "cpu"}
-    assert result["escaped"] == [] and result["missing"] == []
-    assert "killed by the sandbox" in result["probes"]["exec"]["detail"]
+    attempts = {"open", "stat", "connect", "udp", "unix", "abstract", "signal", "write", "fork", "exec", "memory"}
+    for child in (result, result["zygote"]):  # a fresh child, and one forked by the fork server
+        assert all(sandbox.is_on(status) for status in child["layers"].values()), child["layers"]
+        assert set(child["probes"]) == attempts | {"cpu"}
+        assert child["escaped"] == [] and child["missing"] == []
+        assert "killed by the sandbox" in child["probes"]["exec"]["detail"]
+        assert child["probes"]["cpu"]["detail"] == "stopped at its CPU time limit (SIGXCPU)"
+    assert "inherited from the zygote" in result["zygote"]["layers"]["landlock"]
+    assert result["escaped"] == [] and result["missing"] == [] and result["ok"]
 
 
 def test_sandbox_check_fails_when_a_required_layer_is_missing(

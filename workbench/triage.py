@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine.client import O_DIRECTORY, O_NOFOLLOW, OPEN_FLAGS, InspectError, Walked, Zygote, kind_of
+from .engine.sandbox import degraded
 from .inspector import Request, failed_report, inspect
 from .models import policy as policy_mod
 
@@ -155,6 +156,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "encrypted": report.get("encrypted"),
         "top_finding": f"{top['id']}: {top['detail']}" if top else (report.get("error") or ""),
         "critical": [f"{f['id']}: {f['detail']}" for f in findings if f["severity"] == "critical"],
+        "sandbox_degraded": ", ".join(degraded(report.get("sandbox") or {})) if findings else "",
     }
 
 
@@ -165,9 +167,12 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    degraded: Counter[str] = field(default_factory=Counter)  # weaker sandbox layers -> files parsed so
 
     def add(self, summary: dict[str, Any]) -> None:
         self.counts[summary["verdict"]] += 1
+        if summary.get("sandbox_degraded"):
+            self.degraded[summary["sandbox_degraded"]] += 1
         if summary["verdict"] == "reject":
             self.rejected.append({"path": summary["path"], "critical": summary["critical"]})
         elif summary["verdict"] == "failed":

@@ -23,6 +23,7 @@ CSV_COLUMNS = (
     "file_size",
     "encrypted",
     "top_finding",
+    "sandbox_degraded",
 )
 
 

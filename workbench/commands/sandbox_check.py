@@ -19,7 +19,12 @@ EXIT_WEAK = 1  # a required layer is missing, or a forbidden thing got through
 EXIT_FAILED = 30
 PROBE_TITLES = {
     "open": "open /etc/passwd",
-    "connect": "connect to 127.0.0.1",
+    "stat": "stat /etc/passwd",
+    "connect": "connect to 127.0.0.1 (TCP)",
+    "udp": "send to 127.0.0.1 (UDP)",
+    "unix": "connect to a Unix socket (path)",
+    "abstract": "connect to an abstract Unix socket",
+    "signal": "signal another process",
     "write": "create a file in /tmp",
     "fork": "fork a process",
     "exec": "exec /bin/true",
@@ -44,16 +49,25 @@ def _table(rows: list[tuple[str, str, str]]) -> list[str]:
     return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows]
 
 
-def render(result: dict[str, Any]) -> str:
-    required = {option for need in result["required"] for option in need.split("|")}
+def _sections(title: str, child: dict[str, Any], required: set[str]) -> list[str]:
     layer_rows = [("layer", "required", "status")]
-    for name, status in result["layers"].items():
+    for name, status in child["layers"].items():
         layer_rows.append((name, "yes" if name in required else "", printable(status, 200)))
     probe_rows = [("attempt", "outcome", "how")]
-    for name, outcome in result["probes"].items():
+    for name, outcome in child["probes"].items():
         verdict = "blocked" if outcome.get("blocked") else "ALLOWED"
         probe_rows.append((PROBE_TITLES.get(name, name), verdict, printable(outcome.get("detail", ""), 200)))
-    lines = ["Engine child sandbox layers:", *_table(layer_rows), "", "Forbidden attempts:", *_table(probe_rows), ""]
+    return [f"{title} sandbox layers:", *_table(layer_rows), "", "Forbidden attempts:", *_table(probe_rows), ""]
+
+
+def render(result: dict[str, Any]) -> str:
+    required = {option for need in result["required"] for option in need.split("|")}
+    lines = _sections("Engine child", result, required)
+    forked = result.get("zygote")
+    if forked and "error" in forked:
+        lines += [f"FORK SERVER DID NOT START: {printable(forked['error'], 500)}", ""]
+    elif forked:
+        lines += _sections("Child forked by the fork server", forked, required)
     if result["missing"]:
         lines.append(f"REQUIRED LAYERS MISSING: {', '.join(result['missing'])}: inspections are refused")
     if result["escaped"]:

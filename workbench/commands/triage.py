@@ -108,6 +108,8 @@ def _print_summary(tally: triage.Tally, elapsed: float) -> None:
             print(f"    {printable(line, 1024)}")
     for item in tally.failed:
         print(f"FAILED {printable(item['path'], 1024)}: {printable(item['error'], 1024)}")
+    for layers, count in tally.degraded.items():
+        print(f"SANDBOX DEGRADED for {count} file(s): {printable(layers, 1024)} off or weaker (see sandbox-check)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import winjob
+from . import sandbox, winjob
 from .findings import make
 
 REPLY_CAP = 16 << 20
 STDERR_CAP = 64 << 10
 HELLO_TIMEOUT = 20.0
 REAP_TIMEOUT = 5.0
+ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept for the error when it dies
+ZYGOTE_LOG_LINES = 3
 _KINDS = {
     stat.S_ISREG: "a regular file",
     stat.S_ISDIR: "a directory",
@@ -409,6 +411,13 @@ def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
     return reply
 
 
+def require_layers(layers: dict[str, str], required: list[str]) -> None:
+    """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
+    missing = sandbox.missing_required(layers, required)
+    if missing:
+        raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
+
+
 async def run_child(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
     """Run ``request`` in the zygote when there is one, else in a fresh process."""
     if options.zygote is not None:
@@ -425,7 +434,9 @@ async def run_engine(fd: int, path: str, declared: str | None, options: EngineOp
         "require_layers": options.require_layers,
         "include_bytes": options.include_bytes,
     }
-    return decode_reply(await run_child(request, (fd,), options))
+    reply = decode_reply(await run_child(request, (fd,), options))
+    require_layers(reply["sandbox"], options.require_layers)
+    return reply
 
 
 def changes(before: os.stat_result, after: os.stat_result) -> str | None:
@@ -458,6 +469,7 @@ async def inspect_path(
     report = reply.get("report")
     if not isinstance(report, dict):
         raise InspectError("engine reply carries no report")
+    report["sandbox"] = reply["sandbox"]  # the line sent before parsing, never what the child says after
     changed = changes(before, after)
     if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
         report["findings"].append(make("image-changed", changed).to_json())
@@ -471,6 +483,22 @@ async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTrans
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
     )
     return reader, transport
+
+
+class _Tail:
+    """The last :data:`ZYGOTE_LOG_CAP` bytes of a stream that is read to its end."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(4096):
+            self.data += chunk
+            del self.data[:-ZYGOTE_LOG_CAP]
+
+    def last_lines(self) -> str:
+        lines = [line.strip() for line in self.data.decode("utf-8", "replace").splitlines() if line.strip()]
+        return " | ".join(lines[-ZYGOTE_LOG_LINES:])[-500:]
 
 
 class Zygote:
@@ -490,6 +518,8 @@ class Zygote:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[int | None]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._log = _Tail()
+        self._drain: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> Zygote:
         await self.start()
@@ -509,9 +539,10 @@ class Zygote:
             )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         start = {"fd": theirs.fileno(), "require_layers": self.require_layers}
-        options = spawn_options((theirs.fileno(),)) | {"stderr": asyncio.subprocess.DEVNULL}
         try:
-            self._proc = await asyncio.create_subprocess_exec(*engine_command(zygote=True), **options)
+            self._proc = await asyncio.create_subprocess_exec(
+                *engine_command(zygote=True), **spawn_options((theirs.fileno(),))
+            )
         except OSError as exc:
             ours.close()
             raise InspectError(f"could not start the engine zygote: {exc.strerror or exc}") from None
@@ -519,21 +550,21 @@ class Zygote:
             theirs.close()
         self._sock = ours
         proc = self._proc
-        assert proc.stdin and proc.stdout
+        assert proc.stdin and proc.stdout and proc.stderr
+        self._drain = asyncio.ensure_future(self._log.drain(proc.stderr))
         proc.stdin.write(json.dumps(start).encode())
         proc.stdin.close()
         try:
             async with asyncio.timeout(HELLO_TIMEOUT):
                 hello = await _read_capped(proc.stdout, REPLY_CAP, "greeting")
-        except (TimeoutError, InspectError):
-            await self.close()
-            raise InspectError("the engine zygote did not start") from None
-        try:
             reply = decode_reply(ChildOutcome(proc.returncode, hello, b""))
-        except InspectError:
+            self.sandbox = reply["sandbox"]
+            require_layers(self.sandbox, self.require_layers)
+        except (TimeoutError, InspectError) as exc:
+            why = str(exc) if isinstance(exc, InspectError) else "did not greet in time"
+            layers = exc.sandbox if isinstance(exc, InspectError) else None
             await self.close()
-            raise
-        self.sandbox = reply["sandbox"]
+            raise InspectError(f"the engine zygote did not start: {why}{await self._last_words()}", layers) from None
         if reply.get("ok") is not True:
             await self.close()
             raise InspectError(str(reply.get("error", "the engine zygote refused to start"))[:500], self.sandbox)
@@ -557,7 +588,14 @@ class Zygote:
                     future.set_result(status.get("status"))
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        self._fail_waiters("the engine zygote exited")
+        self._fail_waiters(f"the engine zygote exited{await self._last_words()}")
+
+    async def _last_words(self) -> str:
+        """``: <its last stderr lines>`` once the fork server's stderr is closed (it is when it has died)."""
+        if self._drain is not None:
+            await asyncio.wait({self._drain}, timeout=REAP_TIMEOUT)
+        tail = self._log.last_lines()
+        return f": {tail}" if tail else ""
 
     def _fail_waiters(self, message: str) -> None:
         for future in self._waiting.values():
@@ -588,7 +626,7 @@ class Zygote:
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it."""
         if self._listener is None or self._listener.done():
-            raise InspectError("the engine zygote is not running")
+            raise InspectError(f"the engine zygote is not running{await self._last_words()}")
         ident = next(self._ids)
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiting[ident] = done
@@ -638,3 +676,4 @@ class Zygote:
         except TimeoutError:
             _kill(proc)
             await _reap(proc)
+        await self._last_words()  # its stderr is closed now that it is gone: the log is complete

@@ -22,6 +22,12 @@ class Kind:
 
 
 CATALOGUE: dict[str, Kind] = {
+    "sandbox-degraded": Kind(
+        WARNING,
+        "The engine child ran with sandbox layers off or weakened",
+        "The layers named were off or weaker on this machine; the required ones were on. Inspect untrusted "
+        "images where every layer is available (see workbench sandbox-check and docs/sandbox.md).",
+    ),
     "format-mismatch": Kind(
         CRITICAL,
         "Declared format does not match the image",

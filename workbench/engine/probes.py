@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 Outcome = dict[str, Any]
-SPIN_SECONDS = 30.0  # wall-clock bound of the CPU probe when nothing stops it
+SPIN_SECONDS = 5.0  # wall-clock bound of the CPU probe when nothing stops it (the check waits 15 s)
+CONNECT_TIMEOUT = 2.0
 ALLOCATION = 2 << 30
 
 
@@ -40,14 +41,62 @@ def probe_open(args: dict[str, Any]) -> Outcome:
     return _allowed(f"opened {path}")
 
 
-def probe_connect(args: dict[str, Any]) -> Outcome:
-    port = int(args.get("port", 9))
+def _connect(family: int, address: Any, shown: str) -> Outcome:
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.connect(("127.0.0.1", port))
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(address)
     except OSError as exc:
         return _blocked(exc)
-    return _allowed(f"connected to 127.0.0.1:{port}")
+    return _allowed(f"connected to {shown}")
+
+
+def probe_connect(args: dict[str, Any]) -> Outcome:
+    """TCP to a port the parent listens on."""
+    port = int(args.get("port", 9))
+    return _connect(socket.AF_INET, ("127.0.0.1", port), f"127.0.0.1:{port} (TCP)")
+
+
+def probe_udp(args: dict[str, Any]) -> Outcome:
+    """A datagram to a UDP port the parent has bound."""
+    port = int(args.get("udp_port", 9))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"probe", ("127.0.0.1", port))
+    except OSError as exc:
+        return _blocked(exc)
+    return _allowed(f"sent a datagram to 127.0.0.1:{port} (UDP)")
+
+
+def probe_unix(args: dict[str, Any]) -> Outcome:
+    """A Unix socket the parent listens on at a path."""
+    path = str(args.get("unix_path", "/run/workbench-probe.sock"))
+    return _connect(socket.AF_UNIX, path, path)
+
+
+def probe_abstract(args: dict[str, Any]) -> Outcome:
+    """A Unix socket the parent listens on in the abstract namespace (no file: only a name)."""
+    name = str(args.get("abstract_name", "workbench-probe"))
+    return _connect(socket.AF_UNIX, "\0" + name, f"@{name}")
+
+
+def probe_signal(args: dict[str, Any]) -> Outcome:
+    """Signal 0 to another process (the parent): the kernel checks the right to signal, delivers nothing."""
+    pid = int(args.get("signal_pid", 1))
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return _blocked(exc)
+    return _allowed(f"may signal process {pid}")
+
+
+def probe_stat(args: dict[str, Any]) -> Outcome:
+    path = str(args.get("read_path", "/etc/passwd"))
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return _blocked(exc)
+    return _allowed(f"stat {path}")
 
 
 def probe_write(args: dict[str, Any]) -> Outcome:
@@ -125,6 +174,11 @@ def probe_hold(args: dict[str, Any]) -> Outcome:
 PROBES: dict[str, Callable[[dict[str, Any]], Outcome]] = {
     "open": probe_open,
     "connect": probe_connect,
+    "udp": probe_udp,
+    "unix": probe_unix,
+    "abstract": probe_abstract,
+    "signal": probe_signal,
+    "stat": probe_stat,
     "write": probe_write,
     "fork": probe_fork,
     "exec": probe_exec,

@@ -40,6 +40,7 @@ CAPABILITY_VERSION_3 = 0x20080522
 CODECS = ("ascii", "latin-1", "utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "cp437")
 
 ORDER = ("fds", "user", "namespaces", "no_new_privs", "not_dumpable", "landlock", "rlimits", "seccomp", "job")
+DEGRADED = "weaker:"  # marks an ``on`` status that holds less than the layer promises
 LINUX_ONLY = frozenset({"namespaces", "no_new_privs", "not_dumpable", "landlock", "seccomp"})
 WINDOWS_ONLY = frozenset({"job"})  # not reported elsewhere: it is the name of a Windows mechanism
 
@@ -55,6 +56,7 @@ class Plan:
     rules: Callable[[], list[seccomp_filter.Rule]] = seccomp_filter.parse_rules
     prebuilt: seccomp_filter.Filter | None = None
     job: str | None = None  # on Windows: what the parent says of the job object it put this process in
+    moved: dict[int, int] = field(default_factory=dict)  # descriptors the fds layer renumbered: old -> new
     timings: dict[str, float] = field(default_factory=dict)  # seconds each step took, for the benchmark
     _filter: seccomp_filter.Filter | str | None = field(default=None, repr=False)
 
@@ -116,17 +118,39 @@ def _open_fds() -> set[int]:
     return {fd for fd in range(min(os.sysconf("SC_OPEN_MAX"), MAX_FD_SCAN)) if _is_open(fd)}
 
 
+def _compact(plan: Plan) -> None:
+    """Move each kept descriptor above 2 down to the lowest free number, so that the descriptor limit set
+    later (highest kept + 1) leaves no free slot in which anything new could be created."""
+    kept = set(plan.expected_fds)
+    for fd in sorted(kept):
+        free = min(set(range(fd)) - kept, default=None)
+        if fd > 2 and free is not None:
+            os.dup2(fd, free, inheritable=False)
+            os.close(fd)
+            kept = (kept - {fd}) | {free}
+            plan.moved[fd] = free
+    plan.expected_fds = kept
+
+
 def _fds(plan: Plan) -> str:
     if sys.platform == "win32":  # no descriptor listing; handles are inherited only through the parent's list
         return "on (the parent's handle list passes only the pipes and the image)"
     extra = sorted(_open_fds() - plan.expected_fds)
     for fd in extra:
         os.close(fd)
+    if not plan.fork_allowed:  # the fork server keeps its numbers (it holds them) and a wider limit
+        _compact(plan)
     kept = ", ".join(map(str, sorted(plan.expected_fds)))
-    return f"on (kept {kept}; closed unexpected {extra})" if extra else f"on (only {kept})"
+    moved = "".join(f"; moved {old} to {new}" for old, new in plan.moved.items())
+    return f"on (kept {kept}{moved}; closed unexpected {extra})" if extra else f"on (only {kept}{moved})"
+
+
+def _ids() -> tuple[int, ...]:
+    return (*os.getresuid(), *os.getresgid(), *os.getgroups())
 
 
 def _user(plan: Plan) -> str:
+    """As root: no groups, then gid and uid 65534; then the ids are read back, and any 0 left fails the layer."""
     if not hasattr(os, "setresuid"):
         return "unavailable: no setresuid() on this system"
     if 0 not in os.getresuid() + os.getresgid():
@@ -134,6 +158,8 @@ def _user(plan: Plan) -> str:
     os.setgroups([])
     os.setresgid(NOBODY, NOBODY, NOBODY)
     os.setresuid(NOBODY, NOBODY, NOBODY)
+    if 0 in _ids():
+        return f"failed: an id is still 0 after dropping root (uids, gids, groups: {_ids()})"
     return f"on (uid and gid {NOBODY}, no supplementary groups)"
 
 
@@ -201,7 +227,10 @@ def _rlimits(plan: Plan) -> str:
     shown = ", ".join(
         f"{name} {value >> 20} MiB" if name == "AS" else f"{name} {value}" for name, (_, value) in limits.items()
     )
-    return f"on ({shown})" if memory else f"on ({shown}; no memory limit: macOS does not enforce one)"
+    free = 0 if plan.fork_allowed else limits["NOFILE"][1] - len(plan.expected_fds)
+    if free:  # only when the fds layer did not compact the table: say it, it is a weakness
+        shown += f"; {DEGRADED} {free} free descriptor slot(s) below NOFILE"
+    return f"on ({shown})" if memory else f"on ({shown}; {DEGRADED} no memory limit: macOS does not enforce one)"
 
 
 def _seccomp(plan: Plan) -> str:
@@ -281,3 +310,8 @@ def is_on(status: str) -> bool:
 def missing_required(status: dict[str, str], required: list[str]) -> list[str]:
     """Required layers that are not on; ``a|b`` means at least one of them."""
     return [need for need in required if not any(is_on(status.get(option, "")) for option in need.split("|"))]
+
+
+def degraded(status: dict[str, str]) -> dict[str, str]:
+    """Layers that are not on, or on but weaker than they promise, with their status."""
+    return {name: text for name, text in status.items() if not is_on(text) or DEGRADED in text}

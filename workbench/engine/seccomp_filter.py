@@ -174,9 +174,9 @@ def _library() -> ctypes.CDLL:
 class Filter:
     """A compiled-on-load allowlist. Build it while the libraries can still be opened; load it last."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], default: int = act_errno(errno.ENOSYS)) -> None:
         self._lib = _library()
-        self._ctx = self._lib.seccomp_init(act_errno(errno.ENOSYS))
+        self._ctx = self._lib.seccomp_init(default)
         if not self._ctx:
             raise SeccompUnavailable("seccomp_init failed")
         self.allowed: list[str] = []

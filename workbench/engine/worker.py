@@ -82,14 +82,15 @@ def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
     return bool(missing)
 
 
-def handle(request: dict[str, Any], layers: dict[str, str], timings: dict[str, float]) -> int:
+def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) -> int:
     """After hardening: refuse if a required layer is missing, else probe or inspect; reply once.
     ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
     if report_layers(request, layers):
         return 3
+    request["fd"] = plan.moved.get(request["fd"], request["fd"])  # the fds layer may have renumbered the image
     extra: dict[str, Any] = {}
     if request.get("timings") is True:
-        extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in timings.items()}
+        extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in plan.timings.items()}
     if isinstance(request.get("probe"), list):
         args = {**dict(request.get("probe_args") or {}), "image_fd": request["fd"]}
         reply({"ok": True, "probes": probes.run([str(name) for name in request["probe"]], args), **extra})
@@ -121,7 +122,7 @@ def serve() -> int:
         reply({"ok": False, "error": f"engine: unreadable request ({exc})"})
         return 2
     plan = plan_for(request, {0, 1, 2, request["fd"]})
-    return handle(request, sandbox.harden(plan), plan.timings)
+    return handle(request, sandbox.harden(plan), plan)
 
 
 def main() -> None:

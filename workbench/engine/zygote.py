@@ -64,7 +64,7 @@ def _child(request: dict[str, Any], fds: list[int], server: Server) -> int:
     plan.prebuilt = server.rules
     if server.rules is None:
         plan.layers = tuple(name for name in plan.layers if name != "seccomp")
-    return worker.handle(request, _merge(server.layers, sandbox.harden(plan)), plan.timings)
+    return worker.handle(request, _merge(server.layers, sandbox.harden(plan)), plan)
 
 
 class Server:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.findings import make
+from ..engine.sandbox import degraded, is_on
 
 TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
@@ -16,13 +17,41 @@ EXIT_CODES = {"accept": 0, "review": 10, "reject": 20, "failed": 30}
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
 
 
+# Linux: each barrier may be held by any of several layers; ``a|b`` means "a or b is on".
+NETWORK_BARRIER = "namespaces|seccomp"  # an empty network namespace, or no socket() at all
+FILESYSTEM_BARRIER = "landlock|namespaces|seccomp"  # deny-all Landlock, an empty root, or no open()
+
+
 def default_required_layers() -> list[str]:
-    """Layers without which an inspection is refused; ``a|b`` means either. Windows and macOS have no seccomp,
-    Landlock or namespaces, so each requires what it does have: the job object on Windows (memory, one
-    process, kill on close), the resource limits on macOS (CPU, no file writes, no processes)."""
+    """Layers without which an inspection is refused; ``a|b`` means either. On Linux: the resource limits,
+    no_new_privs, a network barrier, a filesystem barrier and ``user`` (on when not root, and when started as
+    root only if the dropped ids read back without a 0). Windows and macOS have no seccomp, Landlock or
+    namespaces, so each requires what it does have: the job object on Windows (memory, one process, kill
+    on close), the resource limits on macOS (CPU, no file writes, no processes)."""
     if sys.platform.startswith("linux"):
-        return ["rlimits", "no_new_privs", "landlock|seccomp"]
+        return ["rlimits", "no_new_privs", NETWORK_BARRIER, FILESYSTEM_BARRIER, "user"]
     return {"win32": ["job"], "darwin": ["rlimits"]}.get(sys.platform, [])
+
+
+def available_layers(check_result: dict[str, Any]) -> set[str]:
+    """The layers this machine can give an engine child: those on in a ``sandbox-check`` run
+    (:func:`workbench.engine.check.check`) in its fresh child and, when it ran, in its forked one."""
+    statuses = [check_result.get("layers") or {}, (check_result.get("zygote") or {}).get("layers") or {}]
+    fresh, forked = ({name for name, status in layers.items() if is_on(status)} for layers in statuses)
+    return fresh & forked if statuses[1] else fresh
+
+
+def unmeetable(required: list[str], available: set[str]) -> list[str]:
+    """The requirements no alternative of which this machine has: saving them would refuse every image."""
+    return [need for need in required if not set(need.split("|")) & available]
+
+
+def check_required_layers(required: list[str], check_result: dict[str, Any]) -> None:
+    """Settings validation: raise ``ValueError`` naming each requirement this machine can never meet."""
+    never = unmeetable(required, available_layers(check_result))
+    if never:
+        have = ", ".join(sorted(available_layers(check_result))) or "none"
+        raise ValueError(f"this machine can never meet: {', '.join(never)} (it has: {have})")
 
 
 @dataclass
@@ -71,6 +100,10 @@ def apply(report: dict[str, Any], policy: Policy) -> dict[str, Any]:
     if policy.allowed_formats is not None and report["format"] not in policy.allowed_formats:
         allowed = ", ".join(policy.allowed_formats) or "none"
         report["findings"].append(make("format-not-allowed", f"{report['format']} is not one of: {allowed}").to_json())
+    weak = degraded(report.get("sandbox") or {})
+    if weak:
+        detail = "; ".join(f"{name} {status}" for name, status in weak.items())
+        report["findings"].append(make("sandbox-degraded", f"parsed by a weaker engine child: {detail}").to_json())
     report["verdict"] = verdict_of(report["findings"])
     return report
 

@@ -82,6 +82,8 @@ def overview_nodes(report: dict[str, Any], source: str | None = None) -> list[No
     verdict = report.get("verdict", "pending")
     nodes = [_leaf("Verdict", f"{verdict.upper()}: {severity_counts(report)}", f"verdict-{verdict}")]
     nodes.append(_leaf("File", printable(report["path"], 1024)))
+    for weak in (f for f in report.get("findings", []) if f["id"] == "sandbox-degraded"):
+        nodes.append(_leaf("Sandbox", printable(weak["detail"], 1024), "severity-warning"))
     if verdict == "failed":
         nodes.append(_leaf("Error", printable(report.get("error", ""), 1024), "severity-critical"))
         nodes.append(_leaf("Declared format", declared_text(report, source)))

@@ -53,6 +53,9 @@ def _checked(raw: dict[str, Any]) -> Settings:
         setattr(out, spec.name, value)
     if out.theme not in THEMES:
         out.theme = "system"
+    if not all(isinstance(need, str) and need.strip("|") for need in out.required_layers):
+        log.warning("settings: required_layers holds a non-name, using the default")  # fail closed, not open
+        out.required_layers = default_required_layers()
     return out
 
 
