@@ -25,7 +25,6 @@ from .client import ChildOutcome, EngineOptions, InspectError, Zygote, decode_re
 
 IN_PROCESS = ("open", "stat", "connect", "udp", "unix", "abstract", "signal", "write", "fork", "memory")
 CPU_PROBE_SECONDS = 1  # the CPU probe's own limit, so that the check takes about a second
-SPIN_SECONDS = 5  # the CPU probe gives up after this long if nothing stopped it
 PROBE_TIMEOUT = 15.0
 
 
@@ -89,7 +88,6 @@ def targets() -> Iterator[dict[str, Any]]:
                 "unix_path": unix_path,
                 "abstract_name": abstract,
                 "signal_pid": os.getpid(),
-                "spin_seconds": SPIN_SECONDS,
             }
         finally:
             for name in os.listdir(folder):
