@@ -3,7 +3,9 @@
 Layouts follow qemu's docs/interop/qcow2.txt and the version 1 header of block/qcow.c. The limits are
 the ones qemu's block/qcow.c and block/qcow2.c enforce when they open an image: a value qemu would refuse
 is reported as ``malformed``. Tables (L1, refcount) are only placed against the file size, never loaded;
-header extensions and snapshot entries are walked with hard caps on their count and on the bytes read.
+header extensions are walked as qemu walks them (qcow2_read_extensions: to the backing file name or the
+end of the first cluster, whatever their number) and snapshot entries up to qemu's own count limit, both
+within the read budget; running out of budget there is a critical finding, since a reference may lie beyond.
 """
 
 from __future__ import annotations
@@ -41,8 +43,7 @@ MAX_BITMAP_DIRECTORY = 1024 * MAX_BITMAPS
 MIN_EXTENDED_L2_BITS = 14  # 32 subclusters of at least 512 bytes
 INT_MAX = (1 << 31) - 1
 
-MAX_EXTENSIONS = 1024  # header extensions walked; a 2 MiB header cluster could hold 262144
-EXTENSION_WINDOW = 4096  # extension bytes fetched in one read; more come 8 bytes at a time
+FIRST_WINDOW, EXTENSION_WINDOW = 4096, 64 << 10  # extension bytes fetched in one read: the first, the most
 MAX_FEATURE_NAMES = 192  # three feature bitmaps of 64 bits each
 NAME_CAP = 256  # bytes read of one snapshot id or name
 SHOWN_UNKNOWN = 64  # unknown extension types listed in details
@@ -202,13 +203,31 @@ def read_backing_name(
     if offset + length > reader.size:
         info.add("malformed", f"{where}: runs past the end of the file ({reader.size} bytes)", field_offset)
     raw = reader.read(offset, min(length, MAX_TEXT))
-    name = clean_text(raw, "utf-8")  # qemu keeps the bytes; host paths are UTF-8 on the systems it runs on
+    name = clean_text(raw, "utf-8")  # qemu keeps the bytes up to the first NUL; host paths are UTF-8
     if not name:
+        _empty_backing_name(info, raw, offset, where, field_offset)
         return
     info.fields.append(Field("backing file name", offset, len(raw), name, "never opened by the workbench"))
     info.set_backing(name, fmt, offset)
     if fmt is None:
         info.add("backing-format-unspecified", f"backing file {name!r} has no recorded format", field_offset)
+
+
+def _empty_backing_name(info: Inspection, raw: bytes, offset: int, where: str, field_offset: int) -> None:
+    """The header points at a name that qemu reads as empty (``bs->backing_file[0] == 0``): qemu opens no
+    backing file, but the header claims one, and a reader that keeps the bytes after a NUL sees them."""
+    detail = f"{where}: the header names a backing file, but the name qemu reads is empty, so it opens none"
+    rest = clean_text(raw.replace(b"\0", b""), "utf-8")
+    if rest:
+        info.reference("backing file (after a NUL)", rest, offset)
+        detail += f"; the bytes after the NUL read {rest!r}"
+    info.add("malformed", detail, field_offset)
+
+
+def no_backing_offset(info: Inspection, size: int, field_offset: int) -> None:
+    """A backing name length without its offset: qemu reads no name (the header is inconsistent)."""
+    if size:
+        info.add("malformed", f"backing file name length {size} with offset 0: qemu reads no name", field_offset)
 
 
 def check_extent(
@@ -296,6 +315,8 @@ def _parse_v1(reader: Reader, info: Inspection, head: bytes) -> None:
             fmt=None,
             field_offset=8,
         )
+    else:
+        no_backing_offset(info, values["backing_file_size"], 16)
 
 
 # --- qcow2 ---------------------------------------------------------------------------------------------------
@@ -369,7 +390,7 @@ class _Header:
 @dataclass
 class _Extensions:
     backing_format: str | None = None
-    data_file: tuple[str, int] | None = None
+    data_files: list[tuple[str, int]] = field(default_factory=list)  # qemu uses the last one
     feature_names: dict[tuple[int, int], str] = field(default_factory=dict)
     crypto: tuple[int, int, int] | None = None  # LUKS header offset, length, extension offset
     bitmaps: int = 0
@@ -410,6 +431,10 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
             fmt=exts.backing_format,
             field_offset=8,
         )
+    else:
+        no_backing_offset(info, hdr.backing_size, 16)
+    if exts.backing_format and not info.backing:
+        info.add("malformed", f"backing format {exts.backing_format!r} recorded, but no backing file name", 72)
     _tables(reader, info, hdr)
     _snapshots(reader, info, hdr)
     info.details = _details(hdr, exts)
@@ -454,21 +479,27 @@ def _read_extensions(reader: Reader, info: Inspection, hdr: _Header) -> tuple[_E
     try:
         _walk_extensions(reader, info, hdr, exts, group)
     except BudgetExceeded as exc:
-        info.add("read-budget", f"header extensions: {exc}", exc.offset)
+        info.cap(f"header extensions: {exc}; those up to offset {hdr.extensions_end} were not examined", exc.offset)
     return exts, group
 
 
 def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
+    """Like qemu: every 8-byte extension header up to ``end``, whatever their number; bytes past the end of
+    the file read as zeros (so an end marker). Every extension takes 8 bytes at least, which bounds the loop."""
     start, end = hdr.extensions_start, hdr.extensions_end
-    reader.read(start, min(max(0, end - start), EXTENSION_WINDOW))  # one read; the loop below hits the cache
-    offset = start
+    offset = fetched = start
+    window = FIRST_WINDOW
     seen: set[int] = set()
     repeated: set[int] = set()
-    for _ in range(MAX_EXTENSIONS):
+    for index in range(max(0, end - start) // 8 + 1):
         group.size = offset - start
-        if offset + 8 > end or offset + 8 > reader.size:
-            return  # qemu reads zeros past the end of the file: the end marker
-        magic, length = struct.unpack(">II", reader.read(offset, 8))
+        if offset + 8 > end:
+            return
+        if offset + 8 > fetched:  # one read per window; the 8-byte reads below hit the reader's cache
+            fetched = min(end, offset + window)
+            reader.read(offset, fetched - offset)
+            window = min(2 * window, EXTENSION_WINDOW)
+        magic, length = struct.unpack(">II", reader.read(offset, 8).ljust(8, b"\0"))
         data = offset + 8
         if length > end - data:
             info.add("malformed", f"header extension 0x{magic:08x} at {offset}: {length} bytes run past {end}", offset)
@@ -482,18 +513,19 @@ def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Exte
             repeated.add(magic)
             info.add("malformed", f"header extension 0x{magic:08x} ({name}) appears more than once", offset)
         seen.add(magic)
-        node = group.add(Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data"))
+        node = Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data")
+        if index < MAX_LIST:  # the tree keeps the first ones; every one is still read
+            group.add(node)
         if magic in EXTENSION_NAMES:
-            exts.found.append(name)
-        else:
+            if len(exts.found) < SHOWN_UNKNOWN:
+                exts.found.append(name)
+        elif len(exts.unknown) < SHOWN_UNKNOWN:
             exts.unknown.append(f"0x{magic:08x}")
-        if data + length > reader.size:
+        if data + length > reader.size:  # qemu reads the missing bytes as zeros
             info.add("malformed", f"header extension 0x{magic:08x} at {offset} runs past the end of the file", offset)
-        elif magic in _HANDLERS:
+        if magic in _HANDLERS:
             _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
         offset = data + _align8(length)
-    group.size = offset - start
-    info.add("read-budget", f"more than {MAX_EXTENSIONS} header extensions; the rest were not read", offset)
 
 
 def _ext_backing_format(
@@ -569,7 +601,10 @@ def _ext_data_file(
 ) -> None:
     name = clean_text(reader.read(data, min(length, MAX_TEXT)), "utf-8")
     node.value = name
-    exts.data_file = (name, data)
+    if len(exts.data_files) < MAX_LIST:
+        exts.data_files.append((name, data))
+    else:
+        exts.data_files[-1] = (name, data)
 
 
 _HANDLERS = {
@@ -655,17 +690,22 @@ def _luks(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions) -> 
 
 
 def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
+    """qemu opens the name of the last data file extension when incompatible bit 2 is set; every name is
+    reported, since a reader that takes the first one (or ignores the bit) opens another."""
     raw = bool(hdr.autoclear & DATA_FILE_RAW)
     if not hdr.incompatible & DATA_FILE:
-        if exts.data_file:
-            name, offset = exts.data_file
+        for name, offset in exts.data_files:
+            info.reference("data file (ignored by qemu)", name, offset, raw=raw)
             info.add("malformed", f"external data file name {name!r} without incompatible feature bit 2", offset)
         return
-    if exts.data_file is None:
+    if not exts.data_files:
         info.data_file = {"filename": None, "kind": None, "raw": raw}
         info.add("external-data-file", "incompatible bit 2: data in an external file whose name the user supplies", 72)
         return
-    name, offset = exts.data_file
+    for name, offset in exts.data_files[:-1]:
+        info.reference("data file (earlier extension)", name, offset, raw=raw)
+        info.add("external-data-file", f"an earlier data file extension names {name!r} (qemu uses the last)", offset)
+    name, offset = exts.data_files[-1]
     ref = info.reference("data file", name, offset, raw=raw)
     info.data_file = {"filename": ref["name"], "kind": ref["kind"], "raw": raw}
     info.add("external-data-file", f"guest data stored in {name!r}{' (raw)' if raw else ''}", offset)
@@ -704,23 +744,29 @@ def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
     group = Field("snapshot table", offset, 0, count, f"{count} entries declared")
     info.fields.append(group)
     position: int | None = offset
-    for index in range(min(count, MAX_LIST)):
-        position = _snapshot(reader, info, index, position, group)
-        if position is None:
-            return
+    index = 0
+    try:
+        for index in range(min(count, MAX_SNAPSHOTS)):  # qemu refuses more; the first MAX_LIST are kept
+            position = _snapshot(reader, info, index, position, group if index < MAX_LIST else None)
+            if position is None:
+                return
+    except BudgetExceeded as exc:
+        info.cap(f"snapshot table: {exc}; snapshots {index} to {count - 1} were not examined", exc.offset)
+        return
     group.size = position - offset
-    if count > MAX_LIST:
-        info.add("read-budget", f"{count} snapshots declared; only the first {MAX_LIST} were read", 60)
 
 
-def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group: Field) -> int | None:
-    """Read one snapshot entry at ``position``; the next entry's offset, or None when the table ends here."""
+def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group: Field | None) -> int | None:
+    """Read one snapshot entry at ``position``; the next entry's offset, or None when the table ends here.
+
+    Without ``group`` the entry is checked but kept neither in the tree nor in the snapshot list."""
     head = reader.read(position, SNAPSHOT_HEADER)
     if len(head) < SNAPSHOT_HEADER:
         info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
         return None
     values, node = decode(f"snapshot {index}", head, position, SNAPSHOT_SPECS)
-    group.add(node)
+    if group is not None:
+        group.add(node)
     extra_size, id_size, name_size = values["extra_data_size"], values["id_str_size"], values["name_size"]
     if extra_size > MAX_SNAPSHOT_EXTRA:
         info.add(
@@ -751,6 +797,8 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
     node.add(Field("id", id_offset, id_size, snap_id))
     node.add(Field("name", name_offset, name_size, name))
     node.size = end - position
+    if group is None:
+        return _align8(end)
     info.snapshots.append(
         {
             "id": snap_id,

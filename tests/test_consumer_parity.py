@@ -1,0 +1,154 @@
+"""Issue 13 for qcow, qcow2, QED, VHD, VHDX and VDI: parse like the consumer and fail closed on every cap.
+
+The oracle tests run qemu-img under ``strace -f`` (tests/qemu_oracle.py): every path it tries to open
+other than the image must be among the report's references, and such an image must be rejected.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import finding_ids, inspect_bytes
+from tests.qemu_oracle import assert_consumer_parity
+from workbench.engine.inspection import path_has_protocol, reference_kind
+from workbench.samples import qcow2 as build
+
+
+def _with_data_file_bit(data: bytes) -> bytes:
+    image = bytearray(data)
+    image[72:80] = struct.pack(">Q", build.INCOMPAT_DATA_FILE)
+    return bytes(image)
+
+
+def _details(rep: dict[str, Any], finding_id: str) -> list[str]:
+    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
+
+
+# --- protocol prefixes: qemu's path_has_protocol, not a list of schemes -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("fat:rw:/srv/dir", "pseudo-protocol"),
+        ("blkdebug:conf:image.raw", "pseudo-protocol"),
+        ("anything:at-all", "pseudo-protocol"),
+        ("null-co:", "pseudo-protocol"),
+        ('json:{"file.driver":"nbd"}', "pseudo-protocol"),
+        ("nbd:host:10809", "network"),
+        ("gluster+tcp://h/v/i", "network"),
+        ("weird://host/x", "network"),
+        ("file:///srv/base.qcow2", "path"),
+        ("dir/with:colon", "path"),  # the slash comes first: a relative file name
+        ("/abs/with:colon", "path"),
+        ("C:\\images\\base.vhd", "path"),  # a drive letter: Hyper-V's and qemu-for-Windows' reading
+        ("base.qcow2", "path"),
+    ],
+)
+def test_reference_kind_follows_path_has_protocol(name: str, kind: str) -> None:
+    assert reference_kind(name) == kind
+
+
+def test_path_has_protocol_is_qemus_posix_rule() -> None:
+    assert path_has_protocol("fat:rw:/x") and path_has_protocol("a:") and path_has_protocol("C:\\x")
+    assert not path_has_protocol("./a:b") and not path_has_protocol("/a:b") and not path_has_protocol("ab")
+
+
+@pytest.mark.parametrize("name", ["fat:rw:{folder}/dir", "blkdebug:conf:base.raw", "nosuch:thing", "null-co://"])
+def test_protocol_backing_names_are_rejected_like_qemu_reads_them(qemu_img: str, tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "case"
+    (folder / "dir").mkdir(parents=True)
+    name = name.format(folder=folder)
+    _, report = assert_consumer_parity(qemu_img, build.qcow2(1 << 20, backing=name), "qcow2", folder)
+    assert report["backing"]["kind"] in ("pseudo-protocol", "network")
+    network = [f for f in report["findings"] if f["id"] == "backing-network"]
+    assert network and network[0]["severity"] == "critical"
+
+
+# --- qcow2 header extensions: walked to the end of the cluster, like qcow2_read_extensions -------------------
+
+
+def test_data_file_after_1100_empty_extensions_matches_qemu(qemu_img: str, tmp_path: Path) -> None:
+    empties = [(0x10000 + index, b"") for index in range(1100)]
+    data = build.qcow2(64 << 20, extensions=[*empties, (build.EXT_DATA_FILE, b"data.raw")], feature_names=False)
+    _, report = assert_consumer_parity(qemu_img, _with_data_file_bit(data), "qcow2", tmp_path / "case")
+    assert report["data_file"]["filename"] == "data.raw" and report["verdict"] == "reject"
+
+
+def test_every_data_file_extension_is_reported(tmp_path: Path) -> None:
+    extensions = [(build.EXT_DATA_FILE, b"first.raw"), (build.EXT_DATA_FILE, b"last.raw")]
+    rep = inspect_bytes(tmp_path, _with_data_file_bit(build.qcow2(1 << 20, extensions=extensions)), "qcow2")
+    assert rep["data_file"]["filename"] == "last.raw"  # qemu keeps the last one
+    assert {"first.raw", "last.raw"} <= {ref["name"] for ref in rep["references"]}
+
+
+def test_data_file_name_without_the_feature_bit_is_still_a_reference(tmp_path: Path) -> None:
+    rep = inspect_bytes(tmp_path, build.qcow2(1 << 20, extensions=[(build.EXT_DATA_FILE, b"/dev/sdb")]), "qcow2")
+    assert rep["data_file"] is None
+    assert "/dev/sdb" in {ref["name"] for ref in rep["references"]}
+    assert "malformed" in finding_ids(rep)
+
+
+def test_extension_cut_by_the_end_of_the_file_is_read_as_qemu_reads_it(tmp_path: Path) -> None:
+    """qemu reads the bytes past the end of the file as zeros: the name stops there."""
+    area = struct.pack(">II", build.EXT_DATA_FILE, 64) + b"/etc/shadow"
+    head = _with_data_file_bit(build.qcow2(1 << 20, extension_area=area))[: 112 + len(area)]
+    rep = inspect_bytes(tmp_path, head, "qcow2")
+    assert rep["data_file"]["filename"] == "/etc/shadow"
+
+
+# --- qcow2 / qcow backing names that qemu reads as empty -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "after_nul"),
+    [
+        ({"backing": "", "backing_offset": 112 + 8, "backing_size": 0}, None),  # offset set, size 0
+        ({"backing": "\0/etc/passwd"}, "/etc/passwd"),  # the name starts with a NUL
+        ({"backing": "\0\0\0\0"}, None),
+    ],
+)
+def test_backing_offset_pointing_at_an_empty_name(
+    qemu_img: str, tmp_path: Path, options: dict[str, Any], after_nul: str | None
+) -> None:
+    data = build.qcow2(1 << 20, feature_names=False, **options)
+    attempts, report = assert_consumer_parity(qemu_img, data, "qcow2", tmp_path / "case")
+    assert not attempts and report["backing"] is None  # qemu opens no backing file for an empty name
+    assert any("the name qemu reads is empty" in d for d in _details(report, "malformed"))
+    assert report["verdict"] == "reject"
+    names = {ref["name"] for ref in report["references"]}
+    assert (after_nul in names) if after_nul else not names
+
+
+def test_qcow1_backing_offset_pointing_at_an_empty_name(tmp_path: Path) -> None:
+    data = bytearray(build.qcow1(1 << 20, backing="x"))
+    data[48] = 0
+    rep = inspect_bytes(tmp_path, bytes(data), "qcow")
+    assert rep["backing"] is None
+    assert any("the name qemu reads is empty" in d for d in _details(rep, "malformed"))
+
+
+@pytest.mark.parametrize("fmt", ["qcow", "qcow2"])
+def test_backing_size_without_offset(tmp_path: Path, fmt: str) -> None:
+    data = build.qcow1(1 << 20, backing_size=9) if fmt == "qcow" else build.qcow2(1 << 20, backing_size=9)
+    rep = inspect_bytes(tmp_path, data, fmt)
+    assert any("backing file name length 9 with offset 0" in d for d in _details(rep, "malformed"))
+
+
+def test_backing_format_without_backing_file(tmp_path: Path) -> None:
+    rep = inspect_bytes(tmp_path, build.qcow2(1 << 20, backing_format="raw"), "qcow2")
+    assert any("no backing file name" in d for d in _details(rep, "malformed"))
+
+
+# --- caps fail closed ---------------------------------------------------------------------------------------
+
+
+def test_snapshot_table_past_the_read_budget_is_critical(tmp_path: Path) -> None:
+    entry = build.snapshot_entry("1", "s")  # 64 bytes: 20000 of them are more than the 1 MiB budget
+    rep = inspect_bytes(tmp_path, build.qcow2(64 << 20, snapshots=[entry] * 20000), "qcow2")
+    capped = [f for f in rep["findings"] if f["id"] == "read-budget" and f["detail"].startswith("snapshot table")]
+    assert capped and capped[0]["severity"] == "critical" and "were not examined" in capped[0]["detail"]
