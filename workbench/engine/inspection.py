@@ -93,14 +93,15 @@ class Inspection:
         """A limit reached while looking for references or sizes: critical, since one may lie beyond it."""
         self.add("read-budget", detail, offset, CRITICAL)
 
-    def sizes(self, candidates: dict[str, int], offset: int | None = None) -> None:
+    def sizes(self, candidates: dict[str, int], offset: int | None = None, severity: str | None = None) -> None:
         """Virtual sizes that different readers take from the image: all are kept in ``details``, and
         ``virtual_size`` is the largest, so that the size limit is judged against it."""
         self.virtual_size = max(candidates.values())
         self.details["candidate_sizes"] = dict(candidates)
         if len(set(candidates.values())) > 1:
             shown = ", ".join(f"{name} {value}" for name, value in candidates.items())
-            self.add("size-disagreement", f"readers take different sizes ({shown}); judged at the largest", offset)
+            detail = f"readers take different sizes ({shown}); judged at the largest"
+            self.add("size-disagreement", detail, offset, severity)
 
     def structure(
         self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str
