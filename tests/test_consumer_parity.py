@@ -14,7 +14,9 @@ import pytest
 
 from tests.helpers import finding_ids, inspect_bytes
 from tests.qemu_oracle import assert_consumer_parity
+from workbench.engine.formats.vhdx import PARENT_LOCATOR
 from workbench.engine.inspection import path_has_protocol, reference_kind
+from workbench.samples import misc, vdi, vhdx, vpc
 from workbench.samples import qcow2 as build
 
 
@@ -152,3 +154,66 @@ def test_snapshot_table_past_the_read_budget_is_critical(tmp_path: Path) -> None
     rep = inspect_bytes(tmp_path, build.qcow2(64 << 20, snapshots=[entry] * 20000), "qcow2")
     capped = [f for f in rep["findings"] if f["id"] == "read-budget" and f["detail"].startswith("snapshot table")]
     assert capped and capped[0]["severity"] == "critical" and "were not examined" in capped[0]["detail"]
+
+
+# --- flags that disagree with the fields they govern -----------------------------------------------------
+
+
+def test_vhdx_parent_locator_without_the_has_parent_flag(tmp_path: Path) -> None:
+    items = vhdx.standard_items(virtual_size=16 << 20, block_size=1 << 20, fixed=False, has_parent=False)
+    data = vhdx.vhdx(items=[*items, (PARENT_LOCATOR, vhdx.parent_locator(vhdx.HOST_PATHS), 4)])
+    rep = inspect_bytes(tmp_path, data, "vhdx")
+    assert rep["backing"] is None
+    assert "C:\\ProgramData\\Secrets\\parent.vhdx" in {ref["name"] for ref in rep["references"]}
+    flagged = [d for d in _details(rep, "malformed") if "has-parent flag is clear" in d]
+    assert flagged and "relative_path" in flagged[0]
+
+
+def test_vhdx_parent_locator_pairs_are_all_walked(tmp_path: Path) -> None:
+    filler = [(f"k{index}", "v") for index in range(1100)]  # the parent paths come after the 1100th pair
+    locator = vhdx.parent_locator([*filler, *vhdx.HOST_PATHS])
+    items = vhdx.standard_items(virtual_size=16 << 20, block_size=1 << 20, fixed=False, has_parent=True)
+    rep = inspect_bytes(tmp_path, vhdx.vhdx(items=[*items, (PARENT_LOCATOR, locator, 4)]), "vhdx")
+    assert rep["backing"]["filename"] == "..\\..\\..\\..\\etc\\shadow"
+    assert "read-budget" not in finding_ids(rep)
+
+
+def test_vdi_parent_uuid_in_a_dynamic_image(tmp_path: Path) -> None:
+    link = "0a1b2c3d-0000-4000-8000-000000000001"
+    rep = inspect_bytes(tmp_path, vdi.vdi(image_type=1, link=link), "vdi")
+    assert rep["backing"]["filename"] == link
+    assert any("dynamic image with a parent UUID" in d for d in _details(rep, "malformed"))
+
+
+def test_qed_backing_name_without_the_feature_bit(tmp_path: Path) -> None:
+    data = bytearray(build.qed(1 << 20, backing="/etc/passwd"))
+    data[16:24] = struct.pack("<Q", build.QED_BACKING_RAW)  # bit 0 cleared, bit 2 left
+    rep = inspect_bytes(tmp_path, bytes(data), "qed")
+    assert rep["backing"] is None
+    assert "/etc/passwd" in {ref["name"] for ref in rep["references"]}
+    malformed = _details(rep, "malformed")
+    assert any("without feature bit 0" in d for d in malformed)
+    assert any("feature bit 2 (raw backing file) without feature bit 0" in d for d in malformed)
+
+
+def test_qed_backing_bit_with_an_empty_name(qemu_img: str, tmp_path: Path) -> None:
+    data = build.qed(1 << 20, features=build.QED_BACKING_FILE, backing_offset=64, backing_size=0)
+    attempts, report = assert_consumer_parity(qemu_img, data, "qed", tmp_path / "case")
+    assert not attempts and report["backing"] is None
+    assert any("the name qemu reads is empty" in d for d in _details(report, "malformed"))
+    assert report["verdict"] == "reject"
+
+
+def test_vhd_locator_over_the_cap_is_critical(tmp_path: Path) -> None:
+    locator = vpc.Locator(b"W2ku", "C:\\" + "a" * 40000)  # 80006 bytes of UTF-16: over the 64 KiB cap
+    rep = inspect_bytes(tmp_path, vpc.differencing([locator]), "vpc")
+    capped = [f for f in rep["findings"] if f["id"] == "read-budget" and "parent locator 1" in f["detail"]]
+    assert capped and capped[0]["severity"] == "critical"
+
+
+def test_parallels_size_fields_readers_disagree_on(tmp_path: Path) -> None:
+    image = bytearray(misc.parallels(ext=False))
+    struct.pack_into("<Q", image, 36, (1 << 33) | 2048)
+    rep = inspect_bytes(tmp_path, bytes(image), "parallels")
+    assert rep["virtual_size"] == ((1 << 33) | 2048) * 512
+    assert 2048 * 512 in rep["details"]["candidate_sizes"].values()

@@ -29,7 +29,7 @@ FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
 DISK_TYPES = {FIXED: "fixed", DYNAMIC: "dynamic", DIFFERENCING: "differencing"}
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 LOCATOR_COUNT, LOCATOR_AT, LOCATOR_LEN = 8, 576, 24
-LOCATOR_CAP = 4096  # locator data read per locator; a Windows path rarely needs more than 520 bytes
+LOCATOR_CAP = 64 << 10  # locator data read per locator: a Windows long path (32767 UTF-16 units) fits
 MAX_SECTORS = 0xFF000000  # qemu's VHD_MAX_SECTORS: 2040 GiB, the format's limit
 MAX_GEOMETRY = 65535 * 16 * 255
 # qemu 7.2 (block/vpc.c, vpc_open and vpc_ignore_current_size): the disk size is cylinders x heads x
@@ -287,7 +287,7 @@ def _locator_data(
         )
         return None
     if length > LOCATOR_CAP:
-        info.add("read-budget", f"{label}: {length} bytes of data not read (over {LOCATOR_CAP})", where)
+        info.cap(f"{label}: its {length} bytes of data were not examined (over {LOCATOR_CAP})", where)
         return None
     encoding, what = PLATFORMS[code]
     text = clean_text(reader.read(where, length), encoding)
