@@ -483,49 +483,67 @@ def _read_extensions(reader: Reader, info: Inspection, hdr: _Header) -> tuple[_E
     return exts, group
 
 
+class _Window:
+    """A region read in growing chunks and served locally: walking many small entries costs one reader
+    call per chunk, not one per entry (the read budget still counts every byte)."""
+
+    def __init__(self, reader: Reader, end: int) -> None:
+        self.reader, self.end = reader, end
+        self.start, self.data, self.chunk = 0, b"", FIRST_WINDOW
+
+    def get(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``; past the end of the file, fewer."""
+        if not self.start <= offset <= offset + length <= self.start + len(self.data):
+            self.start = offset
+            want = min(self.chunk, self.end - offset, self.reader.remaining())  # the budget's last bytes too
+            self.data = self.reader.read(offset, max(length, want))
+            self.chunk = min(2 * self.chunk, EXTENSION_WINDOW)
+        return self.data[offset - self.start : offset - self.start + length]
+
+
 def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
     """Like qemu: every 8-byte extension header up to ``end``, whatever their number; bytes past the end of
-    the file read as zeros (so an end marker). Every extension takes 8 bytes at least, which bounds the loop."""
+    the file read as zeros (so an end marker). Every extension takes 8 bytes at least, which bounds the loop.
+
+    Past MAX_LIST of one type only the last is handled, after the walk: qemu keeps the last of each."""
     start, end = hdr.extensions_start, hdr.extensions_end
-    offset = fetched = start
-    window = FIRST_WINDOW
-    seen: set[int] = set()
-    repeated: set[int] = set()
+    window = _Window(reader, end)
+    offset = start
+    counts: dict[int, int] = {}
+    deferred: dict[int, tuple[int, int, Field]] = {}
     for index in range(max(0, end - start) // 8 + 1):
         group.size = offset - start
         if offset + 8 > end:
-            return
-        if offset + 8 > fetched:  # one read per window; the 8-byte reads below hit the reader's cache
-            fetched = min(end, offset + window)
-            reader.read(offset, fetched - offset)
-            window = min(2 * window, EXTENSION_WINDOW)
-        magic, length = struct.unpack(">II", reader.read(offset, 8).ljust(8, b"\0"))
+            break
+        magic, length = struct.unpack(">II", window.get(offset, 8).ljust(8, b"\0"))
         data = offset + 8
         if length > end - data:
             info.add("malformed", f"header extension 0x{magic:08x} at {offset}: {length} bytes run past {end}", offset)
-            return
+            break
         if magic == EXT_END:
             group.add(Field("end of extensions", offset, 8, "0x00000000"))
             group.size += 8
-            return
+            break
+        counts[magic] = seen = counts.get(magic, 0) + 1
         name = EXTENSION_NAMES.get(magic, "unknown")
-        if magic in seen and magic not in repeated:
-            repeated.add(magic)
+        if seen == 2:
             info.add("malformed", f"header extension 0x{magic:08x} ({name}) appears more than once", offset)
-        seen.add(magic)
         node = Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data")
         if index < MAX_LIST:  # the tree keeps the first ones; every one is still read
             group.add(node)
-        if magic in EXTENSION_NAMES:
-            if len(exts.found) < SHOWN_UNKNOWN:
-                exts.found.append(name)
-        elif len(exts.unknown) < SHOWN_UNKNOWN:
+        if seen == 1 and magic in EXTENSION_NAMES:
+            exts.found.append(name)
+        elif magic not in EXTENSION_NAMES and len(exts.unknown) < SHOWN_UNKNOWN:
             exts.unknown.append(f"0x{magic:08x}")
         if data + length > reader.size:  # qemu reads the missing bytes as zeros
             info.add("malformed", f"header extension 0x{magic:08x} at {offset} runs past the end of the file", offset)
-        if magic in _HANDLERS:
+        if magic in _HANDLERS and seen <= MAX_LIST:
             _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
+        elif magic in _HANDLERS:
+            deferred[magic] = (data, length, node)
         offset = data + _align8(length)
+    for magic, (data, length, node) in deferred.items():
+        _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
 
 
 def _ext_backing_format(
@@ -745,9 +763,13 @@ def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
     info.fields.append(group)
     position: int | None = offset
     index = 0
+    window = _Window(reader, reader.size)
     try:
         for index in range(min(count, MAX_SNAPSHOTS)):  # qemu refuses more; the first MAX_LIST are kept
-            position = _snapshot(reader, info, index, position, group if index < MAX_LIST else None)
+            if index < MAX_LIST:
+                position = _snapshot(reader, info, index, position, group)
+            else:
+                position = _snapshot_checked(window, info, index, position)
             if position is None:
                 return
     except BudgetExceeded as exc:
@@ -756,17 +778,29 @@ def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
     group.size = position - offset
 
 
-def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group: Field | None) -> int | None:
-    """Read one snapshot entry at ``position``; the next entry's offset, or None when the table ends here.
+def _snapshot_checked(window: _Window, info: Inspection, index: int, position: int) -> int | None:
+    """An entry past those kept in the report: only what qemu checks (extra data size, end of file)."""
+    head = window.get(position, SNAPSHOT_HEADER)
+    if len(head) < SNAPSHOT_HEADER:
+        info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
+        return None
+    id_size, name_size = struct.unpack_from(">HH", head, 12)
+    extra_size = struct.unpack_from(">I", head, 36)[0]
+    end = position + SNAPSHOT_HEADER + extra_size + id_size + name_size
+    if extra_size > MAX_SNAPSHOT_EXTRA or end > window.reader.size:
+        info.add("malformed", f"snapshot {index} at {position}: extra data or names past qemu's limits", position)
+        return None
+    return _align8(end)
 
-    Without ``group`` the entry is checked but kept neither in the tree nor in the snapshot list."""
+
+def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group: Field) -> int | None:
+    """Read one snapshot entry at ``position``; the next entry's offset, or None when the table ends here."""
     head = reader.read(position, SNAPSHOT_HEADER)
     if len(head) < SNAPSHOT_HEADER:
         info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
         return None
     values, node = decode(f"snapshot {index}", head, position, SNAPSHOT_SPECS)
-    if group is not None:
-        group.add(node)
+    group.add(node)
     extra_size, id_size, name_size = values["extra_data_size"], values["id_str_size"], values["name_size"]
     if extra_size > MAX_SNAPSHOT_EXTRA:
         info.add(
@@ -797,8 +831,6 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
     node.add(Field("id", id_offset, id_size, snap_id))
     node.add(Field("name", name_offset, name_size, name))
     node.size = end - position
-    if group is None:
-        return _align8(end)
     info.snapshots.append(
         {
             "id": snap_id,
