@@ -495,8 +495,7 @@ class _Window:
         """``length`` bytes at ``offset``; past the end of the file, fewer."""
         if not self.start <= offset <= offset + length <= self.start + len(self.data):
             self.start = offset
-            want = min(self.chunk, self.end - offset, self.reader.remaining())  # the budget's last bytes too
-            self.data = self.reader.read(offset, max(length, want))
+            self.data = self.reader.read(offset, max(length, min(self.chunk, self.end - offset)))
             self.chunk = min(2 * self.chunk, EXTENSION_WINDOW)
         return self.data[offset - self.start : offset - self.start + length]
 
