@@ -217,3 +217,13 @@ def test_parallels_size_fields_readers_disagree_on(tmp_path: Path) -> None:
     rep = inspect_bytes(tmp_path, bytes(image), "parallels")
     assert rep["virtual_size"] == ((1 << 33) | 2048) * 512
     assert 2048 * 512 in rep["details"]["candidate_sizes"].values()
+
+
+def test_extensions_tuned_to_the_budget_do_not_hide_the_backing_name(tmp_path: Path) -> None:
+    """Whatever budget the extension walk leaves, the backing name was read before it."""
+    name = "/srv/" + "n" * 1000
+    for count in (250, 251, 252, 253):
+        extensions = [(0x10000 + index, bytes(4088)) for index in range(count)]
+        data = build.qcow2(64 << 20, cluster_bits=21, extensions=extensions, backing=name, feature_names=False)
+        rep = inspect_bytes(tmp_path, data, "qcow2")
+        assert rep["backing"]["filename"] == name

@@ -413,6 +413,8 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
     hdr = _Header.from_values(values)
     info.virtual_size = hdr.size
     _check_header(reader, info, hdr)
+    if hdr.backing_offset:  # read (and cached) first: extensions that use up the budget cannot hide it
+        reader.read(hdr.backing_offset, min(hdr.backing_size, MAX_TEXT))
     exts, ext_group = _read_extensions(reader, info, hdr)
     info.fields.append(ext_group)
     _features(info, hdr, exts, group)
