@@ -142,7 +142,10 @@ def test_huge_locator_is_not_read(tmp_path: Path) -> None:
 
 def test_locator_over_the_cap_is_reported_unread(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"MacX", "file:///" + "a" * 5000)])))
-    assert any("5008 bytes of data not read" in d for d in details_of(rep, "read-budget"))
+    assert rep["backing"]["filename"].startswith("file:///aaaa")  # 5008 bytes: under the 64 KiB cap
+    rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"MacX", "file:///" + "a" * 70000)])))
+    assert any("its 70008 bytes of data were not examined" in d for d in details_of(rep, "read-budget"))
+    assert {f["severity"] for f in rep["findings"] if f["id"] == "read-budget"} == {"critical"}
 
 
 def test_unknown_platform_code(tmp_path: Path) -> None:
