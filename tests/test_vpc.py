@@ -77,13 +77,17 @@ def test_fixed_matches_qemu_img(qemu_img: str, qemu_create: Callable[..., Path],
 def test_size_rule_by_creator(
     creator: bytes, rule: str, tmp_path: Path, qemu_create: Callable[..., Path], qemu_info: Any
 ) -> None:
-    """Hyper-V sizes come from current_size, Virtual PC sizes from the geometry; qemu-img agrees."""
+    """Hyper-V sizes come from current_size, Virtual PC sizes from the geometry; qemu-img agrees on the rule,
+    and the workbench judges the limit against the larger of the two."""
     made = qemu_create("made.vhd", "vpc", "64M").read_bytes()
     path = write(tmp_path, refooter(made, creator_app=creator, current_size=struct.pack(">Q", 64 << 20)))
     rep = inspect_file(path, "vpc")
-    assert rep["virtual_size"] == qemu_info(path, "vpc")["virtual-size"]
+    candidates = rep["details"]["candidate_sizes"]
+    assert candidates[rule] == qemu_info(path, "vpc")["virtual-size"]
+    assert rep["virtual_size"] == max(candidates.values()) == max(64 << 20, rep["details"]["geometry_size"])
     assert rep["details"]["size_rule"] == rule
     assert rep["details"]["current_size"] != rep["details"]["geometry_size"]
+    assert "size-disagreement" in finding_ids(rep)
 
 
 def test_differencing_names_every_locator(tmp_path: Path) -> None:
@@ -103,7 +107,8 @@ def test_differencing_names_every_locator(tmp_path: Path) -> None:
         ("parent name", None, "parent.vhd"),
     } <= refs
     assert all(r["kind"] == "path" for r in rep["references"])  # a file:// URL is a local path
-    assert finding_ids(rep) == {"backing-file", "unencrypted"}
+    # the builder writes the exact size and a geometry rounded down, as Hyper-V does: an info finding
+    assert finding_ids(rep) == {"backing-file", "unencrypted", "size-disagreement"}
     assert rep["details"]["disk_type"] == "differencing"
 
 
@@ -137,7 +142,10 @@ def test_huge_locator_is_not_read(tmp_path: Path) -> None:
 
 def test_locator_over_the_cap_is_reported_unread(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"MacX", "file:///" + "a" * 5000)])))
-    assert any("5008 bytes of data not read" in d for d in details_of(rep, "read-budget"))
+    assert rep["backing"]["filename"].startswith("file:///aaaa")  # 5008 bytes: under the 64 KiB cap
+    rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"MacX", "file:///" + "a" * 70000)])))
+    assert any("its 70008 bytes of data were not examined" in d for d in details_of(rep, "read-budget"))
+    assert {f["severity"] for f in rep["findings"] if f["id"] == "read-budget"} == {"critical"}
 
 
 def test_unknown_platform_code(tmp_path: Path) -> None:
@@ -182,7 +190,8 @@ def test_fixed_disk_with_a_footer_in_its_guest_data(tmp_path: Path) -> None:
     data = bytearray(vpc.fixed())
     data[:512] = vpc.footer(vpc.DYNAMIC, 1 << 40)
     rep = inspect_file(write(tmp_path, bytes(data)))
-    assert rep["details"]["disk_type"] == "fixed" and rep["virtual_size"] == vpc.geometry(1 << 20)[0] * 4 * 17 * 512
+    assert rep["details"]["disk_type"] == "fixed" and rep["virtual_size"] == 1 << 20  # the larger candidate
+    assert rep["details"]["candidate_sizes"]["geometry"] == vpc.geometry(1 << 20)[0] * 4 * 17 * 512
     assert any("guest data begins with a VHD footer" in d for d in details_of(rep, "malformed"))
 
 
@@ -232,3 +241,19 @@ def test_truncated_images(tmp_path: Path, length: int) -> None:
     assert_no_parser_error(rep)
     if length >= 8:
         assert "malformed" in finding_ids(rep)
+
+
+@pytest.mark.qemu
+def test_current_size_and_geometry_far_apart_are_judged_at_the_larger(
+    tmp_path: Path, qemu_create: Callable[..., Path], qemu_info: Any
+) -> None:
+    """16 MiB of geometry, 2000 GiB of current_size, creator neither Hyper-V nor qemu: qemu 7.2 reads the
+    geometry, Hyper-V and newer qemu current_size; the limit is checked against the larger."""
+    made = qemu_create("made.vhd", "vpc", "16M").read_bytes()
+    path = write(tmp_path, refooter(made, creator_app=b"evil", current_size=struct.pack(">Q", 2000 << 30)))
+    rep = inspect_file(path, "vpc")
+    candidates = rep["details"]["candidate_sizes"]
+    assert candidates["geometry"] == qemu_info(path, "vpc")["virtual-size"] < 17 << 20
+    assert rep["virtual_size"] == candidates["current_size"] == 2000 << 30
+    flagged = [f for f in rep["findings"] if f["id"] == "size-disagreement"]
+    assert flagged and flagged[0]["severity"] == "warning" and "judged at the largest" in flagged[0]["detail"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from .engine.client import Walked
 from .engine.findings import make
-from .engine.inspection import reference_kind
+from .engine.inspection import path_has_protocol, reference_kind
 from .inspector import PROBE, Request, inspect
 from .models.policy import verdict_of, worst
 
@@ -108,12 +108,6 @@ def resolve(name: str, folder: str, roots: Sequence[str]) -> str | None:
     return path if any(_within(path, root) for root in roots) else None
 
 
-def _has_protocol(name: str) -> bool:
-    """qemu's ``path_has_protocol``: a colon before any slash makes ``prefix:`` a protocol, not a file."""
-    head = re.split(r"[:/]", name, maxsplit=1)[0]
-    return name[len(head) : len(head) + 1] == ":"
-
-
 def _relative_locator(link: dict[str, Any]) -> str | None:
     """A VHD/VHDX link's first relative parent locator (as recorded, with backslashes), or None."""
     key, values = _RELATIVE_LOCATORS[link["format"]]
@@ -121,7 +115,7 @@ def _relative_locator(link: dict[str, Any]) -> str | None:
         name = ref.get("name")
         if ref.get("role") == "parent locator" and ref.get(key) in values and isinstance(name, str):
             posix = name.replace("\\", "/")
-            if posix and not posix.startswith("/") and not _has_protocol(posix) and "\0" not in posix:
+            if posix and not posix.startswith("/") and not path_has_protocol(posix) and "\0" not in posix:
                 return name
     return None
 
@@ -143,7 +137,7 @@ def _followable_name(link: dict[str, Any]) -> tuple[str, str] | End:
         return End("network", f"not followed: {recorded!r} is a {kind} name", "backing-network", recorded)
     if _WINDOWS.search(recorded):
         return End("windows-path", f"not followed: {recorded!r} is a Windows path", "backing-outside-roots", recorded)
-    if _has_protocol(recorded):
+    if path_has_protocol(recorded):
         detail = f"not followed: qemu reads {recorded!r} as protocol {recorded.split(':', 1)[0]!r}"
         return End("network", detail, "backing-network", recorded)
     if not recorded or "\0" in recorded:

@@ -165,6 +165,13 @@ CATALOGUE: dict[str, Kind] = {
         "The engine reads at most a fixed number of bytes per image; the part past it was not inspected. "
         "Treat what was not read as unknown.",
     ),
+    "size-disagreement": Kind(
+        WARNING,
+        "Readers disagree on the logical size",
+        f"The image records its size in more than one way and different programs use different ones; the "
+        f"limit was checked against the largest. Convert it on an isolated host with the size you expect "
+        f"({_GUIDE}: size validation).",
+    ),
     "snapshots": Kind(
         INFO,
         "Image holds internal snapshots",

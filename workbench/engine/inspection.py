@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .fields import MAX_TEXT, Field, Spec, decode
-from .findings import Finding, make
+from .findings import CRITICAL, Finding, make
 from .reader import Reader
 
 MAX_FIELDS = 20_000  # per image: a header can declare a million snapshots, the tree stays bounded
@@ -31,15 +32,37 @@ NETWORK_PREFIXES = (
 )
 
 
+def is_windows_drive_prefix(name: str) -> bool:
+    """qemu's ``is_windows_drive_prefix`` (block.c): a letter and a colon, ``C:``."""
+    return len(name) >= 2 and name[0].isascii() and name[0].isalpha() and name[1] == ":"
+
+
+def path_has_protocol(name: str) -> bool:
+    """qemu's ``path_has_protocol`` (block.c) as built on POSIX: a ``:`` before any ``/`` makes ``prefix:``
+    a protocol (``fat:rw:/dir``, ``blkdebug:conf:img``, ``nbd:host:port``), never a file name.
+
+    qemu then looks the prefix up among its drivers and fails on an unknown one; it never opens the
+    string as a file. (qemu built for Windows also stops at ``\\`` and reads ``C:`` as a drive.)
+    """
+    head = re.split(r"[:/]", name, maxsplit=1)[0]
+    return name[len(head) : len(head) + 1] == ":"
+
+
 def reference_kind(name: str) -> str:
-    """How a reference names its target: ``network``, ``pseudo-protocol`` (json:), or ``path``."""
+    """How a reference names its target: ``network``, ``pseudo-protocol`` or ``path``.
+
+    ``network`` for the schemes that make qemu connect out (and any ``scheme://``); ``pseudo-protocol``
+    for every other name that qemu's :func:`path_has_protocol` reads as ``prefix:`` (``json:``, ``fat:``,
+    ``blkdebug:``, ``null-co:``, an unknown prefix...); ``path`` for the rest and for Windows drive paths
+    (``C:\\...``, how Hyper-V and qemu for Windows read a VHD/VHDX locator).
+    """
     lowered = name.lower()
     if lowered.startswith(("file:///", "file://localhost/")):
         return "path"  # a local file URL (VHD MacX locators use them); file://otherhost/ stays network
-    if lowered.startswith("json:"):
-        return "pseudo-protocol"
     if lowered.startswith(NETWORK_PREFIXES) or "://" in lowered:
         return "network"
+    if path_has_protocol(name) and not is_windows_drive_prefix(name):
+        return "pseudo-protocol"
     return "path"
 
 
@@ -65,6 +88,20 @@ class Inspection:
 
     def add(self, finding_id: str, detail: str, offset: int | None = None, severity: str | None = None) -> None:
         self.findings.append(make(finding_id, detail[:MAX_TEXT], offset, severity))
+
+    def cap(self, detail: str, offset: int | None = None) -> None:
+        """A limit reached while looking for references or sizes: critical, since one may lie beyond it."""
+        self.add("read-budget", detail, offset, CRITICAL)
+
+    def sizes(self, candidates: dict[str, int], offset: int | None = None, severity: str | None = None) -> None:
+        """Virtual sizes that different readers take from the image: all are kept in ``details``, and
+        ``virtual_size`` is the largest, so that the size limit is judged against it."""
+        self.virtual_size = max(candidates.values())
+        self.details["candidate_sizes"] = dict(candidates)
+        if len(set(candidates.values())) > 1:
+            shown = ", ".join(f"{name} {value}" for name, value in candidates.items())
+            detail = f"readers take different sizes ({shown}); judged at the largest"
+            self.add("size-disagreement", detail, offset, severity)
 
     def structure(
         self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str

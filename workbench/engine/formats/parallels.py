@@ -51,10 +51,11 @@ def parse(reader: Reader, info: Inspection) -> None:
     data = reader.read(0, HEADER_SIZE)  # served from the reader's cache
     ext = data[:16] == MAGIC_EXT
     sectors = values["nb_sectors"]
+    info.virtual_size = sectors * SECTOR
     if not ext and sectors >> 32:
         info.add("malformed", f"nb_sectors 0x{sectors:x}: the high 32 bits must be clear in WithoutFreeSpace", 36)
-        sectors &= 0xFFFFFFFF  # qemu uses only the low half
-    info.virtual_size = sectors * SECTOR
+        sectors &= 0xFFFFFFFF  # qemu uses only the low half; a reader of the 64-bit field sees the whole
+        info.sizes({"nb_sectors, low 32 bits (qemu)": sectors * SECTOR, "nb_sectors": info.virtual_size}, 36)
     info.details.update({"extended": ext, "empty": bool(values["flags"] & 1)})
     if values["version"] != VERSION:
         info.add("malformed", f"version {values['version']}, qemu reads only 2", 16)

@@ -3,7 +3,9 @@
 Layouts follow qemu's docs/interop/qcow2.txt and the version 1 header of block/qcow.c. The limits are
 the ones qemu's block/qcow.c and block/qcow2.c enforce when they open an image: a value qemu would refuse
 is reported as ``malformed``. Tables (L1, refcount) are only placed against the file size, never loaded;
-header extensions and snapshot entries are walked with hard caps on their count and on the bytes read.
+header extensions are walked as qemu walks them (qcow2_read_extensions: to the backing file name or the
+end of the first cluster, whatever their number) and snapshot entries up to qemu's own count limit, both
+within the read budget; running out of budget there is a critical finding, since a reference may lie beyond.
 """
 
 from __future__ import annotations
@@ -41,8 +43,7 @@ MAX_BITMAP_DIRECTORY = 1024 * MAX_BITMAPS
 MIN_EXTENDED_L2_BITS = 14  # 32 subclusters of at least 512 bytes
 INT_MAX = (1 << 31) - 1
 
-MAX_EXTENSIONS = 1024  # header extensions walked; a 2 MiB header cluster could hold 262144
-EXTENSION_WINDOW = 4096  # extension bytes fetched in one read; more come 8 bytes at a time
+FIRST_WINDOW, EXTENSION_WINDOW = 4096, 64 << 10  # extension bytes fetched in one read: the first, the most
 MAX_FEATURE_NAMES = 192  # three feature bitmaps of 64 bits each
 NAME_CAP = 256  # bytes read of one snapshot id or name
 SHOWN_UNKNOWN = 64  # unknown extension types listed in details
@@ -202,13 +203,31 @@ def read_backing_name(
     if offset + length > reader.size:
         info.add("malformed", f"{where}: runs past the end of the file ({reader.size} bytes)", field_offset)
     raw = reader.read(offset, min(length, MAX_TEXT))
-    name = clean_text(raw, "utf-8")  # qemu keeps the bytes; host paths are UTF-8 on the systems it runs on
+    name = clean_text(raw, "utf-8")  # qemu keeps the bytes up to the first NUL; host paths are UTF-8
     if not name:
+        _empty_backing_name(info, raw, offset, where, field_offset)
         return
     info.fields.append(Field("backing file name", offset, len(raw), name, "never opened by the workbench"))
     info.set_backing(name, fmt, offset)
     if fmt is None:
         info.add("backing-format-unspecified", f"backing file {name!r} has no recorded format", field_offset)
+
+
+def _empty_backing_name(info: Inspection, raw: bytes, offset: int, where: str, field_offset: int) -> None:
+    """The header points at a name that qemu reads as empty (``bs->backing_file[0] == 0``): qemu opens no
+    backing file, but the header claims one, and a reader that keeps the bytes after a NUL sees them."""
+    detail = f"{where}: the header names a backing file, but the name qemu reads is empty, so it opens none"
+    rest = clean_text(raw.replace(b"\0", b""), "utf-8")
+    if rest:
+        info.reference("backing file (after a NUL)", rest, offset)
+        detail += f"; the bytes after the NUL read {rest!r}"
+    info.add("malformed", detail, field_offset)
+
+
+def no_backing_offset(info: Inspection, size: int, field_offset: int) -> None:
+    """A backing name length without its offset: qemu reads no name (the header is inconsistent)."""
+    if size:
+        info.add("malformed", f"backing file name length {size} with offset 0: qemu reads no name", field_offset)
 
 
 def check_extent(
@@ -296,6 +315,8 @@ def _parse_v1(reader: Reader, info: Inspection, head: bytes) -> None:
             fmt=None,
             field_offset=8,
         )
+    else:
+        no_backing_offset(info, values["backing_file_size"], 16)
 
 
 # --- qcow2 ---------------------------------------------------------------------------------------------------
@@ -369,7 +390,7 @@ class _Header:
 @dataclass
 class _Extensions:
     backing_format: str | None = None
-    data_file: tuple[str, int] | None = None
+    data_files: list[tuple[str, int]] = field(default_factory=list)  # qemu uses the last one
     feature_names: dict[tuple[int, int], str] = field(default_factory=dict)
     crypto: tuple[int, int, int] | None = None  # LUKS header offset, length, extension offset
     bitmaps: int = 0
@@ -392,6 +413,8 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
     hdr = _Header.from_values(values)
     info.virtual_size = hdr.size
     _check_header(reader, info, hdr)
+    if hdr.backing_offset:  # read (and cached) first: extensions that use up the budget cannot hide it
+        reader.read(hdr.backing_offset, min(hdr.backing_size, MAX_TEXT))
     exts, ext_group = _read_extensions(reader, info, hdr)
     info.fields.append(ext_group)
     _features(info, hdr, exts, group)
@@ -410,6 +433,10 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
             fmt=exts.backing_format,
             field_offset=8,
         )
+    else:
+        no_backing_offset(info, hdr.backing_size, 16)
+    if exts.backing_format and not info.backing:
+        info.add("malformed", f"backing format {exts.backing_format!r} recorded, but no backing file name", 72)
     _tables(reader, info, hdr)
     _snapshots(reader, info, hdr)
     info.details = _details(hdr, exts)
@@ -454,46 +481,70 @@ def _read_extensions(reader: Reader, info: Inspection, hdr: _Header) -> tuple[_E
     try:
         _walk_extensions(reader, info, hdr, exts, group)
     except BudgetExceeded as exc:
-        info.add("read-budget", f"header extensions: {exc}", exc.offset)
+        info.cap(f"header extensions: {exc}; those up to offset {hdr.extensions_end} were not examined", exc.offset)
     return exts, group
 
 
+class _Window:
+    """A region read in growing chunks and served locally: walking many small entries costs one reader
+    call per chunk, not one per entry (the read budget still counts every byte)."""
+
+    def __init__(self, reader: Reader, end: int) -> None:
+        self.reader, self.end = reader, end
+        self.start, self.data, self.chunk = 0, b"", FIRST_WINDOW
+
+    def get(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``; past the end of the file, fewer."""
+        if not self.start <= offset <= offset + length <= self.start + len(self.data):
+            self.start = offset
+            self.data = self.reader.read(offset, max(length, min(self.chunk, self.end - offset)))
+            self.chunk = min(2 * self.chunk, EXTENSION_WINDOW)
+        return self.data[offset - self.start : offset - self.start + length]
+
+
 def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
+    """Like qemu: every 8-byte extension header up to ``end``, whatever their number; bytes past the end of
+    the file read as zeros (so an end marker). Every extension takes 8 bytes at least, which bounds the loop.
+
+    Past MAX_LIST of one type only the last is handled, after the walk: qemu keeps the last of each."""
     start, end = hdr.extensions_start, hdr.extensions_end
-    reader.read(start, min(max(0, end - start), EXTENSION_WINDOW))  # one read; the loop below hits the cache
+    window = _Window(reader, end)
     offset = start
-    seen: set[int] = set()
-    repeated: set[int] = set()
-    for _ in range(MAX_EXTENSIONS):
+    counts: dict[int, int] = {}
+    deferred: dict[int, tuple[int, int, Field]] = {}
+    for index in range(max(0, end - start) // 8 + 1):
         group.size = offset - start
-        if offset + 8 > end or offset + 8 > reader.size:
-            return  # qemu reads zeros past the end of the file: the end marker
-        magic, length = struct.unpack(">II", reader.read(offset, 8))
+        if offset + 8 > end:
+            break
+        magic, length = struct.unpack(">II", window.get(offset, 8).ljust(8, b"\0"))
         data = offset + 8
         if length > end - data:
             info.add("malformed", f"header extension 0x{magic:08x} at {offset}: {length} bytes run past {end}", offset)
-            return
+            break
         if magic == EXT_END:
             group.add(Field("end of extensions", offset, 8, "0x00000000"))
             group.size += 8
-            return
+            break
+        counts[magic] = seen = counts.get(magic, 0) + 1
         name = EXTENSION_NAMES.get(magic, "unknown")
-        if magic in seen and magic not in repeated:
-            repeated.add(magic)
+        if seen == 2:
             info.add("malformed", f"header extension 0x{magic:08x} ({name}) appears more than once", offset)
-        seen.add(magic)
-        node = group.add(Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data"))
-        if magic in EXTENSION_NAMES:
+        node = Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data")
+        if index < MAX_LIST:  # the tree keeps the first ones; every one is still read
+            group.add(node)
+        if seen == 1 and magic in EXTENSION_NAMES:
             exts.found.append(name)
-        else:
+        elif magic not in EXTENSION_NAMES and len(exts.unknown) < SHOWN_UNKNOWN:
             exts.unknown.append(f"0x{magic:08x}")
-        if data + length > reader.size:
+        if data + length > reader.size:  # qemu reads the missing bytes as zeros
             info.add("malformed", f"header extension 0x{magic:08x} at {offset} runs past the end of the file", offset)
-        elif magic in _HANDLERS:
+        if magic in _HANDLERS and seen <= MAX_LIST:
             _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
+        elif magic in _HANDLERS:
+            deferred[magic] = (data, length, node)
         offset = data + _align8(length)
-    group.size = offset - start
-    info.add("read-budget", f"more than {MAX_EXTENSIONS} header extensions; the rest were not read", offset)
+    for magic, (data, length, node) in deferred.items():
+        _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
 
 
 def _ext_backing_format(
@@ -569,7 +620,10 @@ def _ext_data_file(
 ) -> None:
     name = clean_text(reader.read(data, min(length, MAX_TEXT)), "utf-8")
     node.value = name
-    exts.data_file = (name, data)
+    if len(exts.data_files) < MAX_LIST:
+        exts.data_files.append((name, data))
+    else:
+        exts.data_files[-1] = (name, data)
 
 
 _HANDLERS = {
@@ -655,17 +709,22 @@ def _luks(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions) -> 
 
 
 def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
+    """qemu opens the name of the last data file extension when incompatible bit 2 is set; every name is
+    reported, since a reader that takes the first one (or ignores the bit) opens another."""
     raw = bool(hdr.autoclear & DATA_FILE_RAW)
     if not hdr.incompatible & DATA_FILE:
-        if exts.data_file:
-            name, offset = exts.data_file
+        for name, offset in exts.data_files:
+            info.reference("data file (ignored by qemu)", name, offset, raw=raw)
             info.add("malformed", f"external data file name {name!r} without incompatible feature bit 2", offset)
         return
-    if exts.data_file is None:
+    if not exts.data_files:
         info.data_file = {"filename": None, "kind": None, "raw": raw}
         info.add("external-data-file", "incompatible bit 2: data in an external file whose name the user supplies", 72)
         return
-    name, offset = exts.data_file
+    for name, offset in exts.data_files[:-1]:
+        info.reference("data file (earlier extension)", name, offset, raw=raw)
+        info.add("external-data-file", f"an earlier data file extension names {name!r} (qemu uses the last)", offset)
+    name, offset = exts.data_files[-1]
     ref = info.reference("data file", name, offset, raw=raw)
     info.data_file = {"filename": ref["name"], "kind": ref["kind"], "raw": raw}
     info.add("external-data-file", f"guest data stored in {name!r}{' (raw)' if raw else ''}", offset)
@@ -704,13 +763,35 @@ def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
     group = Field("snapshot table", offset, 0, count, f"{count} entries declared")
     info.fields.append(group)
     position: int | None = offset
-    for index in range(min(count, MAX_LIST)):
-        position = _snapshot(reader, info, index, position, group)
-        if position is None:
-            return
+    index = 0
+    window = _Window(reader, reader.size)
+    try:
+        for index in range(min(count, MAX_SNAPSHOTS)):  # qemu refuses more; the first MAX_LIST are kept
+            if index < MAX_LIST:
+                position = _snapshot(reader, info, index, position, group)
+            else:
+                position = _snapshot_checked(window, info, index, position)
+            if position is None:
+                return
+    except BudgetExceeded as exc:
+        info.cap(f"snapshot table: {exc}; snapshots {index} to {count - 1} were not examined", exc.offset)
+        return
     group.size = position - offset
-    if count > MAX_LIST:
-        info.add("read-budget", f"{count} snapshots declared; only the first {MAX_LIST} were read", 60)
+
+
+def _snapshot_checked(window: _Window, info: Inspection, index: int, position: int) -> int | None:
+    """An entry past those kept in the report: only what qemu checks (extra data size, end of file)."""
+    head = window.get(position, SNAPSHOT_HEADER)
+    if len(head) < SNAPSHOT_HEADER:
+        info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
+        return None
+    id_size, name_size = struct.unpack_from(">HH", head, 12)
+    extra_size = struct.unpack_from(">I", head, 36)[0]
+    end = position + SNAPSHOT_HEADER + extra_size + id_size + name_size
+    if extra_size > MAX_SNAPSHOT_EXTRA or end > window.reader.size:
+        info.add("malformed", f"snapshot {index} at {position}: extra data or names past qemu's limits", position)
+        return None
+    return _align8(end)
 
 
 def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group: Field) -> int | None:

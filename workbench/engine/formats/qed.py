@@ -6,7 +6,7 @@ opens an image (cluster and table sizes, image size, L1 table placement, backing
 
 from __future__ import annotations
 
-from ..fields import Field, Spec, bit_flags, decode
+from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
 from ..findings import INFO
 from ..inspection import Inspection
 from ..reader import Reader
@@ -82,6 +82,22 @@ def parse(reader: Reader, info: Inspection) -> None:
             fmt="raw" if features & F_BACKING_RAW else None,
             field_offset=56,
         )
+    else:
+        _unflagged_backing(reader, info, values)
+
+
+def _unflagged_backing(reader: Reader, info: Inspection, values: dict[str, int]) -> None:
+    """Backing name fields (or the raw-backing bit) without feature bit 0: qemu ignores them, but the name
+    is reported, since a reader that looks at the fields rather than the bit would open it."""
+    offset, size = values["backing_filename_offset"], values["backing_filename_size"]
+    if values["features"] & F_BACKING_RAW:
+        info.add("malformed", "feature bit 2 (raw backing file) without feature bit 0 (backing file)", 16)
+    if not offset and not size:
+        return
+    info.add("malformed", f"backing file name fields ({offset}, {size} bytes) without feature bit 0", 56)
+    name = clean_text(reader.read(offset, min(size, MAX_TEXT)), "utf-8") if offset else ""
+    if name:
+        info.reference("backing file (feature bit clear)", name, offset)
 
 
 def _features(info: Inspection, values: dict[str, int], group: Field) -> None:

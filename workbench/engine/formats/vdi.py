@@ -142,5 +142,8 @@ def _parent(info: Inspection, v: dict[str, Any]) -> None:
         info.set_backing(parent_modify, "vdi", 440, kind="uuid")
     elif v["image_type"] in PARENT_TYPES:
         info.add("malformed", f"{IMAGE_TYPES[v['image_type']]} image with null parent UUIDs", 424)
+    if info.backing and v["image_type"] not in PARENT_TYPES:
+        kind = IMAGE_TYPES.get(v["image_type"], f"type {v['image_type']}")
+        info.add("malformed", f"{kind} image with a parent UUID: only undo and differencing images have one", 76)
     if info.backing:
         info.details["parent_resolution"] = "by UUID through the VirtualBox media registry, not by path"

@@ -12,7 +12,7 @@ import struct
 from typing import Any
 
 from ..fields import Field, Spec, clean_text, decode
-from ..inspection import MAX_LIST, Inspection
+from ..inspection import Inspection
 from ..reader import Reader
 
 NAMES = ("vhdx",)
@@ -566,7 +566,8 @@ def _check_bat_size(info: Inspection, params: dict[str, Any], bat: dict[str, Any
 def _parent_locator(reader: Reader, info: Inspection, entry: dict[str, Any], has_parent: bool) -> None:
     base, length = entry["data_at"], entry["length"]
     if length > LOCATOR_READ:
-        info.add("read-budget", f"parent locator of {length} bytes: only the first {LOCATOR_READ} were inspected", base)
+        missed = length - LOCATOR_READ
+        info.cap(f"parent locator of {length} bytes: the {missed} past {LOCATOR_READ} were not examined", base)
     data = reader.read(base, min(length, LOCATOR_READ))
     values, group = decode("parent locator", data, base, LOCATOR_HEADER_SPECS, "<")
     info.fields.append(group)
@@ -581,7 +582,7 @@ def _parent_locator(reader: Reader, info: Inspection, entry: dict[str, Any], has
     if count > room:
         info.add("malformed", f"parent locator declares {count} key/value pairs, its bytes hold {room}", base + 18)
         count = room
-    pairs = _locator_pairs(info, data, base, min(count, MAX_LIST), group)
+    pairs = _locator_pairs(info, data, base, count, group)  # every pair: ``room`` bounds them
     info.details["parent_locator"] = {key: value for key, value, _ in pairs[:64]}
     for key, value, at in pairs:
         if key in PATH_KEYS:
@@ -590,8 +591,12 @@ def _parent_locator(reader: Reader, info: Inspection, entry: dict[str, Any], has
             info.details[key] = value
     if vhdx_type and "parent_linkage" not in info.details:
         info.add("malformed", "VHDX parent locator without the required parent_linkage key", base)
-    if has_parent:
-        paths = {key: (value, at) for key, value, at in pairs if key in PATH_KEYS}
+    paths = {key: (value, at) for key, value, at in pairs if key in PATH_KEYS}
+    if not has_parent:
+        if paths:  # a reader that trusts the locator over the flag (or a flag flipped later) opens them
+            shown = ", ".join(sorted(paths))
+            info.add("malformed", f"parent locator with parent paths ({shown}) but the has-parent flag is clear", base)
+    else:
         best = next((key for key in BACKING_PREFERENCE if key in paths), None)
         if best is None:
             info.add("malformed", "differencing image whose parent locator names no parent path", base)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..fields import Field, Spec, bit_flags, clean_text, decode
+from ..findings import INFO
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -28,7 +29,7 @@ FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
 DISK_TYPES = {FIXED: "fixed", DYNAMIC: "dynamic", DIFFERENCING: "differencing"}
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 LOCATOR_COUNT, LOCATOR_AT, LOCATOR_LEN = 8, 576, 24
-LOCATOR_CAP = 4096  # locator data read per locator; a Windows path rarely needs more than 520 bytes
+LOCATOR_CAP = 64 << 10  # locator data read per locator: a Windows long path (32767 UTF-16 units) fits
 MAX_SECTORS = 0xFF000000  # qemu's VHD_MAX_SECTORS: 2040 GiB, the format's limit
 MAX_GEOMETRY = 65535 * 16 * 255
 # qemu 7.2 (block/vpc.c, vpc_open and vpc_ignore_current_size): the disk size is cylinders x heads x
@@ -36,7 +37,7 @@ MAX_GEOMETRY = 65535 * 16 * 255
 # (Hyper-V "win ", qemu with force_size "qem2", Disk2vhd "d2v ", XenConverter "CTXS", XenServer "tap\0")
 # and for the maximum geometry 65535/16/255 (CHS would truncate the disk). qemu-img writes "qemu" and a
 # CHS-rounded current_size, so both rules agree on its images. (A 2024 qemu change inverts the list: only
-# "vpc " and "qemu" keep the geometry rule.)
+# "vpc " and "qemu" keep the geometry rule.) Both sizes are reported; the larger is the virtual size.
 CURRENT_SIZE_CREATORS = frozenset({b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\0"})
 
 FEATURES = {0: "temporary disk", 1: "reserved (always set)"}
@@ -179,7 +180,17 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
     creator = footer[28:32]
     chs = values["cylinders"] * values["heads"] * values["sectors_per_track"]
     by_current = creator in CURRENT_SIZE_CREATORS or chs == MAX_GEOMETRY
-    info.virtual_size = values["current_size"] // SECTOR * SECTOR if by_current else chs * SECTOR
+    # Virtual PC and qemu 7.2 (for most creators) read the geometry, Hyper-V and newer qemu current_size,
+    # and qemu's force_size_calc option picks either: the limit is judged against the larger. The maximum
+    # geometry is the writers' "see current_size" mark (qemu, Hyper-V), not a size of its own.
+    current = values["current_size"] // SECTOR * SECTOR
+    sizes = {"current_size": current}
+    if chs != MAX_GEOMETRY:
+        sizes["geometry"] = chs * SECTOR
+    # a geometry one cylinder short of current_size is how every Hyper-V disk looks: noted, not flagged
+    cylinder = values["heads"] * values["sectors_per_track"] * SECTOR
+    rounding = 0 <= current - chs * SECTOR < max(cylinder, SECTOR)
+    info.sizes(sizes, 48, INFO if rounding else None)
     if info.virtual_size > MAX_SECTORS * SECTOR:
         info.add("malformed", f"disk size {info.virtual_size} is over the VHD limit of 2040 GiB (qemu refuses)", 48)
     version = values["creator_version"]
@@ -194,7 +205,7 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
         original_size=values["original_size"],
         geometry=[values["cylinders"], values["heads"], values["sectors_per_track"]],
         geometry_size=chs * SECTOR,
-        size_rule="current_size" if by_current else "geometry",
+        size_rule="current_size" if by_current else "geometry",  # the one qemu 7.2 uses by default
         saved_state=bool(values["saved_state"]),
         temporary=bool(values["features"] & 1),
     )
@@ -276,7 +287,7 @@ def _locator_data(
         )
         return None
     if length > LOCATOR_CAP:
-        info.add("read-budget", f"{label}: {length} bytes of data not read (over {LOCATOR_CAP})", where)
+        info.cap(f"{label}: its {length} bytes of data were not examined (over {LOCATOR_CAP})", where)
         return None
     encoding, what = PLATFORMS[code]
     text = clean_text(reader.read(where, length), encoding)
