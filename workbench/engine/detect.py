@@ -32,7 +32,7 @@ def image_formats(matches: list[str]) -> list[str]:
 def primary_format(matches: list[str], declared: str | None) -> str:
     """The format the image is read as: the declared one when its signature is there, else the best."""
     candidates = image_formats(matches)
-    if declared in candidates:
+    if declared in candidates or (declared in BY_NAME and BY_NAME[declared].reads_any_file):
         return declared
     return candidates[0] if candidates else "raw"
 
