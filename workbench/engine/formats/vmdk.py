@@ -19,7 +19,6 @@ from ._vmdk_text import QEMU_DESC_MAX, Descriptor, Extent, Value
 
 NAMES = ("vmdk",)
 PRIORITY = 50
-READS_ANY_FILE = True  # qemu -f vmdk reads a file without a sparse magic as a descriptor (vmdk_open)
 
 SECTOR = 512
 KDMV, COWD = b"KDMV", b"COWD"
@@ -101,6 +100,11 @@ def probe(reader: Reader) -> str | None:
     if head[:4] in (KDMV, COWD):
         return "vmdk"
     return "vmdk" if _looks_like_descriptor(head) else None
+
+
+def opens_when_declared(reader: Reader) -> bool:
+    """qemu -f vmdk reads any file of 4 bytes or more as a text descriptor (vmdk_open, vmdk_read_desc)."""
+    return reader.size >= 4
 
 
 def _looks_like_descriptor(head: bytes) -> bool:
