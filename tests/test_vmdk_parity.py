@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REQUIRE_QEMU
+from tests.conftest import required_tool
 from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
 from workbench import inspector
 from workbench.engine.formats import _vmdk_text as text
@@ -29,12 +28,7 @@ _TRACED = re.compile(r'\b(?:open|openat|stat|newfstatat|statx)\((?:[^,"]*, )?"((
 
 @pytest.fixture(scope="session")
 def strace() -> str:
-    found = shutil.which("strace")
-    if found:
-        return found
-    if REQUIRE_QEMU:
-        pytest.fail("strace is required with qemu-img (WORKBENCH_REQUIRE_QEMU=1) but not installed")
-    pytest.skip("strace not installed")
+    return required_tool("strace", "strace")
 
 
 def qemu_opened(strace: str, qemu_img: str, image: Path) -> set[str]:

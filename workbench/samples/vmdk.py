@@ -135,7 +135,7 @@ def demo_host_file() -> bytes:
 # --- hostile images where qemu reads more, elsewhere or more loosely than the declared structure ------
 # Each one made qemu-img 7.2 open (or try to open) a file that an earlier workbench did not report.
 
-HINT_PLACES = ("offset0", "moved", "one-sector", "cowd-root", "past-nul")
+HINT_PLACES = ("offset0", "moved", "one-sector", "cowd-root", "cowd-truncated", "past-nul")
 
 
 def hint_outside_descriptor(where: str, parent: str = "parent.vmdk") -> bytes:
@@ -143,6 +143,7 @@ def hint_outside_descriptor(where: str, parent: str = "parent.vmdk") -> bytes:
     KDMV or COWD file, whatever the header declares. ``where``: ``offset0`` (the header declares no
     descriptor), ``moved`` (the declared descriptor, at sector 40, names no parent), ``one-sector``
     (the hint follows the declared single sector), ``cowd-root`` (a COWD root disk, which has no parent),
+    ``cowd-truncated`` (the same cut inside its 2048-byte header: qemu reads zeros for the rest),
     ``past-nul`` (the text ends right after the word: qemu skips two bytes, the NUL too, then reads on)."""
     window = descriptor(parent_hint=parent, parent_cid=1)
     if where == "offset0":
@@ -155,10 +156,10 @@ def hint_outside_descriptor(where: str, parent: str = "parent.vmdk") -> bytes:
     if where == "one-sector":
         text = descriptor(extra="#" * 600 + "\n") + f'parentFileNameHint="{parent}"\n'
         return sparse(2048, text, desc_size=1)
-    if where == "cowd-root":
+    if where in ("cowd-root", "cowd-truncated"):
         data = bytearray(cowd(2048))
         data[SECTOR : SECTOR + len(window)] = window.encode()
-        return bytes(data)
+        return bytes(data if where == "cowd-root" else data[:1500])
     if where == "past-nul":
         return sparse(2048, descriptor() + f'parentFileNameHint\0"{parent}"\n')
     raise ValueError(where)

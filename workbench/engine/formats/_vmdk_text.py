@@ -21,6 +21,8 @@ HINT = b"parentFileNameHint"
 QEMU_TYPES = frozenset({b"FLAT", b"SPARSE", b"VMFS", b"VMFSSPARSE", b"SESPARSE"})
 ACCESS_WORDS = frozenset({"RW", "RDONLY", "NOACCESS"})
 MAX_KEYS = 256  # key=value lines kept in the field tree
+KEPT_KEYS = 4096  # distinct keys remembered (memory stays bounded); the ones read below always are
+NAMED_KEYS = frozenset({"version", "CID", "parentCID", "createType", "parentFileNameHint"})
 MAX_BAD_SHOWN = 3
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -29,7 +31,8 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _SSCANF_EXTENT = re.compile(
     rb'(\S{1,10}+)(?:\s*+([+-]?\d++)(?:\s*+(\S{1,10}+)(?:\s*+"([^\n\r"]{1,511}+)(?:"\s*+([+-]?\d++))?)?)?)?'
 )
-_NON_SPACE = re.compile(rb"\S")
+_TEXT_LINE = re.compile(rb"^[ \t\r\f\v]*+(\S[^\n]*)", re.MULTILINE)  # lines with text; blank ones cost nothing
+_ACCESS_INITIALS = (b"R", b"N")  # RW, RDONLY, NOACCESS: no other line can be an extent
 _TO_QUOTE_OR_NUL = re.compile(rb'[^"\0]*+')
 # VMware's grammar, on one line with its blanks stripped
 _EXTENT = re.compile(rb'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?')
@@ -87,6 +90,8 @@ class Descriptor:
         value = clean_text(_unquote(match.group(2).strip()), "utf-8")
         if key in self.keys:
             self.repeats[key] = self.repeats.get(key, 1) + 1
+            return
+        if len(self.keys) >= KEPT_KEYS and key not in NAMED_KEYS:
             return
         self.keys[key] = Value(value, at)
         if len(self.keys) <= MAX_KEYS:
@@ -172,31 +177,29 @@ def parse(raw: bytes, base: int) -> Descriptor:
     so each line with text is scanned once, from its first non-space byte.
     """
     desc = Descriptor(base, Field("descriptor", base, len(raw), None, "text descriptor"), raw)
-    size, pos, covered_to = len(raw), 0, 0
-    while pos < size:
-        newline = raw.find(b"\n", pos)
-        end = size if newline < 0 else newline
-        chunk = raw[pos:end]
-        line = chunk.strip()
-        if line:
-            first = pos + len(chunk) - len(chunk.lstrip())
-            qemu_ext, stop = _sscanf_extent(raw, first, base)
-            _line(desc, chunk, line, base + pos, qemu_ext, pos < covered_to)
-            covered_to = max(covered_to, stop) if qemu_ext is not None else covered_to
-        pos = end + 1
+    covered_to = 0
+    for match in _TEXT_LINE.finditer(raw):
+        pos, line = match.start(), match.group(1).rstrip()
+        qemu_ext = None
+        if line[:1] in _ACCESS_INITIALS:
+            qemu_ext, stop = _sscanf_extent(raw, match.start(1), base)
+        _line(desc, line, base + pos, len(match.group()), qemu_ext, pos < covered_to)
+        if qemu_ext is not None:
+            covered_to = max(covered_to, stop)
     return desc
 
 
-def _line(desc: Descriptor, chunk: bytes, line: bytes, at: int, qemu_ext: Extent | None, covered: bool) -> None:
-    vmware = _vmware_extent(line, at)
+def _line(desc: Descriptor, line: bytes, at: int, length: int, qemu_ext: Extent | None, covered: bool) -> None:
+    initial = line[:1]
+    vmware = _vmware_extent(line, at) if initial in _ACCESS_INITIALS else None
     if qemu_ext is not None:
         if vmware is not None and (vmware.filename, vmware.type) == (qemu_ext.filename, qemu_ext.type):
             qemu_ext.grammar = "both"
             vmware = None
-        desc.add_extent(qemu_ext, len(chunk))
+        desc.add_extent(qemu_ext, length)
     if vmware is not None:
-        desc.add_extent(vmware, len(chunk))
-    if qemu_ext is not None or vmware is not None or line.startswith(b"#"):
+        desc.add_extent(vmware, length)
+    if qemu_ext is not None or vmware is not None or initial == b"#":
         return
     key = _KEY.fullmatch(line)
     if key is not None:

@@ -489,6 +489,9 @@ def _parse_cowd(reader: Reader, info: Inspection) -> None:
     union = COWD_ROOT_SPECS if flags & COWD_ROOT else COWD_CHILD_SPECS
     values, group = decode("COWD header", data, 0, COWD_SPECS + union + COWD_TAIL_SPECS, "<", "ESX sparse extent")
     info.fields.append(group)
+    named = Value(values["parent_file_name"], 32) if values.get("parent_file_name") else None
+    # qemu reads a short header as zeros and its parent window too (vmdk_open_vmfs_sparse, vmdk_parent_open)
+    _report_parents(info, "the COWD header", named, _qemu_hints(reader, info, QEMU_WINDOW_AT, None))
     if len(data) < COWD_HEADER_LEN:
         info.add("malformed", f"COWD header is {len(data)} bytes long, {COWD_HEADER_LEN} needed", 0)
         return
@@ -500,8 +503,6 @@ def _parse_cowd(reader: Reader, info: Inspection) -> None:
     if values["unclean_shutdown"]:
         info.dirty = True
         info.add("dirty", "COWD header: unclean shutdown flag set", 1648)
-    named = Value(values["parent_file_name"], 32) if values.get("parent_file_name") else None
-    _report_parents(info, "the COWD header", named, _qemu_hints(reader, info, QEMU_WINDOW_AT, None))
 
 
 def _parse_descriptor_file(reader: Reader, info: Inspection) -> None:
