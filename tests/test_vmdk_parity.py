@@ -115,7 +115,7 @@ def test_extent_past_the_list_cap(strace: str, qemu_img: str, tmp_path: Path) ->
     assert {r["name"] for r in rep["references"]} == {"data.raw", "wb-far-extent"}
     budget = [f for f in rep["findings"] if f["id"] == "read-budget"]
     assert budget and all(f["severity"] == "critical" for f in budget)
-    assert "descriptor has 1100 extents; every line was examined" in budget[0]["detail"]
+    assert "descriptor has 1100 extents; every line read was examined" in budget[0]["detail"]
     assert "76 past the first 1024 listed" in details(rep, "external-extent")
 
 

@@ -81,6 +81,7 @@ class Descriptor:
     unlisted_external: int = 0  # extents past the list that name a file
     unlisted: list[Extent] = field(default_factory=list)  # their first MAX_LIST distinct names
     unlisted_names: set[str] = field(default_factory=set)
+    unnamed: int = 0  # extents whose names could not be kept: the list of names was full
     sectors: int = 0
     bad: list[tuple[int, str]] = field(default_factory=list)
     bad_count: int = 0
@@ -102,9 +103,13 @@ class Descriptor:
         self.sectors += max(ext.sectors, 0)  # qemu skips lines of zero or fewer sectors
         if len(self.extents) >= MAX_LIST:
             self.unlisted_external += bool(ext.filename)
-            if ext.filename and len(self.unlisted) < MAX_LIST and ext.filename not in self.unlisted_names:
+            if not ext.filename or ext.filename in self.unlisted_names:
+                return
+            if len(self.unlisted) < MAX_LIST:
                 self.unlisted_names.add(ext.filename)
                 self.unlisted.append(ext)
+            else:
+                self.unnamed += 1
             return
         self.extents.append(ext)
         what = f"{ext.access} {ext.sectors} sectors {ext.type}" + (

@@ -243,8 +243,9 @@ def _report_extents(desc: Descriptor, info: Inspection, self_allowed: bool) -> N
     if desc.extent_count > len(desc.extents):
         info.add(
             "read-budget",
-            f"descriptor has {desc.extent_count} extents; every line was examined, only the first "
-            f"{len(desc.extents)} are listed and {len(desc.unlisted)} more distinct names referenced",
+            f"descriptor has {desc.extent_count} extents; every line read was examined, only the first "
+            f"{len(desc.extents)} are listed and {len(desc.unlisted)} more distinct names referenced"
+            + (f"; {desc.unnamed} more extents name files that are not in the report" if desc.unnamed else ""),
             desc.base,
             CRITICAL,
         )
