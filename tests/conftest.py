@@ -15,15 +15,19 @@ import pytest
 REQUIRE_QEMU = os.environ.get("WORKBENCH_REQUIRE_QEMU") == "1"
 
 
-@pytest.fixture(scope="session")
-def qemu_img() -> str:
-    """Path of qemu-img; tests that need it fail instead of skipping when CI requires it."""
-    found = shutil.which("qemu-img")
+def required_tool(name: str, package: str) -> str:
+    """Path of an oracle tool; tests that need it fail instead of skipping when CI requires qemu."""
+    found = shutil.which(name)
     if found:
         return found
     if REQUIRE_QEMU:
-        pytest.fail("qemu-img is required (WORKBENCH_REQUIRE_QEMU=1) but not installed")
-    pytest.skip("qemu-img not installed (install qemu-utils; CI sets WORKBENCH_REQUIRE_QEMU=1)")
+        pytest.fail(f"{name} is required (WORKBENCH_REQUIRE_QEMU=1) but not installed")
+    pytest.skip(f"{name} not installed (install {package}; CI sets WORKBENCH_REQUIRE_QEMU=1)")
+
+
+@pytest.fixture(scope="session")
+def qemu_img() -> str:
+    return required_tool("qemu-img", "qemu-utils")
 
 
 @pytest.fixture

@@ -29,10 +29,14 @@ def image_formats(matches: list[str]) -> list[str]:
     return [m for m in matches if not BY_NAME[m].layout]
 
 
-def primary_format(matches: list[str], declared: str | None) -> str:
-    """The format the image is read as: the declared one when its signature is there, else the best."""
+def primary_format(matches: list[str], declared: str | None, reader: Reader | None = None) -> str:
+    """The format the image is read as: the declared one when its signature is there (or when the
+    consumer opens the file as the declared format without one), else the best."""
     candidates = image_formats(matches)
     if declared in candidates:
+        return declared
+    opens = BY_NAME[declared].opens_when_declared if declared in BY_NAME else None
+    if declared and opens is not None and reader is not None and opens(reader):
         return declared
     return candidates[0] if candidates else "raw"
 

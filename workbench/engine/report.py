@@ -119,7 +119,7 @@ def build(
     size = _device_size(fd, st)
     reader = Reader(fd, size, budget)
     matches = detect.detect(reader)
-    primary = detect.primary_format(matches, declared)
+    primary = detect.primary_format(matches, declared, reader)
     info = _run_parser(reader, primary)
     if primary not in ("raw",) and BY_NAME[primary].raw_compatible and info.virtual_size is None:
         info.virtual_size = size

@@ -130,3 +130,78 @@ def descriptor_file(extents: Sequence[Extent], create_type: str = "monolithicFla
 def demo_host_file() -> bytes:
     """For the demonstration window: a descriptor whose extent is the host's /etc/shadow."""
     return descriptor_file([("RW", 8, "FLAT", "/etc/shadow", 0)], cid=0x0BADF00D)
+
+
+# --- hostile images where qemu reads more, elsewhere or more loosely than the declared structure ------
+# Each one made qemu-img 7.2 open (or try to open) a file that an earlier workbench did not report.
+
+HINT_PLACES = ("offset0", "moved", "one-sector", "cowd-root", "cowd-truncated", "past-nul")
+
+
+def hint_outside_descriptor(where: str, parent: str = "parent.vmdk") -> bytes:
+    """A parent name only where qemu looks: vmdk_parent_open searches the 10 KiB at offset 0x200 of a
+    KDMV or COWD file, whatever the header declares. ``where``: ``offset0`` (the header declares no
+    descriptor), ``moved`` (the declared descriptor, at sector 40, names no parent), ``one-sector``
+    (the hint follows the declared single sector), ``cowd-root`` (a COWD root disk, which has no parent),
+    ``cowd-truncated`` (the same cut inside its 2048-byte header: qemu reads zeros for the rest),
+    ``past-nul`` (the text ends right after the word: qemu skips two bytes, the NUL too, then reads on)."""
+    window = descriptor(parent_hint=parent, parent_cid=1)
+    if where == "offset0":
+        return sparse(2048, window, desc_offset=0, desc_size=0)
+    if where == "moved":
+        data = bytearray(sparse(2048, window, desc_offset=40, desc_size=20, overhead=64))
+        clean = descriptor().encode()
+        data[40 * SECTOR : 40 * SECTOR + len(clean)] = clean
+        return bytes(data)
+    if where == "one-sector":
+        text = descriptor(extra="#" * 600 + "\n") + f'parentFileNameHint="{parent}"\n'
+        return sparse(2048, text, desc_size=1)
+    if where in ("cowd-root", "cowd-truncated"):
+        data = bytearray(cowd(2048))
+        data[SECTOR : SECTOR + len(window)] = window.encode()
+        return bytes(data if where == "cowd-root" else data[:1500])
+    if where == "past-nul":
+        return sparse(2048, descriptor() + f'parentFileNameHint\0"{parent}"\n')
+    raise ValueError(where)
+
+
+def capacity_zero(text: str, *, desc_offset: int = 1, desc_size: int = 1, pad_to: int = 0) -> bytes:
+    """A capacity-0 sparse header with ``text`` at sector 1: qemu opens the file through that descriptor
+    alone (vmdk_open_vmdk4), reading from ``desc_offset << 9`` (64-bit, wrapping) to the first NUL, up
+    to 1 MiB, whatever ``desc_size`` says."""
+    head = sparse_header(0, desc_offset=desc_offset, desc_size=desc_size)
+    return (head + text.encode()).ljust(max(pad_to, 32 * SECTOR), b"\0")
+
+
+def flat_descriptor(body: str, create_type: str = "monolithicFlat") -> str:
+    """The keys qemu needs to open a descriptor (createType, CID, parentCID), then ``body`` verbatim."""
+    return f'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="{create_type}"\n{body}'
+
+
+# Extent lines that are not VMware's grammar but that qemu's sscanf (vmdk_parse_extents) takes;
+# ``{name}`` is the file qemu opens.
+SSCANF_LINES = {
+    "newlines": 'RW\n8\nFLAT\n"{name}"\n0\n',
+    "trailing-words": 'RW 8 FLAT "{name}" 0 and more words\n',
+    "signs-zeros": 'RW +0008 FLAT "{name}" +00\n',
+    "overflow": 'RW 99999999999999999999999 SPARSE "{name}"\n',
+    "no-closing-quote": 'RW 8 SPARSE "{name}\n',
+    "adjacent": 'RW 8FLAT "{name}" 0\n',
+    "ten-letter-type": 'RW 8 VMFSSPARSE"{name}"\n',
+    "tabs-and-cr": 'RW\t8\tFLAT\t"{name}"\t0\r\n',
+}
+
+
+def sscanf_descriptor(case: str, name: str) -> bytes:
+    return flat_descriptor(SSCANF_LINES[case].format(name=name)).encode()
+
+
+def late_descriptor(name: str, comment_bytes: int = 3000) -> bytes:
+    """A text descriptor that starts after a long comment, past any probe window: qemu -f vmdk reads it."""
+    return ("#" * comment_bytes + "\n").encode() + sscanf_descriptor("newlines", name)
+
+
+def many_extents(count: int, first: str, last: str) -> bytes:
+    """A descriptor of ``count`` FLAT extents: all but the last name ``first``, the last names ``last``."""
+    lines = f'RW 1 FLAT "{first}" 0\n' * (count - 1) + f'RW 1 FLAT "{last}" 0\n'
+    return flat_descriptor(lines).encode()

@@ -8,6 +8,9 @@ A format module defines:
   ``format_matches`` but never the image's format;
 - ``RAW_COMPATIBLE`` (optional): a raw image may legitimately carry it (ISO 9660), so declaring
   ``raw`` is not a mismatch;
+- ``opens_when_declared(reader) -> bool`` (optional): qemu opens this file as the format when it is
+  declared even though the probe does not match (``-f vmdk`` reads any file of 4 bytes or more without
+  a sparse magic as a text descriptor), so the declared format is parsed;
 - ``probe(reader) -> str | None``: which of ``NAMES`` the signature says, reading only a few bytes;
 - ``parse(reader, info)``: fill an :class:`~workbench.engine.inspection.Inspection` for ``info.format``.
   Parsers never raise on bad data: they add ``malformed`` findings and stop.
@@ -31,6 +34,7 @@ class Format:
     priority: int
     layout: bool
     raw_compatible: bool
+    opens_when_declared: Callable[[Reader], bool] | None
     probe: Callable[[Reader], str | None]
     parse: Callable[[Reader, Inspection], None]
     module: str
@@ -42,6 +46,7 @@ def _load(module: ModuleType) -> Format:
         priority=int(module.PRIORITY),
         layout=bool(getattr(module, "LAYOUT", False)),
         raw_compatible=bool(getattr(module, "RAW_COMPATIBLE", False)),
+        opens_when_declared=getattr(module, "opens_when_declared", None),
         probe=module.probe,
         parse=module.parse,
         module=module.__name__,

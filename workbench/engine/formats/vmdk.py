@@ -8,12 +8,14 @@ reported, none is ever opened. Layouts follow VMware's "Virtual Disk Format 1.1"
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
+from ..fields import Field, Spec, bit_flags, decode
+from ..findings import CRITICAL
 from ..inspection import MAX_LIST, Inspection, reference_kind
 from ..reader import Reader
+from . import _vmdk_text as text
+from ._vmdk_text import QEMU_DESC_MAX, Descriptor, Extent, Value
 
 NAMES = ("vmdk",)
 PRIORITY = 50
@@ -23,16 +25,16 @@ KDMV, COWD = b"KDMV", b"COWD"
 KDMV_HEADER_LEN = 79  # magic through compressAlgorithm
 COWD_HEADER_LEN = 2048
 PROBE_BYTES = 1024
-DESC_CAP = 64 * 1024  # descriptor bytes inspected; qemu reads up to 1 MiB - 1 (vmdk_read_desc)
+QEMU_WINDOW_AT = 0x200  # vmdk_open: s->desc_offset of a KDMV or COWD file
+QEMU_WINDOW = 20 * SECTOR  # vmdk_parent_open and vmdk_read_cid read DESC_SIZE bytes there
+U64 = (1 << 64) - 1
 GD_AT_END = 0xFFFF_FFFF_FFFF_FFFF  # streamOptimized: the real header is the footer near EOF
 MARKER_FOOTER, MARKER_EOS = 3, 0
 MAX_GTES_PER_GT = 512  # qemu: "L2 table size too big"
 MAX_GRAIN_SECTORS = 0x200000  # qemu: "Invalid granularity"
 MAX_L1_ENTRIES = 32 * 1024 * 1024  # qemu: "L1 size too big"
 MAX_EXTENT_FINDINGS = 32  # one finding each; the rest are summed up in one
-MAX_KEYS = 256  # key=value lines kept in the field tree
 MAX_DDB = 64
-MAX_BAD_SHOWN = 3
 NEWLINE_CHECK = b"\n \r\n"
 COMPRESSION = {0: "none", 1: "deflate"}
 EXTENT_TYPES = frozenset({"FLAT", "SPARSE", "ZERO", "VMFS", "VMFSSPARSE", "VMFSRDM", "VMFSRAW", "SESPARSE"})
@@ -87,8 +89,6 @@ COWD_TAIL_SPECS = [
     Spec("unclean_shutdown", 1648, "I", "non-zero: not closed cleanly"),
 ]
 
-_EXTENT = re.compile(r'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?')
-_KEY = re.compile(r"([A-Za-z][\w.]*)\s*=\s*(.*)")
 _VERSION_LINE = re.compile(rb'version\s*=\s*"?[1-3]"?')
 _DRIVE = re.compile(r"[A-Za-z]:")
 _SEPARATORS = re.compile(r"[/\\]")
@@ -100,6 +100,11 @@ def probe(reader: Reader) -> str | None:
     if head[:4] in (KDMV, COWD):
         return "vmdk"
     return "vmdk" if _looks_like_descriptor(head) else None
+
+
+def opens_when_declared(reader: Reader) -> bool:
+    """qemu -f vmdk reads any file of 4 bytes or more as a text descriptor (vmdk_open, vmdk_read_desc)."""
+    return reader.size >= 4
 
 
 def _looks_like_descriptor(head: bytes) -> bool:
@@ -127,99 +132,16 @@ def parse(reader: Reader, info: Inspection) -> None:
 # --- the text descriptor -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Value:
-    text: str
-    at: int
-
-
-@dataclass
-class _Extent:
-    access: str
-    sectors: int
-    type: str
-    filename: str
-    offset: int | None  # in sectors, None when the line has none
-    at: int
-
-    def public(self, external: bool, kind: str) -> dict[str, Any]:
-        return {
-            "access": self.access,
-            "sectors": self.sectors,
-            "type": self.type,
-            "filename": self.filename,
-            "offset": self.offset or 0,
-            "external": external,
-            "kind": kind,
-        }
-
-
-@dataclass
-class _Descriptor:
-    """What a descriptor's lines say; ``extents`` keeps the first MAX_LIST extent lines."""
-
-    base: int
-    node: Field
-    raw: bytes
-    keys: dict[str, _Value] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)
-    extents: list[_Extent] = field(default_factory=list)
-    extent_lines: int = 0
-    sectors: int = 0
-    bad: list[tuple[int, str]] = field(default_factory=list)
-    bad_count: int = 0
-
-    def add_line(self, at: int, line: str) -> None:
-        match = _EXTENT.fullmatch(line)
-        if match:
-            self._add_extent(at, line, match)
-            return
-        match = _KEY.fullmatch(line)
-        if match:
-            self._add_key(at, line, match.group(1), _unquote(match.group(2).strip()))
-            return
-        self.bad_count += 1
-        if len(self.bad) < MAX_BAD_SHOWN:
-            self.bad.append((at, line[:80]))
-
-    def _add_key(self, at: int, line: str, key: str, value: str) -> None:
-        key = key[:256]
-        if key in self.keys:
-            self.repeats[key] = self.repeats.get(key, 1) + 1
-            return
-        self.keys[key] = _Value(value[:MAX_TEXT], at)
-        if len(self.keys) <= MAX_KEYS:
-            self.node.add(Field(key, at, len(line.encode()), value[:MAX_TEXT], "descriptor key"))
-
-    def _add_extent(self, at: int, line: str, match: re.Match[str]) -> None:
-        access, sectors, kind, name, offset = match.groups()
-        self.extent_lines += 1
-        self.sectors += int(sectors)
-        if len(self.extents) >= MAX_LIST:
-            return
-        filename = clean_text(name.encode(), "utf-8") if name else ""
-        self.extents.append(_Extent(access, int(sectors), kind, filename, int(offset) if offset else None, at))
-        what = f"{access} {sectors} sectors {kind}" + (f" from sector {offset}" if offset else "")
-        self.node.add(Field(f"extent {len(self.extents)}", at, len(line.encode()), filename, what))
-
-
-def _unquote(value: str) -> str:
-    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-
-
-def _read_descriptor(raw: bytes, base: int, truncated: bool) -> _Descriptor:
-    """Parse descriptor bytes at image offset ``base``; ``truncated``: more followed than was read."""
-    raw = raw.split(b"\0", 1)[0]
-    if truncated and b"\n" in raw:
-        raw = raw[: raw.rfind(b"\n") + 1]  # the last line was cut by the read cap
-    desc = _Descriptor(base, Field("descriptor", base, len(raw), None, "text descriptor"), raw)
-    pos = 0
-    for chunk in raw.split(b"\n"):
-        line = chunk.decode("utf-8", "replace").strip()
-        if line and not line.startswith("#"):
-            desc.add_line(base + pos, line)
-        pos += len(chunk) + 1
-    return desc
+def _public(ext: Extent, external: bool, kind: str) -> dict[str, Any]:
+    return {
+        "access": ext.access,
+        "sectors": ext.sectors,
+        "type": ext.type,
+        "filename": ext.filename,
+        "offset": ext.offset or 0,
+        "external": external,
+        "kind": kind,
+    }
 
 
 def _location(name: str) -> tuple[str, str]:
@@ -243,19 +165,9 @@ def _location(name: str) -> tuple[str, str]:
     return "sibling", "file beside the image"
 
 
-def _qemu_parent_hint(raw: bytes, base: int) -> _Value | None:
-    """The parent name as qemu reads it (vmdk_parent_open): the first ``parentFileNameHint`` anywhere in
-    the text, even inside a comment, two characters skipped, up to the next double quote."""
-    at = raw.find(b"parentFileNameHint")
-    if at < 0:
-        return None
-    start = at + len(b"parentFileNameHint") + 2
-    end = raw.find(b'"', start)
-    return _Value(clean_text(raw[start:end], "utf-8"), base + at) if end >= 0 else None
-
-
-def _apply_descriptor(desc: _Descriptor, info: Inspection, self_allowed: bool) -> None:
-    """Findings, extents, backing and details from a parsed descriptor.
+def _apply_descriptor(desc: Descriptor, info: Inspection, self_allowed: bool) -> None:
+    """Findings, extents and details from a parsed descriptor (the parent is reported with qemu's
+    other candidates, see :func:`_report_parents`).
 
     ``self_allowed``: the descriptor is embedded in a sparse extent that holds data, so a single SPARSE
     extent named without any path is that file itself (qemu writes the image's own base name there).
@@ -264,7 +176,6 @@ def _apply_descriptor(desc: _Descriptor, info: Inspection, self_allowed: bool) -
     desc.node.value = create_type.text if create_type else None
     info.fields.append(desc.node)
     _report_extents(desc, info, self_allowed)
-    _report_parent(desc, info)
     _report_problems(desc, info)
     details = info.details
     if create_type:
@@ -275,52 +186,79 @@ def _apply_descriptor(desc: _Descriptor, info: Inspection, self_allowed: bool) -
     ddb = {k: v.text[:256] for k, v in desc.keys.items() if k.startswith("ddb.")}
     if ddb:
         details["ddb"] = dict(list(ddb.items())[:MAX_DDB])
-    details["extent_count"] = desc.extent_lines
+    details["extent_count"] = desc.extent_count
 
 
 def _number(text: str) -> int | str:
     return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else text[:16]
 
 
-def _cid(value: _Value, info: Inspection) -> int | str:
+def _cid(value: Value, info: Inspection) -> int | str:
     if _HEX_CID.fullmatch(value.text):
         return int(value.text, 16)
     info.add("malformed", f"content id {value.text[:80]!r} is not 1 to 8 hex digits", value.at)
     return value.text[:80]
 
 
-def _report_extents(desc: _Descriptor, info: Inspection, self_allowed: bool) -> None:
-    shown = 0
+def _how(ext: Extent) -> str:
+    """Which reader takes the line as an extent, when they disagree, and whether qemu opens it."""
+    opens = "; qemu opens it (vmdk_parse_extents)" if ext.qemu_opens else ""
+    if ext.grammar == "qemu":
+        return f"; not a well-formed extent line, but qemu's sscanf tokeniser reads it as one{opens}"
+    if ext.grammar == "VMware":
+        return "; qemu's sscanf tokeniser reads this line differently"
+    return opens
+
+
+def _report_extents(desc: Descriptor, info: Inspection, self_allowed: bool) -> None:
+    """Every listed extent with its findings; past the list, each distinct file name is still a reference."""
+    shown, referenced = 0, set()
     for number, ext in enumerate(desc.extents, 1):
         kind, where = _location(ext.filename)
         if self_allowed and len(desc.extents) == 1 and ext.type == "SPARSE" and kind == "sibling":
             kind, where = "self", "this file"
         external = kind not in ("self", "none")
         _check_extent(ext, number, info)
-        info.extents.append(ext.public(external, kind))
+        info.extents.append(_public(ext, external, kind))
         if not external:
             continue
-        info.reference("extent", ext.filename, ext.at, type=ext.type, access=ext.access, location=kind)
         if shown < MAX_EXTENT_FINDINGS:
             shown += 1
             info.add(
                 "external-extent",
                 f"extent {number}: {ext.access} {ext.type} {ext.filename!r} ({where}), "
-                f"{ext.sectors} sectors from sector {ext.offset or 0}",
+                f"{ext.sectors} sectors from sector {ext.offset or 0}{_how(ext)}",
                 ext.at,
             )
-    external_count = sum(1 for e in info.extents if e["external"])
-    if external_count > shown:
-        info.add("external-extent", f"{external_count - shown} more external extents (see the extent list)")
-    if desc.extent_lines > len(desc.extents):
+        _extent_reference(info, ext, kind, referenced)
+    for ext in desc.unlisted:
+        _extent_reference(info, ext, _location(ext.filename)[0], referenced)
+    listed = sum(1 for e in info.extents if e["external"])
+    if listed + desc.unlisted_external > shown:
+        info.add(
+            "external-extent",
+            f"{listed - shown} more extents in the extent list name another file, and {desc.unlisted_external} "
+            f"past the first {MAX_LIST} listed (every line examined; {len(referenced)} distinct names referenced)",
+        )
+    if desc.extent_count > len(desc.extents):
         info.add(
             "read-budget",
-            f"descriptor has {desc.extent_lines} extent lines; only the first {len(desc.extents)} are listed",
+            f"descriptor has {desc.extent_count} extents; every line read was examined, only the first "
+            f"{len(desc.extents)} are listed and {len(desc.unlisted)} more distinct names referenced"
+            + (f"; {desc.unnamed} more extents name files that are not in the report" if desc.unnamed else ""),
             desc.base,
+            CRITICAL,
         )
 
 
-def _check_extent(ext: _Extent, number: int, info: Inspection) -> None:
+def _extent_reference(info: Inspection, ext: Extent, kind: str, referenced: set[str]) -> None:
+    """One reference per distinct file name: the same name is the same file."""
+    if ext.filename not in referenced:
+        referenced.add(ext.filename)
+        info.reference("extent", ext.filename, ext.at, type=ext.type, access=ext.access, location=kind)
+
+
+def _check_extent(ext: Extent, number: int, info: Inspection) -> None:
     if ext.type not in EXTENT_TYPES:
         info.add("malformed", f"extent {number} has unknown type {ext.type[:40]!r}", ext.at)
     elif ext.type == "FLAT" and ext.offset is None:
@@ -329,26 +267,50 @@ def _check_extent(ext: _Extent, number: int, info: Inspection) -> None:
         info.add("malformed", f"{ext.type[:40]} extent {number} names no file", ext.at)
 
 
-def _report_parent(desc: _Descriptor, info: Inspection) -> None:
-    hint = desc.keys.get("parentFileNameHint")
-    qemu = _qemu_parent_hint(desc.raw, desc.base)
-    if hint:
-        info.set_backing(hint.text, "vmdk", hint.at)
-    if qemu is None or (hint and qemu.text == hint.text):
-        return
-    if hint:
-        info.reference("backing file (as qemu reads it)", qemu.text, qemu.at, format="vmdk")
-    else:
-        info.set_backing(qemu.text, "vmdk", qemu.at)
-    info.add(
-        "malformed",
-        f"qemu takes the parent name {qemu.text!r} from the first 'parentFileNameHint' at offset {qemu.at} "
-        f"(even in a comment); the descriptor's key says {hint.text if hint else None!r}",
-        qemu.at,
-    )
+def _qemu_hints(
+    reader: Reader, info: Inspection, window_at: int | None, desc: Descriptor | None
+) -> list[tuple[str, Value]]:
+    """Every parent name qemu may take: vmdk_parent_open's window at ``window_at`` (whatever the header
+    says about the descriptor), and the first hint of the descriptor text as parsed."""
+    places = []
+    if window_at is not None:
+        window = reader.read(window_at, QEMU_WINDOW).ljust(QEMU_WINDOW, b"\0")  # zeros past the end, as qemu
+        places.append((f"in the {QEMU_WINDOW} bytes at offset {window_at} (vmdk_parent_open)", window, window_at))
+    if desc is not None:
+        places.append((f"in the descriptor text at offset {desc.base}", desc.raw, desc.base))
+    found = []
+    for where, data, base in places:
+        value, unterminated = text.hint(data, base)
+        if value is not None:
+            found.append((where, value))
+        elif unterminated is not None:
+            info.add("malformed", f"'parentFileNameHint' at offset {unterminated} has no closing quote", unterminated)
+    return found
 
 
-def _report_problems(desc: _Descriptor, info: Inspection) -> None:
+def _report_parents(info: Inspection, said: str, named: Value | None, qemu: list[tuple[str, Value]]) -> None:
+    """The parent as the header or descriptor key names it (``said``), and every other name qemu takes."""
+    names = set()
+    if named is not None:
+        info.set_backing(named.text, "vmdk", named.at)
+        names.add(named.text)
+    for where, value in qemu:
+        if value.text in names:
+            continue
+        names.add(value.text)
+        if info.backing is None:
+            info.set_backing(value.text, "vmdk", value.at)
+        else:
+            info.reference("backing file (as qemu reads it)", value.text, value.at, format="vmdk")
+        info.add(
+            "malformed",
+            f"qemu takes the parent name {value.text!r} from the first 'parentFileNameHint' {where}, even in a "
+            f"comment or outside the declared descriptor; {said} says {named.text if named else None!r}",
+            value.at,
+        )
+
+
+def _report_problems(desc: Descriptor, info: Inspection) -> None:
     if desc.bad_count:
         shown = "; ".join(f"{line!r} at offset {at}" for at, line in desc.bad)
         info.add("malformed", f"{desc.bad_count} unparsable descriptor line(s): {shown}", desc.bad[0][0])
@@ -370,7 +332,12 @@ def _parse_kdmv(reader: Reader, info: Inspection) -> None:
     if len(data) < KDMV_HEADER_LEN:
         info.add("malformed", f"KDMV header is {len(data)} bytes long, {KDMV_HEADER_LEN} needed", 0)
         return
+    qemu_hints = _qemu_hints(reader, info, QEMU_WINDOW_AT, None)  # first: a long descriptor must not starve it
     _flag_children(group, values["flags"], KDMV_FLAGS)
+    # vmdk_open_vmdk4: capacity 0 in the header at offset 0 (before any footer) and a descriptor offset:
+    # qemu opens the file through that descriptor alone, and its extents are other files
+    through_descriptor = values["capacity"] == 0 and values["descriptor_offset"] != 0
+    desc_at, desc_size = values["descriptor_offset"], values["descriptor_size"]
     if values["gd_offset"] == GD_AT_END:
         values = _stream_footer(reader, info) or values
     _check_kdmv(values, reader.size, info)
@@ -382,15 +349,16 @@ def _parse_kdmv(reader: Reader, info: Inspection) -> None:
     compression = COMPRESSION.get(values["compression"], f"unknown ({values['compression']})")
     info.details.update(subformat="sparse", version=values["version"], compression=compression)
     info.details["create_type"] = "streamOptimized" if values["compression"] == 1 else "monolithicSparse"
-    desc = _embedded_descriptor(reader, info, values["descriptor_offset"], values["descriptor_size"])
+    desc = _embedded_descriptor(reader, info, desc_at, desc_size)
     if desc is not None:
-        _apply_descriptor(desc, info, self_allowed=capacity != 0)
+        _apply_descriptor(desc, info, self_allowed=not through_descriptor)
         if "version" in desc.keys:
             info.details["descriptor_version"] = _number(desc.keys["version"].text)
+        qemu_hints += _qemu_hints(reader, info, None, desc)
+    _report_parents(info, "the descriptor's key", desc.keys.get("parentFileNameHint") if desc else None, qemu_hints)
     if not info.extents:  # no descriptor (an extent of a split disk): the file is its only extent
         info.extents.append(_self_extent(capacity))
-    # qemu opens a capacity-0 sparse file through its descriptor alone (vmdk_open_vmdk4)
-    info.virtual_size = capacity * SECTOR if capacity or desc is None else desc.sectors * SECTOR
+    info.virtual_size = desc.sectors * SECTOR if through_descriptor and desc is not None else capacity * SECTOR
 
 
 def _flag_children(group: Field, value: int, names: dict[int, str]) -> None:
@@ -461,20 +429,58 @@ def _check_kdmv(values: dict[str, Any], size: int, info: Inspection) -> None:
         info.add("unknown-features", f"compression algorithm {values['compression']} unknown", 77)
 
 
-def _embedded_descriptor(reader: Reader, info: Inspection, offset: int, size: int) -> _Descriptor | None:
+def _embedded_descriptor(reader: Reader, info: Inspection, offset: int, size: int) -> Descriptor | None:
+    """The embedded descriptor, read the way vmdk_read_desc reads it: from ``offset << 9`` (a 64-bit
+    shift that wraps) to the first NUL, the end of the file, or 1 MiB - 1 bytes, whatever
+    ``descriptor_size`` says."""
     if not offset:
         return None
-    start, length = offset * SECTOR, size * SECTOR
+    start = (offset << 9) & U64
+    if start != offset * SECTOR:
+        info.add("malformed", f"descriptor offset of {offset} sectors wraps past 2**64: qemu reads at {start}", 28)
+    if start >> 63:
+        info.add("malformed", f"descriptor at byte {start} is past what a reader can address", 28)
+        return None
     if start >= reader.size:
         info.add("malformed", f"descriptor at sector {offset} is past the end of the {reader.size}-byte file", 28)
         return None
+    length = size * SECTOR
     if not length:
         info.add("malformed", f"descriptor at sector {offset} has size 0", 36)
     elif start + length > reader.size:
         info.add("malformed", f"descriptor of {size} sectors at sector {offset} runs past the end of the file", 36)
-    if length > DESC_CAP:
-        info.add("read-budget", f"descriptor declares {size} sectors; only the first {DESC_CAP} bytes inspected", 36)
-    return _read_descriptor(reader.read(start, min(length, DESC_CAP)), start, length > DESC_CAP)
+    raw = _descriptor_text(reader, info, start, 28)
+    if length and len(raw) > length:
+        info.add(
+            "malformed",
+            f"descriptor text runs {len(raw)} bytes, past its declared {size} sectors: all of it was examined, "
+            f"as qemu reads a capacity-0 file's descriptor up to the first NUL",
+            start + length,
+        )
+    return text.parse(raw, start)
+
+
+def _descriptor_text(reader: Reader, info: Inspection, start: int, field_at: int | None) -> bytes:
+    """qemu's descriptor text at ``start``; a cap or the read budget reached is critical."""
+    limit = min(reader.size, QEMU_DESC_MAX)
+    raw, status = text.read_c_string(reader, start, limit)
+    if status == "cap":
+        info.add(
+            "read-budget",
+            f"descriptor text at offset {start} runs {limit} bytes without a NUL: qemu reads no further "
+            f"(vmdk_read_desc) and neither did the workbench; what follows was not examined",
+            field_at,
+            CRITICAL,
+        )
+    elif status == "budget":
+        info.add(
+            "read-budget",
+            f"descriptor text at offset {start}: the read budget ran out after {len(raw)} of up to {limit} "
+            f"bytes; the rest was not examined and may name other files",
+            start + len(raw),
+            CRITICAL,
+        )
+    return raw
 
 
 def _parse_cowd(reader: Reader, info: Inspection) -> None:
@@ -484,6 +490,9 @@ def _parse_cowd(reader: Reader, info: Inspection) -> None:
     union = COWD_ROOT_SPECS if flags & COWD_ROOT else COWD_CHILD_SPECS
     values, group = decode("COWD header", data, 0, COWD_SPECS + union + COWD_TAIL_SPECS, "<", "ESX sparse extent")
     info.fields.append(group)
+    named = Value(values["parent_file_name"], 32) if values.get("parent_file_name") else None
+    # qemu reads a short header as zeros and its parent window too (vmdk_open_vmfs_sparse, vmdk_parent_open)
+    _report_parents(info, "the COWD header", named, _qemu_hints(reader, info, QEMU_WINDOW_AT, None))
     if len(data) < COWD_HEADER_LEN:
         info.add("malformed", f"COWD header is {len(data)} bytes long, {COWD_HEADER_LEN} needed", 0)
         return
@@ -495,16 +504,25 @@ def _parse_cowd(reader: Reader, info: Inspection) -> None:
     if values["unclean_shutdown"]:
         info.dirty = True
         info.add("dirty", "COWD header: unclean shutdown flag set", 1648)
-    if values.get("parent_file_name"):
-        info.set_backing(values["parent_file_name"], "vmdk", 32)
 
 
 def _parse_descriptor_file(reader: Reader, info: Inspection) -> None:
-    """A descriptor-only file: every extent it names is another host file."""
-    desc = _read_descriptor(reader.read(0, DESC_CAP), 0, reader.size > DESC_CAP)
-    if reader.size > DESC_CAP:
-        info.add("read-budget", f"descriptor file is {reader.size} bytes; only the first {DESC_CAP} inspected")
+    """A descriptor-only file: every extent it names is another host file.
+
+    qemu -f vmdk reads any file without a sparse magic this way (vmdk_open, vmdk_open_desc_file), even
+    one that does not start like a descriptor, so this runs whenever vmdk is declared.
+    """
+    if not _looks_like_descriptor(reader.read(0, PROBE_BYTES)):
+        info.add(
+            "format-mismatch",
+            "declared vmdk, but the file neither starts with KDMV or COWD nor with a descriptor; qemu -f vmdk "
+            "reads it as a text descriptor all the same, so it was parsed as one",
+            0,
+        )
+    desc = text.parse(_descriptor_text(reader, info, 0, None), 0)
     _apply_descriptor(desc, info, self_allowed=False)
+    qemu_hints = _qemu_hints(reader, info, 0, desc)
+    _report_parents(info, "the descriptor's key", desc.keys.get("parentFileNameHint"), qemu_hints)
     info.details["subformat"] = "descriptor"
     if "version" in desc.keys:
         info.details["version"] = _number(desc.keys["version"].text)
