@@ -278,6 +278,8 @@ class MainWindow(QMainWindow):
         self.model.declared_changed.connect(lambda entry: self.session.submit([entry]))
         self.model.rowsInserted.connect(self._update_stack)
         self.model.rowsRemoved.connect(self._update_stack)
+        self.model.rowsRemoved.connect(self._show_counts)
+        self.model.modelReset.connect(self._show_counts)
         self.session.finished.connect(self._finished)
         self.session.progress.connect(self._progress)
         self.session.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
@@ -326,9 +328,9 @@ class MainWindow(QMainWindow):
         return new
 
     def _select_added(self, new: list[Entry], paths: list[str]) -> None:
-        """Show the first new entry when nothing is shown yet, or the first named one when all were open."""
+        """Show the first new entry, or the first named one when all were open already."""
         target = new[0] if new else self.model.find(paths[0]) if paths else None
-        if target is not None and (self.current is None or not new):
+        if target is not None:
             self.select(target)
 
     def open_triage(self, paths: list[str]) -> TriageWindow:
@@ -529,11 +531,15 @@ class MainWindow(QMainWindow):
     def _progress(self, done: int, queued: int) -> None:
         if done < queued:
             self.status_progress.setText(f"inspecting: {done} of {queued} done")
-            return
+        else:
+            self._show_counts()
+
+    def _show_counts(self) -> None:
+        """The verdict tally of the listed images (nothing when none is listed)."""
         counts = Counter(entry.verdict for entry in self.model.entries)
         tally = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
         count = self.model.rowCount()
-        self.status_progress.setText(f"{count} file{'s' if count != 1 else ''}: {tally}")
+        self.status_progress.setText(f"{count} file{'s' if count != 1 else ''}: {tally}" if count else "")
 
     def _update_stack(self) -> None:
         self.stack.setCurrentIndex(1 if self.model.rowCount() else 0)
@@ -612,9 +618,14 @@ class MainWindow(QMainWindow):
 
     def remove_selected(self) -> None:
         rows = [index.row() for index in self.list_view.selectionModel().selectedRows()]
+        if not rows:
+            return
         self.model.remove(rows)
-        if self.current is not None and self.model.row_of(self.current) < 0:
+        if self.model.rowCount():  # the row that took the first removed one's place, selected, not only focused
+            self._select_row(min(min(rows), self.model.rowCount() - 1))
             self._show_entry(self.model.entry(self.list_view.currentIndex()))
+        else:
+            self._show_entry(None)
 
     def clear(self) -> None:
         self.model.clear()
