@@ -70,7 +70,7 @@ from .security_page import SecurityPage
 from .session import IdleCollector, InspectFn, Session
 from .settings_dialog import SettingsDialog
 from .triage_window import TriageWindow
-from .widgets import NoticeBar, plain_label
+from .widgets import ElidedLabel, NoticeBar, plain_label
 
 log = logging.getLogger(__name__)
 TITLE = "Disk Image Workbench"
@@ -83,6 +83,14 @@ EMPTY_TEXT = (
     "libvirt domain XML (.xml) and qemu.conf (.conf) files are audited.\n"
     "Help ▸ Open Demonstration Images shows what the workbench finds.\n\n"
     "Images are inspected in a sandboxed process; nothing they name is ever opened."
+)
+TABS = (  # page attribute, tab label, tooltip (the whole name)
+    ("overview", "&Overview", "Overview"),
+    ("fields", "Header fie&lds", "Header fields and their bytes"),
+    ("references", "&References", "External references"),
+    ("findings", "Fi&ndings", "Findings"),
+    ("security", "&Security", "Encryption and sandbox"),
+    ("chain", "&Backing chain", "Backing chain"),
 )
 VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
@@ -138,16 +146,17 @@ class MainWindow(QMainWindow):
         self.list_view = image_list_view(self.model)
         self.badge = QLabel()
         self.badge.setAccessibleName("Verdict badge")
-        self.title = plain_label()
+        self.title = ElidedLabel()
         self.title.setAccessibleName("Selected image")
         title_font = self.title.font()
         title_font.setBold(True)
         title_font.setPointSizeF(title_font.pointSizeF() * 1.15)
         self.title.setFont(title_font)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long name is cut
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # cut in the middle
         self.declared_box = QComboBox()
         self.declared_box.setAccessibleName("Declared format")
-        self.declared_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.declared_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.declared_box.setMinimumContentsLength(14)  # the title keeps the room in a narrow window
         self.declared_box.setToolTip("The format this image must have; changing it inspects the image again (F2)")
         self.reinspect_button = QPushButton("Inspect again")
         self.overview = OverviewPage()
@@ -161,15 +170,11 @@ class MainWindow(QMainWindow):
         self.findings.detail.setAcceptDrops(False)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Report")
-        for page, label in (
-            (self.overview, "&Overview"),
-            (self.fields, "&Header fields"),
-            (self.references, "External &references"),
-            (self.findings, "F&indings"),
-            (self.security, "&Encryption and sandbox"),
-            (self.chain, "&Backing chain"),
-        ):
-            self.tabs.addTab(page, label)
+        bar = self.tabs.tabBar()
+        bar.setUsesScrollButtons(False)  # every tab stays in sight: narrow windows elide the labels instead
+        bar.setElideMode(Qt.TextElideMode.ElideRight)
+        for page, label, whole in TABS:
+            self.tabs.setTabToolTip(self.tabs.addTab(getattr(self, page), label), whole)
         self.report_stack = QStackedWidget()
         self.report_stack.addWidget(self.tabs)
         self.report_stack.addWidget(self.audit)
@@ -177,7 +182,7 @@ class MainWindow(QMainWindow):
         header = QHBoxLayout()
         header.addWidget(self.badge)
         header.addWidget(self.title, 1)
-        self.declared_label = QLabel("&Declared format:")
+        self.declared_label = QLabel("&Declared:")
         self.declared_label.setBuddy(self.declared_box)
         header.addWidget(self.declared_label)
         header.addWidget(self.declared_box)
@@ -192,6 +197,7 @@ class MainWindow(QMainWindow):
         self.split.addWidget(details)
         self.split.setStretchFactor(0, 2)
         self.split.setStretchFactor(1, 5)
+        self.split.setChildrenCollapsible(False)
         self.split.setSizes([500, 780])
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
@@ -244,7 +250,7 @@ class MainWindow(QMainWindow):
 
         view = bar.addMenu("&View")
         for number in range(self.tabs.count()):
-            label = self.tabs.tabText(number).replace("&", "")
+            label = TABS[number][2]
             self._action(view, label, lambda n=number: self.tabs.setCurrentIndex(n), f"Ctrl+{number + 1}")
         view.addSeparator()
         self._action(view, "&Expand All Fields", self.fields.tree.expandAll, "Ctrl+Shift+E")
