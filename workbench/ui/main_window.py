@@ -294,6 +294,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._refresh_page)
         self.fields.field_selected.connect(self._field_selected)
         self.findings.finding_activated.connect(self.go_to_finding)
+        self.overview.finding_activated.connect(self.show_finding)
         self.references.reference_activated.connect(self.go_to_reference)
         self.chain.follow_requested.connect(self.follow_chain)
         self.chain.link_selected.connect(self._show_link)
@@ -646,6 +647,14 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.fields)
         if not self.fields.select_offset(offset):
             self.statusBar().showMessage(f"No parsed field covers offset 0x{offset:x}.", 5000)
+
+    def show_finding(self, finding: dict[str, Any]) -> None:
+        """A banner link: the finding's field and bytes when it names an offset, else the finding itself."""
+        if finding.get("offset") is not None:
+            self.go_to_finding(finding)
+            return
+        self.tabs.setCurrentWidget(self.findings)
+        self.findings.select(finding)
 
     def go_to_reference(self, ref: dict[str, Any]) -> None:
         node = self.fields.model.node_named_value(ref.get("name", ""))
