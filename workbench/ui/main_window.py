@@ -717,9 +717,14 @@ class MainWindow(QMainWindow):
 
     # settings and theme
     def settings_dialog(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, self.observed_sandbox())
         if dialog.exec():
             self.apply_settings(dialog.result_settings())
+
+    def observed_sandbox(self) -> dict[str, str] | None:
+        """The sandbox layers the latest engine child reported on this machine (``None`` before one did)."""
+        reports = (e.report for e in reversed(self.model.entries) if e.report and not e.audit)
+        return next((r["sandbox"] for r in reports if r.get("verdict") != "failed" and r.get("sandbox")), None)
 
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Use and store ``new``; images are inspected again when the policy changed, configuration files
