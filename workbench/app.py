@@ -92,6 +92,17 @@ def _install_error_handlers(window: Any, loop: asyncio.AbstractEventLoop) -> Non
     loop.set_exception_handler(loop_handler)
 
 
+def open_arguments(window: Any, files: list[str], demo: bool) -> None:
+    """Open what the command line names. The main window shows unless all it named went to triage
+    tables (a folder, many files): then only the tables open, and the main window when a row is opened."""
+    if demo:
+        window.open_demo()
+    if files:
+        window.open_paths(files)
+    if demo or window.model.rowCount() or not window.triages:
+        window.show()
+
+
 def run_gui(argv: Sequence[str]) -> int:
     """Open the window; returns the process exit code."""
     args = build_parser().parse_args(list(argv))
@@ -115,13 +126,9 @@ def run_gui(argv: Sequence[str]) -> int:
     if args.theme:
         window.theme_actions[args.theme].setChecked(True)
     _install_error_handlers(window, loop)
-    window.show()
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
-    if args.demo:
-        window.open_demo()
-    if args.files:
-        window.open_paths(args.files)
+    open_arguments(window, args.files, args.demo)
     if args.quit_after is not None:
 
         def quit_app() -> None:

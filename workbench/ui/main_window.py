@@ -307,7 +307,10 @@ class MainWindow(QMainWindow):
         """Open what the user named: configuration files are audited; a folder or more than
         :data:`TRIAGE_THRESHOLD` files open a triage table; other files are inspected here.
         """
-        if remember:
+        for message in filter(None, map(drops.refused_name, paths)):
+            self.notify(message)
+        paths = [path for path in paths if not drops.refused_name(path)]
+        if remember and paths:
             for path in paths:
                 self.settings.remember(os.path.abspath(path))
             self._save_settings()
@@ -353,6 +356,7 @@ class MainWindow(QMainWindow):
     def show_from_triage(self, path: str) -> None:
         """Show a triaged file here: inspected again with the bytes the triage left out (or selected, if open)."""
         self.add_files([path])
+        self.show()  # hidden when the command line named only folders
         self.raise_()
         self.activateWindow()
 
