@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .cli import WINDOW_USAGE
+from .cli import WINDOW_USAGE, add_window_options
 
 log = logging.getLogger("workbench")
 
@@ -30,25 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="images or folders to open")
-    parser.add_argument("--demo", action="store_true", help="also open the built-in demonstration images")
-    parser.add_argument("--theme", choices=("system", "light", "dark"), help="colour scheme for this run")
-    parser.add_argument(
-        "--quit-after",
-        type=_seconds,
-        metavar="SECONDS",
-        help="quit (exit status 0) once nothing has been under way for SECONDS: for smoke tests and screenshots",
-    )
+    add_window_options(parser)
     return parser
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1e6:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    return value
 
 
 def quit_when_idle(window: Any, seconds: float, quit: Callable[[], None], check_ms: int = 100) -> Any:
