@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import chain, demo, export
+from .. import __version__, chain, demo, export
 from ..audit import report as audit_report
 from ..inspector import Request
 from ..models import settings as settings_mod
@@ -66,9 +66,11 @@ from .icons import all_icons, icon
 from .image_list import fill_declared_box, image_list_view
 from .overview import OverviewPage
 from .references_page import ReferencesPage
+from .row_actions import copy_text
 from .security_page import SecurityPage
 from .session import IdleCollector, InspectFn, Session
 from .settings_dialog import SettingsDialog
+from .shortcuts_dialog import ShortcutsDialog
 from .triage_window import TriageWindow
 from .widgets import ElidedLabel, NoticeBar, plain_label
 
@@ -677,14 +679,14 @@ class MainWindow(QMainWindow):
     def copy_value(self) -> None:
         item = self.fields.current_field()
         if item:
-            QGuiApplication.clipboard().setText(printable(item["value"], 4096))
+            copy_text(printable(item["value"], 4096), self.statusBar(), f"the value of {printable(item['name'], 60)}")
 
     def copy_bytes(self) -> None:
         data = self.fields.current_bytes()
         if data is None:
             self.statusBar().showMessage("The bytes of this field are not available.", 5000)
             return
-        QGuiApplication.clipboard().setText(data.hex(" "))
+        copy_text(data.hex(" "), self.statusBar(), f"{len(data)} bytes as hex")
 
     def copy_summary(self) -> None:
         entry = self.current
@@ -694,7 +696,7 @@ class MainWindow(QMainWindow):
             text = audit_report.summary(entry.report, verbose=True)
         else:
             text = summary(self.link or entry.report, verbose=True)
-        QGuiApplication.clipboard().setText(text)
+        copy_text(text, self.statusBar(), "the summary for a ticket")
 
     def selected_reports(self) -> list[dict[str, Any]]:
         rows = sorted(index.row() for index in self.list_view.selectionModel().selectedRows())
@@ -770,19 +772,14 @@ class MainWindow(QMainWindow):
         log.warning("%s", message)
         self.notices.notify(message)
 
-    def show_shortcuts(self) -> None:
-        lines = [
-            f"{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText):<16} {action.text().replace('&', '')}"
-            for action in self.actions()
-            if not action.shortcut().isEmpty()
-        ]
-        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", "\n".join(lines), parent=self)
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.open()
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.actions(), self)
+        dialog.open()
+        return dialog
 
     def show_about(self) -> None:
         text = (
-            f"{TITLE}\n\nInspects untrusted virtual disk images in a sandboxed process and shows what "
+            f"{TITLE} {__version__}\n\nInspects untrusted virtual disk images in a sandboxed process and shows what "
             "they claim: formats, sizes, external references, encryption, and findings that follow "
             "libvirt's Secure Usage of Libvirt guidance."
         )

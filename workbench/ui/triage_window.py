@@ -70,6 +70,15 @@ log = logging.getLogger(__name__)
 MAX_FILES = 100_000
 EXPORT_FILTERS = "HTML page (*.html);;CSV (*.csv);;JSON (*.json);;JSON Lines (*.jsonl)"
 COLUMN_CHARS = (34, 8, 8, 12, 10, 10, 10)  # File ... Encryption; Top finding takes the rest
+SHORTCUTS = (  # text, keys, slot: the window's actions, also listed by Help > Keyboard Shortcuts
+    ("Export the rows shown", "Ctrl+E", "export"),
+    ("Copy the selected rows as TSV", "Ctrl+C", "copy"),
+    ("Search", "Ctrl+F", "search"),
+    ("Close the table", "Ctrl+W", "close"),
+    ("Dismiss the notices", "Escape", "dismiss"),
+)
+OTHER_KEYS = (("Filter by verdict, by format", "Alt+V, Alt+O"), ("Group by finding", "Alt+G"))
+OTHER_KEYS += (("Cancel", "Alt+C"), ("Open the selected file in the main window", "Enter"))
 FLUSH_MS = 200  # arrived rows join the table, and the progress and rate are shown, at most this often
 
 
@@ -231,16 +240,12 @@ class TriageWindow(QMainWindow):
         layout.addLayout(bottom)
         self.setCentralWidget(central)
 
-        for text, shortcut, slot in (
-            ("Export", "Ctrl+E", self.export_dialog),
-            ("Copy rows as TSV", "Ctrl+C", self.copy_rows),
-            ("Search", "Ctrl+F", self.search.setFocus),
-            ("Close", "Ctrl+W", self.close),
-            ("Dismiss notices", "Escape", self.notices.dismiss),
-        ):
+        slots = {"export": self.export_dialog, "copy": self.copy_rows, "search": self.search.setFocus}
+        slots.update({"close": self.close, "dismiss": self.notices.dismiss})
+        for text, shortcut, name in SHORTCUTS:
             action = QAction(text, self)
             action.setShortcut(QKeySequence(shortcut))
-            action.triggered.connect(lambda checked=False, s=slot: s())
+            action.triggered.connect(lambda checked=False, s=slots[name]: s())
             self.addAction(action)
         self.verdict_box.currentIndexChanged.connect(self._filter_changed)
         self.format_box.currentIndexChanged.connect(self._filter_changed)
