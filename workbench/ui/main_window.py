@@ -57,7 +57,7 @@ from ..models.image_list_model import DECLARED, Entry, ImageListModel
 from ..models.node_model import tooltip
 from ..render_text import summary
 from ..textsafe import printable
-from . import drops, theme
+from . import context_menus, drops, theme
 from .audit_page import AuditPage
 from .chain_page import ChainPage
 from .fields_page import FieldsPage
@@ -212,6 +212,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.status_field = plain_label()
         self.status_field.setAccessibleName("Selected field offset and size")
+        self.status_cursor = plain_label()
+        self.status_cursor.setAccessibleName("Bytes cursor offset and selection")
+        self.statusBar().addPermanentWidget(self.status_cursor)
         self.status_progress = plain_label()
         self.status_progress.setAccessibleName("Inspection progress")
         self.statusBar().addPermanentWidget(self.status_field)
@@ -248,6 +251,8 @@ class MainWindow(QMainWindow):
         self._action(edit, "Copy &Summary for a Ticket", self.copy_summary, "Ctrl+Alt+C")
         edit.addSeparator()
         self._action(edit, "&Filter Fields", self.focus_filter, "Ctrl+F")
+        self._action(edit, "Find in &Bytes…", self.find_in_bytes, "Ctrl+Shift+F")
+        self._action(edit, "&Go to Offset…", self.go_to_offset, "Ctrl+G")
         self._action(edit, "&Settings…", self.settings_dialog, "Ctrl+,")
 
         view = bar.addMenu("&View")
@@ -295,6 +300,9 @@ class MainWindow(QMainWindow):
         self.reinspect_button.clicked.connect(self.reinspect)
         self.tabs.currentChanged.connect(self._refresh_page)
         self.fields.field_selected.connect(self._field_selected)
+        self.fields.pane.status.connect(self.status_cursor.setText)
+        self.fields.pane.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        context_menus.install(self)
         self.findings.finding_activated.connect(self.go_to_finding)
         self.overview.finding_activated.connect(self.show_finding)
         self.references.reference_activated.connect(self.go_to_reference)
@@ -669,6 +677,14 @@ class MainWindow(QMainWindow):
             return
         self.tabs.setCurrentWidget(self.fields)
         self.fields.select_node(node)
+
+    def find_in_bytes(self) -> None:
+        self.tabs.setCurrentWidget(self.fields)
+        self.fields.pane.find_bar.open()
+
+    def go_to_offset(self) -> None:
+        self.tabs.setCurrentWidget(self.fields)
+        self.fields.pane.go_to_dialog()
 
     def focus_filter(self) -> None:
         self.tabs.setCurrentWidget(self.fields)
