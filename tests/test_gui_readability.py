@@ -100,3 +100,32 @@ def test_markdown_keeps_plain_punctuation() -> None:
     assert md("qcow2 (probed). 1.5 GiB!") == "qcow2 (probed). 1.5 GiB!"
     assert md("# not a heading") == "\\# not a heading" and md("1. not a list") == "1\\. not a list"
     assert md("see www.evil.example or https://x") == "see www\\.evil.example or https:/\\/x"
+
+
+def test_dark_unchecked_boxes_are_visible(qtbot: Any, fast_window: MainWindow) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QListWidget, QListWidgetItem
+
+    fast_window.set_theme("dark")
+    box = QListWidget()
+    qtbot.addWidget(box)
+    item = QListWidgetItem("unticked")
+    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    box.addItem(item)
+    box.resize(200, 80)
+    box.show()
+    image = box.grab().toImage()
+    row = box.visualItemRect(item)
+    base = box.palette().color(QPalette.ColorRole.Base)
+
+    def luminance(colour: Any) -> float:
+        return 0.2126 * colour.redF() + 0.7152 * colour.greenF() + 0.0722 * colour.blueF()
+
+    contrast = max(
+        abs(luminance(image.pixelColor(x + box.frameWidth(), y + box.frameWidth())) - luminance(base))
+        for x in range(row.left(), row.left() + 24)
+        for y in range(row.top(), row.bottom())
+    )
+    assert contrast > 0.25
+    fast_window.set_theme("light")
