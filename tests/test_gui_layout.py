@@ -13,7 +13,7 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     qloop_fixture,
     wait_done,
 )
-from workbench.models.image_list_model import NAME
+from workbench.models.image_list_model import DECLARED, NAME
 from workbench.ui.main_window import MainWindow
 
 
@@ -34,6 +34,7 @@ def test_layout_holds(qtbot: Any, fast_window: MainWindow, size: tuple[int, int]
         assert QRect(0, 0, bar.width(), bar.height()).contains(bar.tabRect(number))
         assert fast_window.tabs.tabToolTip(number)
     assert fast_window.declared_box.isVisible() and fast_window.reinspect_button.isVisible()
+    assert view.isColumnHidden(DECLARED) == (size[0] < 1280)  # the header's box says it in a narrow window
     right = fast_window.reinspect_button.mapTo(fast_window, fast_window.reinspect_button.rect().topRight()).x()
     assert right <= fast_window.width()
 

@@ -47,13 +47,13 @@ def decode(data: bytes) -> list[tuple[str, str]]:
             shown = f"{value:g}" if code in "fd" else f"{value} (0x{value & ((1 << 8 * size) - 1):0{2 * size}x})"
             rows.append((f"{name} {order}".strip(), shown))
     if len(data) >= 4:
-        rows.append(("unix time u32 LE", _time(struct.unpack("<I", data[:4])[0])))
+        rows.append(("time_t u32 LE", _time(struct.unpack("<I", data[:4])[0])))
     if len(data) >= 8:
-        rows.append(("unix time u64 LE", _time(struct.unpack("<q", data[:8])[0])))
-        rows.append(("FILETIME LE", _filetime(struct.unpack("<Q", data[:8])[0])))
+        rows.append(("time_t i64 LE", _time(struct.unpack("<q", data[:8])[0])))
+        rows.append(("FILETIME", _filetime(struct.unpack("<Q", data[:8])[0])))
     if len(data) >= 16:
-        rows.append(("GUID (mixed endian)", str(uuid.UUID(bytes_le=data[:16])).upper()))
-        rows.append(("UUID (big endian)", str(uuid.UUID(bytes=data[:16]))))
+        rows.append(("GUID", str(uuid.UUID(bytes_le=data[:16])).upper()))
+        rows.append(("UUID BE", str(uuid.UUID(bytes=data[:16]))))
     if data:
         rows.append(("ASCII", "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data[:READ])))
     return rows
@@ -69,7 +69,10 @@ class DataInspector(QTreeWidget):
         self.setRootIsDecorated(False)
         self.setAlternatingRowColors(True)
         self.setUniformRowHeights(True)
-        self.setColumnWidth(0, self.fontMetrics().horizontalAdvance("0") * 18)
+        self.setColumnWidth(0, self.fontMetrics().horizontalAdvance("0") * 14)
+        self.setToolTip(
+            "time_t: seconds since 1970; FILETIME: 100 ns since 1601; GUID: Microsoft's mixed-endian layout"
+        )
 
     def show_bytes(self, offset: int | None, data: bytes) -> None:
         self.clear()

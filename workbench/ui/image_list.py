@@ -96,6 +96,6 @@ def fit_list_columns(view: QTreeView) -> None:
     :data:`NAME_CHARS` characters wide (a splitter cannot squeeze it below that)."""
     fit_columns(view, widest=24 * view.fontMetrics().horizontalAdvance("0"))
     header = view.header()
-    others = sum(header.sectionSize(c) for c in range(header.count()) if c != NAME)
+    others = sum(header.sectionSize(c) for c in range(header.count()) if c != NAME and not header.isSectionHidden(c))
     name = NAME_CHARS * view.fontMetrics().horizontalAdvance("0") + view.iconSize().width() + 24
     view.setMinimumWidth(others + name + 2 * view.frameWidth() + view.verticalScrollBar().sizeHint().width())

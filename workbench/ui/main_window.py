@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, Qt
+from PySide6.QtCore import QEvent, QItemSelectionModel, QMimeData, QModelIndex, QObject, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -30,9 +30,11 @@ from PySide6.QtGui import (
     QDropEvent,
     QGuiApplication,
     QKeySequence,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QApplication,
+    QBoxLayout,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -63,7 +65,7 @@ from .chain_page import ChainPage
 from .fields_page import FieldsPage
 from .findings_page import FindingsPage
 from .icons import all_icons, icon
-from .image_list import fill_declared_box, image_list_view
+from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
 from .references_page import ReferencesPage
 from .row_actions import copy_text
@@ -88,12 +90,14 @@ EMPTY_TEXT = (
 )
 TABS = (  # page attribute, tab label, tooltip (the whole name)
     ("overview", "&Overview", "Overview"),
-    ("fields", "Header fie&lds", "Header fields and their bytes"),
+    ("fields", "Fie&lds", "Header fields and their bytes"),
     ("references", "&References", "External references"),
     ("findings", "Fi&ndings", "Findings"),
     ("security", "&Security", "Encryption and sandbox"),
-    ("chain", "&Backing chain", "Backing chain"),
+    ("chain", "&Chain", "Backing chain"),
 )
+NARROW = 720  # pixels of report width below which the header takes two rows
+WIDE = 1280  # pixels of window width from which the image list shows its Declared column
 VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
 
@@ -181,15 +185,19 @@ class MainWindow(QMainWindow):
         self.report_stack.addWidget(self.tabs)
         self.report_stack.addWidget(self.audit)
 
-        header = QHBoxLayout()
-        header.addWidget(self.badge)
-        header.addWidget(self.title, 1)
+        named, controls = QHBoxLayout(), QHBoxLayout()
+        named.addWidget(self.badge)
+        named.addWidget(self.title, 1)
         self.declared_label = QLabel("&Declared:")
         self.declared_label.setBuddy(self.declared_box)
-        header.addWidget(self.declared_label)
-        header.addWidget(self.declared_box)
-        header.addWidget(self.reinspect_button)
-        details = QWidget()
+        controls.addWidget(self.declared_label)
+        controls.addWidget(self.declared_box, 1)
+        controls.addWidget(self.reinspect_button)
+        self.header = header = QBoxLayout(QBoxLayout.Direction.LeftToRight)  # stacked in a narrow window
+        header.addLayout(named, 1)
+        header.addLayout(controls)
+        self.details = details = QWidget()
+        details.installEventFilter(self)
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(6, 0, 0, 0)
         details_layout.addLayout(header)
@@ -811,6 +819,22 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         """Whether anything asked for is under way: inspections, audits, chains, triage tables."""
         return self.session.busy() or bool(self._pending) or any(window.running() for window in self.triages)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Below :data:`NARROW` pixels for the report, the declared-format controls go under the title."""
+        if watched is self.details and event.type() == QEvent.Type.Resize:
+            narrow = self.details.width() < NARROW
+            self.header.setDirection(QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight)
+        return super().eventFilter(watched, event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        """A window narrower than :data:`WIDE` hides the list's Declared column (the header's box and each
+        row's tooltip still say it), leaving the room to the report."""
+        super().resizeEvent(event)
+        hide = self.width() < WIDE
+        if self.list_view.isColumnHidden(DECLARED) != hide:
+            self.list_view.setColumnHidden(DECLARED, hide)
+            fit_list_columns(self.list_view)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         for window in list(self.triages):
