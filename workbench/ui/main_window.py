@@ -34,16 +34,10 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QBoxLayout,
-    QComboBox,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -68,13 +62,14 @@ from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
 from .references_page import ReferencesPage
+from .report_header import ReportHeader
 from .row_actions import copy_text
 from .security_page import SecurityPage
 from .session import IdleCollector, InspectFn, Session
 from .settings_dialog import SettingsDialog
 from .shortcuts_dialog import ShortcutsDialog
 from .triage_window import TriageWindow
-from .widgets import ElidedLabel, NoticeBar, plain_label
+from .widgets import NoticeBar, plain_label
 
 log = logging.getLogger(__name__)
 TITLE = "Disk Image Workbench"
@@ -96,7 +91,6 @@ TABS = (  # page attribute, tab label, tooltip (the whole name)
     ("security", "&Security", "Encryption and sandbox"),
     ("chain", "&Chain", "Backing chain"),
 )
-NARROW = 720  # pixels of report width below which the header takes two rows
 WIDE = 1280  # pixels of window width from which the image list shows its Declared column
 VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
@@ -150,21 +144,10 @@ class MainWindow(QMainWindow):
         font.setPointSizeF(font.pointSizeF() * 1.25)
         self.empty.setFont(font)
         self.list_view = image_list_view(self.model)
-        self.badge = QLabel()
-        self.badge.setAccessibleName("Verdict badge")
-        self.title = ElidedLabel()
-        self.title.setAccessibleName("Selected image")
-        title_font = self.title.font()
-        title_font.setBold(True)
-        title_font.setPointSizeF(title_font.pointSizeF() * 1.15)
-        self.title.setFont(title_font)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # cut in the middle
-        self.declared_box = QComboBox()
-        self.declared_box.setAccessibleName("Declared format")
-        self.declared_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.declared_box.setMinimumContentsLength(14)  # the title keeps the room in a narrow window
-        self.declared_box.setToolTip("The format this image must have; changing it inspects the image again (F2)")
-        self.reinspect_button = QPushButton("Inspect again")
+        self.header = ReportHeader()
+        self.badge, self.title = self.header.badge, self.header.title
+        self.declared_box, self.declared_label = self.header.declared_box, self.header.declared_label
+        self.reinspect_button = self.header.reinspect_button
         self.overview = OverviewPage()
         self.fields = FieldsPage()
         self.references = ReferencesPage()
@@ -185,22 +168,11 @@ class MainWindow(QMainWindow):
         self.report_stack.addWidget(self.tabs)
         self.report_stack.addWidget(self.audit)
 
-        named, controls = QHBoxLayout(), QHBoxLayout()
-        named.addWidget(self.badge)
-        named.addWidget(self.title, 1)
-        self.declared_label = QLabel("&Declared:")
-        self.declared_label.setBuddy(self.declared_box)
-        controls.addWidget(self.declared_label)
-        controls.addWidget(self.declared_box, 1)
-        controls.addWidget(self.reinspect_button)
-        self.header = header = QBoxLayout(QBoxLayout.Direction.LeftToRight)  # stacked in a narrow window
-        header.addLayout(named, 1)
-        header.addLayout(controls)
         self.details = details = QWidget()
         details.installEventFilter(self)
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(6, 0, 0, 0)
-        details_layout.addLayout(header)
+        details_layout.addWidget(self.header)
         details_layout.addWidget(self.report_stack, 1)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(self.list_view)
@@ -821,10 +793,8 @@ class MainWindow(QMainWindow):
         return self.session.busy() or bool(self._pending) or any(window.running() for window in self.triages)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        """Below :data:`NARROW` pixels for the report, the declared-format controls go under the title."""
         if watched is self.details and event.type() == QEvent.Type.Resize:
-            narrow = self.details.width() < NARROW
-            self.header.setDirection(QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight)
+            self.header.fit(self.details.width())
         return super().eventFilter(watched, event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
