@@ -73,7 +73,8 @@ def test_html_export_escapes_image_strings(fast_window: MainWindow, reports: Any
 def test_markdown_export_escapes_markup(fast_window: MainWindow, reports: Any, tmp_path: Path) -> None:
     text = fast_window.export_reports(tmp_path / "out.md").read_text()
     assert "<script>" not in text
-    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;\\[x\\]\\(http://e\\.vil\\)\\|\\\\x1b\\[2J" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\[x\\](http:/\\/e.vil)\\|\\\\x1b\\[2J" in text  # no link, no tag
+    assert "http://" not in text
     assert text.count("\n## ") == 2
     assert "**Verdict: REJECT**" in text
 

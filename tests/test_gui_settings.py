@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     fast_window_fixture,
@@ -99,3 +99,36 @@ def test_recent_files_menu_lists_opened_paths(qtbot: Any, fast_window: MainWindo
     wait_done(qtbot, fast_window, count=1)
     fast_window.recent_menu.aboutToShow.emit()
     assert [a.text() for a in fast_window.recent_menu.actions()] == [os.fspath(images["raw"])]
+
+
+def _layer_item(dialog: SettingsDialog, name: str) -> Any:
+    items = [dialog.layers.item(row) for row in range(dialog.layers.count())]
+    return next(item for item in items if item.data(Qt.ItemDataRole.UserRole) == name)
+
+
+OBSERVED = {"landlock": "off: not supported by this kernel", "seccomp": "on", "rlimits": "on"}
+
+
+def test_settings_say_which_layers_this_machine_has(qtbot: Any, fast_window: MainWindow) -> None:
+    dialog = SettingsDialog(fast_window.settings, fast_window, OBSERVED)
+    qtbot.addWidget(dialog)
+    job, landlock, seccomp = (_layer_item(dialog, name) for name in ("job", "landlock", "seccomp"))
+    assert job.text() == "job — not on this system" and not job.flags() & Qt.ItemFlag.ItemIsEnabled
+    assert landlock.text().startswith("landlock — off here: off: not supported")
+    assert not landlock.flags() & Qt.ItemFlag.ItemIsEnabled
+    assert seccomp.text() == "seccomp" and seccomp.flags() & Qt.ItemFlag.ItemIsEnabled
+    assert "a|b" in dialog.layers_help.text()
+
+
+def test_impossible_requirements_are_refused_and_the_notice_goes(qtbot: Any, fast_window: MainWindow) -> None:
+    settings = fast_window.settings
+    settings.required_layers = ["job", "landlock|seccomp"]
+    dialog = SettingsDialog(settings, fast_window, OBSERVED)
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled()
+    assert dialog.layers_error.text().startswith("Refused: job cannot be on here")
+    assert "landlock|seccomp" not in dialog.layers_error.text()  # one alternative is on: possible
+    _layer_item(dialog, "job").setCheckState(Qt.CheckState.Unchecked)
+    assert ok.isEnabled() and dialog.layers_error.text() == ""
+    assert dialog.result_settings().required_layers == ["landlock|seccomp"]

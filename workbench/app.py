@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .cli import WINDOW_USAGE
+from .cli import WINDOW_USAGE, add_window_options
 
 log = logging.getLogger("workbench")
 
@@ -30,25 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="images or folders to open")
-    parser.add_argument("--demo", action="store_true", help="also open the built-in demonstration images")
-    parser.add_argument("--theme", choices=("system", "light", "dark"), help="colour scheme for this run")
-    parser.add_argument(
-        "--quit-after",
-        type=_seconds,
-        metavar="SECONDS",
-        help="quit (exit status 0) once nothing has been under way for SECONDS: for smoke tests and screenshots",
-    )
+    add_window_options(parser)
     return parser
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1e6:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
-    return value
 
 
 def quit_when_idle(window: Any, seconds: float, quit: Callable[[], None], check_ms: int = 100) -> Any:
@@ -92,6 +75,17 @@ def _install_error_handlers(window: Any, loop: asyncio.AbstractEventLoop) -> Non
     loop.set_exception_handler(loop_handler)
 
 
+def open_arguments(window: Any, files: list[str], demo: bool) -> None:
+    """Open what the command line names. The main window shows unless all it named went to triage
+    tables (a folder, many files): then only the tables open, and the main window when a row is opened."""
+    if demo:
+        window.open_demo()
+    if files:
+        window.open_paths(files)
+    if demo or window.model.rowCount() or not window.triages:
+        window.show()
+
+
 def run_gui(argv: Sequence[str]) -> int:
     """Open the window; returns the process exit code."""
     args = build_parser().parse_args(list(argv))
@@ -115,13 +109,9 @@ def run_gui(argv: Sequence[str]) -> int:
     if args.theme:
         window.theme_actions[args.theme].setChecked(True)
     _install_error_handlers(window, loop)
-    window.show()
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
-    if args.demo:
-        window.open_demo()
-    if args.files:
-        window.open_paths(args.files)
+    open_arguments(window, args.files, args.demo)
     if args.quit_after is not None:
 
         def quit_app() -> None:

@@ -14,6 +14,28 @@ from .commands._common import EPILOG
 WINDOW_USAGE = "workbench [FILE...] | workbench --demo   open the window (on these images, or on demonstration images)"
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
+def add_window_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The window's options: parsed by the window, listed by ``workbench --help`` too."""
+    parser.add_argument("--demo", action="store_true", help="open the window on built-in demonstration images")
+    parser.add_argument("--theme", choices=("system", "light", "dark"), help="colour scheme for this run")
+    parser.add_argument(
+        "--quit-after",
+        type=_seconds,
+        metavar="SECONDS",
+        help="quit (exit status 0) once nothing has been under way for SECONDS: for smoke tests and screenshots",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -23,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    add_window_options(parser.add_argument_group("window options (without a COMMAND; workbench [FILE...])"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in discover().values():
         module.register(sub)

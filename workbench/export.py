@@ -18,7 +18,9 @@ from typing import Any
 from .models.policy import human_size
 from .textsafe import printable
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline specials; line-start ones are handled in md()
+_MD_LINE_START = re.compile(r"^(\s*(?:\d+)?)([#>+\-]|[.)](?=\s))", re.MULTILINE)  # heading, quote, list item
+_MD_AUTOLINK = re.compile(r"(?i)://|\bwww\.|@")  # what GitHub's Markdown turns into links without brackets
 _FACTS = (
     ("Declared format", lambda r: r.get("declared_format") or "none"),
     ("Detected format", lambda r: r.get("format", "")),
@@ -38,8 +40,9 @@ def _size(value: int | None) -> str:
 
 def md(text: Any, cap: int = 1024) -> str:
     """Image text for Markdown: printable, HTML-escaped (Markdown passes HTML through), specials escaped."""
-    shown = html.escape(printable(text, cap), quote=False)
-    return _MD_SPECIAL.sub(r"\\\1", shown)
+    shown = _MD_SPECIAL.sub(r"\\\1", html.escape(printable(text, cap), quote=False))
+    shown = _MD_AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\\" + m.group(0)[-1], shown)  # no bare URL becomes a link
+    return _MD_LINE_START.sub(r"\1\\\2", shown)
 
 
 def h(text: Any, cap: int = 4096) -> str:

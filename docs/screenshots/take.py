@@ -1,6 +1,6 @@
 """Retake the screenshots in this folder from the running window, under an X server (see docs/gui.md).
 
-    Xvfb :99 -screen 0 1400x880x24 & export DISPLAY=:99
+    Xvfb :99 -screen 0 1920x1080x24 & export DISPLAY=:99
     python docs/screenshots/take.py [NAME...]      # default: all of them; needs qemu-img and ImageMagick's import
 
 Each picture is the real window (or triage table) driven through its own methods, then captured by
@@ -108,6 +108,44 @@ class Shots:
         self.window.tabs.setCurrentWidget(self.window.overview)
         return self.window
 
+    async def sized(self, name: str, size: tuple[int, int]) -> None:
+        self.window.resize(*size)
+        self.window.move(0, 0)
+        await self.demo(name)
+
+    async def small_overview_light(self) -> QWidget:
+        """1024x640: the verdict banner of a raw disk carrying a qcow2 header, mismatch rows highlighted."""
+        await self.sized("guest-raw-disk.img", SMALL)
+        self.window.tabs.setCurrentWidget(self.window.overview)
+        return self.window
+
+    async def small_fields_dark(self) -> QWidget:
+        """1024x640: the bytes found by Ctrl+F (text), the data inspector beside them."""
+        await self.sized("backing-host-file.qcow2", SMALL)
+        self.window.tabs.setCurrentWidget(self.window.fields)
+        pane = self.window.fields.pane
+        pane.find_bar.open()
+        pane.find_bar.mode.setCurrentText("text")
+        pane.find_bar.text.setText("/etc/passwd")
+        pane.find()
+        return self.window
+
+    async def large_fields_light(self) -> QWidget:
+        """1920x1080: the magic selected in the bytes (Shift+arrows), the inspector reading it."""
+        await self.sized("clean.qcow2", LARGE)
+        self.window.tabs.setCurrentWidget(self.window.fields)
+        hex_view = self.window.fields.hex
+        hex_view.setFocus()
+        hex_view.select_byte(0)
+        hex_view.extend_to(3)
+        return self.window
+
+    async def large_overview_dark(self) -> QWidget:
+        """1920x1080: a 448 KiB file claiming 16 TiB, above the size limit."""
+        await self.sized("claims-16TiB.qcow2", LARGE)
+        self.window.tabs.setCurrentWidget(self.window.overview)
+        return self.window
+
     async def triage(self) -> QWidget:
         table = self.window.open_triage([str(self.work / "triage")])
         table.move(0, 0)
@@ -149,7 +187,9 @@ class Shots:
         self.window.close()
 
 
+SMALL, LARGE = (1024, 640), (1920, 1080)
 NAMES = ("demo-light", "demo-dark", "demo-sizes-dark", "triage", "chain", "audit")
+NAMES += ("small-overview-light", "small-fields-dark", "large-fields-light", "large-overview-dark")
 
 
 def take(name: str, work: Path) -> None:

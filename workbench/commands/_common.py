@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from typing import Any
 
@@ -20,11 +21,23 @@ def _size_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "udif": "dmg", "iso9660": "iso"}
+
+
+def declared_format(text: str) -> str:
+    """A known format name; a common other name (``vhd``) is refused with the name to use (``vpc``)."""
+    if text in KNOWN_NAMES:
+        return text
+    hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), KNOWN_NAMES, 1)), None)
+    suggestion = f"; did you mean {hint}?" if hint else ""
+    raise argparse.ArgumentTypeError(f"unknown format {text!r}{suggestion} (one of {', '.join(KNOWN_NAMES)})")
+
+
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-f",
         "--declared-format",
-        choices=KNOWN_NAMES,
+        type=declared_format,
         metavar="FMT",
         help="the format the image must have (default: from the file extension); one of " + ", ".join(KNOWN_NAMES),
     )

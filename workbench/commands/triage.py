@@ -31,7 +31,13 @@ def register(sub: Any) -> None:
         epilog=EPILOG + "; any file that could not be inspected: 30; interrupted: 130",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH")
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2, help="inspections in flight")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="inspections in flight (default: %(default)s, one per CPU)",
+    )
     add_policy_options(parser)
     for kind, what in (
         ("json", "one JSON array of full reports"),

@@ -24,9 +24,22 @@ def value_text(value: Any, cap: int = VALUE_CAP) -> str:
     return printable(value, cap)
 
 
+def magic_text(name: str, value: Any) -> str | None:
+    """A signature's bytes as text beside their hex (``514649fb ("QFI\\xfb")``), for fields named like one."""
+    if not isinstance(value, str) or not any(word in name.lower() for word in ("magic", "signature")):
+        return None
+    if not value or len(value) > 32 or len(value) % 2 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        return None
+    text = "".join(
+        chr(b) if 0x20 <= b < 0x7F and b not in (0x22, 0x5C) else f"\\x{b:02x}" for b in bytes.fromhex(value)
+    )
+    return f'{value} ("{text}")'
+
+
 def _node(item: dict[str, Any]) -> Node:
     size = item["size"]
-    cells = [printable(item["name"], 200), value_text(item["value"]), f"0x{item['offset']:x}", f"{size}"]
+    value = magic_text(str(item["name"]), item["value"]) or value_text(item["value"])
+    cells = [printable(item["name"], 200), value, f"0x{item['offset']:x}", f"{size}"]
     return Node(cells, item, printable(item.get("description") or "", 1000))
 
 

@@ -6,6 +6,7 @@ Audited libvirt configuration files (domain XML, qemu.conf) are entries too, wit
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,7 @@ class ImageListModel(QAbstractTableModel):
         self.icons: dict[str, Any] = {}
         self._rows: dict[int, int] = {}  # id(entry) -> row, so a refresh costs O(1) with thousands of images
         self._paths: dict[str, Entry] = {}
+        self._names: Counter[str] = Counter()  # file names, to tell same-named files apart by their folder
 
     def add(self, entries: list[Entry]) -> None:
         if not entries:
@@ -85,6 +87,7 @@ class ImageListModel(QAbstractTableModel):
         self.entries.extend(entries)
         self._reindex(first)
         self.endInsertRows()
+        self._count_names([e.path for e in entries], 1)
 
     def remove(self, rows: list[int]) -> None:
         for row in sorted(set(rows), reverse=True):
@@ -95,11 +98,23 @@ class ImageListModel(QAbstractTableModel):
                 self._paths.pop(entry.path, None)
                 self._reindex(row)
                 self.endRemoveRows()
+                self._count_names([entry.path], -1)
 
     def clear(self) -> None:
         self.beginResetModel()
-        self.entries, self._rows, self._paths = [], {}, {}
+        self.entries, self._rows, self._paths, self._names = [], {}, {}, Counter()
         self.endResetModel()
+
+    def _count_names(self, paths: list[str], step: int) -> None:
+        """Count file names; rows whose name became (or stopped being) shared show their folder (or not)."""
+        changed = set()
+        for path in paths:
+            name = os.path.basename(path)
+            self._names[name] += step
+            changed.add(name)
+        rows = [n for n, e in enumerate(self.entries) if os.path.basename(e.path) in changed]
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), NAME), self.index(max(rows), NAME))
 
     def _reindex(self, first: int) -> None:
         for row in range(first, len(self.entries)):
@@ -134,7 +149,10 @@ class ImageListModel(QAbstractTableModel):
         if column == VERDICT:
             return {"queued": "queued", "running": "inspecting…"}.get(entry.state, entry.verdict)
         if column == NAME:
-            return printable(os.path.basename(entry.path) or entry.path, 200)
+            name = os.path.basename(entry.path) or entry.path
+            if self._names[name] > 1:  # same-named files from different folders: the folder tells them apart
+                name = f"{name} — {os.path.basename(os.path.dirname(entry.path))}/"
+            return printable(name, 200)
         if entry.audit:  # the kind in the tooltip; the columns are narrow
             extension = os.path.splitext(entry.path)[1].lower()
             return {FORMAT: extension.lstrip("."), DECLARED: f"audit ({extension})"}.get(column, "")

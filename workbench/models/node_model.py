@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QFont
 
 Index = QModelIndex | QPersistentModelIndex
 PAYLOAD_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -41,12 +42,13 @@ def change_filter(proxy: QSortFilterProxyModel, change: Callable[[], None]) -> N
 @dataclass(eq=False)
 class Node:
     """One row: display text per column, a tooltip for the first column (the others show their text),
-    an icon key and a payload (the report item)."""
+    an icon key, a payload (the report item) and a mark (a severity: the row is drawn bold in its colour)."""
 
     cells: list[str]
     payload: Any = None
     tooltip: str = ""
     icon: str | None = None
+    mark: str | None = None
     children: list[Node] = field(default_factory=list)
     parent: Node | None = field(default=None, repr=False)
     row: int = 0
@@ -81,6 +83,7 @@ class NodeModel(QAbstractItemModel):
         self.headers = headers
         self.root = Node([])
         self.icons: dict[str, Any] = {}
+        self.accent: Callable[[str], Any] | None = None  # severity -> colour of a marked row (set by the view)
 
     def set_nodes(self, nodes: list[Node]) -> None:
         self.beginResetModel()
@@ -135,6 +138,12 @@ class NodeModel(QAbstractItemModel):
             return self.icons.get(node.icon)
         if role == PAYLOAD_ROLE:
             return node.payload
+        if node.mark and role == Qt.ItemDataRole.ForegroundRole and self.accent is not None:
+            return self.accent(node.mark)
+        if node.mark and role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setBold(True)
+            return font
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802

@@ -21,13 +21,34 @@ DECLARED_SOURCES = {
 }
 
 
+MARKED_ROWS = {  # finding id -> the overview rows it is about
+    "format-mismatch": ("Declared format", "Detected format"),
+    "format-ambiguous": ("Signature matches",),
+    "virtual-size-limit": ("Logical size",),
+}
+
+
 def size_text(value: int | None) -> str:
     return "unknown" if value is None else f"{human_size(value)} ({value:,} bytes)"
 
 
-def _leaf(name: str, value: Any, icon: str | None = None) -> Node:
+def _leaf(name: str, value: Any, icon: str | None = None, mark: str | None = None) -> Node:
     text = value if isinstance(value, str) else value_text(value)
-    return Node([name, text], icon=icon)
+    return Node([name, text], icon=icon or (f"severity-{mark}" if mark else None), mark=mark)
+
+
+def _marks(report: dict[str, Any]) -> dict[str, str]:
+    """Overview rows to highlight, with the severity of the finding behind each: a declared/detected
+    mismatch, a size above the limit, any cap reached."""
+    marks: dict[str, str] = {}
+    for finding in report.get("findings") or []:
+        rows = MARKED_ROWS.get(finding.get("id", ""), ())
+        if not rows and any(word in finding.get("id", "") for word in ("limit", "budget")):
+            rows = ("Engine",)
+        for row in rows:
+            if finding["severity"] != "info" and marks.get(row) != "critical":
+                marks[row] = finding["severity"]
+    return marks
 
 
 def ratio_text(ratio: float | None) -> str:
@@ -80,7 +101,8 @@ def declared_text(report: dict[str, Any], source: str | None = None) -> str:
 
 def overview_nodes(report: dict[str, Any], source: str | None = None) -> list[Node]:
     verdict = report.get("verdict", "pending")
-    nodes = [_leaf("Verdict", f"{verdict.upper()}: {severity_counts(report)}", f"verdict-{verdict}")]
+    counts = "could not inspect (the error is below)" if verdict == "failed" else severity_counts(report)
+    nodes = [_leaf("Verdict", f"{verdict.upper()}: {counts}", f"verdict-{verdict}")]
     nodes.append(_leaf("File", printable(report["path"], 1024)))
     for weak in (f for f in report.get("findings", []) if f["id"] == "sandbox-degraded"):
         nodes.append(_leaf("Sandbox", printable(weak["detail"], 1024), "severity-warning"))
@@ -89,11 +111,12 @@ def overview_nodes(report: dict[str, Any], source: str | None = None) -> list[No
         nodes.append(_leaf("Declared format", declared_text(report, source)))
         return nodes
     matches = ", ".join(printable(m, 40) for m in report["format_matches"]) or "none (raw)"
+    marks = _marks(report)
     nodes += [
-        _leaf("Declared format", declared_text(report, source)),
-        _leaf("Detected format", printable(report["format"], 40)),
-        _leaf("Signature matches", matches),
-        _leaf("Logical size", size_text(report["virtual_size"])),
+        _leaf("Declared format", declared_text(report, source), mark=marks.get("Declared format")),
+        _leaf("Detected format", printable(report["format"], 40), mark=marks.get("Detected format")),
+        _leaf("Signature matches", matches, mark=marks.get("Signature matches")),
+        _leaf("Logical size", size_text(report["virtual_size"]), mark=marks.get("Logical size")),
         _leaf("File size", size_text(report["file_size"])),
         _leaf("Allocated size", size_text(report["allocated_size"])),
         _leaf("Logical / file", ratio_text(report.get("size_ratio"))),
@@ -114,7 +137,7 @@ def overview_nodes(report: dict[str, Any], source: str | None = None) -> list[No
     if report.get("details"):
         nodes.append(_dict_node("Format details", report["details"]))
     engine = f"read {report['bytes_read']:,} of {report['read_budget']:,} bytes in {report.get('elapsed_ms') or 0:g} ms"
-    nodes.append(_leaf("Engine", engine))
+    nodes.append(_leaf("Engine", engine, mark=marks.get("Engine")))
     return nodes
 
 

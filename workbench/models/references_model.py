@@ -51,18 +51,31 @@ def _details(ref: dict[str, Any]) -> str:
     return ", ".join(extra)
 
 
+def _severity(ref: dict[str, Any], findings: Any) -> str | None:
+    """The worst severity among the findings about ``ref``: at its offset, or naming it in their detail."""
+    name, offset = str(ref.get("name", "")), ref.get("offset")
+    about = [
+        f["severity"]
+        for f in findings
+        if (offset is not None and f.get("offset") == offset) or (name and name in str(f.get("detail", "")))
+    ]
+    return min(about, key=lambda s: ("critical", "warning", "info").index(s), default=None)
+
+
 class ReferencesModel(NodeModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(HEADERS, parent)
 
-    def set_references(self, image_path: str, refs: list[dict[str, Any]], roots: list[str]) -> None:
+    def set_references(
+        self, image_path: str, refs: list[dict[str, Any]], roots: list[str], findings: list[dict[str, Any]] = ()
+    ) -> None:
+        """``findings`` give each reference the icon of the worst finding about it (same offset, or naming it)."""
         nodes = []
         for ref in refs:
             inside, why = allowed_status(image_path, ref, roots)
             name = printable(ref.get("name", ""), 1024)
             cells = [printable(ref.get("role", "reference"), 80), name, printable(ref.get("kind", ""), 40), why]
             cells.append(_details(ref))
-            nodes.append(
-                Node(cells, ref, f"{cells[0]}: {name}\n{why}", "severity-info" if inside else "severity-warning")
-            )
+            severity = _severity(ref, findings) or ("info" if inside else "warning")
+            nodes.append(Node(cells, ref, f"{cells[0]}: {name}\n{why}", f"severity-{severity}"))
         self.set_nodes(nodes)

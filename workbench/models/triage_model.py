@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from .policy import human_size
 
 HEADERS = ["File", "Verdict", "Format", "Declared", "Logical size", "Physical size", "Encryption", "Top finding"]
 FILE, VERDICT, FORMAT, DECLARED, LOGICAL, PHYSICAL, ENCRYPTION, TOP = range(len(HEADERS))
-VERDICTS = ("reject", "review", "accept", "failed")
+VERDICTS = ("accept", "review", "reject", "failed")  # by severity: failed (could not inspect) is the worst
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 PATH_ROLE = Qt.ItemDataRole.UserRole + 4
 Index = QModelIndex | QPersistentModelIndex
@@ -115,13 +116,23 @@ def _encryption(report: dict[str, Any]) -> str:
     return printable((report.get("encryption") or {}).get("method") or "yes", 40)
 
 
+def _search_text(report: dict[str, Any], name: str) -> str:
+    """What the search box matches, case-folded: the file's name and path, its finding ids, the names it references."""
+    ids = [str(f.get("id", "")) for f in report.get("findings") or []]
+    refs = [printable(ref.get("name", ""), 300) for ref in (report.get("references") or [])[:16]]
+    return "\n".join([name, printable(report.get("path", ""), 1024), *ids, *refs]).casefold()
+
+
 @dataclass(eq=False, slots=True)
 class Row:
-    """One file: its summary (what the exports write), its display text, and where its report is spooled."""
+    """One file: its summary (what the exports write), its display text, where its report is spooled,
+    the ids of its warning and critical findings, and the text the search box matches."""
 
     summary: dict[str, Any]
     cells: list[str]
     spooled: tuple[int, int]
+    findings: tuple[str, ...] = ()
+    search: str = ""
 
     @classmethod
     def of(cls, report: dict[str, Any], spooled: tuple[int, int], base: str = "") -> Row:
@@ -139,7 +150,10 @@ class Row:
             _encryption(report),
             printable(summary["top_finding"], 300),
         ]
-        return cls(summary, cells, spooled)
+        serious = dict.fromkeys(
+            printable(f.get("id", ""), 60) for f in report.get("findings") or [] if f.get("severity") != "info"
+        )
+        return cls(summary, cells, spooled, tuple(serious), _search_text(report, cells[FILE]))
 
     def sort_key(self, column: int) -> Any:
         if column == VERDICT:
@@ -161,16 +175,19 @@ class TriageModel(QAbstractTableModel):
         self.rows: list[Row] = []
         self.formats: set[str] = set()
         self.icons: dict[str, Any] = {}
-        self.sorting: tuple[int, Qt.SortOrder] = (VERDICT, Qt.SortOrder.AscendingOrder)
+        self.sorting: tuple[int, Qt.SortOrder] = (VERDICT, Qt.SortOrder.DescendingOrder)  # worst first
+        self.finding_counts: Counter[str] = Counter()  # files per warning or critical finding id
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Sort the rows (rows added later are appended until the next call); persistent indexes follow."""
+        """Sort the rows (rows added later are appended until the next call); persistent indexes follow.
+        Ties are in file name order, whichever way the column is sorted (Python's sort is stable, reversed too)."""
         self.sorting = (column, order)
         if not 0 <= column < len(HEADERS):
             return
         self.layoutAboutToBeChanged.emit()
         descending = order == Qt.SortOrder.DescendingOrder
-        ranked = sorted(range(len(self.rows)), key=lambda n: self.rows[n].sort_key(column), reverse=descending)
+        by_name = sorted(range(len(self.rows)), key=lambda n: self.rows[n].sort_key(FILE))
+        ranked = sorted(by_name, key=lambda n: self.rows[n].sort_key(column), reverse=descending)
         self.rows = [self.rows[n] for n in ranked]
         moved_to = {old: new for new, old in enumerate(ranked)}
         before = self.persistentIndexList()
@@ -184,6 +201,8 @@ class TriageModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows) + len(rows) - 1)
         self.rows.extend(rows)
         self.endInsertRows()
+        for row in rows:
+            self.finding_counts.update(row.findings)
         for fmt in dict.fromkeys(row.cells[FORMAT] for row in rows):
             if fmt and fmt not in self.formats:
                 self.formats.add(fmt)
@@ -228,17 +247,20 @@ class TriageModel(QAbstractTableModel):
 
 
 class TriageFilterProxy(QSortFilterProxyModel):
-    """Sorts by :data:`SORT_ROLE` (verdicts worst first, sizes by value) and keeps one verdict and one format."""
+    """Keeps one verdict, one format, one finding id and the rows whose name, path, finding ids or
+    references contain the search text (case insensitive); sorting is the source model's."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.setSortRole(SORT_ROLE)  # for the model tester; sorting itself is the source model's (see sort)
         self.verdict: str | None = None
         self.format: str | None = None
+        self.finding: str | None = None
+        self.needle = ""
 
-    def set_filter(self, verdict: str | None, fmt: str | None) -> None:
+    def set_filter(self, verdict: str | None, fmt: str | None, finding: str | None = None, needle: str = "") -> None:
         def change() -> None:
-            self.verdict, self.format = verdict, fmt
+            self.verdict, self.format, self.finding, self.needle = verdict, fmt, finding, needle.casefold()
 
         change_filter(self, change)
 
@@ -253,8 +275,11 @@ class TriageFilterProxy(QSortFilterProxyModel):
         if not isinstance(model, TriageModel) or source_row >= len(model.rows):
             return False
         row = model.rows[source_row]
-        return (self.verdict is None or row.cells[VERDICT] == self.verdict) and (
-            self.format is None or row.cells[FORMAT] == self.format
+        return (
+            (self.verdict is None or row.cells[VERDICT] == self.verdict)
+            and (self.format is None or row.cells[FORMAT] == self.format)
+            and (self.finding is None or self.finding in row.findings)
+            and self.needle in row.search
         )
 
     def rows(self) -> list[Row]:

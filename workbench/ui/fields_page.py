@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QMenu, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from ..models.field_tree_model import FieldFilterProxy, FieldTreeModel
 from ..models.node_model import PAYLOAD_ROLE, Node
-from .hex_view import HexView, regions_of
+from ..textsafe import printable
+from .hex_find import COPY_FORMATS, copy_as
+from .hex_pane import HexPane
+from .hex_view import regions_of
+from .row_actions import copy_text, menu
 from .widgets import fit_columns, tree_view
 
 
@@ -26,15 +31,20 @@ class FieldsPage(QWidget):
         self.filter.setClearButtonEnabled(True)
         self.filter.setAccessibleName("Filter fields")
         self.filter.textChanged.connect(self._filter_changed)
+        self.filter.installEventFilter(self)
         self.expand_button = QPushButton("Expand all")
         self.collapse_button = QPushButton("Collapse all")
         self.tree = tree_view("Header fields", self.proxy, stretch_column=1)
-        self.hex = HexView()
+        self.pane = HexPane()
+        self.hex = self.pane.hex
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(lambda pos: self.tree_menu(pos).exec(self.tree.mapToGlobal(pos)))
         self.expand_button.clicked.connect(self.tree.expandAll)
         self.collapse_button.clicked.connect(self.tree.collapseAll)
         self.tree.selectionModel().currentRowChanged.connect(self._current_changed)
         self.hex.byte_selected.connect(self.select_offset)
         self._following_bytes = False
+        self._filtering = False
 
         bar = QHBoxLayout()
         bar.addWidget(self.filter, 1)
@@ -42,7 +52,7 @@ class FieldsPage(QWidget):
         bar.addWidget(self.collapse_button)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.tree)
-        split.addWidget(self.hex)
+        split.addWidget(self.pane)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
@@ -90,11 +100,63 @@ class FieldsPage(QWidget):
             self._following_bytes = False
 
     def _filter_changed(self, text: str) -> None:
-        self.proxy.set_needle(text)
+        """Filter the tree; the selected field stays selected while it is shown (no other one is picked)."""
+        chosen = self.proxy.mapToSource(self.tree.currentIndex())
+        node = self.model.node(chosen) if chosen.isValid() else None
+        self._filtering = True
+        try:
+            self.proxy.set_needle(text)
+        finally:
+            self._filtering = False
         if text:
             self.tree.expandAll()
+        index = self.proxy.mapFromSource(self.model.index_of(node)) if node is not None else QModelIndex()
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.tree.selectionModel().setCurrentIndex(index, flags)
+        if index.isValid():
+            self.tree.scrollTo(index)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Escape in the filter box clears it (rather than the window's Escape, which dismisses notices)."""
+        escape = isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape
+        kinds = (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress)
+        if watched is self.filter and escape and self.filter.text() and event.type() in kinds:
+            event.accept()
+            if event.type() == QEvent.Type.KeyPress:
+                self.filter.clear()
+            return True
+        return super().eventFilter(watched, event)
+
+    def tree_menu(self, pos: QPoint | None = None) -> QMenu:
+        """The field tree's context menu, for the field under ``pos`` (or the selected one)."""
+        if pos is not None and (index := self.tree.indexAt(pos)).isValid():
+            self.tree.setCurrentIndex(index)
+        item = self.current_field()
+        data = self.current_bytes()
+        name = printable(item["name"], 60) if item else ""
+
+        def copy(text: str, what: str) -> None:
+            copy_text(text, None, what)
+            self.pane.message.emit(f"Copied {what}")
+
+        actions: list[tuple[str, Any] | None] = []
+        if item:
+            actions += [
+                ("Copy Value", lambda: copy(printable(item["value"], 4096), f"the value of {name}")),
+                ("Copy Name", lambda: copy(name, "the field name")),
+                ("Copy Offset", lambda: copy(f"0x{item['offset']:x}", f"offset 0x{item['offset']:x}")),
+            ]
+        if data:
+            actions += [
+                (f"Copy Bytes as {k}", lambda k=k: copy(copy_as(data, k), f"{len(data)} bytes as {k}"))
+                for k in COPY_FORMATS
+            ]
+        actions += [None, ("Expand All", self.tree.expandAll), ("Collapse All", self.tree.collapseAll)]
+        return menu(self, actions)
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        if self._filtering:  # the filter hid the current row: the view's pick of another one is not the user's
+            return
         item = current.data(PAYLOAD_ROLE) if current.isValid() else None
         if not item or item["size"] <= 0:
             self.hex.highlight(None)

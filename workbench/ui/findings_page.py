@@ -39,9 +39,19 @@ class FindingsPage(QWidget):
         layout.addWidget(split)
 
     def show_report(self, report: dict[str, Any] | None) -> None:
+        """Show the report's findings, the worst one selected (its detail below)."""
         self.model.set_findings((report or {}).get("findings") or [])
         self.detail.clear()
         fit_columns(self.tree, widest=self.widest)
+        if self.model.nodes():
+            self.tree.setCurrentIndex(self.model.index(0, 0))
+
+    def select(self, finding: dict[str, Any]) -> bool:
+        """Select ``finding`` (the same dict the report holds); ``False`` when it is not listed."""
+        node = next((n for n in self.model.nodes() if n.payload == finding), None)
+        if node is not None:
+            self.tree.setCurrentIndex(self.model.index_of(node))
+        return node is not None
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
         finding = current.data(PAYLOAD_ROLE) if current.isValid() else None

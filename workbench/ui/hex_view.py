@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette, QResizeEvent
 from PySide6.QtWidgets import QAbstractScrollArea, QWidget
 
@@ -19,6 +19,7 @@ from . import theme
 WIDTH = 16
 NOT_AVAILABLE = "bytes not available: the engine sent none for this image"
 Range = tuple[int, int]  # start, end (exclusive)
+TOOL_KEYS = {Qt.Key.Key_F: "find", Qt.Key.Key_G: "goto", Qt.Key.Key_C: "copy"}
 
 
 def _printable_ascii(value: int) -> str:
@@ -34,7 +35,9 @@ def regions_of(report: dict[str, Any] | None) -> list[tuple[int, bytes]]:
 
 
 class HexView(QAbstractScrollArea):
-    byte_selected = Signal(int)
+    byte_selected = Signal(int)  # a byte clicked or moved to: the window selects its field
+    cursor_moved = Signal()  # the cursor or the selection changed (status bar, data inspector)
+    tool_requested = Signal(str)  # "find" (Ctrl+F), "goto" (Ctrl+G), "copy" (Ctrl+C) pressed in the pane
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,7 +52,9 @@ class HexView(QAbstractScrollArea):
         self.field: Range | None = None
         self.context: Range | None = None
         self.cursor_offset: int | None = None
+        self.anchor: int | None = None  # where a Shift selection started
         self._digits = 8
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
 
     # data
     def set_regions(self, regions: list[tuple[int, bytes]]) -> None:
@@ -70,7 +75,8 @@ class HexView(QAbstractScrollArea):
                 last_row = start
             end_of_last = max(end_of_last or 0, offset + len(data))
         self._digits = max(8, len(f"{end_of_last or 0:x}"))
-        self.field = self.context = self.cursor_offset = None
+        self.field = self.context = self.cursor_offset = self.anchor = None
+        self.cursor_moved.emit()
         self.verticalScrollBar().setValue(0)
         self._update_scrollbar()
         self.viewport().update()
@@ -81,6 +87,18 @@ class HexView(QAbstractScrollArea):
             return None
         offset, data = self.regions[index]
         return data[at - offset] if at < offset + len(data) else None
+
+    def bytes_from(self, start: int, most: int) -> bytes:
+        """Up to ``most`` bytes from ``start``, as far as its region goes (nothing when it was not read)."""
+        index = bisect.bisect_right(self._starts, start) - 1
+        if index < 0:
+            return b""
+        offset, data = self.regions[index]
+        return data[start - offset : start - offset + most] if start < offset + len(data) else b""
+
+    def selection(self) -> Range | None:
+        """The bytes highlighted: a Shift selection, a find match or the selected field."""
+        return self.field
 
     def has_bytes(self, start: int, size: int = 1) -> bool:
         return self.bytes_at(start, size) is not None
@@ -95,12 +113,13 @@ class HexView(QAbstractScrollArea):
 
     def highlight(self, field: Range | None, context: Range | None = None) -> None:
         """Mark a field's bytes (and its parent structure) and scroll the field into view."""
-        self.field, self.context = field, context
+        self.field, self.context, self.anchor = field, context, None
         if field:
             self.cursor_offset = field[0]
             self.scroll_to(field[0])
             self.setAccessibleDescription(f"selected bytes 0x{field[0]:x} to 0x{field[1] - 1:x}")
         self.viewport().update()
+        self.cursor_moved.emit()
 
     def scroll_to(self, offset: int) -> None:
         row = self._row_of(offset)
@@ -170,14 +189,36 @@ class HexView(QAbstractScrollArea):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         offset = self.offset_at(event.position().toPoint())
-        if offset is not None:
-            self.select_byte(offset)
+        if offset is not None and event.button() == Qt.MouseButton.LeftButton:
+            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.extend_to(offset)
+            else:
+                self.select_byte(offset)
         super().mousePressEvent(event)
 
     def select_byte(self, offset: int) -> None:
-        self.cursor_offset = offset
+        self.cursor_offset, self.anchor = offset, None
         self.viewport().update()
         self.byte_selected.emit(offset)
+        self.cursor_moved.emit()
+
+    def extend_to(self, offset: int) -> None:
+        """Move the cursor to ``offset`` and select from where the selection started (Shift+click, Shift+arrows)."""
+        if self.anchor is None:
+            self.anchor = self.cursor_offset if self.cursor_offset is not None else offset
+        self.cursor_offset = offset
+        low, high = sorted((self.anchor, offset))
+        self.field, self.context = (low, high + 1), None
+        self.viewport().update()
+        self.cursor_moved.emit()
+
+    def event(self, event: QEvent) -> bool:
+        """Keep Ctrl+F, Ctrl+G and Ctrl+C for the pane while it has the focus (the window has its own)."""
+        override = event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+        if override and event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in TOOL_KEYS:
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         steps = {
@@ -188,6 +229,9 @@ class HexView(QAbstractScrollArea):
             Qt.Key.Key_PageUp: -WIDTH * self._visible_rows(),
             Qt.Key.Key_PageDown: WIDTH * self._visible_rows(),
         }
+        if event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in TOOL_KEYS:
+            self.tool_requested.emit(TOOL_KEYS[event.key()])
+            return
         step = steps.get(Qt.Key(event.key()))
         if step is None or not self.regions:
             super().keyPressEvent(event)
@@ -196,7 +240,10 @@ class HexView(QAbstractScrollArea):
         target = here + step
         if self.has_bytes(target):
             self.scroll_to(target)
-            self.select_byte(target)
+            if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.extend_to(target)
+            else:
+                self.select_byte(target)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self.viewport())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHeaderView,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QTreeView,
     QWidget,
 )
 
@@ -25,9 +26,10 @@ from ..models.image_list_model import (
     Entry,
     ImageListModel,
 )
-from .widgets import tree_view
+from .widgets import fit_columns, tree_view
 
 Index = QModelIndex | QPersistentModelIndex
+NAME_CHARS = 20  # the Image column never gets narrower than this many characters
 
 
 def declared_choices(path: str) -> list[tuple[str, str]]:
@@ -62,7 +64,7 @@ class DeclaredDelegate(QStyledItemDelegate):
             model.setData(index, editor.currentData(), Qt.ItemDataRole.EditRole)
 
 
-def image_list_view(model: ImageListModel) -> QAbstractItemView:
+def image_list_view(model: ImageListModel) -> QTreeView:
     view = tree_view("Opened images", model)
     view.setRootIsDecorated(False)
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -79,4 +81,21 @@ def image_list_view(model: ImageListModel) -> QAbstractItemView:
     for column, chars in ((NAME, 22), (VERDICT, 7), (FORMAT, 6), (DECLARED, 15), (SIZE, 8)):
         header.resizeSection(column, chars * width + 16)
     header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+    timer = QTimer(view)  # the columns follow their content, at most every 100 ms
+    timer.setSingleShot(True)
+    timer.setInterval(100)
+    timer.timeout.connect(lambda: fit_list_columns(view))
+    for signal in (model.rowsInserted, model.dataChanged, model.modelReset):
+        signal.connect(timer.start)
+    fit_list_columns(view)
     return view
+
+
+def fit_list_columns(view: QTreeView) -> None:
+    """Size the short columns to their text; the Image column stretches, and the list keeps it at least
+    :data:`NAME_CHARS` characters wide (a splitter cannot squeeze it below that)."""
+    fit_columns(view, widest=24 * view.fontMetrics().horizontalAdvance("0"))
+    header = view.header()
+    others = sum(header.sectionSize(c) for c in range(header.count()) if c != NAME and not header.isSectionHidden(c))
+    name = NAME_CHARS * view.fontMetrics().horizontalAdvance("0") + view.iconSize().width() + 24
+    view.setMinimumWidth(others + name + 2 * view.frameWidth() + view.verticalScrollBar().sizeHint().width())

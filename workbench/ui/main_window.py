@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, Qt
+from PySide6.QtCore import QEvent, QItemSelectionModel, QMimeData, QModelIndex, QObject, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -30,18 +30,14 @@ from PySide6.QtGui import (
     QDropEvent,
     QGuiApplication,
     QKeySequence,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -49,7 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import chain, demo, export
+from .. import __version__, chain, demo, export
 from ..audit import report as audit_report
 from ..inspector import Request
 from ..models import settings as settings_mod
@@ -57,18 +53,21 @@ from ..models.image_list_model import DECLARED, Entry, ImageListModel
 from ..models.node_model import tooltip
 from ..render_text import summary
 from ..textsafe import printable
-from . import drops, theme
+from . import context_menus, drops, theme
 from .audit_page import AuditPage
 from .chain_page import ChainPage
 from .fields_page import FieldsPage
 from .findings_page import FindingsPage
 from .icons import all_icons, icon
-from .image_list import fill_declared_box, image_list_view
+from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
 from .references_page import ReferencesPage
+from .report_header import ReportHeader
+from .row_actions import copy_text
 from .security_page import SecurityPage
 from .session import IdleCollector, InspectFn, Session
 from .settings_dialog import SettingsDialog
+from .shortcuts_dialog import ShortcutsDialog
 from .triage_window import TriageWindow
 from .widgets import NoticeBar, plain_label
 
@@ -84,6 +83,15 @@ EMPTY_TEXT = (
     "Help ▸ Open Demonstration Images shows what the workbench finds.\n\n"
     "Images are inspected in a sandboxed process; nothing they name is ever opened."
 )
+TABS = (  # page attribute, tab label, tooltip (the whole name)
+    ("overview", "&Overview", "Overview"),
+    ("fields", "Fie&lds", "Header fields and their bytes"),
+    ("references", "&References", "External references"),
+    ("findings", "Fi&ndings", "Findings"),
+    ("security", "&Security", "Encryption and sandbox"),
+    ("chain", "&Chain", "Backing chain"),
+)
+WIDE = 1280  # pixels of window width from which the image list shows its Declared column
 VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
 
@@ -136,20 +144,10 @@ class MainWindow(QMainWindow):
         font.setPointSizeF(font.pointSizeF() * 1.25)
         self.empty.setFont(font)
         self.list_view = image_list_view(self.model)
-        self.badge = QLabel()
-        self.badge.setAccessibleName("Verdict badge")
-        self.title = plain_label()
-        self.title.setAccessibleName("Selected image")
-        title_font = self.title.font()
-        title_font.setBold(True)
-        title_font.setPointSizeF(title_font.pointSizeF() * 1.15)
-        self.title.setFont(title_font)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long name is cut
-        self.declared_box = QComboBox()
-        self.declared_box.setAccessibleName("Declared format")
-        self.declared_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.declared_box.setToolTip("The format this image must have; changing it inspects the image again (F2)")
-        self.reinspect_button = QPushButton("Inspect again")
+        self.header = ReportHeader()
+        self.badge, self.title = self.header.badge, self.header.title
+        self.declared_box, self.declared_label = self.header.declared_box, self.header.declared_label
+        self.reinspect_button = self.header.reinspect_button
         self.overview = OverviewPage()
         self.fields = FieldsPage()
         self.references = ReferencesPage()
@@ -161,37 +159,27 @@ class MainWindow(QMainWindow):
         self.findings.detail.setAcceptDrops(False)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Report")
-        for page, label in (
-            (self.overview, "&Overview"),
-            (self.fields, "&Header fields"),
-            (self.references, "External &references"),
-            (self.findings, "F&indings"),
-            (self.security, "&Encryption and sandbox"),
-            (self.chain, "&Backing chain"),
-        ):
-            self.tabs.addTab(page, label)
+        bar = self.tabs.tabBar()
+        bar.setUsesScrollButtons(False)  # every tab stays in sight: narrow windows elide the labels instead
+        bar.setElideMode(Qt.TextElideMode.ElideRight)
+        for page, label, whole in TABS:
+            self.tabs.setTabToolTip(self.tabs.addTab(getattr(self, page), label), whole)
         self.report_stack = QStackedWidget()
         self.report_stack.addWidget(self.tabs)
         self.report_stack.addWidget(self.audit)
 
-        header = QHBoxLayout()
-        header.addWidget(self.badge)
-        header.addWidget(self.title, 1)
-        self.declared_label = QLabel("&Declared format:")
-        self.declared_label.setBuddy(self.declared_box)
-        header.addWidget(self.declared_label)
-        header.addWidget(self.declared_box)
-        header.addWidget(self.reinspect_button)
-        details = QWidget()
+        self.details = details = QWidget()
+        details.installEventFilter(self)
         details_layout = QVBoxLayout(details)
         details_layout.setContentsMargins(6, 0, 0, 0)
-        details_layout.addLayout(header)
+        details_layout.addWidget(self.header)
         details_layout.addWidget(self.report_stack, 1)
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(self.list_view)
         self.split.addWidget(details)
         self.split.setStretchFactor(0, 2)
         self.split.setStretchFactor(1, 5)
+        self.split.setChildrenCollapsible(False)
         self.split.setSizes([500, 780])
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
@@ -204,6 +192,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.status_field = plain_label()
         self.status_field.setAccessibleName("Selected field offset and size")
+        self.status_cursor = plain_label()
+        self.status_cursor.setAccessibleName("Bytes cursor offset and selection")
+        self.statusBar().addPermanentWidget(self.status_cursor)
         self.status_progress = plain_label()
         self.status_progress.setAccessibleName("Inspection progress")
         self.statusBar().addPermanentWidget(self.status_field)
@@ -240,11 +231,13 @@ class MainWindow(QMainWindow):
         self._action(edit, "Copy &Summary for a Ticket", self.copy_summary, "Ctrl+Alt+C")
         edit.addSeparator()
         self._action(edit, "&Filter Fields", self.focus_filter, "Ctrl+F")
+        self._action(edit, "Find in &Bytes…", self.find_in_bytes, "Ctrl+Shift+F")
+        self._action(edit, "&Go to Offset…", self.go_to_offset, "Ctrl+G")
         self._action(edit, "&Settings…", self.settings_dialog, "Ctrl+,")
 
         view = bar.addMenu("&View")
         for number in range(self.tabs.count()):
-            label = self.tabs.tabText(number).replace("&", "")
+            label = TABS[number][2]
             self._action(view, label, lambda n=number: self.tabs.setCurrentIndex(n), f"Ctrl+{number + 1}")
         view.addSeparator()
         self._action(view, "&Expand All Fields", self.fields.tree.expandAll, "Ctrl+Shift+E")
@@ -278,6 +271,8 @@ class MainWindow(QMainWindow):
         self.model.declared_changed.connect(lambda entry: self.session.submit([entry]))
         self.model.rowsInserted.connect(self._update_stack)
         self.model.rowsRemoved.connect(self._update_stack)
+        self.model.rowsRemoved.connect(self._show_counts)
+        self.model.modelReset.connect(self._show_counts)
         self.session.finished.connect(self._finished)
         self.session.progress.connect(self._progress)
         self.session.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
@@ -285,7 +280,11 @@ class MainWindow(QMainWindow):
         self.reinspect_button.clicked.connect(self.reinspect)
         self.tabs.currentChanged.connect(self._refresh_page)
         self.fields.field_selected.connect(self._field_selected)
+        self.fields.pane.status.connect(self.status_cursor.setText)
+        self.fields.pane.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        context_menus.install(self)
         self.findings.finding_activated.connect(self.go_to_finding)
+        self.overview.finding_activated.connect(self.show_finding)
         self.references.reference_activated.connect(self.go_to_reference)
         self.chain.follow_requested.connect(self.follow_chain)
         self.chain.link_selected.connect(self._show_link)
@@ -298,7 +297,10 @@ class MainWindow(QMainWindow):
         """Open what the user named: configuration files are audited; a folder or more than
         :data:`TRIAGE_THRESHOLD` files open a triage table; other files are inspected here.
         """
-        if remember:
+        for message in filter(None, map(drops.refused_name, paths)):
+            self.notify(message)
+        paths = [path for path in paths if not drops.refused_name(path)]
+        if remember and paths:
             for path in paths:
                 self.settings.remember(os.path.abspath(path))
             self._save_settings()
@@ -326,9 +328,9 @@ class MainWindow(QMainWindow):
         return new
 
     def _select_added(self, new: list[Entry], paths: list[str]) -> None:
-        """Show the first new entry when nothing is shown yet, or the first named one when all were open."""
+        """Show the first new entry, or the first named one when all were open already."""
         target = new[0] if new else self.model.find(paths[0]) if paths else None
-        if target is not None and (self.current is None or not new):
+        if target is not None:
             self.select(target)
 
     def open_triage(self, paths: list[str]) -> TriageWindow:
@@ -344,6 +346,7 @@ class MainWindow(QMainWindow):
     def show_from_triage(self, path: str) -> None:
         """Show a triaged file here: inspected again with the bytes the triage left out (or selected, if open)."""
         self.add_files([path])
+        self.show()  # hidden when the command line named only folders
         self.raise_()
         self.activateWindow()
 
@@ -529,11 +532,15 @@ class MainWindow(QMainWindow):
     def _progress(self, done: int, queued: int) -> None:
         if done < queued:
             self.status_progress.setText(f"inspecting: {done} of {queued} done")
-            return
+        else:
+            self._show_counts()
+
+    def _show_counts(self) -> None:
+        """The verdict tally of the listed images (nothing when none is listed)."""
         counts = Counter(entry.verdict for entry in self.model.entries)
         tally = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
         count = self.model.rowCount()
-        self.status_progress.setText(f"{count} file{'s' if count != 1 else ''}: {tally}")
+        self.status_progress.setText(f"{count} file{'s' if count != 1 else ''}: {tally}" if count else "")
 
     def _update_stack(self) -> None:
         self.stack.setCurrentIndex(1 if self.model.rowCount() else 0)
@@ -612,9 +619,14 @@ class MainWindow(QMainWindow):
 
     def remove_selected(self) -> None:
         rows = [index.row() for index in self.list_view.selectionModel().selectedRows()]
+        if not rows:
+            return
         self.model.remove(rows)
-        if self.current is not None and self.model.row_of(self.current) < 0:
+        if self.model.rowCount():  # the row that took the first removed one's place, selected, not only focused
+            self._select_row(min(min(rows), self.model.rowCount() - 1))
             self._show_entry(self.model.entry(self.list_view.currentIndex()))
+        else:
+            self._show_entry(None)
 
     def clear(self) -> None:
         self.model.clear()
@@ -630,6 +642,14 @@ class MainWindow(QMainWindow):
         if not self.fields.select_offset(offset):
             self.statusBar().showMessage(f"No parsed field covers offset 0x{offset:x}.", 5000)
 
+    def show_finding(self, finding: dict[str, Any]) -> None:
+        """A banner link: the finding's field and bytes when it names an offset, else the finding itself."""
+        if finding.get("offset") is not None:
+            self.go_to_finding(finding)
+            return
+        self.tabs.setCurrentWidget(self.findings)
+        self.findings.select(finding)
+
     def go_to_reference(self, ref: dict[str, Any]) -> None:
         node = self.fields.model.node_named_value(ref.get("name", ""))
         if node is None:
@@ -637,6 +657,14 @@ class MainWindow(QMainWindow):
             return
         self.tabs.setCurrentWidget(self.fields)
         self.fields.select_node(node)
+
+    def find_in_bytes(self) -> None:
+        self.tabs.setCurrentWidget(self.fields)
+        self.fields.pane.find_bar.open()
+
+    def go_to_offset(self) -> None:
+        self.tabs.setCurrentWidget(self.fields)
+        self.fields.pane.go_to_dialog()
 
     def focus_filter(self) -> None:
         self.tabs.setCurrentWidget(self.fields)
@@ -647,14 +675,14 @@ class MainWindow(QMainWindow):
     def copy_value(self) -> None:
         item = self.fields.current_field()
         if item:
-            QGuiApplication.clipboard().setText(printable(item["value"], 4096))
+            copy_text(printable(item["value"], 4096), self.statusBar(), f"the value of {printable(item['name'], 60)}")
 
     def copy_bytes(self) -> None:
         data = self.fields.current_bytes()
         if data is None:
             self.statusBar().showMessage("The bytes of this field are not available.", 5000)
             return
-        QGuiApplication.clipboard().setText(data.hex(" "))
+        copy_text(data.hex(" "), self.statusBar(), f"{len(data)} bytes as hex")
 
     def copy_summary(self) -> None:
         entry = self.current
@@ -664,7 +692,7 @@ class MainWindow(QMainWindow):
             text = audit_report.summary(entry.report, verbose=True)
         else:
             text = summary(self.link or entry.report, verbose=True)
-        QGuiApplication.clipboard().setText(text)
+        copy_text(text, self.statusBar(), "the summary for a ticket")
 
     def selected_reports(self) -> list[dict[str, Any]]:
         rows = sorted(index.row() for index in self.list_view.selectionModel().selectedRows())
@@ -691,9 +719,14 @@ class MainWindow(QMainWindow):
 
     # settings and theme
     def settings_dialog(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        dialog = SettingsDialog(self.settings, self, self.observed_sandbox())
         if dialog.exec():
             self.apply_settings(dialog.result_settings())
+
+    def observed_sandbox(self) -> dict[str, str] | None:
+        """The sandbox layers the latest engine child reported on this machine (``None`` before one did)."""
+        reports = (e.report for e in reversed(self.model.entries) if e.report and not e.audit)
+        return next((r["sandbox"] for r in reports if r.get("verdict") != "failed" and r.get("sandbox")), None)
 
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Use and store ``new``; images are inspected again when the policy changed, configuration files
@@ -735,19 +768,14 @@ class MainWindow(QMainWindow):
         log.warning("%s", message)
         self.notices.notify(message)
 
-    def show_shortcuts(self) -> None:
-        lines = [
-            f"{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText):<16} {action.text().replace('&', '')}"
-            for action in self.actions()
-            if not action.shortcut().isEmpty()
-        ]
-        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", "\n".join(lines), parent=self)
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.open()
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.actions(), self)
+        dialog.open()
+        return dialog
 
     def show_about(self) -> None:
         text = (
-            f"{TITLE}\n\nInspects untrusted virtual disk images in a sandboxed process and shows what "
+            f"{TITLE} {__version__}\n\nInspects untrusted virtual disk images in a sandboxed process and shows what "
             "they claim: formats, sizes, external references, encryption, and findings that follow "
             "libvirt's Secure Usage of Libvirt guidance."
         )
@@ -763,6 +791,20 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         """Whether anything asked for is under way: inspections, audits, chains, triage tables."""
         return self.session.busy() or bool(self._pending) or any(window.running() for window in self.triages)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.details and event.type() == QEvent.Type.Resize:
+            self.header.fit(self.details.width())
+        return super().eventFilter(watched, event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        """A window narrower than :data:`WIDE` hides the list's Declared column (the header's box and each
+        row's tooltip still say it), leaving the room to the report."""
+        super().resizeEvent(event)
+        hide = self.width() < WIDE
+        if self.list_view.isColumnHidden(DECLARED) != hide:
+            self.list_view.setColumnHidden(DECLARED, hide)
+            fit_list_columns(self.list_view)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         for window in list(self.triages):

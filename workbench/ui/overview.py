@@ -4,30 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ..models.node_model import Node
 from ..models.policy import Policy
 from ..models.property_model import PropertyModel, overview_nodes
 from ..textsafe import printable
+from . import theme
 from .icons import all_icons
 from .size_bar import SizeBar
+from .verdict_banner import VerdictBanner
 from .widgets import fit_columns, tree_view
 
 
 class OverviewPage(QWidget):
+    finding_activated = Signal(object)  # a finding link of the banner
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = PropertyModel(self)
         self.model.icons = all_icons()
+        self.model.accent = theme.accent
+        self.banner = VerdictBanner()
+        self.banner.finding_activated.connect(self.finding_activated)
         self.size_bar = SizeBar()
         self.tree = tree_view("Overview", self.model)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
+        layout.addWidget(self.banner)
         layout.addWidget(self.size_bar)
         layout.addWidget(self.tree, 1)
 
     def show_report(self, report: dict[str, Any] | None, source: str | None, policy: Policy) -> None:
+        self.banner.show_report(report)
         if not report:
             self.model.set_nodes([])
             self.size_bar.hide()
@@ -45,4 +55,5 @@ class OverviewPage(QWidget):
     def show_pending(self, path: str, state: str) -> None:
         status = "inspecting in a sandboxed process…" if state == "running" else "queued"
         self.model.set_nodes([Node(["Verdict", status], icon="verdict-pending"), Node(["File", printable(path, 1024)])])
+        self.banner.hide()
         self.size_bar.hide()

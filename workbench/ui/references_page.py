@@ -37,7 +37,7 @@ class ReferencesPage(QWidget):
 
     def show_report(self, report: dict[str, Any] | None, roots: list[str]) -> None:
         refs = (report or {}).get("references") or []
-        self.model.set_references((report or {}).get("path", ""), refs, roots)
+        self.model.set_references((report or {}).get("path", ""), refs, roots, (report or {}).get("findings") or [])
         self.empty.setVisible(not refs)
         fit_columns(self.tree, widest=420)
 

@@ -27,6 +27,8 @@ from ..models.image_list_model import Entry, ImageListModel
 from ..models.policy import Policy
 
 log = logging.getLogger(__name__)
+SYMLINK_FLAG = "(use --follow-symlinks)"
+SYMLINK_ACTION = "(Image ▸ Inspect Symbolic Link Target, Ctrl+Shift+F5, opens it on purpose)"
 InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
 
 
@@ -166,6 +168,8 @@ class Session(QObject):
         try:
             report = await self._inspect(entry, generation)
             if report is not None and generation == entry.generation:
+                if isinstance(report.get("error"), str):  # the window's way, not the command line's
+                    report["error"] = report["error"].replace(SYMLINK_FLAG, SYMLINK_ACTION)
                 entry.report, entry.state = report, "done"
                 self.model.refresh(entry)
                 self.finished.emit(entry)

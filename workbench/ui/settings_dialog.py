@@ -22,9 +22,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.formats import KNOWN_NAMES
-from ..engine.sandbox import LAYERS
+from ..engine.sandbox import LAYERS, is_on, layer_order
 from ..models.policy import parse_size
 from ..models.settings import THEMES, Settings
+from ..textsafe import printable
 from .widgets import plain_label
 
 
@@ -36,12 +37,38 @@ def exact_size(value: int) -> str:
     return str(value)
 
 
-def _checklist(name: str, items: list[str], checked: set[str]) -> QListWidget:
+LAYERS_HELP = (
+    "Ticked layers must be on for an image to be accepted; a requirement written a|b is met when either "
+    "layer is on. Layers this machine cannot turn on are greyed out: requiring one would fail every image."
+)
+NAME_ROLE = Qt.ItemDataRole.UserRole
+
+
+def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
+    """Why layer ``name`` cannot be on here (``None``: it can). ``observed`` is the sandbox status an engine
+    child reported on this machine, when one has."""
+    if name not in layer_order():
+        return "not on this system"
+    status = (observed or {}).get(name)
+    return None if status is None or is_on(status) else f"off here: {printable(status, 80)}"
+
+
+def impossible(requirement: str, observed: dict[str, str] | None) -> bool:
+    """Whether no alternative of ``requirement`` (``a|b``) can be on here."""
+    return all(layer_status(name, observed) for name in requirement.split("|"))
+
+
+def _checklist(name: str, items: list[str], checked: set[str], notes: dict[str, str] | None = None) -> QListWidget:
+    """Checkable items; ``notes`` adds a reason after an item's name, and a noted item cannot be ticked."""
     box = QListWidget()
     box.setAccessibleName(name)
+    notes = notes or {}
     for text in items:
-        item = QListWidgetItem(text)
+        item = QListWidgetItem(f"{text} — {notes[text]}" if text in notes else text)
+        item.setData(NAME_ROLE, text)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        if text in notes and text not in checked:  # a requirement already set stays, to be unticked
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
         item.setCheckState(Qt.CheckState.Checked if text in checked else Qt.CheckState.Unchecked)
         box.addItem(item)
     box.setMaximumHeight(140)
@@ -49,14 +76,19 @@ def _checklist(name: str, items: list[str], checked: set[str]) -> QListWidget:
 
 
 def _checked(box: QListWidget) -> list[str]:
-    return [box.item(i).text() for i in range(box.count()) if box.item(i).checkState() == Qt.CheckState.Checked]
+    items = [box.item(i) for i in range(box.count())]
+    return [item.data(NAME_ROLE) for item in items if item.checkState() == Qt.CheckState.Checked]
 
 
 class SettingsDialog(QDialog):
     """Edits a copy of the settings; :meth:`result_settings` returns it when the dialog was accepted."""
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: Settings, parent: QWidget | None = None, observed: dict[str, str] | None = None
+    ) -> None:
+        """``observed``: the sandbox layers an engine child reported here (``report["sandbox"]``), if any."""
         super().__init__(parent)
+        self.observed = observed
         self.setWindowTitle("Settings")
         self.setAccessibleName("Settings")
         self.settings = copy.deepcopy(settings)
@@ -71,7 +103,13 @@ class SettingsDialog(QDialog):
         self.all_formats.toggled.connect(lambda on: self.formats.setEnabled(not on))
         self.formats.setEnabled(settings.allowed_formats is not None)
         known_layers = sorted(set(LAYERS) | set(settings.required_layers))
-        self.layers = _checklist("Required sandbox layers", known_layers, set(settings.required_layers))
+        notes = {name: "cannot be on here" for name in known_layers if impossible(name, observed)}
+        notes.update({name: why for name in known_layers if "|" not in name and (why := layer_status(name, observed))})
+        self.layers = _checklist("Required sandbox layers", known_layers, set(settings.required_layers), notes)
+        self.layers.itemChanged.connect(self._validate)
+        self.layers_help = plain_label(LAYERS_HELP, wrap=True)
+        self.layers_error = plain_label(wrap=True)
+        self.layers_error.setAccessibleName("Refused sandbox requirements")
         self.roots = QListWidget()
         self.roots.setAccessibleName("Allowed folders for backing chains")
         self.roots.addItems(settings.allowed_roots)
@@ -99,22 +137,31 @@ class SettingsDialog(QDialog):
         form.addRow("Formats", self.all_formats)
         form.addRow("", self.formats)
         form.addRow("Required sandbox layers", self.layers)
+        form.addRow("", self.layers_help)
+        form.addRow("", self.layers_error)
         form.addRow("Allowed folders\n(backing chains)", roots)
         form.addRow("Theme", self.theme)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.buttons)
+        self._validate()
 
     def _validate(self) -> bool:
+        """Refuse a bad size and requirements this machine cannot meet; each message goes once its cause does."""
         try:
             parse_size(self.max_size.text())
+            self.size_error.setText("")
         except ValueError as exc:
             self.size_error.setText(str(exc))
-            self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
-            return False
-        self.size_error.setText("")
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
-        return True
+        refused = [name for name in _checked(self.layers) if impossible(name, self.observed)]
+        self.layers_error.setText(
+            f"Refused: {', '.join(refused)} cannot be on here, so every image would fail. Untick to continue."
+            if refused
+            else ""
+        )
+        ok = not self.size_error.text() and not refused
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+        return ok
 
     def _add_root(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Allowed folder for backing chains")

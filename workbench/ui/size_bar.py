@@ -10,7 +10,6 @@ from ..models.policy import human_size
 from . import theme
 
 LABEL_WIDTH = 78
-SUSPICIOUS_RATIO = 1000  # a logical size this many times the file is worth a second look
 VALUE_WIDTH = 96
 
 
@@ -29,14 +28,12 @@ class SizeBar(QWidget):
         super().__init__(parent)
         self.sizes: list[tuple[str, int | None]] = []
         self.over_limit = False
-        self.suspicious = False
         self.setAccessibleName("Sizes")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def set_sizes(self, logical: int | None, file_size: int | None, allocated: int | None, limit: int) -> None:
         self.sizes = [("Logical", logical), ("File", file_size), ("Allocated", allocated)]
         self.over_limit = logical is not None and logical > limit
-        self.suspicious = bool(logical and file_size and logical >= SUSPICIOUS_RATIO * file_size)
         parts = [f"{name} {human_size(value)}" for name, value in self.sizes]
         self.setAccessibleDescription("; ".join(parts) + ". " + ratio_text(logical, file_size))
         self.setToolTip(self.accessibleDescription())
@@ -80,14 +77,16 @@ class SizeBar(QWidget):
             )
         logical, file_size = self.sizes[0][1], self.sizes[1][1]
         note = ratio_text(logical, file_size)
-        colour = palette.color(QPalette.ColorRole.WindowText)
         if self.over_limit:
-            note, colour = f"above the size limit: {note}", theme.accent("critical")
-        elif self.suspicious:
-            colour = theme.accent("warning")
-        painter.setPen(colour)
+            note = f"above the size limit: {note}"
+        painter.setPen(self.note_colour())
         y = len(self.sizes) * row + 2
         painter.drawText(QRectF(0, y, self.width(), row), Qt.AlignmentFlag.AlignVCenter, note)
+
+    def note_colour(self) -> QColor:
+        """Red above the size limit, else the text colour: a sparse image's large ratio alone is no warning
+        (the verdict, not the ratio, says whether a size matters; the same rule for every image)."""
+        return theme.accent("critical") if self.over_limit else self.palette().color(QPalette.ColorRole.WindowText)
 
     def _colour(self, name: str) -> QColor:
         if name == "Logical":

@@ -62,6 +62,14 @@ ACCENTS = {
 }
 
 
+# Fusion outlines an unchecked box in the window colour made darker: on a dark base it all but vanishes.
+DARK_STYLE = (
+    "QCheckBox::indicator:unchecked, QAbstractItemView::indicator:unchecked "
+    f"{{ border: 1px solid {_DARK[Role.PlaceholderText]}; background: {_DARK[Role.Base]}; border-radius: 2px; "
+    "width: 11px; height: 11px; }"
+)
+
+
 def system_scheme() -> str:
     """``dark`` or ``light`` as the desktop reports it (light when it does not say)."""
     app = QGuiApplication.instance()
@@ -92,6 +100,7 @@ def apply(app: QApplication, choice: str) -> str:
         hints.setColorScheme(wanted)
     resolved = resolve(choice)
     app.setPalette(dark_palette() if resolved == "dark" else app.style().standardPalette())
+    app.setStyleSheet(DARK_STYLE if resolved == "dark" else "")
     app.setProperty("workbench_theme", resolved)
     return resolved
 

@@ -23,14 +23,19 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
+    QSplitter,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableView,
@@ -41,6 +46,7 @@ from PySide6.QtWidgets import (
 from .. import inspector, triage
 from ..models.policy import Policy
 from ..models.triage_model import (
+    HEADERS,
     PATH_ROLE,
     TOP,
     VERDICT,
@@ -54,7 +60,9 @@ from ..models.triage_model import (
 from ..render_text import summary_counts
 from ..textsafe import printable
 from ..triage_outputs import KINDS
+from .finding_groups import FindingGroups
 from .icons import all_icons, icon
+from .row_actions import copy_text, menu, reveal_in_folder, tsv
 from .session import InspectFn
 from .widgets import NoticeBar, plain_label, read_only_rows
 
@@ -62,6 +70,15 @@ log = logging.getLogger(__name__)
 MAX_FILES = 100_000
 EXPORT_FILTERS = "HTML page (*.html);;CSV (*.csv);;JSON (*.json);;JSON Lines (*.jsonl)"
 COLUMN_CHARS = (34, 8, 8, 12, 10, 10, 10)  # File ... Encryption; Top finding takes the rest
+SHORTCUTS = (  # text, keys, slot: the window's actions, also listed by Help > Keyboard Shortcuts
+    ("Export the rows shown", "Ctrl+E", "export"),
+    ("Copy the selected rows as TSV", "Ctrl+C", "copy"),
+    ("Search", "Ctrl+F", "search"),
+    ("Close the table", "Ctrl+W", "close"),
+    ("Dismiss the notices", "Escape", "dismiss"),
+)
+OTHER_KEYS = (("Filter by verdict, by format", "Alt+V, Alt+O"), ("Group by finding", "Alt+G"))
+OTHER_KEYS += (("Cancel", "Alt+C"), ("Open the selected file in the main window", "Enter"))
 FLUSH_MS = 200  # arrived rows join the table, and the progress and rate are shown, at most this often
 
 
@@ -169,10 +186,19 @@ class TriageWindow(QMainWindow):
         self.format_box.setAccessibleName("Filter by format")
         self.format_box.addItem("All formats", None)
         self.format_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search: file name, finding id or reference (Ctrl+F)")
+        self.search.setAccessibleName("Search the triage table")
+        self.search.setClearButtonEnabled(True)
+        self.group_box = QCheckBox("&Group by finding")
+        self.groups = FindingGroups()
+        self.groups.hide()
         self.shown = plain_label()
         self.shown.setAccessibleName("Rows shown")
         self.view = _table_view(self.proxy)
-        self.view.sortByColumn(VERDICT, Qt.SortOrder.AscendingOrder)  # worst first
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.sortByColumn(VERDICT, Qt.SortOrder.DescendingOrder)  # worst first
         header = self.view.horizontalHeader()
         width = self.view.fontMetrics().horizontalAdvance("0")
         for column, chars in enumerate(COLUMN_CHARS):
@@ -192,8 +218,14 @@ class TriageWindow(QMainWindow):
             label.setBuddy(box)
             filters.addWidget(label)
             filters.addWidget(box)
-        filters.addStretch(1)
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.group_box)
         filters.addWidget(self.shown)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.groups)
+        split.addWidget(self.view)
+        split.setStretchFactor(1, 1)
+        split.setSizes([260, 1000])
         bottom = QHBoxLayout()
         bottom.addWidget(self.progress, 1)
         bottom.addWidget(self.status, 2)
@@ -204,21 +236,23 @@ class TriageWindow(QMainWindow):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.notices)
         layout.addLayout(filters)
-        layout.addWidget(self.view, 1)
+        layout.addWidget(split, 1)
         layout.addLayout(bottom)
         self.setCentralWidget(central)
 
-        for text, shortcut, slot in (
-            ("Export", "Ctrl+E", self.export_dialog),
-            ("Close", "Ctrl+W", self.close),
-            ("Dismiss notices", "Escape", self.notices.dismiss),
-        ):
+        slots = {"export": self.export_dialog, "copy": self.copy_rows, "search": self.search.setFocus}
+        slots.update({"close": self.close, "dismiss": self.notices.dismiss})
+        for text, shortcut, name in SHORTCUTS:
             action = QAction(text, self)
             action.setShortcut(QKeySequence(shortcut))
-            action.triggered.connect(lambda checked=False, s=slot: s())
+            action.triggered.connect(lambda checked=False, s=slots[name]: s())
             self.addAction(action)
         self.verdict_box.currentIndexChanged.connect(self._filter_changed)
         self.format_box.currentIndexChanged.connect(self._filter_changed)
+        self.search.textChanged.connect(self._filter_changed)
+        self.groups.chosen.connect(self._filter_changed)
+        self.group_box.toggled.connect(self._group)
+        self.view.customContextMenuRequested.connect(lambda pos: self.row_menu().exec(self.view.mapToGlobal(pos)))
         self.model.format_seen.connect(self._add_format)
         self.view.activated.connect(self._activated)
         self.cancel_button.clicked.connect(self.cancel)
@@ -278,6 +312,8 @@ class TriageWindow(QMainWindow):
         rows, self._arrived = self._arrived, []
         self.model.add(rows)
         self.counts.update(row.summary["verdict"] for row in rows)
+        if rows:
+            self.groups.set_counts(self.model.finding_counts, len(self.model.rows))
         self.progress.setValue(len(self.model.rows))
         self._update_status()
 
@@ -306,13 +342,22 @@ class TriageWindow(QMainWindow):
         done = len(self.model.rows)
         return done / elapsed if self.started and elapsed > 0 else 0.0
 
+    def eta(self) -> float | None:
+        """Seconds until the batch ends at the rate so far (``None`` when not running or no rate yet)."""
+        rate = self.rate()
+        if self.state != "running" or self.total is None or rate <= 0:
+            return None
+        return max(0, self.total - len(self.model.rows)) / rate
+
     def _update_status(self) -> None:
         done = len(self.model.rows)
         elapsed = (self.ended or time.monotonic()) - self.started if self.started else 0.0
+        eta = self.eta()
+        left = f", about {eta:.0f} s left" if eta is not None else ""
         of = f"{done} of {self.total if self.total is not None else '?'} files"
         head = {
             "listing": "listing files…",
-            "running": of,
+            "running": of + left,
             "done": f"{done} files in {elapsed:.1f} s",
             "cancelled": f"cancelled after {of}",
             "failed": f"stopped after {of}",
@@ -321,7 +366,42 @@ class TriageWindow(QMainWindow):
 
     # the table
     def _filter_changed(self) -> None:
-        self.proxy.set_filter(self.verdict_box.currentData(), self.format_box.currentData())
+        item = self.groups.currentItem() if self.group_box.isChecked() else None
+        finding = item.data(Qt.ItemDataRole.UserRole) if item else None
+        verdict, fmt = self.verdict_box.currentData(), self.format_box.currentData()
+        self.proxy.set_filter(verdict, fmt, finding, self.search.text())
+
+    def _group(self, on: bool) -> None:
+        self.groups.setVisible(on)
+        self.groups.set_counts(self.model.finding_counts, len(self.model.rows))
+        self._filter_changed()
+
+    def selected_rows(self) -> list[Row]:
+        """The selected rows in the order shown."""
+        numbers = sorted(index.row() for index in self.view.selectionModel().selectedRows())
+        return [self.model.rows[self.proxy.mapToSource(self.proxy.index(n, 0)).row()] for n in numbers]
+
+    def copy_rows(self) -> None:
+        rows = self.selected_rows()
+        if rows:
+            copy_text(tsv(HEADERS, [row.cells for row in rows]), self.statusBar(), f"{len(rows)} rows as TSV")
+
+    def row_menu(self) -> QMenu:
+        """The context menu for the selected rows."""
+        rows = self.selected_rows()
+        paths = [row.summary["path"] for row in rows]
+        built = menu(
+            self,
+            [
+                ("&Open in Window", lambda: [self.open_requested.emit(p) for p in paths[:20]]),
+                ("Copy &Path", lambda: copy_text("\n".join(paths), self.statusBar(), f"{len(paths)} paths")),
+                ("Copy Rows as &TSV", self.copy_rows),
+                None,
+                ("&Reveal in Folder", lambda: reveal_in_folder(paths[0])),
+            ],
+        )
+        built.setEnabled(bool(rows))
+        return built
 
     def _add_format(self, fmt: str) -> None:
         position = 1
