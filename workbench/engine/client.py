@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from . import winjob
+from .limits import REPLY_CAP
 
-REPLY_CAP = 16 << 20
 STDERR_CAP = 64 << 10
 HELLO_TIMEOUT = 20.0
 REAP_TIMEOUT = 5.0

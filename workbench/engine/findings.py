@@ -153,6 +153,12 @@ CATALOGUE: dict[str, Kind] = {
         "The engine reads at most a fixed number of bytes per image; the part past it was not inspected. "
         "Treat what was not read as unknown.",
     ),
+    "report-capped": Kind(
+        WARNING,
+        "Report cut to its caps",
+        "The image holds more than a report may carry (references, findings, fields, long text); the part "
+        "left out was not shown. Critical when references were left out: treat the image as hostile.",
+    ),
     "snapshots": Kind(
         INFO,
         "Image holds internal snapshots",
