@@ -65,6 +65,7 @@ class Seed:
     area: tuple[int, int] = (0, 4096)  # bytes where references live
     text: tuple[int, int] | None = None  # descriptor text range
     text_file: bool = False  # the whole file is a text descriptor
+    protocols: bool = False  # new names may carry qemu protocol prefixes (json:, blkdebug:, fat:)
 
 
 @dataclass
@@ -140,6 +141,7 @@ def make_seeds(qemu_img: str) -> list[Seed]:
             "-F",
             "qcow2",
         )
+        _create(qemu_img, d, "qcow2", "SNTLw.qcow2", "64M", "-u", "-b", "SNTLbk2.qcow2", "-F", "qcow2")
         _create(qemu_img, d, "qcow2", "SNTLe.qcow2", "64M", "-o", "cluster_size=4096,data_file=SNTLdata.raw")
         _create(qemu_img, d, "qed", "SNTLd.qed", "64M", "-u", "-b", "SNTLbk.qed", "-F", "qed")
         _create(qemu_img, d, "qcow", "SNTLg.qcow", "64M", "-u", "-b", "SNTLbk.raw", "-F", "raw")
@@ -204,6 +206,16 @@ def make_seeds(qemu_img: str) -> list[Seed]:
                 _companions(d, ["SNTLf-s001.vmdk", "SNTLf-s002.vmdk"]),
                 text_file=True,
             ),
+            Seed(
+                "qcow2-wide",
+                "qcow2",
+                "SNTLw.qcow2",
+                read["SNTLw.qcow2"],
+                ints=qcow2_ints,
+                pointers=qcow2_ptr,
+                area=(0, 65536),
+                protocols=True,
+            ),
         ]
     return seeds
 
@@ -216,28 +228,21 @@ SEED_NAMES = (
     "vmdk-sparse-parent",
     "vmdk-flat",
     "vmdk-2gb-sparse",
+    "qcow2-wide",
 )
 
 
 # --- mutations -------------------------------------------------------------------------------------------
 
 
-def _names(rng: random.Random) -> str:
+def _names(rng: random.Random, protocols: bool = False) -> str:
     """A fresh sentinel name, sometimes with a folder, a protocol prefix or odd characters."""
     base = f"{SENTINEL}{rng.randrange(10**6):06d}"
-    return rng.choice(
-        [
-            base,
-            base + ".img",
-            f"sub/{base}",
-            f"./{base}",
-            f"../{base}",
-            f"{base} x",
-            f'"{base}"',
-            f"file:{base}",
-            f"{base}\t",
-        ]
-    )
+    choices = [base, base + ".img", f"sub/{base}", f"./{base}", f"../{base}", f"{base} x", f'"{base}"']
+    choices += [f"file:{base}", f"{base}\t"]
+    if protocols:
+        choices += [f'json:{{"file.filename": "{base}"}}', f"blkdebug::{base}", f"fat:rw:{base}", f"file:./{base}"]
+    return rng.choice(choices)
 
 
 def _put(data: bytearray, offset: int, raw: bytes) -> None:
@@ -285,7 +290,7 @@ def mutate_int(rng: random.Random, seed: Seed, data: bytearray) -> str:
 def repoint_name(rng: random.Random, seed: Seed, data: bytearray) -> str:
     """Write a new name somewhere and point an (offset, length) pair at it, sometimes off by a few bytes."""
     off_spot, len_spot = rng.choice(seed.pointers)
-    name = _names(rng).encode()
+    name = _names(rng, seed.protocols).encode()
     where = rng.choice(
         [rng.randrange(seed.area[0], seed.area[1]), len(data), _get(data, off_spot), seed.area[1] - len(name) // 2]
     )
@@ -301,19 +306,20 @@ def repoint_name(rng: random.Random, seed: Seed, data: bytearray) -> str:
 def qcow2_extension(rng: random.Random, seed: Seed, data: bytearray) -> str:
     """Add a data-file or backing-format extension, maybe after many empty or unknown ones."""
     header_length = _get(data, Int(100, 4, ">"))
-    start = header_length if 72 <= header_length < 4096 else 112
-    name = _names(rng).encode()
+    end = seed.area[1]  # the first cluster: qemu walks extensions to its end
+    start = header_length if 72 <= header_length < end else 112
+    name = _names(rng, seed.protocols).encode()
     magic = rng.choice([0x44415441, 0x44415441, 0xE2792ACA, 0x6803F857])
-    filler = rng.choice([0, 0, 3, 200, 600])
+    filler = rng.choice([0, 0, 3, 200, 600]) * max(1, end // 32768)  # 1200 (past a cap of 1024) in 64 KiB
     pad = struct.pack(">II", rng.choice([0x12345678, 0x0000ABCD]), 0) * filler
     body = struct.pack(">II", magic, len(name)) + name.ljust(-(-len(name) // 8) * 8, b"\0")
     area = pad + body + bytes(8)
-    if start + len(area) > 4096:
-        area = area[: 4096 - start]
+    if start + len(area) > end:
+        area = area[: end - start]
     backing_offset = _get(data, Int(8, 8, ">"))
     if start < backing_offset < start + len(area):  # move the backing name past the new extensions
         old = data[backing_offset : backing_offset + _get(data, Int(16, 4, ">"))]
-        moved = min(4096 - len(old), start + len(area))
+        moved = min(end - len(old), start + len(area))
         _put(data, moved, bytes(old))
         _set(data, Int(8, 8, ">"), moved)
     _put(data, start, area)
@@ -569,12 +575,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed (0 is the CI run's)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--save", type=Path, help="store each differential found here as a regression sample")
+    parser.add_argument("--only", nargs="+", choices=SEED_NAMES, help="these seeds only")
     args = parser.parse_args(argv)
     qemu_img = shutil.which("qemu-img")
     if not qemu_img or not shutil.which("strace"):
         print("needs qemu-img and strace", file=sys.stderr)
         return 2
-    seeds = make_seeds(qemu_img)
+    seeds = [seed for seed in make_seeds(qemu_img) if not args.only or seed.name in args.only]
     cases = [make_case(seed, i, args.seed) for seed in seeds for i in range(args.cases)]
     outcomes = asyncio.run(run_cases(qemu_img, cases, args.jobs))
     found = [(case, out) for case, out in zip(cases, outcomes, strict=True) if out.differential]

@@ -44,6 +44,10 @@ QCOW_NAME_BYTES = (
     "qcow/qcow2, backing name bytes: a name that is not UTF-8 is reported with replacement characters, "
     "not as the bytes qemu opens"
 )
+QCOW2_EXTENSIONS_PAST_CAP = (
+    "qcow2, header extensions past a count cap: a data-file extension after 1,200 unknown empty ones is used "
+    "by qemu (it walks to the end of the first cluster) and missed by the workbench"
+)
 KNOWN_DIFFERENTIALS: dict[str, str] = {
     **dict.fromkeys(
         [
@@ -199,8 +203,27 @@ KNOWN_DIFFERENTIALS: dict[str, str] = {
         [
             "qcow2-backing-047",
             "s1-qcow-backing-238",
+            "s1-qcow2-wide-008",
+            "s1-qcow2-wide-029",
+            "s1-qcow2-wide-207",
+            "s1-qcow2-wide-217",
         ],
         QCOW_NAME_BYTES,
+    ),
+    **dict.fromkeys(
+        [
+            "qcow2-wide-090",
+            "s1-qcow2-wide-004",
+            "s1-qcow2-wide-058",
+            "s1-qcow2-wide-147",
+            "s1-qcow2-wide-183",
+            "s1-qcow2-wide-190",
+            "s1-qcow2-wide-212",
+            "s1-qcow2-wide-220",
+            "s1-qcow2-wide-264",
+            "s1-qcow2-wide-271",
+        ],
+        QCOW2_EXTENSIONS_PAST_CAP,
     ),
 }
 
@@ -212,6 +235,7 @@ EXPECTED_SEED_OPENS = {
     "vmdk-sparse-parent": ["SNTLparent.vmdk"],
     "vmdk-flat": ["SNTLb-flat.vmdk"],
     "vmdk-2gb-sparse": ["SNTLf-s001.vmdk", "SNTLf-s002.vmdk"],
+    "qcow2-wide": ["SNTLbk2.qcow2"],
 }
 
 
