@@ -4,21 +4,24 @@ Seeds are made by ``qemu-img create`` with sentinel names (every name a seed or 
 with ``SNTL``). Each case mutates the parts of a seed that carry or locate references (descriptor text and
 offsets, header extensions, name offsets and lengths, size fields), then:
 
-- runs ``qemu-img info --backing-chain --output=json -f FMT`` under ``strace -f`` with cwd in a throwaway
-  folder that holds only the image (and the seed's own companion files, so that qemu gets past them);
+- runs ``qemu-img info --backing-chain --output=json -f FMT`` and ``qemu-img map`` under ``strace -f`` with
+  cwd in a throwaway folder that holds only the image (and the seed's own companion files, so that qemu
+  gets past them);
 - keeps every path qemu tried to open, stat, access or readlink that is not the image itself, not a path
   qemu also touches for a plain raw image (the loader, locale, /proc, /sys) and that lies in the throwaway
   folder or is named by the image's bytes (its full path or its base name);
 - inspects the image through the normal inspect path (the sandboxed fork server) with the format declared;
 - reports a differential when such a path is not named by any reference, or when the verdict is not reject.
 
-``python -m fuzz.differential --cases N [--seed S] [--save DIR]`` runs N cases per seed (see fuzz/README.md).
+``python -m fuzz.differential --cases N [--seed S] [--only SEED...] [--save DIR]`` runs N cases per seed
+(see fuzz/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import os
 import random
@@ -462,7 +465,8 @@ def traced_paths(qemu_img: str, folder: Path, image: str, fmt: str) -> list[str]
     for command in (["info", "--backing-chain"], ["map"]):
         strace = ["strace", "-f", "-qq", "-xx", "-s", "4096", "-e", f"trace={TRACED}", "-o", str(log)]
         cmd = [*strace, qemu_img, *command, "--output=json", "-f", fmt, image]
-        subprocess.run(cmd, cwd=folder, capture_output=True, timeout=QEMU_TIMEOUT, check=False)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # what it tried until then is in the log
+            subprocess.run(cmd, cwd=folder, capture_output=True, timeout=QEMU_TIMEOUT, check=False)
         for line in log.read_text(encoding="latin-1").splitlines():
             match = _CALL.match(line)
             if match and match.group(2):
