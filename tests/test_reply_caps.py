@@ -23,6 +23,7 @@ from workbench.engine.findings import make
 from workbench.engine.formats import BY_NAME
 from workbench.engine.inspection import Inspection
 from workbench.engine.limits import (
+    HEADER_BYTES,
     MAX_DEPTH,
     MAX_FIELDS,
     MAX_LIST,
@@ -139,6 +140,16 @@ def test_field_tree_is_cut_to_its_node_and_depth_caps() -> None:
     while level.get("children"):
         depth, level = depth + 1, level["children"][0]
     assert depth + 1 == MAX_DEPTH and len(level["value"]) == MAX_STRING
+
+
+def test_hex_view_is_cut_to_its_byte_and_region_caps() -> None:
+    big = [(i * (300 << 10), bytes(200 << 10)) for i in range(3)]  # 600 KiB read in three regions
+    regions, header, left = fit.display_regions(big)
+    assert sum(len(r["hex"]) for r in regions) == 2 * REGION_BYTES and left == 1
+    assert header is not None and len(header["hex"]) == 2 * HEADER_BYTES
+    many = [(i * 16, b"x") for i in range(MAX_REGIONS + 10)]
+    regions, header, left = fit.display_regions(many)
+    assert len(regions) == MAX_REGIONS and left == 10
 
 
 def test_findings_cap_keeps_critical_then_warning_then_info() -> None:
