@@ -70,17 +70,23 @@ def display_regions(regions: list[tuple[int, bytes]]) -> tuple[list[dict[str, An
     """Hex for the view: at most MAX_REGIONS regions and REGION_BYTES bytes; the header region apart.
 
     Returns the regions, the header region (the one at offset 0, up to HEADER_BYTES) and how many
-    regions were left out.
+    regions the region cap left out. The view always shows the first REGION_BYTES read, so what the
+    byte cap leaves out is not counted: only a file read in more pieces than the view takes is.
     """
     out: list[dict[str, Any]] = []
     room = REGION_BYTES
-    for offset, data in regions:
-        if len(out) == MAX_REGIONS or room <= 0:
+    for index, (offset, data) in enumerate(regions):
+        if room <= 0:
             break
+        if len(out) == MAX_REGIONS:
+            return out, _header(regions), len(regions) - index
         out.append({"offset": offset, "hex": data[:room].hex()})
         room -= min(room, len(data))
-    header = next(({"offset": 0, "hex": data[:HEADER_BYTES].hex()} for offset, data in regions if offset == 0), None)
-    return out, header, len(regions) - len(out)
+    return out, _header(regions), 0
+
+
+def _header(regions: list[tuple[int, bytes]]) -> dict[str, Any] | None:
+    return next(({"offset": 0, "hex": data[:HEADER_BYTES].hex()} for offset, data in regions if offset == 0), None)
 
 
 def findings(found: list[Finding], limit: int = MAX_LIST - RESERVED) -> tuple[list[Finding], int]:
