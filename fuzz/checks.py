@@ -18,11 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from workbench.engine import report
-from workbench.engine.client import REPLY_CAP
-from workbench.engine.fields import MAX_TEXT
-from workbench.engine.inspection import MAX_FIELDS, MAX_LIST
+from workbench.engine.limits import MAX_DEPTH, MAX_FIELDS, MAX_LIST, MAX_STRING, REPLY_CAP
 from workbench.models import policy
-from workbench.models.report import MAX_DEPTH, validate
+from workbench.models.report import validate
 from workbench.render_text import summary
 
 CALL_BUDGET = 2_000_000
@@ -94,11 +92,11 @@ def _walk_fields(fields: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 def _long_strings(value: Any, path: str = "") -> Iterator[str]:
-    """Where a string longer than MAX_TEXT sits in the report (outside the hex display regions)."""
+    """Where a string longer than MAX_STRING sits in the report (outside the hex display regions)."""
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
-        if isinstance(item, str) and len(item) > MAX_TEXT:
+        if isinstance(item, str) and len(item) > MAX_STRING:
             yield f"{where} ({len(item)} characters)"
         elif isinstance(item, dict):
             stack.extend((v, f"{where}.{k}") for k, v in item.items() if k not in DISPLAY_KEYS)

@@ -10,8 +10,9 @@ import pytest
 from tests.helpers import finding_ids, inspect_file
 from workbench.engine import detect
 from workbench.engine.fields import Field, Spec, bit_flags, clean_text, decode
+from workbench.engine.fit import field_tree
+from workbench.engine.limits import MAX_DEPTH
 from workbench.engine.reader import BudgetExceeded, Reader
-from workbench.engine.report import _cap_fields
 
 
 def _reader(tmp_path: Path, data: bytes, budget: int = 1 << 20) -> Reader:
@@ -85,14 +86,14 @@ def test_field_tree_is_capped_without_recursion() -> None:
     node = root
     for depth in range(5000):  # deeper than Python's recursion limit
         node = node.add(Field(f"n{depth}", depth, 1))
-    tree, cut = _cap_fields([root], limit=100)
-    assert cut
+    tree, left = field_tree([root], limit=100)
+    assert left == 1  # the first node past the depth cap; its subtree is never walked
     depth = 0
     node_json = tree[0]
     while node_json.get("children"):
         node_json = node_json["children"][0]
         depth += 1
-    assert depth == 99
+    assert depth == MAX_DEPTH - 1  # the parent refuses a deeper tree, so the engine never sends one
 
 
 def test_ambiguity_rules() -> None:

@@ -57,6 +57,21 @@ def test_a_bad_size_disables_ok(qtbot: Any, fast_window: MainWindow) -> None:
     assert exact_size(3 << 30) == "3G" and exact_size(1000) == "1000"
 
 
+def test_the_size_field_is_exact(qtbot: Any, fast_window: MainWindow) -> None:
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    dialog = SettingsDialog(fast_window.settings, fast_window)
+    qtbot.addWidget(dialog)
+    dialog.max_size.setText("9007199254742015")  # 2**53 + 1023: a float would make it 2**53 + 1024
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    assert dialog.result_settings().max_virtual_size == 9007199254742015
+    dialog.max_size.setText("1.5G")
+    assert dialog.result_settings().max_virtual_size == 3 << 29
+    dialog.max_size.setText("1.1G")
+    assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    assert "not a whole number of bytes" in dialog.size_error.text()
+
+
 def test_a_lower_size_limit_reinspects_open_images(qtbot: Any, fast_window: MainWindow, tmp_path: Path) -> None:
     images = write_images(tmp_path)
     (entry,) = fast_window.add_files([str(images["clean"])])

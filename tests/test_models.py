@@ -41,8 +41,6 @@ def test_a_real_report_validates(good_reply: dict[str, Any]) -> None:
         ("findings", [{"id": "not-a-finding", "severity": "info"}]),
         ("findings", [{"id": "dirty", "severity": "catastrophic"}]),
         ("schema", "workbench-report/999"),
-        ("byte_regions", [{"offset": 0, "hex": "zz"}]),
-        ("header_bytes", {"offset": 0, "hex": "abc"}),
     ],
 )
 def test_bad_replies_are_refused(good_reply: dict[str, Any], key: str, bad: Any) -> None:
@@ -50,6 +48,23 @@ def test_bad_replies_are_refused(good_reply: dict[str, Any], key: str, bad: Any)
     reply[key] = bad
     with pytest.raises(ReplyError):
         validate(reply)
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [
+        ("byte_regions", [{"offset": 0, "hex": "zz"}]),
+        ("byte_regions", "not a list"),
+        ("header_bytes", {"offset": 0, "hex": "abc"}),
+    ],
+)
+def test_bad_hex_is_dropped_never_the_report(good_reply: dict[str, Any], key: str, bad: Any) -> None:
+    """Hex bytes are display data: a bad one costs the hex view (with a finding), never the report."""
+    reply = copy.deepcopy(good_reply)
+    reply[key] = bad
+    clean = validate(reply)
+    assert clean["byte_regions"] == [] and clean["header_bytes"] is None
+    assert [f["id"] for f in clean["findings"]][-1] == "report-capped"
 
 
 def test_deep_field_tree_is_refused_without_recursion(good_reply: dict[str, Any]) -> None:

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 from . import sandbox, winjob
 from .findings import make
+from .limits import REPLY_CAP
 
-REPLY_CAP = 16 << 20
 STDERR_CAP = 64 << 10
 HELLO_TIMEOUT = 20.0
 REAP_TIMEOUT = 5.0

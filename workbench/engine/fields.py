@@ -11,7 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_TEXT = 4096  # no string taken from an image is longer than this in a report
+from .limits import MAX_STRING
+
+MAX_TEXT = MAX_STRING  # no string taken from an image is longer than this in a report
 
 
 def clean_text(raw: bytes, encoding: str = "latin-1", cap: int = MAX_TEXT) -> str:

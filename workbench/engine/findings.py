@@ -172,6 +172,12 @@ CATALOGUE: dict[str, Kind] = {
         f"limit was checked against the largest. Convert it on an isolated host with the size you expect "
         f"({_GUIDE}: size validation).",
     ),
+    "report-capped": Kind(
+        WARNING,
+        "Report cut to its caps",
+        "The image holds more than a report may carry (references, findings, fields, long text); the part "
+        "left out was not shown. Critical when references were left out: treat the image as hostile.",
+    ),
     "snapshots": Kind(
         INFO,
         "Image holds internal snapshots",

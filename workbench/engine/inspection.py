@@ -8,10 +8,8 @@ from typing import Any
 
 from .fields import MAX_TEXT, Field, Spec, decode
 from .findings import CRITICAL, Finding, make
+from .limits import MAX_LIST as MAX_LIST  # the parsers import the list cap from here
 from .reader import Reader
-
-MAX_FIELDS = 20_000  # per image: a header can declare a million snapshots, the tree stays bounded
-MAX_LIST = 1024  # snapshots, extents, locators kept in the report
 
 NETWORK_PREFIXES = (
     "nbd:",
@@ -127,8 +125,7 @@ class Inspection:
         """
         ref = {"role": role, "name": name[:MAX_TEXT], "kind": extra.pop("kind", reference_kind(name))}
         ref.update(extra)
-        if len(self.references) < MAX_LIST:
-            self.references.append(ref)
+        self.references.append(ref)  # the report keeps MAX_LIST and says so when it cuts
         if ref["kind"] in ("network", "pseudo-protocol"):
             self.add("backing-network", f"{role} is {ref['kind']} {name!r}", offset)
         return ref

@@ -12,7 +12,6 @@ import bisect
 import os
 
 DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
-KEEP_FOR_DISPLAY = 256 << 10  # bytes offered to the hex view
 
 
 def _pread(fd: int, length: int, offset: int) -> bytes:
@@ -117,12 +116,5 @@ class Reader:
         return offset, self.read(offset, length)
 
     def regions(self) -> list[tuple[int, bytes]]:
-        """What was read, as sorted non-overlapping regions, at most ``KEEP_FOR_DISPLAY`` bytes in all."""
-        out, total = [], 0
-        for start, data in zip(self._starts, self._data, strict=True):
-            room = KEEP_FOR_DISPLAY - total
-            if room <= 0:
-                break
-            out.append((start, bytes(data[:room])))
-            total += min(room, len(data))
-        return out
+        """What was read, as sorted non-overlapping regions (``fit.display_regions`` caps what is shown)."""
+        return [(start, bytes(data)) for start, data in zip(self._starts, self._data, strict=True)]

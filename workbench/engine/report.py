@@ -8,16 +8,16 @@ import time
 import traceback
 from typing import Any
 
-from . import detect
+from . import detect, fit
 from .fields import Field
-from .findings import WARNING, make
+from .findings import CRITICAL, INFO, WARNING, make
 from .formats import BY_NAME
-from .inspection import MAX_FIELDS, MAX_LIST, Inspection
+from .inspection import Inspection
+from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
 
 SCHEMA = "workbench-report/1"
-U64_MAX = (1 << 64) - 1
-HEADER_BYTES = 64 << 10
+U64_MAX = MAX_INT - 1
 
 
 def _device_size(fd: int, st: os.stat_result) -> int:
@@ -42,32 +42,6 @@ def _run_parser(reader: Reader, name: str) -> Inspection:
     return info
 
 
-def _cap_fields(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[str, Any]], bool]:
-    """Serialise the field tree, keeping at most ``limit`` nodes (iteratively: no recursion on depth)."""
-    count = 0
-    cut = False
-    out: list[dict[str, Any]] = []
-    stack: list[tuple[Field, list[dict[str, Any]]]] = [(f, out) for f in reversed(fields)]
-    while stack:
-        node, sink = stack.pop()
-        if count >= limit:
-            cut = True
-            continue
-        count += 1
-        item = {
-            "name": node.name,
-            "offset": node.offset,
-            "size": node.size,
-            "value": node.value,
-            "description": node.description,
-        }
-        sink.append(item)
-        if node.children:
-            item["children"] = []
-            stack.extend((child, item["children"]) for child in reversed(node.children))
-    return out, cut
-
-
 def _clamp_numbers(report: dict[str, Any]) -> list[str]:
     """Cap integers to what a 64-bit reader could hold; name the keys that were capped.
 
@@ -89,14 +63,6 @@ def _clamp_numbers(report: dict[str, Any]) -> list[str]:
             elif isinstance(value, dict | list):
                 stack.append((value, f"{where}{key}."))
     return capped
-
-
-def _header_bytes(regions: list[tuple[int, bytes]]) -> dict[str, Any] | None:
-    """The region that starts the file (up to 64 KiB), for a hex view of the main header."""
-    for offset, data in regions:
-        if offset == 0:
-            return {"offset": 0, "hex": data[:HEADER_BYTES].hex()}
-    return None
 
 
 def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, declared: str | None) -> None:
@@ -154,11 +120,17 @@ def build(
         info.add("unencrypted", f"{primary} image stores its data in the clear")
     if info.snapshots:
         info.add("snapshots", f"{len(info.snapshots)} internal snapshot(s)")
-    tree, cut = _cap_fields(fields)
-    if cut:
-        info.add("read-budget", f"field tree cut at {MAX_FIELDS} nodes")
+    tree, left = fit.field_tree(fields)
+    if left:
+        info.add(
+            "report-capped",
+            f"field tree: {left} nodes (with their subtrees) past {MAX_FIELDS} nodes or {MAX_DEPTH} levels left out",
+        )
     virtual = info.virtual_size
-    regions = reader.regions() if include_bytes else []
+    regions, header, regions_left = fit.display_regions(reader.regions() if include_bytes else [])
+    if regions_left:
+        info.add("report-capped", f"hex view: {regions_left} regions past {len(regions)} left out", None, INFO)
+    kept, findings_left = fit.findings(info.findings)
     result = {
         "schema": SCHEMA,
         "path": path,
@@ -174,17 +146,17 @@ def build(
         "encryption": info.encryption,
         "backing": info.backing,
         "data_file": info.data_file,
-        "extents": info.extents[:MAX_LIST],
-        "references": info.references[:MAX_LIST],
+        "extents": info.extents,
+        "references": info.references,
         "dirty": info.dirty,
         "corrupt": info.corrupt,
-        "snapshots": info.snapshots[:MAX_LIST],
+        "snapshots": info.snapshots,
         "details": info.details,
         "fields": tree,
-        "findings": [f.to_json() for f in info.findings[:MAX_LIST]],
+        "findings": [{**f.to_json(), "detail": f.detail[:MAX_STRING]} for f in kept],
         "bytes_read": reader.bytes_read,
-        "header_bytes": _header_bytes(regions),
-        "byte_regions": [{"offset": offset, "hex": data.hex()} for offset, data in regions],
+        "header_bytes": header,
+        "byte_regions": regions,
         "read_budget": budget,
         "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
     }
@@ -192,4 +164,19 @@ def build(
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
         result["findings"].append(make("malformed", detail).to_json())
+    _fit(result, fields, findings_left)
     return result
+
+
+def _fit(result: dict[str, Any], fields: list[Field], findings_left: int) -> None:
+    """Cut what an image made too large for the reply contract, saying so (``engine/fit.py``)."""
+    references, other = fit.containers(result)
+    out = result["findings"]
+    if findings_left:
+        what = f"{findings_left} findings left out (the most severe {len(out)} kept)"
+        out.append(fit.cut_finding(what, ["findings"], WARNING))
+    if references:
+        out.append(fit.cut_finding(f"references past {MAX_LIST} or their names left out", references, CRITICAL))
+    if other:
+        out.append(fit.cut_finding(f"lists past {MAX_LIST} items or strings past {MAX_STRING} cut", other))
+    fit.within_budget(result, fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from ..engine.findings import make
@@ -14,6 +15,9 @@ TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
 VERDICTS = ("accept", "review", "reject")
 EXIT_CODES = {"accept": 0, "review": 10, "reject": 20, "failed": 30}
+MAX_SIZE = (1 << 64) - 1
+MAX_SIZE_TEXT = 64  # characters: no size needs more, and a longer text is refused before it is converted
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?", re.ASCII)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
 
 
@@ -62,11 +66,21 @@ class Policy:
 
 
 def parse_size(text: str) -> int:
-    """``4T``, ``512M``, ``1.5G``, ``1073741824``: powers of 1024; an optional trailing ``iB``/``B``."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTPE]?)(?:I?B)?\s*", text.upper())
+    """``4T``, ``512M``, ``1.5G``, ``1073741824``: powers of 1024; an optional trailing ``iB``/``B``.
+
+    Exact: the number is read as a fraction, never a float (``9007199254742015`` stays itself), and a
+    size that is not a whole number of bytes or does not fit 64 bits is refused with the reason.
+    """
+    shown = text[:40] + ("..." if len(text) > 40 else "")
+    match = _SIZE.fullmatch(text.strip().upper()) if len(text) <= MAX_SIZE_TEXT else None
     if not match:
-        raise ValueError(f"not a size: {text!r} (use a number with K, M, G, T or P)")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+        raise ValueError(f"not a size: {shown!r} (use a whole or decimal number with K, M, G, T or P)")
+    value = Fraction(match.group(1)) * _UNITS[match.group(2)]
+    if value.denominator != 1:
+        raise ValueError(f"{shown!r} is not a whole number of bytes (the nearest below is {int(value)})")
+    if value > MAX_SIZE:
+        raise ValueError(f"{shown!r} is more than 2**64-1 bytes, the largest size an image can declare")
+    return int(value)
 
 
 def human_size(value: int | None) -> str:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.findings import CATALOGUE
+from ..engine.findings import CATALOGUE, INFO, make
+from ..engine.limits import (
+    HEADER_BYTES,
+    MAX_DEPTH,
+    MAX_FIELDS,
+    MAX_INT,
+    MAX_LIST,
+    MAX_REGIONS,
+    MAX_STRING,
+    REGION_BYTES,
+)
 
 SCHEMA = "workbench-report/1"
-MAX_STRING = 4096
-REGION_CAP = 256 << 10  # bytes of hex the engine may send for display
-MAX_LIST = 1024
-MAX_FIELDS = 20_000
-MAX_DEPTH = 32
-MAX_INT = 1 << 64
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -152,12 +156,26 @@ def _region(value: Any, key: str, cap: int) -> dict[str, Any]:
 
 
 def _regions(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or len(value) > MAX_LIST:
-        raise ReplyError("byte_regions: expected a list")
-    regions = [_region(item, "byte_regions", REGION_CAP) for item in value]
-    if sum(len(r["hex"]) for r in regions) > 2 * REGION_CAP:
-        raise ReplyError(f"byte_regions: more than {REGION_CAP} bytes")
+    if not isinstance(value, list) or len(value) > MAX_REGIONS:
+        raise ReplyError(f"byte_regions: expected a list of at most {MAX_REGIONS} regions")
+    regions = [_region(item, "byte_regions", REGION_BYTES) for item in value]
+    if sum(len(r["hex"]) for r in regions) > 2 * REGION_BYTES:
+        raise ReplyError(f"byte_regions: more than {REGION_BYTES} bytes")
     return regions
+
+
+Region = dict[str, Any]
+
+
+def _hex_view(reply: dict[str, Any], findings: list[dict[str, Any]]) -> tuple[Region | None, list[Region]]:
+    """``header_bytes`` and ``byte_regions``: display data only, so a bad one is dropped, never the report."""
+    try:
+        header = reply.get("header_bytes")
+        header = None if header is None else _region(header, "header_bytes", HEADER_BYTES)
+        return header, _regions(reply.get("byte_regions", []))
+    except ReplyError as exc:
+        findings.append(make("report-capped", f"hex view left out: {exc}"[:MAX_STRING], None, INFO).to_json())
+        return None, []
 
 
 def _strings(value: Any, key: str) -> list[str]:
@@ -173,6 +191,8 @@ def validate(reply: Any) -> dict[str, Any]:
     if reply.get("schema") != SCHEMA:
         raise ReplyError(f"report: unknown schema {str(reply.get('schema'))[:40]!r}")
     try:
+        findings = _findings(reply.get("findings"))
+        header_bytes, byte_regions = _hex_view(reply, findings)
         return {
             "schema": SCHEMA,
             "path": _str(reply.get("path"), "path", optional=False),
@@ -195,13 +215,11 @@ def validate(reply: Any) -> dict[str, Any]:
             "snapshots": _list_of_dicts(reply.get("snapshots"), "snapshots"),
             "details": _flat_dict(reply.get("details"), "details") or {},
             "fields": _fields(reply.get("fields")),
-            "findings": _findings(reply.get("findings")),
+            "findings": findings,
             "bytes_read": _int(reply.get("bytes_read"), "bytes_read", optional=False),
             "read_budget": _int(reply.get("read_budget"), "read_budget", optional=False),
-            "header_bytes": None
-            if reply.get("header_bytes") is None
-            else _region(reply.get("header_bytes"), "header_bytes", 64 << 10),
-            "byte_regions": _regions(reply.get("byte_regions", [])),
+            "header_bytes": header_bytes,
+            "byte_regions": byte_regions,
             "elapsed_ms": _scalar(reply.get("elapsed_ms"), "elapsed_ms"),
             "sandbox": {str(k)[:64]: str(v)[:300] for k, v in list((reply.get("sandbox") or {}).items())[:32]},
         }

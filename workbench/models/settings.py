@@ -11,7 +11,7 @@ from typing import Any
 
 import platformdirs
 
-from .policy import DEFAULT_MAX_VIRTUAL_SIZE, Policy, default_required_layers
+from .policy import DEFAULT_MAX_VIRTUAL_SIZE, MAX_SIZE, Policy, default_required_layers, parse_size
 
 log = logging.getLogger(__name__)
 APP = "workbench"
@@ -39,6 +39,19 @@ class Settings:
         self.recent_files = [path, *[p for p in self.recent_files if p != path]][:MAX_RECENT]
 
 
+def _size(value: Any, default: int) -> int:
+    """A size from the file: an exact JSON integer or a size text (``"1.5T"``); never a float."""
+    try:
+        if isinstance(value, str):
+            return parse_size(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SIZE:
+            return value
+        raise ValueError(f"{type(value).__name__} {str(value)[:40]!r} is not a whole number of bytes")
+    except ValueError as exc:
+        log.warning("settings: max_virtual_size: %s; using the default", exc)
+        return default
+
+
 def _checked(raw: dict[str, Any]) -> Settings:
     defaults = Settings()
     out = Settings()
@@ -47,6 +60,8 @@ def _checked(raw: dict[str, Any]) -> Settings:
         expected = type(getattr(defaults, spec.name))
         if spec.name == "allowed_formats" and value is not None and not isinstance(value, list):
             value = None
+        elif spec.name == "max_virtual_size":
+            value = _size(value, defaults.max_virtual_size)
         elif spec.name != "allowed_formats" and not isinstance(value, expected):
             log.warning("settings: %s has the wrong type, using the default", spec.name)
             value = getattr(defaults, spec.name)
