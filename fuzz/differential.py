@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench import inspector
 from workbench.engine.client import Zygote
@@ -499,6 +500,13 @@ def candidates(paths: list[str], folder: Path, image: str, data: bytes, system: 
     return out
 
 
+def reference_name(ref: dict[str, Any]) -> str:
+    """A reference's name as strace shows the path (bytes as latin-1), from its exact bytes when it has them."""
+    if isinstance(raw := ref.get("name_bytes"), str):
+        return bytes.fromhex(raw).decode("latin-1")
+    return str(ref.get("name", ""))
+
+
 def unnamed(opened: list[str], references: list[str], folder: Path) -> list[str]:
     """The paths that no reference names (by its resolved path, or by containing the path's base name)."""
     resolved = {os.path.normpath(os.path.join(folder, name)) for name in references}
@@ -549,7 +557,7 @@ async def run_cases(qemu_img: str, cases: list[Case], jobs: int = 2) -> list[Out
         outcomes = []
         for case, folder, rep, touched in zip(cases, folders, reports, paths, strict=True):
             opened = candidates(touched, folder, case.seed.filename, case.data, system)
-            names = [str(ref.get("name", "")) for ref in rep.get("references", [])]
+            names = [reference_name(ref) for ref in rep.get("references", [])]
             short = [os.path.relpath(p, folder) for p in opened]
             missing = [os.path.relpath(p, folder) for p in unnamed(opened, names, folder)]
             outcomes.append(Outcome(case.id, short, missing, rep.get("verdict", "failed"), names, case.edits))

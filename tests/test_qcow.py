@@ -584,3 +584,19 @@ def test_mutated_headers_always_give_a_report(
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= DEFAULT_BUDGET
     assert rep["format"] in ("qcow", "qcow2", "raw")
+
+
+def test_backing_name_that_is_not_utf8_carries_its_exact_bytes(tmp_path: Path) -> None:
+    """qemu opens the stored bytes; ``name`` shows them decoded, ``name_bytes`` keeps them for comparison."""
+    stored = b"/srv/FI\xfb\xff.img"
+    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, backing=stored)), "qcow2")
+    (ref,) = rep["references"]
+    assert bytes.fromhex(ref["name_bytes"]) == stored
+    assert ref["name"] == stored.decode("utf-8", errors="replace")
+    assert any(f["id"] == "backing-file" and f["severity"] == "critical" for f in rep["findings"])
+
+
+def test_utf8_backing_name_has_no_name_bytes(tmp_path: Path) -> None:
+    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, backing="/srv/disque-été.img")), "qcow2")
+    (ref,) = rep["references"]
+    assert ref["name"] == "/srv/disque-été.img" and "name_bytes" not in ref

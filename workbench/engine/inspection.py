@@ -64,6 +64,14 @@ def reference_kind(name: str) -> str:
     return "path"
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @dataclass
 class Inspection:
     """Values a parser fills; ``None`` means the format does not record it."""
@@ -124,6 +132,9 @@ class Inspection:
         role-specific finding (``backing-file``, ``external-extent``...).
         """
         ref = {"role": role, "name": name[:MAX_TEXT], "kind": extra.pop("kind", reference_kind(name))}
+        raw = extra.pop("stored", None)  # the name's bytes as stored, when the parser has them
+        if raw is not None and not _is_utf8(raw := raw.split(b"\0", 1)[0]):
+            ref["name_bytes"] = raw[:MAX_TEXT].hex()  # the bytes a consumer opens; ``name`` shows them decoded
         ref.update(extra)
         self.references.append(ref)  # the report keeps MAX_LIST and says so when it cuts
         if ref["kind"] in ("network", "pseudo-protocol"):

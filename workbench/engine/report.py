@@ -30,8 +30,8 @@ def _run_parser(reader: Reader, name: str) -> Inspection:
     info = Inspection(format=name)
     try:
         BY_NAME[name].parse(reader, info)
-    except BudgetExceeded as exc:
-        info.add("read-budget", f"{name}: {exc}", exc.offset)
+    except BudgetExceeded as exc:  # the parse stopped short: a reference may lie in what it did not read
+        info.cap(f"{name}: {exc}; the rest of the {name} metadata was not examined", exc.offset)
     except Exception as exc:  # a parser bug must become a finding, never a dead child
         where = traceback.extract_tb(exc.__traceback__)[-1]
         info.add(

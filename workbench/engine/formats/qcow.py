@@ -208,7 +208,7 @@ def read_backing_name(
         _empty_backing_name(info, raw, offset, where, field_offset)
         return
     info.fields.append(Field("backing file name", offset, len(raw), name, "never opened by the workbench"))
-    info.set_backing(name, fmt, offset)
+    info.set_backing(name, fmt, offset, stored=raw)
     if fmt is None:
         info.add("backing-format-unspecified", f"backing file {name!r} has no recorded format", field_offset)
 
