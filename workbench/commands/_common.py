@@ -1,21 +1,43 @@
-"""Options and helpers that several subcommands share."""
+"""Options and helpers that several subcommands share.
+
+Importing a subcommand module must stay cheap (``workbench --help`` imports them all): the engine's format
+modules, the settings and the policy are imported when an option is checked or a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from ..engine.formats import KNOWN_NAMES
-from ..models import policy as policy_mod
-from ..models import settings as settings_mod
+if TYPE_CHECKING:
+    from ..models.policy import Policy
 
 EPILOG = "exit codes: 0 accept, 10 review, 20 reject, 30 could not inspect, 2 usage; several files: the worst"
 
 
+class FormatNames:
+    """The names an image can be declared as, for ``choices``: the format modules load on first use, when a
+    declared format is checked or a subcommand's help is shown."""
+
+    def _names(self) -> tuple[str, ...]:
+        from ..engine.formats import KNOWN_NAMES
+
+        return KNOWN_NAMES
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
 def _size_arg(text: str) -> int:
+    from ..models.policy import parse_size
+
     try:
-        return policy_mod.parse_size(text)
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -24,9 +46,9 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-f",
         "--declared-format",
-        choices=KNOWN_NAMES,
+        choices=FormatNames(),
         metavar="FMT",
-        help="the format the image must have (default: from the file extension); one of " + ", ".join(KNOWN_NAMES),
+        help="the format the image must have (default: from the file extension); one of %(choices)s",
     )
     parser.add_argument(
         "--max-virtual-size",
@@ -38,8 +60,10 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=20.0, metavar="S", help="seconds per image (default 20)")
 
 
-def policy_from(args: argparse.Namespace) -> policy_mod.Policy:
+def policy_from(args: argparse.Namespace) -> Policy:
     """The settings file's policy with the command line's overrides."""
+    from ..models import settings as settings_mod
+
     policy = settings_mod.load().policy()
     if args.max_virtual_size is not None:
         policy.max_virtual_size = args.max_virtual_size
@@ -51,5 +75,16 @@ def warn(message: str) -> None:
     print(f"workbench: {message}", file=sys.stderr)
 
 
+def print_json(payload: Any, one_or_many: bool = False) -> None:
+    """Print ``payload`` as indented ASCII JSON; ``one_or_many``: a list of one is printed as its item."""
+    import json
+
+    if one_or_many and isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
+    print(json.dumps(payload, indent=2, ensure_ascii=True))
+
+
 def exit_code(reports: list[dict[str, Any]]) -> int:
+    from ..models import policy as policy_mod
+
     return policy_mod.EXIT_CODES[policy_mod.worst([r["verdict"] for r in reports])]
