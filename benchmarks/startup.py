@@ -125,20 +125,27 @@ def whole_processes(image: str, rounds: int, source: bool, pycache: str) -> None
     print()
 
 
-async def child_alone(image: str, rounds: int) -> tuple[float, list[dict[str, float]]]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def child_alone(image: str, rounds: int) -> tuple[tuple[float, float], list[dict[str, float]]]:
+    """Median wall and child CPU seconds of a fresh sandboxed child, and what its hardening steps cost."""
     timings: list[dict[str, float]] = []
     run = fresh(image, None, timings)
     await run()
     samples = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        cpu, started = _cpu(), time.perf_counter()
         await run()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples), timings[1:]
+        samples.append((time.perf_counter() - started, _cpu() - cpu))
+    return (statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples)), timings[1:]
 
 
-def in_child(code: str, rounds: int) -> float:
-    return statistics.median(run_once([*ISOLATED, code], {})[0] for _ in range(rounds))
+def in_child(code: str, rounds: int) -> tuple[float, float]:
+    samples = [run_once([*ISOLATED, code], {}) for _ in range(rounds)]
+    return statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples)
 
 
 def parse_ms(image: str, rounds: int) -> float:
@@ -155,21 +162,27 @@ def parse_ms(image: str, rounds: int) -> float:
 
 
 def child_breakdown(image: str, rounds: int) -> None:
+    """Wall and CPU milliseconds of the child's parts; hardening and parse are timed inside a process."""
     whole, timings = asyncio.run(child_alone(image, rounds))
     bare = in_child("pass", rounds)
     imports = in_child(f"import sys; sys.path.insert(0, {str(ROOT)!r}); import workbench.engine.worker", rounds)
     hardening = statistics.median(sum(t.values()) for t in timings)
     prepare = statistics.median(t["prepare"] for t in timings)
     parse = parse_ms(image, rounds)
-    print(f"the engine child alone (spawn to reply from a running parent, all layers), median of {rounds}")
-    print(f"  {'whole child':<44} {whole * 1000:8.1f} ms")
-    print(f"  {'interpreter start (python -I -S -c pass)':<44} {bare * 1000:8.1f} ms")
-    print(f"  {'imports (engine.worker, less the above)':<44} {(imports - bare) * 1000:8.1f} ms")
-    print(f"  {'hardening (every layer, timed inside)':<44} {hardening:8.1f} ms")
-    print(f"    {'of which prepare (preload, libseccomp build)':<42} {prepare:8.1f} ms")
-    print(f"  {'parse (report.build, in this process)':<44} {parse:8.2f} ms")
-    rest = whole * 1000 - imports * 1000 - hardening - parse
-    print(f"  {'the rest (request, reply, exit, parent wake-up)':<44} {rest:8.1f} ms")
+    rows = [
+        ("whole child (spawn to reply)", whole[0] * 1000, whole[1] * 1000),
+        ("interpreter start (python -I -S -c pass)", bare[0] * 1000, bare[1] * 1000),
+        ("imports (engine.worker, less the above)", (imports[0] - bare[0]) * 1000, (imports[1] - bare[1]) * 1000),
+        ("hardening (every layer, timed inside)", hardening, hardening),
+        ("  of which prepare (preload, libseccomp)", prepare, prepare),
+        ("parse (report.build, in this process)", parse, parse),
+    ]
+    rest = [whole[i] * 1000 - imports[i] * 1000 - hardening - parse for i in (0, 1)]
+    rows.append(("the rest (request, reply, exit, wake-ups)", *rest))
+    print(f"the engine child alone (from a running parent, all layers), median of {rounds}")
+    print(f"  {'part':<44} {'wall ms':>8} {'CPU ms':>8}")
+    for name, wall, cpu in rows:
+        print(f"  {name:<44} {wall:8.1f} {cpu:8.1f}")
     print()
 
 

@@ -94,3 +94,13 @@ def test_vhdx_crc32c_known_answer_across_zero_runs() -> None:
     for byte in data:
         crc = vhdx._CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     assert vhdx.crc32c(data) == crc ^ 0xFFFFFFFF
+
+
+def test_uuid_text_is_what_the_uuid_module_prints() -> None:
+    import uuid
+
+    from workbench.engine.fields import uuid_text
+
+    for raw in (bytes(16), bytes(range(16)), bytes(range(240, 256)), os.urandom(16)):
+        assert uuid_text(raw) == str(uuid.UUID(bytes=raw))
+        assert uuid_text(raw, mixed_endian=True) == str(uuid.UUID(bytes_le=raw))
