@@ -186,6 +186,31 @@ def child_breakdown(image: str, rounds: int) -> None:
     print()
 
 
+def parent_breakdown(rounds: int, env: dict[str, str]) -> None:
+    """The parent's imports for one ``inspect``, added one group at a time (CPU ms, cumulative)."""
+    steps = {
+        "interpreter (python -c pass)": [],
+        "+ asyncio": ["asyncio"],
+        "+ command line, inspector, engine client, settings": [
+            "workbench.cli",
+            "workbench.commands.inspect",
+            "workbench.inspector",
+            "workbench.models.settings",
+            "platformdirs",
+        ],
+        "+ engine.formats (the -f check)": ["workbench.engine.formats"],
+    }
+    print(f"the parent's imports for one inspect, cumulative, median of {rounds}")
+    print(f"  {'imports':<52} {'CPU ms':>8}")
+    modules: list[str] = []
+    for name, more in steps.items():
+        modules += more
+        code = f"import {', '.join(modules)}" if modules else "pass"
+        samples = [run_once([sys.executable, "-c", code], env)[1] for _ in range(rounds)]
+        print(f"  {name:<52} {statistics.median(samples) * 1000:8.1f}")
+    print()
+
+
 def seccomp_saving(rounds: int) -> None:
     """What a precompiled BPF program would save against building it with libseccomp in each child."""
     code = SECCOMP_PROBE.format(root=str(ROOT))
@@ -231,6 +256,7 @@ def main() -> None:
         image = args.image or make_image(folder)
         whole_processes(image, args.rounds, args.source, os.path.join(folder, "empty-cache"))
         child_breakdown(image, args.rounds)
+        parent_breakdown(args.rounds, environment(args.source, os.path.join(folder, "empty-cache")))
         seccomp_saving(args.rounds)
         env = environment(args.source, os.path.join(folder, "empty-cache"))
         importtime([*PARENT, "inspect", "--json", "-f", "qcow2", image], env, args.top, "workbench inspect (parent)")
