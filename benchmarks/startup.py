@@ -6,11 +6,11 @@ file. Then the engine child alone (spawn to reply, from a running parent), split
 imports, hardening and parse; what a precompiled seccomp BPF program would save; and the top of
 ``python -X importtime`` for the parent CLI and for the engine child.
 
-Bytecode is compiled first (an installed package has it) and the commands run without
-``PYTHONDONTWRITEBYTECODE``; ``--source`` instead runs the parent from source, compiling every module
-each time, as a checkout does when bytecode is never written.
+Bytecode is compiled first and the commands run without ``PYTHONDONTWRITEBYTECODE``, as an installed
+package runs (pip compiles it); a checkout run with that variable set compiles every workbench module of
+the parent on every start.
 
-    python benchmarks/startup.py [--rounds 10] [--top 12] [--source] [IMAGE]
+    python benchmarks/startup.py [--rounds 10] [--top 12] [IMAGE]
 """
 
 from __future__ import annotations
@@ -68,11 +68,8 @@ print(json.dumps({{"build": (t1 - t0) * 1e3, "load": (t3 - t2) * 1e3, "instructi
 """
 
 
-def environment(source: bool, pycache: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
-    if source:  # an empty cache that is never written: every workbench module compiles on every start
-        env |= {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": pycache}
-    return env
+def environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -99,8 +96,7 @@ def measure(commands: dict[str, tuple[list[str], dict[str, str]]], rounds: int) 
     }
 
 
-def whole_processes(image: str, rounds: int, source: bool, pycache: str) -> None:
-    env = environment(source, pycache)
+def whole_processes(image: str, rounds: int, env: dict[str, str]) -> None:
     window_env = env | {"QT_QPA_PLATFORM": "offscreen"}
     qemu = shutil.which("qemu-img") or "qemu-img"
     commands = {
@@ -112,7 +108,7 @@ def whole_processes(image: str, rounds: int, source: bool, pycache: str) -> None
     }
     goals = {"workbench --version": 0.040, "workbench --help": 0.040, "window: --demo --quit-after 0": 0.400}
     results = measure(commands, rounds)
-    print(f"whole processes, median of {rounds} (bytecode: {'none, from source' if source else 'compiled'})")
+    print(f"whole processes, median of {rounds} (bytecode compiled)")
     print(f"{'command':<36} {'wall ms':>8} {'CPU ms':>8} {'goal':>8}")
     for name, (wall, cpu) in results.items():
         goal = f"< {goals[name] * 1000:.0f}" if name in goals else ""
@@ -248,17 +244,15 @@ def main() -> None:
     parser.add_argument("image", nargs="?", help="a qcow2 image (default: one made with qemu-img)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--top", type=int, default=12, help="import-time rows to print per process")
-    parser.add_argument("--source", action="store_true", help="run the parent without bytecode")
     args = parser.parse_args()
-    if not args.source:
-        compileall.compile_dir(ROOT / "workbench", quiet=1)
+    compileall.compile_dir(ROOT / "workbench", quiet=1)
     with tempfile.TemporaryDirectory() as folder:
         image = args.image or make_image(folder)
-        whole_processes(image, args.rounds, args.source, os.path.join(folder, "empty-cache"))
+        env = environment()
+        whole_processes(image, args.rounds, env)
         child_breakdown(image, args.rounds)
-        parent_breakdown(args.rounds, environment(args.source, os.path.join(folder, "empty-cache")))
+        parent_breakdown(args.rounds, env)
         seccomp_saving(args.rounds)
-        env = environment(args.source, os.path.join(folder, "empty-cache"))
         importtime([*PARENT, "inspect", "--json", "-f", "qcow2", image], env, args.top, "workbench inspect (parent)")
         code = client.engine_command()[-1]
         importtime([*ISOLATED, code.removesuffix("; main()")], {}, args.top, "engine child")

@@ -104,3 +104,13 @@ def test_uuid_text_is_what_the_uuid_module_prints() -> None:
     for raw in (bytes(16), bytes(range(16)), bytes(range(240, 256)), os.urandom(16)):
         assert uuid_text(raw) == str(uuid.UUID(bytes=raw))
         assert uuid_text(raw, mixed_endian=True) == str(uuid.UUID(bytes_le=raw))
+
+
+def test_subcommands_listed_from_the_folder_are_those_pkgutil_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen program lists them with pkgutil (from its archive); both ways must find the same modules."""
+    from workbench import commands
+
+    from_folder = sorted(commands._module_names())
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert sorted(commands._module_names()) == from_folder
+    assert {"inspect", "triage", "_common"} <= set(from_folder)

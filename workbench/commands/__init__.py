@@ -19,7 +19,8 @@ def _module_names() -> list[str]:
         import pkgutil
 
         return [info.name for info in pkgutil.iter_modules(__path__)]
-    return [name.removesuffix(".py") for folder in __path__ for name in os.listdir(folder) if name.endswith(".py")]
+    names = (name for folder in __path__ for name in os.listdir(folder))
+    return [name.removesuffix(".py") for name in names if name.endswith(".py") and name != "__init__.py"]
 
 
 def discover() -> dict[str, ModuleType]:
