@@ -47,7 +47,7 @@ def fresh(path: str, layers: list[str] | None, timings: list[dict[str, float]] |
     """A fresh child per image; ``timings`` collects what each hardening step cost inside it."""
 
     async def run() -> None:
-        fd = client.open_image(path)
+        fd, _ = client.open_image(path)
         try:
             request = {"fd": fd, "path": path, "declared_format": None, "timings": timings is not None}
             if layers is not None:

@@ -10,6 +10,11 @@ def main() -> None:
         from workbench.engine.worker import main as engine_main
 
         engine_main()
+    if sys.argv[1:] == ["--version"]:  # answered before the command line's imports, as fast as a shell builtin
+        from workbench import __version__
+
+        print(f"workbench {__version__}")
+        sys.exit(0)
     from workbench.cli import main as cli_main
 
     sys.exit(cli_main())

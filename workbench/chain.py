@@ -16,18 +16,13 @@ link recorded, whether and where to go next. The rules are in ``docs/chains.md``
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .engine.client import Walked
-from .engine.findings import make
-from .engine.inspection import path_has_protocol, reference_kind
-from .inspector import PROBE, Request, inspect
-from .models.policy import verdict_of, worst
+if TYPE_CHECKING:  # the engine client and the inspector are imported on first use: the CLI's help needs neither
+    from .inspector import Request
 
 DEFAULT_MAX_DEPTH = 16
 MAX_SYMLINKS = 40  # what Linux allows in one path lookup
@@ -36,8 +31,7 @@ _RELATIVE_LOCATORS = {"vpc": ("platform", ("W2ru", "Wi2r")), "vhdx": ("key", ("r
 _WINDOWS = re.compile(r"^[A-Za-z]:|\\")  # a drive letter, or backslashes (UNC names start with two)
 
 
-@dataclass(frozen=True)
-class End:
+class End(NamedTuple):
     """Why the chain stops after its last link; ``finding`` is the id added to that link, if any."""
 
     reason: str
@@ -47,8 +41,7 @@ class End:
     resolved: str | None = None
 
 
-@dataclass(frozen=True)
-class Parent:
+class Parent(NamedTuple):
     """The next link: the name it is recorded as, where that resolved inside the roots, and how to read it."""
 
     name: str
@@ -110,6 +103,8 @@ def resolve(name: str, folder: str, roots: Sequence[str]) -> str | None:
 
 def _relative_locator(link: dict[str, Any]) -> str | None:
     """A VHD/VHDX link's first relative parent locator (as recorded, with backslashes), or None."""
+    from .engine.inspection import path_has_protocol
+
     key, values = _RELATIVE_LOCATORS[link["format"]]
     for ref in link.get("references") or []:
         name = ref.get("name")
@@ -132,6 +127,8 @@ def _followable_name(link: dict[str, Any]) -> tuple[str, str] | End:
             detail = f"parent recorded as {recorded!r}: VHD/VHDX parents are followed only through a relative locator"
             return End("windows-path", detail, "backing-outside-roots", recorded)
         return locator, locator.replace("\\", "/")
+    from .engine.inspection import path_has_protocol, reference_kind
+
     kind = reference_kind(recorded)
     if kind != "path":
         return End("network", f"not followed: {recorded!r} is a {kind} name", "backing-network", recorded)
@@ -177,6 +174,8 @@ def next_link(
     if identity in seen:
         detail = f"{recorded!r} ({path}) is link {seen[identity] + 1} of this chain again"
         return End("loop", detail, "backing-loop", recorded, path)
+    from .inspector import PROBE
+
     fmt = backing.get("format")
     return Parent(recorded, path, fmt if isinstance(fmt, str) and fmt else PROBE, identity)
 
@@ -185,6 +184,9 @@ def _add(link: dict[str, Any], finding: str, detail: str) -> None:
     """Add a finding to an inspected link (unless it already has one of that id) and update its verdict."""
     if any(f["id"] == finding for f in link["findings"]):
         return
+    from .engine.findings import make
+    from .models.policy import verdict_of
+
     link["findings"].append(make(finding, detail).to_json())
     link["verdict"] = verdict_of(link["findings"])
 
@@ -219,6 +221,12 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
     (why and where the chain stopped) and ``chain_verdict`` (the worst link's verdict). ``roots`` are the
     folders allowed besides the image's own.
     """
+    import dataclasses
+
+    from .engine.client import Walked
+    from .inspector import PROBE, inspect
+    from .models.policy import worst
+
     allowed = allowed_roots(request.path, roots)
     link = _mark(await inspect(request), None)
     chain = [link]
@@ -248,6 +256,6 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
     return {
         **chain[0],
         "chain": chain,
-        "chain_end": asdict(step),
+        "chain_end": step._asdict(),
         "chain_verdict": worst([item["verdict"] for item in chain]),
     }

@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .models.policy import human_size
 from .textsafe import printable
 
 _MARK = {"critical": "CRITICAL", "warning": "WARNING ", "info": "info    "}
 
 
 def _size(value: int | None) -> str:
+    from .models.policy import human_size  # not at import: the command line's help needs no policy
+
     return "unknown" if value is None else f"{human_size(value)} ({value} bytes)"
 
 

@@ -18,13 +18,12 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as safe_xml
 from defusedxml import DTDForbidden
 
-from . import AuditError
+from . import DEFAULT_IMAGE_ROOTS, AuditError
 from .findings import AuditFinding
 
 MAX_DISKS = 1024
 MAX_CHAIN = 64
 TEXT_CAP = 256
-DEFAULT_IMAGE_ROOTS = ("/var/lib/libvirt/images", "/var/lib/libvirt/boot", "/var/lib/nova/instances")
 LUKS_FORMATS = frozenset({"luks", "luks2", "luks-any"})  # luks2 and luks-any: the librbd encryption engine
 WEAK_FORMATS = {
     "qcow": "is the legacy qcow AES scheme",

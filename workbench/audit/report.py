@@ -14,11 +14,10 @@ from typing import Any
 
 from ..models.policy import verdict_of
 from ..textsafe import printable
-from . import AuditError, domain_xml, qemu_conf
+from . import KINDS, AuditError, domain_xml, qemu_conf
 from .findings import AuditFinding
 
 SCHEMA = "workbench-audit/1"
-KINDS = ("domain-xml", "qemu-conf")
 MAX_FILE = 1 << 20  # a domain XML or qemu.conf is a few tens of KiB
 MAX_FINDINGS = 200
 _SEVERITY_ORDER = ("critical", "warning", "info")

@@ -1,22 +1,44 @@
-"""Options and helpers that several subcommands share."""
+"""Options and helpers that several subcommands share.
+
+Importing a subcommand module must stay cheap (``workbench --help`` imports them all): the engine's format
+modules, the settings and the policy are imported when an option is checked or a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import difflib
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from ..engine.formats import KNOWN_NAMES
-from ..models import policy as policy_mod
-from ..models import settings as settings_mod
+if TYPE_CHECKING:
+    from ..models.policy import Policy
 
 EPILOG = "exit codes: 0 accept, 10 review, 20 reject, 30 could not inspect, 2 usage; several files: the worst"
 
 
+class FormatNames:
+    """The names an image can be declared as, for ``choices``: the format modules load on first use, when a
+    declared format is checked or a subcommand's help is shown."""
+
+    def _names(self) -> tuple[str, ...]:
+        from ..engine.formats import KNOWN_NAMES
+
+        return KNOWN_NAMES
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
 def _size_arg(text: str) -> int:
+    from ..models.policy import parse_size
+
     try:
-        return policy_mod.parse_size(text)
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -26,11 +48,12 @@ ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "ud
 
 def declared_format(text: str) -> str:
     """A known format name; a common other name (``vhd``) is refused with the name to use (``vpc``)."""
-    if text in KNOWN_NAMES:
+    names = FormatNames()
+    if text in names:
         return text
-    hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), KNOWN_NAMES, 1)), None)
+    hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), list(names), 1)), None)
     suggestion = f"; did you mean {hint}?" if hint else ""
-    raise argparse.ArgumentTypeError(f"unknown format {text!r}{suggestion} (one of {', '.join(KNOWN_NAMES)})")
+    raise argparse.ArgumentTypeError(f"unknown format {text!r}{suggestion} (one of {', '.join(names)})")
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +61,9 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         "-f",
         "--declared-format",
         type=declared_format,
+        choices=FormatNames(),
         metavar="FMT",
-        help="the format the image must have (default: from the file extension); one of " + ", ".join(KNOWN_NAMES),
+        help="the format the image must have (default: from the file extension); one of %(choices)s",
     )
     parser.add_argument(
         "--max-virtual-size",
@@ -51,8 +75,10 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=20.0, metavar="S", help="seconds per image (default 20)")
 
 
-def policy_from(args: argparse.Namespace) -> policy_mod.Policy:
+def policy_from(args: argparse.Namespace) -> Policy:
     """The settings file's policy with the command line's overrides."""
+    from ..models import settings as settings_mod
+
     policy = settings_mod.load().policy()
     if args.max_virtual_size is not None:
         policy.max_virtual_size = args.max_virtual_size
@@ -64,5 +90,16 @@ def warn(message: str) -> None:
     print(f"workbench: {message}", file=sys.stderr)
 
 
+def print_json(payload: Any, one_or_many: bool = False) -> None:
+    """Print ``payload`` as indented ASCII JSON; ``one_or_many``: a list of one is printed as its item."""
+    import json
+
+    if one_or_many and isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
+    print(json.dumps(payload, indent=2, ensure_ascii=True))
+
+
 def exit_code(reports: list[dict[str, Any]]) -> int:
+    from ..models import policy as policy_mod
+
     return policy_mod.EXIT_CODES[policy_mod.worst([r["verdict"] for r in reports])]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from ..audit.domain_xml import DEFAULT_IMAGE_ROOTS
-from ..audit.report import KINDS, audit_path, summary
-from ._common import EPILOG, exit_code
+from ..audit import DEFAULT_IMAGE_ROOTS, KINDS
+from ._common import EPILOG, exit_code, print_json
 
 NAME = "audit"
 
@@ -39,11 +37,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..audit.report import audit_path, summary  # XML parsing is loaded only when there is XML to audit
+
     roots = [os.path.abspath(root) for root in args.image_root]
     reports = [audit_path(path, args.kind, roots) for path in args.files]
     if args.json:
-        payload = reports[0] if len(reports) == 1 else reports
-        print(json.dumps(payload, indent=2, ensure_ascii=True))
+        print_json(reports, one_or_many=True)
     else:
         for report in reports:
             stream = sys.stderr if report["verdict"] == "failed" else sys.stdout

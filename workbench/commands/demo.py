@@ -7,16 +7,13 @@ are rejects on purpose); 30 when one could not be.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..demo import write_demo
-from ..inspector import Request, inspect_many
-from ..models import settings as settings_mod
 from ..render_text import summary
+from ._common import print_json
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NAME = "demo"
 
@@ -35,11 +32,17 @@ def register(sub: Any) -> None:
 
 
 def _inspect(folder: Path, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..demo import write_demo
+    from ..inspector import Request, inspect_many
+    from ..models import settings as settings_mod
+
     policy = settings_mod.load().policy()
     requests = [Request(str(image.path), image.declared, policy=policy) for image in write_demo(folder)]
     reports = asyncio.run(inspect_many(requests))
     if args.json:
-        print(json.dumps(reports, indent=2, ensure_ascii=True))
+        print_json(reports)
     else:
         for report in reports:
             print(summary(report, args.verbose), end="\n\n", flush=True)
@@ -47,6 +50,9 @@ def _inspect(folder: Path, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
     if args.out:
         folder = Path(args.out)
         folder.mkdir(parents=True, exist_ok=True)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import chain as chain_mod
-from .. import triage
-from ..inspector import Request, inspect_many
-from ..models import policy as policy_mod
-from ..models import settings as settings_mod
 from ..render_text import summary
 from ..textsafe import printable
-from ._common import EPILOG, add_policy_options, exit_code, policy_from, warn
+from ._common import EPILOG, add_policy_options, exit_code, policy_from, print_json, warn
+
+if TYPE_CHECKING:
+    from ..inspector import Request
 
 NAME = "inspect"
 
@@ -59,19 +56,18 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _print_json(reports: list[dict[str, Any]]) -> None:
-    payload = reports[0] if len(reports) == 1 else reports
-    print(json.dumps(payload, indent=2, ensure_ascii=True))
-
-
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..inspector import Request
+
     policy = policy_from(args)
     requests = [Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout) for path in args.files]
     if args.chain:
         return _run_chains(requests, args)
     reports = asyncio.run(_inspect_all(requests))
     if args.json:
-        _print_json(reports)
+        print_json(reports, one_or_many=True)
     else:
         for report in reports:
             stream = sys.stderr if report["verdict"] == "failed" else sys.stdout
@@ -82,8 +78,12 @@ def run(args: argparse.Namespace) -> int:
 async def _inspect_all(requests: list[Request]) -> list[dict[str, Any]]:
     """One image: a fresh engine process. Several: children forked from one sandboxed server,
     which costs one process start for the batch instead of one per image."""
+    from ..inspector import inspect_many
+
     if len(requests) == 1:
         return await inspect_many(requests)
+    from .. import triage
+
     async with triage.engine_pool(requests[0].policy.required_layers, warn) as pool:
         for request in requests:
             request.zygote = pool
@@ -105,6 +105,11 @@ def chain_text(report: dict[str, Any], verbose: bool = False) -> str:
 
 
 def _run_chains(requests: list[Request], args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..models import policy as policy_mod
+    from ..models import settings as settings_mod
+
     roots = [*args.allow_root, *settings_mod.load().allowed_roots]
 
     async def follow_all() -> list[dict[str, Any]]:
@@ -112,7 +117,7 @@ def _run_chains(requests: list[Request], args: argparse.Namespace) -> int:
 
     reports = asyncio.run(follow_all())
     if args.json:
-        _print_json(reports)
+        print_json(reports, one_or_many=True)
     else:
         for report in reports:
             stream = sys.stderr if report["verdict"] == "failed" else sys.stdout

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from typing import Any
 
-from ..engine.check import check
-from ..engine.client import InspectError
-from ..models import settings as settings_mod
 from ..textsafe import printable
+from ._common import print_json
 
 NAME = "sandbox-check"
 EXIT_OK = 0
@@ -78,11 +74,20 @@ def render(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..engine.check import check
+    from ..engine.client import InspectError
+    from ..models import settings as settings_mod
+
     required = settings_mod.load().policy().required_layers
     try:
         result = asyncio.run(check(required))
     except InspectError as exc:
         print(f"sandbox-check: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(result, indent=2, ensure_ascii=True) if args.json else render(result))
+    if args.json:
+        print_json(result)
+    else:
+        print(render(result))
     return EXIT_OK if result["ok"] else EXIT_WEAK

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .. import triage
-from ..inspector import Request
 from ..render_text import summary_counts
 from ..textsafe import printable
-from ..triage_outputs import KINDS, Output
 from ._common import EPILOG, add_policy_options, policy_from, warn
+
+if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none of them
+    from .. import triage
+    from ..inspector import Request
+    from ..triage_outputs import Output
 
 NAME = "triage"
 INTERRUPTED = 130
@@ -76,6 +77,8 @@ class Progress:
 
 
 def _open_outputs(args: argparse.Namespace) -> list[Output]:
+    from ..triage_outputs import KINDS
+
     outputs = []
     for kind, cls in KINDS.items():
         target = getattr(args, kind)
@@ -85,6 +88,9 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
 
 
 async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress) -> None:
+    from .. import triage
+    from ..inspector import Request
+
     policy = policy_from(args)
     async with contextlib.AsyncExitStack() as stack:
         zygote = None
@@ -131,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"workbench triage: cannot write output: {exc}", file=sys.stderr)
         return 2
+    import asyncio
+
+    from .. import triage
+
     tally = triage.Tally()
     progress = Progress(sys.stderr, sys.stderr.isatty() and not args.quiet)
     started = time.monotonic()

@@ -7,7 +7,6 @@ decoded values (for the parser's logic) and a :class:`Field` group (for the repo
 from __future__ import annotations
 
 import struct
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +71,15 @@ class Spec:
     kind: str = "int"
 
 
+def uuid_text(raw: bytes, mixed_endian: bool = False) -> str:
+    """16 bytes as ``str(uuid.UUID(bytes=raw))`` (or ``bytes_le``: Microsoft's GUID order) gives them, without
+    importing :mod:`uuid`, which imports :mod:`platform` (3 ms at start-up for a string format)."""
+    if mixed_endian:
+        raw = raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:]
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
+
+
 def _shown(raw: Any, kind: str) -> Any:
     if kind == "hex":
         return f"0x{raw:x}"
@@ -82,9 +90,9 @@ def _shown(raw: Any, kind: str) -> Any:
     if kind == "bytes":
         return raw.hex()
     if kind == "uuid":
-        return str(uuid.UUID(bytes=raw))
+        return uuid_text(raw)
     if kind == "guid":
-        return str(uuid.UUID(bytes_le=raw))
+        return uuid_text(raw, mixed_endian=True)
     return raw
 
 

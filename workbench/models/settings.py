@@ -1,26 +1,33 @@
-"""User settings, one JSON file in the platformdirs config folder; bad files fall back to defaults."""
+"""User settings, one JSON file in the platformdirs config folder; bad files fall back to defaults.
+
+platformdirs and logging are imported when settings are read or a problem is logged, not with this module.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from .policy import DEFAULT_MAX_VIRTUAL_SIZE, MAX_SIZE, Policy, default_required_layers, parse_size
 
-log = logging.getLogger(__name__)
 APP = "workbench"
 MAX_RECENT = 10
 THEMES = ("system", "light", "dark")
 
 
 def config_dir() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def _warn(message: str, *args: object) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
 
 
 @dataclass
@@ -48,7 +55,7 @@ def _size(value: Any, default: int) -> int:
             return value
         raise ValueError(f"{type(value).__name__} {str(value)[:40]!r} is not a whole number of bytes")
     except ValueError as exc:
-        log.warning("settings: max_virtual_size: %s; using the default", exc)
+        _warn("settings: max_virtual_size: %s; using the default", exc)
         return default
 
 
@@ -63,13 +70,13 @@ def _checked(raw: dict[str, Any]) -> Settings:
         elif spec.name == "max_virtual_size":
             value = _size(value, defaults.max_virtual_size)
         elif spec.name != "allowed_formats" and not isinstance(value, expected):
-            log.warning("settings: %s has the wrong type, using the default", spec.name)
+            _warn("settings: %s has the wrong type, using the default", spec.name)
             value = getattr(defaults, spec.name)
         setattr(out, spec.name, value)
     if out.theme not in THEMES:
         out.theme = "system"
     if not all(isinstance(need, str) and need.strip("|") for need in out.required_layers):
-        log.warning("settings: required_layers holds a non-name, using the default")  # fail closed, not open
+        _warn("settings: required_layers holds a non-name, using the default")  # fail closed, not open
         out.required_layers = default_required_layers()
     return out
 
@@ -81,7 +88,7 @@ def load(path: Path | None = None) -> Settings:
     except FileNotFoundError:
         return Settings()
     except (OSError, ValueError) as exc:
-        log.warning("settings: cannot read %s (%s); using defaults", path, exc)
+        _warn("settings: cannot read %s (%s); using defaults", path, exc)
         return Settings()
     return _checked(raw) if isinstance(raw, dict) else Settings()
 

@@ -147,16 +147,24 @@ _CRC32C = _crc32c_table()
 ZERO_RUN = 64
 
 
+def _through_zeros(crc: int) -> int:
+    for _ in range(ZERO_RUN):
+        crc = _CRC32C[crc & 0xFF] ^ (crc >> 8)
+    return crc
+
+
 def _zero_run_tables() -> tuple[tuple[int, ...], ...]:
-    """Feeding ZERO_RUN zero bytes is linear in the CRC register: one lookup table per register byte."""
+    """Feeding ZERO_RUN zero bytes is linear in the CRC register: one lookup table per register byte.
+
+    By linearity an entry is the XOR of its set bits' entries, so only the 32 one-bit registers are run
+    through the zeros (a thirtieth of the work of running every entry, which cost 6 ms at import)."""
     tables = []
     for shift in (0, 8, 16, 24):
-        row = []
-        for value in range(256):
-            crc = value << shift
-            for _ in range(ZERO_RUN):
-                crc = _CRC32C[crc & 0xFF] ^ (crc >> 8)
-            row.append(crc)
+        bits = [_through_zeros(1 << (shift + bit)) for bit in range(8)]
+        row = [0] * 256
+        for value in range(1, 256):
+            low = value & -value
+            row[value] = row[value ^ low] ^ bits[low.bit_length() - 1]
         tables.append(tuple(row))
     return tuple(tables)
 

@@ -1,0 +1,116 @@
+"""Start-up discipline: what ``--version`` and ``--help`` import, the lazy format names, and import-time
+tables computed a cheaper way that must give the same values. Timings live in benchmarks/startup.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.engine.formats import KNOWN_NAMES, vhdx
+
+ROOT = Path(__file__).resolve().parents[1]
+# Modules an inspection needs and help does not: the engine's parsers, the child's client, the settings.
+HEAVY = (
+    "asyncio",
+    "dataclasses",
+    "inspect",
+    "platformdirs",
+    "logging",
+    "defusedxml",
+    "workbench.engine.formats",
+    "workbench.engine.client",
+    "workbench.models.settings",
+    "workbench.models.policy",
+    "workbench.inspector",
+)
+
+
+def modules_after(*args: str) -> tuple[str, list[str]]:
+    """Run ``workbench ARGS`` in a fresh interpreter; its standard output and the modules it imported."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        f"sys.argv = ['workbench', *{list(args)!r}]\n"
+        "from workbench.__main__ import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        "print(json.dumps([out.getvalue(), sorted(sys.modules)]))\n"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    out, modules = json.loads(result.stdout)
+    return out, modules
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",)])
+def test_version_and_help_import_nothing_an_inspection_needs(args: tuple[str, ...]) -> None:
+    out, modules = modules_after(*args)
+    assert out.startswith("workbench") or "usage: workbench" in out
+    assert [name for name in HEAVY if name in modules] == []
+
+
+def test_version_fast_path_prints_what_the_parser_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    fast, modules = modules_after("--version")
+    assert "workbench.cli" not in modules  # answered before the command line is built
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == fast
+
+
+def test_help_lists_every_subcommand_and_inspect_help_every_format() -> None:
+    top, _ = modules_after("--help")
+    for command in ("audit", "demo", "inspect", "sandbox-check", "triage"):
+        assert command in top
+    sub, modules = modules_after("inspect", "--help")
+    assert ", ".join(KNOWN_NAMES) in " ".join(sub.split())  # the format modules load to show the names
+    assert "workbench.engine.formats" in modules
+
+
+def test_unknown_declared_format_is_a_usage_error_naming_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["inspect", "-f", "qcow3", "x.img"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'qcow3'" in err and "'qcow2'" in err and "'vhdx'" in err
+
+
+def test_vhdx_zero_run_tables_equal_running_every_register_through_the_zeros() -> None:
+    """The tables are built from 32 one-bit registers by linearity; here each entry the direct way."""
+    for table, shift in zip(vhdx._ZERO_RUN_TABLES, (0, 8, 16, 24), strict=True):
+        assert list(table) == [vhdx._through_zeros(value << shift) for value in range(256)]
+
+
+def test_vhdx_crc32c_known_answer_across_zero_runs() -> None:
+    assert vhdx.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    data = b"\x01" + bytes(200) + b"\xff" * 3 + bytes(128)
+    crc = 0xFFFFFFFF  # byte by byte, no zero-run shortcut
+    for byte in data:
+        crc = vhdx._CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    assert vhdx.crc32c(data) == crc ^ 0xFFFFFFFF
+
+
+def test_uuid_text_is_what_the_uuid_module_prints() -> None:
+    import uuid
+
+    from workbench.engine.fields import uuid_text
+
+    for raw in (bytes(16), bytes(range(16)), bytes(range(240, 256)), os.urandom(16)):
+        assert uuid_text(raw) == str(uuid.UUID(bytes=raw))
+        assert uuid_text(raw, mixed_endian=True) == str(uuid.UUID(bytes_le=raw))
+
+
+def test_subcommands_listed_from_the_folder_are_those_pkgutil_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen program lists them with pkgutil (from its archive); both ways must find the same modules."""
+    from workbench import commands
+
+    from_folder = sorted(commands._module_names())
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert sorted(commands._module_names()) == from_folder
+    assert {"inspect", "triage", "_common"} <= set(from_folder)
