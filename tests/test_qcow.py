@@ -130,6 +130,16 @@ def test_qcow2_luks_matches_qemu(qemu_create: Callable[..., Path], qemu_info: Ca
 
 
 @pytest.mark.qemu
+def test_luks_qcow2_cut_inside_its_encryption_extension(qemu_create: Callable[..., Path], tmp_path: Path) -> None:
+    """Found by the fuzzer: the extension's 16 bytes run past the end of the file; qemu reads zeros there."""
+    options = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10"
+    data = qemu_create("luks.qcow2", "qcow2", "64M", *SECRET, "-o", options).read_bytes()[:120]
+    rep = inspect_file(write(tmp_path, "cut.qcow2", data), "qcow2")
+    assert_no_parser_error(rep)
+    assert rep["encrypted"] is True
+
+
+@pytest.mark.qemu
 @pytest.mark.parametrize("raw", [False, True])
 def test_qcow2_external_data_file_matches_qemu(
     qemu_create: Callable[..., Path], qemu_info: Callable, raw: bool

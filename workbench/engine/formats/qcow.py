@@ -610,7 +610,8 @@ def _ext_crypto(
     if length != 16:
         info.add("malformed", f"encryption header extension of {length} bytes (must be 16)", data)
         return
-    values, group = decode("encryption header", reader.read(data, 16), data, CRYPTO_SPECS)
+    # past the end of the file qemu reads zeros, as in the rest of the extension walk
+    values, group = decode("encryption header", reader.read(data, 16).ljust(16, b"\0"), data, CRYPTO_SPECS)
     node.children.extend(group.children)
     exts.crypto = (values["offset"], values["length"], data)
 
