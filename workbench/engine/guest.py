@@ -84,7 +84,8 @@ class _Walk:
         if found.get("size") and found["size"] > view.size:
             info.add(
                 "guest-layout",
-                f"{found['type']} on volume {volume['index']} claims {found['size']} bytes in a {view.size}-byte volume",
+                f"{found['type']} on volume {volume['index']} claims {found['size']} bytes "
+                f"in a {view.size}-byte volume",
                 view.base,
             )
         volume["os"] = filesystems.operating_system(view, info, found)
