@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from workbench.cli import main
-from workbench.engine.formats import KNOWN_NAMES, vhdx
+from workbench.engine import checksums
+from workbench.engine.formats import KNOWN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Modules an inspection needs and help does not: the engine's parsers, the child's client, the settings.
@@ -82,19 +83,19 @@ def test_unknown_declared_format_is_a_usage_error_naming_the_known_ones(capsys: 
     assert ", ".join(KNOWN_NAMES) in err
 
 
-def test_vhdx_zero_run_tables_equal_running_every_register_through_the_zeros() -> None:
+def test_crc32c_zero_run_tables_equal_running_every_register_through_the_zeros() -> None:
     """The tables are built from 32 one-bit registers by linearity; here each entry the direct way."""
-    for table, shift in zip(vhdx._ZERO_RUN_TABLES, (0, 8, 16, 24), strict=True):
-        assert list(table) == [vhdx._through_zeros(value << shift) for value in range(256)]
+    for table, shift in zip(checksums._ZERO_RUN_TABLES, (0, 8, 16, 24), strict=True):
+        assert list(table) == [checksums._through_zeros(value << shift) for value in range(256)]
 
 
-def test_vhdx_crc32c_known_answer_across_zero_runs() -> None:
-    assert vhdx.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+def test_crc32c_known_answer_across_zero_runs() -> None:
+    assert checksums.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     data = b"\x01" + bytes(200) + b"\xff" * 3 + bytes(128)
     crc = 0xFFFFFFFF  # byte by byte, no zero-run shortcut
     for byte in data:
-        crc = vhdx._CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    assert vhdx.crc32c(data) == crc ^ 0xFFFFFFFF
+        crc = checksums._CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    assert checksums.crc32c(data) == crc ^ 0xFFFFFFFF
 
 
 def test_uuid_text_is_what_the_uuid_module_prints() -> None:

@@ -183,6 +183,40 @@ CATALOGUE: dict[str, Kind] = {
         "Image holds internal snapshots",
         "Snapshots keep older guest data in the file; remove them before sharing the image.",
     ),
+    "guest-encrypted-volume": Kind(
+        INFO,
+        "The guest holds an encrypted volume",
+        f"Its contents cannot be examined without the key; check who holds it ({_GUIDE}: storage encryption).",
+    ),
+    "guest-filesystem-errors": Kind(
+        INFO,
+        "A guest filesystem records errors or was not cleanly unmounted",
+        "Let a trusted fsck check it on an isolated host before the guest uses it again; never on this host.",
+    ),
+    "guest-layout": Kind(
+        WARNING,
+        "The guest's disk layout is suspicious",
+        "Partitions that overlap, reach past the disk, disagree between table copies or nest tables are "
+        "read differently by different tools; find out why before the image is used.",
+    ),
+    "guest-malformed": Kind(
+        WARNING,
+        "A guest volume or filesystem structure is damaged",
+        f"The guest's own metadata does not follow its format (a loop, an out-of-range number, bad "
+        f"text); the part behind it was not read. Never mount it on the host ({_GUIDE}: data access).",
+    ),
+    "guest-budget": Kind(
+        WARNING,
+        "The guest view stopped at its read budget or a count limit",
+        "The parts named were not examined; treat them as unknown, or raise the guest budget for an image "
+        "you are prepared to read further.",
+    ),
+    "guest-not-in-file": Kind(
+        INFO,
+        "Guest data lies outside this file",
+        "The blocks named fall through to a backing file or an external extent that was not opened; they "
+        "were read as zeros, so what the view shows there is unknown.",
+    ),
 }
 
 

@@ -1,0 +1,57 @@
+"""Guest disks built with the real tools (sfdisk, mkfs.*, mkswap, cryptsetup) in sparse raw files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+OS_RELEASE = 'PRETTY_NAME="Testix GNU/Linux 13 (trixie)"\nNAME="Testix"\nVERSION_ID="13"\nID=testix\n'
+
+
+def run(*cmd: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True, **kwargs)
+
+
+def sparse(path: Path, size: int) -> Path:
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def place(disk: Path, fs_file: Path, offset: int) -> None:
+    """Copy a filesystem built in its own file into the disk at ``offset`` (sparse, in place)."""
+    with open(fs_file, "rb") as src, open(disk, "r+b") as dst:
+        position = 0
+        while chunk := src.read(MIB):
+            if chunk.strip(b"\0"):
+                dst.seek(offset + position)
+                dst.write(chunk)
+            position += len(chunk)
+
+
+def root_tree(folder: Path) -> Path:
+    """A tiny root filesystem: /etc/hostname, and /etc/os-release as a symbolic link like Debian's."""
+    (folder / "etc").mkdir(parents=True)
+    (folder / "usr/lib").mkdir(parents=True)
+    (folder / "usr/lib/os-release").write_text(OS_RELEASE)
+    os.symlink("../usr/lib/os-release", folder / "etc/os-release")
+    (folder / "etc/hostname").write_text("guest-host\n")
+    for n in range(200):  # a directory spanning several blocks
+        (folder / "etc" / f"file-{n:03d}.conf").write_text("x")
+    return folder
+
+
+def partition(disk: Path, script: str) -> list[dict[str, Any]]:
+    run("sfdisk", "-q", disk, input=script)
+    return json.loads(run("sfdisk", "--json", disk).stdout)["partitiontable"]["partitions"]
+
+
+def blkid(disk: Path, offset: int) -> dict[str, str]:
+    out = subprocess.run(
+        ["blkid", "-p", "-O", str(offset), "-o", "export", str(disk)], capture_output=True, text=True, check=False
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
