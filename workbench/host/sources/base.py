@@ -187,7 +187,7 @@ class RemoteObject(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url} size={self.size} {self.identity}>"
+        return f"<{type(self).__name__} {self.url!r} size={self.size} {self.identity}>"
 
 
 class Source(ABC):

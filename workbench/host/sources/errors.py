@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from workbench.textsafe import printable
 
-from .redact import redact
+from .redact import URL_CAP, redact
 
 MESSAGE_CAP = 400
 
@@ -19,7 +19,7 @@ class RemoteError(Exception):
     what = "remote read failed"
 
     def __init__(self, url: str, detail: str = "") -> None:
-        self.url = redact(url)
+        self.url = printable(redact(url), cap=URL_CAP)  # keys from a listing are untrusted text too
         self.detail = printable(detail, cap=MESSAGE_CAP) if detail else ""
         super().__init__(self.url, self.detail)
 

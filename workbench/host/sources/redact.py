@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
 URL_CAP = 2048
@@ -39,9 +39,12 @@ def redact(url: str) -> str:
 
 
 def _redact_query(query: str) -> str:
-    if not query:
-        return ""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not pairs:
-        return REDACTED
-    return urlencode([(name, REDACTED if _SECRET.match(name) else value) for name, value in pairs], safe="/:")
+    """Each ``name=value`` with a secret name gets its value replaced; a bare part (an opaque token) goes whole."""
+    shown = []
+    for part in query.split("&"):
+        name, sep, _ = part.partition("=")
+        if not sep:
+            shown.append(REDACTED if part else part)
+        else:
+            shown.append(f"{name}={REDACTED}" if _SECRET.match(unquote_plus(name)) else part)
+    return "&".join(shown)
