@@ -36,7 +36,7 @@ class Sent:
 @dataclass
 class ServerState:
     objects: dict[str, bytes] = field(default_factory=dict)
-    mode: str = "honour"  # honour | ignore-range | stall | cut | huge | redirect-away | redirect-home
+    mode: str = "honour"  # honour | ignore-range | stall | trickle | cut | huge | redirect-away | redirect-home
     honour_conditions: bool = True
     redirect_to: str = ""
     log: list[Sent] = field(default_factory=list)
@@ -104,6 +104,14 @@ class RangeHandler(BaseHTTPRequestHandler):
         total = str(2**64) if mode == "huge" else str(len(data))
         headers |= {"Content-Range": f"bytes {first}-{last}/{total}", "Content-Length": str(last - first + 1)}
         body = data[first : last + 1]
+        if mode == "trickle":  # headers at once, then one byte every 50 ms: never idle long enough to time out
+            self._answer(sent, 206, headers)
+            for byte in body:
+                if state.stop.wait(0.05):
+                    break
+                self.wfile.write(bytes([byte]))
+                sent.body_bytes += 1
+            return
         if mode == "cut":  # the server dies halfway through the body
             self._answer(sent, 206, headers, body[: len(body) // 2])
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -168,6 +176,7 @@ class S3Faults:
     deny: set[str] = field(default_factory=set)  # answered 403 AccessDenied, as S3 does
     stall: set[str] = field(default_factory=set)  # held STALL_SECONDS before moto answers
     cut: set[str] = field(default_factory=set)  # GET bodies cut halfway (the server dies mid-read)
+    ignore_range: set[str] = field(default_factory=set)  # the Range header dropped: 200 and the whole object
 
 
 class S3Server:
@@ -188,39 +197,59 @@ class S3Server:
 
     def _logged(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
-            path = environ.get("PATH_INFO", "")
-            sent = Sent(environ["REQUEST_METHOD"], path, environ.get("HTTP_RANGE"), 0)
+            sent = Sent(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("HTTP_RANGE"), 0)
             self.log.append(sent)
-            key = path.rsplit("/", 1)[-1]
-            if key in self.faults.deny:
-                sent.status = 403
-                body = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-                headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
-                start_response("403 Forbidden", headers)
-                yield body if sent.method != "HEAD" else b""
-                return
-            if key in self.faults.stall:
-                self.stop_event.wait(STALL_SECONDS)
-            captured: dict[str, Any] = {}
-
-            def start(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
-                captured["status"] = int(status.split()[0])
-                return start_response(status, headers, *rest)
-
-            chunks = b"".join(app(environ, start))
-            sent.status = captured.get("status", 0)
-            if key in self.faults.cut and sent.method == "GET":
-                chunks = chunks[: len(chunks) // 2]
-                sent.body_bytes = len(chunks)
-                yield chunks
-                raise ConnectionAbortedError("the server dies mid-body")
-            sent.body_bytes = len(chunks) if sent.method != "HEAD" else 0
-            yield chunks
+            try:
+                yield from self._answer(app, environ, start_response, sent)
+            finally:
+                sent.finished.set()
 
         return wsgi
 
+    def _answer(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        sent: Sent,
+    ) -> Iterator[bytes]:
+        key = sent.path.rsplit("/", 1)[-1]
+        if key in self.faults.deny:
+            sent.status = 403
+            body = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            yield body if sent.method != "HEAD" else b""
+            return
+        if key in self.faults.stall:
+            self.stop_event.wait(STALL_SECONDS)
+        if key in self.faults.ignore_range:
+            environ.pop("HTTP_RANGE", None)
+        captured: dict[str, Any] = {}
+
+        def start(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            captured["status"] = int(status.split()[0])
+            return start_response(status, headers, *rest)
+
+        body = b"".join(app(environ, start))
+        sent.status = captured.get("status", 0)
+        cut = key in self.faults.cut and sent.method == "GET"
+        if cut:
+            body = body[: len(body) // 2]
+        for start_at in range(0, len(body), CHUNK):  # counted once written: what really left
+            piece = body[start_at : start_at + CHUNK]
+            yield piece
+            sent.body_bytes += len(piece) if sent.method != "HEAD" else 0
+        if cut:
+            raise ConnectionAbortedError("the server dies mid-body")
+
+    def settled(self) -> list[Sent]:
+        """The log, once every answer has been written (or abandoned by its client)."""
+        for entry in self.log:
+            assert entry.finished.wait(10), "an answer is still being written"
+        return self.log
+
     def body_bytes(self, method: str = "GET") -> int:
-        return sum(entry.body_bytes for entry in self.log if entry.method == method)
+        return sum(entry.body_bytes for entry in self.settled() if entry.method == method)
 
     def stop(self) -> None:
         self.stop_event.set()

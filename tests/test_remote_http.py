@@ -106,6 +106,15 @@ def test_the_deadline_ends_a_request_whatever_the_read_timeout(server: RangeServ
     assert "deadline" in str(caught.value)
 
 
+def test_the_deadline_ends_a_trickling_body(server: RangeServer) -> None:
+    obj = open_url(server.url("/disk.qcow2"), Limits(connect_timeout=1.0, read_timeout=2.0, deadline=0.5))
+    server.state.mode = "trickle"
+    with pytest.raises(TimedOut, match="deadline"):
+        obj.read(0, 1000)
+    server.state.stop.set()
+    assert server.state.body_bytes() < 1 + 1000
+
+
 def test_server_dying_mid_read(server: RangeServer) -> None:
     obj = open_url(server.url("/disk.qcow2"), FAST)
     server.state.mode = "cut"

@@ -19,6 +19,7 @@ from workbench.host.sources import (
     ImageChanged,
     Limits,
     NotFound,
+    RangeIgnored,
     S3Source,
     TimedOut,
     Unreachable,
@@ -74,7 +75,7 @@ def test_reads_exactly_the_ranges_asked(s3: S3Server, bucket: str) -> None:
         assert obj.read(65_536, 1000) == DATA[65_536:66_536]
         assert obj.read(len(DATA) - 7, 4096) == DATA[-7:]
         assert obj.bytes_read == 512 + 1000 + 7
-    gets = [(entry.range, entry.status, entry.body_bytes) for entry in s3.log if entry.method == "GET"]
+    gets = [(entry.range, entry.status, entry.body_bytes) for entry in s3.settled() if entry.method == "GET"]
     assert gets == [
         ("bytes=0-511", 206, 512),
         ("bytes=65536-66535", 206, 1000),
@@ -100,7 +101,7 @@ def test_object_replaced_between_ranges(s3: S3Server, bucket: str) -> None:
     client().put_object(Bucket=bucket, Key="images/disk.qcow2", Body=b"a different image")
     with pytest.raises(ImageChanged):
         obj.read(100, 100)
-    assert s3.log[-1].status == 412 and s3.log[-1].body_bytes < 1000  # an error document, no object bytes
+    assert s3.settled()[-1].status == 412 and s3.log[-1].body_bytes < 1000  # an error document, no object bytes
 
 
 def test_object_deleted_between_ranges(bucket: str) -> None:
@@ -149,6 +150,21 @@ def test_shards_of_a_listing_cover_it_once(bucket: str) -> None:
     assert all(parts)
 
 
+def test_range_ignored_is_refused_without_downloading(s3: S3Server, bucket: str) -> None:
+    big = os.urandom(1 << 20) * 48  # 48 MiB
+    client().put_object(Bucket=bucket, Key="big.raw", Body=big)
+    obj = open_url(f"s3://{bucket}/big.raw", FAST)
+    s3.faults.ignore_range.add("big.raw")
+    try:
+        with pytest.raises(RangeIgnored):
+            obj.read(0, 512)
+    finally:
+        s3.faults.ignore_range.clear()
+    answer = s3.settled()[-1]
+    assert (answer.method, answer.status) == ("GET", 200)
+    assert answer.body_bytes < len(big) // 2  # what socket buffers took (about 4 MiB here), never the object
+
+
 def test_missing_object_and_bucket(bucket: str) -> None:
     with pytest.raises(NotFound):
         open_url(f"s3://{bucket}/images/none.qcow2", FAST)
@@ -195,7 +211,7 @@ def test_server_dying_mid_read(s3: S3Server, bucket: str) -> None:
             obj.read(0, 100_000)
     finally:
         s3.faults.cut.clear()
-    assert s3.log[-1].body_bytes == 50_000
+    assert s3.settled()[-1].body_bytes == 50_000
 
 
 def test_unreachable_endpoint(s3: S3Server) -> None:

@@ -23,7 +23,8 @@ from .redact import redact
 MAX_SIZE = 2**63 - 1  # the largest size any consumer's off_t can hold
 MiB = 1 << 20
 CHUNK = 256 * 1024  # bytes asked of a response body at a time
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+)")
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Entry:
 def checked_size(url: str, value: object) -> int:
     """A size a server declared, as an int in 0..2^63-1; anything else is ``AbsurdSize``."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.lstrip("-").isdigit() or len(text) > 20:
+    if isinstance(value, bool) or not _DECIMAL.fullmatch(text):
         raise AbsurdSize(url, f"declared size {text[:32]!r}")
     size = int(text)
     if size < 0 or size > MAX_SIZE:

@@ -45,7 +45,7 @@ from .errors import (
 from .redact import redact
 
 REDIRECTS = {301, 302, 303, 307, 308}
-_EMPTY_RANGE = re.compile(r"bytes \*/(\d+)")
+_EMPTY_RANGE = re.compile(r"bytes \*/([0-9]+)")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
@@ -105,7 +105,7 @@ class HTTPObject(RemoteObject):
             now = identity_of(answer)
             if total != self.size or (self.identity.etag, self.identity.last_modified) != (now.etag, now.last_modified):
                 raise ImageChanged(self._url, f"now size {total}, {now}; pinned size {self.size}, {self.identity}")
-            if (first, last) != (offset, offset + count - 1) or answer.length != count:
+            if (first, last) != (offset, offset + count - 1) or answer.length not in (None, count):
                 raise BadResponse(self._url, f"asked bytes {offset}-{offset + count - 1}, got {first}-{last}")
             return read_exactly(self._url, answer, count, deadline)
 
@@ -178,6 +178,10 @@ class Link:
             try:
                 answer = self._follow(headers, deadline)
                 yield answer, deadline
+            except RemoteError:
+                if fired.is_set():  # the watchdog's shutdown looks like an early end of the body
+                    raise self._timed_out() from None
+                raise
             except (OSError, http.client.HTTPException) as error:
                 raise self._translated(error, fired.is_set()) from None
             finally:
@@ -206,7 +210,7 @@ class Link:
             raise RedirectRefused(url, f"to {redact(target)}: not http(s)") from None
         if here.scheme == "https" and there.scheme != "https":
             raise RedirectRefused(url, f"to {redact(target)}: from https down to http")
-        if there != here and there.host not in self.limits.allowed_hosts:
+        if there != here and there.host not in {host.lower() for host in self.limits.allowed_hosts}:
             raise RedirectRefused(url, f"to {redact(target)}: another host (allow it with allowed_hosts)")
 
     def _send(self, url: str, headers: dict[str, str], deadline: Deadline) -> http.client.HTTPResponse:
@@ -252,9 +256,12 @@ class Link:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def _timed_out(self) -> TimedOut:
+        return TimedOut(self.url, f"no complete answer within the {self.limits.deadline:g} s deadline")
+
     def _translated(self, error: Exception, deadline_passed: bool) -> RemoteError:
         if deadline_passed:
-            return TimedOut(self.url, f"no complete answer within the {self.limits.deadline:g} s deadline")
+            return self._timed_out()
         if isinstance(error, TimeoutError):
             return TimedOut(self.url, "connect or read timeout")
         if isinstance(error, http.client.InvalidURL):
