@@ -220,6 +220,11 @@ def test_unreachable_endpoint(s3: S3Server) -> None:
         source.open("s3://bucket/disk.qcow2")
 
 
+def test_a_malformed_endpoint_is_one_line(s3: S3Server) -> None:
+    with pytest.raises(BadURL, match="endpoint"):
+        S3Source(FAST, endpoint_url="not a url").open("s3://bucket/disk.qcow2")
+
+
 def test_a_prefix_is_not_an_object() -> None:
     with pytest.raises(BadURL):
         S3Source(FAST).open("s3://bucket/images/")

@@ -116,10 +116,10 @@ class S3Source(Source):
 
     def list(self, prefix_url: str) -> Iterator[Entry]:
         bucket, prefix = split_s3_url(prefix_url, listing=True)
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
-        )
         with translated(prefix_url):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
+            )
             for page in pages:
                 for item in page.get("Contents", ()):
                     key = item["Key"]
@@ -200,3 +200,5 @@ def translated(url: str) -> Iterator[None]:
         raise Unreachable(url, type(error).__name__) from None
     except bc.BotoCoreError as error:
         raise RemoteError(url, type(error).__name__) from None
+    except ValueError:  # botocore's word for a malformed endpoint URL
+        raise BadURL(url, "invalid S3 endpoint URL") from None
