@@ -638,7 +638,8 @@ class Zygote:
             self._waiting.pop(ident, None)
             for fd in (out_r, out_w, err_r, err_w):
                 os.close(fd)
-            raise InspectError(f"the engine zygote is gone ({exc.strerror or exc})") from None
+            # it died before its listener noticed: its last words say why, as when the listener sees it go
+            raise InspectError(f"the engine zygote is gone ({exc.strerror or exc}){await self._last_words()}") from None
         os.close(out_w)
         os.close(err_w)
         out, out_transport = await _pipe_reader(out_r)
