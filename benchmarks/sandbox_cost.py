@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.engine import client, report  # noqa: E402
+from workbench.engine import report  # noqa: E402
+from workbench.host import runner as client
 
 Run = Callable[[], Awaitable[None]]
 

@@ -30,9 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.per_format import make_corpus  # noqa: E402
-from workbench import triage  # noqa: E402
 from workbench.inspector import Request  # noqa: E402
-from workbench.models.policy import Policy  # noqa: E402
+from workbench.policy.policy import Policy  # noqa: E402
+from workbench.triage import run as triage  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench import inspector
-from workbench.engine.client import Zygote
-from workbench.models import policy
+from workbench.host.runner import Zygote
+from workbench.policy import policy
 
 SENTINEL = "SNTL"
 TRACED = "open,openat,stat,newfstatat,statx,lstat,access,readlink"

@@ -20,13 +20,13 @@ from PySide6.QtCore import QMimeData, QUrl  # noqa: E402
 
 from tests.helpers import inspect_file  # noqa: E402
 from workbench import inspector  # noqa: E402
-from workbench.engine import sandbox  # noqa: E402
-from workbench.models import policy as policy_mod  # noqa: E402
-from workbench.models import settings as settings_mod  # noqa: E402
-from workbench.models.image_list_model import Entry  # noqa: E402
-from workbench.models.report import validate  # noqa: E402
+from workbench.engine.child import sandbox  # noqa: E402
+from workbench.host.validate import validate  # noqa: E402
+from workbench.policy import policy as policy_mod  # noqa: E402
+from workbench.policy import settings as settings_mod  # noqa: E402
 from workbench.samples import qcow2  # noqa: E402
 from workbench.ui.main_window import MainWindow  # noqa: E402
+from workbench.ui.qtmodels.image_list_model import Entry  # noqa: E402
 
 WAIT_MS = 20_000
 

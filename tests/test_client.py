@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine import check, client, sandbox
+from workbench.engine.child import sandbox
+from workbench.host import runner as client
+from workbench.host import sandbox_check as check
 
 # Every layer claimed on, so that the parent's own check of the line passes and what follows is judged.
 FAKE_LAYERS = dict.fromkeys(sandbox.layer_order(), "on (fake)")
@@ -97,7 +99,7 @@ def test_timeout_kills_the_sleeping_child(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_cli_carries_on_after_a_crash(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     fake_engine(monkeypatch, tmp_path, "crash")
     other = tmp_path / "other.raw"

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from fuzz import checks
 from fuzz.corpus import DECLARED, QEMU_IMAGES, Seed, builder_seeds, qemu_seeds
 from workbench import inspector
-from workbench.models.policy import Policy
+from workbench.policy.policy import Policy
 
 SECTOR = 512
 FILL_CAP = 4096

@@ -18,8 +18,8 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     wait_done,
     write_images,
 )
-from workbench.models.image_list_model import DECLARED, FORMAT
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.image_list_model import DECLARED, FORMAT
 
 DATA = Path(__file__).parent / "data" / "audit"
 

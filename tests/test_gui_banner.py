@@ -13,9 +13,9 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     qloop_fixture,
     wait_done,
 )
-from workbench.models.image_list_model import Entry
-from workbench.models.node_model import walk
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.image_list_model import Entry
+from workbench.ui.qtmodels.node_model import walk
 
 
 def _demo(qtbot: Any, window: MainWindow, name: str) -> Entry:

@@ -17,9 +17,9 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     window_fixture,
     write_images,
 )
-from workbench.models.image_list_model import Entry
 from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.image_list_model import Entry
 
 
 def _follow(qtbot: Any, window: MainWindow, entry: Entry) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     fast_window_fixture,
     qloop_fixture,
 )
-from workbench import app, cli
+from workbench import app
+from workbench.cli import main as cli
 from workbench.ui.main_window import MainWindow
 
 

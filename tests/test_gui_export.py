@@ -19,8 +19,9 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     window_fixture,
     write_images,
 )
-from workbench import demo, export
 from workbench.app import build_parser, quit_when_idle
+from workbench.demo import images as demo
+from workbench.render import export
 from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
 

@@ -18,10 +18,10 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     qloop_fixture,
     wait_done,
 )
-from workbench.models.node_model import walk
 from workbench.ui import context_menus, hex_find, row_actions
 from workbench.ui.data_inspector import decode
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.node_model import walk
 
 SAMPLE = struct.pack("<q", -2) + struct.pack(">d", 1.5)  # 16 bytes
 

@@ -13,8 +13,8 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     qloop_fixture,
     wait_done,
 )
-from workbench.models.image_list_model import DECLARED, NAME
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.image_list_model import DECLARED, NAME
 
 
 @pytest.mark.parametrize("size", [(1024, 640), (1920, 1080)])

@@ -11,16 +11,16 @@ from PySide6.QtCore import Qt
 
 from tests import gui_support  # noqa: F401  (sets QT_QPA_PLATFORM before Qt starts)
 from tests.helpers import inspect_file
-from workbench.models.field_tree_model import FieldFilterProxy, FieldTreeModel, value_text
-from workbench.models.findings_model import FindingsModel
-from workbench.models.image_list_model import DECLARED, Entry, ImageListModel
-from workbench.models.node_model import walk
-from workbench.models.policy import Policy, apply
-from workbench.models.property_model import PropertyModel, overview_nodes, security_nodes
-from workbench.models.references_model import ReferencesModel, allowed_status
-from workbench.models.report import validate
+from workbench.host.validate import validate
+from workbench.policy.policy import Policy, apply
+from workbench.render.textsafe import printable
 from workbench.samples import qcow2, vmdk
-from workbench.textsafe import printable
+from workbench.ui.qtmodels.field_tree_model import FieldFilterProxy, FieldTreeModel, value_text
+from workbench.ui.qtmodels.findings_model import FindingsModel
+from workbench.ui.qtmodels.image_list_model import DECLARED, Entry, ImageListModel
+from workbench.ui.qtmodels.node_model import walk
+from workbench.ui.qtmodels.property_model import PropertyModel, overview_nodes, security_nodes
+from workbench.ui.qtmodels.references_model import ReferencesModel, allowed_status
 
 HOSTILE = "/etc/\x1b[31mpasswd\u202e<b>bold</b>\n"
 

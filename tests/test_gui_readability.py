@@ -19,10 +19,10 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     write_images,
 )
 from workbench import __version__
-from workbench.export import md
-from workbench.models.image_list_model import NAME
+from workbench.render.export import md
 from workbench.ui import theme
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.image_list_model import NAME
 from workbench.ui.size_bar import SizeBar
 
 

@@ -17,7 +17,7 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     wait_done,
     write_images,
 )
-from workbench.models import settings as settings_mod
+from workbench.policy import settings as settings_mod
 from workbench.ui.main_window import MainWindow
 from workbench.ui.settings_dialog import SettingsDialog, exact_size
 

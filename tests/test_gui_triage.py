@@ -23,10 +23,11 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     window_fixture,
     write_images,
 )
-from workbench import demo, inspector
-from workbench.models.triage_model import FILE, TOP, VERDICT
+from workbench import inspector
+from workbench.demo import images as demo
 from workbench.samples import qcow2
 from workbench.ui.main_window import TRIAGE_THRESHOLD, MainWindow
+from workbench.ui.qtmodels.triage_model import FILE, TOP, VERDICT
 from workbench.ui.triage_window import TriageWindow, export_kind
 
 HOSTILE = "/etc/\x1b[31mpasswd\u202e<b>bold</b>\n"

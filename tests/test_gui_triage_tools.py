@@ -16,11 +16,11 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     fast_window_fixture,
     qloop_fixture,
 )
-from workbench import demo
 from workbench.app import open_arguments
-from workbench.models.triage_model import FILE, HEADERS, VERDICT, VERDICTS
+from workbench.demo import images as demo
 from workbench.ui import row_actions
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.triage_model import FILE, HEADERS, VERDICT, VERDICTS
 from workbench.ui.triage_window import TriageWindow
 
 

@@ -22,8 +22,8 @@ from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
     write_images,
 )
 from workbench import inspector
-from workbench.models.image_list_model import Entry
 from workbench.ui.main_window import MainWindow
+from workbench.ui.qtmodels.image_list_model import Entry
 
 
 def _ids(entry: Entry) -> set[str]:

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QPlainTextEdit
 
 from tests.gui_support import fast_window_fixture, qloop_fixture, wait_done  # noqa: F401  (fixtures, by name)
 from tests.test_cli import run_cli
+from workbench.render.textsafe import printable
 from workbench.samples import luks, misc, qcow2, vdi, vhdx, vmdk, vpc
-from workbench.textsafe import printable
 from workbench.ui.main_window import MainWindow
 
 ESCAPES = "\x1b]0;owned\x07\x1b[31m\x9b2J"

@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine import check, client, landlock, sandbox
-from workbench.models import policy as policy_mod
-from workbench.models.policy import Policy
+from workbench.engine.child import landlock, sandbox
+from workbench.host import runner as client
+from workbench.host import sandbox_check as check
+from workbench.policy import policy as policy_mod
+from workbench.policy.policy import Policy
 
 LINUX = sys.platform.startswith("linux")
 ROOT = os.geteuid() == 0
@@ -109,7 +111,7 @@ def test_seccomp_alone_answers_enosys_and_kills_exec(port: int) -> None:
 
 def test_seccomp_refuses_executable_memory() -> None:
     script = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC)"
-    rules = "from workbench.engine import seccomp_filter as s; s.Filter(s.parse_rules()).load()"
+    rules = "from workbench.engine.child import seccomp_filter as s; s.Filter(s.parse_rules()).load()"
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); {rules}; {script}"
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=30)
     assert "PermissionError: [Errno 13]" in done.stderr
@@ -224,7 +226,7 @@ def test_other_systems_report_linux_layers_unavailable(monkeypatch: pytest.Monke
 
 
 def test_sandbox_check_shows_every_layer_on_and_every_attempt_blocked(capsys: pytest.CaptureFixture[str]) -> None:
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     assert main(["sandbox-check", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -242,8 +244,8 @@ def test_sandbox_check_shows_every_layer_on_and_every_attempt_blocked(capsys: py
 def test_sandbox_check_fails_when_a_required_layer_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from workbench.cli import main
-    from workbench.models import settings
+    from workbench.cli.main import main
+    from workbench.policy import settings
 
     real = settings.load
 

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine import check, client
-from workbench.models import policy as policy_mod
-from workbench.models import settings as settings_mod
-from workbench.models.property_model import overview_nodes
+from workbench.host import runner as client
+from workbench.host import sandbox_check as check
+from workbench.policy import policy as policy_mod
+from workbench.policy import settings as settings_mod
+from workbench.ui.qtmodels.property_model import overview_nodes
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from workbench import triage
-from workbench.engine import client, sandbox, winjob, worker
+from workbench.engine.child import sandbox, winjob, worker
+from workbench.host import runner as client
+from workbench.triage import run as triage
 
 GIB = 1 << 30
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tests.test_cli import run_cli
-from workbench import triage
-from workbench.engine import client
+from workbench.host import runner as client
 from workbench.inspector import Request
+from workbench.triage import run as triage
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .cli import WINDOW_USAGE, add_window_options
+from .cli.main import WINDOW_USAGE, add_window_options
 
 log = logging.getLogger("workbench")
 

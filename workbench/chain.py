@@ -185,7 +185,7 @@ def _add(link: dict[str, Any], finding: str, detail: str) -> None:
     if any(f["id"] == finding for f in link["findings"]):
         return
     from .engine.findings import make
-    from .models.policy import verdict_of
+    from .policy.policy import verdict_of
 
     link["findings"].append(make(finding, detail).to_json())
     link["verdict"] = verdict_of(link["findings"])
@@ -223,9 +223,9 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
     """
     import dataclasses
 
-    from .engine.client import Walked
+    from .host.runner import Walked
     from .inspector import PROBE, inspect
-    from .models.policy import worst
+    from .policy.policy import worst
 
     allowed = allowed_roots(request.path, roots)
     link = _mark(await inspect(request), None)

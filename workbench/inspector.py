@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.client import EngineOptions, InspectError, Walked, Zygote, inspect_path
 from .engine.findings import make
-from .models import policy as policy_mod
-from .models.report import SCHEMA, ReplyError, validate
+from .host.runner import EngineOptions, InspectError, Walked, Zygote, inspect_path
+from .host.validate import SCHEMA, ReplyError, validate
+from .policy import policy as policy_mod
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
 EXTENSIONS = {

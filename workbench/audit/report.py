@@ -12,8 +12,8 @@ import stat
 from collections.abc import Sequence
 from typing import Any
 
-from ..models.policy import verdict_of
-from ..textsafe import printable
+from ..policy.policy import verdict_of
+from ..render.textsafe import printable
 from . import KINDS, AuditError, domain_xml, qemu_conf
 from .findings import AuditFinding
 

@@ -1,7 +1,7 @@
 """Caps of the reply contract, in one place: the engine fits its report to them, the parent checks them.
 
 The engine (child) imports this module to cut what an image made too large; the parent's validator
-(``workbench.models.report``) imports the same names, so the two sides can never disagree on a cap.
+(``workbench.host.validate``) imports the same names, so the two sides can never disagree on a cap.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from ..models.chain_model import ChainModel, end_text
-from ..textsafe import printable
+from ..render.textsafe import printable
 from .icons import all_icons
+from .qtmodels.chain_model import ChainModel, end_text
 from .widgets import plain_label, tree_view
 
 EXPLANATION = (

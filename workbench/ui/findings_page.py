@@ -7,9 +7,9 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtWidgets import QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
-from ..models.findings_model import FindingsModel, finding_text
-from ..models.node_model import PAYLOAD_ROLE
 from .icons import all_icons
+from .qtmodels.findings_model import FindingsModel, finding_text
+from .qtmodels.node_model import PAYLOAD_ROLE
 from .widgets import fit_columns, tree_view
 
 

@@ -45,14 +45,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import __version__, chain, demo, export
+from .. import __version__, chain
 from ..audit import report as audit_report
+from ..demo import images as demo
 from ..inspector import Request
-from ..models import settings as settings_mod
-from ..models.image_list_model import DECLARED, Entry, ImageListModel
-from ..models.node_model import tooltip
-from ..render_text import summary
-from ..textsafe import printable
+from ..policy import settings as settings_mod
+from ..render import export
+from ..render.text import summary
+from ..render.textsafe import printable
 from . import context_menus, drops, theme
 from .audit_page import AuditPage
 from .chain_page import ChainPage
@@ -61,6 +61,8 @@ from .findings_page import FindingsPage
 from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
+from .qtmodels.image_list_model import DECLARED, Entry, ImageListModel
+from .qtmodels.node_model import tooltip
 from .references_page import ReferencesPage
 from .report_header import ReportHeader
 from .row_actions import copy_text

@@ -7,12 +7,12 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..models.node_model import Node
-from ..models.policy import Policy
-from ..models.property_model import PropertyModel, overview_nodes
-from ..textsafe import printable
+from ..policy.policy import Policy
+from ..render.textsafe import printable
 from . import theme
 from .icons import all_icons
+from .qtmodels.node_model import Node
+from .qtmodels.property_model import PropertyModel, overview_nodes
 from .size_bar import SizeBar
 from .verdict_banner import VerdictBanner
 from .widgets import fit_columns, tree_view

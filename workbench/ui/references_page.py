@@ -7,9 +7,9 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..models.node_model import PAYLOAD_ROLE
-from ..models.references_model import ReferencesModel
 from .icons import all_icons
+from .qtmodels.node_model import PAYLOAD_ROLE
+from .qtmodels.references_model import ReferencesModel
 from .widgets import fit_columns, plain_label, tree_view
 
 EXPLANATION = (

@@ -6,8 +6,8 @@ from typing import Any
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..models.property_model import PropertyModel, security_nodes
 from .icons import all_icons
+from .qtmodels.property_model import PropertyModel, security_nodes
 from .widgets import fit_columns, tree_view
 
 

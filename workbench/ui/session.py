@@ -3,7 +3,7 @@
 A worker per CPU (not a task per image) keeps a drop of thousands of images cheap for the UI thread.
 The inspect coroutine is injectable (like dangerzone's dummy isolation provider) so window tests can
 answer instantly; the default is :func:`workbench.inspector.inspect`, which runs a sandboxed child. With the
-default, the session keeps one fork server (:class:`~workbench.engine.client.Zygote`) for its lifetime, started
+default, the session keeps one fork server (:class:`~workbench.host.runner.Zygote`) for its lifetime, started
 at the first inspection: a forked child costs about 10 ms, a fresh interpreter about 130 ms.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import inspector
-from ..engine.client import InspectError, Zygote
-from ..models.image_list_model import Entry, ImageListModel
-from ..models.policy import Policy
+from ..host.runner import InspectError, Zygote
+from ..policy.policy import Policy
+from .qtmodels.image_list_model import Entry, ImageListModel
 
 log = logging.getLogger(__name__)
 SYMLINK_FLAG = "(use --follow-symlinks)"

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.child.sandbox import LAYERS, is_on, layer_order
 from ..engine.formats import KNOWN_NAMES
-from ..engine.sandbox import LAYERS, is_on, layer_order
-from ..models.policy import parse_size
-from ..models.settings import THEMES, Settings
-from ..textsafe import printable
+from ..policy.policy import parse_size
+from ..policy.settings import THEMES, Settings
+from ..render.textsafe import printable
 from .widgets import plain_label
 
 

@@ -2,8 +2,8 @@
 
 The main window opens one when a drop or File > Open names a folder or more than
 :data:`~workbench.ui.main_window.TRIAGE_THRESHOLD` files. The batch runs like ``workbench triage``:
-:func:`workbench.triage.run` keeps at most ``jobs`` sandboxed children in flight, forked by one fork server
-(:func:`workbench.triage.engine_pool`), and leaves out the bytes the hex view needs. Each report becomes a
+:func:`workbench.triage.run.run` keeps at most ``jobs`` sandboxed children in flight, forked by one fork server
+(:func:`workbench.triage.run.engine_pool`), and leaves out the bytes the hex view needs. Each report becomes a
 row of the table and goes to a spool file (for export); activating a row asks the main window to inspect
 that file again, with its bytes, and to show it.
 """
@@ -43,9 +43,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import inspector, triage
-from ..models.policy import Policy
-from ..models.triage_model import (
+from .. import inspector
+from ..policy.policy import Policy
+from ..render.text import summary_counts
+from ..render.textsafe import printable
+from ..triage import run as triage
+from ..triage.outputs import KINDS
+from .finding_groups import FindingGroups
+from .icons import all_icons, icon
+from .qtmodels.triage_model import (
     HEADERS,
     PATH_ROLE,
     TOP,
@@ -57,11 +63,6 @@ from ..models.triage_model import (
     TriageModel,
     write_export,
 )
-from ..render_text import summary_counts
-from ..textsafe import printable
-from ..triage_outputs import KINDS
-from .finding_groups import FindingGroups
-from .icons import all_icons, icon
 from .row_actions import copy_text, menu, reveal_in_folder, tsv
 from .session import InspectFn
 from .widgets import NoticeBar, plain_label, read_only_rows

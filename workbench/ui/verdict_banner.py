@@ -12,10 +12,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from ..models.findings_model import ORDER
-from ..models.node_model import tooltip
-from ..textsafe import printable
+from ..render.textsafe import printable
 from . import theme
+from .qtmodels.findings_model import ORDER
+from .qtmodels.node_model import tooltip
 from .widgets import plain_label
 
 TOP = 3  # findings shown as links
