@@ -153,7 +153,7 @@ def test_zygote_reports_a_killed_child_and_goes_on(image: Path) -> None:
     async def run() -> tuple[int | None, dict[str, Any]]:
         async with client.Zygote() as zygote:
             options = client.EngineOptions(zygote=zygote, timeout=15)
-            outcome, _ = await check.probe(["exec"], {}, options)
+            outcome, _ = await check.attempt(["exec"], {}, options)
             return outcome.returncode, await client.inspect_path(str(image), "raw", options)
 
     code, report = asyncio.run(run())
@@ -165,7 +165,7 @@ def test_zygote_timeout_kills_only_that_child(image: Path) -> None:
     async def run() -> tuple[str, dict[str, Any]]:
         async with client.Zygote() as zygote:
             hold_r, hold_w = os.pipe()
-            request = {"fd": hold_r, "path": "(hold)", "probe": ["hold"]}
+            request = {"fd": hold_r, "path": "(hold)", "escapes": ["hold"]}
             try:
                 with pytest.raises(client.InspectError) as caught:
                     await client.run_child(request, (hold_r,), client.EngineOptions(zygote=zygote, timeout=0.5))

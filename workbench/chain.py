@@ -174,10 +174,10 @@ def next_link(
     if identity in seen:
         detail = f"{recorded!r} ({path}) is link {seen[identity] + 1} of this chain again"
         return End("loop", detail, "backing-loop", recorded, path)
-    from .inspector import PROBE
+    from .inspector import DETECT
 
     fmt = backing.get("format")
-    return Parent(recorded, path, fmt if isinstance(fmt, str) and fmt else PROBE, identity)
+    return Parent(recorded, path, fmt if isinstance(fmt, str) and fmt else DETECT, identity)
 
 
 def _add(link: dict[str, Any], finding: str, detail: str) -> None:
@@ -224,7 +224,7 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
     import dataclasses
 
     from .host.runner import Walked
-    from .inspector import PROBE, inspect
+    from .inspector import DETECT, inspect
     from .policy.policy import worst
 
     allowed = allowed_roots(request.path, roots)
@@ -242,7 +242,7 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
             step = End("depth", detail, "backing-depth", step.name, step.path)
         if isinstance(step, End):
             break
-        if step.declared == PROBE:
+        if step.declared == DETECT:
             _add(link, "backing-format-unspecified", f"backing file {step.name!r} has no recorded format: probed")
         walked = Walked(*_below_root(step.path, allowed), step.identity)  # opened as it was checked, or refused
         parent = dataclasses.replace(

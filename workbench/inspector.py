@@ -36,7 +36,7 @@ EXTENSIONS = {
 
 
 # ``Request.declared`` value: detect the format from the bytes alone, even when the file name has an extension.
-PROBE = "probe"
+DETECT = "probe"
 _UNDECLARED = {
     "none": "no format was declared and the file name does not say one: the format above was probed",
     "probe": "the image that names this file records no format for it: the format above was probed",
@@ -49,7 +49,7 @@ def format_from_extension(path: str) -> str | None:
 
 @dataclass
 class Request:
-    """What to inspect and how; ``declared=None`` means "from the extension", :data:`PROBE` "from the bytes"."""
+    """What to inspect and how; ``declared=None`` means "from the extension", :data:`DETECT` "from the bytes"."""
 
     path: str
     declared: str | None = None
@@ -78,7 +78,7 @@ async def inspect(request: Request) -> dict[str, Any]:
     """The validated report with its verdict, or a failed report: never an exception for bad input."""
     declared = request.declared
     source = "argument"
-    if declared == PROBE:
+    if declared == DETECT:
         declared, source = None, "probe"
     elif declared is None:
         declared = format_from_extension(request.path)

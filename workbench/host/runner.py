@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from ..engine.child import sandbox, winjob
 from ..engine.findings import make
-from ..engine.limits import REPLY_CAP
+from ..schema import REPLY_CAP
 
 STDERR_CAP = 64 << 10
 HELLO_TIMEOUT = 20.0

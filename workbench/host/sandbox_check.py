@@ -4,7 +4,7 @@ layers are on and what stopped what.
 
 The parent sets up a target for every attempt (a TCP listener, a bound UDP port, Unix sockets at a path and
 in the abstract namespace, itself as the process to signal), so an attempt that is not stopped succeeds.
-Each attempt is bounded well inside :data:`PROBE_TIMEOUT`: connects time out after 2 s, the CPU spin stops by
+Each attempt is bounded well inside :data:`CHECK_TIMEOUT`: connects time out after 2 s, the CPU spin stops by
 itself after 5 s, and its CPU limit is 1 s.
 """
 
@@ -24,20 +24,20 @@ from ..engine.child import sandbox
 from .runner import ChildOutcome, EngineOptions, InspectError, Zygote, decode_reply, exit_reason, run_child
 
 IN_PROCESS = ("open", "stat", "connect", "udp", "unix", "abstract", "signal", "write", "fork", "memory")
-CPU_PROBE_SECONDS = 1  # the CPU probe's own limit, so that the check takes about a second
-PROBE_TIMEOUT = 15.0
+CPU_ATTEMPT_SECONDS = 1  # the CPU attempt's own limit, so that the check takes about a second
+CHECK_TIMEOUT = 15.0
 
 
-async def probe(
+async def attempt(
     names: list[str],
     args: dict[str, Any],
     options: EngineOptions,
     layers: list[str] | None = None,
     cpu_seconds: int | None = None,
 ) -> tuple[ChildOutcome, dict[str, Any] | None]:
-    """Run probes in one child (with ``/dev/null`` as its image); the outcome and the reply if any."""
+    """Make the attempts ``names`` in one child (with ``/dev/null`` as its image); the outcome and the reply if any."""
     fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    request: dict[str, Any] = {"fd": fd, "path": "(sandbox probe)", "probe": names, "probe_args": args}
+    request: dict[str, Any] = {"fd": fd, "path": "(sandbox check)", "escapes": names, "escape_args": args}
     if layers is not None:
         request["layers"] = layers
     if cpu_seconds is not None:
@@ -54,9 +54,9 @@ async def probe(
 
 
 def _judged_by_exit(name: str, outcome: ChildOutcome, reply: dict[str, Any] | None) -> dict[str, Any]:
-    """A probe that ends its process when it is stopped: the exit says what happened."""
-    if reply and isinstance(reply.get("probes"), dict) and name in reply["probes"]:
-        return reply["probes"][name]
+    """An attempt that ends its process when it is stopped: the exit says what happened."""
+    if reply and isinstance(reply.get("escapes"), dict) and name in reply["escapes"]:
+        return reply["escapes"][name]
     code = outcome.returncode or 0
     if code < 0:
         return {"blocked": True, "detail": exit_reason(code, outcome.err).removeprefix("engine ")}
@@ -65,10 +65,10 @@ def _judged_by_exit(name: str, outcome: ChildOutcome, reply: dict[str, Any] | No
 
 @contextlib.contextmanager
 def targets() -> Iterator[dict[str, Any]]:
-    """Listening sockets of every kind and a path to create, as the probes' arguments; all gone afterwards."""
-    folder = tempfile.mkdtemp(prefix="workbench-probe-")
+    """Listening sockets of every kind and a path to create, as the attempts' arguments; all gone afterwards."""
+    folder = tempfile.mkdtemp(prefix="workbench-escape-")
     unix_path = os.path.join(folder, "listen.sock")
-    abstract = f"workbench-probe-{uuid.uuid4().hex}"
+    abstract = f"workbench-escape-{uuid.uuid4().hex}"
     with contextlib.ExitStack() as stack:
         tcp = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
         udp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
@@ -95,44 +95,44 @@ def targets() -> Iterator[dict[str, Any]]:
             os.rmdir(folder)
 
 
-async def _probe_children(args: dict[str, Any], options: EngineOptions, required: list[str]) -> dict[str, Any]:
-    """Every probe in children started with ``options``: their layers, what is missing and what got through."""
+async def _attempt_in_children(args: dict[str, Any], options: EngineOptions, required: list[str]) -> dict[str, Any]:
+    """Every attempt in children started with ``options``: their layers, what is missing and what got through."""
     (main, reply), (execd, exec_reply), (spun, spin_reply) = await asyncio.gather(
-        probe(list(IN_PROCESS), args, options),
-        probe(["exec"], args, options),
-        probe(["cpu"], args, options, cpu_seconds=CPU_PROBE_SECONDS),
+        attempt(list(IN_PROCESS), args, options),
+        attempt(["exec"], args, options),
+        attempt(["cpu"], args, options, cpu_seconds=CPU_ATTEMPT_SECONDS),
     )
     if reply is None:
-        raise InspectError(f"the probe child gave no reply: {exit_reason(main.returncode or 0, main.err)}")
-    outcomes = dict(reply.get("probes") or {})
+        raise InspectError(f"the sandbox-check child gave no reply: {exit_reason(main.returncode or 0, main.err)}")
+    outcomes = dict(reply.get("escapes") or {})
     outcomes["exec"] = _judged_by_exit("exec", execd, exec_reply)
     outcomes["cpu"] = _judged_by_exit("cpu", spun, spin_reply)
     layers = dict(reply.get("sandbox") or {})
     return {
         "layers": layers,
         "missing": sandbox.missing_required(layers, required),
-        "probes": outcomes,
+        "probes": outcomes,  # the key of the JSON output (``sandbox-check --json``), kept
         "escaped": [name for name, outcome in outcomes.items() if not outcome.get("blocked")],
     }
 
 
-async def _probe_forked(args: dict[str, Any], options: EngineOptions, required: list[str]) -> dict[str, Any]:
-    """The same probes in children forked by a fork server (started without requirements, to see them all)."""
+async def _attempt_in_forked(args: dict[str, Any], options: EngineOptions, required: list[str]) -> dict[str, Any]:
+    """The same attempts in children forked by a fork server (started without requirements, to see them all)."""
     try:
         async with Zygote() as zygote:
             forked = EngineOptions(options.timeout, options.reply_cap, zygote=zygote)
-            return {"server": zygote.sandbox, **await _probe_children(args, forked, required)}
+            return {"server": zygote.sandbox, **await _attempt_in_children(args, forked, required)}
     except InspectError as exc:
         return {"error": str(exc)}
 
 
 async def check(required: list[str], options: EngineOptions | None = None) -> dict[str, Any]:
-    """Layers and probe outcomes of this machine's engine children, fresh and forked, and whether ``required``
+    """Layers and attempt outcomes of this machine's engine children, fresh and forked, and whether ``required``
     is met. On Linux the fork server must start too (batch triage uses it); elsewhere there is none."""
-    options = options or EngineOptions(timeout=PROBE_TIMEOUT)
+    options = options or EngineOptions(timeout=CHECK_TIMEOUT)
     with targets() as args:
-        fresh = await _probe_children(args, options, required)
-        forked = await _probe_forked(args, options, required) if sys.platform.startswith("linux") else None
+        fresh = await _attempt_in_children(args, options, required)
+        forked = await _attempt_in_forked(args, options, required) if sys.platform.startswith("linux") else None
     escaped = list(fresh["escaped"])
     missing = list(fresh["missing"])
     if forked is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.findings import CATALOGUE, INFO, make
-from ..engine.limits import (
+from ..schema import (
     HEADER_BYTES,
     MAX_DEPTH,
     MAX_FIELDS,
@@ -14,10 +14,11 @@ from ..engine.limits import (
     MAX_REGIONS,
     MAX_STRING,
     REGION_BYTES,
+    SCHEMA,
+    SEVERITIES_WORST_FIRST,
 )
 
-SCHEMA = "workbench-report/1"
-SEVERITIES = ("info", "warning", "critical")
+SEVERITIES = tuple(reversed(SEVERITIES_WORST_FIRST))
 
 
 class ReplyError(ValueError):

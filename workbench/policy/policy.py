@@ -10,11 +10,12 @@ from typing import Any
 
 from ..engine.child.sandbox import degraded, is_on
 from ..engine.findings import make
+from ..schema import Severity, Verdict
 
 TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
-VERDICTS = ("accept", "review", "reject")
-EXIT_CODES = {"accept": 0, "review": 10, "reject": 20, "failed": 30}
+VERDICTS = (Verdict.ACCEPT, Verdict.REVIEW, Verdict.REJECT)  # what a policy can judge (``failed`` is not judged)
+EXIT_CODES = {Verdict.ACCEPT: 0, Verdict.REVIEW: 10, Verdict.REJECT: 20, Verdict.FAILED: 30}
 MAX_SIZE = (1 << 64) - 1
 MAX_SIZE_TEXT = 64  # characters: no size needs more, and a longer text is refused before it is converted
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?", re.ASCII)
@@ -95,10 +96,9 @@ def human_size(value: int | None) -> str:
 
 
 def verdict_of(findings: list[dict[str, Any]]) -> str:
-    severities = {f["severity"] for f in findings}
-    if "critical" in severities:
-        return "reject"
-    return "review" if "warning" in severities else "accept"
+    """Reject on any critical finding, review on warnings, accept otherwise."""
+    worst = Severity.worst((f["severity"] for f in findings), default=Severity.INFO)
+    return {Severity.CRITICAL: Verdict.REJECT, Severity.WARNING: Verdict.REVIEW}.get(worst, Verdict.ACCEPT)
 
 
 def apply(report: dict[str, Any], policy: Policy) -> dict[str, Any]:
@@ -124,5 +124,4 @@ def apply(report: dict[str, Any], policy: Policy) -> dict[str, Any]:
 
 def worst(verdicts: list[str]) -> str:
     """The verdict that decides the exit code of several inspections."""
-    order = ("accept", "review", "reject", "failed")
-    return max(verdicts, key=order.index, default="accept")
+    return Verdict.worst(verdicts, default=Verdict.ACCEPT)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..policy.policy import human_size
+from ..schema import Verdict
 from .textsafe import printable
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline specials; line-start ones are handled in md()
@@ -95,7 +96,7 @@ vertical-align:top}th{background:#f2f4f7}code{word-break:break-all}
 
 
 def _html_report(report: dict[str, Any]) -> list[str]:
-    verdict = report["verdict"] if report["verdict"] in ("accept", "review", "reject", "failed") else "failed"
+    verdict = report["verdict"] if report["verdict"] in tuple(Verdict) else Verdict.FAILED
     badge = f'<p><span class="verdict {verdict}">{verdict.upper()}</span></p>'
     parts = [f"<section><h2>{h(report['path'])}</h2>", badge]
     rows = "".join(f"<tr><th>{h(name)}</th><td>{h(value)}</td></tr>" for name, value in _facts(report))

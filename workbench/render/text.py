@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..schema import VERDICTS_SHOWN
 from .textsafe import printable
 
 _MARK = {"critical": "CRITICAL", "warning": "WARNING ", "info": "info    "}
@@ -63,4 +64,4 @@ def summary(report: dict[str, Any], verbose: bool = False) -> str:
 
 def summary_counts(counts: Mapping[str, int]) -> str:
     """``reject 2, review 1, accept 7, failed 0`` in that order."""
-    return ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in ("reject", "review", "accept", "failed"))
+    return ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in VERDICTS_SHOWN)

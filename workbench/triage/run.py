@@ -21,6 +21,7 @@ from ..engine.child.sandbox import degraded
 from ..host.runner import O_DIRECTORY, O_NOFOLLOW, OPEN_FLAGS, InspectError, Walked, Zygote, kind_of
 from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
+from ..schema import most_severe_first
 
 Inspect = Callable[[Request], Awaitable[dict[str, Any]]]
 MAX_WALK_DEPTH = 64
@@ -144,7 +145,7 @@ async def engine_pool(required_layers: list[str], warn: Callable[[str], None]) -
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     """The few values the triage table and the final summary need."""
     findings = report.get("findings", [])
-    ranked = sorted(findings, key=lambda f: ("critical", "warning", "info").index(f["severity"]))
+    ranked = sorted(findings, key=lambda f: most_severe_first(f["severity"]))
     top = ranked[0] if ranked and ranked[0]["severity"] != "info" else None
     return {
         "path": report["path"],

@@ -53,6 +53,7 @@ from ..policy import settings as settings_mod
 from ..render import export
 from ..render.text import summary
 from ..render.textsafe import printable
+from ..schema import VERDICTS_SHOWN
 from . import context_menus, drops, theme
 from .audit_page import AuditPage
 from .chain_page import ChainPage
@@ -94,7 +95,7 @@ TABS = (  # page attribute, tab label, tooltip (the whole name)
     ("chain", "&Chain", "Backing chain"),
 )
 WIDE = 1280  # pixels of window width from which the image list shows its Declared column
-VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
+VERDICT_ORDER = (*VERDICTS_SHOWN, "pending")  # "pending": not inspected yet
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
 
 

@@ -13,7 +13,7 @@ NAME = "sandbox-check"
 EXIT_OK = 0
 EXIT_WEAK = 1  # a required layer is missing, or a forbidden thing got through
 EXIT_FAILED = 30
-PROBE_TITLES = {
+ATTEMPT_TITLES = {
     "open": "open /etc/passwd",
     "stat": "stat /etc/passwd",
     "connect": "connect to 127.0.0.1 (TCP)",
@@ -49,11 +49,11 @@ def _sections(title: str, child: dict[str, Any], required: set[str]) -> list[str
     layer_rows = [("layer", "required", "status")]
     for name, status in child["layers"].items():
         layer_rows.append((name, "yes" if name in required else "", printable(status, 200)))
-    probe_rows = [("attempt", "outcome", "how")]
+    attempt_rows = [("attempt", "outcome", "how")]
     for name, outcome in child["probes"].items():
         verdict = "blocked" if outcome.get("blocked") else "ALLOWED"
-        probe_rows.append((PROBE_TITLES.get(name, name), verdict, printable(outcome.get("detail", ""), 200)))
-    return [f"{title} sandbox layers:", *_table(layer_rows), "", "Forbidden attempts:", *_table(probe_rows), ""]
+        attempt_rows.append((ATTEMPT_TITLES.get(name, name), verdict, printable(outcome.get("detail", ""), 200)))
+    return [f"{title} sandbox layers:", *_table(layer_rows), "", "Forbidden attempts:", *_table(attempt_rows), ""]
 
 
 def render(result: dict[str, Any]) -> str:

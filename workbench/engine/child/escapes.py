@@ -1,7 +1,7 @@
 """Forbidden things a hardened child tries on purpose, for ``workbench sandbox-check`` and the tests.
 
-Each probe runs after :func:`workbench.engine.child.sandbox.harden`, in the same process an inspection would
-use, and says whether the sandbox stopped it and how (the errno, or the exception). Probes that end
+Each attempt runs after :func:`workbench.engine.child.sandbox.harden`, in the same process an inspection would
+use, and says whether the sandbox stopped it and how (the errno, or the exception). Attempts that end
 the process when they are stopped (exec under seccomp, the CPU spin) are judged by the parent.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 Outcome = dict[str, Any]
-SPIN_SECONDS = 5.0  # CPU seconds the CPU probe burns when nothing stops it
+SPIN_SECONDS = 5.0  # CPU seconds the CPU attempt burns when nothing stops it
 SPIN_WALL_SECONDS = 12.0  # and its wall-clock bound on a busy machine (the check waits 15 s)
 CONNECT_TIMEOUT = 2.0
 ALLOCATION = 2 << 30
@@ -32,7 +32,7 @@ def _allowed(detail: str) -> Outcome:
     return {"blocked": False, "detail": detail}
 
 
-def probe_open(args: dict[str, Any]) -> Outcome:
+def attempt_open(args: dict[str, Any]) -> Outcome:
     path = str(args.get("read_path", "/etc/passwd"))
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -52,36 +52,36 @@ def _connect(family: int, address: Any, shown: str) -> Outcome:
     return _allowed(f"connected to {shown}")
 
 
-def probe_connect(args: dict[str, Any]) -> Outcome:
+def attempt_connect(args: dict[str, Any]) -> Outcome:
     """TCP to a port the parent listens on."""
     port = int(args.get("port", 9))
     return _connect(socket.AF_INET, ("127.0.0.1", port), f"127.0.0.1:{port} (TCP)")
 
 
-def probe_udp(args: dict[str, Any]) -> Outcome:
+def attempt_udp(args: dict[str, Any]) -> Outcome:
     """A datagram to a UDP port the parent has bound."""
     port = int(args.get("udp_port", 9))
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.sendto(b"probe", ("127.0.0.1", port))
+            sock.sendto(b"escape", ("127.0.0.1", port))
     except OSError as exc:
         return _blocked(exc)
     return _allowed(f"sent a datagram to 127.0.0.1:{port} (UDP)")
 
 
-def probe_unix(args: dict[str, Any]) -> Outcome:
+def attempt_unix(args: dict[str, Any]) -> Outcome:
     """A Unix socket the parent listens on at a path."""
-    path = str(args.get("unix_path", "/run/workbench-probe.sock"))
+    path = str(args.get("unix_path", "/run/workbench-escape.sock"))
     return _connect(socket.AF_UNIX, path, path)
 
 
-def probe_abstract(args: dict[str, Any]) -> Outcome:
+def attempt_abstract(args: dict[str, Any]) -> Outcome:
     """A Unix socket the parent listens on in the abstract namespace (no file: only a name)."""
-    name = str(args.get("abstract_name", "workbench-probe"))
+    name = str(args.get("abstract_name", "workbench-escape"))
     return _connect(socket.AF_UNIX, "\0" + name, f"@{name}")
 
 
-def probe_signal(args: dict[str, Any]) -> Outcome:
+def attempt_signal(args: dict[str, Any]) -> Outcome:
     """Signal 0 to another process (the parent): the kernel checks the right to signal, delivers nothing."""
     pid = int(args.get("signal_pid", 1))
     try:
@@ -91,7 +91,7 @@ def probe_signal(args: dict[str, Any]) -> Outcome:
     return _allowed(f"may signal process {pid}")
 
 
-def probe_stat(args: dict[str, Any]) -> Outcome:
+def attempt_stat(args: dict[str, Any]) -> Outcome:
     path = str(args.get("read_path", "/etc/passwd"))
     try:
         os.stat(path)
@@ -100,8 +100,8 @@ def probe_stat(args: dict[str, Any]) -> Outcome:
     return _allowed(f"stat {path}")
 
 
-def probe_write(args: dict[str, Any]) -> Outcome:
-    path = str(args.get("write_path", "/tmp/workbench-sandbox-probe"))
+def attempt_write(args: dict[str, Any]) -> Outcome:
+    path = str(args.get("write_path", "/tmp/workbench-sandbox-escape"))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -115,7 +115,7 @@ def probe_write(args: dict[str, Any]) -> Outcome:
     return _allowed(f"wrote {path}")
 
 
-def probe_fork(args: dict[str, Any]) -> Outcome:
+def attempt_fork(args: dict[str, Any]) -> Outcome:
     try:
         pid = os.fork()
     except OSError as exc:
@@ -126,7 +126,7 @@ def probe_fork(args: dict[str, Any]) -> Outcome:
     return _allowed("forked a child")
 
 
-def probe_exec(args: dict[str, Any]) -> Outcome:
+def attempt_exec(args: dict[str, Any]) -> Outcome:
     """On success the process becomes ``/bin/true`` and replies nothing: the parent sees that."""
     try:
         os.execv("/bin/true", ["true"])
@@ -135,7 +135,7 @@ def probe_exec(args: dict[str, Any]) -> Outcome:
     raise AssertionError("unreachable")
 
 
-def probe_memory(args: dict[str, Any]) -> Outcome:
+def attempt_memory(args: dict[str, Any]) -> Outcome:
     try:
         block = bytearray(ALLOCATION)
     except MemoryError as exc:
@@ -144,7 +144,7 @@ def probe_memory(args: dict[str, Any]) -> Outcome:
     return _allowed(f"allocated {ALLOCATION >> 30} GiB")
 
 
-def probe_cpu(args: dict[str, Any]) -> Outcome:
+def attempt_cpu(args: dict[str, Any]) -> Outcome:
     """Spin; a CPU limit ends the process by a signal long before either bound.
 
     The bound is CPU time, not wall time: on a loaded machine one CPU second can take several seconds."""
@@ -155,7 +155,7 @@ def probe_cpu(args: dict[str, Any]) -> Outcome:
     return _allowed("spun without being stopped")
 
 
-def probe_fds(args: dict[str, Any]) -> Outcome:
+def attempt_fds(args: dict[str, Any]) -> Outcome:
     """The descriptors open now (fstat succeeds), for the test of the descriptor table."""
     found = []
     for fd in range(int(args.get("fd_scan", 1024))):
@@ -167,7 +167,7 @@ def probe_fds(args: dict[str, Any]) -> Outcome:
     return {"blocked": True, "detail": "open descriptors", "fds": found}
 
 
-def probe_hold(args: dict[str, Any]) -> Outcome:
+def attempt_hold(args: dict[str, Any]) -> Outcome:
     """Say ready, then wait until the parent closes the write end of the pipe given as the image."""
     os.write(1, b"ready\n")
     while os.read(int(args["image_fd"]), 1):
@@ -176,20 +176,20 @@ def probe_hold(args: dict[str, Any]) -> Outcome:
 
 
 PROBES: dict[str, Callable[[dict[str, Any]], Outcome]] = {
-    "open": probe_open,
-    "connect": probe_connect,
-    "udp": probe_udp,
-    "unix": probe_unix,
-    "abstract": probe_abstract,
-    "signal": probe_signal,
-    "stat": probe_stat,
-    "write": probe_write,
-    "fork": probe_fork,
-    "exec": probe_exec,
-    "memory": probe_memory,
-    "cpu": probe_cpu,
-    "fds": probe_fds,
-    "hold": probe_hold,
+    "open": attempt_open,
+    "connect": attempt_connect,
+    "udp": attempt_udp,
+    "unix": attempt_unix,
+    "abstract": attempt_abstract,
+    "signal": attempt_signal,
+    "stat": attempt_stat,
+    "write": attempt_write,
+    "fork": attempt_fork,
+    "exec": attempt_exec,
+    "memory": attempt_memory,
+    "cpu": attempt_cpu,
+    "fds": attempt_fds,
+    "hold": attempt_hold,
 }
 
 

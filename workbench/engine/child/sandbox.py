@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...schema import ADDRESS_SPACE, CPU_SECONDS
 from . import landlock, seccomp_filter, winjob
 
-ADDRESS_SPACE = 1 << 30  # 1 GiB: the interpreter plus a bounded parse
-CPU_SECONDS = 10
 NOBODY = 65534  # the overflow uid and gid, "nobody" on Debian, Fedora and Arch alike
 ZYGOTE_NOFILE = 256  # the fork server holds a few descriptors per image in flight
 MAX_FD_SCAN = 1 << 16  # where no descriptor listing can be read, fstat these many numbers
@@ -65,10 +64,9 @@ def _preload() -> None:
     """Import what parsing may import lazily, while files can still be opened."""
     import hashlib  # noqa: F401
     import json  # noqa: F401
-    import uuid  # noqa: F401
     import zlib  # noqa: F401
 
-    from . import escapes as probes  # noqa: F401
+    from . import escapes  # noqa: F401
 
     for name in CODECS:
         codecs.lookup(name)

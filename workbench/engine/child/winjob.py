@@ -21,7 +21,8 @@ import ctypes
 import functools
 from typing import Any
 
-MEMORY_LIMIT = 1 << 30  # committed memory per process: as the address-space limit on Linux
+from ...schema import ADDRESS_SPACE as MEMORY_LIMIT  # committed memory per process, as the address space on Linux
+
 # JOBOBJECTINFOCLASS
 BASIC_UI_RESTRICTIONS = 4
 EXTENDED_LIMIT_INFORMATION = 9

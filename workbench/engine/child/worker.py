@@ -7,12 +7,12 @@ Protocol: one JSON request on stdin, read to its end::
 
     {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
      "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
-     "probe": ["open", ...] (optional: try forbidden things instead of inspecting), "probe_args": {...},
+     "escapes": ["open", ...] (optional: try forbidden things instead of inspecting), "escape_args": {...},
      "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
 
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
 even a crash leaves the layer report behind), then one JSON reply: ``{"ok": true, "report": {...}}``,
-``{"ok": true, "probes": {...}}`` or ``{"ok": false, "error": "..."}``.
+``{"ok": true, "escapes": {...}}`` or ``{"ok": false, "error": "..."}``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import sys
 from typing import Any
 
 from .. import report
-from . import escapes as probes
-from . import sandbox
+from . import escapes, sandbox
 
 MAX_REQUEST = 64 * 1024
 
@@ -85,7 +84,7 @@ def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
 
 
 def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) -> int:
-    """After hardening: refuse if a required layer is missing, else probe or inspect; reply once.
+    """After hardening: refuse if a required layer is missing, else make the escape attempts or inspect; reply once.
     ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
     if report_layers(request, layers):
         return 3
@@ -93,9 +92,9 @@ def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) 
     extra: dict[str, Any] = {}
     if request.get("timings") is True:
         extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in plan.timings.items()}
-    if isinstance(request.get("probe"), list):
-        args = {**dict(request.get("probe_args") or {}), "image_fd": request["fd"]}
-        reply({"ok": True, "probes": probes.run([str(name) for name in request["probe"]], args), **extra})
+    if isinstance(request.get("escapes"), list):
+        args = {**dict(request.get("escape_args") or {}), "image_fd": request["fd"]}
+        reply({"ok": True, "escapes": escapes.run([str(name) for name in request["escapes"]], args), **extra})
         return 0
     declared = request.get("declared_format")
     declared = declared if isinstance(declared, str) else None

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...render.textsafe import printable
+from ...schema import most_severe_first
 from .node_model import Node, NodeModel
 
 HEADERS = ["Severity", "Finding", "Detail"]
-ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
 def _where(finding: dict[str, Any]) -> tuple[str, str]:
@@ -38,7 +38,7 @@ class FindingsModel(NodeModel):
         super().__init__([*HEADERS, where], parent)
 
     def set_findings(self, findings: list[dict[str, Any]]) -> None:
-        ordered = sorted(findings, key=lambda f: ORDER.get(f["severity"], 3))
+        ordered = sorted(findings, key=lambda f: most_severe_first(f["severity"]))
         nodes = []
         for finding in ordered:
             cells = [finding["severity"], finding["title"], printable(finding["detail"], 400), _where(finding)[0]]

@@ -7,6 +7,7 @@ from typing import Any
 from ...engine.child.sandbox import missing_required
 from ...policy.policy import human_size
 from ...render.textsafe import printable
+from ...schema import SEVERITIES_WORST_FIRST
 from .field_tree_model import value_text
 from .node_model import Node, NodeModel
 
@@ -85,7 +86,7 @@ def _dict_node(name: str, values: dict[str, Any] | None, summary: str = "") -> N
 
 
 def severity_counts(report: dict[str, Any]) -> str:
-    counts = {s: 0 for s in ("critical", "warning", "info")}
+    counts = {s: 0 for s in SEVERITIES_WORST_FIRST}
     for finding in report.get("findings", []):
         counts[finding["severity"]] += 1
     return ", ".join(f"{n} {s}" for s, n in counts.items())

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ...render.textsafe import printable
+from ...schema import most_severe_first
 from .node_model import Node, NodeModel
 
 HEADERS = ["Role", "Name", "Kind", "Inside allowed folders", "Details"]
@@ -59,7 +60,7 @@ def _severity(ref: dict[str, Any], findings: Any) -> str | None:
         for f in findings
         if (offset is not None and f.get("offset") == offset) or (name and name in str(f.get("detail", "")))
     ]
-    return min(about, key=lambda s: ("critical", "warning", "info").index(s), default=None)
+    return min(about, key=most_severe_first, default=None)
 
 
 class ReferencesModel(NodeModel):

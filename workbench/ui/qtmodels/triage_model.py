@@ -19,13 +19,14 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from ...policy.policy import human_size
 from ...render.textsafe import printable
+from ...schema import Verdict
 from ...triage import run as triage
 from ...triage.outputs import KINDS
 from .node_model import change_filter, tooltip
 
 HEADERS = ["File", "Verdict", "Format", "Declared", "Logical size", "Physical size", "Encryption", "Top finding"]
 FILE, VERDICT, FORMAT, DECLARED, LOGICAL, PHYSICAL, ENCRYPTION, TOP = range(len(HEADERS))
-VERDICTS = ("accept", "review", "reject", "failed")  # by severity: failed (could not inspect) is the worst
+VERDICTS = tuple(Verdict)  # by severity: failed (could not inspect) is the worst
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 PATH_ROLE = Qt.ItemDataRole.UserRole + 4
 Index = QModelIndex | QPersistentModelIndex
