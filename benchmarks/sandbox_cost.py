@@ -62,9 +62,9 @@ def fresh(path: str, layers: list[str] | None, timings: list[dict[str, float]] |
     return run
 
 
-def forked(path: str, zygote: client.Zygote) -> Run:
+def forked(path: str, zygote: client.ForkServerRunner) -> Run:
     async def run() -> None:
-        await client.inspect_path(path, None, client.EngineOptions(zygote=zygote))
+        await client.inspect_path(path, None, client.EngineOptions(), runner=zygote)
 
     return run
 
@@ -127,7 +127,7 @@ async def main(image: str | None, rounds: int, per_round: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = image or make_image(folder)
         timings: list[dict[str, float]] = []
-        async with client.Zygote() as zygote:
+        async with client.ForkServerRunner() as zygote:
             modes: dict[str, Run] = {
                 "parse only (this process, no child)": in_process(path),
                 "fresh process, no layers": fresh(path, []),

@@ -18,11 +18,9 @@ import pytest  # noqa: E402
 import qasync  # noqa: E402
 from PySide6.QtCore import QMimeData, QUrl  # noqa: E402
 
-from tests.helpers import inspect_file  # noqa: E402
 from workbench import inspector  # noqa: E402
 from workbench.engine.child import sandbox  # noqa: E402
-from workbench.host.validate import validate  # noqa: E402
-from workbench.policy import policy as policy_mod  # noqa: E402
+from workbench.host.runner import InProcessRunner  # noqa: E402
 from workbench.policy import settings as settings_mod  # noqa: E402
 from workbench.samples import qcow2  # noqa: E402
 from workbench.ui.main_window import MainWindow  # noqa: E402
@@ -31,18 +29,14 @@ from workbench.ui.qtmodels.image_list_model import Entry  # noqa: E402
 WAIT_MS = 20_000
 
 
+# A stand-in for a fully hardened child (like dangerzone's dummy provider): the same inspection, parsed in the
+# test process. Window tests are not about the sandbox: its layer line says every layer is on.
+STAND_IN = InProcessRunner(dict.fromkeys(sandbox.layer_order(), "on (test stand-in: parsed in the test process)"))
+
+
 async def inspect_in_process(request: inspector.Request) -> dict[str, Any]:
-    """A stand-in for the sandboxed child (like dangerzone's dummy provider): same report, no process."""
-    declared = request.declared or inspector.format_from_extension(request.path)
-    try:
-        raw = inspect_file(request.path, declared)
-    except OSError as exc:
-        return inspector.failed_report(request.path, declared, str(exc))
-    # a stand-in for a fully hardened child (window tests are not about the sandbox: no sandbox-degraded)
-    raw["sandbox"] = dict.fromkeys(sandbox.layer_order(), "on (test stand-in: parsed in the test process)")
-    report = validate(raw)
-    report["path"] = request.path
-    return policy_mod.apply(report, request.policy)
+    """:func:`inspector.inspect` with the in-process stand-in for the child."""
+    return await inspector.inspect(request, STAND_IN)
 
 
 @pytest.fixture(name="qloop")

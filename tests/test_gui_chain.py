@@ -103,7 +103,7 @@ def test_inspecting_again_forgets_the_chain(qtbot: Any, fast_window: MainWindow,
     images = write_images(tmp_path)
     calls = []
 
-    async def follow(request: Any, roots: Any, max_depth: int) -> dict[str, Any]:
+    async def follow(request: Any, roots: Any, max_depth: int, runner: Any) -> dict[str, Any]:
         calls.append((request.path, list(roots), max_depth))
         link = {"path": request.path, "verdict": "accept", "format": "qcow2", "named_as": None, "findings": []}
         end = {"reason": "base", "detail": "no backing file"}

@@ -270,13 +270,14 @@ def test_every_format_parses_under_the_full_sandbox(qemu_create: Any) -> None:
         "img.luks", "luks", "16M", "--object", "secret,id=s0,data=pw", "-o", "key-secret=s0,iter-time=10"
     )
 
-    async def run(options: client.EngineOptions) -> dict[str, dict[str, Any]]:
-        reports = await asyncio.gather(*(client.inspect_path(str(path), fmt, options) for fmt, path in images.items()))
+    async def run(options: client.EngineOptions, runner: client.Runner = client.FRESH) -> dict[str, dict[str, Any]]:
+        inspections = (client.inspect_path(str(path), fmt, options, runner=runner) for fmt, path in images.items())
+        reports = await asyncio.gather(*inspections)
         return dict(zip(images, reports, strict=True))
 
     async def both() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        async with client.Zygote() as zygote:
-            return await run(client.EngineOptions()), await run(client.EngineOptions(zygote=zygote))
+        async with client.ForkServerRunner() as zygote:
+            return await run(client.EngineOptions()), await run(client.EngineOptions(), zygote)
 
     for reports in asyncio.run(both()):
         for fmt, report in reports.items():

@@ -244,7 +244,7 @@ def test_triage_falls_back_to_fresh_processes_without_a_fork_server(
     monkeypatch.setattr(sys, "platform", platform)
     notes: list[str] = []
 
-    async def pool() -> client.Zygote | None:
+    async def pool() -> client.ForkServerRunner | None:
         async with triage.engine_pool([], notes.append) as zygote:
             return zygote
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # the engine client and the inspector are imported on first use: the CLI's help needs neither
+    from .host.runner import Runner
     from .inspector import Request
 
 DEFAULT_MAX_DEPTH = 16
@@ -214,21 +215,24 @@ def _mark(link: dict[str, Any], named_as: str | None) -> dict[str, Any]:
     return link
 
 
-async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+async def follow(
+    request: Request, roots: Iterable[str] = (), max_depth: int = DEFAULT_MAX_DEPTH, runner: Runner | None = None
+) -> dict[str, Any]:
     """The image's report with its backing chain; never raises for bad input.
 
     Added keys: ``chain`` (every inspected link's report, the image first, then its parents), ``chain_end``
     (why and where the chain stopped) and ``chain_verdict`` (the worst link's verdict). ``roots`` are the
-    folders allowed besides the image's own.
+    folders allowed besides the image's own; ``runner`` makes each link's child (a fresh process by default).
     """
     import dataclasses
 
-    from .host.runner import Walked
+    from .host.runner import FRESH, Walked
     from .inspector import DETECT, inspect
     from .policy.policy import worst
 
     allowed = allowed_roots(request.path, roots)
-    link = _mark(await inspect(request), None)
+    runner = runner or FRESH
+    link = _mark(await inspect(request, runner), None)
     chain = [link]
     seen: dict[tuple[int, int], int] = {}
     identity = _identity(request.path, request.follow_symlinks)
@@ -248,7 +252,7 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
         parent = dataclasses.replace(
             request, path=step.path, declared=step.declared, follow_symlinks=False, walked=walked
         )
-        link = _mark(await inspect(parent), step.name)
+        link = _mark(await inspect(parent, runner), step.name)
         chain.append(link)
         identity, folder = step.identity, os.path.dirname(step.path)
     if step.finding:

@@ -21,7 +21,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..engine.child import sandbox
-from .runner import ChildOutcome, EngineOptions, InspectError, Zygote, decode_reply, exit_reason, run_child
+from .runner import (
+    FRESH,
+    ChildOutcome,
+    EngineOptions,
+    ForkServerRunner,
+    InspectError,
+    Runner,
+    decode_reply,
+    exit_reason,
+)
 
 IN_PROCESS = ("open", "stat", "connect", "udp", "unix", "abstract", "signal", "write", "fork", "memory")
 CPU_ATTEMPT_SECONDS = 1  # the CPU attempt's own limit, so that the check takes about a second
@@ -34,6 +43,8 @@ async def attempt(
     options: EngineOptions,
     layers: list[str] | None = None,
     cpu_seconds: int | None = None,
+    *,
+    runner: Runner = FRESH,
 ) -> tuple[ChildOutcome, dict[str, Any] | None]:
     """Make the attempts ``names`` in one child (with ``/dev/null`` as its image); the outcome and the reply if any."""
     fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -43,7 +54,7 @@ async def attempt(
     if cpu_seconds is not None:
         request["cpu_seconds"] = cpu_seconds
     try:
-        outcome = await run_child(request, (fd,), options)
+        outcome = await runner.run(request, (fd,), options)
     finally:
         os.close(fd)
     try:
@@ -95,12 +106,14 @@ def targets() -> Iterator[dict[str, Any]]:
             os.rmdir(folder)
 
 
-async def _attempt_in_children(args: dict[str, Any], options: EngineOptions, required: list[str]) -> dict[str, Any]:
-    """Every attempt in children started with ``options``: their layers, what is missing and what got through."""
+async def _attempt_in_children(
+    args: dict[str, Any], options: EngineOptions, required: list[str], runner: Runner = FRESH
+) -> dict[str, Any]:
+    """Every attempt in children made by ``runner``: their layers, what is missing and what got through."""
     (main, reply), (execd, exec_reply), (spun, spin_reply) = await asyncio.gather(
-        attempt(list(IN_PROCESS), args, options),
-        attempt(["exec"], args, options),
-        attempt(["cpu"], args, options, cpu_seconds=CPU_ATTEMPT_SECONDS),
+        attempt(list(IN_PROCESS), args, options, runner=runner),
+        attempt(["exec"], args, options, runner=runner),
+        attempt(["cpu"], args, options, cpu_seconds=CPU_ATTEMPT_SECONDS, runner=runner),
     )
     if reply is None:
         raise InspectError(f"the sandbox-check child gave no reply: {exit_reason(main.returncode or 0, main.err)}")
@@ -119,9 +132,8 @@ async def _attempt_in_children(args: dict[str, Any], options: EngineOptions, req
 async def _attempt_in_forked(args: dict[str, Any], options: EngineOptions, required: list[str]) -> dict[str, Any]:
     """The same attempts in children forked by a fork server (started without requirements, to see them all)."""
     try:
-        async with Zygote() as zygote:
-            forked = EngineOptions(options.timeout, options.reply_cap, zygote=zygote)
-            return {"server": zygote.sandbox, **await _attempt_in_children(args, forked, required)}
+        async with ForkServerRunner() as zygote:
+            return {"server": zygote.sandbox, **await _attempt_in_children(args, options, required, zygote)}
     except InspectError as exc:
         return {"error": str(exc)}
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.child.sandbox import degraded
-from ..host.runner import O_DIRECTORY, O_NOFOLLOW, OPEN_FLAGS, InspectError, Walked, Zygote, kind_of
+from ..host.open import O_DIRECTORY, O_NOFOLLOW, OPEN_FLAGS, InspectError, Walked, kind_of
+from ..host.runner import ForkServerRunner
 from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
 from ..schema import most_severe_first
@@ -127,9 +128,11 @@ def walk(paths: Iterable[str]) -> Iterator[Entry]:
 
 
 @contextlib.asynccontextmanager
-async def engine_pool(required_layers: list[str], warn: Callable[[str], None]) -> AsyncIterator[Zygote | None]:
+async def engine_pool(
+    required_layers: list[str], warn: Callable[[str], None]
+) -> AsyncIterator[ForkServerRunner | None]:
     """A started fork server for a batch, or ``None`` (a fresh process per image) when it cannot start."""
-    zygote = Zygote(required_layers)
+    zygote = ForkServerRunner(required_layers)
     try:
         await zygote.start()
     except InspectError as exc:

@@ -607,9 +607,9 @@ class MainWindow(QMainWindow):
         policy, roots = self.settings.policy(), list(self.settings.allowed_roots)
         report = None
         try:
-            zygote = await self.session.fork_server()  # each link is a child forked from the window's server
-            request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout, zygote)
-            report = await self.follow_fn(request, roots, chain.DEFAULT_MAX_DEPTH)
+            runner = await self.session.runner()  # each link is a child forked from the window's server
+            request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout)
+            report = await self.follow_fn(request, roots, chain.DEFAULT_MAX_DEPTH, runner)
         except Exception as exc:  # the window carries on
             log.exception("following the chain of %r failed", entry.path)
             self.notify(f"Following the backing chain failed: {printable(exc, 300)}")

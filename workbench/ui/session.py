@@ -3,14 +3,13 @@
 A worker per CPU (not a task per image) keeps a drop of thousands of images cheap for the UI thread.
 The inspect coroutine is injectable (like dangerzone's dummy isolation provider) so window tests can
 answer instantly; the default is :func:`workbench.inspector.inspect`, which runs a sandboxed child. With the
-default, the session keeps one fork server (:class:`~workbench.host.runner.Zygote`) for its lifetime, started
+default, the session keeps one fork server (:class:`~workbench.host.runner.ForkServerRunner`) for its lifetime, started
 at the first inspection: a forked child costs about 10 ms, a fresh interpreter about 130 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import inspector
-from ..host.runner import InspectError, Zygote
+from ..host.runner import FRESH, ForkServerRunner, InspectError, Runner
 from ..policy.policy import Policy
 from .qtmodels.image_list_model import Entry, ImageListModel
 
@@ -50,7 +49,7 @@ class Session(QObject):
         super().__init__(parent)
         self.model = model
         self.policy = policy
-        self.inspect_fn = inspect_fn or inspector.inspect
+        self.inspect_fn = inspect_fn  # None: the real engine, through :meth:`runner`
         self.pooled = inspect_fn is None  # a fork server serves real engine children only
         self.jobs = max(1, jobs or os.cpu_count() or 2)
         self.timeout = 20.0
@@ -61,7 +60,7 @@ class Session(QObject):
         self._done = 0
         self._queued = 0
         # The fork server, once asked for: its required layers and its start (None: it could not start).
-        self._engine: tuple[list[str], asyncio.Future[Zygote | None]] | None = None
+        self._engine: tuple[list[str], asyncio.Future[ForkServerRunner | None]] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._closed = False
 
@@ -88,7 +87,11 @@ class Session(QObject):
     def closed(self) -> bool:
         return self._closed and not self._stopping
 
-    async def fork_server(self) -> Zygote | None:
+    async def runner(self) -> Runner:
+        """What makes this window's engine children: its fork server, or a fresh process per image."""
+        return await self.fork_server() or FRESH
+
+    async def fork_server(self) -> ForkServerRunner | None:
         """The session's running fork server, started on first use (again when the required layers change);
         ``None`` when it cannot start (said once through :attr:`notice`): a fresh process per image."""
         if not self.pooled or self._closed:
@@ -100,8 +103,8 @@ class Session(QObject):
             self._engine = (layers, asyncio.ensure_future(self._start(layers)))
         return await asyncio.shield(self._engine[1])  # a cancelled inspection leaves the start running
 
-    async def _start(self, layers: list[str]) -> Zygote | None:
-        zygote = Zygote(layers)
+    async def _start(self, layers: list[str]) -> ForkServerRunner | None:
+        zygote = ForkServerRunner(layers)
         try:
             await zygote.start()
         except InspectError as exc:
@@ -111,7 +114,7 @@ class Session(QObject):
             return None
         return zygote
 
-    def _retire(self, zygote: Zygote | None = None) -> None:
+    def _retire(self, zygote: ForkServerRunner | None = None) -> None:
         """Stop the fork server (only if it is still ``zygote``, when given); the next inspection starts another."""
         if self._engine is None:
             return
@@ -124,7 +127,7 @@ class Session(QObject):
         task.add_done_callback(self._stopping.discard)
 
     @staticmethod
-    async def _stop(starting: asyncio.Future[Zygote | None]) -> None:
+    async def _stop(starting: asyncio.Future[ForkServerRunner | None]) -> None:
         zygote = await starting
         if zygote is not None:
             await zygote.close()
@@ -184,15 +187,15 @@ class Session(QObject):
         entry.state = "running"
         self.model.refresh(entry)
         try:
+            request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+            if self.inspect_fn is not None:
+                return await self.inspect_fn(request)
             zygote = await self.fork_server()
-            request = inspector.Request(
-                entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout, zygote
-            )
-            report = await self.inspect_fn(request)
+            report = await inspector.inspect(request, zygote or FRESH)
             if zygote is not None and "engine zygote" in str(report.get("error", "")):
                 # The fork server died (or was stopped): a new one for later images, a fresh process for this one.
                 self._retire(zygote)
-                report = await self.inspect_fn(dataclasses.replace(request, zygote=None))
+                report = await inspector.inspect(request, FRESH)
             return report
         except Exception as exc:  # the window carries on; the image shows what went wrong
             log.exception("inspection of %r failed", entry.path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -44,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import inspector
+from ..host.runner import FRESH
 from ..policy.policy import Policy
 from ..render.text import summary_counts
 from ..render.textsafe import printable
@@ -289,14 +291,15 @@ class TriageWindow(QMainWindow):
         self._update_status()
         self._flush_timer.start()  # rows join in batches, appended; the table is sorted again when the batch ends
         async with contextlib.AsyncExitStack() as stack:
-            pool = None
-            if self.inspect_fn is None:
+            inspect_one = self.inspect_fn
+            if inspect_one is None:
                 pool = await stack.enter_async_context(triage.engine_pool(self.policy.required_layers, self.notify))
+                inspect_one = functools.partial(inspector.inspect, runner=pool or FRESH)
 
             def make_request(path: str) -> inspector.Request:
-                return inspector.Request(path, None, False, self.policy, self.timeout, pool, include_bytes=False)
+                return inspector.Request(path, None, False, self.policy, self.timeout, include_bytes=False)
 
-            results = triage.run(entries, make_request, self.jobs, self.inspect_fn or inspector.inspect)
+            results = triage.run(entries, make_request, self.jobs, inspect_one)
             try:
                 async for report in results:
                     self.add_report(report)

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 async def _inspect_all(requests: list[Request]) -> list[dict[str, Any]]:
     """One image: a fresh engine process. Several: children forked from one sandboxed server,
     which costs one process start for the batch instead of one per image."""
+    from ...host.runner import FRESH
     from ...inspector import inspect_many
 
     if len(requests) == 1:
@@ -85,9 +86,7 @@ async def _inspect_all(requests: list[Request]) -> list[dict[str, Any]]:
     from ...triage import run as triage
 
     async with triage.engine_pool(requests[0].policy.required_layers, warn) as pool:
-        for request in requests:
-            request.zygote = pool
-        return await inspect_many(requests)
+        return await inspect_many(requests, runner=pool or FRESH)
 
 
 def chain_text(report: dict[str, Any], verbose: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -88,19 +89,21 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
 
 
 async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress) -> None:
-    from ...inspector import Request
+    from ...host.runner import FRESH
+    from ...inspector import Request, inspect
     from ...triage import run as triage
 
     policy = policy_from(args)
     async with contextlib.AsyncExitStack() as stack:
-        zygote = None
+        runner = FRESH
         if not args.no_zygote:
-            zygote = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn))
+            runner = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn)) or FRESH
 
         def make_request(path: str) -> Request:
-            return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, zygote, False)
+            return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, include_bytes=False)
 
-        results = triage.run(triage.walk(args.paths), make_request, max(1, args.jobs))
+        inspect_one = functools.partial(inspect, runner=runner)
+        results = triage.run(triage.walk(args.paths), make_request, max(1, args.jobs), inspect_one)
         try:
             async for report in results:
                 summary = triage.summarise(report)

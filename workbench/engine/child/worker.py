@@ -83,6 +83,21 @@ def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
     return bool(missing)
 
 
+def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The exit code and the reply of an inspection of the request's descriptor (hardened or not: the caller's)."""
+    declared = request.get("declared_format")
+    try:
+        result = report.build(
+            request["fd"],
+            str(request.get("path", "")),
+            declared if isinstance(declared, str) else None,
+            include_bytes=request.get("include_bytes") is not False,
+        )
+    except OSError as exc:
+        return 4, {"ok": False, "error": f"reading the image failed: {exc.strerror or exc}"}
+    return 0, {"ok": True, "report": result}
+
+
 def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) -> int:
     """After hardening: refuse if a required layer is missing, else make the escape attempts or inspect; reply once.
     ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
@@ -96,21 +111,11 @@ def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) 
         args = {**dict(request.get("escape_args") or {}), "image_fd": request["fd"]}
         reply({"ok": True, "escapes": escapes.run([str(name) for name in request["escapes"]], args), **extra})
         return 0
-    declared = request.get("declared_format")
-    declared = declared if isinstance(declared, str) else None
-    try:
-        result = report.build(
-            request["fd"],
-            str(request.get("path", "")),
-            declared,
-            include_bytes=request.get("include_bytes") is not False,
-        )
-    except OSError as exc:
-        reply({"ok": False, "error": f"reading the image failed: {exc.strerror or exc}", **extra})
-        return 4
-    result["sandbox"] = layers
-    reply({"ok": True, "report": result, **extra})
-    return 0
+    code, body = inspect_request(request)
+    if code == 0:
+        body["report"]["sandbox"] = layers
+    reply({**body, **extra})
+    return code
 
 
 def serve() -> int:
