@@ -57,8 +57,9 @@ def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[
         }
         sink.append(item)
         if node.children:
-            item["children"] = []
-            stack.extend((child, item["children"], depth + 1) for child in reversed(node.children))
+            children: list[dict[str, Any]] = []
+            item["children"] = children
+            stack.extend((child, children, depth + 1) for child in reversed(node.children))
     return out, left
 
 

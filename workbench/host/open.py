@@ -162,7 +162,8 @@ async def off_loop(
             future.set_result(result)  # type: ignore[arg-type]
 
     def work() -> None:
-        result, error = None, None
+        result: T | None = None
+        error: Exception | None = None
         try:
             result = call()
         except OSError as exc:

@@ -116,7 +116,8 @@ def _confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, An
     import msvcrt
 
     job = winjob.confine(pid)
-    return {**request, "handle": msvcrt.get_osfhandle(request["fd"]), "job": job.status}, job
+    handle = msvcrt.get_osfhandle(request["fd"])  # type: ignore[attr-defined,unused-ignore]  # Windows only
+    return {**request, "handle": handle, "job": job.status}, job
 
 
 async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:

@@ -8,14 +8,16 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ..engine.child.sandbox import degraded, is_on
+from ..engine.child.sandbox import degraded, is_on, layer_order
 from ..engine.findings import make
+from ..render.sizes import human_size
+from ..render.textsafe import printable
 from ..schema import Severity, Verdict
 
 TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
 VERDICTS = (Verdict.ACCEPT, Verdict.REVIEW, Verdict.REJECT)  # what a policy can judge (``failed`` is not judged)
-EXIT_CODES = {Verdict.ACCEPT: 0, Verdict.REVIEW: 10, Verdict.REJECT: 20, Verdict.FAILED: 30}
+EXIT_CODES: dict[str, int] = {Verdict.ACCEPT: 0, Verdict.REVIEW: 10, Verdict.REJECT: 20, Verdict.FAILED: 30}
 MAX_SIZE = (1 << 64) - 1
 MAX_SIZE_TEXT = 64  # characters: no size needs more, and a longer text is refused before it is converted
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?", re.ASCII)
@@ -44,6 +46,20 @@ def available_layers(check_result: dict[str, Any]) -> set[str]:
     statuses = [check_result.get("layers") or {}, (check_result.get("zygote") or {}).get("layers") or {}]
     fresh, forked = ({name for name, status in layers.items() if is_on(status)} for layers in statuses)
     return fresh & forked if statuses[1] else fresh
+
+
+def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
+    """Why layer ``name`` cannot be on here (``None``: it can). ``observed`` is the sandbox status an engine
+    child reported on this machine, when one has."""
+    if name not in layer_order():
+        return "not on this system"
+    status = (observed or {}).get(name)
+    return None if status is None or is_on(status) else f"off here: {printable(status, 80)}"
+
+
+def possible_layers(observed: dict[str, str] | None) -> set[str]:
+    """The layers that can be on here: this system's, less those an engine child reported off."""
+    return {name for name in layer_order() if layer_status(name, observed) is None}
 
 
 def unmeetable(required: list[str], available: set[str]) -> list[str]:
@@ -82,17 +98,6 @@ def parse_size(text: str) -> int:
     if value > MAX_SIZE:
         raise ValueError(f"{shown!r} is more than 2**64-1 bytes, the largest size an image can declare")
     return int(value)
-
-
-def human_size(value: int | None) -> str:
-    if value is None:
-        return "unknown"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(size) < 1024 or unit == "PiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{value} B"
 
 
 def verdict_of(findings: list[dict[str, Any]]) -> str:

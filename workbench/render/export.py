@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..policy.policy import human_size
 from ..schema import Verdict
+from .sizes import human_size
 from .textsafe import printable
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline specials; line-start ones are handled in md()

@@ -9,14 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..schema import VERDICTS_SHOWN
+from .sizes import human_size
 from .textsafe import printable
 
 _MARK = {"critical": "CRITICAL", "warning": "WARNING ", "info": "info    "}
 
 
 def _size(value: int | None) -> str:
-    from ..policy.policy import human_size  # not at import: the command line's help needs no policy
-
     return "unknown" if value is None else f"{human_size(value)} ({value} bytes)"
 
 

@@ -11,7 +11,7 @@ import html
 import json
 from typing import IO, Any
 
-from ..policy.policy import human_size
+from ..render.sizes import human_size
 from ..render.textsafe import printable
 
 CSV_COLUMNS = (

@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,7 +195,7 @@ async def run(
     make_request: Callable[[str], Request],
     jobs: int,
     inspect_one: Inspect = inspect,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Full reports in the order they finish, with at most ``jobs`` inspections in flight."""
     source = iter(entries)
     pending: set[asyncio.Task[dict[str, Any]]] = set()

@@ -18,7 +18,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QMimeData, QModelIndex, QObject, Qt
 from PySide6.QtGui import (
@@ -748,7 +748,7 @@ class MainWindow(QMainWindow):
         self._show_entry(self.current)
 
     def set_theme(self, choice: str) -> str:
-        resolved = theme.apply(QApplication.instance(), choice)
+        resolved = theme.apply(cast(QApplication, QApplication.instance()), choice)
         self.theme_actions[choice].setChecked(True)
         if self.settings.theme != choice:
             self.settings.theme = choice
@@ -757,7 +757,7 @@ class MainWindow(QMainWindow):
 
     def _system_scheme_changed(self) -> None:
         if self.settings.theme == "system":
-            theme.apply(QApplication.instance(), "system")
+            theme.apply(cast(QApplication, QApplication.instance()), "system")
 
     def _save_settings(self) -> None:
         try:

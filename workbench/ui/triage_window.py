@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from ..render.text import summary_counts
 from ..render.textsafe import printable
 from ..triage import run as triage
 from ..triage.outputs import KINDS
+from ..triage.spool import Spool, write_export
 from .finding_groups import FindingGroups
 from .icons import all_icons, icon
 from .qtmodels.triage_model import (
@@ -60,10 +62,8 @@ from .qtmodels.triage_model import (
     VERDICT,
     VERDICTS,
     Row,
-    Spool,
     TriageFilterProxy,
     TriageModel,
-    write_export,
 )
 from .row_actions import copy_text, menu, reveal_in_folder, tsv
 from .session import InspectFn
@@ -80,7 +80,10 @@ SHORTCUTS = (  # text, keys, slot: the window's actions, also listed by Help > K
     ("Close the table", "Ctrl+W", "close"),
     ("Dismiss the notices", "Escape", "dismiss"),
 )
-OTHER_KEYS = (("Filter by verdict, by format", "Alt+V, Alt+O"), ("Group by finding", "Alt+G"))
+OTHER_KEYS: tuple[tuple[str, str], ...] = (
+    ("Filter by verdict, by format", "Alt+V, Alt+O"),
+    ("Group by finding", "Alt+G"),
+)
 OTHER_KEYS += (("Cancel", "Alt+C"), ("Open the selected file in the main window", "Enter"))
 FLUSH_MS = 200  # arrived rows join the table, and the progress and rate are shown, at most this often
 
@@ -243,7 +246,11 @@ class TriageWindow(QMainWindow):
         layout.addLayout(bottom)
         self.setCentralWidget(central)
 
-        slots = {"export": self.export_dialog, "copy": self.copy_rows, "search": self.search.setFocus}
+        slots: dict[str, Callable[[], object]] = {
+            "export": self.export_dialog,
+            "copy": self.copy_rows,
+            "search": self.search.setFocus,
+        }
         slots.update({"close": self.close, "dismiss": self.notices.dismiss})
         for text, shortcut, name in SHORTCUTS:
             action = QAction(text, self)
@@ -390,6 +397,10 @@ class TriageWindow(QMainWindow):
         if rows:
             copy_text(tsv(HEADERS, [row.cells for row in rows]), self.statusBar(), f"{len(rows)} rows as TSV")
 
+    def _open_in_window(self, paths: list[str]) -> None:
+        for path in paths:
+            self.open_requested.emit(path)
+
     def row_menu(self) -> QMenu:
         """The context menu for the selected rows."""
         rows = self.selected_rows()
@@ -397,7 +408,7 @@ class TriageWindow(QMainWindow):
         built = menu(
             self,
             [
-                ("&Open in Window", lambda: [self.open_requested.emit(p) for p in paths[:20]]),
+                ("&Open in Window", lambda: self._open_in_window(paths[:20])),
                 ("Copy &Path", lambda: copy_text("\n".join(paths), self.statusBar(), f"{len(paths)} paths")),
                 ("Copy Rows as &TSV", self.copy_rows),
                 None,

@@ -89,15 +89,16 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
 
 
 async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress) -> None:
-    from ...host.runner import FRESH
+    from ...host.runner import FRESH, Runner
     from ...inspector import Request, inspect
     from ...triage import run as triage
 
     policy = policy_from(args)
     async with contextlib.AsyncExitStack() as stack:
-        runner = FRESH
+        runner: Runner = FRESH
         if not args.no_zygote:
-            runner = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn)) or FRESH
+            pool = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn))
+            runner = pool or FRESH
 
         def make_request(path: str) -> Request:
             return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, include_bytes=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 
 # Landlock's system call numbers are the same on every architecture (the unified table from 5.13 on).
 SYS_CREATE_RULESET = 444
@@ -47,7 +48,7 @@ def _mask(table: dict[int, int], abi: int) -> int:
     return value
 
 
-def _syscall() -> ctypes._CFuncPtr:
+def _syscall() -> Callable[..., int]:
     libc = ctypes.CDLL(None, use_errno=True)
     func = libc.syscall
     func.restype = ctypes.c_long

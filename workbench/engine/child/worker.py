@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Any
 
+from ...schema import CPU_SECONDS
 from .. import report
 from . import escapes, sandbox
 
@@ -67,7 +68,7 @@ def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
     if isinstance(layers, list):
         plan.layers = tuple(name for name in sandbox.ORDER if name in layers)
     cpu = request.get("cpu_seconds")
-    if isinstance(cpu, int) and 0 < cpu < sandbox.CPU_SECONDS:
+    if isinstance(cpu, int) and 0 < cpu < CPU_SECONDS:
         plan.cpu_seconds = cpu
     if isinstance(request.get("job"), str):
         plan.job = request["job"][:300]

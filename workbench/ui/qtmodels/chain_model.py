@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ...policy.policy import human_size
+from ...render.sizes import human_size
 from ...render.textsafe import printable
 from .node_model import Node, NodeModel
 

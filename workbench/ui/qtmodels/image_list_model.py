@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ...inspector import format_from_extension
-from ...policy.policy import human_size
+from ...render.sizes import human_size
 from ...render.textsafe import printable
 from .node_model import tooltip
 from .property_model import AUDIT_KINDS, DECLARED_SOURCES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine.child.sandbox import missing_required
-from ...policy.policy import human_size
+from ...render.sizes import human_size
 from ...render.textsafe import printable
 from ...schema import SEVERITIES_WORST_FIRST
 from .field_tree_model import value_text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ...render.textsafe import printable
@@ -68,7 +69,7 @@ class ReferencesModel(NodeModel):
         super().__init__(HEADERS, parent)
 
     def set_references(
-        self, image_path: str, refs: list[dict[str, Any]], roots: list[str], findings: list[dict[str, Any]] = ()
+        self, image_path: str, refs: list[dict[str, Any]], roots: list[str], findings: Sequence[dict[str, Any]] = ()
     ) -> None:
         """``findings`` give each reference the icon of the worst finding about it (same offset, or naming it)."""
         nodes = []
