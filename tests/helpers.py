@@ -22,6 +22,11 @@ def finding_ids(rep: dict[str, Any]) -> set[str]:
     return {f["id"] for f in rep["findings"]}
 
 
+def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
+    """The details of every ``finding_id`` finding of a report, in order."""
+    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
+
+
 def assert_no_parser_error(rep: dict[str, Any]) -> None:
     errors = [f["detail"] for f in rep["findings"] if "internal parser error" in f["detail"]]
     assert not errors, errors

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -97,6 +97,16 @@ def print_json(payload: Any, one_or_many: bool = False) -> None:
     if one_or_many and isinstance(payload, list) and len(payload) == 1:
         payload = payload[0]
     print(json.dumps(payload, indent=2, ensure_ascii=True))
+
+
+def print_reports(reports: list[dict[str, Any]], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
+    """The reports as JSON, or each one's ``text`` (a failed one's on stderr)."""
+    if as_json:
+        print_json(reports, one_or_many=True)
+        return
+    for report in reports:
+        stream = sys.stderr if report["verdict"] == "failed" else sys.stdout
+        print(text(report), file=stream, flush=True)
 
 
 def exit_code(reports: list[dict[str, Any]]) -> int:

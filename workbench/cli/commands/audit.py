@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 from ...audit import DEFAULT_IMAGE_ROOTS, KINDS
-from ._common import EPILOG, exit_code, print_json
+from ._common import EPILOG, exit_code, print_reports
 
 NAME = "audit"
 
@@ -41,10 +40,5 @@ def run(args: argparse.Namespace) -> int:
 
     roots = [os.path.abspath(root) for root in args.image_root]
     reports = [audit_path(path, args.kind, roots) for path in args.files]
-    if args.json:
-        print_json(reports, one_or_many=True)
-    else:
-        for report in reports:
-            stream = sys.stderr if report["verdict"] == "failed" else sys.stdout
-            print(summary(report, args.verbose), file=stream, flush=True)
+    print_reports(reports, args.json, lambda report: summary(report, args.verbose))
     return exit_code(reports)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
 from ... import chain as chain_mod
 from ...render.text import summary
 from ...render.textsafe import printable
-from ._common import EPILOG, add_policy_options, exit_code, policy_from, print_json, warn
+from ._common import EPILOG, add_policy_options, exit_code, policy_from, print_reports, warn
 
 if TYPE_CHECKING:
     from ...inspector import Request
@@ -66,12 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.chain:
         return _run_chains(requests, args)
     reports = asyncio.run(_inspect_all(requests))
-    if args.json:
-        print_json(reports, one_or_many=True)
-    else:
-        for report in reports:
-            stream = sys.stderr if report["verdict"] == "failed" else sys.stdout
-            print(summary(report, args.verbose), file=stream, flush=True)
+    print_reports(reports, args.json, lambda report: summary(report, args.verbose))
     return exit_code(reports)
 
 
@@ -115,10 +109,5 @@ def _run_chains(requests: list[Request], args: argparse.Namespace) -> int:
         return list(await asyncio.gather(*(chain_mod.follow(r, roots, args.max_depth) for r in requests)))
 
     reports = asyncio.run(follow_all())
-    if args.json:
-        print_json(reports, one_or_many=True)
-    else:
-        for report in reports:
-            stream = sys.stderr if report["verdict"] == "failed" else sys.stdout
-            print(chain_text(report, args.verbose), file=stream, flush=True)
+    print_reports(reports, args.json, lambda report: chain_text(report, args.verbose))
     return policy_mod.EXIT_CODES[policy_mod.worst([r["chain_verdict"] for r in reports])]

@@ -12,13 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-    window_fixture,
-    write_images,
-)
+from tests.gui.support import wait_done, write_images
 from workbench.app import build_parser, quit_when_idle
 from workbench.demo import images as demo
 from workbench.render import export

@@ -8,11 +8,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QRect
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-)
+from tests.gui.support import wait_done
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import DECLARED, NAME
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from tests import gui_support  # noqa: F401  (sets QT_QPA_PLATFORM before Qt starts)
 from tests.helpers import inspect_file
 from workbench.host.validate import validate
 from workbench.policy.policy import Policy, apply

@@ -13,11 +13,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-)
+from tests.gui.support import wait_done
 from workbench.ui import context_menus, hex_find, row_actions
 from workbench.ui.data_inspector import decode
 from workbench.ui.main_window import MainWindow

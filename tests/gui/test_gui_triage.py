@@ -13,16 +13,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    WAIT_MS,
-    fast_window_fixture,
-    file_mime,
-    inspect_in_process,
-    qloop_fixture,
-    wait_done,
-    window_fixture,
-    write_images,
-)
+from tests.gui.support import WAIT_MS, file_mime, inspect_in_process, wait_done, write_images
 from workbench import inspector
 from workbench.demo import images as demo
 from workbench.samples import qcow2

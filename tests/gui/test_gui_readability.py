@@ -11,13 +11,7 @@ from typing import Any
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QMessageBox
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-    window_fixture,
-    write_images,
-)
+from tests.gui.support import wait_done, write_images
 from workbench import __version__
 from workbench.render.export import md
 from workbench.ui import theme

@@ -12,15 +12,7 @@ from typing import Any
 from PySide6.QtCore import QPoint, Qt, QUrl
 from PySide6.QtGui import QGuiApplication
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    file_mime,
-    qloop_fixture,
-    url_mime,
-    wait_done,
-    window_fixture,
-    write_images,
-)
+from tests.gui.support import file_mime, url_mime, wait_done, write_images
 from workbench import inspector
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import Entry
@@ -159,7 +151,7 @@ def test_without_engine_bytes_the_pane_says_so(qtbot: Any, fast_window: MainWind
 
 
 async def _without_bytes(request: inspector.Request) -> dict[str, Any]:
-    from tests.gui_support import inspect_in_process
+    from tests.gui.support import inspect_in_process
 
     report = await inspect_in_process(request)
     report["byte_regions"], report["header_bytes"] = [], None
@@ -218,7 +210,7 @@ def test_an_engine_failure_shows_on_its_image_only(qtbot: Any, fast_window: Main
     async def flaky(request: inspector.Request) -> dict[str, Any]:
         if request.path.endswith(".raw"):
             raise RuntimeError("engine exploded")
-        from tests.gui_support import inspect_in_process
+        from tests.gui.support import inspect_in_process
 
         return await inspect_in_process(request)
 

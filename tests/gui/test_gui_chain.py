@@ -9,14 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    WAIT_MS,
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-    window_fixture,
-    write_images,
-)
+from tests.gui.support import WAIT_MS, wait_done, write_images
 from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import Entry

@@ -11,17 +11,11 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    file_mime,
-    qloop_fixture,
-    wait_done,
-    write_images,
-)
+from tests.gui.support import file_mime, wait_done, write_images
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import DECLARED, FORMAT
 
-DATA = Path(__file__).parent / "data" / "audit"
+DATA = Path(__file__).parents[1] / "data" / "audit"
 
 
 def _properties(window: MainWindow) -> dict[str, str]:

@@ -11,12 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-    write_images,
-)
+from tests.gui.support import wait_done, write_images
 from workbench.policy import settings as settings_mod
 from workbench.ui.main_window import MainWindow
 from workbench.ui.settings_dialog import SettingsDialog, exact_size

@@ -11,11 +11,7 @@ import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QGuiApplication
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    WAIT_MS,
-    fast_window_fixture,
-    qloop_fixture,
-)
+from tests.gui.support import WAIT_MS
 from workbench.app import open_arguments
 from workbench.demo import images as demo
 from workbench.ui import row_actions

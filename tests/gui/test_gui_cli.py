@@ -7,10 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-)
 from workbench import app
 from workbench.cli import main as cli
 from workbench.ui.main_window import MainWindow

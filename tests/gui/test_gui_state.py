@@ -6,12 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.gui_support import (  # noqa: F401  (fixtures, requested by name)
-    fast_window_fixture,
-    qloop_fixture,
-    wait_done,
-    write_images,
-)
+from tests.gui.support import wait_done, write_images
 from workbench.ui.main_window import MainWindow
 
 
