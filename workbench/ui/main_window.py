@@ -99,6 +99,11 @@ VERDICT_ORDER = (*VERDICTS_SHOWN, "pending")  # "pending": not inspected yet
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
 
 
+def _shown_verdict(entry: Entry) -> str:
+    """The badge of an entry: its verdict once inspected, ``pending`` until then."""
+    return entry.verdict if entry.state == "done" else "pending"
+
+
 def audit_kind(path: str) -> str | None:
     """The audit kind of a libvirt configuration file, by its extension; ``None`` for anything else."""
     kind = AUDIT_EXTENSIONS.get(os.path.splitext(path)[1].lower())
@@ -465,10 +470,7 @@ class MainWindow(QMainWindow):
             self.declared_box.clear()
             self.setWindowTitle(TITLE)
         else:
-            name = printable(os.path.basename(entry.path), 200)
-            self.title.setText(name)
-            self.title.setToolTip(tooltip(printable(entry.path, 1024)))
-            self._set_badge(entry.verdict if entry.state == "done" else "pending")
+            name = self._show_heading(entry.path, _shown_verdict(entry))
             if audit:
                 self.declared_box.clear()
                 self.audit.show_report(entry.report, entry.state)
@@ -479,10 +481,16 @@ class MainWindow(QMainWindow):
         self._stale = {self.overview, self.fields, self.references, self.findings, self.security, self.chain}
         self._refresh_page()
 
-    def _set_badge(self, state: str) -> None:
-        self.badge.setPixmap(self.icons[f"verdict-{state}"].pixmap(22, 22))
-        self.badge.setToolTip(state)
-        self.badge.setAccessibleDescription(state)
+    def _show_heading(self, path: str, verdict: str, suffix: str = "") -> str:
+        """The header: the file's name (and ``suffix``), its full path as the tooltip, the verdict's badge;
+        returns the name shown."""
+        name = printable(os.path.basename(path), 200)
+        self.title.setText(name + suffix)
+        self.title.setToolTip(tooltip(printable(path, 1024)))
+        self.badge.setPixmap(self.icons[f"verdict-{verdict}"].pixmap(22, 22))
+        self.badge.setToolTip(verdict)
+        self.badge.setAccessibleDescription(verdict)
+        return name
 
     def _refresh_page(self) -> None:
         """Fill the visible page from the shown report (the image's, or a chain link's); the others wait."""
@@ -516,16 +524,10 @@ class MainWindow(QMainWindow):
         links = (entry.chain or {}).get("chain") or []
         number = next((n for n, item in enumerate(links) if item is link), None)
         self.link = link if number is not None else None
-        name = printable(os.path.basename(entry.path), 200)
         if link is None or number is None:
-            self.title.setText(name)
-            self.title.setToolTip(tooltip(printable(entry.path, 1024)))
-            self._set_badge(entry.verdict if entry.state == "done" else "pending")
+            self._show_heading(entry.path, _shown_verdict(entry))
         else:
-            shown = printable(os.path.basename(link["path"]), 200)
-            self.title.setText(f"{shown} (backing chain link {number + 1} of {len(links)})")
-            self.title.setToolTip(tooltip(printable(link["path"], 1024)))
-            self._set_badge(link["verdict"])
+            self._show_heading(link["path"], link["verdict"], f" (backing chain link {number + 1} of {len(links)})")
         self._stale = {self.overview, self.fields, self.references, self.findings, self.security}
 
     def _finished(self, entry: Entry) -> None:

@@ -53,6 +53,7 @@ from ..render.textsafe import printable
 from ..triage import run as triage
 from ..triage.outputs import KINDS
 from ..triage.spool import Spool, write_export
+from ..triage.walk import Entry, walk
 from .finding_groups import FindingGroups
 from .icons import all_icons, icon
 from .qtmodels.triage_model import (
@@ -88,10 +89,10 @@ OTHER_KEYS += (("Cancel", "Alt+C"), ("Open the selected file in the main window"
 FLUSH_MS = 200  # arrived rows join the table, and the progress and rate are shown, at most this often
 
 
-def _walk(paths: list[str]) -> tuple[list[triage.Entry], bool, str]:
+def _walk(paths: list[str]) -> tuple[list[Entry], bool, str]:
     """The files to inspect, whether the walk stopped at :data:`MAX_FILES`, and the folder the rows are named
     from (the common folder of the paths given). Blocking: run it in a thread."""
-    entries = list(itertools.islice(triage.walk(paths), MAX_FILES + 1))
+    entries = list(itertools.islice(walk(paths), MAX_FILES + 1))
     folders = [
         p if os.path.isdir(p) and not os.path.islink(p) else os.path.dirname(p) for p in map(os.path.abspath, paths)
     ]

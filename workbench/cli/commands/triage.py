@@ -92,6 +92,7 @@ async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage
     from ...host.runner import FRESH, Runner
     from ...inspector import Request, inspect
     from ...triage import run as triage
+    from ...triage.walk import walk
 
     policy = policy_from(args)
     async with contextlib.AsyncExitStack() as stack:
@@ -104,7 +105,7 @@ async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage
             return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, include_bytes=False)
 
         inspect_one = functools.partial(inspect, runner=runner)
-        results = triage.run(triage.walk(args.paths), make_request, max(1, args.jobs), inspect_one)
+        results = triage.run(walk(args.paths), make_request, max(1, args.jobs), inspect_one)
         try:
             async for report in results:
                 summary = triage.summarise(report)
