@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.engine import report  # noqa: E402
 from workbench.host import runner as client
 
 Run = Callable[[], Awaitable[None]]
@@ -71,11 +70,7 @@ def forked(path: str, zygote: client.ForkServerRunner) -> Run:
 
 def in_process(path: str) -> Run:
     async def run() -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            report.build(fd, path, None)
-        finally:
-            os.close(fd)
+        client.build_in_process(path)
 
     return run
 

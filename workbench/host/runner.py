@@ -279,6 +279,18 @@ class InProcessRunner:
         return ChildOutcome(code, "\n".join(lines).encode(), b"")
 
 
+def build_in_process(path: str | os.PathLike[str], declared: str | None = None) -> dict[str, Any]:
+    """The engine's report on ``path`` built in this process: unsandboxed and unvalidated, for tests, benchmarks
+    and fuzzing (:class:`InProcessRunner` is the same behind the runner interface)."""
+    from ..engine import report
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return report.build(fd, str(path), declared)
+    finally:
+        os.close(fd)
+
+
 async def run_engine(
     fd: int, path: str, declared: str | None, options: EngineOptions, runner: Runner = FRESH
 ) -> dict[str, Any]:
