@@ -20,7 +20,7 @@ def _follow(qtbot: Any, window: MainWindow, entry: Entry) -> dict[str, Any]:
     assert action.shortcut().toString() == "Ctrl+B"
     action.trigger()
     assert window.tabs.currentWidget() is window.chain
-    qtbot.waitUntil(lambda: entry.chain is not None and entry not in window._following, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: entry.chain is not None and entry not in window.session.following, timeout=WAIT_MS)
     assert entry.chain is not None
     return entry.chain
 
@@ -102,7 +102,7 @@ def test_inspecting_again_forgets_the_chain(qtbot: Any, fast_window: MainWindow,
         end = {"reason": "base", "detail": "no backing file"}
         return {**link, "chain": [link], "chain_end": end, "chain_verdict": "accept"}
 
-    fast_window.follow_fn = follow
+    fast_window.session.follow_fn = follow
     (entry,) = fast_window.add_files([str(images["clean"])])
     wait_done(qtbot, fast_window, count=1)
     _follow(qtbot, fast_window, entry)

@@ -11,7 +11,6 @@ audited in a worker thread and listed with the images.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import tempfile
@@ -45,10 +44,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import __version__, chain
+from .. import __version__
 from ..audit import report as audit_report
 from ..demo import images as demo
-from ..inspector import Request
 from ..policy import settings as settings_mod
 from ..render import export
 from ..render.text import summary
@@ -120,18 +118,16 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or settings_mod.load()
         self.inspect_fn = inspect_fn  # None: sandboxed engine children; tests pass an in-process stand-in
-        self.follow_fn = chain.follow
         self.icons = all_icons()
         self.model = ImageListModel(self)
         self.model.icons = self.icons
         self.session = Session(self.model, self.settings.policy, inspect_fn, jobs, self)
+        self.session.roots = lambda: list(self.settings.allowed_roots)
         self.collector = IdleCollector(self.session.busy, self)
         self.current: Entry | None = None
         self.link: dict[str, Any] | None = None  # a backing chain link shown instead of the current report
         self.triages: list[TriageWindow] = []
-        self._following: set[Entry] = set()
         self._demo_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._pending: set[asyncio.Future[Any]] = set()
         self._stale: set[QWidget] = set()
         self.setWindowTitle(TITLE)
         self.setWindowIcon(icon("workbench"))
@@ -282,6 +278,8 @@ class MainWindow(QMainWindow):
         self.model.rowsRemoved.connect(self._show_counts)
         self.model.modelReset.connect(self._show_counts)
         self.session.finished.connect(self._finished)
+        self.session.chain_done.connect(self._finished)
+        self.session.failed.connect(self.notify)
         self.session.progress.connect(self._progress)
         self.session.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.declared_box.activated.connect(self._declared_chosen)
@@ -364,28 +362,9 @@ class MainWindow(QMainWindow):
         new = [Entry(p, audit=audit_kind(p)) for p in paths if not self.model.find(p)]
         self.model.add(new)
         for entry in new:
-            self._start_audit(entry)
+            self.session.audit(entry)
         self._select_added(new, paths)
         return new
-
-    def _start_audit(self, entry: Entry) -> None:
-        entry.generation += 1
-        entry.state = "running"
-        self.model.refresh(entry)
-        self._spawn(self._audit(entry, entry.generation))
-
-    async def _audit(self, entry: Entry, generation: int) -> None:
-        roots = list(self.settings.allowed_roots)
-        try:  # cheap and synchronous, but it reads a file: never on the UI thread
-            report = await asyncio.to_thread(audit_report.audit_path, entry.path, entry.audit, roots)
-        except Exception as exc:  # the window carries on; the file shows what went wrong
-            log.exception("audit of %r failed", entry.path)
-            report = {"path": entry.path, "kind": entry.audit, "findings": [], "verdict": "failed"}
-            report["error"] = f"internal error: {exc}"
-        if generation == entry.generation and self.model.row_of(entry) >= 0:
-            entry.report, entry.state = report, "done"
-            self.model.refresh(entry)
-            self._finished(entry)
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """Open what a drop names; remote URLs are refused with a notice."""
@@ -513,7 +492,7 @@ class MainWindow(QMainWindow):
         elif page is self.security:
             self.security.show_report(report, policy.required_layers)
         else:
-            following = entry is not None and entry in self._following
+            following = entry is not None and entry in self.session.following
             self.chain.show_chain(entry.chain if entry else None, following, entry is not None)
 
     def _show_link(self, link: dict[str, Any] | None) -> None:
@@ -564,7 +543,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         if entry.audit:
-            self._start_audit(entry)
+            self.session.audit(entry)
         else:
             self.session.submit([entry])
         self._show_entry(entry)
@@ -600,26 +579,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Select a disk image to follow its backing chain.", 5000)
             return
         self.tabs.setCurrentWidget(self.chain)
-        if entry not in self._following:
-            self._following.add(entry)
-            self._spawn(self._follow(entry, entry.generation))
-            self._show_entry(entry)
-
-    async def _follow(self, entry: Entry, generation: int) -> None:
-        policy, roots = self.settings.policy(), list(self.settings.allowed_roots)
-        report = None
-        try:
-            runner = await self.session.runner()  # each link is a child forked from the window's server
-            request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout)
-            report = await self.follow_fn(request, roots, chain.DEFAULT_MAX_DEPTH, runner)
-        except Exception as exc:  # the window carries on
-            log.exception("following the chain of %r failed", entry.path)
-            self.notify(f"Following the backing chain failed: {printable(exc, 300)}")
-        finally:
-            self._following.discard(entry)
-        if report is not None and generation == entry.generation and self.model.row_of(entry) >= 0:
-            entry.chain = report
-        if entry is self.current:
+        if entry not in self.session.following:
+            self.session.follow(entry)
             self._show_entry(entry)
 
     def remove_selected(self) -> None:
@@ -746,7 +707,7 @@ class MainWindow(QMainWindow):
         if new.allowed_roots != old_roots:
             for entry in self.model.entries:
                 if entry.audit:
-                    self._start_audit(entry)
+                    self.session.audit(entry)
         self._show_entry(self.current)
 
     def set_theme(self, choice: str) -> str:
@@ -788,14 +749,9 @@ class MainWindow(QMainWindow):
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.open()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
     def busy(self) -> bool:
         """Whether anything asked for is under way: inspections, audits, chains, triage tables."""
-        return self.session.busy() or bool(self._pending) or any(window.running() for window in self.triages)
+        return self.session.busy() or self.session.working() or any(window.running() for window in self.triages)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if watched is self.details and event.type() == QEvent.Type.Resize:
@@ -816,8 +772,6 @@ class MainWindow(QMainWindow):
             window.close()
         self.session.close()
         self.collector.stop()
-        for task in self._pending:
-            task.cancel()
         if self._demo_dir is not None:
             self._demo_dir.cleanup()
         super().closeEvent(event)

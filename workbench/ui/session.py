@@ -15,14 +15,16 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from .. import inspector
+from .. import chain, inspector
+from ..audit import report as audit_report
 from ..host.runner import FRESH, ForkServerRunner, InspectError, Runner
 from ..policy.policy import Policy
+from ..render.textsafe import printable
 from .qtmodels.image_list_model import Entry, ImageListModel
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,9 @@ InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
 class Session(QObject):
     """Queues entries of an :class:`ImageListModel` and stores each report in its entry."""
 
-    finished = Signal(object)  # Entry
+    finished = Signal(object)  # Entry: its report (an inspection's or an audit's) is in
+    chain_done = Signal(object)  # Entry: following its backing chain ended (``entry.chain``, unless it failed)
+    failed = Signal(str)  # an audit or a chain could not be run: the window shows it in its notice bar
     progress = Signal(int, int)  # reports received, images queued (since the queue was last empty)
     notice = Signal(str)  # something the user should know once: the fork server could not start
 
@@ -63,6 +67,10 @@ class Session(QObject):
         self._engine: tuple[list[str], asyncio.Future[ForkServerRunner | None]] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._closed = False
+        self.roots: Callable[[], list[str]] = list  # the folders backing chains and audits may name
+        self.follow_fn = chain.follow
+        self.following: set[Entry] = set()  # entries whose backing chain is being followed
+        self._tasks: set[asyncio.Future[None]] = set()  # audits and chains under way
 
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
@@ -77,7 +85,59 @@ class Session(QObject):
         """Cancel everything and stop the fork server (in a task; :meth:`closed` says when it is gone)."""
         self._closed = True
         self.cancel()
+        for task in self._tasks:
+            task.cancel()
         self._retire()
+
+    def working(self) -> bool:
+        """Whether an audit or a backing chain is under way."""
+        return bool(self._tasks)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def audit(self, entry: Entry) -> None:
+        """Audit a libvirt configuration file in a worker thread; :attr:`finished` says when its report is in."""
+        entry.generation += 1
+        entry.state = "running"
+        self.model.refresh(entry)
+        self._spawn(self._audit(entry, entry.generation))
+
+    async def _audit(self, entry: Entry, generation: int) -> None:
+        try:  # cheap and synchronous, but it reads a file: never on the UI thread
+            report = await asyncio.to_thread(audit_report.audit_path, entry.path, entry.audit, self.roots())
+        except Exception as exc:  # the window carries on; the file shows what went wrong
+            log.exception("audit of %r failed", entry.path)
+            report = {"path": entry.path, "kind": entry.audit, "findings": [], "verdict": "failed"}
+            report["error"] = f"internal error: {exc}"
+        if generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.report, entry.state = report, "done"
+            self.model.refresh(entry)
+            self.finished.emit(entry)
+
+    def follow(self, entry: Entry) -> None:
+        """Inspect the entry's backing chain, link by link, each in a child of this session's runner;
+        :attr:`chain_done` says when it ended. Once at a time per entry."""
+        if entry not in self.following:
+            self.following.add(entry)
+            self._spawn(self._follow(entry, entry.generation))
+
+    async def _follow(self, entry: Entry, generation: int) -> None:
+        report = None
+        try:
+            runner = await self.runner()  # each link is a child forked from the session's server
+            request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+            report = await self.follow_fn(request, self.roots(), chain.DEFAULT_MAX_DEPTH, runner)
+        except Exception as exc:  # the window carries on
+            log.exception("following the chain of %r failed", entry.path)
+            self.failed.emit(f"Following the backing chain failed: {printable(exc, 300)}")
+        finally:
+            self.following.discard(entry)
+        if report is not None and generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.chain = report
+        self.chain_done.emit(entry)
 
     async def stopped(self) -> None:
         """Wait until the fork server stopped by :meth:`close` is gone."""
