@@ -60,6 +60,7 @@ from .findings_page import FindingsPage
 from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
+from .page_state import PageState, ReportPage
 from .qtmodels.image_list_model import DECLARED, Entry, ImageListModel
 from .qtmodels.node_model import tooltip
 from .references_page import ReferencesPage
@@ -159,6 +160,9 @@ class MainWindow(QMainWindow):
         self.security = SecurityPage()
         self.chain = ChainPage()
         self.audit = AuditPage()
+        tabs: tuple[ReportPage, ...] = (self.overview, self.fields, self.references, self.findings, self.security)
+        tabs += (self.chain,)
+        self._report_pages = {cast(QWidget, page): page for page in tabs}  # each tab filled from one PageState
         self.fields.filter.setAcceptDrops(False)
         self.findings.detail.setAcceptDrops(False)
         self.tabs = QTabWidget()
@@ -457,7 +461,7 @@ class MainWindow(QMainWindow):
                 fill_declared_box(self.declared_box, entry)
             self.setWindowTitle(f"{name} — {TITLE}")
         self.status_field.setText("")
-        self._stale = {self.overview, self.fields, self.references, self.findings, self.security, self.chain}
+        self._stale = set(self._report_pages)
         self._refresh_page()
 
     def _show_heading(self, path: str, verdict: str, suffix: str = "") -> str:
@@ -479,21 +483,9 @@ class MainWindow(QMainWindow):
             return
         self._stale.discard(page)
         report = self.link or (entry.report if entry else None)
-        if page is self.overview:
-            self.overview.show_report(report, entry.declared_source if entry and not self.link else None, policy)
-            if entry is not None and report is None:
-                self.overview.show_pending(entry.path, entry.state)
-        elif page is self.fields:
-            self.fields.show_report(report)
-        elif page is self.references:
-            self.references.show_report(report, self.settings.allowed_roots)
-        elif page is self.findings:
-            self.findings.show_report(report)
-        elif page is self.security:
-            self.security.show_report(report, policy.required_layers)
-        else:
-            following = entry is not None and entry in self.session.following
-            self.chain.show_chain(entry.chain if entry else None, following, entry is not None)
+        following = entry is not None and entry in self.session.following
+        state = PageState(entry, report, self.link is not None, policy, list(self.settings.allowed_roots), following)
+        self._report_pages[page].show_state(state)
 
     def _show_link(self, link: dict[str, Any] | None) -> None:
         """Show a backing chain link's report in the other pages (``None``: the image's own report again)."""
@@ -507,7 +499,7 @@ class MainWindow(QMainWindow):
             self._show_heading(entry.path, _shown_verdict(entry))
         else:
             self._show_heading(link["path"], link["verdict"], f" (backing chain link {number + 1} of {len(links)})")
-        self._stale = {self.overview, self.fields, self.references, self.findings, self.security}
+        self._stale = set(self._report_pages) - {self.chain}  # a link has no chain of its own to show
 
     def _finished(self, entry: Entry) -> None:
         if entry is self.current:
