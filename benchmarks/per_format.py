@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.engine import report  # noqa: E402
+from workbench.host.runner import build_in_process  # noqa: E402
 from workbench.inspector import Request, inspect  # noqa: E402
 
 SECRET = "sec0"
@@ -65,14 +64,6 @@ def median_ms(func, repeat: int) -> float:
     return statistics.median(times)
 
 
-def in_process(path: Path, fmt: str) -> dict:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return report.build(fd, str(path), fmt)
-    finally:
-        os.close(fd)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -82,8 +73,8 @@ def main() -> None:
         heads = ("bytes read", "parse ms", "sandboxed ms", "qemu-img ms", "ratio")
         print(f"{'image':22} {'format':9} " + " ".join(f"{h:>12}" for h in heads))
         for path, fmt in corpus:
-            rep = in_process(path, fmt)
-            parse = median_ms(lambda p=path, f=fmt: in_process(p, f), args.repeat)
+            rep = build_in_process(path, fmt)
+            parse = median_ms(lambda p=path, f=fmt: build_in_process(p, f), args.repeat)
             whole = median_ms(lambda p=path, f=fmt: asyncio.run(inspect(Request(str(p), f))), args.repeat)
             qemu = median_ms(
                 lambda p=path, f=fmt: subprocess.run(

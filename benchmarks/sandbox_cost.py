@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.engine import client, report  # noqa: E402
+from workbench.host import runner as client
 
 Run = Callable[[], Awaitable[None]]
 
@@ -61,20 +61,16 @@ def fresh(path: str, layers: list[str] | None, timings: list[dict[str, float]] |
     return run
 
 
-def forked(path: str, zygote: client.Zygote) -> Run:
+def forked(path: str, zygote: client.ForkServerRunner) -> Run:
     async def run() -> None:
-        await client.inspect_path(path, None, client.EngineOptions(zygote=zygote))
+        await client.inspect_path(path, None, client.EngineOptions(), runner=zygote)
 
     return run
 
 
 def in_process(path: str) -> Run:
     async def run() -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            report.build(fd, path, None)
-        finally:
-            os.close(fd)
+        client.build_in_process(path)
 
     return run
 
@@ -126,7 +122,7 @@ async def main(image: str | None, rounds: int, per_round: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = image or make_image(folder)
         timings: list[dict[str, float]] = []
-        async with client.Zygote() as zygote:
+        async with client.ForkServerRunner() as zygote:
             modes: dict[str, Run] = {
                 "parse only (this process, no child)": in_process(path),
                 "fresh process, no layers": fresh(path, []),

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.sandbox_cost import fresh, make_image  # noqa: E402
-from workbench.engine import client  # noqa: E402
+from workbench.host import runner as client  # noqa: E402
 
 ISOLATED = [sys.executable, "-I", "-S", "-c"]
 PARENT = [sys.executable, "-m", "workbench"]
@@ -161,7 +161,7 @@ def child_breakdown(image: str, rounds: int) -> None:
     """Wall and CPU milliseconds of the child's parts; hardening and parse are timed inside a process."""
     whole, timings = asyncio.run(child_alone(image, rounds))
     bare = in_child("pass", rounds)
-    imports = in_child(f"import sys; sys.path.insert(0, {str(ROOT)!r}); import workbench.engine.worker", rounds)
+    imports = in_child(f"import sys; sys.path.insert(0, {str(ROOT)!r}); import workbench.engine.child.worker", rounds)
     hardening = statistics.median(sum(t.values()) for t in timings)
     prepare = statistics.median(t["prepare"] for t in timings)
     parse = parse_ms(image, rounds)
@@ -188,10 +188,10 @@ def parent_breakdown(rounds: int, env: dict[str, str]) -> None:
         "interpreter (python -c pass)": [],
         "+ asyncio": ["asyncio"],
         "+ command line, inspector, engine client, settings": [
-            "workbench.cli",
-            "workbench.commands.inspect",
+            "workbench.cli.main",
+            "workbench.cli.commands.inspect",
             "workbench.inspector",
-            "workbench.models.settings",
+            "workbench.policy.settings",
             "platformdirs",
         ],
         "+ engine.formats (the -f check)": ["workbench.engine.formats"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -30,9 +31,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.per_format import make_corpus  # noqa: E402
-from workbench import triage  # noqa: E402
-from workbench.inspector import Request  # noqa: E402
-from workbench.models.policy import Policy  # noqa: E402
+from workbench.host.runner import FRESH  # noqa: E402
+from workbench.inspector import Request, inspect  # noqa: E402
+from workbench.policy.policy import Policy  # noqa: E402
+from workbench.triage import run as triage  # noqa: E402
+from workbench.triage.walk import Entry  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
 
@@ -66,14 +69,15 @@ def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) ->
     declared = {str(p): f for p, f in files}
 
     async def go() -> list[dict]:
-        entries = [triage.Entry(str(p)) for p, _ in files]
+        entries = [Entry(str(p)) for p, _ in files]
         out = []
         async with contextlib.AsyncExitStack() as stack:
             pool = (
                 await stack.enter_async_context(triage.engine_pool(Policy().required_layers, print)) if zygote else None
             )
-            requests = lambda p: Request(p, declared[p], zygote=pool, include_bytes=False)  # noqa: E731
-            async for report in triage.run(entries, requests, jobs):
+            requests = lambda p: Request(p, declared[p], include_bytes=False)  # noqa: E731
+            inspect_one = functools.partial(inspect, runner=pool or FRESH)
+            async for report in triage.run(entries, requests, jobs, inspect_one):
                 out.append(triage.summarise(report) | {"bytes_read": report.get("bytes_read")})
         return out
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from workbench.engine import report
 from workbench.engine.limits import MAX_DEPTH, MAX_FIELDS, MAX_LIST, MAX_STRING, REPLY_CAP
-from workbench.models import policy
-from workbench.models.report import validate
-from workbench.render_text import summary
+from workbench.host.validate import validate
+from workbench.policy import policy
+from workbench.render.text import summary
 
 CALL_BUDGET = 2_000_000
 DISPLAY_KEYS = ("byte_regions", "header_bytes")  # hex of the bytes read, capped by the reader, not text

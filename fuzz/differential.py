@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench import inspector
-from workbench.engine.client import Zygote
-from workbench.models import policy
+from workbench.host.runner import ForkServerRunner
+from workbench.policy import policy
 
 SENTINEL = "SNTL"
 TRACED = "open,openat,stat,newfstatat,statx,lstat,access,readlink"
@@ -545,14 +545,12 @@ async def run_cases(qemu_img: str, cases: list[Case], jobs: int = 2) -> list[Out
                 loop.run_in_executor(pool, traced_paths, qemu_img, folder, case.seed.filename, case.seed.fmt)
                 for case, folder in zip(cases, folders, strict=True)
             ]
-            async with Zygote(policy.Policy().required_layers) as zygote:
+            async with ForkServerRunner(policy.Policy().required_layers) as zygote:
                 requests = [
-                    inspector.Request(
-                        str(folder / case.seed.filename), case.seed.fmt, zygote=zygote, include_bytes=False
-                    )
+                    inspector.Request(str(folder / case.seed.filename), case.seed.fmt, include_bytes=False)
                     for case, folder in zip(cases, folders, strict=True)
                 ]
-                reports = await inspector.inspect_many(requests, jobs)
+                reports = await inspector.inspect_many(requests, jobs, zygote)
             paths = await asyncio.gather(*traces)
         outcomes = []
         for case, folder, rep, touched in zip(cases, folders, reports, paths, strict=True):

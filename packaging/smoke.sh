@@ -50,7 +50,7 @@ check "--version: $version (source: $expected)" test "$version" = "$expected"
 # 2. Subcommands and formats are found by pkgutil inside the frozen program, all of them.
 help="$("$exe" --help)"
 missing=""
-for command in $(from_source 'from workbench.commands import discover; print(*discover())'); do
+for command in $(from_source 'from workbench.cli.commands import discover; print(*discover())'); do
     grep -q -E -- "^    $command( |\$)" <<<"$help" || missing="$missing $command"
 done
 check "every subcommand of the source is in the frozen --help${missing:+ (missing:$missing)}" test -z "$missing"
@@ -92,7 +92,7 @@ fi
 # 4. Triage of the demonstration images (every kind of image the window's demo shows) runs the frozen
 # engine as a fork server (zygote): each image gets a verdict, none fails.
 mkdir "$work/demo"
-count="$(from_source 'from pathlib import Path; from workbench.demo import write_demo; print(len(write_demo(Path(sys.argv[1]))))' \
+count="$(from_source 'from pathlib import Path; from workbench.demo.images import write_demo; print(len(write_demo(Path(sys.argv[1]))))' \
     "$work/demo")"
 status=0
 traced triage "$exe" triage -q --jsonl "$work/triage.jsonl" "$work/demo" >/dev/null 2>"$work/triage.err" || status=$?

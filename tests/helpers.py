@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from workbench.engine import report
-
-
-def inspect_file(path: Path | str, declared: str | None = None) -> dict[str, Any]:
-    """The engine's report for ``path``, run in this process (no sandbox): for parser tests."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return report.build(fd, str(path), declared)
-    finally:
-        os.close(fd)
+from workbench.host.runner import build_in_process as inspect_file  # the parser tests' name for it
 
 
 def finding_ids(rep: dict[str, Any]) -> set[str]:
     return {f["id"] for f in rep["findings"]}
+
+
+def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
+    """The details of every ``finding_id`` finding of a report, in order."""
+    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
 
 
 def assert_no_parser_error(rep: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.engine import seccomp_filter as sf  # noqa: E402
+from workbench.engine.child import seccomp_filter as sf  # noqa: E402
 
 PR_SET_NO_NEW_PRIVS = 38
 

@@ -11,10 +11,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from workbench import cli
 from workbench.audit import domain_xml, qemu_conf
 from workbench.audit.findings import CATALOGUE
 from workbench.audit.report import MAX_FILE, MAX_FINDINGS, SCHEMA, audit_path
+from workbench.cli import main as cli
 
 DATA = Path(__file__).parent / "data" / "audit"
 DOCS = Path(__file__).parent.parent / "docs" / "audit.md"

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine import check, client, sandbox
+from workbench.engine.child import sandbox
+from workbench.host import runner as client
+from workbench.host import sandbox_check as check
 
 # Every layer claimed on, so that the parent's own check of the line passes and what follows is judged.
 FAKE_LAYERS = dict.fromkeys(sandbox.layer_order(), "on (fake)")
@@ -97,7 +99,7 @@ def test_timeout_kills_the_sleeping_child(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_cli_carries_on_after_a_crash(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     fake_engine(monkeypatch, tmp_path, "crash")
     other = tmp_path / "other.raw"
@@ -131,9 +133,11 @@ def test_open_image_refuses_what_is_not_an_image(tmp_path: Path, make: Any, mess
 
 def test_zygote_children_are_tightened_and_inherit_the_servers_layers(image: Path) -> None:
     async def run() -> tuple[dict[str, str], list[dict[str, Any]]]:
-        async with client.Zygote(require_layers=["rlimits", "no_new_privs", "landlock|seccomp"]) as zygote:
-            options = client.EngineOptions(zygote=zygote)
-            reports = await asyncio.gather(*(client.inspect_path(str(image), "raw", options) for _ in range(3)))
+        async with client.ForkServerRunner(require_layers=["rlimits", "no_new_privs", "landlock|seccomp"]) as zygote:
+            options = client.EngineOptions()
+            reports = await asyncio.gather(
+                *(client.inspect_path(str(image), "raw", options, runner=zygote) for _ in range(3))
+            )
             return zygote.sandbox, list(reports)
 
     server, reports = asyncio.run(run())
@@ -149,10 +153,10 @@ def test_zygote_children_are_tightened_and_inherit_the_servers_layers(image: Pat
 
 def test_zygote_reports_a_killed_child_and_goes_on(image: Path) -> None:
     async def run() -> tuple[int | None, dict[str, Any]]:
-        async with client.Zygote() as zygote:
-            options = client.EngineOptions(zygote=zygote, timeout=15)
-            outcome, _ = await check.probe(["exec"], {}, options)
-            return outcome.returncode, await client.inspect_path(str(image), "raw", options)
+        async with client.ForkServerRunner() as zygote:
+            options = client.EngineOptions(timeout=15)
+            outcome, _ = await check.attempt(["exec"], {}, options, runner=zygote)
+            return outcome.returncode, await client.inspect_path(str(image), "raw", options, runner=zygote)
 
     code, report = asyncio.run(run())
     assert code == -signal.SIGSYS
@@ -161,16 +165,18 @@ def test_zygote_reports_a_killed_child_and_goes_on(image: Path) -> None:
 
 def test_zygote_timeout_kills_only_that_child(image: Path) -> None:
     async def run() -> tuple[str, dict[str, Any]]:
-        async with client.Zygote() as zygote:
+        async with client.ForkServerRunner() as zygote:
             hold_r, hold_w = os.pipe()
-            request = {"fd": hold_r, "path": "(hold)", "probe": ["hold"]}
+            request = {"fd": hold_r, "path": "(hold)", "escapes": ["hold"]}
             try:
                 with pytest.raises(client.InspectError) as caught:
-                    await client.run_child(request, (hold_r,), client.EngineOptions(zygote=zygote, timeout=0.5))
+                    await zygote.run(request, (hold_r,), client.EngineOptions(timeout=0.5))
             finally:
                 os.close(hold_r)
                 os.close(hold_w)
-            return str(caught.value), await client.inspect_path(str(image), "raw", client.EngineOptions(zygote=zygote))
+            return str(caught.value), await client.inspect_path(
+                str(image), "raw", client.EngineOptions(), runner=zygote
+            )
 
     message, report = asyncio.run(run())
     assert message == "engine timed out after 0.5 s and was killed"
@@ -179,7 +185,7 @@ def test_zygote_timeout_kills_only_that_child(image: Path) -> None:
 
 def test_zygote_refuses_to_start_without_a_required_layer() -> None:
     async def run() -> None:
-        async with client.Zygote(require_layers=["teleportation"]):
+        async with client.ForkServerRunner(require_layers=["teleportation"]):
             pass
 
     with pytest.raises(client.InspectError, match="sandbox layers required but not on: teleportation") as caught:

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from fuzz import checks
 from fuzz.corpus import DECLARED, QEMU_IMAGES, Seed, builder_seeds, qemu_seeds
 from workbench import inspector
-from workbench.models.policy import Policy
+from workbench.policy.policy import Policy
 
 SECTOR = 512
 FILL_CAP = 4096
@@ -321,7 +321,7 @@ def test_mutants_in_the_sandboxed_child_never_fail(scratch: Path, data: st.DataO
     m = data.draw(mutant(target))
     path = scratch / "mutant.img"
     path.write_bytes(m.data)
-    request = inspector.Request(str(path), m.declared or inspector.PROBE, policy=Policy(), timeout=30)
+    request = inspector.Request(str(path), m.declared or inspector.DETECT, policy=Policy(), timeout=30)
     report = asyncio.run(inspector.inspect(request))
     assert report["verdict"] != "failed", report.get("error")
     assert report["file_size"] == os.stat(path).st_size

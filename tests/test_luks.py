@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
 from workbench.samples import luks as samples
 
 SECRET = ("--object", "secret,id=sec0,data=abc", "-o", "key-secret=sec0,iter-time=10")
@@ -46,10 +46,6 @@ def write(tmp_path: Path, data: bytes, name: str = "x.luks") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
-
-
-def details_of(rep: dict[str, Any], finding: str) -> list[str]:
-    return [f["detail"] for f in rep["findings"] if f["id"] == finding]
 
 
 def assert_matches_qemu(rep: dict[str, Any], qemu: dict[str, Any]) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import inspect_file
-from workbench.models import policy, settings
-from workbench.models.report import ReplyError, validate
+from workbench.host.validate import ReplyError, validate
+from workbench.policy import policy, settings
 
 
 @pytest.fixture

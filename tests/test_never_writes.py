@@ -18,8 +18,6 @@ from typing import Any
 import pytest
 
 from fuzz.corpus import builder_seeds
-from tests.gui_support import qloop_fixture, wait_done, window_fixture  # noqa: F401  (fixtures, by name)
-from workbench.ui.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_TMPFILE")
@@ -127,19 +125,6 @@ def test_inspect_triage_and_chains_never_write_an_image(images: Path, tmp_path: 
     assert {line.split('"')[1] for line in opened} - {str(images)} == set(files)  # every image was opened...
     assert all("O_RDONLY" in line for line in opened)  # ...read-only
     assert write_access(lines, images) == []
-
-
-def test_the_window_never_writes_an_image(qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name, data in _one_seed_per_format():
-        (folder / name).write_bytes(data)
-    before = state(folder)
-    window.add_files(sorted(str(p) for p in folder.iterdir()))
-    entries = wait_done(qtbot, window)
-    assert len(entries) == len(before)
-    assert all(entry.report and entry.report["sandbox"]["rlimits"].startswith("on") for entry in entries)
-    assert state(folder) == before
 
 
 def test_write_access_spots_what_it_must(tmp_path: Path) -> None:

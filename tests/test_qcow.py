@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
 from workbench.engine.inspection import MAX_LIST
 from workbench.engine.reader import DEFAULT_BUDGET
 from workbench.samples import qcow2 as build
@@ -24,10 +24,6 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
-
-
-def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
-    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
 
 
 def assert_clean(rep: dict[str, Any]) -> None:

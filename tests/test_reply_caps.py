@@ -32,8 +32,8 @@ from workbench.engine.limits import (
     REGION_BYTES,
     REPLY_BUDGET,
 )
-from workbench.models import policy
-from workbench.models.report import validate
+from workbench.host.validate import validate
+from workbench.policy import policy
 from workbench.samples import qcow2 as q
 
 BACKING = "/srv/images/parent-SENTINEL.qcow2"

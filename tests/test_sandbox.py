@@ -1,6 +1,6 @@
 """Each sandbox layer proven by a child that tries the forbidden thing and fails in that layer's own way.
 
-The probes run in real engine children started through the same path as an inspection; ``layers``
+The escape attempts run in real engine children started through the same path as an inspection; ``layers``
 narrows a child to one layer so that each failure is that layer's doing (all layers at once stop most
 things in seccomp, which runs first in the kernel).
 """
@@ -23,23 +23,25 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine import check, client, landlock, sandbox
-from workbench.models import policy as policy_mod
-from workbench.models.policy import Policy
+from workbench.engine.child import landlock, sandbox
+from workbench.host import runner as client
+from workbench.host import sandbox_check as check
+from workbench.policy import policy as policy_mod
+from workbench.policy.policy import Policy
 
 LINUX = sys.platform.startswith("linux")
 ROOT = os.geteuid() == 0
 
 
-def probe(names: list[str], layers: list[str] | None, **args: Any) -> dict[str, dict[str, Any]]:
-    outcome, reply = asyncio.run(check.probe(names, args, client.EngineOptions(timeout=15), layers))
+def attempt(names: list[str], layers: list[str] | None, **args: Any) -> dict[str, dict[str, Any]]:
+    outcome, reply = asyncio.run(check.attempt(names, args, client.EngineOptions(timeout=15), layers))
     assert reply is not None, client.exit_reason(outcome.returncode or 0, outcome.err)
-    return reply["probes"]
+    return reply["escapes"]
 
 
 def exit_of(names: list[str], layers: list[str] | None, cpu_seconds: int | None = None) -> int | None:
     options = client.EngineOptions(timeout=15)
-    outcome, _ = asyncio.run(check.probe(names, {}, options, layers, cpu_seconds))
+    outcome, _ = asyncio.run(check.attempt(names, {}, options, layers, cpu_seconds))
     return outcome.returncode
 
 
@@ -72,19 +74,19 @@ def targets() -> Iterator[dict[str, Any]]:
 def test_landlock_alone_refuses_open_create_connect_and_exec(tmp_path: Path, port: int) -> None:
     assert landlock.abi_version() >= 4, "this machine's kernel should have Landlock with TCP rules"
     target = tmp_path / "created"
-    outcomes = probe(["open", "write", "connect", "exec"], ["landlock"], write_path=str(target), port=port)
+    outcomes = attempt(["open", "write", "connect", "exec"], ["landlock"], write_path=str(target), port=port)
     assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EACCES")
     assert not target.exists()
 
 
 def test_landlock_scopes_refuse_abstract_sockets_and_signals(targets: dict[str, Any]) -> None:
     assert landlock.abi_version() >= 6, "this machine's kernel should have Landlock scopes"
-    outcomes = probe(["abstract", "signal"], ["landlock"], **targets)
+    outcomes = attempt(["abstract", "signal"], ["landlock"], **targets)
     assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EPERM")
 
 
 def test_namespaces_alone_hide_every_socket_and_path(targets: dict[str, Any]) -> None:
-    outcomes = probe(["stat", "udp", "unix", "abstract"], ["namespaces"], **targets)
+    outcomes = attempt(["stat", "udp", "unix", "abstract"], ["namespaces"], **targets)
     assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == {
         "stat": "ENOENT",
         "udp": "ENETUNREACH",
@@ -96,34 +98,34 @@ def test_namespaces_alone_hide_every_socket_and_path(targets: dict[str, Any]) ->
 def test_descriptor_limit_leaves_no_free_slot(targets: dict[str, Any]) -> None:
     """The fds layer moves the image down next to 0-2 and NOFILE is one above: nothing new can be opened."""
     names = ["open", "connect", "udp", "unix", "abstract", "write", "fds"]
-    outcomes = probe(names, ["fds", "rlimits"], **targets)
+    outcomes = attempt(names, ["fds", "rlimits"], **targets)
     assert outcomes.pop("fds")["fds"] == [0, 1, 2, 3]
     assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "EMFILE")
 
 
 def test_seccomp_alone_answers_enosys_and_kills_exec(port: int) -> None:
-    outcomes = probe(["open", "connect", "fork"], ["seccomp"], port=port)
+    outcomes = attempt(["open", "connect", "fork"], ["seccomp"], port=port)
     assert {name: errno_of(outcome) for name, outcome in outcomes.items()} == dict.fromkeys(outcomes, "ENOSYS")
     assert exit_of(["exec"], ["seccomp"]) == -signal.SIGSYS
 
 
 def test_seccomp_refuses_executable_memory() -> None:
     script = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_EXEC)"
-    rules = "from workbench.engine import seccomp_filter as s; s.Filter(s.parse_rules()).load()"
+    rules = "from workbench.engine.child import seccomp_filter as s; s.Filter(s.parse_rules()).load()"
     code = f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r}); {rules}; {script}"
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=30)
     assert "PermissionError: [Errno 13]" in done.stderr
 
 
 def test_namespaces_alone_show_an_empty_root_and_no_network(port: int) -> None:
-    outcomes = probe(["open", "connect"], ["namespaces"], port=port)
+    outcomes = attempt(["open", "connect"], ["namespaces"], port=port)
     assert errno_of(outcomes["open"]) == "ENOENT"
     assert errno_of(outcomes["connect"]) == "ENETUNREACH"
 
 
 def test_rlimits_alone_refuse_memory_and_file_growth(tmp_path: Path) -> None:
     target = tmp_path / "grown"
-    outcomes = probe(["memory", "write"], ["rlimits"], write_path=str(target))
+    outcomes = attempt(["memory", "write"], ["rlimits"], write_path=str(target))
     assert outcomes["memory"]["detail"].startswith("MemoryError")
     assert errno_of(outcomes["write"]) == "EFBIG"
     assert target.stat().st_size == 0
@@ -131,7 +133,7 @@ def test_rlimits_alone_refuse_memory_and_file_growth(tmp_path: Path) -> None:
 
 def test_process_limit_refuses_fork_once_unprivileged() -> None:
     """NPROC 0 binds every uid but root, so the child drops root first (as nobody, or as itself)."""
-    assert errno_of(probe(["fork"], ["user", "rlimits"])["fork"]) == "EAGAIN"
+    assert errno_of(attempt(["fork"], ["user", "rlimits"])["fork"]) == "EAGAIN"
 
 
 def test_busy_loop_is_stopped_at_the_cpu_limit() -> None:
@@ -147,7 +149,7 @@ def test_held_child_shows_its_layers_in_proc() -> None:
     """NoNewPrivs 1, Seccomp 2, nobody without groups, not dumpable, and only its own descriptors."""
     hold_r, hold_w = os.pipe()
     leaked = os.open(os.devnull, os.O_RDONLY)  # inherited by mistake: the child must close it
-    request = {"fd": hold_r, "path": "(hold)", "probe": ["hold"]}
+    request = {"fd": hold_r, "path": "(hold)", "escapes": ["hold"]}
     proc = subprocess.Popen(client.engine_command(), **client.spawn_options((hold_r, leaked)))
     os.close(leaked)
     os.close(hold_r)
@@ -224,7 +226,7 @@ def test_other_systems_report_linux_layers_unavailable(monkeypatch: pytest.Monke
 
 
 def test_sandbox_check_shows_every_layer_on_and_every_attempt_blocked(capsys: pytest.CaptureFixture[str]) -> None:
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     assert main(["sandbox-check", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -242,8 +244,8 @@ def test_sandbox_check_shows_every_layer_on_and_every_attempt_blocked(capsys: py
 def test_sandbox_check_fails_when_a_required_layer_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from workbench.cli import main
-    from workbench.models import settings
+    from workbench.cli.main import main
+    from workbench.policy import settings
 
     real = settings.load
 
@@ -268,13 +270,14 @@ def test_every_format_parses_under_the_full_sandbox(qemu_create: Any) -> None:
         "img.luks", "luks", "16M", "--object", "secret,id=s0,data=pw", "-o", "key-secret=s0,iter-time=10"
     )
 
-    async def run(options: client.EngineOptions) -> dict[str, dict[str, Any]]:
-        reports = await asyncio.gather(*(client.inspect_path(str(path), fmt, options) for fmt, path in images.items()))
+    async def run(options: client.EngineOptions, runner: client.Runner = client.FRESH) -> dict[str, dict[str, Any]]:
+        inspections = (client.inspect_path(str(path), fmt, options, runner=runner) for fmt, path in images.items())
+        reports = await asyncio.gather(*inspections)
         return dict(zip(images, reports, strict=True))
 
     async def both() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        async with client.Zygote() as zygote:
-            return await run(client.EngineOptions()), await run(client.EngineOptions(zygote=zygote))
+        async with client.ForkServerRunner() as zygote:
+            return await run(client.EngineOptions()), await run(client.EngineOptions(), zygote)
 
     for reports in asyncio.run(both()):
         for fmt, report in reports.items():

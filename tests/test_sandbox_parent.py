@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine import check, client
-from workbench.models import policy as policy_mod
-from workbench.models import settings as settings_mod
-from workbench.models.property_model import overview_nodes
+from workbench.host import runner as client
+from workbench.host import sandbox_check as check
+from workbench.policy import policy as policy_mod
+from workbench.policy import settings as settings_mod
+from workbench.ui.qtmodels.property_model import overview_nodes
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def _lying_child(monkeypatch: pytest.MonkeyPatch, first_line: dict[str, str], re
     async def run_child(*args: Any) -> client.ChildOutcome:
         return client.ChildOutcome(0, out, b"")
 
-    monkeypatch.setattr(client, "run_child", run_child)
+    monkeypatch.setattr(client.FreshProcessRunner, "run", run_child)
 
 
 def test_the_report_shows_the_line_sent_before_parsing(
@@ -88,9 +89,9 @@ def fake_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("fake_zygote")
 def test_a_dead_zygote_leaves_its_last_stderr_lines_in_the_error(raw_image: Path) -> None:
     async def run() -> str:
-        async with client.Zygote() as zygote:
+        async with client.ForkServerRunner() as zygote:
             with pytest.raises(client.InspectError) as caught:
-                await client.inspect_path(str(raw_image), "raw", client.EngineOptions(zygote=zygote))
+                await client.inspect_path(str(raw_image), "raw", client.EngineOptions(), runner=zygote)
             return str(caught.value)
 
     message = asyncio.run(run())
@@ -101,7 +102,7 @@ def test_a_dead_zygote_leaves_its_last_stderr_lines_in_the_error(raw_image: Path
 @pytest.mark.usefixtures("fake_zygote")
 def test_a_zygote_without_a_required_layer_is_refused_by_the_parent() -> None:
     with pytest.raises(client.InspectError) as caught:
-        asyncio.run(client.Zygote(["rlimits"]).start())
+        asyncio.run(client.ForkServerRunner(["rlimits"]).start())
     assert str(caught.value).startswith("the engine zygote did not start: sandbox layers required but not on: rlimits")
     assert caught.value.sandbox == {"rlimits": "failed: no limits here"}
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from workbench import triage
-from workbench.engine import client, sandbox, winjob, worker
+from workbench.engine.child import sandbox, winjob, worker
+from workbench.host import runner as client
+from workbench.triage import run as triage
 
 GIB = 1 << 30
 
@@ -243,7 +244,7 @@ def test_triage_falls_back_to_fresh_processes_without_a_fork_server(
     monkeypatch.setattr(sys, "platform", platform)
     notes: list[str] = []
 
-    async def pool() -> client.Zygote | None:
+    async def pool() -> client.ForkServerRunner | None:
         async with triage.engine_pool([], notes.append) as zygote:
             return zygote
 

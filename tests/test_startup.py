@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.engine import checksums
 from workbench.engine.formats import KNOWN_NAMES
 
@@ -25,9 +25,9 @@ HEAVY = (
     "logging",
     "defusedxml",
     "workbench.engine.formats",
-    "workbench.engine.client",
-    "workbench.models.settings",
-    "workbench.models.policy",
+    "workbench.host.runner",
+    "workbench.policy.settings",
+    "workbench.policy.policy",
     "workbench.inspector",
 )
 
@@ -58,7 +58,7 @@ def test_version_and_help_import_nothing_an_inspection_needs(args: tuple[str, ..
 
 def test_version_fast_path_prints_what_the_parser_prints(capsys: pytest.CaptureFixture[str]) -> None:
     fast, modules = modules_after("--version")
-    assert "workbench.cli" not in modules  # answered before the command line is built
+    assert "workbench.cli.main" not in modules  # answered before the command line is built
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
     assert exited.value.code == 0
@@ -110,7 +110,7 @@ def test_uuid_text_is_what_the_uuid_module_prints() -> None:
 
 def test_subcommands_listed_from_the_folder_are_those_pkgutil_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     """A frozen program lists them with pkgutil (from its archive); both ways must find the same modules."""
-    from workbench import commands
+    from workbench.cli import commands
 
     from_folder = sorted(commands._module_names())
     monkeypatch.setattr(sys, "frozen", True, raising=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.textsafe import printable
+from workbench.render.textsafe import printable
 
 
 def test_escapes_terminal_controls() -> None:

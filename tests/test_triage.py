@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from tests.test_cli import run_cli
-from workbench import triage
-from workbench.engine import client
+from workbench.host import runner as client
 from workbench.inspector import Request
+from workbench.triage import run as triage
+from workbench.triage.walk import Entry, walk
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def uploads(tmp_path: Path) -> Path:
 
 
 def test_walk_lists_files_and_refuses_symlinks_without_entering_them(uploads: Path) -> None:
-    entries = list(triage.walk([str(uploads)]))
+    entries = list(walk([str(uploads)]))
     by_name = {Path(e.path).name: e for e in entries}
     assert sorted(by_name) == ["disk.raw", "link.raw", "linked-folder", "notes.bin", "pipe.raw", "top.raw"]
     assert "symbolic link" in (by_name["link.raw"].refused or "")
@@ -59,14 +60,14 @@ def test_walk_reports_unlistable_folders(uploads: Path, monkeypatch: pytest.Monk
             raise PermissionError(13, "Permission denied")
         return real_scandir(folder)
 
-    monkeypatch.setattr(triage.os, "scandir", scandir)
-    entries = list(triage.walk([str(uploads)]))
+    monkeypatch.setattr(os, "scandir", scandir)
+    entries = list(walk([str(uploads)]))
     refused = [e for e in entries if e.path.endswith("customer-a")]
     assert refused and "Permission denied" in (refused[0].refused or "")
 
 
 def test_walk_of_an_empty_folder_is_empty(tmp_path: Path) -> None:
-    assert list(triage.walk([str(tmp_path)])) == []
+    assert list(walk([str(tmp_path)])) == []
 
 
 def test_triage_writes_every_output_and_exits_30_when_a_file_failed(uploads: Path, tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ def special_files(folder: Path) -> dict[str, str]:
 def test_walk_decides_from_lstat_and_refuses_special_files(tmp_path: Path) -> None:
     special = special_files(tmp_path)
     (tmp_path / "disk.raw").write_bytes(bytes(512))
-    entries = {Path(e.path).name: e for e in triage.walk([str(tmp_path)])}
+    entries = {Path(e.path).name: e for e in walk([str(tmp_path)])}
     assert sorted(entries) == sorted([*special, "disk.raw"])
     for name, kind in special.items():
         assert entries[name].refused == f"is {kind}: triage reads only regular files; not opened"
@@ -205,7 +206,7 @@ def test_strace_shows_no_open_of_device_nodes_fifos_or_sockets(tmp_path: Path) -
 @pytest.mark.parametrize("swap", ["symlink", "other-folder"])
 def test_folder_swapped_after_the_walk_is_not_followed(uploads: Path, tmp_path: Path, swap: str) -> None:
     """A folder replaced between the walk and the open never redirects the open: a failed row, not a read."""
-    entries = list(triage.walk([str(uploads)]))
+    entries = list(walk([str(uploads)]))
     decoy = tmp_path / "outside"  # holds a disk.raw of its own
     (decoy / "disk.raw").write_bytes(bytes(1 << 16))
     (uploads / "customer-a").rename(tmp_path / "moved")
@@ -221,7 +222,7 @@ def test_folder_swapped_after_the_walk_is_not_followed(uploads: Path, tmp_path: 
 
 
 def test_file_removed_after_the_walk_is_a_failed_row(uploads: Path) -> None:
-    entries = list(triage.walk([str(uploads)]))
+    entries = list(walk([str(uploads)]))
     (uploads / "top.raw").unlink()
     reports = {r["path"]: r for r in asyncio.run(collect(entries))}
     assert reports[str(uploads / "top.raw")]["error"] == "no such file (removed since it was checked?)"
@@ -231,7 +232,7 @@ def test_file_removed_after_the_walk_is_a_failed_row(uploads: Path) -> None:
 def test_file_removed_while_the_folder_is_walked_is_a_failed_row(tmp_path: Path) -> None:
     for name in ("a.raw", "b.raw"):
         (tmp_path / name).write_bytes(bytes(512))
-    entries = triage.walk([str(tmp_path)])
+    entries = walk([str(tmp_path)])
     assert next(entries).walked is not None  # the folder is listed, a.raw looked at
     (tmp_path / "b.raw").unlink()
     gone = next(entries)
@@ -247,6 +248,6 @@ def test_triage_refuses_follow_symlinks(uploads: Path) -> None:
     assert result.stdout == ""
 
 
-async def collect(entries: list[triage.Entry]) -> list[dict[str, Any]]:
+async def collect(entries: list[Entry]) -> list[dict[str, Any]]:
     """Every report of a triage of ``entries`` (real engine, a fresh process per image)."""
     return [report async for report in triage.run(entries, lambda path: Request(path, timeout=30), 2)]

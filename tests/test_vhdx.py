@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import finding_ids, inspect_bytes, inspect_file
+from tests.helpers import details_of, finding_ids, inspect_bytes, inspect_file
 from workbench.engine.formats.vhdx import BAT, METADATA, PARENT_LOCATOR, crc32c
 from workbench.samples import vhdx as samples
 from workbench.samples.misc import mutated
@@ -22,10 +22,6 @@ UNKNOWN = "11111111-2222-4333-8444-555555555555"
 
 def inspect_vhdx_bytes(tmp_path: Path, data: bytes, name: str = "image.vhdx") -> dict:
     return inspect_bytes(tmp_path, data, "vhdx", name)
-
-
-def details_of(rep: dict, finding: str) -> list[str]:
-    return [f["detail"] for f in rep["findings"] if f["id"] == finding]
 
 
 def bitwise_crc32c(data: bytes) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
 from workbench.engine.fields import MAX_TEXT
 from workbench.engine.formats import vmdk as parser
 from workbench.engine.inspection import MAX_LIST
@@ -22,10 +22,6 @@ def write(tmp_path: Path, data: bytes, name: str = "disk.vmdk") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
-
-
-def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
-    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
 
 
 @pytest.mark.qemu

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
 from workbench.samples import vpc
 from workbench.samples.vpc import Locator
 
@@ -20,10 +20,6 @@ def write(tmp_path: Path, data: bytes, name: str = "disk.vhd") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
-
-
-def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
-    return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
 
 
 def refooter(data: bytes, **fields: bytes) -> bytes:

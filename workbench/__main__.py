@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--engine-worker":
-        from workbench.engine.worker import main as engine_main
+        from workbench.engine.child.worker import main as engine_main
 
         engine_main()
     if sys.argv[1:] == ["--version"]:  # answered before the command line's imports, as fast as a shell builtin
@@ -15,7 +15,7 @@ def main() -> None:
 
         print(f"workbench {__version__}")
         sys.exit(0)
-    from workbench.cli import main as cli_main
+    from workbench.cli.main import main as cli_main
 
     sys.exit(cli_main())
 

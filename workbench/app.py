@@ -15,9 +15,9 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-from .cli import WINDOW_USAGE, add_window_options
+from .cli.main import WINDOW_USAGE, add_window_options
 
 log = logging.getLogger("workbench")
 
@@ -97,7 +97,7 @@ def run_gui(argv: Sequence[str]) -> int:
     from .ui.icons import icon
     from .ui.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
     app.setApplicationName("workbench")
     app.setApplicationDisplayName("Disk Image Workbench")
     app.setDesktopFileName("workbench")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # the engine client and the inspector are imported on first use: the CLI's help needs neither
+    from .host.runner import Runner
     from .inspector import Request
 
 DEFAULT_MAX_DEPTH = 16
@@ -174,10 +175,10 @@ def next_link(
     if identity in seen:
         detail = f"{recorded!r} ({path}) is link {seen[identity] + 1} of this chain again"
         return End("loop", detail, "backing-loop", recorded, path)
-    from .inspector import PROBE
+    from .inspector import DETECT
 
     fmt = backing.get("format")
-    return Parent(recorded, path, fmt if isinstance(fmt, str) and fmt else PROBE, identity)
+    return Parent(recorded, path, fmt if isinstance(fmt, str) and fmt else DETECT, identity)
 
 
 def _add(link: dict[str, Any], finding: str, detail: str) -> None:
@@ -185,7 +186,7 @@ def _add(link: dict[str, Any], finding: str, detail: str) -> None:
     if any(f["id"] == finding for f in link["findings"]):
         return
     from .engine.findings import make
-    from .models.policy import verdict_of
+    from .policy.policy import verdict_of
 
     link["findings"].append(make(finding, detail).to_json())
     link["verdict"] = verdict_of(link["findings"])
@@ -214,21 +215,24 @@ def _mark(link: dict[str, Any], named_as: str | None) -> dict[str, Any]:
     return link
 
 
-async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+async def follow(
+    request: Request, roots: Iterable[str] = (), max_depth: int = DEFAULT_MAX_DEPTH, runner: Runner | None = None
+) -> dict[str, Any]:
     """The image's report with its backing chain; never raises for bad input.
 
     Added keys: ``chain`` (every inspected link's report, the image first, then its parents), ``chain_end``
     (why and where the chain stopped) and ``chain_verdict`` (the worst link's verdict). ``roots`` are the
-    folders allowed besides the image's own.
+    folders allowed besides the image's own; ``runner`` makes each link's child (a fresh process by default).
     """
     import dataclasses
 
-    from .engine.client import Walked
-    from .inspector import PROBE, inspect
-    from .models.policy import worst
+    from .host.runner import FRESH, Walked
+    from .inspector import DETECT, inspect
+    from .policy.policy import worst
 
     allowed = allowed_roots(request.path, roots)
-    link = _mark(await inspect(request), None)
+    runner = runner or FRESH
+    link = _mark(await inspect(request, runner), None)
     chain = [link]
     seen: dict[tuple[int, int], int] = {}
     identity = _identity(request.path, request.follow_symlinks)
@@ -242,13 +246,13 @@ async def follow(request: Request, roots: Iterable[str] = (), max_depth: int = D
             step = End("depth", detail, "backing-depth", step.name, step.path)
         if isinstance(step, End):
             break
-        if step.declared == PROBE:
+        if step.declared == DETECT:
             _add(link, "backing-format-unspecified", f"backing file {step.name!r} has no recorded format: probed")
         walked = Walked(*_below_root(step.path, allowed), step.identity)  # opened as it was checked, or refused
         parent = dataclasses.replace(
             request, path=step.path, declared=step.declared, follow_symlinks=False, walked=walked
         )
-        link = _mark(await inspect(parent), step.name)
+        link = _mark(await inspect(parent, runner), step.name)
         chain.append(link)
         identity, folder = step.identity, os.path.dirname(step.path)
     if step.finding:

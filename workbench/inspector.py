@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.client import EngineOptions, InspectError, Walked, Zygote, inspect_path
 from .engine.findings import make
-from .models import policy as policy_mod
-from .models.report import SCHEMA, ReplyError, validate
+from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, inspect_path
+from .host.validate import SCHEMA, ReplyError, validate
+from .policy import policy as policy_mod
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
 EXTENSIONS = {
@@ -36,7 +36,7 @@ EXTENSIONS = {
 
 
 # ``Request.declared`` value: detect the format from the bytes alone, even when the file name has an extension.
-PROBE = "probe"
+DETECT = "probe"
 _UNDECLARED = {
     "none": "no format was declared and the file name does not say one: the format above was probed",
     "probe": "the image that names this file records no format for it: the format above was probed",
@@ -49,14 +49,13 @@ def format_from_extension(path: str) -> str | None:
 
 @dataclass
 class Request:
-    """What to inspect and how; ``declared=None`` means "from the extension", :data:`PROBE` "from the bytes"."""
+    """What to inspect and how; ``declared=None`` means "from the extension", :data:`DETECT` "from the bytes"."""
 
     path: str
     declared: str | None = None
     follow_symlinks: bool = False
     policy: policy_mod.Policy = field(default_factory=policy_mod.Policy)
     timeout: float = 20.0
-    zygote: Zygote | None = None  # a running fork server for batches; None: a fresh process
     include_bytes: bool = True  # hex of the bytes read, for the hex view; batches leave it out
     walked: Walked | None = None  # found by a folder walk: reopened through its folders, as the walk saw it
 
@@ -74,11 +73,12 @@ def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str
     }
 
 
-async def inspect(request: Request) -> dict[str, Any]:
-    """The validated report with its verdict, or a failed report: never an exception for bad input."""
+async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
+    """The validated report with its verdict, or a failed report: never an exception for bad input.
+    ``runner`` makes the engine child (a fresh process by default; a fork server for batches)."""
     declared = request.declared
     source = "argument"
-    if declared == PROBE:
+    if declared == DETECT:
         declared, source = None, "probe"
     elif declared is None:
         declared = format_from_extension(request.path)
@@ -86,11 +86,11 @@ async def inspect(request: Request) -> dict[str, Any]:
     options = EngineOptions(
         timeout=request.timeout,
         require_layers=request.policy.required_layers,
-        zygote=request.zygote,
         include_bytes=request.include_bytes,
     )
     try:
-        raw = await inspect_path(request.path, declared, options, request.follow_symlinks, request.walked)
+        opened = (request.follow_symlinks, request.walked)
+        raw = await inspect_path(request.path, declared, options, *opened, runner=runner)
         report = validate(raw)
     except InspectError as exc:
         return failed_report(request.path, declared, str(exc), exc.sandbox)
@@ -103,12 +103,14 @@ async def inspect(request: Request) -> dict[str, Any]:
     return policy_mod.apply(report, request.policy)
 
 
-async def inspect_many(requests: Iterable[Request], jobs: int = os.cpu_count() or 2) -> list[dict[str, Any]]:
+async def inspect_many(
+    requests: Iterable[Request], jobs: int = os.cpu_count() or 2, runner: Runner = FRESH
+) -> list[dict[str, Any]]:
     """Reports in the order of ``requests``, with at most ``jobs`` children at once."""
     gate = asyncio.Semaphore(max(1, jobs))
 
     async def one(request: Request) -> dict[str, Any]:
         async with gate:
-            return await inspect(request)
+            return await inspect(request, runner)
 
     return list(await asyncio.gather(*(one(r) for r in requests)))

@@ -25,8 +25,8 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="workbench-shots-")  # d
 import qasync  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from workbench import demo  # noqa: E402
-from workbench.models import settings as settings_mod  # noqa: E402
+from workbench.demo import images as demo  # noqa: E402
+from workbench.policy import settings as settings_mod  # noqa: E402
 from workbench.ui import theme  # noqa: E402
 from workbench.ui.icons import icon  # noqa: E402
 from workbench.ui.main_window import MainWindow  # noqa: E402

@@ -12,15 +12,15 @@ import stat
 from collections.abc import Sequence
 from typing import Any
 
-from ..models.policy import verdict_of
-from ..textsafe import printable
+from ..policy.policy import verdict_of
+from ..render.textsafe import printable
+from ..schema import most_severe_first
 from . import KINDS, AuditError, domain_xml, qemu_conf
 from .findings import AuditFinding
 
 SCHEMA = "workbench-audit/1"
 MAX_FILE = 1 << 20  # a domain XML or qemu.conf is a few tens of KiB
 MAX_FINDINGS = 200
-_SEVERITY_ORDER = ("critical", "warning", "info")
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -65,7 +65,7 @@ def _findings(data: bytes, kind: str, roots: tuple[str, ...]) -> tuple[list[Audi
 def _capped(findings: list[AuditFinding]) -> list[AuditFinding]:
     if len(findings) <= MAX_FINDINGS:
         return findings
-    order = sorted(findings, key=lambda finding: _SEVERITY_ORDER.index(finding.severity))
+    order = sorted(findings, key=lambda finding: most_severe_first(finding.severity))
     dropped = len(findings) - MAX_FINDINGS
     note = AuditFinding("audit-truncated", f"{len(findings)} findings; the {dropped} least severe are not listed")
     return [note, *order[:MAX_FINDINGS]]
@@ -87,7 +87,7 @@ def audit_path(path: str, kind: str | None = None, image_roots: Sequence[str] = 
         report["error"] = str(exc)
         return report
     rows = [finding.to_json() for finding in _capped(findings)]
-    rows.sort(key=lambda row: _SEVERITY_ORDER.index(row["severity"]))
+    rows.sort(key=lambda row: most_severe_first(row["severity"]))
     report.update(summary=summary, findings=rows, verdict=verdict_of(rows))
     return report
 

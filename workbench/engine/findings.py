@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-INFO, WARNING, CRITICAL = "info", "warning", "critical"
+from ..schema import Severity
+
+INFO, WARNING, CRITICAL = Severity.INFO, Severity.WARNING, Severity.CRITICAL
 
 _GUIDE = "Secure Usage of Libvirt"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..schema import most_severe_first
 from .fields import Field
 from .findings import CRITICAL, INFO, Finding, make
 from .limits import (
@@ -25,7 +26,6 @@ from .limits import (
     REPLY_BUDGET,
 )
 
-_RANK = {"critical": 0, "warning": 1, "info": 2}
 RESERVED = 10  # room kept in the findings list for the cut findings themselves
 SHORT_STRING = 256  # the last resort of a reply over budget: every string cut to this
 SHOWN_KEYS = 16  # names of capped keys quoted in one finding
@@ -57,8 +57,9 @@ def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[
         }
         sink.append(item)
         if node.children:
-            item["children"] = []
-            stack.extend((child, item["children"], depth + 1) for child in reversed(node.children))
+            children: list[dict[str, Any]] = []
+            item["children"] = children
+            stack.extend((child, children, depth + 1) for child in reversed(node.children))
     return out, left
 
 
@@ -93,7 +94,7 @@ def findings(found: list[Finding], limit: int = MAX_LIST - RESERVED) -> tuple[li
     """At most ``limit`` findings, the most severe kept, in their original order; and how many were left."""
     if len(found) <= limit:
         return found, 0
-    order = sorted(range(len(found)), key=lambda i: (_RANK.get(found[i].severity, 0), i))
+    order = sorted(range(len(found)), key=lambda i: (most_severe_first(found[i].severity), i))
     keep = sorted(order[:limit])
     return [found[i] for i in keep], len(found) - limit
 

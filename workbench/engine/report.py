@@ -8,6 +8,7 @@ import time
 import traceback
 from typing import Any
 
+from ..schema import SCHEMA
 from . import detect, fit
 from .fields import Field
 from .findings import CRITICAL, INFO, WARNING, make
@@ -16,7 +17,6 @@ from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
 
-SCHEMA = "workbench-report/1"
 U64_MAX = MAX_INT - 1
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
-from ..models.node_model import Node
-from ..models.property_model import PropertyModel, audit_nodes
 from .findings_page import FindingsPage
 from .icons import all_icons
+from .qtmodels.node_model import Node
+from .qtmodels.property_model import PropertyModel, audit_nodes
 from .widgets import fit_columns, plain_label, tree_view
 
 EXPLANATION = (

@@ -7,9 +7,10 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from ..models.chain_model import ChainModel, end_text
-from ..textsafe import printable
+from ..render.textsafe import printable
 from .icons import all_icons
+from .page_state import PageState
+from .qtmodels.chain_model import ChainModel, end_text
 from .widgets import plain_label, tree_view
 
 EXPLANATION = (
@@ -47,6 +48,10 @@ class ChainPage(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.end)
+
+    def show_state(self, state: PageState) -> None:
+        entry = state.entry
+        self.show_chain(entry.chain if entry else None, state.following, entry is not None)
 
     def show_chain(self, report: dict[str, Any] | None, running: bool, available: bool) -> None:
         """``report`` from :func:`workbench.chain.follow` (``None``: not followed); ``available``: an image is shown."""

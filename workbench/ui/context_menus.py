@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QAbstractItemView, QMenu
 
-from ..models.findings_model import finding_text
-from ..models.node_model import PAYLOAD_ROLE
-from ..textsafe import printable
+from ..render.textsafe import printable
+from .qtmodels.findings_model import finding_text
+from .qtmodels.node_model import PAYLOAD_ROLE
 from .row_actions import copy_text, menu, reveal_in_folder
 
 if TYPE_CHECKING:

@@ -15,7 +15,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 READ = 16  # bytes the inspector needs at most (a GUID)
-_INTEGERS = (("u8", "B", 1), ("i8", "b", 1), ("u16", "H", 2), ("i16", "h", 2), ("u32", "I", 4), ("i32", "i", 4))
+_INTEGERS: tuple[tuple[str, str, int], ...] = (
+    ("u8", "B", 1),
+    ("i8", "b", 1),
+    ("u16", "H", 2),
+    ("i16", "h", 2),
+    ("u32", "I", 4),
+    ("i32", "i", 4),
+)
 _INTEGERS += (("u64", "Q", 8), ("i64", "q", 8))
 _FLOATS = (("float32", "f", 4), ("float64", "d", 8))
 _EPOCH_1601 = datetime.datetime(1601, 1, 1, tzinfo=datetime.UTC)
@@ -84,4 +91,5 @@ class DataInspector(QTreeWidget):
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
     def values(self) -> dict[str, str]:
-        return {self.topLevelItem(n).text(0): self.topLevelItem(n).text(1) for n in range(self.topLevelItemCount())}
+        items = (self.topLevelItem(n) for n in range(self.topLevelItemCount()))
+        return {item.text(0): item.text(1) for item in items if item is not None}

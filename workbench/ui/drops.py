@@ -7,7 +7,7 @@ import re
 
 from PySide6.QtCore import QUrl
 
-from ..textsafe import printable
+from ..render.textsafe import printable
 
 
 def split_urls(urls: list[QUrl]) -> tuple[list[str], list[str]]:

@@ -8,12 +8,13 @@ from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, QP
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QMenu, QPushButton, QSplitter, QVBoxLayout, QWidget
 
-from ..models.field_tree_model import FieldFilterProxy, FieldTreeModel
-from ..models.node_model import PAYLOAD_ROLE, Node
-from ..textsafe import printable
+from ..render.textsafe import printable
 from .hex_find import COPY_FORMATS, copy_as
 from .hex_pane import HexPane
 from .hex_view import regions_of
+from .page_state import PageState
+from .qtmodels.field_tree_model import FieldFilterProxy, FieldTreeModel
+from .qtmodels.node_model import PAYLOAD_ROLE, Node
 from .row_actions import copy_text, menu
 from .widgets import fit_columns, tree_view
 
@@ -59,6 +60,9 @@ class FieldsPage(QWidget):
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
+
+    def show_state(self, state: PageState) -> None:
+        self.show_report(state.report)
 
     def show_report(self, report: dict[str, Any] | None) -> None:
         self.model.set_fields((report or {}).get("fields") or [])

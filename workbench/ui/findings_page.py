@@ -7,9 +7,10 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtWidgets import QPlainTextEdit, QSplitter, QVBoxLayout, QWidget
 
-from ..models.findings_model import FindingsModel, finding_text
-from ..models.node_model import PAYLOAD_ROLE
 from .icons import all_icons
+from .page_state import PageState
+from .qtmodels.findings_model import FindingsModel, finding_text
+from .qtmodels.node_model import PAYLOAD_ROLE
 from .widgets import fit_columns, tree_view
 
 
@@ -37,6 +38,9 @@ class FindingsPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addWidget(split)
+
+    def show_state(self, state: PageState) -> None:
+        self.show_report(state.report)
 
     def show_report(self, report: dict[str, Any] | None) -> None:
         """Show the report's findings, the worst one selected (its detail below)."""

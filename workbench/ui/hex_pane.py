@@ -4,6 +4,7 @@ The cursor offset and the selection length go to the status bar (:attr:`HexPane.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -91,7 +92,7 @@ class HexPane(QWidget):
         self.hex.setFocus()
         return True
 
-    def find(self, backwards: bool = False) -> tuple[int, int] | None:
+    def find(self, backwards: bool = False) -> tuple[int, int] | None:  # type: ignore[override]  # not QWidget.find
         """The next (previous) match of the find bar's text after (before) the cursor, selected."""
         try:
             what = hex_find.needle(self.find_bar.text.text(), self.find_bar.mode.currentText())
@@ -131,7 +132,7 @@ class HexPane(QWidget):
         if offset is not None and not (selected and selected[0] <= offset < selected[1]):
             self.hex.select_byte(offset)
         items: list[tuple[str, Callable[[], Any]] | None] = [
-            (f"Copy as {kind}", lambda k=kind: self.copy_selection(k)) for kind in hex_find.COPY_FORMATS
+            (f"Copy as {kind}", functools.partial(self.copy_selection, kind)) for kind in hex_find.COPY_FORMATS
         ]
         items += [None, ("Go to Offset… (Ctrl+G)", self.go_to_dialog), ("Find… (Ctrl+F)", self.find_bar.open)]
         return menu(self, items)

@@ -214,8 +214,13 @@ class HexView(QAbstractScrollArea):
 
     def event(self, event: QEvent) -> bool:
         """Keep Ctrl+F, Ctrl+G and Ctrl+C for the pane while it has the focus (the window has its own)."""
-        override = event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
-        if override and event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in TOOL_KEYS:
+        override = event.type() == QEvent.Type.ShortcutOverride
+        if (
+            override
+            and isinstance(event, QKeyEvent)
+            and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+            and event.key() in TOOL_KEYS
+        ):
             event.accept()
             return True
         return super().event(event)
@@ -230,7 +235,7 @@ class HexView(QAbstractScrollArea):
             Qt.Key.Key_PageDown: WIDTH * self._visible_rows(),
         }
         if event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in TOOL_KEYS:
-            self.tool_requested.emit(TOOL_KEYS[event.key()])
+            self.tool_requested.emit(TOOL_KEYS[Qt.Key(event.key())])
             return
         step = steps.get(Qt.Key(event.key()))
         if step is None or not self.regions:
@@ -267,8 +272,8 @@ class HexView(QAbstractScrollArea):
             painter.drawText(6, ascent, f"⋯ {start:,} bytes not read ⋯")
             return
         painter.drawText(6, ascent, f"{start:0{self._digits}x}")
-        cells = [(column, start + column, self.byte_at(start + column)) for column in range(WIDTH)]
-        cells = [(column, at, value) for column, at, value in cells if value is not None]
+        held = ((column, start + column, self.byte_at(start + column)) for column in range(WIDTH))
+        cells = [(column, at, value) for column, at, value in held if value is not None]
         for column, at, _ in cells:  # backgrounds first, so no fill covers a neighbour's text
             fill = self._fill(palette, at)
             if fill is not None:

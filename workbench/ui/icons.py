@@ -7,10 +7,12 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
+from ..schema import SEVERITIES_WORST_FIRST, Verdict
+
 NAMES = (
     "workbench",
-    *(f"verdict-{v}" for v in ("accept", "review", "reject", "failed", "pending")),
-    *(f"severity-{s}" for s in ("critical", "warning", "info")),
+    *(f"verdict-{v}" for v in (*Verdict, "pending")),
+    *(f"severity-{s}" for s in SEVERITIES_WORST_FIRST),
 )
 
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from ..engine.formats import KNOWN_NAMES
 from ..inspector import format_from_extension
-from ..models.image_list_model import (
+from .qtmodels.image_list_model import (
     DECLARED,
     ENTRY_ROLE,
     FORMAT,

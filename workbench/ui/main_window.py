@@ -11,14 +11,13 @@ audited in a worker thread and listed with the images.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QMimeData, QModelIndex, QObject, Qt
 from PySide6.QtGui import (
@@ -45,14 +44,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import __version__, chain, demo, export
+from .. import __version__
 from ..audit import report as audit_report
-from ..inspector import Request
-from ..models import settings as settings_mod
-from ..models.image_list_model import DECLARED, Entry, ImageListModel
-from ..models.node_model import tooltip
-from ..render_text import summary
-from ..textsafe import printable
+from ..demo import images as demo
+from ..policy import settings as settings_mod
+from ..render import export
+from ..render.text import summary
+from ..render.textsafe import printable
+from ..schema import VERDICTS_SHOWN
 from . import context_menus, drops, theme
 from .audit_page import AuditPage
 from .chain_page import ChainPage
@@ -61,6 +60,9 @@ from .findings_page import FindingsPage
 from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
+from .page_state import PageState, ReportPage
+from .qtmodels.image_list_model import DECLARED, Entry, ImageListModel
+from .qtmodels.node_model import tooltip
 from .references_page import ReferencesPage
 from .report_header import ReportHeader
 from .row_actions import copy_text
@@ -92,8 +94,13 @@ TABS = (  # page attribute, tab label, tooltip (the whole name)
     ("chain", "&Chain", "Backing chain"),
 )
 WIDE = 1280  # pixels of window width from which the image list shows its Declared column
-VERDICT_ORDER = ("reject", "review", "accept", "failed", "pending")
+VERDICT_ORDER = (*VERDICTS_SHOWN, "pending")  # "pending": not inspected yet
 EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
+
+
+def _shown_verdict(entry: Entry) -> str:
+    """The badge of an entry: its verdict once inspected, ``pending`` until then."""
+    return entry.verdict if entry.state == "done" else "pending"
 
 
 def audit_kind(path: str) -> str | None:
@@ -112,18 +119,16 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or settings_mod.load()
         self.inspect_fn = inspect_fn  # None: sandboxed engine children; tests pass an in-process stand-in
-        self.follow_fn = chain.follow
         self.icons = all_icons()
         self.model = ImageListModel(self)
         self.model.icons = self.icons
         self.session = Session(self.model, self.settings.policy, inspect_fn, jobs, self)
+        self.session.roots = lambda: list(self.settings.allowed_roots)
         self.collector = IdleCollector(self.session.busy, self)
         self.current: Entry | None = None
         self.link: dict[str, Any] | None = None  # a backing chain link shown instead of the current report
         self.triages: list[TriageWindow] = []
-        self._following: set[Entry] = set()
         self._demo_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._pending: set[asyncio.Future[Any]] = set()
         self._stale: set[QWidget] = set()
         self.setWindowTitle(TITLE)
         self.setWindowIcon(icon("workbench"))
@@ -155,6 +160,9 @@ class MainWindow(QMainWindow):
         self.security = SecurityPage()
         self.chain = ChainPage()
         self.audit = AuditPage()
+        tabs: tuple[ReportPage, ...] = (self.overview, self.fields, self.references, self.findings, self.security)
+        tabs += (self.chain,)
+        self._report_pages = {cast(QWidget, page): page for page in tabs}  # each tab filled from one PageState
         self.fields.filter.setAcceptDrops(False)
         self.findings.detail.setAcceptDrops(False)
         self.tabs = QTabWidget()
@@ -274,6 +282,8 @@ class MainWindow(QMainWindow):
         self.model.rowsRemoved.connect(self._show_counts)
         self.model.modelReset.connect(self._show_counts)
         self.session.finished.connect(self._finished)
+        self.session.chain_done.connect(self._finished)
+        self.session.failed.connect(self.notify)
         self.session.progress.connect(self._progress)
         self.session.notice.connect(lambda message: self.statusBar().showMessage(message, 15000))
         self.declared_box.activated.connect(self._declared_chosen)
@@ -356,28 +366,9 @@ class MainWindow(QMainWindow):
         new = [Entry(p, audit=audit_kind(p)) for p in paths if not self.model.find(p)]
         self.model.add(new)
         for entry in new:
-            self._start_audit(entry)
+            self.session.audit(entry)
         self._select_added(new, paths)
         return new
-
-    def _start_audit(self, entry: Entry) -> None:
-        entry.generation += 1
-        entry.state = "running"
-        self.model.refresh(entry)
-        self._spawn(self._audit(entry, entry.generation))
-
-    async def _audit(self, entry: Entry, generation: int) -> None:
-        roots = list(self.settings.allowed_roots)
-        try:  # cheap and synchronous, but it reads a file: never on the UI thread
-            report = await asyncio.to_thread(audit_report.audit_path, entry.path, entry.audit, roots)
-        except Exception as exc:  # the window carries on; the file shows what went wrong
-            log.exception("audit of %r failed", entry.path)
-            report = {"path": entry.path, "kind": entry.audit, "findings": [], "verdict": "failed"}
-            report["error"] = f"internal error: {exc}"
-        if generation == entry.generation and self.model.row_of(entry) >= 0:
-            entry.report, entry.state = report, "done"
-            self.model.refresh(entry)
-            self._finished(entry)
 
     def handle_drop(self, mime: QMimeData) -> bool:
         """Open what a drop names; remote URLs are refused with a notice."""
@@ -462,10 +453,7 @@ class MainWindow(QMainWindow):
             self.declared_box.clear()
             self.setWindowTitle(TITLE)
         else:
-            name = printable(os.path.basename(entry.path), 200)
-            self.title.setText(name)
-            self.title.setToolTip(tooltip(printable(entry.path, 1024)))
-            self._set_badge(entry.verdict if entry.state == "done" else "pending")
+            name = self._show_heading(entry.path, _shown_verdict(entry))
             if audit:
                 self.declared_box.clear()
                 self.audit.show_report(entry.report, entry.state)
@@ -473,13 +461,19 @@ class MainWindow(QMainWindow):
                 fill_declared_box(self.declared_box, entry)
             self.setWindowTitle(f"{name} — {TITLE}")
         self.status_field.setText("")
-        self._stale = {self.overview, self.fields, self.references, self.findings, self.security, self.chain}
+        self._stale = set(self._report_pages)
         self._refresh_page()
 
-    def _set_badge(self, state: str) -> None:
-        self.badge.setPixmap(self.icons[f"verdict-{state}"].pixmap(22, 22))
-        self.badge.setToolTip(state)
-        self.badge.setAccessibleDescription(state)
+    def _show_heading(self, path: str, verdict: str, suffix: str = "") -> str:
+        """The header: the file's name (and ``suffix``), its full path as the tooltip, the verdict's badge;
+        returns the name shown."""
+        name = printable(os.path.basename(path), 200)
+        self.title.setText(name + suffix)
+        self.title.setToolTip(tooltip(printable(path, 1024)))
+        self.badge.setPixmap(self.icons[f"verdict-{verdict}"].pixmap(22, 22))
+        self.badge.setToolTip(verdict)
+        self.badge.setAccessibleDescription(verdict)
+        return name
 
     def _refresh_page(self) -> None:
         """Fill the visible page from the shown report (the image's, or a chain link's); the others wait."""
@@ -489,21 +483,9 @@ class MainWindow(QMainWindow):
             return
         self._stale.discard(page)
         report = self.link or (entry.report if entry else None)
-        if page is self.overview:
-            self.overview.show_report(report, entry.declared_source if entry and not self.link else None, policy)
-            if entry is not None and report is None:
-                self.overview.show_pending(entry.path, entry.state)
-        elif page is self.fields:
-            self.fields.show_report(report)
-        elif page is self.references:
-            self.references.show_report(report, self.settings.allowed_roots)
-        elif page is self.findings:
-            self.findings.show_report(report)
-        elif page is self.security:
-            self.security.show_report(report, policy.required_layers)
-        else:
-            following = entry is not None and entry in self._following
-            self.chain.show_chain(entry.chain if entry else None, following, entry is not None)
+        following = entry is not None and entry in self.session.following
+        state = PageState(entry, report, self.link is not None, policy, list(self.settings.allowed_roots), following)
+        self._report_pages[page].show_state(state)
 
     def _show_link(self, link: dict[str, Any] | None) -> None:
         """Show a backing chain link's report in the other pages (``None``: the image's own report again)."""
@@ -513,17 +495,11 @@ class MainWindow(QMainWindow):
         links = (entry.chain or {}).get("chain") or []
         number = next((n for n, item in enumerate(links) if item is link), None)
         self.link = link if number is not None else None
-        name = printable(os.path.basename(entry.path), 200)
         if link is None or number is None:
-            self.title.setText(name)
-            self.title.setToolTip(tooltip(printable(entry.path, 1024)))
-            self._set_badge(entry.verdict if entry.state == "done" else "pending")
+            self._show_heading(entry.path, _shown_verdict(entry))
         else:
-            shown = printable(os.path.basename(link["path"]), 200)
-            self.title.setText(f"{shown} (backing chain link {number + 1} of {len(links)})")
-            self.title.setToolTip(tooltip(printable(link["path"], 1024)))
-            self._set_badge(link["verdict"])
-        self._stale = {self.overview, self.fields, self.references, self.findings, self.security}
+            self._show_heading(link["path"], link["verdict"], f" (backing chain link {number + 1} of {len(links)})")
+        self._stale = set(self._report_pages) - {self.chain}  # a link has no chain of its own to show
 
     def _finished(self, entry: Entry) -> None:
         if entry is self.current:
@@ -559,7 +535,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         if entry.audit:
-            self._start_audit(entry)
+            self.session.audit(entry)
         else:
             self.session.submit([entry])
         self._show_entry(entry)
@@ -595,26 +571,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Select a disk image to follow its backing chain.", 5000)
             return
         self.tabs.setCurrentWidget(self.chain)
-        if entry not in self._following:
-            self._following.add(entry)
-            self._spawn(self._follow(entry, entry.generation))
-            self._show_entry(entry)
-
-    async def _follow(self, entry: Entry, generation: int) -> None:
-        policy, roots = self.settings.policy(), list(self.settings.allowed_roots)
-        report = None
-        try:
-            zygote = await self.session.fork_server()  # each link is a child forked from the window's server
-            request = Request(entry.path, entry.declared, entry.follow_symlinks, policy, self.session.timeout, zygote)
-            report = await self.follow_fn(request, roots, chain.DEFAULT_MAX_DEPTH)
-        except Exception as exc:  # the window carries on
-            log.exception("following the chain of %r failed", entry.path)
-            self.notify(f"Following the backing chain failed: {printable(exc, 300)}")
-        finally:
-            self._following.discard(entry)
-        if report is not None and generation == entry.generation and self.model.row_of(entry) >= 0:
-            entry.chain = report
-        if entry is self.current:
+        if entry not in self.session.following:
+            self.session.follow(entry)
             self._show_entry(entry)
 
     def remove_selected(self) -> None:
@@ -741,11 +699,11 @@ class MainWindow(QMainWindow):
         if new.allowed_roots != old_roots:
             for entry in self.model.entries:
                 if entry.audit:
-                    self._start_audit(entry)
+                    self.session.audit(entry)
         self._show_entry(self.current)
 
     def set_theme(self, choice: str) -> str:
-        resolved = theme.apply(QApplication.instance(), choice)
+        resolved = theme.apply(cast(QApplication, QApplication.instance()), choice)
         self.theme_actions[choice].setChecked(True)
         if self.settings.theme != choice:
             self.settings.theme = choice
@@ -754,7 +712,7 @@ class MainWindow(QMainWindow):
 
     def _system_scheme_changed(self) -> None:
         if self.settings.theme == "system":
-            theme.apply(QApplication.instance(), "system")
+            theme.apply(cast(QApplication, QApplication.instance()), "system")
 
     def _save_settings(self) -> None:
         try:
@@ -783,14 +741,9 @@ class MainWindow(QMainWindow):
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.open()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
     def busy(self) -> bool:
         """Whether anything asked for is under way: inspections, audits, chains, triage tables."""
-        return self.session.busy() or bool(self._pending) or any(window.running() for window in self.triages)
+        return self.session.busy() or self.session.working() or any(window.running() for window in self.triages)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if watched is self.details and event.type() == QEvent.Type.Resize:
@@ -811,8 +764,6 @@ class MainWindow(QMainWindow):
             window.close()
         self.session.close()
         self.collector.stop()
-        for task in self._pending:
-            task.cancel()
         if self._demo_dir is not None:
             self._demo_dir.cleanup()
         super().closeEvent(event)

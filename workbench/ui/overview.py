@@ -7,12 +7,13 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..models.node_model import Node
-from ..models.policy import Policy
-from ..models.property_model import PropertyModel, overview_nodes
-from ..textsafe import printable
+from ..policy.policy import Policy
+from ..render.textsafe import printable
 from . import theme
 from .icons import all_icons
+from .page_state import PageState
+from .qtmodels.node_model import Node
+from .qtmodels.property_model import PropertyModel, overview_nodes
 from .size_bar import SizeBar
 from .verdict_banner import VerdictBanner
 from .widgets import fit_columns, tree_view
@@ -35,6 +36,12 @@ class OverviewPage(QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(self.size_bar)
         layout.addWidget(self.tree, 1)
+
+    def show_state(self, state: PageState) -> None:
+        source = state.entry.declared_source if state.entry is not None and not state.link else None
+        self.show_report(state.report, source, state.policy)
+        if state.entry is not None and state.report is None:
+            self.show_pending(state.entry.path, state.entry.state)
 
     def show_report(self, report: dict[str, Any] | None, source: str | None, policy: Policy) -> None:
         self.banner.show_report(report)

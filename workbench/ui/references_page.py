@@ -7,9 +7,10 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..models.node_model import PAYLOAD_ROLE
-from ..models.references_model import ReferencesModel
 from .icons import all_icons
+from .page_state import PageState
+from .qtmodels.node_model import PAYLOAD_ROLE
+from .qtmodels.references_model import ReferencesModel
 from .widgets import fit_columns, plain_label, tree_view
 
 EXPLANATION = (
@@ -34,6 +35,9 @@ class ReferencesPage(QWidget):
         layout.addWidget(plain_label(EXPLANATION, wrap=True))
         layout.addWidget(self.empty)
         layout.addWidget(self.tree, 1)
+
+    def show_state(self, state: PageState) -> None:
+        self.show_report(state.report, state.roots)
 
     def show_report(self, report: dict[str, Any] | None, roots: list[str]) -> None:
         refs = (report or {}).get("references") or []

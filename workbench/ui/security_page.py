@@ -6,8 +6,9 @@ from typing import Any
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..models.property_model import PropertyModel, security_nodes
 from .icons import all_icons
+from .page_state import PageState
+from .qtmodels.property_model import PropertyModel, security_nodes
 from .widgets import fit_columns, tree_view
 
 
@@ -20,6 +21,9 @@ class SecurityPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addWidget(self.tree)
+
+    def show_state(self, state: PageState) -> None:
+        self.show_report(state.report, state.policy.required_layers)
 
     def show_report(self, report: dict[str, Any] | None, required: list[str]) -> None:
         self.model.set_nodes(security_nodes(report, required) if report else [])

@@ -3,28 +3,29 @@
 A worker per CPU (not a task per image) keeps a drop of thousands of images cheap for the UI thread.
 The inspect coroutine is injectable (like dangerzone's dummy isolation provider) so window tests can
 answer instantly; the default is :func:`workbench.inspector.inspect`, which runs a sandboxed child. With the
-default, the session keeps one fork server (:class:`~workbench.engine.client.Zygote`) for its lifetime, started
+default, the session keeps one fork server (:class:`~workbench.host.runner.ForkServerRunner`) for its lifetime, started
 at the first inspection: a forked child costs about 10 ms, a fresh interpreter about 130 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from .. import inspector
-from ..engine.client import InspectError, Zygote
-from ..models.image_list_model import Entry, ImageListModel
-from ..models.policy import Policy
+from .. import chain, inspector
+from ..audit import report as audit_report
+from ..host.runner import FRESH, ForkServerRunner, InspectError, Runner
+from ..policy.policy import Policy
+from ..render.textsafe import printable
+from .qtmodels.image_list_model import Entry, ImageListModel
 
 log = logging.getLogger(__name__)
 SYMLINK_FLAG = "(use --follow-symlinks)"
@@ -35,7 +36,9 @@ InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
 class Session(QObject):
     """Queues entries of an :class:`ImageListModel` and stores each report in its entry."""
 
-    finished = Signal(object)  # Entry
+    finished = Signal(object)  # Entry: its report (an inspection's or an audit's) is in
+    chain_done = Signal(object)  # Entry: following its backing chain ended (``entry.chain``, unless it failed)
+    failed = Signal(str)  # an audit or a chain could not be run: the window shows it in its notice bar
     progress = Signal(int, int)  # reports received, images queued (since the queue was last empty)
     notice = Signal(str)  # something the user should know once: the fork server could not start
 
@@ -50,7 +53,7 @@ class Session(QObject):
         super().__init__(parent)
         self.model = model
         self.policy = policy
-        self.inspect_fn = inspect_fn or inspector.inspect
+        self.inspect_fn = inspect_fn  # None: the real engine, through :meth:`runner`
         self.pooled = inspect_fn is None  # a fork server serves real engine children only
         self.jobs = max(1, jobs or os.cpu_count() or 2)
         self.timeout = 20.0
@@ -61,9 +64,13 @@ class Session(QObject):
         self._done = 0
         self._queued = 0
         # The fork server, once asked for: its required layers and its start (None: it could not start).
-        self._engine: tuple[list[str], asyncio.Future[Zygote | None]] | None = None
+        self._engine: tuple[list[str], asyncio.Future[ForkServerRunner | None]] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._closed = False
+        self.roots: Callable[[], list[str]] = list  # the folders backing chains and audits may name
+        self.follow_fn = chain.follow
+        self.following: set[Entry] = set()  # entries whose backing chain is being followed
+        self._tasks: set[asyncio.Future[None]] = set()  # audits and chains under way
 
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
@@ -78,7 +85,59 @@ class Session(QObject):
         """Cancel everything and stop the fork server (in a task; :meth:`closed` says when it is gone)."""
         self._closed = True
         self.cancel()
+        for task in self._tasks:
+            task.cancel()
         self._retire()
+
+    def working(self) -> bool:
+        """Whether an audit or a backing chain is under way."""
+        return bool(self._tasks)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def audit(self, entry: Entry) -> None:
+        """Audit a libvirt configuration file in a worker thread; :attr:`finished` says when its report is in."""
+        entry.generation += 1
+        entry.state = "running"
+        self.model.refresh(entry)
+        self._spawn(self._audit(entry, entry.generation))
+
+    async def _audit(self, entry: Entry, generation: int) -> None:
+        try:  # cheap and synchronous, but it reads a file: never on the UI thread
+            report = await asyncio.to_thread(audit_report.audit_path, entry.path, entry.audit, self.roots())
+        except Exception as exc:  # the window carries on; the file shows what went wrong
+            log.exception("audit of %r failed", entry.path)
+            report = {"path": entry.path, "kind": entry.audit, "findings": [], "verdict": "failed"}
+            report["error"] = f"internal error: {exc}"
+        if generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.report, entry.state = report, "done"
+            self.model.refresh(entry)
+            self.finished.emit(entry)
+
+    def follow(self, entry: Entry) -> None:
+        """Inspect the entry's backing chain, link by link, each in a child of this session's runner;
+        :attr:`chain_done` says when it ended. Once at a time per entry."""
+        if entry not in self.following:
+            self.following.add(entry)
+            self._spawn(self._follow(entry, entry.generation))
+
+    async def _follow(self, entry: Entry, generation: int) -> None:
+        report = None
+        try:
+            runner = await self.runner()  # each link is a child forked from the session's server
+            request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+            report = await self.follow_fn(request, self.roots(), chain.DEFAULT_MAX_DEPTH, runner)
+        except Exception as exc:  # the window carries on
+            log.exception("following the chain of %r failed", entry.path)
+            self.failed.emit(f"Following the backing chain failed: {printable(exc, 300)}")
+        finally:
+            self.following.discard(entry)
+        if report is not None and generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.chain = report
+        self.chain_done.emit(entry)
 
     async def stopped(self) -> None:
         """Wait until the fork server stopped by :meth:`close` is gone."""
@@ -88,7 +147,11 @@ class Session(QObject):
     def closed(self) -> bool:
         return self._closed and not self._stopping
 
-    async def fork_server(self) -> Zygote | None:
+    async def runner(self) -> Runner:
+        """What makes this window's engine children: its fork server, or a fresh process per image."""
+        return await self.fork_server() or FRESH
+
+    async def fork_server(self) -> ForkServerRunner | None:
         """The session's running fork server, started on first use (again when the required layers change);
         ``None`` when it cannot start (said once through :attr:`notice`): a fresh process per image."""
         if not self.pooled or self._closed:
@@ -100,8 +163,8 @@ class Session(QObject):
             self._engine = (layers, asyncio.ensure_future(self._start(layers)))
         return await asyncio.shield(self._engine[1])  # a cancelled inspection leaves the start running
 
-    async def _start(self, layers: list[str]) -> Zygote | None:
-        zygote = Zygote(layers)
+    async def _start(self, layers: list[str]) -> ForkServerRunner | None:
+        zygote = ForkServerRunner(layers)
         try:
             await zygote.start()
         except InspectError as exc:
@@ -111,7 +174,7 @@ class Session(QObject):
             return None
         return zygote
 
-    def _retire(self, zygote: Zygote | None = None) -> None:
+    def _retire(self, zygote: ForkServerRunner | None = None) -> None:
         """Stop the fork server (only if it is still ``zygote``, when given); the next inspection starts another."""
         if self._engine is None:
             return
@@ -124,7 +187,7 @@ class Session(QObject):
         task.add_done_callback(self._stopping.discard)
 
     @staticmethod
-    async def _stop(starting: asyncio.Future[Zygote | None]) -> None:
+    async def _stop(starting: asyncio.Future[ForkServerRunner | None]) -> None:
         zygote = await starting
         if zygote is not None:
             await zygote.close()
@@ -184,15 +247,15 @@ class Session(QObject):
         entry.state = "running"
         self.model.refresh(entry)
         try:
+            request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+            if self.inspect_fn is not None:
+                return await self.inspect_fn(request)
             zygote = await self.fork_server()
-            request = inspector.Request(
-                entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout, zygote
-            )
-            report = await self.inspect_fn(request)
+            report = await inspector.inspect(request, zygote or FRESH)
             if zygote is not None and "engine zygote" in str(report.get("error", "")):
                 # The fork server died (or was stopped): a new one for later images, a fresh process for this one.
                 self._retire(zygote)
-                report = await self.inspect_fn(dataclasses.replace(request, zygote=None))
+                report = await inspector.inspect(request, FRESH)
             return report
         except Exception as exc:  # the window carries on; the image shows what went wrong
             log.exception("inspection of %r failed", entry.path)

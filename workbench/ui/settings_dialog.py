@@ -21,11 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine.child.sandbox import LAYERS
 from ..engine.formats import KNOWN_NAMES
-from ..engine.sandbox import LAYERS, is_on, layer_order
-from ..models.policy import parse_size
-from ..models.settings import THEMES, Settings
-from ..textsafe import printable
+from ..policy.policy import layer_status, parse_size, possible_layers, unmeetable
+from ..policy.settings import THEMES, Settings
 from .widgets import plain_label
 
 
@@ -42,20 +41,6 @@ LAYERS_HELP = (
     "layer is on. Layers this machine cannot turn on are greyed out: requiring one would fail every image."
 )
 NAME_ROLE = Qt.ItemDataRole.UserRole
-
-
-def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
-    """Why layer ``name`` cannot be on here (``None``: it can). ``observed`` is the sandbox status an engine
-    child reported on this machine, when one has."""
-    if name not in layer_order():
-        return "not on this system"
-    status = (observed or {}).get(name)
-    return None if status is None or is_on(status) else f"off here: {printable(status, 80)}"
-
-
-def impossible(requirement: str, observed: dict[str, str] | None) -> bool:
-    """Whether no alternative of ``requirement`` (``a|b``) can be on here."""
-    return all(layer_status(name, observed) for name in requirement.split("|"))
 
 
 def _checklist(name: str, items: list[str], checked: set[str], notes: dict[str, str] | None = None) -> QListWidget:
@@ -103,7 +88,8 @@ class SettingsDialog(QDialog):
         self.all_formats.toggled.connect(lambda on: self.formats.setEnabled(not on))
         self.formats.setEnabled(settings.allowed_formats is not None)
         known_layers = sorted(set(LAYERS) | set(settings.required_layers))
-        notes = {name: "cannot be on here" for name in known_layers if impossible(name, observed)}
+        possible = possible_layers(observed)
+        notes = {name: "cannot be on here" for name in unmeetable(known_layers, possible)}
         notes.update({name: why for name in known_layers if "|" not in name and (why := layer_status(name, observed))})
         self.layers = _checklist("Required sandbox layers", known_layers, set(settings.required_layers), notes)
         self.layers.itemChanged.connect(self._validate)
@@ -153,7 +139,7 @@ class SettingsDialog(QDialog):
             self.size_error.setText("")
         except ValueError as exc:
             self.size_error.setText(str(exc))
-        refused = [name for name in _checked(self.layers) if impossible(name, self.observed)]
+        refused = unmeetable(_checked(self.layers), possible_layers(self.observed))
         self.layers_error.setText(
             f"Refused: {', '.join(refused)} cannot be on here, so every image would fail. Untick to continue."
             if refused

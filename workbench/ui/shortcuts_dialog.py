@@ -41,4 +41,5 @@ class ShortcutsDialog(QDialog):
     def rows(self, group: int) -> list[tuple[str, str]]:
         """``(action, keys)`` of group 0 (main window) or 1 (triage table)."""
         top = self.tree.topLevelItem(group)
-        return [(top.child(n).text(0), top.child(n).text(1)) for n in range(top.childCount())]
+        children = [top.child(n) for n in range(top.childCount())] if top is not None else []
+        return [(child.text(0), child.text(1)) for child in children if child is not None]

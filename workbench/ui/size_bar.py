@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from ..models.policy import human_size
+from ..render.sizes import human_size
 from . import theme
 
 LABEL_WIDTH = 78

@@ -6,6 +6,8 @@ plugin (offscreen, a bare X server) ignore that, the Fusion style gets an explic
 
 from __future__ import annotations
 
+from typing import cast
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
@@ -72,7 +74,7 @@ DARK_STYLE = (
 
 def system_scheme() -> str:
     """``dark`` or ``light`` as the desktop reports it (light when it does not say)."""
-    app = QGuiApplication.instance()
+    app = cast(QGuiApplication | None, QGuiApplication.instance())
     scheme = app.styleHints().colorScheme() if app else Qt.ColorScheme.Unknown
     return "dark" if scheme == Qt.ColorScheme.Dark else "light"
 

@@ -2,8 +2,8 @@
 
 The main window opens one when a drop or File > Open names a folder or more than
 :data:`~workbench.ui.main_window.TRIAGE_THRESHOLD` files. The batch runs like ``workbench triage``:
-:func:`workbench.triage.run` keeps at most ``jobs`` sandboxed children in flight, forked by one fork server
-(:func:`workbench.triage.engine_pool`), and leaves out the bytes the hex view needs. Each report becomes a
+:func:`workbench.triage.run.run` keeps at most ``jobs`` sandboxed children in flight, forked by one fork server
+(:func:`workbench.triage.run.engine_pool`), and leaves out the bytes the hex view needs. Each report becomes a
 row of the table and goes to a spool file (for export); activating a row asks the main window to inspect
 that file again, with its bytes, and to show it.
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +45,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import inspector, triage
-from ..models.policy import Policy
-from ..models.triage_model import (
+from .. import inspector
+from ..host.runner import FRESH
+from ..policy.policy import Policy
+from ..render.text import summary_counts
+from ..render.textsafe import printable
+from ..triage import run as triage
+from ..triage.outputs import KINDS
+from ..triage.spool import Spool, write_export
+from ..triage.walk import Entry, walk
+from .finding_groups import FindingGroups
+from .icons import all_icons, icon
+from .qtmodels.triage_model import (
     HEADERS,
     PATH_ROLE,
     TOP,
     VERDICT,
     VERDICTS,
     Row,
-    Spool,
     TriageFilterProxy,
     TriageModel,
-    write_export,
 )
-from ..render_text import summary_counts
-from ..textsafe import printable
-from ..triage_outputs import KINDS
-from .finding_groups import FindingGroups
-from .icons import all_icons, icon
 from .row_actions import copy_text, menu, reveal_in_folder, tsv
 from .session import InspectFn
 from .widgets import NoticeBar, plain_label, read_only_rows
@@ -77,15 +81,18 @@ SHORTCUTS = (  # text, keys, slot: the window's actions, also listed by Help > K
     ("Close the table", "Ctrl+W", "close"),
     ("Dismiss the notices", "Escape", "dismiss"),
 )
-OTHER_KEYS = (("Filter by verdict, by format", "Alt+V, Alt+O"), ("Group by finding", "Alt+G"))
+OTHER_KEYS: tuple[tuple[str, str], ...] = (
+    ("Filter by verdict, by format", "Alt+V, Alt+O"),
+    ("Group by finding", "Alt+G"),
+)
 OTHER_KEYS += (("Cancel", "Alt+C"), ("Open the selected file in the main window", "Enter"))
 FLUSH_MS = 200  # arrived rows join the table, and the progress and rate are shown, at most this often
 
 
-def _walk(paths: list[str]) -> tuple[list[triage.Entry], bool, str]:
+def _walk(paths: list[str]) -> tuple[list[Entry], bool, str]:
     """The files to inspect, whether the walk stopped at :data:`MAX_FILES`, and the folder the rows are named
     from (the common folder of the paths given). Blocking: run it in a thread."""
-    entries = list(itertools.islice(triage.walk(paths), MAX_FILES + 1))
+    entries = list(itertools.islice(walk(paths), MAX_FILES + 1))
     folders = [
         p if os.path.isdir(p) and not os.path.islink(p) else os.path.dirname(p) for p in map(os.path.abspath, paths)
     ]
@@ -240,7 +247,11 @@ class TriageWindow(QMainWindow):
         layout.addLayout(bottom)
         self.setCentralWidget(central)
 
-        slots = {"export": self.export_dialog, "copy": self.copy_rows, "search": self.search.setFocus}
+        slots: dict[str, Callable[[], object]] = {
+            "export": self.export_dialog,
+            "copy": self.copy_rows,
+            "search": self.search.setFocus,
+        }
         slots.update({"close": self.close, "dismiss": self.notices.dismiss})
         for text, shortcut, name in SHORTCUTS:
             action = QAction(text, self)
@@ -288,14 +299,15 @@ class TriageWindow(QMainWindow):
         self._update_status()
         self._flush_timer.start()  # rows join in batches, appended; the table is sorted again when the batch ends
         async with contextlib.AsyncExitStack() as stack:
-            pool = None
-            if self.inspect_fn is None:
+            inspect_one = self.inspect_fn
+            if inspect_one is None:
                 pool = await stack.enter_async_context(triage.engine_pool(self.policy.required_layers, self.notify))
+                inspect_one = functools.partial(inspector.inspect, runner=pool or FRESH)
 
             def make_request(path: str) -> inspector.Request:
-                return inspector.Request(path, None, False, self.policy, self.timeout, pool, include_bytes=False)
+                return inspector.Request(path, None, False, self.policy, self.timeout, include_bytes=False)
 
-            results = triage.run(entries, make_request, self.jobs, self.inspect_fn or inspector.inspect)
+            results = triage.run(entries, make_request, self.jobs, inspect_one)
             try:
                 async for report in results:
                     self.add_report(report)
@@ -386,6 +398,10 @@ class TriageWindow(QMainWindow):
         if rows:
             copy_text(tsv(HEADERS, [row.cells for row in rows]), self.statusBar(), f"{len(rows)} rows as TSV")
 
+    def _open_in_window(self, paths: list[str]) -> None:
+        for path in paths:
+            self.open_requested.emit(path)
+
     def row_menu(self) -> QMenu:
         """The context menu for the selected rows."""
         rows = self.selected_rows()
@@ -393,7 +409,7 @@ class TriageWindow(QMainWindow):
         built = menu(
             self,
             [
-                ("&Open in Window", lambda: [self.open_requested.emit(p) for p in paths[:20]]),
+                ("&Open in Window", lambda: self._open_in_window(paths[:20])),
                 ("Copy &Path", lambda: copy_text("\n".join(paths), self.statusBar(), f"{len(paths)} paths")),
                 ("Copy Rows as &TSV", self.copy_rows),
                 None,

@@ -12,10 +12,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from ..models.findings_model import ORDER
-from ..models.node_model import tooltip
-from ..textsafe import printable
+from ..render.textsafe import printable
+from ..schema import most_severe_first
 from . import theme
+from .qtmodels.node_model import tooltip
 from .widgets import plain_label
 
 TOP = 3  # findings shown as links
@@ -26,7 +26,7 @@ WORDS = {"reject": "REJECT", "review": "REVIEW", "accept": "ACCEPT", "failed": "
 def top_findings(report: dict[str, Any], count: int = TOP) -> list[dict[str, Any]]:
     """The worst critical and warning findings, critical first, in report order within a severity."""
     serious = [f for f in report.get("findings") or [] if f.get("severity") in ("critical", "warning")]
-    return sorted(serious, key=lambda f: ORDER[f["severity"]])[:count]
+    return sorted(serious, key=lambda f: most_severe_first(f["severity"]))[:count]
 
 
 def reason(report: dict[str, Any]) -> str:

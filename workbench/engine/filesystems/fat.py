@@ -44,7 +44,7 @@ def probe(view: View) -> bool:
     if sector[3:11] in (b"NTFS    ", b"EXFAT   "):
         return False
     bps, spc = int.from_bytes(sector[11:13], "little"), sector[13]
-    return bps in (512, 1024, 2048, 4096) and spc and not spc & (spc - 1) and sector[16] in (1, 2)
+    return bps in (512, 1024, 2048, 4096) and spc > 0 and not spc & (spc - 1) and sector[16] in (1, 2)
 
 
 def parse(view: View, info: Inspection) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def _pv_uuid(raw: bytes) -> str:
 
 def _areas(data: bytes, at: int) -> tuple[list[tuple[int, int]], int]:
     """A zero-terminated list of (offset, size) disk locations, at most MAX_AREAS."""
-    areas = []
+    areas: list[tuple[int, int]] = []
     while at + 16 <= len(data) and len(areas) < MAX_AREAS:
         offset, size = struct.unpack_from("<QQ", data, at)
         at += 16
@@ -121,8 +121,9 @@ def _lv_segments(view: View, vg: dict[str, Any], lv: dict[str, Any], pv_name: st
             continue
         size = max(size, (start + count) * extent)
         linear = seg.get("type") == "striped" and seg.get("stripe_count") == 1
-        on_this_pv = isinstance(stripes, list) and len(stripes) == 2 and stripes[0] == pv_name
-        if linear and on_this_pv and isinstance(stripes[1], int) and stripes[1] >= 0:
+        if not (isinstance(stripes, list) and len(stripes) == 2 and stripes[0] == pv_name):
+            continue  # not on this physical volume
+        if linear and isinstance(stripes[1], int) and stripes[1] >= 0:
             place = pe_start + stripes[1] * extent
             segments.append(Segment(start * extent, view.guest_offset(place), count * extent))
     return segments, size

@@ -62,7 +62,7 @@ def read(view: View, info: Inspection) -> tuple[dict[str, Any], View | None]:
     if version == "0.90":
         values, group = decode("MD 0.90 superblock", view.read(offset, 128), view.guest_offset(offset), V090_SPECS, "<")
         uuid_hex = values.get("set_uuid0", "") + values.get("set_uuid1", "")
-        set_uuid = "-".join((uuid_hex[:8], uuid_hex[8:12], uuid_hex[12:16], uuid_hex[16:20], uuid_hex[20:]))
+        set_uuid: str | None = "-".join((uuid_hex[:8], uuid_hex[8:12], uuid_hex[12:16], uuid_hex[16:20], uuid_hex[20:]))
         data = (0, values.get("size", 0) * 1024)
         name = None
     else:

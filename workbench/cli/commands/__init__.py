@@ -1,0 +1,33 @@
+"""One module per subcommand of ``workbench``; each defines ``NAME``, ``register(subparsers)``, ``run(args)``.
+
+A module here is a subcommand: :mod:`workbench.cli.main` finds it without a list to edit. Importing one must stay
+cheap (``workbench --help`` imports them all): what a command needs to run is imported when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import ModuleType
+
+
+def _module_names() -> list[str]:
+    """The modules of this package. From its folder: ``pkgutil``'s folder walk imports :mod:`inspect`, which
+    costs a fifth of ``--help``; a frozen program keeps its modules in an archive that only ``pkgutil`` reads."""
+    if getattr(sys, "frozen", False):
+        import pkgutil
+
+        return [info.name for info in pkgutil.iter_modules(__path__)]
+    names = (name for folder in __path__ for name in os.listdir(folder))
+    return [name.removesuffix(".py") for name in names if name.endswith(".py") and name != "__init__.py"]
+
+
+def discover() -> dict[str, ModuleType]:
+    found = {}
+    for name in sorted(_module_names()):
+        if name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{name}")
+        found[module.NAME] = module
+    return found

@@ -1,0 +1,115 @@
+"""Options and helpers that several subcommands share.
+
+Importing a subcommand module must stay cheap (``workbench --help`` imports them all): the engine's format
+modules, the settings and the policy are imported when an option is checked or a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...policy.policy import Policy
+
+EPILOG = "exit codes: 0 accept, 10 review, 20 reject, 30 could not inspect, 2 usage; several files: the worst"
+
+
+class FormatNames:
+    """The names an image can be declared as, for ``choices``: the format modules load on first use, when a
+    declared format is checked or a subcommand's help is shown."""
+
+    def _names(self) -> tuple[str, ...]:
+        from ...engine.formats import KNOWN_NAMES
+
+        return KNOWN_NAMES
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def _size_arg(text: str) -> int:
+    from ...policy.policy import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "udif": "dmg", "iso9660": "iso"}
+
+
+def declared_format(text: str) -> str:
+    """A known format name; a common other name (``vhd``) is refused with the name to use (``vpc``)."""
+    names = FormatNames()
+    if text in names:
+        return text
+    hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), list(names), 1)), None)
+    suggestion = f"; did you mean {hint}?" if hint else ""
+    raise argparse.ArgumentTypeError(f"unknown format {text!r}{suggestion} (one of {', '.join(names)})")
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f",
+        "--declared-format",
+        type=declared_format,
+        choices=FormatNames(),
+        metavar="FMT",
+        help="the format the image must have (default: from the file extension); one of %(choices)s",
+    )
+    parser.add_argument(
+        "--max-virtual-size",
+        type=_size_arg,
+        metavar="SIZE",
+        help="largest acceptable logical size, with K, M, G, T, P suffixes (powers of 1024; default: settings, 4T)",
+    )
+    parser.add_argument("--follow-symlinks", action="store_true", help="open the target of a symbolic link")
+    parser.add_argument("--timeout", type=float, default=20.0, metavar="S", help="seconds per image (default 20)")
+
+
+def policy_from(args: argparse.Namespace) -> Policy:
+    """The settings file's policy with the command line's overrides."""
+    from ...policy import settings as settings_mod
+
+    policy = settings_mod.load().policy()
+    if args.max_virtual_size is not None:
+        policy.max_virtual_size = args.max_virtual_size
+    return policy
+
+
+def warn(message: str) -> None:
+    """A one-line note on standard error that does not change the outcome."""
+    print(f"workbench: {message}", file=sys.stderr)
+
+
+def print_json(payload: Any, one_or_many: bool = False) -> None:
+    """Print ``payload`` as indented ASCII JSON; ``one_or_many``: a list of one is printed as its item."""
+    import json
+
+    if one_or_many and isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
+    print(json.dumps(payload, indent=2, ensure_ascii=True))
+
+
+def print_reports(reports: list[dict[str, Any]], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
+    """The reports as JSON, or each one's ``text`` (a failed one's on stderr)."""
+    if as_json:
+        print_json(reports, one_or_many=True)
+        return
+    for report in reports:
+        stream = sys.stderr if report["verdict"] == "failed" else sys.stdout
+        print(text(report), file=stream, flush=True)
+
+
+def exit_code(reports: list[dict[str, Any]]) -> int:
+    from ...policy import policy as policy_mod
+
+    return policy_mod.EXIT_CODES[policy_mod.worst([r["verdict"] for r in reports])]

@@ -1,0 +1,113 @@
+"""``workbench inspect``: one sandboxed engine child per image, a verdict per image."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from ... import chain as chain_mod
+from ...render.text import summary
+from ...render.textsafe import printable
+from ._common import EPILOG, add_policy_options, exit_code, policy_from, print_reports, warn
+
+if TYPE_CHECKING:
+    from ...inspector import Request
+
+NAME = "inspect"
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        NAME,
+        help="inspect images and print a verdict",
+        description="Inspect each image in its own sandboxed engine process and print a verdict.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    add_policy_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON (one object, or an array for several)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show informational findings and advice")
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="follow backing files that lie inside the allowed folders and inspect every link (docs/chains.md)",
+    )
+    parser.add_argument(
+        "--allow-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="with --chain: another folder backing files may lie in (repeatable; the image's own folder and the "
+        "settings' allowed folders always are)",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=_positive,
+        default=chain_mod.DEFAULT_MAX_DEPTH,
+        metavar="N",
+        help=f"with --chain: inspect at most N links (default {chain_mod.DEFAULT_MAX_DEPTH})",
+    )
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ...inspector import Request
+
+    policy = policy_from(args)
+    requests = [Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout) for path in args.files]
+    if args.chain:
+        return _run_chains(requests, args)
+    reports = asyncio.run(_inspect_all(requests))
+    print_reports(reports, args.json, lambda report: summary(report, args.verbose))
+    return exit_code(reports)
+
+
+async def _inspect_all(requests: list[Request]) -> list[dict[str, Any]]:
+    """One image: a fresh engine process. Several: children forked from one sandboxed server,
+    which costs one process start for the batch instead of one per image."""
+    from ...host.runner import FRESH
+    from ...inspector import inspect_many
+
+    if len(requests) == 1:
+        return await inspect_many(requests)
+    from ...triage import run as triage
+
+    async with triage.engine_pool(requests[0].policy.required_layers, warn) as pool:
+        return await inspect_many(requests, runner=pool or FRESH)
+
+
+def chain_text(report: dict[str, Any], verbose: bool = False) -> str:
+    """Each link's summary, the image first, then where and why the chain stopped."""
+    links = report["chain"]
+    verdict = report["chain_verdict"].upper()
+    lines = [f"chain of {printable(report['path'], 1024)}: {verdict} ({len(links)} link(s))"]
+    for number, link in enumerate(links, 1):
+        how = "the image" if link["named_as"] is None else f"named '{printable(link['named_as'], 1024)}'"
+        probed = ", format probed" if link["probed"] else ""
+        lines += [f"[link {number}: {how}{probed}]", summary(link, verbose)]
+    end = report["chain_end"]
+    lines.append(f"[chain ends: {end['reason']}: {printable(end['detail'], 1024)}]")
+    return "\n".join(lines)
+
+
+def _run_chains(requests: list[Request], args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ...policy import policy as policy_mod
+    from ...policy import settings as settings_mod
+
+    roots = [*args.allow_root, *settings_mod.load().allowed_roots]
+
+    async def follow_all() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(chain_mod.follow(r, roots, args.max_depth) for r in requests)))
+
+    reports = asyncio.run(follow_all())
+    print_reports(reports, args.json, lambda report: chain_text(report, args.verbose))
+    return policy_mod.EXIT_CODES[policy_mod.worst([r["chain_verdict"] for r in reports])]

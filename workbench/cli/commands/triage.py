@@ -1,0 +1,165 @@
+"""``workbench triage``: folders of uploads, one sandboxed process per image, a summary and reports."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from ...render.text import summary_counts
+from ...render.textsafe import printable
+from ._common import EPILOG, add_policy_options, policy_from, warn
+
+if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none of them
+    from ...inspector import Request
+    from ...triage import run as triage
+    from ...triage.outputs import Output
+
+NAME = "triage"
+INTERRUPTED = 130
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        NAME,
+        help="inspect folders and many files, with a summary and reports",
+        description="Walk folders and inspect every regular file in its own sandboxed process, print a summary and "
+        "write the chosen reports. Symbolic links (to files or folders), device nodes, FIFOs and sockets are "
+        "listed as failed and never opened; --follow-symlinks is refused (inspect a link's target by name).",
+        epilog=EPILOG + "; any file that could not be inspected: 30; interrupted: 130",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="inspections in flight (default: %(default)s, one per CPU)",
+    )
+    add_policy_options(parser)
+    for kind, what in (
+        ("json", "one JSON array of full reports"),
+        ("jsonl", "JSON Lines, one report per line, written as results arrive"),
+        ("csv", "one CSV row per file"),
+        ("html", "one self-contained HTML page"),
+    ):
+        parser.add_argument(f"--{kind}", metavar="OUT", help=f"write {what}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar even on a terminal")
+    parser.add_argument(
+        "--no-zygote",
+        action="store_true",
+        help="start a fresh engine process per image instead of forking each from a sandboxed server",
+    )
+
+
+class Progress:
+    """A one-line progress bar with counts and rate, drawn only on a terminal."""
+
+    def __init__(self, stream: IO[str], enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def update(self, tally: triage.Tally, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self.last < 0.1):
+            return
+        self.last = now
+        rate = tally.total / max(now - self.started, 1e-6)
+        self.stream.write(f"\r\x1b[2K{tally.total} done, {rate:.1f}/s  {summary_counts(tally.counts)}")
+        if final:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _open_outputs(args: argparse.Namespace) -> list[Output]:
+    from ...triage.outputs import KINDS
+
+    outputs = []
+    for kind, cls in KINDS.items():
+        target = getattr(args, kind)
+        if target:
+            outputs.append(cls(target))
+    return outputs
+
+
+async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress) -> None:
+    from ...host.runner import FRESH, Runner
+    from ...inspector import Request, inspect
+    from ...triage import run as triage
+    from ...triage.walk import walk
+
+    policy = policy_from(args)
+    async with contextlib.AsyncExitStack() as stack:
+        runner: Runner = FRESH
+        if not args.no_zygote:
+            pool = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn))
+            runner = pool or FRESH
+
+        def make_request(path: str) -> Request:
+            return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, include_bytes=False)
+
+        inspect_one = functools.partial(inspect, runner=runner)
+        results = triage.run(walk(args.paths), make_request, max(1, args.jobs), inspect_one)
+        try:
+            async for report in results:
+                summary = triage.summarise(report)
+                tally.add(summary)
+                for output in outputs:
+                    output.write(report, summary)
+                progress.update(tally)
+        finally:
+            await results.aclose()
+
+
+def _print_summary(tally: triage.Tally, elapsed: float) -> None:
+    print(f"{tally.total} file(s) in {elapsed:.1f} s: {summary_counts(tally.counts)}")
+    for item in tally.rejected:
+        print(f"REJECT {printable(item['path'], 1024)}")
+        for line in item["critical"]:
+            print(f"    {printable(line, 1024)}")
+    for item in tally.failed:
+        print(f"FAILED {printable(item['path'], 1024)}: {printable(item['error'], 1024)}")
+    for layers, count in tally.degraded.items():
+        print(f"SANDBOX DEGRADED for {count} file(s): {printable(layers, 1024)} off or weaker (see sandbox-check)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.follow_symlinks:
+        print(
+            "workbench triage: --follow-symlinks is refused: triage never follows symbolic links; "
+            "inspect a link's target by its own name, or use `workbench inspect --follow-symlinks LINK`",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        outputs = _open_outputs(args)
+    except OSError as exc:
+        print(f"workbench triage: cannot write output: {exc}", file=sys.stderr)
+        return 2
+    import asyncio
+
+    from ...triage import run as triage
+
+    tally = triage.Tally()
+    progress = Progress(sys.stderr, sys.stderr.isatty() and not args.quiet)
+    started = time.monotonic()
+    interrupted = False
+    try:
+        asyncio.run(_triage(args, outputs, tally, progress))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for output in outputs:
+            output.close()
+    progress.update(tally, final=True)
+    _print_summary(tally, time.monotonic() - started)
+    if interrupted:
+        print("interrupted: the reports written so far are complete and valid", file=sys.stderr)
+        return INTERRUPTED
+    return tally.exit_code() if tally.total else 0

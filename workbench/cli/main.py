@@ -1,0 +1,68 @@
+"""The command line: subcommands from :mod:`workbench.cli.commands`; without one, the window starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from .commands import discover
+from .commands._common import EPILOG
+
+WINDOW_USAGE = "workbench [FILE...] | workbench --demo   open the window (on these images, or on demonstration images)"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
+def add_window_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The window's options: parsed by the window, listed by ``workbench --help`` too."""
+    parser.add_argument("--demo", action="store_true", help="open the window on built-in demonstration images")
+    parser.add_argument("--theme", choices=("system", "light", "dark"), help="colour scheme for this run")
+    parser.add_argument(
+        "--quit-after",
+        type=_seconds,
+        metavar="SECONDS",
+        help="quit (exit status 0) once nothing has been under way for SECONDS: for smoke tests and screenshots",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Disk Image Workbench: inspect untrusted virtual disk images without trusting them.\n"
+        + WINDOW_USAGE,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    add_window_options(parser.add_argument_group("window options (without a COMMAND; workbench [FILE...])"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in discover().values():
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = discover()
+    if not argv or argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
+        from ..app import run_gui  # Qt is imported only when the window is wanted
+
+        return run_gui(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(commands[args.command].run(args))
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, like other tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

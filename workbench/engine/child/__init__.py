@@ -1,0 +1,1 @@
+"""The sandboxed child's process: entry, fork server, hardening layers, escape attempts."""

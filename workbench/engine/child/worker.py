@@ -1,0 +1,144 @@
+"""The engine child: harden, read one request, inspect the one image it was handed, reply, exit.
+
+Started by :mod:`workbench.host.runner` as ``python -I -S -c ...`` (or the frozen executable with
+``--engine-worker``) with the image as an inherited descriptor, an empty environment and cwd ``/``;
+with ``--zygote`` it becomes the fork server of :mod:`workbench.engine.child.zygote` instead.
+Protocol: one JSON request on stdin, read to its end::
+
+    {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
+     "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
+     "escapes": ["open", ...] (optional: try forbidden things instead of inspecting), "escape_args": {...},
+     "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
+
+and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
+even a crash leaves the layer report behind), then one JSON reply: ``{"ok": true, "report": {...}}``,
+``{"ok": true, "escapes": {...}}`` or ``{"ok": false, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from ...schema import CPU_SECONDS
+from .. import report
+from . import escapes, sandbox
+
+MAX_REQUEST = 64 * 1024
+
+
+def read_request() -> dict[str, Any]:
+    raw = b""
+    while chunk := os.read(0, MAX_REQUEST - len(raw)):
+        raw += chunk
+        if len(raw) >= MAX_REQUEST:
+            raise ValueError("request too large")
+    request = json.loads(raw)
+    if not isinstance(request, dict) or not isinstance(request.get("fd"), int):
+        raise ValueError("bad request")
+    return request
+
+
+def adopt_image(request: dict[str, Any]) -> None:
+    """On Windows the image comes as an inherited handle (the parent's descriptor number means nothing here):
+    make it this process's descriptor."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle = request.get("handle")
+        if not isinstance(handle, int):
+            raise ValueError("no image handle")
+        request["fd"] = msvcrt.open_osfhandle(handle, os.O_RDONLY)
+
+
+def reply(obj: dict[str, Any], end: bytes = b"") -> None:
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + end
+    view = memoryview(data)
+    while view:
+        written = os.write(1, view)
+        view = view[written:]
+
+
+def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
+    """The request may narrow the layers (tests, benchmarks) or lower the CPU limit, never widen them."""
+    plan = sandbox.Plan(expected_fds)
+    layers = request.get("layers")
+    if isinstance(layers, list):
+        plan.layers = tuple(name for name in sandbox.ORDER if name in layers)
+    cpu = request.get("cpu_seconds")
+    if isinstance(cpu, int) and 0 < cpu < CPU_SECONDS:
+        plan.cpu_seconds = cpu
+    if isinstance(request.get("job"), str):
+        plan.job = request["job"][:300]
+    return plan
+
+
+def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
+    """Send the layer line; when a layer the request requires is not on, send the refusal and say so."""
+    reply({"sandbox": layers}, b"\n")
+    missing = sandbox.missing_required(layers, list(request.get("require_layers") or []))
+    if missing:
+        reply({"ok": False, "error": f"sandbox layers required but not on: {', '.join(missing)}"})
+    return bool(missing)
+
+
+def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The exit code and the reply of an inspection of the request's descriptor (hardened or not: the caller's)."""
+    declared = request.get("declared_format")
+    try:
+        result = report.build(
+            request["fd"],
+            str(request.get("path", "")),
+            declared if isinstance(declared, str) else None,
+            include_bytes=request.get("include_bytes") is not False,
+        )
+    except OSError as exc:
+        return 4, {"ok": False, "error": f"reading the image failed: {exc.strerror or exc}"}
+    return 0, {"ok": True, "report": result}
+
+
+def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) -> int:
+    """After hardening: refuse if a required layer is missing, else make the escape attempts or inspect; reply once.
+    ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
+    if report_layers(request, layers):
+        return 3
+    request["fd"] = plan.moved.get(request["fd"], request["fd"])  # the fds layer may have renumbered the image
+    extra: dict[str, Any] = {}
+    if request.get("timings") is True:
+        extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in plan.timings.items()}
+    if isinstance(request.get("escapes"), list):
+        args = {**dict(request.get("escape_args") or {}), "image_fd": request["fd"]}
+        reply({"ok": True, "escapes": escapes.run([str(name) for name in request["escapes"]], args), **extra})
+        return 0
+    code, body = inspect_request(request)
+    if code == 0:
+        body["report"]["sandbox"] = layers
+    reply({**body, **extra})
+    return code
+
+
+def serve() -> int:
+    """Run one inspection; the return value is the process exit code."""
+    try:
+        request = read_request()
+        adopt_image(request)
+    except (ValueError, OSError) as exc:
+        reply({"sandbox": {}}, b"\n")
+        reply({"ok": False, "error": f"engine: unreadable request ({exc})"})
+        return 2
+    plan = plan_for(request, {0, 1, 2, request["fd"]})
+    return handle(request, sandbox.harden(plan), plan)
+
+
+def main() -> None:
+    if "--zygote" in sys.argv[1:]:
+        from . import zygote
+
+        sys.exit(zygote.serve())
+    sys.exit(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The fork server: one sandboxed process, started by exec, that forks one child per image.
+
+It hardens itself like an engine child (minus the CPU and process limits: it must fork) with a
+seccomp filter that also allows receiving descriptors, forking and reaping. Each forked child then
+tightens itself before it reads a byte: it closes everything but its image and its two pipes, sets
+its own resource limits (CPU, address space, no processes) and stacks the engine child's seccomp
+filter, which was compiled here before the zygote hardened. One image per process, always.
+
+Protocol: see :class:`workbench.host.runner.Zygote`. The request on stdin is ``{"fd": socket,
+"require_layers": [...]}``; the greeting on stdout is the engine child's: the layer line, then ``{"ok": ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from typing import Any
+
+from . import sandbox, seccomp_filter, worker
+
+MAX_MESSAGE = 64 * 1024
+CHILD_LAYERS = ("fds", "rlimits", "seccomp")
+
+
+def _child_filter() -> seccomp_filter.Filter | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return seccomp_filter.Filter(seccomp_filter.parse_rules())
+    except (seccomp_filter.SeccompUnavailable, OSError):
+        return None  # the children then show the zygote's own seccomp status, which says why
+
+
+def _merge(inherited: dict[str, str], own: dict[str, str]) -> dict[str, str]:
+    """The child's status: its own layers, and the zygote's for the layers it inherits."""
+    merged = {}
+    for name, status in own.items():
+        if status.startswith("off") and name in inherited:
+            status = inherited[name]
+            if sandbox.is_on(status):
+                status += " (inherited from the zygote)"
+        merged[name] = status
+    return merged
+
+
+def _child(request: dict[str, Any], fds: list[int], server: Server) -> int:
+    """In the forked child: drop the zygote's descriptors, take the pipes as stdout and stderr, tighten,
+    inspect, reply."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    image, out, err = fds
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    for fd in {0, out, err, server.sock.fileno(), *server.own_fds} - {1, 2, image}:
+        os.close(fd)
+    request["fd"] = image
+    plan = worker.plan_for(request, {1, 2, image})
+    plan.layers = tuple(name for name in plan.layers if name in CHILD_LAYERS)
+    plan.prebuilt = server.rules
+    if server.rules is None:
+        plan.layers = tuple(name for name in plan.layers if name != "seccomp")
+    return worker.handle(request, _merge(server.layers, sandbox.harden(plan)), plan)
+
+
+class Server:
+    """The zygote's loop: receive a request, fork, reap, report each exit code."""
+
+    def __init__(
+        self, sock: socket.socket, wake: tuple[int, int], layers: dict[str, str], rules: seccomp_filter.Filter | None
+    ) -> None:
+        self.sock = sock
+        self.wake = wake[0]
+        self.own_fds = set(wake)
+        self.layers = layers
+        self.rules = rules
+        self.children: dict[int, int] = {}  # pid -> request id
+
+    def _send(self, payload: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # the parent left; the loop ends at its EOF
+            self.sock.send(json.dumps(payload).encode())
+
+    def _reap(self, block: bool = False) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            ident = self.children.pop(pid, None)
+            if ident is not None:
+                self._send({"id": ident, "status": os.waitstatus_to_exitcode(status)})
+
+    def _fork(self, ident: int, request: dict[str, Any], fds: list[int]) -> None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self._send({"id": ident, "status": None, "error": f"fork failed: {exc.strerror}"})
+            return
+        if pid == 0:
+            code = 70
+            try:
+                code = _child(request, fds, self)
+            finally:
+                os._exit(code)
+        self.children[pid] = ident
+
+    def _message(self) -> bool:
+        """Handle one message; False at the parent's EOF."""
+        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
+        try:
+            if not data:
+                return False
+            message = json.loads(data)
+            if "kill" in message:
+                for pid, ident in self.children.items():
+                    if ident == message["kill"]:
+                        os.kill(pid, signal.SIGKILL)
+            elif len(fds) == 3:
+                self._fork(int(message["id"]), dict(message["request"]), fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def loop(self) -> None:
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        poller.register(self.wake, select.POLLIN)
+        running = True
+        while running:
+            for fd, _ in poller.poll():
+                if fd == self.wake:
+                    os.read(self.wake, 512)
+                    self._reap()
+                elif not self._message():
+                    running = False
+        for pid in list(self.children):
+            os.kill(pid, signal.SIGKILL)
+        self._reap(block=True)
+
+
+def serve() -> int:
+    """Read the start request, harden, greet, then serve until the parent closes its socket."""
+    request = worker.read_request()
+    sock = socket.socket(fileno=request["fd"])
+    wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake[1], warn_on_full_buffer=False)
+    rules = _child_filter()
+    plan = worker.plan_for(request, {0, 1, 2, sock.fileno(), *wake})
+    plan.fork_allowed = True
+    plan.rules = seccomp_filter.zygote_rules
+    layers = sandbox.harden(plan)
+    if worker.report_layers(request, layers):
+        return 3
+    worker.reply({"ok": True})
+    os.dup2(0, 1)  # ends the greeting (the parent reads to EOF) and keeps 0-2 taken, so no received fd lands there
+    Server(sock, wake, layers, rules).loop()
+    sock.close()
+    return 0

@@ -1,0 +1,556 @@
+"""Parent side of the engine: open the image, hand it to a sandboxed child, and collect a bounded reply.
+
+The parent never parses image bytes: it opens the file read-only, checks what kind of file it is, and
+hands the descriptor to a child through a :class:`Runner`: a fresh process per image
+(:class:`FreshProcessRunner`), a child forked by a fork server (:class:`ForkServerRunner`), or, in tests, the
+engine in this process (:class:`InProcessRunner`). The runner travels beside the request, never inside it.
+Either way the reply is untrusted: it is capped, decoded here with every failure
+turned into a one-line :class:`InspectError`, and validated by :mod:`workbench.host.validate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..engine.child import sandbox, winjob
+from ..engine.findings import make
+from ..schema import REPLY_CAP
+from .open import InspectError, Walked, off_loop, open_image
+
+STDERR_CAP = 64 << 10
+HELLO_TIMEOUT = 20.0
+REAP_TIMEOUT = 5.0
+ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept for the error when it dies
+ZYGOTE_LOG_LINES = 3
+_SIGNALS = {
+    "SIGSYS": "killed by the sandbox for a forbidden system call (SIGSYS)",
+    "SIGXCPU": "stopped at its CPU time limit (SIGXCPU)",
+    "SIGKILL": "killed (SIGKILL)",
+}
+_CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
+CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
+CREATE_NO_WINDOW = 0x08000000
+
+
+@dataclass
+class EngineOptions:
+    timeout: float = 20.0
+    reply_cap: int = REPLY_CAP
+    require_layers: list[str] = field(default_factory=list)
+    include_bytes: bool = True  # the hex of what was read, for the window's hex view
+
+
+@dataclass
+class ChildOutcome:
+    """What a child left: its exit code (negative: the signal that ended it), stdout and stderr."""
+
+    returncode: int | None
+    out: bytes
+    err: bytes
+
+
+def engine_command(zygote: bool = False) -> list[str]:
+    """How to start a child: the frozen executable's engine mode, or an isolated interpreter."""
+    extra = ["--zygote"] if zygote else []
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--engine-worker", *extra]
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {root!r}); from workbench.engine.child.worker import main; main()"
+    return [sys.executable, "-I", "-S", "-c", code, *extra]
+
+
+def spawn_options(fds: tuple[int, ...]) -> dict[str, Any]:
+    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env, only
+    ``fds`` inherited. POSIX: ``pass_fds`` and a new session. Windows: the descriptors' handles, made
+    inheritable, in a handle list (nothing else is inherited), a new process group and no console window;
+    the environment keeps ``SYSTEMROOT``, without which Windows libraries may fail to load."""
+    options: dict[str, Any] = {
+        "stdin": asyncio.subprocess.PIPE,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        "env": {},
+        "cwd": "/",
+    }
+    if sys.platform != "win32":
+        return options | {"pass_fds": fds, "start_new_session": True}
+    import msvcrt
+
+    handles = [msvcrt.get_osfhandle(fd) for fd in fds]
+    for handle in handles:
+        os.set_handle_inheritable(handle, True)  # CreateProcess passes a listed handle only if it is inheritable
+    return options | {
+        "env": {"SYSTEMROOT": os.environ["SYSTEMROOT"]} if "SYSTEMROOT" in os.environ else {},
+        "close_fds": True,
+        "startupinfo": subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles}),
+        "creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW,
+    }
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill a child and whatever it started: its process group on POSIX; on Windows the child alone (its job
+    object allows it no other process)."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any], winjob.Job]:
+    """Put the new child in a job object before it gets its request (it reads nothing else before that), and
+    tell it the image's handle and the job's status."""
+    import msvcrt
+
+    job = winjob.confine(pid)
+    handle = msvcrt.get_osfhandle(request["fd"])  # type: ignore[attr-defined,unused-ignore]  # Windows only
+    return {**request, "handle": handle, "job": job.status}, job
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
+    data = bytearray()
+    while chunk := await stream.read(65536):
+        data += chunk
+        if len(data) > cap:
+            raise InspectError(f"engine {what} larger than {cap} bytes: refused")
+    return bytes(data)
+
+
+async def _collect(
+    stdout: asyncio.StreamReader,
+    stderr: asyncio.StreamReader,
+    finished: Callable[[], Awaitable[int | None]],
+    kill: Callable[[], None],
+    options: EngineOptions,
+) -> ChildOutcome:
+    """Read both streams with their caps and wait for the exit, all within the timeout; kill on failure."""
+    tasks = [
+        asyncio.ensure_future(_read_capped(stdout, options.reply_cap, "reply")),
+        asyncio.ensure_future(_read_capped(stderr, STDERR_CAP, "error output")),
+    ]
+    try:
+        async with asyncio.timeout(options.timeout):
+            out, err = await asyncio.gather(*tasks)
+            code = await finished()
+    except TimeoutError:
+        kill()
+        raise InspectError(f"engine timed out after {options.timeout:g} s and was killed") from None
+    except InspectError:
+        kill()
+        raise
+    finally:
+        for task in tasks:
+            task.cancel()
+    return ChildOutcome(code, out, err)
+
+
+async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+    """Start one fresh child for ``request`` with ``fds`` inherited, and collect what it leaves."""
+    try:
+        proc = await asyncio.create_subprocess_exec(*engine_command(), **spawn_options(fds))
+    except OSError as exc:
+        raise InspectError(f"could not start the engine: {exc.strerror or exc}") from None
+    assert proc.stdin and proc.stdout and proc.stderr
+    job = None
+    if sys.platform == "win32":
+        request, job = _confine_on_windows(request, proc.pid)
+    try:
+        proc.stdin.write(json.dumps(request).encode())
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await proc.stdin.drain()
+        proc.stdin.close()
+        return await _collect(proc.stdout, proc.stderr, proc.wait, lambda: _kill(proc), options)
+    finally:
+        _kill(proc)
+        await _reap(proc)
+        if job is not None:
+            job.close()
+
+
+async def _discard(stream: asyncio.StreamReader | None) -> None:
+    while stream is not None and await stream.read(65536):
+        pass
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a finished or killed child. asyncio wakes ``wait()`` only once the pipes are closed, and a
+    pipe whose reader stopped stays paused, so what is left in them is read and thrown away."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(REAP_TIMEOUT):
+            await asyncio.gather(_discard(proc.stdout), _discard(proc.stderr), proc.wait())
+
+
+def exit_reason(returncode: int, stderr: bytes) -> str:
+    """One line saying how a child ended without a usable reply."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"engine {_SIGNALS.get(name, f'crashed ({name})')}"
+    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    return f"engine exited with status {returncode} {last[0][:200]}".rstrip()
+
+
+def _sandbox_line(line: bytes) -> dict[str, str] | None:
+    """The layer report the child writes before it reads the image, as capped text."""
+    try:
+        head = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    layers = head.get("sandbox") if isinstance(head, dict) else None
+    if not isinstance(layers, dict):
+        return None
+    return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
+
+
+def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
+    """The child's reply object (with its ``sandbox``), or an :class:`InspectError` saying in one line why
+    there is none; the error carries the layer report when the child got as far as sending it."""
+    code = outcome.returncode or 0
+    line, _, rest = outcome.out.partition(b"\n")
+    layers = _sandbox_line(line)
+    if code and not rest:
+        raise InspectError(exit_reason(code, outcome.err), layers)
+    if layers is None:
+        raise InspectError("engine reply does not start with its sandbox report")
+    try:
+        reply = json.loads(rest)
+    except (ValueError, RecursionError):
+        why = exit_reason(code, outcome.err) if code else "exited normally"
+        raise InspectError(f"engine reply is not valid JSON ({why})", layers) from None
+    if not isinstance(reply, dict):
+        raise InspectError("engine reply is not a JSON object", layers)
+    reply["sandbox"] = layers
+    return reply
+
+
+def require_layers(layers: dict[str, str], required: list[str]) -> None:
+    """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
+    missing = sandbox.missing_required(layers, required)
+    if missing:
+        raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
+
+
+class Runner(Protocol):
+    """Runs one engine request on its descriptors (the image is ``fds[0]``) and collects what the child left."""
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome: ...
+
+
+class FreshProcessRunner:
+    """A fresh, hardened process per request: the default."""
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        return await run_fresh(request, fds, options)
+
+
+FRESH = FreshProcessRunner()
+
+
+class InProcessRunner:
+    """For tests: the engine's report built in this process, unsandboxed, and answered as a child would.
+
+    The layer line says ``layers`` (the caller's claim; by default every layer ``off``), so whatever reads the
+    reply (decoding, the required layers, validation, the policy) runs exactly as for a real child.
+    """
+
+    def __init__(self, layers: dict[str, str] | None = None) -> None:
+        self.layers = layers if layers is not None else dict.fromkeys(sandbox.layer_order(), "off (in process)")
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        from ..engine.child.worker import inspect_request
+
+        code, body = inspect_request(request)
+        lines = [json.dumps({"sandbox": self.layers}), json.dumps(body)]
+        return ChildOutcome(code, "\n".join(lines).encode(), b"")
+
+
+def build_in_process(path: str | os.PathLike[str], declared: str | None = None) -> dict[str, Any]:
+    """The engine's report on ``path`` built in this process: unsandboxed and unvalidated, for tests, benchmarks
+    and fuzzing (:class:`InProcessRunner` is the same behind the runner interface)."""
+    from ..engine import report
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return report.build(fd, str(path), declared)
+    finally:
+        os.close(fd)
+
+
+async def run_engine(
+    fd: int, path: str, declared: str | None, options: EngineOptions, runner: Runner = FRESH
+) -> dict[str, Any]:
+    """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
+    request = {
+        "fd": fd,
+        "path": path,
+        "declared_format": declared,
+        "require_layers": options.require_layers,
+        "include_bytes": options.include_bytes,
+    }
+    reply = decode_reply(await runner.run(request, (fd,), options))
+    require_layers(reply["sandbox"], options.require_layers)
+    return reply
+
+
+def changes(before: os.stat_result, after: os.stat_result) -> str | None:
+    """How the file changed between two ``fstat`` of its descriptor, in words, or None."""
+    changed = [what for what, key in _CHANGES if getattr(before, key) != getattr(after, key)]
+    if not changed:
+        return None
+    return f"its {', '.join(changed)} changed while the engine read it ({before.st_size} -> {after.st_size} bytes)"
+
+
+def _close_opened(opened: tuple[int, os.stat_result]) -> None:
+    os.close(opened[0])
+
+
+async def inspect_path(
+    path: str,
+    declared: str | None,
+    options: EngineOptions,
+    follow_symlinks: bool = False,
+    walked: Walked | None = None,
+    *,
+    runner: Runner = FRESH,
+) -> dict[str, Any]:
+    """Open ``path`` (off the event loop) and run the engine on it; the reply's ``report`` is returned
+    unvalidated, with an ``image-changed`` finding when the file's size or times moved meanwhile."""
+    fd, before = await off_loop(
+        lambda: open_image(path, follow_symlinks, walked), options.timeout, "opening the file", _close_opened
+    )
+    try:
+        reply = await run_engine(fd, path, declared, options, runner)
+        after = await off_loop(lambda: os.fstat(fd), options.timeout, "checking the file after the inspection")
+    finally:
+        os.close(fd)
+    if reply.get("ok") is not True:
+        raise InspectError(str(reply.get("error", "engine failed without a message"))[:500], reply["sandbox"])
+    report = reply.get("report")
+    if not isinstance(report, dict):
+        raise InspectError("engine reply carries no report")
+    report["sandbox"] = reply["sandbox"]  # the line sent before parsing, never what the child says after
+    changed = changes(before, after)
+    if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
+        report["findings"].append(make("image-changed", changed).to_json())
+    return report
+
+
+async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader, transport
+
+
+class _Tail:
+    """The last :data:`ZYGOTE_LOG_CAP` bytes of a stream that is read to its end."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(4096):
+            self.data += chunk
+            del self.data[:-ZYGOTE_LOG_CAP]
+
+    def last_lines(self) -> str:
+        lines = [line.strip() for line in self.data.decode("utf-8", "replace").splitlines() if line.strip()]
+        return " | ".join(lines[-ZYGOTE_LOG_LINES:])[-500:]
+
+
+class ForkServerRunner:
+    """The client of the sandboxed fork server (the zygote, :mod:`workbench.engine.child.zygote`).
+
+    Started once by exec, the server forks one hardened child per image.
+
+    Messages on a SOCK_SEQPACKET socket pair: the parent sends ``{"id": n, "request": {...}}`` with the
+    image and the write ends of the child's stdout and stderr pipes attached (SCM_RIGHTS), or
+    ``{"kill": n}``; the zygote answers ``{"id": n, "status": code}`` once it has reaped the child.
+    The child's reply comes back on its own pipe, exactly as from a fresh process.
+    """
+
+    def __init__(self, require_layers: list[str] | None = None) -> None:
+        self.require_layers = list(require_layers or [])
+        self.sandbox: dict[str, str] = {}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[int | None]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._log = _Tail()
+        self._drain: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> ForkServerRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> dict[str, str]:
+        """Start the server and return its layer report; refuse when a required layer is missing, or where
+        there is no fork server (the caller then starts a fresh process per image)."""
+        if sys.platform == "win32":
+            raise InspectError("the fork server needs POSIX fork")
+        if not sys.platform.startswith("linux"):
+            raise InspectError(
+                f"the fork server needs Linux (SOCK_SEQPACKET socket pairs, pipe2); this is {sys.platform}"
+            )
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        start = {"fd": theirs.fileno(), "require_layers": self.require_layers}
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *engine_command(zygote=True), **spawn_options((theirs.fileno(),))
+            )
+        except OSError as exc:
+            ours.close()
+            raise InspectError(f"could not start the engine zygote: {exc.strerror or exc}") from None
+        finally:
+            theirs.close()
+        self._sock = ours
+        proc = self._proc
+        assert proc.stdin and proc.stdout and proc.stderr
+        self._drain = asyncio.ensure_future(self._log.drain(proc.stderr))
+        proc.stdin.write(json.dumps(start).encode())
+        proc.stdin.close()
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                hello = await _read_capped(proc.stdout, REPLY_CAP, "greeting")
+            reply = decode_reply(ChildOutcome(proc.returncode, hello, b""))
+            self.sandbox = reply["sandbox"]
+            require_layers(self.sandbox, self.require_layers)
+        except (TimeoutError, InspectError) as exc:
+            why = str(exc) if isinstance(exc, InspectError) else "did not greet in time"
+            layers = exc.sandbox if isinstance(exc, InspectError) else None
+            await self.close()
+            raise InspectError(f"the engine zygote did not start: {why}{await self._last_words()}", layers) from None
+        if reply.get("ok") is not True:
+            await self.close()
+            raise InspectError(str(reply.get("error", "the engine zygote refused to start"))[:500], self.sandbox)
+        ours.setblocking(False)
+        self._listener = asyncio.ensure_future(self._listen())
+        return self.sandbox
+
+    async def _listen(self) -> None:
+        """Hand each reaped child's exit code to whoever waits for it; at EOF, fail every waiter."""
+        assert self._sock
+        loop = asyncio.get_running_loop()
+        try:
+            while message := await loop.sock_recv(self._sock, 4096):
+                status = json.loads(message)
+                future = self._waiting.pop(int(status["id"]), None)
+                if future is None or future.done():
+                    continue
+                if "error" in status:  # the zygote could not fork
+                    future.set_exception(InspectError(f"engine zygote: {status['error']}"[:300]))
+                else:
+                    future.set_result(status.get("status"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        self._fail_waiters(f"the engine zygote exited{await self._last_words()}")
+
+    async def _last_words(self) -> str:
+        """``: <its last stderr lines>`` once the fork server's stderr is closed (it is when it has died)."""
+        if self._drain is not None:
+            await asyncio.wait({self._drain}, timeout=REAP_TIMEOUT)
+        tail = self._log.last_lines()
+        return f": {tail}" if tail else ""
+
+    def _fail_waiters(self, message: str) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(InspectError(message))
+        self._waiting.clear()
+
+    async def _send(self, payload: dict[str, Any], fds: list[int]) -> None:
+        assert self._sock
+        data = json.dumps(payload).encode()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                socket.send_fds(self._sock, [data], fds)
+                return
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(self._sock, ready.set_result, None)
+                try:
+                    await ready
+                finally:
+                    loop.remove_writer(self._sock)
+
+    async def _kill(self, ident: int) -> None:
+        with contextlib.suppress(OSError, AssertionError):
+            await self._send({"kill": ident}, [])
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it."""
+        if self._listener is None or self._listener.done():
+            raise InspectError(f"the engine zygote is not running{await self._last_words()}")
+        ident = next(self._ids)
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._waiting[ident] = done
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            await self._send({"id": ident, "request": request}, [fds[0], out_w, err_w])
+        except OSError as exc:
+            self._waiting.pop(ident, None)
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            # it died before its listener noticed: its last words say why, as when the listener sees it go
+            raise InspectError(f"the engine zygote is gone ({exc.strerror or exc}){await self._last_words()}") from None
+        os.close(out_w)
+        os.close(err_w)
+        out, out_transport = await _pipe_reader(out_r)
+        err, err_transport = await _pipe_reader(err_r)
+
+        def kill() -> None:
+            if not done.done():
+                asyncio.ensure_future(self._kill(ident))
+
+        async def finished() -> int | None:
+            return await done
+
+        try:
+            return await _collect(out, err, finished, kill, options)
+        finally:
+            out_transport.close()
+            err_transport.close()
+
+    async def close(self) -> None:
+        """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        self._fail_waiters("the engine zygote was closed")
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            async with asyncio.timeout(REAP_TIMEOUT):
+                await proc.wait()
+        except TimeoutError:
+            _kill(proc)
+            await _reap(proc)
+        await self._last_words()  # its stderr is closed now that it is gone: the log is complete

@@ -1,0 +1,1 @@
+"""Reports as text and exports; every image string escaped and capped."""

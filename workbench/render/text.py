@@ -1,0 +1,66 @@
+"""A report as readable text: the terminal summary and the ticket summary share it.
+
+Every string that came from an image goes through :func:`~workbench.render.textsafe.printable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..schema import VERDICTS_SHOWN
+from .sizes import human_size
+from .textsafe import printable
+
+_MARK = {"critical": "CRITICAL", "warning": "WARNING ", "info": "info    "}
+
+
+def _size(value: int | None) -> str:
+    return "unknown" if value is None else f"{human_size(value)} ({value} bytes)"
+
+
+def _reference(ref: dict[str, Any]) -> str:
+    extra = f", format {printable(ref['format'], 40)}" if ref.get("format") else ""
+    return f"{printable(ref.get('role', 'reference'), 40)}: {printable(ref.get('name', ''))} ({ref.get('kind')}{extra})"
+
+
+def summary(report: dict[str, Any], verbose: bool = False) -> str:
+    """Several lines: verdict, format, sizes, references, encryption, findings."""
+    path = printable(report["path"], 1024)
+    if report.get("verdict") == "failed":
+        return f"{path}: FAILED: {printable(report.get('error', ''), 1024)}"
+    declared = report.get("declared_format") or "none"
+    source = report.get("declared_source", "argument")
+    matches = ", ".join(report["format_matches"]) or "none (raw)"
+    lines = [
+        f"{path}: {report['verdict'].upper()}",
+        f"  format      {report['format']} (declared {declared} by {source}; signatures: {printable(matches)})",
+        f"  logical     {_size(report['virtual_size'])}",
+        f"  file        {_size(report['file_size'])}, allocated {_size(report['allocated_size'])}",
+    ]
+    if report.get("size_ratio"):
+        lines.append(f"  ratio       logical/file {report['size_ratio']:g}")
+    encryption = report.get("encryption") or {}
+    lines.append(f"  encryption  {printable(encryption.get('method', 'yes')) if report['encrypted'] else 'none'}")
+    refs = report.get("references") or []
+    lines.append(f"  references  {len(refs) or 'none'}")
+    lines.extend(f"    - {_reference(ref)}" for ref in refs[: None if verbose else 20])
+    if report.get("snapshots"):
+        lines.append(f"  snapshots   {len(report['snapshots'])}")
+    flags = [name for name in ("dirty", "corrupt") if report.get(name)]
+    if flags:
+        lines.append(f"  state       {', '.join(flags)}")
+    shown = [f for f in report["findings"] if verbose or f["severity"] != "info"]
+    lines.append(f"  findings    {len(shown) or 'none'}" + ("" if verbose else " (info hidden; -v shows them)"))
+    for finding in shown:
+        lines.append(f"    {_MARK[finding['severity']]} {finding['id']}: {finding['title']}")
+        lines.append(f"             {printable(finding['detail'], 1024)}")
+        if verbose:
+            lines.append(f"             -> {finding['recommendation']}")
+    lines.append(f"  engine      read {report['bytes_read']} bytes in {report.get('elapsed_ms', 0):g} ms")
+    return "\n".join(lines)
+
+
+def summary_counts(counts: Mapping[str, int]) -> str:
+    """``reject 2, review 1, accept 7, failed 0`` in that order."""
+    return ", ".join(f"{verdict} {counts.get(verdict, 0)}" for verdict in VERDICTS_SHOWN)

@@ -1,0 +1,144 @@
+"""The child/parent contract, written once: the report's shape, its orders and its caps.
+
+Both sides import this module (stdlib only, no import of the package's other modules): the engine child
+builds and fits its report to these names, the parent validates the reply against the same names, and
+every place that ranks severities or verdicts asks these enums instead of restating the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, Self, TypedDict
+
+SCHEMA = "workbench-report/1"
+
+# Caps of the reply (the engine fits its report to them, the parent's validator checks them).
+MAX_STRING = 4096  # characters of any string in a report (image text, details, finding details)
+MAX_LIST = 1024  # items of a list (references, extents, snapshots, findings) and keys of an object
+MAX_FIELDS = 20_000  # nodes of the field tree
+MAX_DEPTH = 32  # levels of the field tree
+MAX_INT = 1 << 64  # integers lie strictly between -MAX_INT and MAX_INT
+REGION_BYTES = 256 << 10  # bytes of hex, all regions together, offered to the hex view
+MAX_REGIONS = 1024  # separate regions offered to the hex view
+HEADER_BYTES = 64 << 10  # bytes of the file's first region shown as its header
+REPLY_CAP = 16 << 20  # bytes of JSON the parent reads from a child before it kills it
+REPLY_BUDGET = REPLY_CAP // 2  # what the engine aims below, leaving room for escaping and the sandbox table
+
+# Caps of the sandboxed child (set by the child on Linux and macOS, by the parent's job object on Windows).
+ADDRESS_SPACE = 1 << 30  # 1 GiB of memory: the interpreter plus a bounded parse
+CPU_SECONDS = 10  # CPU time of one inspection
+
+
+class _Ordered(StrEnum):
+    """A string enum whose members compare by their declared order, not alphabetically.
+
+    Plain strings compare as the member they name, so ``Severity.INFO < "warning"`` holds.
+    """
+
+    @property
+    def rank(self) -> int:
+        return type(self)._member_names_.index(self.name)
+
+    @classmethod
+    def worst(cls, values: Iterable[str], default: Self) -> Self:
+        """The highest of ``values`` (each a member's value), or ``default`` when there is none."""
+        return max((cls(value) for value in values), default=default)
+
+    def _other(self, other: object) -> int:
+        if not isinstance(other, str):
+            raise TypeError(f"cannot compare {type(self).__name__} with {type(other).__name__}")
+        return type(self)(other).rank
+
+    def __lt__(self, other: object) -> bool:
+        return self.rank < self._other(other)
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= self._other(other)
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > self._other(other)
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= self._other(other)
+
+
+class Severity(_Ordered):
+    """A finding's severity, least to most severe."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Verdict(_Ordered):
+    """A report's verdict, best to worst: ``failed`` (could not inspect) ranks above every judgement."""
+
+    ACCEPT = "accept"
+    REVIEW = "review"
+    REJECT = "reject"
+    FAILED = "failed"
+
+
+SEVERITIES_WORST_FIRST = tuple(reversed(Severity))  # critical, warning, info: how findings are listed
+_KNOWN_SEVERITIES = frozenset(Severity)
+
+
+def most_severe_first(severity: str) -> int:
+    """Sort key of a severity: critical, then warning, then info, then anything unknown."""
+    return -Severity(severity).rank if severity in _KNOWN_SEVERITIES else 1
+
+
+VERDICTS_SHOWN = (Verdict.REJECT, Verdict.REVIEW, Verdict.ACCEPT, Verdict.FAILED)  # the order counts are listed in
+
+
+class Finding(TypedDict, total=False):
+    id: str
+    severity: str
+    title: str
+    detail: str
+    recommendation: str
+    offset: int | None
+
+
+class Reference(TypedDict, total=False):
+    role: str
+    name: str
+    kind: str
+    name_bytes: str
+
+
+class Report(TypedDict, total=False):
+    """The reply's keys (docs/architecture.md "Report keys"); a failed report has ``error`` and few others."""
+
+    schema: str
+    path: str
+    declared_format: str | None
+    declared_source: str
+    format: str | None
+    format_matches: list[str]
+    virtual_size: int | None
+    file_size: int | None
+    allocated_size: int | None
+    cluster_size: int | None
+    size_ratio: float | None
+    encrypted: bool
+    encryption: str | None
+    backing: dict[str, Any] | None
+    data_file: str | None
+    extents: list[dict[str, Any]]
+    references: list[Reference]
+    dirty: bool | None
+    corrupt: bool | None
+    snapshots: list[dict[str, Any]]
+    details: dict[str, Any]
+    fields: list[dict[str, Any]]
+    findings: list[Finding]
+    verdict: str
+    bytes_read: int
+    read_budget: int
+    elapsed_ms: int
+    sandbox: dict[str, str]
+    header_bytes: dict[str, Any] | None
+    byte_regions: list[dict[str, Any]]
+    error: str

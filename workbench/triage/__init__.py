@@ -1,0 +1,1 @@
+"""Folders of images: the walk, the bounded batch and its outputs."""

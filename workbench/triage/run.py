@@ -1,0 +1,126 @@
+"""Triage many images (found by :mod:`.walk`): inspect with bounded concurrency, stream results as they arrive.
+
+Memory stays flat with the number of files: the walk is a generator, at most ``jobs`` inspections are
+in flight, each full report goes straight to the outputs, and only a small summary per file is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.child.sandbox import degraded
+from ..host.open import InspectError
+from ..host.runner import ForkServerRunner
+from ..inspector import Request, failed_report, inspect
+from ..policy import policy as policy_mod
+from ..schema import most_severe_first
+from .walk import Entry
+
+Inspect = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def engine_pool(
+    required_layers: list[str], warn: Callable[[str], None]
+) -> AsyncIterator[ForkServerRunner | None]:
+    """A started fork server for a batch, or ``None`` (a fresh process per image) when it cannot start."""
+    zygote = ForkServerRunner(required_layers)
+    try:
+        await zygote.start()
+    except InspectError as exc:
+        warn(f"engine zygote unavailable ({exc}); starting a fresh process per image")
+        yield None
+        return
+    try:
+        yield zygote
+    finally:
+        await zygote.close()
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """The few values the triage table and the final summary need."""
+    findings = report.get("findings", [])
+    ranked = sorted(findings, key=lambda f: most_severe_first(f["severity"]))
+    top = ranked[0] if ranked and ranked[0]["severity"] != "info" else None
+    return {
+        "path": report["path"],
+        "verdict": report["verdict"],
+        "format": report.get("format"),
+        "declared_format": report.get("declared_format"),
+        "virtual_size": report.get("virtual_size"),
+        "file_size": report.get("file_size"),
+        "encrypted": report.get("encrypted"),
+        "top_finding": f"{top['id']}: {top['detail']}" if top else (report.get("error") or ""),
+        "critical": [f"{f['id']}: {f['detail']}" for f in findings if f["severity"] == "critical"],
+        "sandbox_degraded": ", ".join(degraded(report.get("sandbox") or {})) if findings else "",
+    }
+
+
+@dataclass
+class Tally:
+    """Counts per verdict and the rejected files, updated as results arrive."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    degraded: Counter[str] = field(default_factory=Counter)  # weaker sandbox layers -> files parsed so
+
+    def add(self, summary: dict[str, Any]) -> None:
+        self.counts[summary["verdict"]] += 1
+        if summary.get("sandbox_degraded"):
+            self.degraded[summary["sandbox_degraded"]] += 1
+        if summary["verdict"] == "reject":
+            self.rejected.append({"path": summary["path"], "critical": summary["critical"]})
+        elif summary["verdict"] == "failed":
+            self.failed.append({"path": summary["path"], "error": summary["top_finding"]})
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def exit_code(self) -> int:
+        return policy_mod.EXIT_CODES[policy_mod.worst(list(self.counts))]
+
+
+async def run(
+    entries: Iterable[Entry],
+    make_request: Callable[[str], Request],
+    jobs: int,
+    inspect_one: Inspect = inspect,
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Full reports in the order they finish, with at most ``jobs`` inspections in flight."""
+    source = iter(entries)
+    pending: set[asyncio.Task[dict[str, Any]]] = set()
+
+    def start_next() -> bool:
+        for entry in source:
+            if entry.refused:
+                refused = asyncio.get_running_loop().create_future()
+                refused.set_result(failed_report(entry.path, None, entry.refused))
+                pending.add(asyncio.ensure_future(refused))
+                return True
+            request = dataclasses.replace(make_request(entry.path), walked=entry.walked)
+            pending.add(asyncio.ensure_future(inspect_one(request)))
+            return True
+        return False
+
+    try:
+        while len(pending) < jobs and start_next():
+            pass
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                pending.discard(task)
+                yield task.result()
+                start_next()
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
