@@ -6,7 +6,7 @@ traceback or more than a capped, escaped fragment of anything a server sent.
 
 from __future__ import annotations
 
-from workbench.textsafe import printable
+from workbench.render.textsafe import printable
 
 from .redact import URL_CAP, redact
 

@@ -173,7 +173,12 @@ class Link:
         with self._lock:
             deadline = Deadline(self.url, self.limits.deadline)
             fired = threading.Event()
-            timer = deadline.watchdog(lambda: (fired.set(), self._shutdown()))
+
+            def cut() -> None:
+                fired.set()
+                self._shutdown()
+
+            timer = deadline.watchdog(cut)
             answer = None
             try:
                 answer = self._follow(headers, deadline)
@@ -274,7 +279,7 @@ class Link:
             return BadResponse(self.url, type(error).__name__)
         if isinstance(error, ssl.SSLError):
             return Unreachable(self.url, f"TLS: {error.reason}")
-        return Unreachable(self.url, error.strerror or type(error).__name__)
+        return Unreachable(self.url, getattr(error, "strerror", None) or type(error).__name__)
 
     def close(self) -> None:
         conn, self.conn, self.conn_origin = self.conn, None, None

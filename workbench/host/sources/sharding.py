@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 T = TypeVar("T")
 MAX_LINE = 64 << 20  # a report line longer than this is skipped (its object is inspected again)
@@ -88,7 +88,7 @@ def done_keys(path: str | Path, field: str = "path", only_shard: tuple[int, int]
     return done
 
 
-def _lines(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+def _lines(stream: BinaryIO) -> Iterator[bytes]:
     """Whole lines of at most MAX_LINE bytes; longer ones are read past in bounded pieces and dropped."""
     while line := stream.readline(MAX_LINE + 1):
         if len(line) <= MAX_LINE:
