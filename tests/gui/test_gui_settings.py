@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -142,3 +143,15 @@ def test_impossible_requirements_are_refused_and_the_notice_goes(qtbot: Any, fas
     _layer_item(dialog, "job").setCheckState(Qt.CheckState.Unchecked)
     assert ok.isEnabled() and dialog.layers_error.text() == ""
     assert dialog.result_settings().required_layers == ["landlock|seccomp"]
+
+
+def test_settings_know_the_layers_from_the_fork_server_before_any_image(qtbot: Any, window: MainWindow) -> None:
+    """The session's fork server reports the layers it holds when it starts: no image needs to be read first."""
+    assert window.model.entries == [] and window.observed_sandbox() is None
+    asyncio.ensure_future(window.session.fork_server())
+    qtbot.waitUntil(lambda: window.session.server_sandbox() is not None, timeout=20_000)
+    observed = window.observed_sandbox()
+    assert observed is not None and observed.keys() >= {"seccomp", "rlimits", "no_new_privs"}
+    dialog = SettingsDialog(window.settings, window, observed)
+    qtbot.addWidget(dialog)
+    assert _layer_item(dialog, "seccomp").flags() & Qt.ItemFlag.ItemIsEnabled  # on here, so it can be required

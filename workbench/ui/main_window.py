@@ -682,9 +682,11 @@ class MainWindow(QMainWindow):
             self.apply_settings(dialog.result_settings())
 
     def observed_sandbox(self) -> dict[str, str] | None:
-        """The sandbox layers the latest engine child reported on this machine (``None`` before one did)."""
+        """The sandbox layers this machine gives an engine child: as the session's fork server reported them
+        when it started, else as the latest engine child did (``None`` before either)."""
         reports = (e.report for e in reversed(self.model.entries) if e.report and not e.audit)
-        return next((r["sandbox"] for r in reports if r.get("verdict") != "failed" and r.get("sandbox")), None)
+        latest = next((r["sandbox"] for r in reports if r.get("verdict") != "failed" and r.get("sandbox")), None)
+        return self.session.server_sandbox() or latest
 
     def apply_settings(self, new: settings_mod.Settings) -> None:
         """Use and store ``new``; images are inspected again when the policy changed, configuration files

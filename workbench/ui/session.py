@@ -163,6 +163,14 @@ class Session(QObject):
             self._engine = (layers, asyncio.ensure_future(self._start(layers)))
         return await asyncio.shield(self._engine[1])  # a cancelled inspection leaves the start running
 
+    def server_sandbox(self) -> dict[str, str] | None:
+        """The layers this session's fork server reported when it started, or ``None`` before it has (or
+        when it could not start): what the machine gives an engine child, known before any image is read."""
+        if self._engine is None or not self._engine[1].done() or self._engine[1].cancelled():
+            return None
+        zygote = self._engine[1].result()
+        return dict(zygote.sandbox) if zygote is not None and zygote.sandbox else None
+
     async def _start(self, layers: list[str]) -> ForkServerRunner | None:
         zygote = ForkServerRunner(layers)
         try:
