@@ -95,6 +95,10 @@ class Inspection:
     def add(self, finding_id: str, detail: str, offset: int | None = None, severity: str | None = None) -> None:
         self.findings.append(make(finding_id, detail[:MAX_TEXT], offset, severity))
 
+    def malformed(self, check: str, detail: str, offset: int | None = None, severity: str | None = None) -> None:
+        """A ``malformed`` finding for the rule ``check`` (``format.rule``, listed in docs/formats.md)."""
+        self.findings.append(make("malformed", detail[:MAX_TEXT], offset, severity, check))
+
     def cap(self, detail: str, offset: int | None = None) -> None:
         """A limit reached while looking for references or sizes: critical, since one may lie beyond it."""
         self.add("read-budget", detail, offset, CRITICAL)
@@ -110,7 +114,7 @@ class Inspection:
             self.add("size-disagreement", detail, offset, severity)
 
     def structure(
-        self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str
+        self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str, check: str
     ) -> tuple[dict[str, Any], Field, bool]:
         """Read and decode one fixed-size structure and add its field group.
 
@@ -122,7 +126,7 @@ class Inspection:
         self.fields.append(group)
         complete = len(data) >= size
         if not complete:
-            self.add("malformed", f"{label} at {offset} is truncated: {len(data)} of {size} bytes", offset)
+            self.malformed(check, f"{label} at {offset} is truncated: {len(data)} of {size} bytes", offset)
         return values, group, complete
 
     def reference(self, role: str, name: str, offset: int | None = None, **extra: Any) -> dict[str, Any]:

@@ -34,8 +34,8 @@ def _run_parser(reader: Reader, name: str) -> Inspection:
         info.cap(f"{name}: {exc}; the rest of the {name} metadata was not examined", exc.offset)
     except Exception as exc:  # a parser bug must become a finding, never a dead child
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        info.add(
-            "malformed",
+        info.malformed(
+            "engine.parser-error",
             f"{name}: internal parser error {type(exc).__name__}: {exc} "
             f"({os.path.basename(where.filename)}:{where.lineno})",
         )
@@ -163,7 +163,7 @@ def build(
     capped = _clamp_numbers(result)
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
-        result["findings"].append(make("malformed", detail).to_json())
+        result["findings"].append(make("malformed", detail, check="engine.number-past-64-bits").to_json())
     _fit(result, fields, findings_left)
     return result
 

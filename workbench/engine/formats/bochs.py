@@ -39,7 +39,7 @@ def probe(reader: Reader) -> str | None:
 
 
 def parse(reader: Reader, info: Inspection) -> None:
-    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<")
+    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<", "bochs.header-truncated")
     if not complete:
         return
     data = reader.read(0, HEADER_SIZE)  # served from the reader's cache
@@ -67,13 +67,19 @@ def _check(reader: Reader, info: Inspection, v: dict[str, Any], size: int) -> No
     """What qemu's bochs_open refuses, and the catalog inside the file."""
     catalog, extent = v["catalog"], v["extent"]
     if catalog > MAX_CATALOG:
-        info.add("malformed", f"catalog of {catalog} entries exceeds qemu's limit of {MAX_CATALOG}", 72)
+        info.malformed(
+            "bochs.catalog-too-large", f"catalog of {catalog} entries exceeds qemu's limit of {MAX_CATALOG}", 72
+        )
     if extent < SECTOR or extent & (extent - 1) or extent > MAX_EXTENT:
-        info.add("malformed", f"extent size {extent} is not a power of 2 from 512 to {MAX_EXTENT}", 80)
+        info.malformed("bochs.extent-size", f"extent size {extent} is not a power of 2 from 512 to {MAX_EXTENT}", 80)
     elif catalog < -(-size // extent):
-        info.add("malformed", f"catalog of {catalog} extents cannot cover a disk of {size} bytes", 72)
+        info.malformed(
+            "bochs.catalog-too-small", f"catalog of {catalog} extents cannot cover a disk of {size} bytes", 72
+        )
     catalog_end = v["header"] + 4 * catalog
     if v["header"] < HEADER_SIZE:
-        info.add("malformed", f"header size {v['header']} puts the catalog inside the header", 68)
+        info.malformed("bochs.catalog-in-header", f"header size {v['header']} puts the catalog inside the header", 68)
     if catalog_end > reader.size:
-        info.add("malformed", f"catalog ends at {catalog_end}, past the end of the file ({reader.size})", 68)
+        info.malformed(
+            "bochs.catalog-past-eof", f"catalog ends at {catalog_end}, past the end of the file ({reader.size})", 68
+        )

@@ -69,10 +69,14 @@ def parse(reader: Reader, info: Inspection) -> None:
     values, group = decode("koly trailer", data, base, SPECS, ">")
     info.fields.append(group)
     if values["header_size"] != TRAILER:
-        info.add("malformed", f"trailer header size {values['header_size']}, expected 512", base + 8)
+        info.malformed("dmg.trailer-size", f"trailer header size {values['header_size']}, expected 512", base + 8)
     count = values["sector_count"]
     if count >> 63:
-        info.add("malformed", f"sector count 0x{count:x} is negative as a signed number (qemu refuses)", base + 492)
+        info.malformed(
+            "dmg.sector-count-negative",
+            f"sector count 0x{count:x} is negative as a signed number (qemu refuses)",
+            base + 492,
+        )
     else:
         info.virtual_size = count * SECTOR
     info.details.update({"version": values["version"], "segments": values["segment_count"]})
@@ -87,18 +91,24 @@ def _check_ranges(reader: Reader, info: Inspection, v: dict[str, int], base: int
         ("XML plist", 216, v["xml_offset"], v["xml_length"]),
     ):
         if start > base or length > base - start:
-            info.add("malformed", f"{label} {start}+{length} does not end before the trailer at {base}", base + at)
+            info.malformed(
+                "dmg.fork-placement", f"{label} {start}+{length} does not end before the trailer at {base}", base + at
+            )
     xml_offset, xml_length = v["xml_offset"], v["xml_length"]
     info.details["plist"] = {"offset": xml_offset, "length": xml_length}
     if v["rsrc_fork_length"] == 0 and xml_length == 0:
-        info.add("malformed", "neither a resource fork nor an XML plist: the image has no block map", base + 216)
+        info.malformed(
+            "dmg.no-block-map", "neither a resource fork nor an XML plist: the image has no block map", base + 216
+        )
     if xml_length > MAX_PLIST:
-        info.add("malformed", f"XML plist of {xml_length} bytes exceeds qemu's 16 MiB limit", base + 224)
+        info.malformed(
+            "dmg.plist-too-large", f"XML plist of {xml_length} bytes exceeds qemu's 16 MiB limit", base + 224
+        )
     if xml_length and xml_offset < base:
         start = reader.read(xml_offset, min(PLIST_PEEK, xml_length))
         info.details["plist"]["starts_with"] = clean_text(start, cap=PLIST_PEEK)
         if not start.lstrip().startswith((b"<?xml", b"<plist", b"<!DOCTYPE")):
-            info.add("malformed", f"XML plist at {xml_offset} does not start like XML", base + 216)
+            info.malformed("dmg.plist-not-xml", f"XML plist at {xml_offset} does not start like XML", base + 216)
 
 
 def _encrypted(reader: Reader, info: Inspection) -> None:

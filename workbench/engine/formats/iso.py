@@ -86,7 +86,11 @@ def parse(reader: Reader, info: Inspection) -> None:
         ident = data[1:6]
         if len(data) < SECTOR or ident not in (ISO_ID, *UDF_IDS, *OTHER_IDS):
             if len(data) < SECTOR and ident:
-                info.add("malformed", f"volume descriptor at {offset} truncated: {len(data)} of {SECTOR} bytes", offset)
+                info.malformed(
+                    "iso.descriptor-truncated",
+                    f"volume descriptor at {offset} truncated: {len(data)} of {SECTOR} bytes",
+                    offset,
+                )
             break
         if ident == ISO_ID:
             _iso_descriptor(reader, info, data, offset, found)
@@ -131,8 +135,8 @@ def _check_both_endian(info: Inspection, values: dict[str, Any], offset: int) ->
     """ECMA-119 stores sizes twice, little- then big-endian; a mismatch means the bytes were edited."""
     for name, at in (("volume_space_size", 80), ("logical_block_size", 128)):
         if values[name] != values[f"{name}_be"]:
-            info.add(
-                "malformed",
+            info.malformed(
+                "iso.both-endian-differ",
                 f"{name.replace('_', ' ')}: little-endian {values[name]} but big-endian {values[f'{name}_be']}",
                 offset + at,
             )
@@ -142,13 +146,19 @@ def _boot_catalog(reader: Reader, info: Inspection, sector: int, at: int) -> Non
     offset = sector * SECTOR
     data = reader.read(offset, 64)
     if len(data) < 64:
-        info.add("malformed", f"El Torito boot catalog sector {sector} lies past the end of the file", at)
+        info.malformed(
+            "iso.boot-catalog-past-eof", f"El Torito boot catalog sector {sector} lies past the end of the file", at
+        )
         return
     values, group = decode("El Torito boot catalog", data, offset, CATALOG_SPECS, "<")
     info.fields.append(group)
     words = sum(int.from_bytes(data[i : i + 2], "little") for i in range(0, 32, 2)) & 0xFFFF
     if values["header_id"] != 1 or data[30:32] != b"\x55\xaa" or words:
-        info.add("malformed", f"El Torito validation entry at {offset} is invalid (id, key or checksum)", offset)
+        info.malformed(
+            "iso.boot-validation-entry",
+            f"El Torito validation entry at {offset} is invalid (id, key or checksum)",
+            offset,
+        )
     info.details["el_torito"] = {
         "catalog_sector": sector,
         "platform_id": values["platform_id"],
@@ -164,12 +174,12 @@ def _summarise(reader: Reader, info: Inspection, found: dict[str, Any]) -> None:
         info.details["udf"] = found["udf"]
     if primary is None:
         if not found["udf"]:
-            info.add("malformed", "no primary volume descriptor", FIRST)
+            info.malformed("iso.no-primary-descriptor", "no primary volume descriptor", FIRST)
         else:
             info.details["udf_only"] = True
         return
     if not found.get("terminated"):
-        info.add("malformed", "the volume descriptor set has no terminator", FIRST)
+        info.malformed("iso.no-terminator", "the volume descriptor set has no terminator", FIRST)
     block = primary["logical_block_size"]
     volume = primary["volume_space_size"] * block
     info.details.update(
@@ -185,6 +195,10 @@ def _summarise(reader: Reader, info: Inspection, found: dict[str, Any]) -> None:
         }
     )
     if volume > reader.size:
-        info.add("malformed", f"volume claims {volume} bytes, the file has {reader.size}: truncated image", FIRST + 80)
+        info.malformed(
+            "iso.volume-past-eof",
+            f"volume claims {volume} bytes, the file has {reader.size}: truncated image",
+            FIRST + 80,
+        )
     if block not in (512, 1024, 2048):
-        info.add("malformed", f"logical block size {block} is not 512, 1024 or 2048", FIRST + 128)
+        info.malformed("iso.block-size", f"logical block size {block} is not 512, 1024 or 2048", FIRST + 128)

@@ -86,7 +86,7 @@ def parse(reader: Reader, info: Inspection) -> None:
     info.encrypted = True
     info.encryption = enc
     if len(head) < 8:
-        info.add("malformed", f"LUKS header is {len(head)} bytes long, too short for a version", 0)
+        info.malformed("luks.header-truncated", f"LUKS header is {len(head)} bytes long, too short for a version", 0)
         return
     (version,) = struct.unpack_from(">H", head, 6)
     enc["version"] = version
@@ -95,7 +95,7 @@ def parse(reader: Reader, info: Inspection) -> None:
     elif version == 2:
         _parse_luks2(reader, info, enc)
     else:
-        info.add("malformed", f"LUKS version {version} is neither 1 nor 2", 6)
+        info.malformed("luks.version", f"LUKS version {version} is neither 1 nor 2", 6)
 
 
 def _split_mode(encryption: str) -> tuple[str, str]:
@@ -110,15 +110,15 @@ def _set_payload(
     """Logical size from the data offset: the rest of the file (qemu's luks driver) or a fixed size."""
     enc["payload_offset"] = offset
     if offset == 0:
-        info.add(
-            "malformed",
+        info.malformed(
+            "luks.detached-header",
             "payload offset 0: a detached LUKS header, the encrypted data is not in this file (qemu refuses it)",
             where,
             WARNING,
         )
     elif offset + (size or 0) > reader.size:
         what = f"payload offset {offset}" if size is None else f"data segment {offset}+{size}"
-        info.add("malformed", f"{what} reaches past the end of the file ({reader.size} bytes)", where)
+        info.malformed("luks.payload-past-eof", f"{what} reaches past the end of the file ({reader.size} bytes)", where)
     info.virtual_size = max(0, reader.size - offset) if size is None else size
 
 
@@ -130,7 +130,9 @@ def _parse_luks1(reader: Reader, info: Inspection, enc: dict[str, Any]) -> None:
     values, group = decode("LUKS1 header", data, 0, LUKS1_SPECS, ">", "LUKS1 phdr (big-endian)")
     info.fields.append(group)
     if len(data) < LUKS1_HEADER_SIZE:
-        info.add("malformed", f"LUKS1 header is {len(data)} bytes long, needs {LUKS1_HEADER_SIZE}", len(data))
+        info.malformed(
+            "luks1.header-truncated", f"LUKS1 header is {len(data)} bytes long, needs {LUKS1_HEADER_SIZE}", len(data)
+        )
         return
     slots = []
     for index in range(8):
@@ -168,7 +170,7 @@ def _check_luks1_slots(info: Inspection, slots: list[dict[str, Any]], key_bytes:
     A slot's split key takes ``key_bytes * stripes`` bytes from its key material offset (in sectors).
     """
     if key_bytes == 0:
-        info.add("malformed", "LUKS1 master key length is 0", 108)
+        info.malformed("luks1.key-length-zero", "LUKS1 master key length is 0", 108)
     spans = []
     for index, slot in enumerate(slots):
         where = 208 + 48 * index
@@ -176,23 +178,31 @@ def _check_luks1_slots(info: Inspection, slots: list[dict[str, Any]], key_bytes:
         end = start - (-key_bytes * stripes // SECTOR)
         spans.append((start, end, index))
         if slot["active"] not in (SLOT_ACTIVE, SLOT_INACTIVE):
-            info.add(
-                "malformed", f"key slot {index} state 0x{slot['active']:08x} is neither active nor inactive", where
+            info.malformed(
+                "luks1.key-slot-state",
+                f"key slot {index} state 0x{slot['active']:08x} is neither active nor inactive",
+                where,
             )
         if stripes == 0:
-            info.add("malformed", f"key slot {index} has 0 anti-forensic stripes", where + 44)
+            info.malformed("luks1.key-slot-stripes", f"key slot {index} has 0 anti-forensic stripes", where + 44)
         if start * SECTOR < LUKS1_HEADER_SIZE:
-            info.add("malformed", f"key slot {index} key material at sector {start} overlaps the header", where + 40)
+            info.malformed(
+                "luks1.key-slot-overlaps-header",
+                f"key slot {index} key material at sector {start} overlaps the header",
+                where + 40,
+            )
         elif payload and end > payload:
-            info.add(
-                "malformed",
+            info.malformed(
+                "luks1.key-slot-overlaps-payload",
                 f"key slot {index} key material (sectors {start}..{end}) overlaps the payload at sector {payload}",
                 where + 40,
             )
     spans.sort()
     for (_, end, first), (start, _, second) in itertools.pairwise(spans):
         if end > start:
-            info.add("malformed", f"key slots {first} and {second} have overlapping key material", 208)
+            info.malformed(
+                "luks1.key-slots-overlap", f"key slots {first} and {second} have overlapping key material", 208
+            )
 
 
 # ---------------------------------------------------------------- LUKS2
@@ -203,22 +213,32 @@ def _parse_luks2(reader: Reader, info: Inspection, enc: dict[str, Any]) -> None:
     values, group = decode("LUKS2 primary header", binary, 0, LUKS2_SPECS, ">", "binary header (big-endian)")
     info.fields.append(group)
     if len(binary) < BINARY_SIZE:
-        info.add("malformed", f"LUKS2 binary header is {len(binary)} bytes long, needs {BINARY_SIZE}", len(binary))
+        info.malformed(
+            "luks2.header-truncated",
+            f"LUKS2 binary header is {len(binary)} bytes long, needs {BINARY_SIZE}",
+            len(binary),
+        )
         return
     enc.update(
         {"uuid": values["uuid"], "label": values["label"], "subsystem": values["subsystem"], "seqid": values["seqid"]}
     )
     hdr_size = values["hdr_size"]
     if hdr_size not in HEADER_SIZES:
-        info.add("malformed", f"LUKS2 hdr_size {hdr_size} is not a power of two from 16 KiB to 4 MiB", 8)
+        info.malformed("luks2.header-size", f"LUKS2 hdr_size {hdr_size} is not a power of two from 16 KiB to 4 MiB", 8)
         if not BINARY_SIZE < hdr_size <= max(HEADER_SIZES):
             return
     if values["hdr_offset"] != 0:
-        info.add("malformed", f"primary LUKS2 header says it is at offset {values['hdr_offset']}, not 0", 256)
+        info.malformed(
+            "luks2.header-offset", f"primary LUKS2 header says it is at offset {values['hdr_offset']}, not 0", 256
+        )
     header = reader.read(0, min(hdr_size, HEADER_CAP))
     complete = len(header) == hdr_size
     if len(header) < min(hdr_size, HEADER_CAP):
-        info.add("malformed", f"LUKS2 header is cut by the end of file: {len(header)} of {hdr_size} bytes", len(header))
+        info.malformed(
+            "luks2.header-past-eof",
+            f"LUKS2 header is cut by the end of file: {len(header)} of {hdr_size} bytes",
+            len(header),
+        )
     elif not complete:
         info.add(
             "read-budget",
@@ -238,7 +258,9 @@ def _verify_checksum(
 ) -> None:
     alg = values["checksum_alg"]
     if alg not in CHECKSUMS:
-        info.add("malformed", f"{which} LUKS2 header checksum algorithm {alg!r} is not known here", base + 72)
+        info.malformed(
+            "luks2.checksum-algorithm", f"{which} LUKS2 header checksum algorithm {alg!r} is not known here", base + 72
+        )
         return
     if not complete:
         return
@@ -262,10 +284,14 @@ def _load_json(info: Inspection, area: bytes, complete: bool) -> dict[str, Any] 
         metadata = json.loads(text.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the interpreter allows
         problem = f"{type(exc).__name__}: {exc}"[:SHORT_TEXT]
-        info.add("malformed", f"LUKS2 JSON area ({len(text)} bytes) is not valid JSON: {problem}", BINARY_SIZE)
+        info.malformed(
+            "luks2.json-invalid", f"LUKS2 JSON area ({len(text)} bytes) is not valid JSON: {problem}", BINARY_SIZE
+        )
         return None
     if not isinstance(metadata, dict):
-        info.add("malformed", f"LUKS2 JSON metadata is a {type(metadata).__name__}, not an object", BINARY_SIZE)
+        info.malformed(
+            "luks2.json-not-object", f"LUKS2 JSON metadata is a {type(metadata).__name__}, not an object", BINARY_SIZE
+        )
         return None
     return metadata
 
@@ -296,7 +322,9 @@ def _items(info: Inspection, metadata: dict[str, Any], section: str) -> list[tup
     """The first MAX_ITEMS entries of a JSON section, sorted by id; more are a finding, not a loop."""
     entries = _object(metadata, section)
     if len(entries) > MAX_ITEMS:
-        info.add("malformed", f"LUKS2 JSON has {len(entries)} {section} (at most {MAX_ITEMS})", BINARY_SIZE)
+        info.malformed(
+            "luks2.json-too-many", f"LUKS2 JSON has {len(entries)} {section} (at most {MAX_ITEMS})", BINARY_SIZE
+        )
     kept = [(str(key)[:SHORT_TEXT], value) for key, value in itertools.islice(entries.items(), MAX_ITEMS)]
     kept.sort(key=lambda item: (not _is_decimal(item[0]), int(item[0]) if _is_decimal(item[0]) else 0, item[0]))
     return [(key, value if isinstance(value, dict) else {}) for key, value in kept]
@@ -390,11 +418,11 @@ def _interpret(reader: Reader, info: Inspection, enc: dict[str, Any], metadata: 
         }
     )
     if not segments:
-        info.add("malformed", "LUKS2 JSON has no data segment", BINARY_SIZE)
+        info.malformed("luks2.no-segment", "LUKS2 JSON has no data segment", BINARY_SIZE)
         return
     offset = crypt.get("offset")
     if not isinstance(offset, int):
-        info.add("malformed", f"LUKS2 segment {crypt['id']} has no valid offset", BINARY_SIZE)
+        info.malformed("luks2.segment-offset", f"LUKS2 segment {crypt['id']} has no valid offset", BINARY_SIZE)
         return
     _check_areas(info, keyslots, hdr_size, offset)
     size = crypt.get("size")
@@ -404,8 +432,10 @@ def _interpret(reader: Reader, info: Inspection, enc: dict[str, Any], metadata: 
 def _check_config(info: Inspection, enc: dict[str, Any], config: dict[str, Any], json_size: int) -> None:
     declared = _number(config.get("json_size"))
     if declared != json_size:
-        info.add(
-            "malformed", f"LUKS2 config json_size {declared} differs from hdr_size - 4096 = {json_size}", BINARY_SIZE
+        info.malformed(
+            "luks2.json-size",
+            f"LUKS2 config json_size {declared} differs from hdr_size - 4096 = {json_size}",
+            BINARY_SIZE,
         )
     requirements = _object(config, "requirements").get("mandatory")
     if isinstance(requirements, list):
@@ -421,10 +451,12 @@ def _check_areas(info: Inspection, keyslots: list[dict[str, Any]], hdr_size: int
     for slot in keyslots:
         start, size = slot.get("area_offset"), slot.get("area_size")
         if start is None or size is None:
-            info.add("malformed", f"LUKS2 keyslot {slot['id']} has no valid area offset and size", BINARY_SIZE)
+            info.malformed(
+                "luks2.keyslot-area", f"LUKS2 keyslot {slot['id']} has no valid area offset and size", BINARY_SIZE
+            )
         elif start < 2 * hdr_size or (data_offset and start + size > data_offset):
-            info.add(
-                "malformed",
+            info.malformed(
+                "luks2.keyslot-overlaps-headers",
                 f"LUKS2 keyslot {slot['id']} area {start}+{size} overlaps the headers (0..{2 * hdr_size}) "
                 f"or the data at {data_offset}",
                 BINARY_SIZE,
@@ -436,19 +468,24 @@ def _check_secondary(reader: Reader, info: Inspection, primary: dict[str, Any], 
     complete = len(header) == hdr_size
     values, group = decode("LUKS2 secondary header", header[:BINARY_SIZE], hdr_size, LUKS2_SPECS, ">")
     if len(header) < BINARY_SIZE or header[:6] != SECONDARY_MAGIC:
-        info.add("malformed", f"no LUKS2 secondary header (SKUL\\xba\\xbe) at offset {hdr_size}", hdr_size, WARNING)
+        info.malformed(
+            "luks2.secondary-missing",
+            f"no LUKS2 secondary header (SKUL\\xba\\xbe) at offset {hdr_size}",
+            hdr_size,
+            WARNING,
+        )
         return
     info.fields.append(group)
     if values["hdr_size"] != hdr_size or values["hdr_offset"] != hdr_size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "luks2.secondary-placement",
             f"secondary LUKS2 header has hdr_size {values['hdr_size']} and hdr_offset {values['hdr_offset']}, "
             f"expected {hdr_size} for both",
             hdr_size + 8,
         )
     if values["seqid"] != primary["seqid"]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "luks2.copies-disagree",
             f"LUKS2 header copies disagree: primary seqid {primary['seqid']}, secondary {values['seqid']} "
             "(an interrupted update; cryptsetup takes the newer one)",
             hdr_size + 16,

@@ -149,14 +149,18 @@ def _type_name(code: int) -> str:
 
 def _ends_past_eof(info: Inspection, what: str, end: int, size: int, offset: int) -> None:
     if end > size:
-        info.add("malformed", f"{what} ends at byte {end}, past the end of the file ({size} bytes)", offset)
+        info.malformed(
+            f"{info.format}.partition-past-eof",
+            f"{what} ends at byte {end}, past the end of the file ({size} bytes)",
+            offset,
+        )
 
 
 def _check_overlaps(info: Inspection, spans: list[tuple[int, int, str]], offset: int) -> None:
     """``spans``: (first byte, end byte, label); adjacent pairs in start order must not overlap."""
     for (_, end, first), (start, _, second) in itertools.pairwise(sorted(spans)):
         if start < end:
-            info.add("malformed", f"{first} and {second} overlap", offset)
+            info.malformed(f"{info.format}.partitions-overlap", f"{first} and {second} overlap", offset)
 
 
 # ---------------------------------------------------------------- MBR
@@ -178,15 +182,15 @@ def _parse_mbr(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
     _, group = decode("MBR", data, 0, MBR_SPECS, "<", "master boot record (LBA 0)")
     info.fields.append(group)
     if len(data) < MBR_SECTOR or data[510:512] != BOOT_SIGNATURE:
-        info.add("malformed", "no MBR boot signature 0x55AA at byte 510", 510)
+        info.malformed("mbr.signature", "no MBR boot signature 0x55AA at byte 510", 510)
         return []
     partitions = []
     spans = []
     extended_seen = False
     for index, entry in enumerate(_mbr_entries(data, 0, group, 4, 1), start=1):
         if entry["status"] not in (0x00, 0x80):
-            info.add(
-                "malformed",
+            info.malformed(
+                "mbr.boot-flag",
                 f"MBR entry {index} boot flag 0x{entry['status']:02x} is neither 0x00 nor 0x80",
                 entry["offset"],
             )
@@ -197,14 +201,16 @@ def _parse_mbr(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
         partitions.append({"index": index, "type": _type_name(entry["type"]), "start": start, "size": end - start})
         spans.append((start, end, label))
         if entry["start_lba"] == 0 or entry["sectors"] == 0:
-            info.add(
-                "malformed",
+            info.malformed(
+                "mbr.entry-range",
                 f"{label} starts at sector {entry['start_lba']} with {entry['sectors']} sectors",
                 entry["offset"],
             )
         _ends_past_eof(info, label, end, reader.size, entry["offset"] + 8)
         if entry["type"] == PROTECTIVE:
-            info.add("malformed", f"{label} announces a GPT, but there is no GPT header in LBA 1", entry["offset"])
+            info.malformed(
+                "mbr.gpt-missing", f"{label} announces a GPT, but there is no GPT header in LBA 1", entry["offset"]
+            )
         if entry["type"] in EXTENDED and not extended_seen:  # DOS allows one extended partition
             extended_seen = True
             partitions += _logical(reader, info, entry["start_lba"], entry["sectors"])
@@ -223,7 +229,7 @@ def _logical(reader: Reader, info: Inspection, ext_start: int, ext_sectors: int)
         group = Field(f"extended boot record {index}", offset, len(data), ebr, "logical partition and link to the next")
         info.fields.append(group)
         if len(data) < MBR_SECTOR or data[510:512] != BOOT_SIGNATURE:
-            info.add("malformed", f"no extended boot record (0x55AA) at sector {ebr}", offset)
+            info.malformed("mbr.ebr-signature", f"no extended boot record (0x55AA) at sector {ebr}", offset)
             return found
         seen.add(ebr)
         logical, link = _mbr_entries(data, offset, group, 2, index)
@@ -233,13 +239,15 @@ def _logical(reader: Reader, info: Inspection, ext_start: int, ext_sectors: int)
             label = f"logical partition {index} ({_type_name(logical['type'])})"
             found.append({"index": index, "type": _type_name(logical["type"]), "start": start, "size": size})
             if start + size > (ext_start + ext_sectors) * MBR_SECTOR:
-                info.add("malformed", f"{label} reaches past its extended partition", logical["offset"])
+                info.malformed(
+                    "mbr.logical-past-extended", f"{label} reaches past its extended partition", logical["offset"]
+                )
             _ends_past_eof(info, label, start + size, reader.size, logical["offset"] + 8)
         if not link["type"] or not link["start_lba"]:
             return found
         ebr = ext_start + link["start_lba"]
         if ebr in seen:
-            info.add("malformed", f"extended boot record chain loops back to sector {ebr}", link["offset"])
+            info.malformed("mbr.ebr-loop", f"extended boot record chain loops back to sector {ebr}", link["offset"])
             return found
     info.add(
         "read-budget", f"extended partition chain not followed past {MAX_LOGICAL} logical partitions", ebr * MBR_SECTOR
@@ -256,12 +264,14 @@ def _protective_mbr(reader: Reader, info: Inspection) -> None:
     _, group = decode("protective MBR", data, 0, MBR_SPECS, "<", "LBA 0 of a GPT disk")
     info.fields.append(group)
     if len(data) < MBR_SECTOR or data[510:512] != BOOT_SIGNATURE:
-        info.add("malformed", "GPT disk without a protective MBR (no 0x55AA at byte 510)", 510, WARNING)
+        info.malformed(
+            "gpt.protective-mbr-missing", "GPT disk without a protective MBR (no 0x55AA at byte 510)", 510, WARNING
+        )
         info.details["mbr"] = "missing"
         return
     types = {entry["type"] for entry in _mbr_entries(data, 0, group, 4, 1)} - {0}
     if PROTECTIVE not in types:
-        info.add("malformed", "GPT disk whose MBR has no 0xEE protective entry", 446, WARNING)
+        info.malformed("gpt.protective-entry-missing", "GPT disk whose MBR has no 0xEE protective entry", 446, WARNING)
     info.details["mbr"] = "protective" if types == {PROTECTIVE} else "hybrid" if PROTECTIVE in types else "legacy"
 
 
@@ -269,7 +279,7 @@ def _parse_gpt(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
     _protective_mbr(reader, info)
     sector = _gpt_sector(reader)
     if sector is None:
-        info.add("malformed", "no GPT header signature 'EFI PART' at byte 512 or 4096", 512)
+        info.malformed("gpt.signature", "no GPT header signature 'EFI PART' at byte 512 or 4096", 512)
         return []
     info.details["sector_size"] = sector
     header = _gpt_header(reader, info, sector, 1, "GPT header")
@@ -288,11 +298,15 @@ def _gpt_header(reader: Reader, info: Inspection, sector: int, lba: int, name: s
     values, group = decode(name, data, offset, GPT_HEADER_SPECS, "<", f"GPT header in LBA {lba}")
     info.fields.append(group)
     if len(data) < GPT_MIN_HEADER or data[:8] != GPT_SIGNATURE:
-        info.add("malformed", f"{name}: no complete 'EFI PART' header at byte {offset}", offset, WARNING)
+        info.malformed(
+            "gpt.header-incomplete", f"{name}: no complete 'EFI PART' header at byte {offset}", offset, WARNING
+        )
         return None
     size = values["header_size"]
     if not GPT_MIN_HEADER <= size <= sector:
-        info.add("malformed", f"{name}: header size {size} is outside {GPT_MIN_HEADER}..{sector}", offset + 12)
+        info.malformed(
+            "gpt.header-size", f"{name}: header size {size} is outside {GPT_MIN_HEADER}..{sector}", offset + 12
+        )
         return None
     computed = zlib.crc32(data[:16] + bytes(4) + data[20:size])
     if computed != values["header_crc32"]:
@@ -302,10 +316,10 @@ def _gpt_header(reader: Reader, info: Inspection, sector: int, lba: int, name: s
             offset + 16,
         )
     if values["my_lba"] != lba:
-        info.add("malformed", f"{name}: my LBA is {values['my_lba']}, found at LBA {lba}", offset + 24)
+        info.malformed("gpt.my-lba", f"{name}: my LBA is {values['my_lba']}, found at LBA {lba}", offset + 24)
     if values["first_usable_lba"] > values["last_usable_lba"]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "gpt.usable-range",
             f"{name}: first usable LBA {values['first_usable_lba']} is after the last {values['last_usable_lba']}",
             offset + 40,
         )
@@ -316,19 +330,19 @@ def _entry_array(reader: Reader, info: Inspection, sector: int, header: dict[str
     """The entry array (whole when it is small enough to verify its CRC32, else its first entries)."""
     size, count, lba = header["entry_size"], header["entry_count"], header["entries_lba"]
     if size < 128 or size > MAX_ENTRY_SIZE or size & (size - 1):
-        info.add("malformed", f"GPT entry size {size} is not 128 x 2^n up to {MAX_ENTRY_SIZE}", sector + 84)
+        info.malformed("gpt.entry-size", f"GPT entry size {size} is not 128 x 2^n up to {MAX_ENTRY_SIZE}", sector + 84)
         return None
     start, total = lba * sector, count * size
     if lba < 2 or start >= reader.size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "gpt.entries-placement",
             f"GPT entry array at LBA {lba} is not between the header and the end of the file ({reader.size} bytes)",
             sector + 72,
         )
         return None
     if start + total > header["first_usable_lba"] * sector:
-        info.add(
-            "malformed",
+        info.malformed(
+            "gpt.entries-overlap-usable",
             f"GPT entry array ({count} entries of {size} bytes at LBA {lba}) runs into the first usable "
             f"LBA {header['first_usable_lba']}",
             sector + 80,
@@ -342,8 +356,10 @@ def _entry_array(reader: Reader, info: Inspection, sector: int, header: dict[str
         return reader.read(start, min(count, MAX_ENTRIES) * size)
     array = reader.read(start, total)
     if len(array) < total:
-        info.add(
-            "malformed", f"GPT entry array ends at end of file ({len(array)} of {total} bytes)", start + len(array)
+        info.malformed(
+            "gpt.entries-truncated",
+            f"GPT entry array ends at end of file ({len(array)} of {total} bytes)",
+            start + len(array),
         )
     elif zlib.crc32(array) != header["entries_crc32"]:
         info.add(
@@ -378,8 +394,8 @@ def _gpt_entries(reader: Reader, info: Inspection, sector: int, header: dict[str
         )
         spans.append((first * sector, (last + 1) * sector, label))
         if first > last or first < header["first_usable_lba"] or last > header["last_usable_lba"]:
-            info.add(
-                "malformed",
+            info.malformed(
+                "gpt.partition-outside-usable",
                 f"{label} spans LBA {first}..{last}, outside the usable {header['first_usable_lba']}.."
                 f"{header['last_usable_lba']}",
                 base + at + 32,
@@ -395,8 +411,12 @@ def _gpt_entries(reader: Reader, info: Inspection, sector: int, header: dict[str
 
 def _backup_header(reader: Reader, info: Inspection, sector: int, lba: int) -> None:
     if lba < 2:
-        info.add("malformed", f"backup GPT header LBA {lba} is not after the primary header", sector + 32)
+        info.malformed(
+            "gpt.backup-before-primary", f"backup GPT header LBA {lba} is not after the primary header", sector + 32
+        )
     elif lba * sector >= reader.size:
-        info.add("malformed", f"backup GPT header at LBA {lba} is past the end of the file", sector + 32, WARNING)
+        info.malformed(
+            "gpt.backup-past-eof", f"backup GPT header at LBA {lba} is past the end of the file", sector + 32, WARNING
+        )
     else:
         _gpt_header(reader, info, sector, lba, "backup GPT header")

@@ -19,6 +19,7 @@ from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
 from ..findings import INFO
 from ..inspection import MAX_LIST, Inspection
 from ..reader import BudgetExceeded, Reader
+from ._qemu import check_extent, no_backing_offset, read_backing_name
 from .luks import LUKS1_SPECS
 
 NAMES = ("qcow", "qcow2")
@@ -175,78 +176,10 @@ def _child(group: Field, name: str) -> Field | None:
 def _truncated(info: Inspection, fmt: str, have: int, need: int) -> bool:
     if have >= need:
         return False
-    info.add("malformed", f"{fmt} header truncated: the file has {have} of its {need} bytes", 0)
+    info.malformed(
+        f"{info.format}.header-truncated", f"{fmt} header truncated: the file has {have} of its {need} bytes", 0
+    )
     return True
-
-
-def read_backing_name(
-    reader: Reader,
-    info: Inspection,
-    offset: int,
-    length: int,
-    *,
-    max_length: int,
-    region_end: int | None,
-    fmt: str | None,
-    field_offset: int,
-) -> None:
-    """Report a backing file name stored at ``offset`` (qcow, qcow2, qed).
-
-    Every violation of the limits qemu enforces is ``malformed``; the name is still reported (its first
-    bytes when it is too long) because another tool might follow it.
-    """
-    where = f"backing file name at offset {offset}, {length} bytes"
-    if length > max_length:
-        info.add("malformed", f"{where}: longer than the {max_length} bytes qemu accepts", field_offset)
-    if region_end is not None and offset + length > region_end:
-        info.add("malformed", f"{where}: runs past the header area, which ends at {region_end}", field_offset)
-    if offset + length > reader.size:
-        info.add("malformed", f"{where}: runs past the end of the file ({reader.size} bytes)", field_offset)
-    raw = reader.read(offset, min(length, MAX_TEXT))
-    name = clean_text(raw, "utf-8")  # qemu keeps the bytes up to the first NUL; host paths are UTF-8
-    if not name:
-        _empty_backing_name(info, raw, offset, where, field_offset)
-        return
-    info.fields.append(Field("backing file name", offset, len(raw), name, "never opened by the workbench"))
-    info.set_backing(name, fmt, offset, stored=raw)
-    if fmt is None:
-        info.add("backing-format-unspecified", f"backing file {name!r} has no recorded format", field_offset)
-
-
-def _empty_backing_name(info: Inspection, raw: bytes, offset: int, where: str, field_offset: int) -> None:
-    """The header points at a name that qemu reads as empty (``bs->backing_file[0] == 0``): qemu opens no
-    backing file, but the header claims one, and a reader that keeps the bytes after a NUL sees them."""
-    detail = f"{where}: the header names a backing file, but the name qemu reads is empty, so it opens none"
-    rest = clean_text(raw.replace(b"\0", b""), "utf-8")
-    if rest:
-        info.reference("backing file (after a NUL)", rest, offset)
-        detail += f"; the bytes after the NUL read {rest!r}"
-    info.add("malformed", detail, field_offset)
-
-
-def no_backing_offset(info: Inspection, size: int, field_offset: int) -> None:
-    """A backing name length without its offset: qemu reads no name (the header is inconsistent)."""
-    if size:
-        info.add("malformed", f"backing file name length {size} with offset 0: qemu reads no name", field_offset)
-
-
-def check_extent(
-    reader: Reader, info: Inspection, name: str, offset: int, size: int, align: int | None, limit: int | None
-) -> Field:
-    """Check where a table lies (without reading it) and return its node for the field tree."""
-    if limit is not None and size > limit:
-        info.add("malformed", f"{name} of {size} bytes is larger than qemu's limit of {limit}", offset)
-    if align and offset % align:
-        info.add("malformed", f"{name} offset {offset} is not aligned to the cluster size {align}", offset)
-    if size and offset == 0:
-        info.add("malformed", f"{name} of {size} bytes at offset 0 overlaps the header", offset)
-    elif size and offset + size > reader.size:
-        info.add(
-            "malformed",
-            f"{name} at offset {offset} ({size} bytes) ends past the end of the file ({reader.size} bytes)",
-            offset,
-        )
-    return Field(name, offset, size, f"{size} bytes", "placement checked against the file size; not read")
 
 
 def _set_encryption(info: Inspection, method: int, known: tuple[int, ...], field_offset: int) -> None:
@@ -256,7 +189,11 @@ def _set_encryption(info: Inspection, method: int, known: tuple[int, ...], field
     info.encrypted = True
     if method not in known:
         info.encryption = {"method": f"unknown ({method})"}
-        info.add("malformed", f"crypt_method {method} is not a known {info.format} encryption method", field_offset)
+        info.malformed(
+            f"{info.format}.crypt-method-unknown",
+            f"crypt_method {method} is not a known {info.format} encryption method",
+            field_offset,
+        )
     elif method == CRYPT_AES:
         info.encryption = {
             "method": "aes",
@@ -285,24 +222,28 @@ def _parse_v1(reader: Reader, info: Inspection, head: bytes) -> None:
     info.virtual_size = size
     info.details = {"version": 1, "l2_bits": l2_bits}
     if size <= 1:
-        info.add("malformed", f"virtual size {size} is too small (qemu needs at least 2 bytes)", 24)
+        info.malformed("qcow.size-too-small", f"virtual size {size} is too small (qemu needs at least 2 bytes)", 24)
     bits_ok = V1_CLUSTER_BITS[0] <= bits <= V1_CLUSTER_BITS[1]
     if bits_ok:
         info.cluster_size = 1 << bits
     else:
-        info.add("malformed", f"cluster_bits {bits} outside {V1_CLUSTER_BITS[0]}..{V1_CLUSTER_BITS[1]}", 32)
+        info.malformed(
+            "qcow.cluster-bits-range", f"cluster_bits {bits} outside {V1_CLUSTER_BITS[0]}..{V1_CLUSTER_BITS[1]}", 32
+        )
     l2_ok = V1_L2_BITS[0] <= l2_bits <= V1_L2_BITS[1]
     if not l2_ok:
-        info.add("malformed", f"l2_bits {l2_bits} outside {V1_L2_BITS[0]}..{V1_L2_BITS[1]}", 33)
+        info.malformed("qcow.l2-bits-range", f"l2_bits {l2_bits} outside {V1_L2_BITS[0]}..{V1_L2_BITS[1]}", 33)
     _set_encryption(info, values["crypt_method"], (CRYPT_AES,), 36)
     if bits_ok and l2_ok:
         shift = bits + l2_bits
         entries = (size + (1 << shift) - 1) >> shift
         if entries > INT_MAX // 8:
-            info.add("malformed", f"virtual size {size} needs {entries} L1 entries: too large for qemu", 24)
+            info.malformed(
+                "qcow.size-too-large", f"virtual size {size} needs {entries} L1 entries: too large for qemu", 24
+            )
         else:
             info.fields.append(
-                check_extent(reader, info, "L1 table", values["l1_table_offset"], entries * 8, None, None)
+                check_extent(reader, info, "qcow.l1", "L1 table", values["l1_table_offset"], entries * 8, None, None)
             )
     if values["backing_file_offset"]:
         read_backing_name(
@@ -409,7 +350,7 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
     if _truncated(info, "qcow2", len(head), V3_HEADER if v3 else V2_HEADER):
         return
     if version not in (2, 3):
-        info.add("malformed", f"qcow2 version {version} is not 2 or 3 (qemu refuses it)", 4)
+        info.malformed("qcow2.version", f"qcow2 version {version} is not 2 or 3 (qemu refuses it)", 4)
     hdr = _Header.from_values(values)
     info.virtual_size = hdr.size
     _check_header(reader, info, hdr)
@@ -436,7 +377,11 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
     else:
         no_backing_offset(info, hdr.backing_size, 16)
     if exts.backing_format and not info.backing:
-        info.add("malformed", f"backing format {exts.backing_format!r} recorded, but no backing file name", 72)
+        info.malformed(
+            "qcow2.backing-format-without-name",
+            f"backing format {exts.backing_format!r} recorded, but no backing file name",
+            72,
+        )
     _tables(reader, info, hdr)
     _snapshots(reader, info, hdr)
     info.details = _details(hdr, exts)
@@ -450,22 +395,46 @@ def _check_header(reader: Reader, info: Inspection, hdr: _Header) -> None:
     if MIN_CLUSTER_BITS <= hdr.cluster_bits <= MAX_CLUSTER_BITS:
         info.cluster_size = hdr.cluster_size
     else:
-        info.add("malformed", f"cluster_bits {hdr.cluster_bits} outside {MIN_CLUSTER_BITS}..{MAX_CLUSTER_BITS}", 20)
+        info.malformed(
+            "qcow2.cluster-bits-range",
+            f"cluster_bits {hdr.cluster_bits} outside {MIN_CLUSTER_BITS}..{MAX_CLUSTER_BITS}",
+            20,
+        )
     if hdr.version < 3:
         return
     length = hdr.header_length
     if length < V3_HEADER:
-        info.add("malformed", f"header_length {length} is below the {V3_HEADER} bytes of a version 3 header", 100)
+        info.malformed(
+            "qcow2.header-length-too-small",
+            f"header_length {length} is below the {V3_HEADER} bytes of a version 3 header",
+            100,
+        )
     elif length > hdr.cluster_size:
-        info.add("malformed", f"header_length {length} exceeds the cluster size {hdr.cluster_size}", 100)
+        info.malformed(
+            "qcow2.header-length-past-cluster",
+            f"header_length {length} exceeds the cluster size {hdr.cluster_size}",
+            100,
+        )
     elif length > reader.size:
-        info.add("malformed", f"header_length {length} runs past the end of the file ({reader.size} bytes)", 100)
+        info.malformed(
+            "qcow2.header-length-past-eof",
+            f"header_length {length} runs past the end of the file ({reader.size} bytes)",
+            100,
+        )
     if length % 8:
-        info.add("malformed", f"header_length {length} is not a multiple of 8", 100)
+        info.malformed("qcow2.header-length-unaligned", f"header_length {length} is not a multiple of 8", 100)
     if hdr.refcount_order > 6:
-        info.add("malformed", f"refcount_order {hdr.refcount_order} above 6 (refcounts wider than 64 bits)", 96)
+        info.malformed(
+            "qcow2.refcount-order-range",
+            f"refcount_order {hdr.refcount_order} above 6 (refcounts wider than 64 bits)",
+            96,
+        )
     if hdr.extended_l2 and hdr.cluster_bits < MIN_EXTENDED_L2_BITS:
-        info.add("malformed", f"extended L2 entries need clusters of at least 16 KiB, not 2^{hdr.cluster_bits}", 20)
+        info.malformed(
+            "qcow2.extended-l2-small-cluster",
+            f"extended L2 entries need clusters of at least 16 KiB, not 2^{hdr.cluster_bits}",
+            20,
+        )
 
 
 # --- header extensions ---------------------------------------------------------------------------------------
@@ -519,7 +488,11 @@ def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Exte
         magic, length = struct.unpack(">II", window.get(offset, 8).ljust(8, b"\0"))
         data = offset + 8
         if length > end - data:
-            info.add("malformed", f"header extension 0x{magic:08x} at {offset}: {length} bytes run past {end}", offset)
+            info.malformed(
+                "qcow2.extension-past-area",
+                f"header extension 0x{magic:08x} at {offset}: {length} bytes run past {end}",
+                offset,
+            )
             break
         if magic == EXT_END:
             group.add(Field("end of extensions", offset, 8, "0x00000000"))
@@ -528,7 +501,9 @@ def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Exte
         counts[magic] = seen = counts.get(magic, 0) + 1
         name = EXTENSION_NAMES.get(magic, "unknown")
         if seen == 2:
-            info.add("malformed", f"header extension 0x{magic:08x} ({name}) appears more than once", offset)
+            info.malformed(
+                "qcow2.extension-duplicate", f"header extension 0x{magic:08x} ({name}) appears more than once", offset
+            )
         node = Field(f"{name} extension", offset, 8 + length, f"0x{magic:08x}", f"{length} bytes of data")
         if index < MAX_LIST:  # the tree keeps the first ones; every one is still read
             group.add(node)
@@ -537,7 +512,11 @@ def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Exte
         elif magic not in EXTENSION_NAMES and len(exts.unknown) < SHOWN_UNKNOWN:
             exts.unknown.append(f"0x{magic:08x}")
         if data + length > reader.size:  # qemu reads the missing bytes as zeros
-            info.add("malformed", f"header extension 0x{magic:08x} at {offset} runs past the end of the file", offset)
+            info.malformed(
+                "qcow2.extension-past-eof",
+                f"header extension 0x{magic:08x} at {offset} runs past the end of the file",
+                offset,
+            )
         if magic in _HANDLERS and seen <= MAX_LIST:
             _HANDLERS[magic](reader, info, hdr, exts, data, length, node)
         elif magic in _HANDLERS:
@@ -551,7 +530,9 @@ def _ext_backing_format(
     reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     if length >= 16:
-        info.add("malformed", f"backing format name of {length} bytes (qemu accepts at most 15)", data)
+        info.malformed(
+            "qcow2.backing-format-too-long", f"backing format name of {length} bytes (qemu accepts at most 15)", data
+        )
     exts.backing_format = clean_text(reader.read(data, min(length, 64))) or None
     node.value = exts.backing_format
 
@@ -575,7 +556,7 @@ def _ext_bitmaps(
     reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     if length != 24:
-        info.add("malformed", f"bitmaps extension of {length} bytes (must be 24)", data)
+        info.malformed("qcow2.bitmaps-extension-size", f"bitmaps extension of {length} bytes (must be 24)", data)
         return
     values, group = decode("bitmaps", reader.read(data, 24), data, BITMAPS_SPECS)
     node.children.extend(group.children)
@@ -598,7 +579,7 @@ def _ext_bitmaps(
     elif dir_offset + dir_size > reader.size:
         problems.append(f"directory at {dir_offset} ({dir_size} bytes) runs past the end of the file")
     for problem in problems:
-        info.add("malformed", f"bitmaps extension: {problem}", data)
+        info.malformed("qcow2.bitmaps-extension-field", f"bitmaps extension: {problem}", data)
     exts.bitmaps = count
 
 
@@ -606,9 +587,15 @@ def _ext_crypto(
     reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     if hdr.crypt_method != CRYPT_LUKS:
-        info.add("malformed", f"encryption header extension with crypt_method {hdr.crypt_method} (not LUKS)", data)
+        info.malformed(
+            "qcow2.crypto-extension-without-luks",
+            f"encryption header extension with crypt_method {hdr.crypt_method} (not LUKS)",
+            data,
+        )
     if length != 16:
-        info.add("malformed", f"encryption header extension of {length} bytes (must be 16)", data)
+        info.malformed(
+            "qcow2.crypto-extension-size", f"encryption header extension of {length} bytes (must be 16)", data
+        )
         return
     # past the end of the file qemu reads zeros, as in the rest of the extension walk
     values, group = decode("encryption header", reader.read(data, 16).ljust(16, b"\0"), data, CRYPTO_SPECS)
@@ -669,35 +656,55 @@ def _features(info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -
             detail = f"unknown {FEATURE_TYPES[kind]} feature bits 0x{unknown:x}: {names}"
             info.add("unknown-features", detail, offset, severity)
     if hdr.autoclear & DATA_FILE_RAW and not hdr.incompatible & DATA_FILE:
-        info.add("malformed", "autoclear bit 1 (raw external data) without an external data file", 88)
+        info.malformed(
+            "qcow2.raw-data-without-data-file", "autoclear bit 1 (raw external data) without an external data file", 88
+        )
 
 
 def _compression(info: Inspection, hdr: _Header) -> None:
     kind = hdr.compression_type
     if kind not in COMPRESSION:
-        info.add("malformed", f"compression_type {kind} is neither 0 (zlib) nor 1 (zstd)", COMPRESSION_OFFSET)
+        info.malformed(
+            "qcow2.compression-type-unknown",
+            f"compression_type {kind} is neither 0 (zlib) nor 1 (zstd)",
+            COMPRESSION_OFFSET,
+        )
     elif kind and not hdr.incompatible & COMPRESSION_BIT:
-        info.add("malformed", f"compression_type {kind} without incompatible feature bit 3", COMPRESSION_OFFSET)
+        info.malformed(
+            "qcow2.compression-type-without-bit",
+            f"compression_type {kind} without incompatible feature bit 3",
+            COMPRESSION_OFFSET,
+        )
     elif not kind and hdr.incompatible & COMPRESSION_BIT:
-        info.add("malformed", "incompatible feature bit 3 (compression type) set, but the type is zlib", 72)
+        info.malformed(
+            "qcow2.compression-bit-with-zlib",
+            "incompatible feature bit 3 (compression type) set, but the type is zlib",
+            72,
+        )
 
 
 def _luks(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions) -> None:
     if hdr.crypt_method != CRYPT_LUKS:
         return
     if exts.crypto is None:
-        info.add("malformed", "LUKS encryption without a full disk encryption header extension", 32)
+        info.malformed(
+            "qcow2.luks-without-crypto-extension", "LUKS encryption without a full disk encryption header extension", 32
+        )
         return
     offset, length, ext_offset = exts.crypto
     encryption: dict[str, Any] = {"method": "luks", "header_offset": offset, "header_length": length}
     info.encryption = encryption
     if offset % hdr.cluster_size:
-        info.add("malformed", f"LUKS header offset {offset} is not cluster aligned", ext_offset)
+        info.malformed("qcow2.luks-header-unaligned", f"LUKS header offset {offset} is not cluster aligned", ext_offset)
     if offset + length > reader.size:
-        info.add("malformed", f"LUKS header at {offset} ({length} bytes) runs past the end of the file", ext_offset)
+        info.malformed(
+            "qcow2.luks-header-past-eof",
+            f"LUKS header at {offset} ({length} bytes) runs past the end of the file",
+            ext_offset,
+        )
     peek = reader.read(offset, 104)
     if len(peek) < 104 or not peek.startswith(LUKS_MAGIC):
-        info.add("malformed", f"no LUKS header at offset {offset}", ext_offset)
+        info.malformed("qcow2.luks-header-missing", f"no LUKS header at offset {offset}", ext_offset)
         return
     values, group = decode("LUKS header", peek, offset, LUKS_PEEK_SPECS, ">", "the qcow2 image's key material")
     info.fields.append(group)
@@ -716,7 +723,11 @@ def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
     if not hdr.incompatible & DATA_FILE:
         for name, offset in exts.data_files:
             info.reference("data file (ignored by qemu)", name, offset, raw=raw)
-            info.add("malformed", f"external data file name {name!r} without incompatible feature bit 2", offset)
+            info.malformed(
+                "qcow2.data-file-without-bit",
+                f"external data file name {name!r} without incompatible feature bit 2",
+                offset,
+            )
         return
     if not exts.data_files:
         info.data_file = {"filename": None, "kind": None, "raw": raw}
@@ -737,18 +748,33 @@ def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
 def _tables(reader: Reader, info: Inspection, hdr: _Header) -> None:
     cluster = hdr.cluster_size
     group = Field("tables", 0, 0, None, "metadata tables placed against the file size")
-    group.add(check_extent(reader, info, "active L1 table", hdr.l1_offset, hdr.l1_size * 8, cluster, MAX_L1_BYTES))
+    group.add(
+        check_extent(reader, info, "qcow2.l1", "active L1 table", hdr.l1_offset, hdr.l1_size * 8, cluster, MAX_L1_BYTES)
+    )
     shift = 2 * hdr.bounds_bits - (4 if hdr.extended_l2 else 3)  # bytes mapped by one L1 entry: 2^shift
     needed = (hdr.size + (1 << shift) - 1) >> shift
     if needed > INT_MAX:
-        info.add("malformed", f"virtual size {hdr.size} needs {needed} L1 entries: too big for qemu", 24)
+        info.malformed(
+            "qcow2.size-too-large", f"virtual size {hdr.size} needs {needed} L1 entries: too big for qemu", 24
+        )
     elif hdr.l1_size < needed:
-        info.add("malformed", f"L1 table has {hdr.l1_size} entries; the virtual size needs {needed}", 36)
+        info.malformed("qcow2.l1-too-small", f"L1 table has {hdr.l1_size} entries; the virtual size needs {needed}", 36)
     if not hdr.refcount_clusters:
-        info.add("malformed", "refcount_table_clusters is 0: the image has no refcount table", 56)
+        info.malformed(
+            "qcow2.refcount-table-empty", "refcount_table_clusters is 0: the image has no refcount table", 56
+        )
     refcount_bytes = hdr.refcount_clusters * cluster
     group.add(
-        check_extent(reader, info, "refcount table", hdr.refcount_offset, refcount_bytes, cluster, MAX_REFTABLE_BYTES)
+        check_extent(
+            reader,
+            info,
+            "qcow2.refcount-table",
+            "refcount table",
+            hdr.refcount_offset,
+            refcount_bytes,
+            cluster,
+            MAX_REFTABLE_BYTES,
+        )
     )
     info.fields.append(group)
 
@@ -756,9 +782,9 @@ def _tables(reader: Reader, info: Inspection, hdr: _Header) -> None:
 def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
     count, offset = hdr.nb_snapshots, hdr.snapshots_offset
     if count > MAX_SNAPSHOTS:
-        info.add("malformed", f"{count} snapshots (qemu accepts at most {MAX_SNAPSHOTS})", 60)
+        info.malformed("qcow2.snapshot-count", f"{count} snapshots (qemu accepts at most {MAX_SNAPSHOTS})", 60)
     if offset % hdr.cluster_size:
-        info.add("malformed", f"snapshot table offset {offset} is not cluster aligned", 64)
+        info.malformed("qcow2.snapshot-table-unaligned", f"snapshot table offset {offset} is not cluster aligned", 64)
     if not count:
         return
     group = Field("snapshot table", offset, 0, count, f"{count} entries declared")
@@ -784,13 +810,19 @@ def _snapshot_checked(window: _Window, info: Inspection, index: int, position: i
     """An entry past those kept in the report: only what qemu checks (extra data size, end of file)."""
     head = window.get(position, SNAPSHOT_HEADER)
     if len(head) < SNAPSHOT_HEADER:
-        info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
+        info.malformed(
+            "qcow2.snapshot-past-eof", f"snapshot {index} at {position} is cut by the end of the file", position
+        )
         return None
     id_size, name_size = struct.unpack_from(">HH", head, 12)
     extra_size = struct.unpack_from(">I", head, 36)[0]
     end = position + SNAPSHOT_HEADER + extra_size + id_size + name_size
     if extra_size > MAX_SNAPSHOT_EXTRA or end > window.reader.size:
-        info.add("malformed", f"snapshot {index} at {position}: extra data or names past qemu's limits", position)
+        info.malformed(
+            "qcow2.snapshot-past-limits",
+            f"snapshot {index} at {position}: extra data or names past qemu's limits",
+            position,
+        )
         return None
     return _align8(end)
 
@@ -799,14 +831,16 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
     """Read one snapshot entry at ``position``; the next entry's offset, or None when the table ends here."""
     head = reader.read(position, SNAPSHOT_HEADER)
     if len(head) < SNAPSHOT_HEADER:
-        info.add("malformed", f"snapshot {index} at {position} is cut by the end of the file", position)
+        info.malformed(
+            "qcow2.snapshot-past-eof", f"snapshot {index} at {position} is cut by the end of the file", position
+        )
         return None
     values, node = decode(f"snapshot {index}", head, position, SNAPSHOT_SPECS)
     group.add(node)
     extra_size, id_size, name_size = values["extra_data_size"], values["id_str_size"], values["name_size"]
     if extra_size > MAX_SNAPSHOT_EXTRA:
-        info.add(
-            "malformed",
+        info.malformed(
+            "qcow2.snapshot-extra-too-large",
             f"snapshot {index}: {extra_size} bytes of extra data (qemu accepts {MAX_SNAPSHOT_EXTRA})",
             position,
         )
@@ -822,8 +856,8 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
     name_offset = id_offset + id_size
     end = name_offset + name_size
     if end > reader.size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "qcow2.snapshot-past-eof",
             f"snapshot {index} at {position} ({end - position} bytes) runs past the end of the file",
             position,
         )

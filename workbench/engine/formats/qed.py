@@ -10,7 +10,7 @@ from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
 from ..findings import INFO
 from ..inspection import Inspection
 from ..reader import Reader
-from .qcow import check_extent, read_backing_name
+from ._qemu import check_extent, read_backing_name
 
 NAMES = ("qed",)
 PRIORITY = 50
@@ -53,7 +53,9 @@ def parse(reader: Reader, info: Inspection) -> None:
     values, group = decode("qed header", head, 0, SPECS, "<", "QED header (little-endian)")
     info.fields.append(group)
     if len(head) < HEADER_SIZE:
-        info.add("malformed", f"qed header truncated: the file has {len(head)} of its {HEADER_SIZE} bytes", 0)
+        info.malformed(
+            "qed.header-truncated", f"qed header truncated: the file has {len(head)} of its {HEADER_SIZE} bytes", 0
+        )
         return
     cluster, table, header_clusters = values["cluster_size"], values["table_size"], values["header_size"]
     features, size = values["features"], values["image_size"]
@@ -62,12 +64,14 @@ def parse(reader: Reader, info: Inspection) -> None:
     if _power_of_two_in(cluster, MIN_CLUSTER, MAX_CLUSTER):
         info.cluster_size = cluster
     else:
-        info.add("malformed", f"cluster_size {cluster} is not a power of 2 in {MIN_CLUSTER}..{MAX_CLUSTER}", 4)
+        info.malformed(
+            "qed.cluster-size", f"cluster_size {cluster} is not a power of 2 in {MIN_CLUSTER}..{MAX_CLUSTER}", 4
+        )
     table_ok = _power_of_two_in(table, MIN_TABLE, MAX_TABLE)
     if not table_ok:
-        info.add("malformed", f"table_size {table} is not a power of 2 in {MIN_TABLE}..{MAX_TABLE}", 8)
+        info.malformed("qed.table-size", f"table_size {table} is not a power of 2 in {MIN_TABLE}..{MAX_TABLE}", 8)
     if not header_clusters:
-        info.add("malformed", "header_size is 0 clusters", 12)
+        info.malformed("qed.header-size-zero", "header_size is 0 clusters", 12)
     _features(info, values, group)
     if info.cluster_size and table_ok:
         _geometry(reader, info, values)
@@ -91,10 +95,16 @@ def _unflagged_backing(reader: Reader, info: Inspection, values: dict[str, int])
     is reported, since a reader that looks at the fields rather than the bit would open it."""
     offset, size = values["backing_filename_offset"], values["backing_filename_size"]
     if values["features"] & F_BACKING_RAW:
-        info.add("malformed", "feature bit 2 (raw backing file) without feature bit 0 (backing file)", 16)
+        info.malformed(
+            "qed.raw-backing-without-backing",
+            "feature bit 2 (raw backing file) without feature bit 0 (backing file)",
+            16,
+        )
     if not offset and not size:
         return
-    info.add("malformed", f"backing file name fields ({offset}, {size} bytes) without feature bit 0", 56)
+    info.malformed(
+        "qed.backing-name-without-bit", f"backing file name fields ({offset}, {size} bytes) without feature bit 0", 56
+    )
     name = clean_text(reader.read(offset, min(size, MAX_TEXT)), "utf-8") if offset else ""
     if name:
         info.reference("backing file (feature bit clear)", name, offset)
@@ -121,11 +131,15 @@ def _geometry(reader: Reader, info: Inspection, values: dict[str, int]) -> None:
     entries = table * cluster // 8
     largest = entries * entries * cluster
     if size % SECTOR:
-        info.add("malformed", f"image_size {size} is not a multiple of {SECTOR}", 48)
+        info.malformed("qed.image-size-unaligned", f"image_size {size} is not a multiple of {SECTOR}", 48)
     if size > largest:
-        info.add("malformed", f"image_size {size} is larger than the {largest} bytes the tables can map", 48)
+        info.malformed(
+            "qed.image-size-too-large", f"image_size {size} is larger than the {largest} bytes the tables can map", 48
+        )
     l1_offset = values["l1_table_offset"]
     header_end = values["header_size"] * cluster
     if 0 < l1_offset < header_end:
-        info.add("malformed", f"L1 table offset {l1_offset} lies inside the {header_end}-byte header", 40)
-    info.fields.append(check_extent(reader, info, "L1 table", l1_offset, table * cluster, cluster, None))
+        info.malformed(
+            "qed.l1-inside-header", f"L1 table offset {l1_offset} lies inside the {header_end}-byte header", 40
+        )
+    info.fields.append(check_extent(reader, info, "qed.l1", "L1 table", l1_offset, table * cluster, cluster, None))

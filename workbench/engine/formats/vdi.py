@@ -60,7 +60,7 @@ def probe(reader: Reader) -> str | None:
 
 
 def parse(reader: Reader, info: Inspection) -> None:
-    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<")
+    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<", "vdi.header-truncated")
     if not complete and "uuid_parent" not in values:
         return
     version = (values.get("version_major"), values.get("version_minor"))
@@ -80,7 +80,7 @@ def parse(reader: Reader, info: Inspection) -> None:
         }
     )
     if kind not in IMAGE_TYPES:
-        info.add("malformed", f"image type {kind} is not 1..4", 76)
+        info.malformed("vdi.image-type", f"image type {kind} is not 1..4", 76)
     disk_size = values["disk_size"]
     info.virtual_size = -(-disk_size // SECTOR) * SECTOR  # qemu rounds odd sizes up to a sector
     info.cluster_size = values["block_size"]
@@ -95,21 +95,33 @@ def _check_header(info: Inspection, v: dict[str, Any]) -> None:
         info.add("unknown-features", f"block size {v['block_size']}: qemu opens only 1 MiB blocks", 376)
     problems = []
     if v["sector_size"] != SECTOR:
-        problems.append((f"sector size {v['sector_size']} is not 512", 360))
+        problems.append(("vdi.sector-size", f"sector size {v['sector_size']} is not 512", 360))
     for name, offset in (("offset_bmap", 340), ("offset_data", 344)):
         if v[name] % SECTOR:
-            problems.append((f"{name} {v[name]} is not sector aligned", offset))
+            problems.append(("vdi.offset-unaligned", f"{name} {v[name]} is not sector aligned", offset))
     if v["disk_size"] > MAX_DISK_SIZE:
-        problems.append((f"disk size {v['disk_size']} exceeds qemu's maximum {MAX_DISK_SIZE}", 368))
+        problems.append(
+            ("vdi.size-too-large", f"disk size {v['disk_size']} exceeds qemu's maximum {MAX_DISK_SIZE}", 368)
+        )
     if v["blocks_in_image"] > MAX_BLOCKS:
-        problems.append((f"{v['blocks_in_image']} blocks exceed qemu's maximum {MAX_BLOCKS}", 384))
+        problems.append(
+            ("vdi.blocks-too-many", f"{v['blocks_in_image']} blocks exceed qemu's maximum {MAX_BLOCKS}", 384)
+        )
     room = v["blocks_in_image"] * v["block_size"]
     if v["disk_size"] > room:
-        problems.append((f"disk size {v['disk_size']} exceeds the {room} bytes its block map can address", 368))
+        problems.append(
+            (
+                "vdi.block-map-too-small",
+                f"disk size {v['disk_size']} exceeds the {room} bytes its block map can address",
+                368,
+            )
+        )
     if v["blocks_allocated"] > v["blocks_in_image"]:
-        problems.append((f"{v['blocks_allocated']} blocks allocated of {v['blocks_in_image']}", 388))
-    for detail, offset in problems:
-        info.add("malformed", detail, offset)
+        problems.append(
+            ("vdi.blocks-allocated", f"{v['blocks_allocated']} blocks allocated of {v['blocks_in_image']}", 388)
+        )
+    for check, detail, offset in problems:
+        info.malformed(check, detail, offset)
 
 
 def _check_layout(reader: Reader, info: Inspection, v: dict[str, Any]) -> None:
@@ -117,14 +129,22 @@ def _check_layout(reader: Reader, info: Inspection, v: dict[str, Any]) -> None:
     bmap_end = v["offset_bmap"] + 4 * v["blocks_in_image"]
     data_end = v["offset_data"] + v["blocks_allocated"] * (v["block_size"] + v["block_extra"])
     if v["offset_bmap"] < HEADER_SIZE:
-        info.add("malformed", f"block map offset {v['offset_bmap']} lies inside the 512-byte header", 340)
+        info.malformed(
+            "vdi.block-map-in-header", f"block map offset {v['offset_bmap']} lies inside the 512-byte header", 340
+        )
     if bmap_end > v["offset_data"]:
-        info.add("malformed", f"block map {v['offset_bmap']}..{bmap_end} runs into the data at {v['offset_data']}", 344)
+        info.malformed(
+            "vdi.block-map-overlaps-data",
+            f"block map {v['offset_bmap']}..{bmap_end} runs into the data at {v['offset_data']}",
+            344,
+        )
     if bmap_end > reader.size:
-        info.add("malformed", f"block map ends at {bmap_end}, past the end of the file ({reader.size})", 340)
+        info.malformed(
+            "vdi.block-map-past-eof", f"block map ends at {bmap_end}, past the end of the file ({reader.size})", 340
+        )
     if data_end > reader.size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vdi.data-past-eof",
             f"{v['blocks_allocated']} allocated blocks from {v['offset_data']} end at {data_end}, past the end of "
             f"the file ({reader.size})",
             344,
@@ -141,9 +161,13 @@ def _parent(info: Inspection, v: dict[str, Any]) -> None:
     elif parent_modify != NULL_GUID:
         info.set_backing(parent_modify, "vdi", 440, kind="uuid")
     elif v["image_type"] in PARENT_TYPES:
-        info.add("malformed", f"{IMAGE_TYPES[v['image_type']]} image with null parent UUIDs", 424)
+        info.malformed("vdi.parent-uuid-missing", f"{IMAGE_TYPES[v['image_type']]} image with null parent UUIDs", 424)
     if info.backing and v["image_type"] not in PARENT_TYPES:
         kind = IMAGE_TYPES.get(v["image_type"], f"type {v['image_type']}")
-        info.add("malformed", f"{kind} image with a parent UUID: only undo and differencing images have one", 76)
+        info.malformed(
+            "vdi.parent-uuid-unexpected",
+            f"{kind} image with a parent UUID: only undo and differencing images have one",
+            76,
+        )
     if info.backing:
         info.details["parent_resolution"] = "by UUID through the VirtualBox media registry, not by path"

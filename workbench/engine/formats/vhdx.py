@@ -168,22 +168,38 @@ def parse(reader: Reader, info: Inspection) -> None:
     if PARENT_LOCATOR in items:
         _parent_locator(reader, info, items[PARENT_LOCATOR], has_parent)
     elif has_parent:
-        info.add("malformed", "file parameters say the image has a parent but there is no parent locator item")
+        info.malformed(
+            "vhdx.parent-without-locator",
+            "file parameters say the image has a parent but there is no parent locator item",
+        )
 
 
 # --- headers and log -------------------------------------------------------------------------------
 
 
 def _checked(
-    reader: Reader, info: Inspection, label: str, offset: int, size: int, specs: list[Spec], signature: str, note: str
+    reader: Reader,
+    info: Inspection,
+    check: str,
+    label: str,
+    offset: int,
+    size: int,
+    specs: list[Spec],
+    signature: str,
+    note: str,
 ) -> tuple[dict[str, Any] | None, Field]:
-    """A structure's values when it is whole, signed and its CRC-32C holds; its field group either way."""
-    values, group, complete = info.structure(reader, label, offset, size, specs, "<")
+    """A structure's values when it is whole, signed and its CRC-32C holds; its field group either way.
+    ``check`` prefixes the check ids (``vhdx.header``: ``vhdx.header-truncated``, ``vhdx.header-signature``)."""
+    values, group, complete = info.structure(reader, label, offset, size, specs, "<", check + "-truncated")
     group.value = "invalid"
     if not complete:
         return None, group
     if values["signature"] != signature:
-        info.add("malformed", f"{label} at {offset}: signature {values['signature']!r}, expected {signature!r}", offset)
+        info.malformed(
+            check + "-signature",
+            f"{label} at {offset}: signature {values['signature']!r}, expected {signature!r}",
+            offset,
+        )
         return None, group
     computed = checksum(reader.read(offset, size))  # served from the reader's cache
     if computed != values["checksum"]:
@@ -198,12 +214,12 @@ def _read_header(reader: Reader, info: Inspection, index: int) -> tuple[dict[str
     offset = HEADER_OFFSETS[index]
     label = f"header {index + 1}"
     values, group = _checked(
-        reader, info, label, offset, HEADER_SIZE, HEADER_SPECS, "head", "; readers ignore this header"
+        reader, info, "vhdx.header", label, offset, HEADER_SIZE, HEADER_SPECS, "head", "; readers ignore this header"
     )
     if values is None:
         return None, group
     if values["version"] != 1:
-        info.add("malformed", f"{label}: version {values['version']}, only 1 is defined", offset + 66)
+        info.malformed("vhdx.header-version", f"{label}: version {values['version']}, only 1 is defined", offset + 66)
         return None, group
     group.value = "valid"
     return values, group
@@ -214,12 +230,14 @@ def _current_header(reader: Reader, info: Inspection) -> dict[str, Any] | None:
     read = [_read_header(reader, info, index) for index in (0, 1)]
     valid = [(values["sequence_number"], index) for index, (values, _) in enumerate(read) if values]
     if not valid:
-        info.add("malformed", "neither header at 64 KiB nor at 128 KiB is valid: no reader can open the image", 0)
+        info.malformed(
+            "vhdx.no-valid-header", "neither header at 64 KiB nor at 128 KiB is valid: no reader can open the image", 0
+        )
         return None
     first, second = read[0][0], read[1][0]
     if first and second and first["sequence_number"] == second["sequence_number"] and first != second:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vhdx.headers-same-sequence",
             f"both headers have sequence number {first['sequence_number']} but differ: which one is current "
             "is undefined (qemu refuses the image)",
             HEADER_OFFSETS[0] + 8,
@@ -236,16 +254,20 @@ def _check_log(reader: Reader, info: Inspection, header: dict[str, Any]) -> None
     offset, length = header["log_offset"], header["log_length"]
     where = HEADER_OFFSETS[info.details["current_header"] - 1]
     if header["log_version"] != 0:
-        info.add("malformed", f"log version {header['log_version']}, only 0 is defined (qemu refuses)", where + 64)
+        info.malformed(
+            "vhdx.log-version", f"log version {header['log_version']}, only 0 is defined (qemu refuses)", where + 64
+        )
     if offset < MIB or offset % MIB or length % MIB:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vhdx.log-unaligned",
             f"log at offset {offset} with length {length}: the specification wants both in 1 MiB multiples, "
             "after the 1 MiB header section (qemu refuses a misplaced log)",
             where + 68,
         )
     if offset + length > reader.size:
-        info.add("malformed", f"log {offset}+{length} ends past the end of the file ({reader.size})", where + 72)
+        info.malformed(
+            "vhdx.log-past-eof", f"log {offset}+{length} ends past the end of the file ({reader.size})", where + 72
+        )
     if header["log_guid"] != NULL_GUID:
         info.dirty = True
         info.add(
@@ -264,13 +286,19 @@ def _read_region_table(reader: Reader, info: Inspection, index: int) -> tuple[by
     """The entry bytes of one region table when it is valid, and its field group."""
     offset = REGION_OFFSETS[index]
     label = f"region table {index + 1}"
-    values, group = _checked(reader, info, label, offset, REGION_TABLE_SIZE, REGION_HEADER_SPECS, "regi", "")
+    values, group = _checked(
+        reader, info, "vhdx.region-table", label, offset, REGION_TABLE_SIZE, REGION_HEADER_SPECS, "regi", ""
+    )
     if values is None:
         return None, group
     data = reader.read(offset, REGION_TABLE_SIZE)  # served from the reader's cache
     count = values["entry_count"]
     if count > MAX_ENTRIES:
-        info.add("malformed", f"{label}: entry count {count} exceeds the limit of {MAX_ENTRIES} (qemu refuses)", offset)
+        info.malformed(
+            "vhdx.region-count",
+            f"{label}: entry count {count} exceeds the limit of {MAX_ENTRIES} (qemu refuses)",
+            offset,
+        )
         return None, group
     group.value = "valid"
     return data[16 : 16 + count * ENTRY_SIZE], group
@@ -281,18 +309,23 @@ def _region_table(reader: Reader, info: Inspection) -> list[dict[str, Any]] | No
     tables = [_read_region_table(reader, info, index) for index in (0, 1)]
     (first, _), (second, _) = tables
     if first is not None and second is not None and first != second:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vhdx.region-tables-differ",
             "region tables 1 and 2 hold different entries: qemu reads only table 1, other readers may use table 2",
             REGION_OFFSETS[1],
         )
     chosen = 0 if first is not None else 1
     raw, group = tables[chosen]
     if raw is None:
-        info.add("malformed", "neither region table at 192 KiB nor at 256 KiB is valid", REGION_OFFSETS[0])
+        info.malformed(
+            "vhdx.no-valid-region-table", "neither region table at 192 KiB nor at 256 KiB is valid", REGION_OFFSETS[0]
+        )
         return None
     if chosen == 1:
-        info.add("malformed", "region table 1 is invalid: qemu refuses the image, other readers use table 2")
+        info.malformed(
+            "vhdx.region-table-1-invalid",
+            "region table 1 is invalid: qemu refuses the image, other readers use table 2",
+        )
     group.value = "in use"
     info.details["region_table"] = chosen + 1
     base = REGION_OFFSETS[chosen] + 16
@@ -321,8 +354,10 @@ def _regions(
         label = f"{name} region" if name else f"region {guid}"
         spans.append((start, length, label))
         if start + length > reader.size:
-            info.add(
-                "malformed", f"{label} {start}+{length} ends past the end of the file ({reader.size})", entry["at"]
+            info.malformed(
+                "vhdx.region-past-eof",
+                f"{label} {start}+{length} ends past the end of the file ({reader.size})",
+                entry["at"],
             )
         if name is None:
             if entry["flags"] & REGION_REQUIRED:
@@ -333,13 +368,13 @@ def _regions(
                 )
             continue
         if guid in found:
-            info.add("malformed", f"the {name} region is listed twice (qemu refuses)", entry["at"])
+            info.malformed("vhdx.region-duplicate", f"the {name} region is listed twice (qemu refuses)", entry["at"])
             continue
         found[guid] = entry
     _check_overlaps(info, spans)
     missing = [REGION_NAMES[guid] for guid in (BAT, METADATA) if guid not in found]
     if missing:
-        info.add("malformed", f"required region(s) missing: {', '.join(missing)}", REGION_OFFSETS[0])
+        info.malformed("vhdx.region-missing", f"required region(s) missing: {', '.join(missing)}", REGION_OFFSETS[0])
     info.details["regions"] = {
         REGION_NAMES[g]: {"offset": e["file_offset"], "length": e["length"]} for g, e in found.items()
     }
@@ -358,7 +393,7 @@ def _check_overlaps(info: Inspection, spans: list[tuple[int, int, str]]) -> None
             reach, owner = end, label
     if overlaps:
         shown = "; ".join(overlaps[:4]) + (f" and {len(overlaps) - 4} more" if len(overlaps) > 4 else "")
-        info.add("malformed", f"overlapping structures: {shown} (qemu refuses)")
+        info.malformed("vhdx.overlap", f"overlapping structures: {shown} (qemu refuses)")
 
 
 # --- metadata --------------------------------------------------------------------------------------
@@ -371,23 +406,33 @@ def _metadata_items(reader: Reader, info: Inspection, region: dict[str, Any]) ->
     values, group = decode("metadata table", head, base, METADATA_HEADER_SPECS, "<")
     info.fields.append(group)
     if len(head) < ENTRY_SIZE or values.get("signature") != "metadata":
-        info.add("malformed", f"no metadata table header at {base} (signature {values.get('signature')!r})", base)
+        info.malformed(
+            "vhdx.metadata-signature",
+            f"no metadata table header at {base} (signature {values.get('signature')!r})",
+            base,
+        )
         return {}
     count = values["entry_count"]
     if count > MAX_ENTRIES:
-        info.add(
-            "malformed", f"metadata entry count {count} exceeds the limit of {MAX_ENTRIES} (qemu refuses)", base + 10
+        info.malformed(
+            "vhdx.metadata-count",
+            f"metadata entry count {count} exceeds the limit of {MAX_ENTRIES} (qemu refuses)",
+            base + 10,
         )
         count = MAX_ENTRIES
     if (count + 1) * ENTRY_SIZE > region_length:
-        info.add(
-            "malformed", f"metadata table of {count} entries does not fit its {region_length}-byte region", base + 10
+        info.malformed(
+            "vhdx.metadata-past-region",
+            f"metadata table of {count} entries does not fit its {region_length}-byte region",
+            base + 10,
         )
         count = max(0, region_length // ENTRY_SIZE - 1)
     data = reader.read(base + ENTRY_SIZE, count * ENTRY_SIZE)
     if len(data) < count * ENTRY_SIZE:
-        info.add(
-            "malformed", f"metadata table truncated: {len(data) // ENTRY_SIZE} of {count} entries in the file", base
+        info.malformed(
+            "vhdx.metadata-truncated",
+            f"metadata table truncated: {len(data) // ENTRY_SIZE} of {count} entries in the file",
+            base,
         )
         count = len(data) // ENTRY_SIZE
     items: dict[str, dict[str, Any]] = {}
@@ -416,7 +461,7 @@ def _item_usable(
             )
         return False
     if item in items:
-        info.add("malformed", f"metadata item {name} is listed twice (qemu refuses)", at)
+        info.malformed("vhdx.metadata-item-duplicate", f"metadata item {name} is listed twice (qemu refuses)", at)
         return False
     problems = []
     if length > MAX_ITEM_LENGTH:
@@ -428,7 +473,7 @@ def _item_usable(
     if region["file_offset"] + offset + length > reader.size:
         problems.append(f"ends past the end of the file ({reader.size})")
     if problems:
-        info.add("malformed", f"metadata item {name}: {'; '.join(problems)}", at)
+        info.malformed("vhdx.metadata-item-placement", f"metadata item {name}: {'; '.join(problems)}", at)
         return False
     entry["data_at"] = region["file_offset"] + offset
     return True
@@ -443,14 +488,22 @@ def _item_values(reader: Reader, info: Inspection, base: int, items: dict[str, d
             continue
         need = max(spec.offset + struct.calcsize("<" + spec.fmt) for spec in specs)
         if entry["length"] < need:
-            info.add("malformed", f"metadata item {name} is {entry['length']} bytes, needs {need}", entry["data_at"])
+            info.malformed(
+                "vhdx.metadata-item-size",
+                f"metadata item {name} is {entry['length']} bytes, needs {need}",
+                entry["data_at"],
+            )
             continue
         found, group = decode(name, reader.read(entry["data_at"], need), entry["data_at"], specs, "<")
         info.fields.append(group)
         values.update(found)
     missing = [ITEMS[guid][0] for guid in ITEMS if guid not in items]
     if missing:
-        info.add("malformed", f"required metadata item(s) missing: {', '.join(missing)} (qemu refuses)", base)
+        info.malformed(
+            "vhdx.metadata-item-missing",
+            f"required metadata item(s) missing: {', '.join(missing)} (qemu refuses)",
+            base,
+        )
     return values
 
 
@@ -460,18 +513,22 @@ def _apply_parameters(info: Inspection, params: dict[str, Any]) -> None:
         if MIB <= block <= 256 * MIB and block & (block - 1) == 0:
             info.cluster_size = block
         else:
-            info.add("malformed", f"block size {block} is not a power of 2 from 1 MiB to 256 MiB (qemu refuses)")
+            info.malformed(
+                "vhdx.block-size", f"block size {block} is not a power of 2 from 1 MiB to 256 MiB (qemu refuses)"
+            )
     for key in ("logical_sector_size", "physical_sector_size"):
         if key in params and params[key] not in SECTOR_SIZES:
-            info.add("malformed", f"{key.replace('_', ' ')} {params[key]} is neither 512 nor 4096")
+            info.malformed("vhdx.sector-size", f"{key.replace('_', ' ')} {params[key]} is neither 512 nor 4096")
     size = params.get("virtual_disk_size")
     if size is not None:
         info.virtual_size = size
         sector = params.get("logical_sector_size")
         if sector in SECTOR_SIZES and size % sector:
-            info.add("malformed", f"virtual disk size {size} is not a multiple of the {sector}-byte logical sector")
+            info.malformed(
+                "vhdx.size-unaligned", f"virtual disk size {size} is not a multiple of the {sector}-byte logical sector"
+            )
         if size > MAX_DISK_SIZE:
-            info.add("malformed", f"virtual disk size {size} exceeds the 64 TiB maximum of the format")
+            info.malformed("vhdx.size-too-large", f"virtual disk size {size} exceeds the 64 TiB maximum of the format")
     flags = params.get("flags", 0)
     info.details.update(
         {
@@ -502,8 +559,8 @@ def _check_bat_size(info: Inspection, params: dict[str, Any], bat: dict[str, Any
     else:
         needed = blocks + (blocks - 1) // chunk_ratio if blocks else 0
     if needed * 8 > bat["length"]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vhdx.bat-too-small",
             f"BAT region of {bat['length']} bytes holds {bat['length'] // 8} entries, the disk needs {needed} "
             "(qemu refuses)",
             bat["at"],
@@ -522,7 +579,9 @@ def _parent_locator(reader: Reader, info: Inspection, entry: dict[str, Any], has
     values, group = decode("parent locator", data, base, LOCATOR_HEADER_SPECS, "<")
     info.fields.append(group)
     if len(data) < LOCATOR_HEADER_SIZE:
-        info.add("malformed", f"parent locator of {len(data)} bytes is shorter than its 20-byte header", base)
+        info.malformed(
+            "vhdx.locator-truncated", f"parent locator of {len(data)} bytes is shorter than its 20-byte header", base
+        )
         return
     vhdx_type = values["locator_type"] == VHDX_LOCATOR_TYPE
     if not vhdx_type:
@@ -530,7 +589,9 @@ def _parent_locator(reader: Reader, info: Inspection, entry: dict[str, Any], has
     count = values["key_value_count"]
     room = (len(data) - LOCATOR_HEADER_SIZE) // LOCATOR_ENTRY_SIZE
     if count > room:
-        info.add("malformed", f"parent locator declares {count} key/value pairs, its bytes hold {room}", base + 18)
+        info.malformed(
+            "vhdx.locator-count", f"parent locator declares {count} key/value pairs, its bytes hold {room}", base + 18
+        )
         count = room
     pairs = _locator_pairs(info, data, base, count, group)  # every pair: ``room`` bounds them
     info.details["parent_locator"] = {key: value for key, value, _ in pairs[:64]}
@@ -540,16 +601,20 @@ def _parent_locator(reader: Reader, info: Inspection, entry: dict[str, Any], has
         elif key in LINKAGE_KEYS:
             info.details[key] = value
     if vhdx_type and "parent_linkage" not in info.details:
-        info.add("malformed", "VHDX parent locator without the required parent_linkage key", base)
+        info.malformed("vhdx.locator-no-linkage", "VHDX parent locator without the required parent_linkage key", base)
     paths = {key: (value, at) for key, value, at in pairs if key in PATH_KEYS}
     if not has_parent:
         if paths:  # a reader that trusts the locator over the flag (or a flag flipped later) opens them
             shown = ", ".join(sorted(paths))
-            info.add("malformed", f"parent locator with parent paths ({shown}) but the has-parent flag is clear", base)
+            info.malformed(
+                "vhdx.locator-without-parent-flag",
+                f"parent locator with parent paths ({shown}) but the has-parent flag is clear",
+                base,
+            )
     else:
         best = next((key for key in BACKING_PREFERENCE if key in paths), None)
         if best is None:
-            info.add("malformed", "differencing image whose parent locator names no parent path", base)
+            info.malformed("vhdx.locator-no-path", "differencing image whose parent locator names no parent path", base)
         else:
             info.set_backing(paths[best][0], "vhdx", paths[best][1], key=best)
 
@@ -566,8 +631,8 @@ def _locator_pairs(info: Inspection, data: bytes, base: int, count: int, group: 
         for part in ("key", "value"):
             offset, length = entry[f"{part}_offset"], entry[f"{part}_length"]
             if not length or offset + length > len(data):
-                info.add(
-                    "malformed",
+                info.malformed(
+                    "vhdx.locator-entry-range",
                     f"parent locator entry {number}: {part} {offset}+{length} is empty or outside the locator",
                     base + start,
                 )

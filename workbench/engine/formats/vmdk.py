@@ -196,7 +196,7 @@ def _number(text: str) -> int | str:
 def _cid(value: Value, info: Inspection) -> int | str:
     if _HEX_CID.fullmatch(value.text):
         return int(value.text, 16)
-    info.add("malformed", f"content id {value.text[:80]!r} is not 1 to 8 hex digits", value.at)
+    info.malformed("vmdk.cid", f"content id {value.text[:80]!r} is not 1 to 8 hex digits", value.at)
     return value.text[:80]
 
 
@@ -260,11 +260,11 @@ def _extent_reference(info: Inspection, ext: Extent, kind: str, referenced: set[
 
 def _check_extent(ext: Extent, number: int, info: Inspection) -> None:
     if ext.type not in EXTENT_TYPES:
-        info.add("malformed", f"extent {number} has unknown type {ext.type[:40]!r}", ext.at)
+        info.malformed("vmdk.extent-type", f"extent {number} has unknown type {ext.type[:40]!r}", ext.at)
     elif ext.type == "FLAT" and ext.offset is None:
-        info.add("malformed", f"FLAT extent {number} has no offset (qemu refuses the line)", ext.at)
+        info.malformed("vmdk.flat-extent-offset", f"FLAT extent {number} has no offset (qemu refuses the line)", ext.at)
     if ext.type != "ZERO" and not ext.filename:
-        info.add("malformed", f"{ext.type[:40]} extent {number} names no file", ext.at)
+        info.malformed("vmdk.extent-no-file", f"{ext.type[:40]} extent {number} names no file", ext.at)
 
 
 def _qemu_hints(
@@ -284,7 +284,11 @@ def _qemu_hints(
         if value is not None:
             found.append((where, value))
         elif unterminated is not None:
-            info.add("malformed", f"'parentFileNameHint' at offset {unterminated} has no closing quote", unterminated)
+            info.malformed(
+                "vmdk.parent-hint-unterminated",
+                f"'parentFileNameHint' at offset {unterminated} has no closing quote",
+                unterminated,
+            )
     return found
 
 
@@ -302,8 +306,8 @@ def _report_parents(info: Inspection, said: str, named: Value | None, qemu: list
             info.set_backing(value.text, "vmdk", value.at)
         else:
             info.reference("backing file (as qemu reads it)", value.text, value.at, format="vmdk")
-        info.add(
-            "malformed",
+        info.malformed(
+            "vmdk.parent-hint-differs",
             f"qemu takes the parent name {value.text!r} from the first 'parentFileNameHint' {where}, even in a "
             f"comment or outside the declared descriptor; {said} says {named.text if named else None!r}",
             value.at,
@@ -313,10 +317,12 @@ def _report_parents(info: Inspection, said: str, named: Value | None, qemu: list
 def _report_problems(desc: Descriptor, info: Inspection) -> None:
     if desc.bad_count:
         shown = "; ".join(f"{line!r} at offset {at}" for at, line in desc.bad)
-        info.add("malformed", f"{desc.bad_count} unparsable descriptor line(s): {shown}", desc.bad[0][0])
+        info.malformed(
+            "vmdk.descriptor-line", f"{desc.bad_count} unparsable descriptor line(s): {shown}", desc.bad[0][0]
+        )
     for key, count in list(desc.repeats.items())[:8]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vmdk.descriptor-key-duplicate",
             f"descriptor key {key[:80]!r} appears {count} times; readers may take different ones",
             desc.keys[key].at,
         )
@@ -330,7 +336,7 @@ def _parse_kdmv(reader: Reader, info: Inspection) -> None:
     values, group = decode("sparse extent header", data, 0, KDMV_SPECS, "<", "VMDK4 hosted sparse extent")
     info.fields.append(group)
     if len(data) < KDMV_HEADER_LEN:
-        info.add("malformed", f"KDMV header is {len(data)} bytes long, {KDMV_HEADER_LEN} needed", 0)
+        info.malformed("vmdk.header-truncated", f"KDMV header is {len(data)} bytes long, {KDMV_HEADER_LEN} needed", 0)
         return
     qemu_hints = _qemu_hints(reader, info, QEMU_WINDOW_AT, None)  # first: a long descriptor must not starve it
     _flag_children(group, values["flags"], KDMV_FLAGS)
@@ -384,7 +390,9 @@ def _stream_footer(reader: Reader, info: Inspection) -> dict[str, Any] | None:
     three sectors; the footer's header takes precedence over the one at offset 0 (as in qemu)."""
     base = reader.size - 3 * SECTOR
     if base < SECTOR:
-        info.add("malformed", f"grain directory is 'at the end' but the {reader.size}-byte file has no footer", 56)
+        info.malformed(
+            "vmdk.footer-missing", f"grain directory is 'at the end' but the {reader.size}-byte file has no footer", 56
+        )
         return None
     data = reader.read(base, 3 * SECTOR)
     marker, marker_node = decode("footer marker", data[:16], base, MARKER_SPECS, "<")
@@ -399,10 +407,16 @@ def _stream_footer(reader: Reader, info: Inspection) -> dict[str, Any] | None:
         and (eos["value"], eos["size"], eos["type"]) == (0, 0, MARKER_EOS)
     )
     if not valid:
-        info.add("malformed", "grain directory is 'at the end' but the last three sectors are not a valid footer", base)
+        info.malformed(
+            "vmdk.footer-invalid",
+            "grain directory is 'at the end' but the last three sectors are not a valid footer",
+            base,
+        )
         return None
     if header["gd_offset"] == GD_AT_END:
-        info.add("malformed", "footer header also puts the grain directory 'at the end'", base + SECTOR + 56)
+        info.malformed(
+            "vmdk.footer-gd-at-end", "footer header also puts the grain directory 'at the end'", base + SECTOR + 56
+        )
     return header
 
 
@@ -412,19 +426,33 @@ def _check_kdmv(values: dict[str, Any], size: int, info: Inspection) -> None:
     if not 1 <= version <= 3:
         info.add("unknown-features", f"sparse header version {version} (qemu reads 1 to 3)", 4)
     if gtes > MAX_GTES_PER_GT:
-        info.add("malformed", f"{gtes} grain table entries per table (qemu allows {MAX_GTES_PER_GT})", 44)
+        info.malformed("vmdk.gtes-per-gt", f"{gtes} grain table entries per table (qemu allows {MAX_GTES_PER_GT})", 44)
     if not gtes or not grain:
-        info.add("malformed", f"grain size {grain} and {gtes} entries per table: no grain table coverage", 20)
+        info.malformed(
+            "vmdk.grain-coverage", f"grain size {grain} and {gtes} entries per table: no grain table coverage", 20
+        )
     elif grain > MAX_GRAIN_SECTORS:
-        info.add("malformed", f"grain size {grain} sectors exceeds qemu's limit of {MAX_GRAIN_SECTORS}", 20)
+        info.malformed("vmdk.grain-size", f"grain size {grain} sectors exceeds qemu's limit of {MAX_GRAIN_SECTORS}", 20)
     elif -(-values["capacity"] // (gtes * grain)) > MAX_L1_ENTRIES:
-        info.add("malformed", f"capacity {values['capacity']} sectors needs a grain directory over qemu's limit", 12)
+        info.malformed(
+            "vmdk.capacity-too-large",
+            f"capacity {values['capacity']} sectors needs a grain directory over qemu's limit",
+            12,
+        )
     if values["overhead"] * SECTOR > size:
-        info.add("malformed", f"data starts at sector {values['overhead']}, past the end of the {size}-byte file", 64)
+        info.malformed(
+            "vmdk.overhead-past-eof",
+            f"data starts at sector {values['overhead']}, past the end of the {size}-byte file",
+            64,
+        )
     if values["gd_offset"] != GD_AT_END and values["gd_offset"] * SECTOR >= size:
-        info.add("malformed", f"grain directory at sector {values['gd_offset']} is past the end of the file", 56)
+        info.malformed(
+            "vmdk.gd-past-eof", f"grain directory at sector {values['gd_offset']} is past the end of the file", 56
+        )
     if values["flags"] & 1 and values["newline_check"] != NEWLINE_CHECK.hex():
-        info.add("malformed", f"newline check bytes {values['newline_check']} altered (text-mode transfer?)", 73)
+        info.malformed(
+            "vmdk.newline-check", f"newline check bytes {values['newline_check']} altered (text-mode transfer?)", 73
+        )
     if values["compression"] not in COMPRESSION:
         info.add("unknown-features", f"compression algorithm {values['compression']} unknown", 77)
 
@@ -437,22 +465,36 @@ def _embedded_descriptor(reader: Reader, info: Inspection, offset: int, size: in
         return None
     start = (offset << 9) & U64
     if start != offset * SECTOR:
-        info.add("malformed", f"descriptor offset of {offset} sectors wraps past 2**64: qemu reads at {start}", 28)
+        info.malformed(
+            "vmdk.descriptor-offset-wraps",
+            f"descriptor offset of {offset} sectors wraps past 2**64: qemu reads at {start}",
+            28,
+        )
     if start >> 63:
-        info.add("malformed", f"descriptor at byte {start} is past what a reader can address", 28)
+        info.malformed(
+            "vmdk.descriptor-unaddressable", f"descriptor at byte {start} is past what a reader can address", 28
+        )
         return None
     if start >= reader.size:
-        info.add("malformed", f"descriptor at sector {offset} is past the end of the {reader.size}-byte file", 28)
+        info.malformed(
+            "vmdk.descriptor-past-eof",
+            f"descriptor at sector {offset} is past the end of the {reader.size}-byte file",
+            28,
+        )
         return None
     length = size * SECTOR
     if not length:
-        info.add("malformed", f"descriptor at sector {offset} has size 0", 36)
+        info.malformed("vmdk.descriptor-size-zero", f"descriptor at sector {offset} has size 0", 36)
     elif start + length > reader.size:
-        info.add("malformed", f"descriptor of {size} sectors at sector {offset} runs past the end of the file", 36)
+        info.malformed(
+            "vmdk.descriptor-size-past-eof",
+            f"descriptor of {size} sectors at sector {offset} runs past the end of the file",
+            36,
+        )
     raw = _descriptor_text(reader, info, start, 28)
     if length and len(raw) > length:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vmdk.descriptor-past-size",
             f"descriptor text runs {len(raw)} bytes, past its declared {size} sectors: all of it was examined, "
             f"as qemu reads a capacity-0 file's descriptor up to the first NUL",
             start + length,
@@ -494,7 +536,9 @@ def _parse_cowd(reader: Reader, info: Inspection) -> None:
     # qemu reads a short header as zeros and its parent window too (vmdk_open_vmfs_sparse, vmdk_parent_open)
     _report_parents(info, "the COWD header", named, _qemu_hints(reader, info, QEMU_WINDOW_AT, None))
     if len(data) < COWD_HEADER_LEN:
-        info.add("malformed", f"COWD header is {len(data)} bytes long, {COWD_HEADER_LEN} needed", 0)
+        info.malformed(
+            "vmdk.cowd-header-truncated", f"COWD header is {len(data)} bytes long, {COWD_HEADER_LEN} needed", 0
+        )
         return
     _flag_children(group, flags, COWD_FLAGS)
     info.virtual_size = values["capacity"] * SECTOR
@@ -528,4 +572,4 @@ def _parse_descriptor_file(reader: Reader, info: Inspection) -> None:
         info.details["version"] = _number(desc.keys["version"].text)
     info.virtual_size = desc.sectors * SECTOR
     if not desc.extents:
-        info.add("malformed", "descriptor lists no extents", 0)
+        info.malformed("vmdk.no-extents", "descriptor lists no extents", 0)

@@ -120,13 +120,13 @@ def parse(reader: Reader, info: Inspection) -> None:
     found = _tail_footer(reader)
     head = reader.read(0, FOOTER_LEN)
     if found is None and head[:8] != COOKIE:
-        info.add("malformed", "no 'conectix' footer at the end of the file or at offset 0")
+        info.malformed("vpc.footer-missing", "no 'conectix' footer at the end of the file or at offset 0")
         return
     footer, at = found or (head, 0)
     values, group = decode("footer", footer, at, FOOTER_SPECS, ">", "hard disk footer")
     info.fields.append(group)
     if len(footer) < 85:
-        info.add("malformed", f"footer is {len(footer)} bytes long, 85 needed", at)
+        info.malformed("vpc.footer-truncated", f"footer is {len(footer)} bytes long, 85 needed", at)
         return
     for node in group.children:
         if node.name == "features":
@@ -136,14 +136,20 @@ def parse(reader: Reader, info: Inspection) -> None:
     _footer_details(footer, values, info)
     disk_type = values["disk_type"]
     if values["format_version"] != VERSION:
-        info.add("malformed", f"footer format version 0x{values['format_version']:08x}, expected 0x00010000", at + 12)
+        info.malformed(
+            "vpc.footer-version",
+            f"footer format version 0x{values['format_version']:08x}, expected 0x00010000",
+            at + 12,
+        )
     if values["saved_state"]:
         info.dirty = True
         info.add("dirty", "saved-state flag set: the disk belongs to a suspended machine", at + 84)
     if disk_type in (DYNAMIC, DIFFERENCING):
         _parse_dynamic(reader, info, values["data_offset"], disk_type)
     elif disk_type != FIXED:
-        info.add("malformed", f"disk type {disk_type} is not fixed (2), dynamic (3) or differencing (4)", at + 60)
+        info.malformed(
+            "vpc.disk-type", f"disk type {disk_type} is not fixed (2), dynamic (3) or differencing (4)", at + 60
+        )
 
 
 def _check_checksum(what: str, data: bytes, stored: int, field_at: int, at: int, info: Inspection) -> None:
@@ -160,20 +166,26 @@ def _check_copy(head: bytes, footer: bytes, at: int, values: dict[str, Any], inf
     """The footer at the end against its copy at offset 0 (qemu reads the copy first)."""
     has_copy = head[:8] == COOKIE
     if at == 0:
-        info.add("malformed", "no footer at the end of the file, only the copy at offset 0 (truncated?)", 0)
+        info.malformed(
+            "vpc.footer-only-at-start", "no footer at the end of the file, only the copy at offset 0 (truncated?)", 0
+        )
     elif values["disk_type"] == FIXED and has_copy:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vpc.fixed-data-starts-with-footer",
             "fixed disk whose guest data begins with a VHD footer: readers that look at offset 0 first "
             "(qemu) take it for the image's own",
             0,
         )
     elif values["disk_type"] != FIXED and not has_copy:
-        info.add("malformed", "dynamic disk without the footer copy at offset 0 (qemu refuses it)", 0)
+        info.malformed(
+            "vpc.dynamic-without-footer-copy", "dynamic disk without the footer copy at offset 0 (qemu refuses it)", 0
+        )
     elif has_copy and head[: len(footer)] != footer:
         copy, _ = decode("footer copy", head, 0, FOOTER_SPECS)
         differ = [name for name, value in values.items() if copy.get(name) != value]
-        info.add("malformed", f"footer copy at offset 0 differs from the footer at the end in {differ}", 0)
+        info.malformed(
+            "vpc.footer-copy-differs", f"footer copy at offset 0 differs from the footer at the end in {differ}", 0
+        )
 
 
 def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> None:
@@ -192,7 +204,9 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
     rounding = 0 <= current - chs * SECTOR < max(cylinder, SECTOR)
     info.sizes(sizes, 48, INFO if rounding else None)
     if info.virtual_size > MAX_SECTORS * SECTOR:
-        info.add("malformed", f"disk size {info.virtual_size} is over the VHD limit of 2040 GiB (qemu refuses)", 48)
+        info.malformed(
+            "vpc.size-too-large", f"disk size {info.virtual_size} is over the VHD limit of 2040 GiB (qemu refuses)", 48
+        )
     version = values["creator_version"]
     info.details.update(
         disk_type=DISK_TYPES.get(values["disk_type"], f"unknown ({values['disk_type']})"),
@@ -213,13 +227,17 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
 
 def _parse_dynamic(reader: Reader, info: Inspection, offset: int, disk_type: int) -> None:
     if offset + DYN_LEN > reader.size:
-        info.add("malformed", f"dynamic header at offset {offset} does not fit in the {reader.size}-byte file", 16)
+        info.malformed(
+            "vpc.dynamic-header-past-eof",
+            f"dynamic header at offset {offset} does not fit in the {reader.size}-byte file",
+            16,
+        )
         return
     data = reader.read(offset, DYN_LEN)
     values, group = decode("dynamic disk header", data, offset, DYN_SPECS, ">", "sparse disk header")
     info.fields.append(group)
     if data[:8] != DYN_COOKIE:
-        info.add("malformed", f"no 'cxsparse' dynamic header at offset {offset}", offset)
+        info.malformed("vpc.dynamic-header-signature", f"no 'cxsparse' dynamic header at offset {offset}", offset)
         return
     _check_checksum("dynamic header", data, values["checksum"], 36, offset, info)
     _check_table(values, offset, reader.size, info)
@@ -238,20 +256,26 @@ def _check_table(values: dict[str, Any], offset: int, size: int, info: Inspectio
     """qemu's refusals for the block size and the block allocation table (BAT, never read here)."""
     block, entries, table = values["block_size"], values["max_table_entries"], values["table_offset"]
     if values["header_version"] != VERSION:
-        info.add(
-            "malformed", f"dynamic header version 0x{values['header_version']:08x}, expected 0x00010000", offset + 24
+        info.malformed(
+            "vpc.dynamic-header-version",
+            f"dynamic header version 0x{values['header_version']:08x}, expected 0x00010000",
+            offset + 24,
         )
     if block < SECTOR or block & (block - 1):
-        info.add("malformed", f"block size {block} is not a power of two of at least 512", offset + 32)
+        info.malformed("vpc.block-size", f"block size {block} is not a power of two of at least 512", offset + 32)
         return
     info.cluster_size = block
     if entries > MAX_SECTORS * SECTOR // block:
-        info.add("malformed", f"{entries} table entries map more than the VHD limit of 2040 GiB", offset + 28)
+        info.malformed(
+            "vpc.bat-too-large", f"{entries} table entries map more than the VHD limit of 2040 GiB", offset + 28
+        )
     if entries * block < (info.virtual_size or 0):
-        info.add("malformed", f"{entries} blocks of {block} bytes cannot hold {info.virtual_size} bytes", offset + 28)
+        info.malformed(
+            "vpc.bat-too-small", f"{entries} blocks of {block} bytes cannot hold {info.virtual_size} bytes", offset + 28
+        )
     if table + entries * 4 > size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vpc.bat-past-eof",
             f"block allocation table of {entries} entries at offset {table} runs past the end of the {size}-byte file",
             offset + 16,
         )
@@ -279,11 +303,12 @@ def _locator_data(
     where, length = values["data_offset"], values["data_length"]
     label = f"parent locator {number} ({code.decode('latin-1')!r})"
     if code not in PLATFORMS:
-        info.add("malformed", f"{label}: unknown platform code", node.offset)
+        info.malformed("vpc.locator-platform", f"{label}: unknown platform code", node.offset)
         return None
     if not length or where + length > reader.size:
-        info.add(
-            "malformed", f"{label}: {length} bytes of data at offset {where} are outside the {reader.size}-byte file"
+        info.malformed(
+            "vpc.locator-past-eof",
+            f"{label}: {length} bytes of data at offset {where} are outside the {reader.size}-byte file",
         )
         return None
     if length > LOCATOR_CAP:
@@ -293,7 +318,7 @@ def _locator_data(
     text = clean_text(reader.read(where, length), encoding)
     node.add(Field("data", where, length, text, what))
     if not text:
-        info.add("malformed", f"{label}: its data is empty", where)
+        info.malformed("vpc.locator-empty", f"{label}: its data is empty", where)
     return text or None
 
 
@@ -307,7 +332,11 @@ def _report_parent(
     name, uuid = values["parent_unicode_name"], values["parent_unique_id"]
     if disk_type != DIFFERENCING:
         if paths or name:
-            info.add("malformed", f"a {DISK_TYPES[disk_type]} disk carries a parent name or parent locators", offset)
+            info.malformed(
+                "vpc.parent-on-non-differencing",
+                f"a {DISK_TYPES[disk_type]} disk carries a parent name or parent locators",
+                offset,
+            )
     elif paths:
         best = min(paths, key=lambda item: _PREFERENCE.index(item["platform"]))
         platform = best["platform"].decode("latin-1")
