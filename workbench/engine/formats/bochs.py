@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import is_power_of_two
 from ..fields import Field, Spec
 from ..inspection import Inspection
 from ..reader import Reader
@@ -70,7 +71,7 @@ def _check(reader: Reader, info: Inspection, v: dict[str, Any], size: int) -> No
         info.malformed(
             "bochs.catalog-too-large", f"catalog of {catalog} entries exceeds qemu's limit of {MAX_CATALOG}", 72
         )
-    if extent < SECTOR or extent & (extent - 1) or extent > MAX_EXTENT:
+    if extent < SECTOR or not is_power_of_two(extent) or extent > MAX_EXTENT:
         info.malformed("bochs.extent-size", f"extent size {extent} is not a power of 2 from 512 to {MAX_EXTENT}", 80)
     elif catalog < -(-size // extent):
         info.malformed(

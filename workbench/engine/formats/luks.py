@@ -15,6 +15,7 @@ import json
 import struct
 from typing import Any
 
+from ..checks import overlaps
 from ..fields import MAX_TEXT, Field, Spec, decode
 from ..findings import WARNING
 from ..inspection import Inspection
@@ -197,12 +198,8 @@ def _check_luks1_slots(info: Inspection, slots: list[dict[str, Any]], key_bytes:
                 f"key slot {index} key material (sectors {start}..{end}) overlaps the payload at sector {payload}",
                 where + 40,
             )
-    spans.sort()
-    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
-        if end > start:
-            info.malformed(
-                "luks1.key-slots-overlap", f"key slots {first} and {second} have overlapping key material", 208
-            )
+    for first, second in overlaps(spans):
+        info.malformed("luks1.key-slots-overlap", f"key slots {first} and {second} have overlapping key material", 208)
 
 
 # ---------------------------------------------------------------- LUKS2

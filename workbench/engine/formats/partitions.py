@@ -8,10 +8,10 @@ and over its partition entry array, a backup header at its alternate LBA, and a 
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from typing import Any
 
+from ..checks import is_power_of_two, overlaps
 from ..fields import Field, Spec, decode
 from ..findings import WARNING
 from ..inspection import Inspection
@@ -157,10 +157,9 @@ def _ends_past_eof(info: Inspection, what: str, end: int, size: int, offset: int
 
 
 def _check_overlaps(info: Inspection, spans: list[tuple[int, int, str]], offset: int) -> None:
-    """``spans``: (first byte, end byte, label); adjacent pairs in start order must not overlap."""
-    for (_, end, first), (start, _, second) in itertools.pairwise(sorted(spans)):
-        if start < end:
-            info.malformed(f"{info.format}.partitions-overlap", f"{first} and {second} overlap", offset)
+    """``spans``: (first byte, end byte, label); no two may share a byte."""
+    for first, second in overlaps(spans):
+        info.malformed(f"{info.format}.partitions-overlap", f"{first} and {second} overlap", offset)
 
 
 # ---------------------------------------------------------------- MBR
@@ -329,7 +328,7 @@ def _gpt_header(reader: Reader, info: Inspection, sector: int, lba: int, name: s
 def _entry_array(reader: Reader, info: Inspection, sector: int, header: dict[str, Any]) -> bytes | None:
     """The entry array (whole when it is small enough to verify its CRC32, else its first entries)."""
     size, count, lba = header["entry_size"], header["entry_count"], header["entries_lba"]
-    if size < 128 or size > MAX_ENTRY_SIZE or size & (size - 1):
+    if size < 128 or size > MAX_ENTRY_SIZE or not is_power_of_two(size):
         info.malformed("gpt.entry-size", f"GPT entry size {size} is not 128 x 2^n up to {MAX_ENTRY_SIZE}", sector + 84)
         return None
     start, total = lba * sector, count * size

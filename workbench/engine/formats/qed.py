@@ -6,6 +6,7 @@ opens an image (cluster and table sizes, image size, L1 table placement, backing
 
 from __future__ import annotations
 
+from ..checks import is_power_of_two
 from ..fields import MAX_TEXT, Field, Spec, bit_flags, clean_text, decode
 from ..findings import INFO
 from ..inspection import Inspection
@@ -45,7 +46,7 @@ def probe(reader: Reader) -> str | None:
 
 
 def _power_of_two_in(value: int, low: int, high: int) -> bool:
-    return low <= value <= high and not value & (value - 1)
+    return low <= value <= high and is_power_of_two(value)
 
 
 def parse(reader: Reader, info: Inspection) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from ..checks import is_power_of_two, overlaps
 from ..checksums import crc32c
 from ..fields import Field, Spec, clean_text, decode
 from ..inspection import Inspection
@@ -382,17 +383,11 @@ def _regions(
 
 
 def _check_overlaps(info: Inspection, spans: list[tuple[int, int, str]]) -> None:
-    """Regions, log and header section must not share bytes (sorted sweep: no quadratic loop)."""
-    ordered = sorted((start, start + length, label) for start, length, label in spans if length)
-    overlaps = []
-    reach, owner = -1, ""
-    for start, end, label in ordered:
-        if start < reach:
-            overlaps.append(f"{label} overlaps {owner}")
-        if end > reach:
-            reach, owner = end, label
-    if overlaps:
-        shown = "; ".join(overlaps[:4]) + (f" and {len(overlaps) - 4} more" if len(overlaps) > 4 else "")
+    """Regions, log and header section must not share bytes."""
+    pairs = overlaps((start, start + length, label) for start, length, label in spans)
+    found = [f"{later} overlaps {earlier}" for earlier, later in pairs]
+    if found:
+        shown = "; ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         info.malformed("vhdx.overlap", f"overlapping structures: {shown} (qemu refuses)")
 
 
@@ -510,7 +505,7 @@ def _item_values(reader: Reader, info: Inspection, base: int, items: dict[str, d
 def _apply_parameters(info: Inspection, params: dict[str, Any]) -> None:
     block = params.get("block_size")
     if block is not None:
-        if MIB <= block <= 256 * MIB and block & (block - 1) == 0:
+        if MIB <= block <= 256 * MIB and is_power_of_two(block):
             info.cluster_size = block
         else:
             info.malformed(

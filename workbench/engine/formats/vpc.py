@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..checks import is_power_of_two
 from ..fields import Field, Spec, bit_flags, clean_text, decode
 from ..findings import INFO
 from ..inspection import Inspection
@@ -261,7 +262,7 @@ def _check_table(values: dict[str, Any], offset: int, size: int, info: Inspectio
             f"dynamic header version 0x{values['header_version']:08x}, expected 0x00010000",
             offset + 24,
         )
-    if block < SECTOR or block & (block - 1):
+    if block < SECTOR or not is_power_of_two(block):
         info.malformed("vpc.block-size", f"block size {block} is not a power of two of at least 512", offset + 32)
         return
     info.cluster_size = block
