@@ -108,6 +108,10 @@ class Layout:
         self._rows = {spec.name: spec for spec in self.specs}
         self.size = max((s.offset + struct.calcsize(endian + s.fmt) for s in self.specs), default=0)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._rows)
+
     def offset_of(self, name: str, base: int = 0) -> int:
         """The offset of row ``name`` (plus ``base``: where the structure lies in the image)."""
         return base + self._rows[name].offset

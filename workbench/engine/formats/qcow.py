@@ -139,6 +139,14 @@ BITMAPS_LAYOUT = Layout(
         Spec("bitmap_directory_offset", 16, "Q", "offset of the bitmap directory", "hex"),
     ],
 )
+FEATURE_NAME_LAYOUT = Layout(
+    "feature name",
+    [
+        Spec("type", 0, "B", "0 incompatible, 1 compatible, 2 autoclear"),
+        Spec("bit", 1, "B"),
+        Spec("name", 2, "46s", "", "text"),
+    ],
+)
 EXTENSION_LAYOUT = Layout(
     "header extension", [Spec("type", 0, "I", "extension type, 0 ends the list", "hex"), Spec("length", 4, "I")]
 )
@@ -550,16 +558,17 @@ def _ext_backing_format(
 def _ext_feature_table(
     reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
-    count = min(length // 48, MAX_FEATURE_NAMES)
-    raw = reader.read(data, count * 48)
-    for index in range(len(raw) // 48):
-        kind, bit = raw[index * 48], raw[index * 48 + 1]
-        name = clean_text(raw[index * 48 + 2 : index * 48 + 48])
+    entry = FEATURE_NAME_LAYOUT.size
+    count = min(length // entry, MAX_FEATURE_NAMES)
+    raw = reader.read(data, count * entry)
+    for index in range(len(raw) // entry):
+        values = FEATURE_NAME_LAYOUT.unpack(raw[index * entry : (index + 1) * entry])
+        kind, bit, name = values["type"], values["bit"], clean_text(values["name"])
         if not name:
             continue
         exts.feature_names[(kind, bit)] = name
         label = f"{FEATURE_TYPES.get(kind, f'type {kind}')} bit {bit}"
-        node.add(Field(label, data + index * 48, 48, name, "feature name"))
+        node.add(Field(label, data + index * entry, entry, name, "feature name"))
 
 
 def _ext_bitmaps(
