@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import report
+from workbench.engine.inspection import Inspection
 
 
 def inspect_file(path: Path | str, declared: str | None = None) -> dict[str, Any]:
@@ -35,3 +36,11 @@ def inspect_bytes(tmp_path: Path, data: bytes, declared: str | None, name: str =
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= rep["read_budget"]
     return rep
+
+
+def checks_of(rep: dict[str, Any] | Inspection) -> list[str]:
+    """The check ids of the ``malformed`` findings of a report (or a parser's Inspection), in order: tests
+    assert on these ids (docs/formats.md lists them), not on the prose of the details."""
+    if isinstance(rep, Inspection):
+        return [f.check or "" for f in rep.findings if f.id == "malformed"]
+    return [f["check"] for f in rep["findings"] if f["id"] == "malformed"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
 from workbench.samples import luks as samples
 
 SECRET = ("--object", "secret,id=sec0,data=abc", "-o", "key-secret=sec0,iter-time=10")
@@ -230,7 +230,7 @@ def test_unknown_luks_version(tmp_path: Path) -> None:
     image = bytearray(samples.luks1())
     struct.pack_into(">H", image, 6, 7)
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
-    assert details_of(rep, "malformed") == ["LUKS version 7 is neither 1 nor 2"]
+    assert checks_of(rep) == ["luks.version"]
     assert rep["encrypted"] and rep["encryption"]["version"] == 7
 
 
@@ -258,7 +258,7 @@ def test_luks2_header_size_out_of_range(tmp_path: Path, hdr_size: int) -> None:
     struct.pack_into(">Q", image, 8, hdr_size)
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
     assert_no_parser_error(rep)
-    assert f"LUKS2 hdr_size {hdr_size} is not a power of two from 16 KiB to 4 MiB" in details_of(rep, "malformed")
+    assert "luks2.header-size" in checks_of(rep)
     assert "key_slots" not in rep["encryption"]  # the JSON area is not trusted to exist
     assert rep["bytes_read"] < 10_000  # the binary header and the other formats' probes
 
@@ -302,10 +302,10 @@ def test_luks2_many_keyslots_are_counted_not_listed(tmp_path: Path) -> None:
     meta["keyslots"] = {str(n): {} for n in range(20_000)}
     image = samples.luks2(metadata=meta, hdr_size=256 * 1024, data_offset=2 << 20)
     rep = inspect_file(write(tmp_path, image), "luks")
-    assert "LUKS2 JSON has 20000 keyslots (at most 32)" in details_of(rep, "malformed")
+    assert "luks2.json-too-many" in checks_of(rep)
     assert rep["encryption"]["key_slots_active"] == 20_000
     assert [slot["id"] for slot in rep["encryption"]["key_slots"]] == [str(n) for n in range(32)]
-    assert "LUKS2 keyslot 0 has no valid area offset and size" in details_of(rep, "malformed")
+    assert "luks2.keyslot-area" in checks_of(rep)
 
 
 def test_luks2_json_larger_than_the_read_cap(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
 from workbench.engine.inspection import MAX_LIST
 from workbench.engine.reader import DEFAULT_BUDGET
 from workbench.samples import qcow2 as build
@@ -340,7 +340,7 @@ def test_huge_virtual_size(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(2**63 - 1, l1_size=1)), "qcow2")
     assert_no_parser_error(rep)
     assert rep["virtual_size"] == 2**63 - 1 and rep["size_ratio"] > 10**12
-    assert any("too big for qemu" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.size-too-large" in checks_of(rep)
 
 
 def test_huge_snapshot_count_stays_in_budget(tmp_path: Path) -> None:
@@ -350,7 +350,7 @@ def test_huge_snapshot_count_stays_in_budget(tmp_path: Path) -> None:
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= 1 << 20
     assert len(rep["snapshots"]) == MAX_LIST
-    assert any("2147483648 snapshots" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.snapshot-count" in checks_of(rep)
     # past qemu's own limit the image is refused; below it every entry in the file is walked
     assert any("snapshot 2000 at" in d and "cut by the end of the file" in d for d in details_of(rep, "malformed"))
 
@@ -365,7 +365,7 @@ def test_snapshot_entries_cut_by_end_of_file(tmp_path: Path) -> None:
 def test_snapshot_extra_data_over_qemu_limit(tmp_path: Path) -> None:
     entry = build.snapshot_entry("1", "x", extra=bytes(2048))
     rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, snapshots=[entry])), "qcow2")
-    assert any("2048 bytes of extra data" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.snapshot-extra-too-large" in checks_of(rep)
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -384,7 +384,7 @@ def test_truncated_header_at_every_length(tmp_path: Path, version: int) -> None:
 def test_header_length_past_end_of_file(tmp_path: Path) -> None:
     data = build.qcow2(64 << 20, header_length=4096)[:2048]
     rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
-    assert any("header_length 4096 runs past the end of the file" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.header-length-past-eof" in checks_of(rep)
 
 
 @pytest.mark.parametrize(("length", "expected"), [(96, "below the 104"), (131072, "exceeds the cluster size")])
@@ -397,7 +397,7 @@ def test_header_length_out_of_bounds(tmp_path: Path, length: int, expected: str)
 def test_backing_name_too_long_is_still_reported(tmp_path: Path) -> None:
     name = "/" + "a" * 1999
     rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, backing=name)), "qcow2")
-    assert any("longer than the 1023 bytes" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.backing-name-too-long" in checks_of(rep)
     assert rep["backing"]["filename"] == name
 
 
@@ -414,7 +414,7 @@ def test_backing_name_outside_the_first_cluster(tmp_path: Path) -> None:
     data = bytearray(build.qcow2(64 << 20, backing_offset=70000, backing_size=11))
     data[70000:70011] = b"/etc/passwd"
     rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
-    assert any("runs past the header area, which ends at 65536" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.backing-name-past-header-area" in checks_of(rep)
     assert rep["backing"]["filename"] == "/etc/passwd"
 
 
@@ -463,7 +463,7 @@ def test_extension_running_past_the_extension_area(tmp_path: Path) -> None:
 def test_duplicate_and_unknown_extensions(tmp_path: Path) -> None:
     extensions = [(0xCAFE0001, b"first"), (0xCAFE0001, b"again"), (build.EXT_BACKING_FORMAT, b"raw")]
     rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, extensions=extensions)), "qcow2")
-    assert any("0xcafe0001 (unknown) appears more than once" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.extension-duplicate" in checks_of(rep)
     assert rep["details"]["unknown_extensions"] == ["0xcafe0001", "0xcafe0001"]
     assert "backing format" in rep["details"]["header_extensions"]
 
@@ -508,7 +508,7 @@ def test_cluster_bits_out_of_range(tmp_path: Path, bits: int) -> None:
     data[20:24] = struct.pack(">I", bits)
     rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
     assert_no_parser_error(rep)
-    assert any(f"cluster_bits {bits} outside 9..21" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.cluster-bits-range" in checks_of(rep)
     assert rep["cluster_size"] is None and rep["virtual_size"] == 64 << 20
 
 
@@ -516,7 +516,7 @@ def test_l1_table_over_qemu_limit(tmp_path: Path) -> None:
     data = bytearray(build.qcow2(64 << 20))
     data[36:40] = struct.pack(">I", 1 << 23)  # l1_size: 64 MiB of L1 entries, never read
     rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
-    assert any("of 67108864 bytes is larger than qemu's limit of 33554432" in d for d in details_of(rep, "malformed"))
+    assert "qcow2.l1-too-large" in checks_of(rep)
     assert rep["bytes_read"] < 64 << 10
 
 
@@ -552,7 +552,7 @@ def test_qcow_v1_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], 
 
 def test_qcow_v1_tiny_size(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, "img.qcow", build.qcow1(1)), "qcow")
-    assert any("virtual size 1 is too small" in d for d in details_of(rep, "malformed"))
+    assert "qcow.size-too-small" in checks_of(rep)
 
 
 # --- property: any mutation of a valid header gives a report ---------------------------------------------

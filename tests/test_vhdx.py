@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import finding_ids, inspect_bytes, inspect_file
+from tests.helpers import checks_of, finding_ids, inspect_bytes, inspect_file
 from workbench.engine.formats.vhdx import BAT, METADATA, PARENT_LOCATOR, crc32c
 from workbench.samples import vhdx as samples
 from workbench.samples.misc import mutated
@@ -107,7 +107,7 @@ def test_network_parent_path_is_flagged(tmp_path: Path) -> None:
 def test_has_parent_without_locator_is_malformed(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=True)
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=items))
-    assert any("no parent locator" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.parent-without-locator" in checks_of(rep)
     assert rep["backing"] is None
 
 
@@ -142,7 +142,7 @@ def test_region_entry_count_max_u32(tmp_path: Path) -> None:
 
 def test_metadata_entry_count_huge(tmp_path: Path) -> None:
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(metadata_count=0xFFFF))
-    assert any("metadata entry count 65535 exceeds" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.metadata-count" in checks_of(rep)
     assert rep["virtual_size"] == 16 * MIB  # the real entries are still read, within the cap
 
 
@@ -178,7 +178,7 @@ def test_unknown_required_region_and_item(tmp_path: Path) -> None:
 
 def test_bat_too_small_for_the_disk(tmp_path: Path) -> None:
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(virtual_size=1 << 40))
-    assert any("BAT region of 65536 bytes holds 8192 entries" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.bat-too-small" in checks_of(rep)
 
 
 def test_bad_block_and_sector_sizes(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_both_headers_broken(tmp_path: Path) -> None:
         image[offset + 4] ^= 0x01
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert len(details_of(rep, "checksum-mismatch")) == 2
-    assert any("neither header" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.no-valid-header" in checks_of(rep)
     assert rep["virtual_size"] is None
 
 
@@ -217,7 +217,7 @@ def test_equal_sequence_numbers_that_differ(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx())
     image[samples.HEADER_OFFSETS[1] : samples.HEADER_OFFSETS[1] + 4096] = samples.header(1, log_length=2 * MIB)
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
-    assert any("both headers have sequence number 1 but differ" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.headers-same-sequence" in checks_of(rep)
 
 
 def test_first_region_table_broken(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_first_region_table_broken(tmp_path: Path) -> None:
     image[samples.REGION_OFFSETS[0] + 100] = 0x42
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert details_of(rep, "checksum-mismatch")[0].startswith("region table 1")
-    assert any("qemu refuses the image, other readers use table 2" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.region-table-1-invalid" in checks_of(rep)
     assert rep["details"]["region_table"] == 2
     assert rep["virtual_size"] == 16 * MIB
 

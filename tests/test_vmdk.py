@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
 from workbench.engine.fields import MAX_TEXT
 from workbench.engine.formats import vmdk as parser
 from workbench.engine.inspection import MAX_LIST
@@ -106,7 +106,7 @@ def test_stream_footer_takes_precedence(tmp_path: Path, qemu_info: Any) -> None:
 
 def test_broken_stream_footer_is_malformed(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vmdk.stream_optimized(valid_footer=False)), "vmdk")
-    assert any("not a valid footer" in d for d in details_of(rep, "malformed"))
+    assert "vmdk.footer-invalid" in checks_of(rep)
     assert rep["virtual_size"] == 2048 * 512  # the header at offset 0 is all there is
 
 
@@ -184,7 +184,7 @@ def test_oversized_descriptor_size_is_not_a_cap(tmp_path: Path) -> None:
     """A declared size of 2**40 sectors changes nothing: the text ends at its NUL, as qemu reads it, and
     was read whole, so no cap was reached (the 64 KiB cap and its warning are gone)."""
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_size=2**40)), "vmdk")
-    assert any("runs past the end" in d for d in details_of(rep, "malformed"))
+    assert "vmdk.descriptor-size-past-eof" in checks_of(rep)
     assert "read-budget" not in finding_ids(rep)
     assert rep["extents"][0]["kind"] == "self"
     assert rep["bytes_read"] < 64 * 1024
@@ -240,7 +240,7 @@ def test_parent_hint_in_a_comment_is_what_qemu_reads(tmp_path: Path) -> None:
     desc = vmdk.descriptor(extra='# parentFileNameHint="/etc/shadow"\n')
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc)), "vmdk")
     assert rep["backing"]["filename"] == "/etc/shadow"
-    assert any("qemu takes the parent name '/etc/shadow'" in d for d in details_of(rep, "malformed"))
+    assert "vmdk.parent-hint-differs" in checks_of(rep)
 
 
 def test_parent_hint_disagreement(tmp_path: Path) -> None:
@@ -256,7 +256,7 @@ def test_truncated_kdmv_header(tmp_path: Path, length: int) -> None:
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048)[:length]), "vmdk")
     assert_no_parser_error(rep)
     if 4 <= length < parser.KDMV_HEADER_LEN:
-        assert any(f"header is {length} bytes" in d for d in details_of(rep, "malformed"))
+        assert "vmdk.header-truncated" in checks_of(rep)
 
 
 def test_sparse_header_checks(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
 from workbench.samples import vpc
 from workbench.samples.vpc import Locator
 
@@ -176,13 +176,13 @@ def test_huge_table_entry_count(tmp_path: Path) -> None:
 
 def test_bad_block_size(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(block_size=3000)))
-    assert any("block size 3000" in d for d in details_of(rep, "malformed"))
+    assert "vpc.block-size" in checks_of(rep)
     assert rep["cluster_size"] is None
 
 
 def test_table_too_small_for_the_size(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(8 << 20, entries=1)))
-    assert any("1 blocks of 2097152 bytes cannot hold" in d for d in details_of(rep, "malformed"))
+    assert "vpc.bat-too-small" in checks_of(rep)
 
 
 def test_fixed_disk_with_a_footer_in_its_guest_data(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_fixed_disk_with_a_footer_in_its_guest_data(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, bytes(data)))
     assert rep["details"]["disk_type"] == "fixed" and rep["virtual_size"] == 1 << 20  # the larger candidate
     assert rep["details"]["candidate_sizes"]["geometry"] == vpc.geometry(1 << 20)[0] * 4 * 17 * 512
-    assert any("guest data begins with a VHD footer" in d for d in details_of(rep, "malformed"))
+    assert "vpc.fixed-data-starts-with-footer" in checks_of(rep)
 
 
 def test_footer_copy_differs(tmp_path: Path) -> None:
@@ -205,10 +205,10 @@ def test_footer_copy_differs(tmp_path: Path) -> None:
 def test_missing_copy_and_missing_end_footer(tmp_path: Path) -> None:
     data = vpc.dynamic()
     no_copy = inspect_file(write(tmp_path, bytes(512) + data[512:], "a.vhd"))
-    assert any("without the footer copy" in d for d in details_of(no_copy, "malformed"))
+    assert "vpc.dynamic-without-footer-copy" in checks_of(no_copy)
     no_end = inspect_file(write(tmp_path, data[:-512], "b.vhd"))
     assert no_end["format"] == "vpc"
-    assert any("only the copy at offset 0" in d for d in details_of(no_end, "malformed"))
+    assert "vpc.footer-only-at-start" in checks_of(no_end)
 
 
 def test_old_511_byte_footer(tmp_path: Path) -> None:
@@ -220,14 +220,14 @@ def test_old_511_byte_footer(tmp_path: Path) -> None:
 def test_dynamic_header_outside_the_file(tmp_path: Path) -> None:
     data = vpc.dynamic()
     rep = inspect_file(write(tmp_path, data[:512] + data[-512:]))
-    assert any("does not fit" in d for d in details_of(rep, "malformed"))
+    assert "vpc.dynamic-header-past-eof" in checks_of(rep)
 
 
 def test_dynamic_disk_with_locators(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(locators=[Locator(b"W2ku", "C:\\secret.vhd")])))
     assert rep["backing"] is None
     assert "C:\\secret.vhd" in {r["name"] for r in rep["references"]}
-    assert any("dynamic disk carries" in d for d in details_of(rep, "malformed"))
+    assert "vpc.parent-on-non-differencing" in checks_of(rep)
 
 
 def test_saved_state_is_dirty(tmp_path: Path) -> None:

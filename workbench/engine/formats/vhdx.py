@@ -244,8 +244,8 @@ def _current_header(reader: Reader, info: Inspection) -> dict[str, Any] | None:
             HEADER_OFFSETS[0] + 8,
         )
     _, index = max(valid, key=lambda item: (item[0], -item[1]))
-    for other, (_, group) in enumerate(read):
-        if group.value == "valid":
+    for other, (values, group) in enumerate(read):
+        if values is not None:  # the values come back only for a valid header; the group's value is display
             group.value = "current" if other == index else "not current"
     info.details["current_header"] = index + 1
     return read[index][0]
