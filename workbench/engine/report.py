@@ -131,6 +131,7 @@ def build(
     if regions_left:
         info.add("report-capped", f"hex view: {regions_left} regions past {len(regions)} left out", None, INFO)
     kept, findings_left = fit.findings(info.findings)
+    shown = [{**f.to_json(), "detail": f.detail[:MAX_STRING]} for f in kept]
     result = {
         "schema": SCHEMA,
         "path": path,
@@ -153,7 +154,7 @@ def build(
         "snapshots": info.snapshots,
         "details": info.details,
         "fields": tree,
-        "findings": [{**f.to_json(), "detail": f.detail[:MAX_STRING]} for f in kept],
+        "findings": shown,
         "bytes_read": reader.bytes_read,
         "header_bytes": header,
         "byte_regions": regions,
@@ -163,7 +164,7 @@ def build(
     capped = _clamp_numbers(result)
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
-        result["findings"].append(make("malformed", detail, check="engine.number-past-64-bits").to_json())
+        shown.append(make("malformed", detail, check="engine.number-past-64-bits").to_json())
     _fit(result, fields, findings_left)
     return result
 

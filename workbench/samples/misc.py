@@ -167,7 +167,7 @@ def dmg(*, sectors: int = 2048, plist: bytes = PLIST, **trailer: int) -> bytes:
     data = bytes(4096)
     values = {"data_length": len(data), "xml_offset": len(data), "xml_length": len(plist), "sectors": sectors}
     values.update(trailer)
-    return data + plist + koly(**values)
+    return data + plist + koly(**values)  # type: ignore[arg-type]  # rsrc is never among the overrides
 
 
 def encrypted_dmg() -> bytes:

@@ -105,9 +105,9 @@ def _check_ranges(reader: Reader, info: Inspection, v: dict[str, int], base: int
             "dmg.plist-too-large", f"XML plist of {xml_length} bytes exceeds qemu's 16 MiB limit", base + 224
         )
     if xml_length and xml_offset < base:
-        start = reader.read(xml_offset, min(PLIST_PEEK, xml_length))
-        info.details["plist"]["starts_with"] = clean_text(start, cap=PLIST_PEEK)
-        if not start.lstrip().startswith((b"<?xml", b"<plist", b"<!DOCTYPE")):
+        peek = reader.read(xml_offset, min(PLIST_PEEK, xml_length))
+        info.details["plist"]["starts_with"] = clean_text(peek, cap=PLIST_PEEK)
+        if not peek.lstrip().startswith((b"<?xml", b"<plist", b"<!DOCTYPE")):
             info.malformed("dmg.plist-not-xml", f"XML plist at {xml_offset} does not start like XML", base + 216)
 
 

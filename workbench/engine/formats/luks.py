@@ -364,7 +364,7 @@ def _segment(seg_id: str, seg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _digest(digest_id: str, digest: dict[str, Any]) -> dict[str, Any]:
-    summary = {
+    summary: dict[str, Any] = {
         "id": digest_id,
         "type": _text(digest.get("type")),
         "hash": _text(digest.get("hash")),

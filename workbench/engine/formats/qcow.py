@@ -848,17 +848,18 @@ def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
         return
     group = Field("snapshot table", offset, 0, count, f"{count} entries declared")
     info.fields.append(group)
-    position: int | None = offset
+    position = offset
     index = 0
     window = _Window(reader, reader.size)
     try:
         for index in range(min(count, MAX_SNAPSHOTS)):  # qemu refuses more; the first MAX_LIST are kept
             if index < MAX_LIST:
-                position = _snapshot(reader, info, index, position, group)
+                following = _snapshot(reader, info, index, position, group)
             else:
-                position = _snapshot_checked(window, info, index, position)
-            if position is None:
+                following = _snapshot_checked(window, info, index, position)
+            if following is None:
                 return
+            position = following
     except BudgetExceeded as exc:
         info.cap(f"snapshot table: {exc}; snapshots {index} to {count - 1} were not examined", exc.offset)
         return

@@ -224,7 +224,7 @@ def _how(ext: Extent) -> str:
 
 def _report_extents(desc: Descriptor, info: Inspection, self_allowed: bool) -> None:
     """Every listed extent with its findings; past the list, each distinct file name is still a reference."""
-    shown, referenced = 0, set()
+    shown, referenced = 0, set[str]()
     for number, ext in enumerate(desc.extents, 1):
         kind, where = _location(ext.filename)
         if self_allowed and len(desc.extents) == 1 and ext.type == "SPARSE" and kind == "sibling":

@@ -204,9 +204,10 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
     cylinder = values["heads"] * values["sectors_per_track"] * SECTOR
     rounding = 0 <= current - chs * SECTOR < max(cylinder, SECTOR)
     info.sizes(sizes, 48, INFO if rounding else None)
-    if info.virtual_size > MAX_SECTORS * SECTOR:
+    largest = max(sizes.values())
+    if largest > MAX_SECTORS * SECTOR:
         info.malformed(
-            "vpc.size-too-large", f"disk size {info.virtual_size} is over the VHD limit of 2040 GiB (qemu refuses)", 48
+            "vpc.size-too-large", f"disk size {largest} is over the VHD limit of 2040 GiB (qemu refuses)", 48
         )
     version = values["creator_version"]
     info.details.update(
