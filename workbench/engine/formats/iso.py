@@ -18,6 +18,7 @@ from ..reader import Reader
 
 NAMES = ("iso",)
 PRIORITY = 20
+HYBRID = True  # a hybrid ISO carries an MBR/GPT for USB boot: legitimate, not a polyglot
 RAW_COMPATIBLE = True
 
 SECTOR = 2048

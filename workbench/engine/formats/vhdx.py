@@ -19,6 +19,8 @@ from ..reader import Reader
 
 NAMES = ("vhdx",)
 PRIORITY = 50
+# the locator key Hyper-V resolves relative to the image (parent chains follow only it)
+RELATIVE_LOCATOR = ("key", ("relative_path",))
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -19,6 +19,9 @@ from ..reader import Reader
 
 NAMES = ("vpc",)
 PRIORITY = 40
+GUEST_DATA_AT_ZERO = True  # a fixed VHD is raw data then a footer: an MBR/GPT at 0 is the guest's
+# the locators Hyper-V resolves relative to the image (parent chains follow only these)
+RELATIVE_LOCATOR = ("platform", ("W2ru", "Wi2r"))
 
 SECTOR = 512
 FOOTER_LEN = 512
