@@ -194,10 +194,10 @@ def test_luks1_corrupt_key_slots(tmp_path: Path) -> None:
     struct.pack_into(">I", image, 208 + 48 * 5 + 44, 0)  # slot 5 stripes
     struct.pack_into(">I", image, 208 + 48 * 6 + 40, 8)  # slot 6 key material on top of slot 0
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert "key slot 3 state 0x12345678" in malformed
-    assert "key slot 5 has 0 anti-forensic stripes" in malformed
-    assert "key slots 0 and 6 have overlapping key material" in malformed
+    checks = checks_of(rep)
+    assert "luks1.key-slot-state" in checks
+    assert "luks1.key-slot-stripes" in checks
+    assert "luks1.key-slots-overlap" in checks
     assert rep["encryption"]["key_slots_active"] == 1
 
 
@@ -205,9 +205,9 @@ def test_luks1_key_material_over_payload_and_header(tmp_path: Path) -> None:
     image = bytearray(samples.luks1(payload_sectors=600))
     struct.pack_into(">I", image, 208 + 40, 0)
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert "key slot 0 key material at sector 0 overlaps the header" in malformed
-    assert "key slot 2 key material (sectors 1016..1516) overlaps the payload at sector 600" in malformed
+    checks = checks_of(rep)
+    assert "luks1.key-slot-overlaps-header" in checks
+    assert "luks1.key-slot-overlaps-payload" in checks
     assert rep["virtual_size"] == 64 * 1024
 
 
@@ -344,9 +344,9 @@ def test_luks2_hostile_json_types(tmp_path: Path) -> None:
     }
     rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
     assert_no_parser_error(rep)
-    malformed = details_of(rep, "malformed")
-    assert "LUKS2 segment 0 has no valid offset" in malformed
-    assert "LUKS2 config json_size None differs from hdr_size - 4096 = 12288" in malformed
+    checks = checks_of(rep)
+    assert "luks2.segment-offset" in checks
+    assert "luks2.json-size" in checks
     [unknown] = details_of(rep, "unknown-features")
     assert unknown.startswith("LUKS2 mandatory requirements not known: 3, xxx") and len(unknown) < 600
     assert rep["encryption"]["key_slots"] == [{"id": "0"}, {"id": "1"}]

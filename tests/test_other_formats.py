@@ -125,9 +125,9 @@ def test_iso_both_endian_mismatch_and_bad_boot_catalog(tmp_path: Path) -> None:
     struct.pack_into(">I", image, 32768 + 84, 7)  # big-endian copy of the volume size disagrees
     image[24 * 2048 + 30] = 0  # validation entry key broken
     rep = inspect_bytes(tmp_path, bytes(image), "iso")
-    malformed = details_of(rep, "malformed")
-    assert "volume space size: little-endian 26 but big-endian 7" in malformed
-    assert "El Torito validation entry" in malformed
+    checks = checks_of(rep)
+    assert "iso.both-endian-differ" in checks
+    assert "iso.boot-validation-entry" in checks
 
 
 def test_iso_boot_catalog_past_end(tmp_path: Path) -> None:
@@ -150,10 +150,10 @@ def test_parallels_hostile_header(tmp_path: Path) -> None:
     image = bytearray(misc.parallels(ext=False, inuse=0x12345678, ext_off=1 << 40))
     struct.pack_into("<Q", image, 36, (1 << 40) | 2048)  # high bits set in a WithoutFreeSpace image
     rep = inspect_bytes(tmp_path, bytes(image), "parallels")
-    malformed = details_of(rep, "malformed")
-    assert "the high 32 bits must be clear" in malformed
-    assert "in-use marker 0x12345678" in malformed
-    assert f"format extension at {(1 << 40) * 512}" in malformed
+    checks = checks_of(rep)
+    assert "parallels.sectors-high-bits" in checks
+    assert "parallels.in-use-marker" in checks
+    assert "parallels.extension-magic" in checks
     # qemu uses the low half only; a reader of the whole 64-bit field sees more: judged at the larger
     assert rep["details"]["candidate_sizes"]["nb_sectors, low 32 bits (qemu)"] == 2048 * 512
     assert rep["virtual_size"] == ((1 << 40) | 2048) * 512
@@ -191,10 +191,10 @@ def test_dmg_refused_by_qemu_too(tmp_path: Path, qemu_refuses, trailer: dict, ex
 
 def test_dmg_negative_sector_count_and_bad_header(tmp_path: Path) -> None:
     rep = inspect_bytes(tmp_path, misc.dmg(sectors=1 << 63, header_size=4096, plist=b"MZ" * 20), "dmg")
-    malformed = details_of(rep, "malformed")
-    assert "is negative as a signed number" in malformed
-    assert "trailer header size 4096" in malformed
-    assert "does not start like XML" in malformed
+    checks = checks_of(rep)
+    assert "dmg.sector-count-negative" in checks
+    assert "dmg.trailer-size" in checks
+    assert "dmg.plist-not-xml" in checks
     assert rep["virtual_size"] is None
 
 
@@ -227,9 +227,9 @@ def test_bochs_huge_catalog_and_other_subtype(tmp_path: Path) -> None:
     image = bytearray(misc.bochs(subtype=b"Undoable"))
     struct.pack_into("<I", image, 72, 0xFFFFFFFF)
     rep = inspect_bytes(tmp_path, bytes(image), "bochs")
-    malformed = details_of(rep, "malformed")
-    assert "catalog of 4294967295 entries exceeds qemu's limit" in malformed
-    assert "catalog ends at 17179869692, past the end of the file" in malformed
+    checks = checks_of(rep)
+    assert "bochs.catalog-too-large" in checks
+    assert "bochs.catalog-past-eof" in checks
     assert "subtype 'Undoable'" in details_of(rep, "unknown-features")
 
 

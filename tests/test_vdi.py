@@ -112,11 +112,10 @@ def test_unaligned_offsets_and_bad_sector_size(tmp_path: Path) -> None:
     struct.pack_into("<II", image, 340, 100, 513)
     struct.pack_into("<I", image, 360, 4096)
     rep = inspect_vdi_bytes(tmp_path, bytes(image))
-    malformed = details_of(rep, "malformed")
-    assert "offset_bmap 100 is not sector aligned" in malformed
-    assert "offset_data 513 is not sector aligned" in malformed
-    assert "sector size 4096 is not 512" in malformed
-    assert "inside the 512-byte header" in malformed
+    checks = checks_of(rep)
+    assert checks.count("vdi.offset-unaligned") >= 2
+    assert "vdi.sector-size" in checks
+    assert "vdi.block-map-in-header" in checks
 
 
 def test_version_other_than_1_1(tmp_path: Path) -> None:
