@@ -193,7 +193,7 @@ def test_oversized_descriptor_size_is_not_a_cap(tmp_path: Path) -> None:
 
 def test_descriptor_offset_past_eof(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_offset=10**9)), "vmdk")
-    assert any("past the end" in d and str(10**9) in d for d in details_of(rep, "malformed"))
+    assert checks_of(rep) == ["vmdk.descriptor-past-eof"]
     assert not any(f["name"] == "descriptor" for f in rep["fields"])
     assert rep["extents"][0]["kind"] == "self"
 
@@ -201,11 +201,12 @@ def test_descriptor_offset_past_eof(tmp_path: Path) -> None:
 def test_unparsable_and_repeated_lines(tmp_path: Path) -> None:
     extra = 'this is not a descriptor line\nRW many SPARSE "x"\ncreateType="vmfs"\nRW 8 WEIRD "y"\nRW 8 FLAT "z"\n'
     rep = inspect_file(write(tmp_path, vmdk.descriptor_file([], extra=extra)), "vmdk")
-    found = details_of(rep, "malformed")
-    assert any(d.startswith("2 unparsable descriptor line(s)") and "'RW many SPARSE" in d for d in found)
-    assert any("'createType' appears 2 times" in d for d in found)
-    assert any("unknown type 'WEIRD'" in d for d in found)
-    assert any("FLAT extent 2 has no offset" in d for d in found)
+    assert sorted(checks_of(rep)) == [
+        "vmdk.descriptor-key-duplicate",
+        "vmdk.descriptor-line",  # one finding lists both lines
+        "vmdk.extent-type",
+        "vmdk.flat-extent-offset",
+    ]
     assert rep["details"]["create_type"] == "monolithicFlat"  # the first one, as qemu reads it
 
 
@@ -262,9 +263,9 @@ def test_truncated_kdmv_header(tmp_path: Path, length: int) -> None:
 def test_sparse_header_checks(tmp_path: Path) -> None:
     data = vmdk.sparse(2048, version=4, gtes=4096, grain=0x400000, newline=b"\n \n\n", compression=9, unclean=1)
     rep = inspect_file(write(tmp_path, data), "vmdk")
-    found = " ".join(details_of(rep, "malformed") + details_of(rep, "unknown-features"))
-    for expected in ("version 4", "4096 grain table entries", "grain size 4194304", "newline check", "compression"):
-        assert expected in found
+    assert sorted(checks_of(rep)) == ["vmdk.grain-size", "vmdk.gtes-per-gt", "vmdk.newline-check"]
+    unknown = [f["offset"] for f in rep["findings"] if f["id"] == "unknown-features"]
+    assert unknown == [parser.KDMV_LAYOUT.offset_of("version"), parser.KDMV_LAYOUT.offset_of("compression")]
     assert rep["dirty"] and "dirty" in finding_ids(rep)
 
 
