@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import MAX_TEXT, Field, Spec, decode
+from .fields import MAX_TEXT, Field, Layout
 from .findings import CRITICAL, Finding, make
 from .limits import MAX_LIST as MAX_LIST  # the parsers import the list cap from here
 from .reader import Reader
@@ -114,15 +114,18 @@ class Inspection:
             self.add("size-disagreement", detail, offset, severity)
 
     def structure(
-        self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str, check: str
+        self, reader: Reader, layout: Layout, offset: int, check: str, label: str | None = None, size: int = 0
     ) -> tuple[dict[str, Any], Field, bool]:
-        """Read and decode one fixed-size structure and add its field group.
+        """Read one structure (``size`` bytes, or the layout's own size), add its field group and return its
+        typed values.
 
-        ``complete`` is False, with a ``malformed`` finding, when the file ends inside the structure;
-        the values that did fit are still returned.
+        ``complete`` is False, with a ``malformed`` finding ``check``, when the file ends inside the
+        structure; the values that did fit are still returned.
         """
+        size = size or layout.size
+        label = label or layout.name
         data = reader.read(offset, size)
-        values, group = decode(label, data, offset, specs, endian)
+        values, group = layout.read(data, offset, label)
         self.fields.append(group)
         complete = len(data) >= size
         if not complete:
