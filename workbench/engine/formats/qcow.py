@@ -19,7 +19,7 @@ from ..findings import INFO
 from ..inspection import MAX_LIST, Inspection
 from ..reader import BudgetExceeded, Reader
 from ._qemu import check_extent, no_backing_offset, read_backing_name
-from .luks import LUKS1_SPECS
+from .luks import LUKS1
 
 NAMES = ("qcow", "qcow2")
 PRIORITY = 50
@@ -159,7 +159,7 @@ CRYPTO_LAYOUT = Layout(
 )
 LUKS_MAGIC = b"LUKS\xba\xbe"
 # magic, version, cipher, mode, hash: the same in LUKS1 and LUKS2
-LUKS_PEEK_LAYOUT = Layout("LUKS header", LUKS1_SPECS[:5], ">", "the qcow2 image's key material")
+LUKS_PEEK_LAYOUT = Layout("LUKS header", LUKS1.specs[:5], ">", "the qcow2 image's key material")
 
 DIRTY, CORRUPT, DATA_FILE, COMPRESSION_BIT, EXTENDED_L2 = 1, 2, 4, 8, 16  # incompatible feature bits
 LAZY_REFCOUNTS = 1  # compatible feature bit
