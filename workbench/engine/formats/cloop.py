@@ -6,7 +6,7 @@ Layout and limits from qemu's block/cloop.c. The offsets table has ``n_blocks + 
 
 from __future__ import annotations
 
-from ..fields import Field, Spec, clean_text, decode
+from ..fields import Field, Layout, Spec, clean_text
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -16,7 +16,6 @@ PRIORITY = 45
 SHEBANG = b"#!/bin/sh\n"
 MARKER = b"#V2.0 Format"
 PREAMBLE = 128
-HEADER_END = PREAMBLE + 8
 SECTOR = 512
 MAX_BLOCK_SIZE = 64 << 20  # qemu
 MAX_OFFSETS_BYTES = 512 << 20  # qemu: "image requires too many offsets"
@@ -24,10 +23,15 @@ MAX_COMPRESSED = 2 * MAX_BLOCK_SIZE  # qemu: "invalid compressed block size"
 MAX_OFFSETS = 4096  # entries read here (32 KiB)
 SHOWN_OFFSETS = 16
 
-SPECS = [
-    Spec("block_size", PREAMBLE, "I", "uncompressed bytes per block (multiple of 512, at most 64 MiB)"),
-    Spec("n_blocks", PREAMBLE + 4, "I", "number of blocks"),
-]
+HEADER = Layout(
+    "header",
+    [
+        Spec("block_size", PREAMBLE, "I", "uncompressed bytes per block (multiple of 512, at most 64 MiB)"),
+        Spec("n_blocks", PREAMBLE + 4, "I", "number of blocks"),
+    ],
+    ">",
+)
+HEADER_END = HEADER.size
 
 
 def probe(reader: Reader) -> str | None:
@@ -37,7 +41,7 @@ def probe(reader: Reader) -> str | None:
 
 def parse(reader: Reader, info: Inspection) -> None:
     data = reader.read(0, HEADER_END)
-    values, group = decode("header", data, 0, SPECS, ">")
+    values, group = HEADER.read(data, 0)
     group.children.insert(0, Field("preamble", 0, PREAMBLE, clean_text(data[:PREAMBLE]), "shell script (not run)"))
     info.fields.append(group)
     if len(data) < HEADER_END:
@@ -46,7 +50,9 @@ def parse(reader: Reader, info: Inspection) -> None:
     block, count = values["block_size"], values["n_blocks"]
     if block == 0 or block % SECTOR or block > MAX_BLOCK_SIZE:
         info.malformed(
-            "cloop.block-size", f"block size {block} is not a non-zero multiple of 512 up to 64 MiB (qemu refuses)", 128
+            "cloop.block-size",
+            f"block size {block} is not a non-zero multiple of 512 up to 64 MiB (qemu refuses)",
+            HEADER.offset_of("block_size"),
         )
         return
     info.virtual_size = count * block
@@ -56,14 +62,14 @@ def parse(reader: Reader, info: Inspection) -> None:
         info.malformed(
             "cloop.offsets-too-large",
             f"{count} blocks need a {table}-byte offsets table, over qemu's 512 MiB limit",
-            132,
+            HEADER.offset_of("n_blocks"),
         )
         return
     if HEADER_END + table > reader.size:
         info.malformed(
             "cloop.offsets-past-eof",
             f"offsets table of {count + 1} entries ends past the end of the file ({reader.size})",
-            132,
+            HEADER.offset_of("n_blocks"),
         )
     _check_offsets(reader, info, count + 1)
 
