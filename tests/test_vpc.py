@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
+from workbench.engine.formats import vpc as parser
+from workbench.engine.formats.vpc import FOOTER
 from workbench.samples import vpc
 from workbench.samples.vpc import Locator
 
@@ -30,10 +32,10 @@ def refooter(data: bytes, **fields: bytes) -> bytes:
     """Rewrite footer fields (creator_app, current_size) in both copies and fix their checksums."""
     footer = bytearray(data[-512:])
     for name, value in fields.items():
-        at = {"creator_app": 28, "current_size": 48}[name]
+        at = FOOTER.offset_of(name)
         footer[at : at + len(value)] = value
-    footer[64:68] = bytes(4)
-    footer[64:68] = struct.pack(">I", vpc.checksum(bytes(footer)))
+    at = FOOTER.offset_of("checksum")
+    footer[at : at + 4] = parser.checksum(bytes(footer), at).to_bytes(4, "big")
     return bytes(footer) + data[512:-512] + bytes(footer)
 
 

@@ -125,7 +125,7 @@ def _tail_footer(reader: Reader) -> tuple[bytes, int] | None:
     return None
 
 
-def _checksum(data: bytes, field_at: int) -> int:
+def checksum(data: bytes, field_at: int) -> int:
     """Ones' complement of the byte sum, the checksum field counted as zero."""
     return ~(sum(data) - sum(data[field_at : field_at + 4])) & 0xFFFFFFFF
 
@@ -149,7 +149,7 @@ def parse(reader: Reader, info: Inspection) -> None:
     for node in group.children:
         if node.name == "features":
             node.children.extend(bit_flags(values["features"], FEATURES, node.offset, node.size))
-    _check_checksum("footer", footer, values["checksum"], FOOTER.offset_of("checksum"), at, info)
+    _checkchecksum("footer", footer, values["checksum"], FOOTER.offset_of("checksum"), at, info)
     _check_copy(head, footer, at, values, info)
     _footer_details(footer, values, info)
     disk_type = values["disk_type"]
@@ -176,8 +176,8 @@ def parse(reader: Reader, info: Inspection) -> None:
         )
 
 
-def _check_checksum(what: str, data: bytes, stored: int, field_at: int, at: int, info: Inspection) -> None:
-    computed = _checksum(data, field_at)
+def _checkchecksum(what: str, data: bytes, stored: int, field_at: int, at: int, info: Inspection) -> None:
+    computed = checksum(data, field_at)
     if computed != stored:
         info.add(
             "checksum-mismatch",
@@ -266,7 +266,7 @@ def _parse_dynamic(reader: Reader, info: Inspection, offset: int, disk_type: int
     if data[:8] != DYN_COOKIE:
         info.malformed("vpc.dynamic-header-signature", f"no 'cxsparse' dynamic header at offset {offset}", offset)
         return
-    _check_checksum("dynamic header", data, values["checksum"], DYNAMIC_HEADER.offset_of("checksum"), offset, info)
+    _checkchecksum("dynamic header", data, values["checksum"], DYNAMIC_HEADER.offset_of("checksum"), offset, info)
     _check_table(values, offset, reader.size, info)
     info.details.update(
         block_size=values["block_size"],
