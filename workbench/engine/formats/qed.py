@@ -107,7 +107,7 @@ def _unflagged_backing(reader: Reader, info: Inspection, values: dict[str, int])
         info.malformed(
             "qed.raw-backing-without-backing",
             "feature bit 2 (raw backing file) without feature bit 0 (backing file)",
-            16,
+            HEADER.offset_of("features"),
         )
     if not offset and not size:
         return
