@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.engine.formats import KNOWN_NAMES  # noqa: E402
+from workbench.engine.formats import vpc as vpc_format  # noqa: E402
 from workbench.samples import luks, misc, partitions, qcow2, vdi, vhdx, vmdk, vpc  # noqa: E402
 
 KIB = 1024
@@ -61,8 +62,7 @@ def _u32be(image: bytearray, offset: int) -> int:
 def _fix_vpc_sector(image: bytearray, offset: int, length: int, field_at: int) -> None:
     block = image[offset : offset + length]
     if len(block) == length:
-        block[field_at : field_at + 4] = bytes(4)
-        struct.pack_into(">I", image, offset + field_at, vpc.checksum(bytes(block)))
+        struct.pack_into(">I", image, offset + field_at, vpc_format.checksum(bytes(block), field_at))
 
 
 def fix_vpc(image: bytearray) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any
 
+from workbench.engine.inspection import Inspection
 from workbench.host.runner import build_in_process as inspect_file  # the parser tests' name for it
 
 
@@ -30,3 +33,22 @@ def inspect_bytes(tmp_path: Path, data: bytes, declared: str | None, name: str =
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= rep["read_budget"]
     return rep
+
+
+@functools.cache
+def documented_checks() -> frozenset[str]:
+    """The check ids docs/formats.md lists (its per-format tables)."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text(encoding="utf-8")
+    return frozenset(re.findall(r"^\| `([a-z0-9]+\.[a-z0-9-]+)` \|", text, re.M))
+
+
+def checks_of(rep: dict[str, Any] | Inspection) -> list[str]:
+    """The check ids of the ``malformed`` findings of a report (or a parser's Inspection), in order: tests
+    assert on these ids, not on the prose of the details. Every id met must be listed in docs/formats.md."""
+    if isinstance(rep, Inspection):
+        checks = [f.check or "" for f in rep.findings if f.id == "malformed"]
+    else:
+        checks = [f["check"] for f in rep["findings"] if f["id"] == "malformed"]
+    undocumented = set(checks) - documented_checks()
+    assert not undocumented, f"check ids missing from docs/formats.md: {sorted(undocumented)}"
+    return checks

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import finding_ids, inspect_file
-from workbench.engine import detect
-from workbench.engine.fields import Field, Spec, bit_flags, clean_text, decode
+from workbench.engine import checks, detect
+from workbench.engine.fields import Field, Layout, Spec, bit_flags, clean_text, decode
+from workbench.engine.findings import make
 from workbench.engine.fit import field_tree
 from workbench.engine.limits import MAX_DEPTH
 from workbench.engine.reader import BudgetExceeded, Reader
@@ -153,3 +155,65 @@ def test_reader_works_without_pread(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delattr(os, "pread")
     assert reader.read(300, 20) == data[300:320]
     assert reader.read(0, 10) == data[:10]
+
+
+# --- named checks, layouts, shared checks ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECK_IN_SOURCE = re.compile(
+    r'(?:malformed\(\s*|problems\.append\(\s*\(\s*)"([a-z0-9]+\.[a-z0-9-]+)"|"([a-z0-9]+\.[a-z0-9-]+-truncated)"'
+)
+
+
+def test_every_check_id_in_the_parsers_is_listed_in_docs_formats() -> None:
+    documented = set(re.findall(r"^\| `([a-z0-9]+\.[a-z0-9-]+)` \|", (ROOT / "docs/formats.md").read_text(), re.M))
+    used = {
+        check
+        for path in (ROOT / "workbench/engine/formats").glob("*.py")
+        for found in CHECK_IN_SOURCE.findall(path.read_text())
+        for check in found
+        if check
+    }
+    assert len(used) > 200
+    assert used <= documented, sorted(used - documented)
+
+
+def test_a_malformed_finding_needs_a_check_id_and_other_findings_take_none() -> None:
+    finding = make("malformed", "bad", 4, check="qcow2.version")
+    assert finding.to_json()["check"] == "qcow2.version"
+    assert make("dirty", "d").to_json()["check"] is None
+    for finding_id, check in (("malformed", None), ("dirty", "qcow2.dirty"), ("malformed", "Not An Id")):
+        with pytest.raises(ValueError):
+            make(finding_id, "x", check=check)
+
+
+def test_a_layout_is_declared_once_for_offsets_values_fields_and_bytes() -> None:
+    layout = Layout("demo", [Spec("magic", 0, "4s", "m", "text"), Spec("size", 4, "Q", "s", "hex")], ">", "d")
+    assert (layout.size, layout.offset_of("size"), layout.offset_of("size", base=100)) == (12, 4, 104)
+    data = layout.pack(magic=b"AB\0\0", size=0x10)
+    assert data == b"AB\0\0" + (16).to_bytes(8, "big")
+    values, group = layout.read(data, 512)
+    assert values == {"magic": b"AB\0\0", "size": 16}  # typed: bytes and ints, never display text
+    assert [(f.name, f.offset, f.size, f.value) for f in group.children] == [
+        ("magic", 512, 4, "AB"),
+        ("size", 516, 8, "0x10"),
+    ]
+    assert layout.unpack(data[:6]) == {"magic": b"AB\0\0"}  # a row cut by the end of the data is left out
+    with pytest.raises(KeyError):
+        layout.pack(other=1)
+
+
+def test_power_of_two_alignment_and_bounds() -> None:
+    assert [v for v in (-4, 0, 1, 2, 3, 4, 6, 1 << 40) if checks.is_power_of_two(v)] == [1, 2, 4, 1 << 40]
+    assert checks.aligned(4096, 512) and not checks.aligned(4097, 512) and checks.aligned(7, 0)
+    assert checks.align_up(9, 8) == 16 and checks.align_up(16, 8) == 16
+    assert checks.ends_past(10, 6, 15) and not checks.ends_past(10, 5, 15)
+
+
+def test_the_overlap_sweep_pairs_a_long_range_with_every_range_it_covers() -> None:
+    # neighbours only would see a-b and miss a-c: a covers both
+    assert checks.overlaps([(0, 100, "a"), (10, 20, "b"), (30, 40, "c"), (100, 110, "d"), (5, 5, "empty")]) == [
+        ("a", "b"),
+        ("a", "c"),
+    ]
+    assert len(checks.overlaps([(0, 10, n) for n in range(100)], limit=7)) == 7

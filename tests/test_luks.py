@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file
 from workbench.samples import luks as samples
 
 SECRET = ("--object", "secret,id=sec0,data=abc", "-o", "key-secret=sec0,iter-time=10")
@@ -176,11 +176,11 @@ def test_luks1_truncated_at_every_length(tmp_path: Path) -> None:
             assert rep["format"] == "raw" and "format-mismatch" in finding_ids(rep), length
             continue
         assert rep["format"] == "luks" and rep["encrypted"], length
-        malformed = " ".join(details_of(rep, "malformed"))
+        checks = checks_of(rep)
         if length < 592:
-            assert "too short" in malformed or f"LUKS1 header is {length} bytes" in malformed, length
+            assert {"luks.header-truncated", "luks1.header-truncated"} & set(checks), length
         else:
-            assert f"payload offset {4040 * 512} reaches past the end of the file ({length} bytes)" in malformed
+            assert checks == ["luks.payload-past-eof"], length
             assert rep["virtual_size"] == 0
 
 
@@ -190,10 +190,10 @@ def test_luks1_corrupt_key_slots(tmp_path: Path) -> None:
     struct.pack_into(">I", image, 208 + 48 * 5 + 44, 0)  # slot 5 stripes
     struct.pack_into(">I", image, 208 + 48 * 6 + 40, 8)  # slot 6 key material on top of slot 0
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert "key slot 3 state 0x12345678" in malformed
-    assert "key slot 5 has 0 anti-forensic stripes" in malformed
-    assert "key slots 0 and 6 have overlapping key material" in malformed
+    checks = checks_of(rep)
+    assert "luks1.key-slot-state" in checks
+    assert "luks1.key-slot-stripes" in checks
+    assert "luks1.key-slots-overlap" in checks
     assert rep["encryption"]["key_slots_active"] == 1
 
 
@@ -201,9 +201,9 @@ def test_luks1_key_material_over_payload_and_header(tmp_path: Path) -> None:
     image = bytearray(samples.luks1(payload_sectors=600))
     struct.pack_into(">I", image, 208 + 40, 0)
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert "key slot 0 key material at sector 0 overlaps the header" in malformed
-    assert "key slot 2 key material (sectors 1016..1516) overlaps the payload at sector 600" in malformed
+    checks = checks_of(rep)
+    assert "luks1.key-slot-overlaps-header" in checks
+    assert "luks1.key-slot-overlaps-payload" in checks
     assert rep["virtual_size"] == 64 * 1024
 
 
@@ -226,7 +226,7 @@ def test_unknown_luks_version(tmp_path: Path) -> None:
     image = bytearray(samples.luks1())
     struct.pack_into(">H", image, 6, 7)
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
-    assert details_of(rep, "malformed") == ["LUKS version 7 is neither 1 nor 2"]
+    assert checks_of(rep) == ["luks.version"]
     assert rep["encrypted"] and rep["encryption"]["version"] == 7
 
 
@@ -236,16 +236,16 @@ def test_unknown_luks_version(tmp_path: Path) -> None:
 def test_luks2_truncated(tmp_path: Path) -> None:
     image = samples.luks2()
     for length, expected in [
-        (7, "too short for a version"),
-        (600, "binary header is 600 bytes long"),
-        (4095, "binary header is 4095 bytes long"),
-        (5000, "cut by the end of file: 5000 of 16384"),
-        (16384, "no LUKS2 secondary header"),
-        (20000, "payload offset 1048576 reaches past the end of the file (20000 bytes)"),
+        (7, "luks.header-truncated"),
+        (600, "luks2.header-truncated"),
+        (4095, "luks2.header-truncated"),
+        (5000, "luks2.header-past-eof"),
+        (16384, "luks2.secondary-missing"),
+        (20000, "luks.payload-past-eof"),
     ]:
         rep = inspect_file(write(tmp_path, image[:length]), "luks")
         assert_no_parser_error(rep)
-        assert any(expected in d for d in details_of(rep, "malformed")), (length, rep["findings"])
+        assert expected in checks_of(rep), (length, rep["findings"])
 
 
 @pytest.mark.parametrize("hdr_size", [2**63, 1024, 4096, 0])
@@ -254,7 +254,7 @@ def test_luks2_header_size_out_of_range(tmp_path: Path, hdr_size: int) -> None:
     struct.pack_into(">Q", image, 8, hdr_size)
     rep = inspect_file(write(tmp_path, bytes(image)), "luks")
     assert_no_parser_error(rep)
-    assert f"LUKS2 hdr_size {hdr_size} is not a power of two from 16 KiB to 4 MiB" in details_of(rep, "malformed")
+    assert "luks2.header-size" in checks_of(rep)
     assert "key_slots" not in rep["encryption"]  # the JSON area is not trusted to exist
     assert rep["bytes_read"] < 10_000  # the binary header and the other formats' probes
 
@@ -276,20 +276,21 @@ def test_luks2_copies_disagree(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("json_area", "expected"),
+    ("json_area", "check", "error"),
     [
-        (b"not json at all", "is not valid JSON: JSONDecodeError"),
-        (b"\xff\xfe{}", "is not valid JSON: UnicodeDecodeError"),
-        (b"[1, 2]", "LUKS2 JSON metadata is a list, not an object"),
-        (b"[" * 200_000, "is not valid JSON: RecursionError"),
-        (b'{"a": ' + b"9" * 5000 + b"}", "is not valid JSON: ValueError"),
+        (b"not json at all", "luks2.json-invalid", "JSONDecodeError"),
+        (b"\xff\xfe{}", "luks2.json-invalid", "UnicodeDecodeError"),
+        (b"[1, 2]", "luks2.json-not-object", "list"),
+        (b"[" * 200_000, "luks2.json-invalid", "RecursionError"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "luks2.json-invalid", "ValueError"),
     ],
 )
-def test_luks2_json_not_metadata(tmp_path: Path, json_area: bytes, expected: str) -> None:
+def test_luks2_json_not_metadata(tmp_path: Path, json_area: bytes, check: str, error: str) -> None:
     image = samples.luks2(json_area=json_area, hdr_size=256 * 1024, data_offset=2 << 20)
     rep = inspect_file(write(tmp_path, image), "luks")
     assert_no_parser_error(rep)
-    assert any(expected in detail for detail in details_of(rep, "malformed")), rep["findings"]
+    assert checks_of(rep) == [check], rep["findings"]
+    assert error in details_of(rep, "malformed")[0]  # which error the JSON reader met: data, not a check
     assert "checksum-mismatch" not in finding_ids(rep)
 
 
@@ -298,10 +299,10 @@ def test_luks2_many_keyslots_are_counted_not_listed(tmp_path: Path) -> None:
     meta["keyslots"] = {str(n): {} for n in range(20_000)}
     image = samples.luks2(metadata=meta, hdr_size=256 * 1024, data_offset=2 << 20)
     rep = inspect_file(write(tmp_path, image), "luks")
-    assert "LUKS2 JSON has 20000 keyslots (at most 32)" in details_of(rep, "malformed")
+    assert "luks2.json-too-many" in checks_of(rep)
     assert rep["encryption"]["key_slots_active"] == 20_000
     assert [slot["id"] for slot in rep["encryption"]["key_slots"]] == [str(n) for n in range(32)]
-    assert "LUKS2 keyslot 0 has no valid area offset and size" in details_of(rep, "malformed")
+    assert "luks2.keyslot-area" in checks_of(rep)
 
 
 def test_luks2_json_larger_than_the_read_cap(tmp_path: Path) -> None:
@@ -339,9 +340,9 @@ def test_luks2_hostile_json_types(tmp_path: Path) -> None:
     }
     rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
     assert_no_parser_error(rep)
-    malformed = details_of(rep, "malformed")
-    assert "LUKS2 segment 0 has no valid offset" in malformed
-    assert "LUKS2 config json_size None differs from hdr_size - 4096 = 12288" in malformed
+    checks = checks_of(rep)
+    assert "luks2.segment-offset" in checks
+    assert "luks2.json-size" in checks
     [unknown] = details_of(rep, "unknown-features")
     assert unknown.startswith("LUKS2 mandatory requirements not known: 3, xxx") and len(unknown) < 600
     assert rep["encryption"]["key_slots"] == [{"id": "0"}, {"id": "1"}]
@@ -356,17 +357,13 @@ def test_luks2_fixed_size_segment(tmp_path: Path) -> None:
     meta["segments"]["0"]["size"] = str(1 << 40)
     rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
     assert rep["virtual_size"] == 1 << 40
-    assert details_of(rep, "malformed") == [
-        f"data segment 1048576+{1 << 40} reaches past the end of the file ({(1 << 20) + 65536} bytes)"
-    ]
+    assert checks_of(rep) == ["luks.payload-past-eof"]
 
 
 def test_luks2_keyslot_area_over_the_data(tmp_path: Path) -> None:
     meta = samples.luks2_metadata(keyslots=4)  # four 252 KiB areas from 32 KiB: past the 1 MiB data offset
     rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
-    assert details_of(rep, "malformed") == [
-        "LUKS2 keyslot 3 area 806912+258048 overlaps the headers (0..32768) or the data at 1048576"
-    ]
+    assert checks_of(rep) == ["luks2.keyslot-overlaps-headers"]
     assert rep["encryption"]["key_slots_active"] == 4
 
 

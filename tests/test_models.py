@@ -162,3 +162,16 @@ def test_settings_live_in_the_platformdirs_config_folder(tmp_path: Path, monkeyp
     written = settings.save(settings.Settings(theme="light"))
     assert written == tmp_path / "workbench" / "settings.json"
     assert settings.load().theme == "light"
+
+
+def test_named_checks_reach_the_parent_and_bad_ones_are_dropped(tmp_path: Path) -> None:
+    """A ``malformed`` finding's check id survives validation; a check that is not an id is dropped, not fatal."""
+    path = tmp_path / "cut.qcow2"
+    path.write_bytes(b"QFI\xfb\x00\x00\x00\x03" + bytes(40))  # a qcow2 header cut short
+    reply = json.loads(json.dumps(inspect_file(path, "qcow2")))
+    reply["sandbox"] = {"rlimits": "on"}
+    checks = [f["check"] for f in validate(reply)["findings"] if f["id"] == "malformed"]
+    assert checks and all(isinstance(check, str) and "." in check for check in checks)
+    for finding in reply["findings"]:
+        finding["check"] = "<b>not an id</b>"
+    assert all(f["check"] is None for f in validate(reply)["findings"])

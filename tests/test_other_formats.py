@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import finding_ids, inspect_bytes, inspect_file
+from tests.helpers import checks_of, finding_ids, inspect_bytes, inspect_file
 from workbench.samples import misc
 from workbench.samples.partitions import mbr_sector
 
@@ -117,7 +117,7 @@ def test_pure_udf_is_noted(tmp_path: Path) -> None:
 
 def test_iso_volume_larger_than_file(tmp_path: Path) -> None:
     rep = inspect_bytes(tmp_path, misc.iso(blocks=1000)[: 30 * 2048], "iso")
-    assert f"volume claims {1000 * 2048} bytes, the file has {30 * 2048}" in details_of(rep, "malformed")
+    assert "iso.volume-past-eof" in checks_of(rep)
 
 
 def test_iso_both_endian_mismatch_and_bad_boot_catalog(tmp_path: Path) -> None:
@@ -125,16 +125,16 @@ def test_iso_both_endian_mismatch_and_bad_boot_catalog(tmp_path: Path) -> None:
     struct.pack_into(">I", image, 32768 + 84, 7)  # big-endian copy of the volume size disagrees
     image[24 * 2048 + 30] = 0  # validation entry key broken
     rep = inspect_bytes(tmp_path, bytes(image), "iso")
-    malformed = details_of(rep, "malformed")
-    assert "volume space size: little-endian 26 but big-endian 7" in malformed
-    assert "El Torito validation entry" in malformed
+    checks = checks_of(rep)
+    assert "iso.both-endian-differ" in checks
+    assert "iso.boot-validation-entry" in checks
 
 
 def test_iso_boot_catalog_past_end(tmp_path: Path) -> None:
     image = bytearray(misc.iso(el_torito=True))
     struct.pack_into("<I", image, 17 * 2048 + 71, 0xFFFFFFFF)
     rep = inspect_bytes(tmp_path, bytes(image), "iso")
-    assert "boot catalog sector 4294967295 lies past the end" in details_of(rep, "malformed")
+    assert "iso.boot-catalog-past-eof" in checks_of(rep)
 
 
 # --- Parallels ------------------------------------------------------------------------------------
@@ -150,10 +150,10 @@ def test_parallels_hostile_header(tmp_path: Path) -> None:
     image = bytearray(misc.parallels(ext=False, inuse=0x12345678, ext_off=1 << 40))
     struct.pack_into("<Q", image, 36, (1 << 40) | 2048)  # high bits set in a WithoutFreeSpace image
     rep = inspect_bytes(tmp_path, bytes(image), "parallels")
-    malformed = details_of(rep, "malformed")
-    assert "the high 32 bits must be clear" in malformed
-    assert "in-use marker 0x12345678" in malformed
-    assert f"format extension at {(1 << 40) * 512}" in malformed
+    checks = checks_of(rep)
+    assert "parallels.sectors-high-bits" in checks
+    assert "parallels.in-use-marker" in checks
+    assert "parallels.extension-magic" in checks
     # qemu uses the low half only; a reader of the whole 64-bit field sees more: judged at the larger
     assert rep["details"]["candidate_sizes"]["nb_sectors, low 32 bits (qemu)"] == 2048 * 512
     assert rep["virtual_size"] == ((1 << 40) | 2048) * 512
@@ -164,10 +164,10 @@ def test_parallels_zero_cluster_and_short_bat(tmp_path: Path) -> None:
     image = bytearray(misc.parallels())
     struct.pack_into("<I", image, 32, 1)  # one BAT entry for a 16 MiB disk
     rep = inspect_bytes(tmp_path, bytes(image), "parallels")
-    assert "needs 256 BAT entries, the header has 1" in details_of(rep, "malformed")
+    assert "parallels.bat-too-small" in checks_of(rep)
     struct.pack_into("<I", image, 28, 0)
     rep = inspect_bytes(tmp_path, bytes(image), "parallels")
-    assert "cluster of 0 sectors" in details_of(rep, "malformed")
+    assert "parallels.cluster-size" in checks_of(rep)
     assert rep["cluster_size"] is None
 
 
@@ -178,23 +178,23 @@ def test_parallels_zero_cluster_and_short_bat(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("trailer", "expected"),
     [
-        ({"xml_offset": 1 << 40}, "XML plist 1099511627776+223 does not end before the trailer"),
-        ({"xml_length": 0}, "neither a resource fork nor an XML plist"),
-        ({"rsrc": (1 << 62, 1)}, "resource fork 4611686018427387904+1 does not end before the trailer"),
+        ({"xml_offset": 1 << 40}, "dmg.fork-placement"),
+        ({"xml_length": 0}, "dmg.no-block-map"),
+        ({"rsrc": (1 << 62, 1)}, "dmg.fork-placement"),
     ],
 )
 def test_dmg_refused_by_qemu_too(tmp_path: Path, qemu_refuses, trailer: dict, expected: str) -> None:
     rep = inspect_bytes(tmp_path, misc.dmg(**trailer), "dmg", "image.dmg")
-    assert expected in details_of(rep, "malformed")
+    assert expected in checks_of(rep), rep["findings"]
     qemu_refuses(tmp_path / "image.dmg", "dmg")
 
 
 def test_dmg_negative_sector_count_and_bad_header(tmp_path: Path) -> None:
     rep = inspect_bytes(tmp_path, misc.dmg(sectors=1 << 63, header_size=4096, plist=b"MZ" * 20), "dmg")
-    malformed = details_of(rep, "malformed")
-    assert "is negative as a signed number" in malformed
-    assert "trailer header size 4096" in malformed
-    assert "does not start like XML" in malformed
+    checks = checks_of(rep)
+    assert "dmg.sector-count-negative" in checks
+    assert "dmg.trailer-size" in checks
+    assert "dmg.plist-not-xml" in checks
     assert rep["virtual_size"] is None
 
 
@@ -212,14 +212,14 @@ def test_encrypted_dmg(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("image", "expected"),
     [
-        (misc.bochs(catalog=3), "catalog of 3 extents cannot cover a disk of 16777216 bytes"),
-        (misc.bochs(extent=3000), "extent size 3000 is not a power of 2"),
-        (misc.bochs(extent=16 * MIB, catalog=1), "extent size 16777216 is not a power of 2 from 512 to 8388608"),
+        (misc.bochs(catalog=3), "bochs.catalog-too-small"),
+        (misc.bochs(extent=3000), "bochs.extent-size"),
+        (misc.bochs(extent=16 * MIB, catalog=1), "bochs.extent-size"),
     ],
 )
 def test_bochs_refused_by_qemu_too(tmp_path: Path, qemu_refuses, image: bytes, expected: str) -> None:
     rep = inspect_bytes(tmp_path, image, "bochs")
-    assert expected in details_of(rep, "malformed")
+    assert expected in checks_of(rep), rep["findings"]
     qemu_refuses(tmp_path / "image", "bochs")
 
 
@@ -227,9 +227,9 @@ def test_bochs_huge_catalog_and_other_subtype(tmp_path: Path) -> None:
     image = bytearray(misc.bochs(subtype=b"Undoable"))
     struct.pack_into("<I", image, 72, 0xFFFFFFFF)
     rep = inspect_bytes(tmp_path, bytes(image), "bochs")
-    malformed = details_of(rep, "malformed")
-    assert "catalog of 4294967295 entries exceeds qemu's limit" in malformed
-    assert "catalog ends at 17179869692, past the end of the file" in malformed
+    checks = checks_of(rep)
+    assert "bochs.catalog-too-large" in checks
+    assert "bochs.catalog-past-eof" in checks
     assert "subtype 'Undoable'" in details_of(rep, "unknown-features")
 
 
@@ -239,24 +239,24 @@ def test_bochs_huge_catalog_and_other_subtype(tmp_path: Path) -> None:
 @pytest.mark.qemu
 def test_cloop_offsets_going_backwards(tmp_path: Path, qemu_refuses) -> None:
     rep = inspect_bytes(tmp_path, misc.cloop(n_blocks=2, offsets=[160, 100, 200]), "cloop")
-    assert "block 0: offsets 160 -> 100" in details_of(rep, "malformed")
+    assert "cloop.offsets-decreasing" in checks_of(rep)
     qemu_refuses(tmp_path / "image", "cloop")
 
 
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ((0, 4), "block size 0 is not a non-zero multiple of 512"),
-        ((1000, 4), "block size 1000"),
-        ((64 * KIB, 0xFFFFFFFF), "over qemu's 512 MiB limit"),
-        ((64 * KIB, 1 << 20), "offsets table of 1048577 entries ends past the end of the file"),
+        ((0, 4), "cloop.block-size"),
+        ((1000, 4), "cloop.block-size"),
+        ((64 * KIB, 0xFFFFFFFF), "cloop.offsets-too-large"),
+        ((64 * KIB, 1 << 20), "cloop.offsets-past-eof"),
     ],
 )
 def test_cloop_hostile_header(tmp_path: Path, fields: tuple[int, int], expected: str) -> None:
     image = bytearray(misc.cloop())
     struct.pack_into(">II", image, 128, *fields)
     rep = inspect_bytes(tmp_path, bytes(image), "cloop")
-    assert expected in details_of(rep, "malformed")
+    assert expected in checks_of(rep), rep["findings"]
 
 
 # --- every format: truncation and mutation never break a parser, and the budget holds -------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
 from workbench.engine.formats import partitions
 from workbench.engine.inspection import Inspection
 from workbench.engine.reader import Reader
@@ -195,10 +195,8 @@ def test_mbr_partition_of_2_tb_in_1_mb(tmp_path: Path) -> None:
     path = write(tmp_path, samples.mbr([(0x80, 0x83, 2048, 0xFFFFFFFF)], size=MIB))
     name, info, _ = layout(path)
     assert name == "mbr"
-    end = (2048 + 0xFFFFFFFF) * 512
-    assert details_of(info, "malformed") == [
-        f"partition 1 (0x83 Linux) ends at byte {end}, past the end of the file ({MIB} bytes)"
-    ]
+    assert checks_of(info) == ["mbr.partition-past-eof"]
+    assert info.findings[0].offset == 446 + 8  # the entry's start LBA
     assert info.details["partitions"][0]["size"] == 0xFFFFFFFF * 512
     rep = inspect_file(path, "raw")
     assert rep["format"] == "raw" and "malformed" in finding_ids(rep)
@@ -208,16 +206,13 @@ def test_mbr_partition_of_2_tb_in_1_mb(tmp_path: Path) -> None:
 def test_mbr_overlapping_partitions_and_stray_protective_entry(tmp_path: Path) -> None:
     path = write(tmp_path, samples.mbr([(0, 0x83, 2048, 4096), (0, 0x07, 4000, 100), (0, 0xEE, 1, 2000)]))
     _, info, _ = layout(path)
-    assert details_of(info, "malformed") == [
-        "partition 3 (0xee protective GPT) announces a GPT, but there is no GPT header in LBA 1",
-        "partition 1 (0x83 Linux) and partition 2 (0x07 NTFS/exFAT) overlap",
-    ]
+    assert checks_of(info) == ["mbr.gpt-missing", "mbr.partitions-overlap"]
 
 
 def test_extended_chain_loop_is_caught(tmp_path: Path) -> None:
     name, info, read = layout(write(tmp_path, samples.mbr_chain(3, loop=True)))
     assert name == "mbr"
-    assert details_of(info, "malformed") == ["extended boot record chain loops back to sector 2052"]
+    assert checks_of(info) == ["mbr.ebr-loop"]
     assert [p["index"] for p in info.details["partitions"]] == [1, 5, 6, 7]
     assert read == 16 + 4 * 512  # the probe's two 8-byte looks for a GPT, the MBR and three records
 
@@ -234,7 +229,7 @@ def test_extended_chain_is_walked_a_bounded_number_of_steps(tmp_path: Path) -> N
 def test_extended_chain_pointing_past_eof(tmp_path: Path) -> None:
     disk = samples.mbr([(0, 0x0F, 1 << 30, 100)], size=MIB)
     _, info, _ = layout(write(tmp_path, disk))
-    assert f"no extended boot record (0x55AA) at sector {1 << 30}" in details_of(info, "malformed")
+    assert "mbr.ebr-signature" in checks_of(info)
 
 
 # ---------------------------------------------------------------- hostile GPT
@@ -263,8 +258,8 @@ def test_gpt_bad_entries_crc(tmp_path: Path) -> None:
 
 def test_gpt_with_2_to_the_32_entries(tmp_path: Path) -> None:
     info, read = gpt_layout(tmp_path, header={"entry_count": 0xFFFFFFFF})
-    malformed = " ".join(details_of(info, "malformed"))
-    assert "GPT entry array (4294967295 entries of 128 bytes at LBA 2) runs into the first usable LBA 34" in malformed
+    checks = checks_of(info)
+    assert "gpt.entries-overlap-usable" in checks
     assert details_of(info, "read-budget") == [
         f"GPT entry array is {0xFFFFFFFF * 128} bytes: only 128 entries read, CRC32 not verified"
     ]
@@ -275,7 +270,7 @@ def test_gpt_with_2_to_the_32_entries(tmp_path: Path) -> None:
 @pytest.mark.parametrize("entry_size", [0, 1, 100, 2**31])
 def test_gpt_bad_entry_size(tmp_path: Path, entry_size: int) -> None:
     info, read = gpt_layout(tmp_path, header={"entry_size": entry_size})
-    assert f"GPT entry size {entry_size} is not 128 x 2^n up to 4096" in details_of(info, "malformed")
+    assert "gpt.entry-size" in checks_of(info)
     assert info.details["partitions"] == []
     assert read < 4096
 
@@ -283,36 +278,27 @@ def test_gpt_bad_entry_size(tmp_path: Path, entry_size: int) -> None:
 @pytest.mark.parametrize("lba", [1 << 40, 1, 0])
 def test_gpt_entries_outside_the_disk(tmp_path: Path, lba: int) -> None:
     info, _ = gpt_layout(tmp_path, header={"entries_lba": lba})
-    assert (
-        f"GPT entry array at LBA {lba} is not between the header and the end of the file ({8 * MIB} bytes)"
-        in details_of(info, "malformed")
-    )
+    assert "gpt.entries-placement" in checks_of(info)
     assert info.details["partitions"] == []
 
 
 def test_gpt_header_size_out_of_range(tmp_path: Path) -> None:
     info, _ = gpt_layout(tmp_path, header={"header_size": 4000})
-    assert details_of(info, "malformed") == ["GPT header: header size 4000 is outside 92..512"]
+    assert checks_of(info) == ["gpt.header-size"]
     assert info.details["partitions"] == []
 
 
 def test_gpt_partition_past_eof_and_overlap(tmp_path: Path) -> None:
     parts = [*PARTS, (samples.LINUX_FS, 4000, 1 << 32, "huge")]
     info, _ = gpt_layout(tmp_path, parts=parts, header={"last_usable_lba": 1 << 33})
-    malformed = details_of(info, "malformed")
-    assert f"partition 3 (Linux filesystem) ends at byte {((1 << 32) + 1) * 512}, past the end of the file" in (
-        " ".join(malformed)
-    )
-    assert "partition 3 (Linux filesystem) and partition 2 (Linux swap) overlap" in malformed
-    assert "partition 1 (Linux filesystem) and partition 3 (Linux filesystem) overlap" in malformed
+    # the sweep pairs the huge partition 3 with both partitions it covers
+    assert checks_of(info) == ["gpt.partition-past-eof", "gpt.partitions-overlap", "gpt.partitions-overlap"]
 
 
 def test_gpt_partition_outside_usable_range(tmp_path: Path) -> None:
     info, _ = gpt_layout(tmp_path, parts=[(samples.LINUX_FS, 10, 5, "backwards")])
     assert info.details["partitions"][0]["size"] == 0
-    assert details_of(info, "malformed") == [
-        "partition 1 (Linux filesystem) spans LBA 10..5, outside the usable 34..16350"
-    ]
+    assert checks_of(info) == ["gpt.partition-outside-usable"]
 
 
 def test_gpt_many_entries_beyond_the_listed_ones(tmp_path: Path) -> None:

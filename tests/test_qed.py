@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
-from tests.test_qcow import assert_matches_qemu, details_of, write
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
+from tests.test_qcow import assert_matches_qemu, write
 from workbench.samples import qcow2 as build
 
 
@@ -70,7 +70,7 @@ def test_truncated_header_at_every_length(tmp_path: Path) -> None:
         assert_no_parser_error(rep)
         if 4 <= length < 64:
             assert rep["format"] == "qed"
-            assert any("qed header truncated" in d for d in details_of(rep, "malformed")), length
+            assert "qed.header-truncated" in checks_of(rep), length
 
 
 def test_unknown_feature_bits(tmp_path: Path) -> None:
@@ -84,39 +84,39 @@ def test_unknown_feature_bits(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"cluster_size": 2048}, "cluster_size 2048 is not a power of 2 in 4096..67108864"),
-        ({"cluster_size": 65536 + 512}, "cluster_size 66048 is not a power of 2"),
-        ({"table_size": 3}, "table_size 3 is not a power of 2 in 1..16"),
-        ({"table_size": 32}, "table_size 32 is not a power of 2"),
-        ({"header_size": 0}, "header_size is 0 clusters"),
-        ({"l1_offset": 1 << 40}, "L1 table at offset 1099511627776 (262144 bytes) ends past the end of the file"),
-        ({"l1_offset": 65536 + 4096}, "L1 table offset 69632 is not aligned to the cluster size 65536"),
-        ({"header_size": 2, "l1_offset": 65536}, "L1 table offset 65536 lies inside the 131072-byte header"),
-        ({"backing": "x" * 5000}, "longer than the 4095 bytes qemu accepts"),
-        ({"backing": "base.raw", "backing_offset": 65530}, "runs past the header area, which ends at 65536"),
+        ({"cluster_size": 2048}, "qed.cluster-size"),
+        ({"cluster_size": 65536 + 512}, "qed.cluster-size"),
+        ({"table_size": 3}, "qed.table-size"),
+        ({"table_size": 32}, "qed.table-size"),
+        ({"header_size": 0}, "qed.header-size-zero"),
+        ({"l1_offset": 1 << 40}, "qed.l1-outside-file"),
+        ({"l1_offset": 65536 + 4096}, "qed.l1-unaligned"),
+        ({"header_size": 2, "l1_offset": 65536}, "qed.l1-inside-header"),
+        ({"backing": "x" * 5000}, "qed.backing-name-too-long"),
+        ({"backing": "base.raw", "backing_offset": 65530}, "qed.backing-name-past-header-area"),
     ],
 )
 def test_header_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], expected: str) -> None:
     rep = inspect_file(write(tmp_path, "img.qed", build.qed(64 << 20, **overrides)), "qed")
     assert_no_parser_error(rep)
-    assert any(expected in d for d in details_of(rep, "malformed")), details_of(rep, "malformed")
+    assert expected in checks_of(rep), rep["findings"]
 
 
 @pytest.mark.parametrize(
-    ("size", "expected"), [(1000, "not a multiple of 512"), (2**63, "larger than the 4398046511104 bytes")]
+    ("size", "expected"), [(1000, "qed.image-size-unaligned"), (2**63, "qed.image-size-too-large")]
 )
 def test_image_size_qemu_refuses(tmp_path: Path, size: int, expected: str) -> None:
     rep = inspect_file(write(tmp_path, "img.qed", build.qed(size, table_size=1)), "qed")
     assert rep["virtual_size"] == size
-    assert any(expected in d for d in details_of(rep, "malformed"))
+    assert expected in checks_of(rep), rep["findings"]
 
 
 def test_backing_name_cut_by_end_of_file(tmp_path: Path) -> None:
     data = bytearray(build.qed(64 << 20, backing="/etc/passwd"))
     data[60:64] = struct.pack("<I", 1 << 20)  # backing_filename_size
     rep = inspect_file(write(tmp_path, "img.qed", bytes(data[:80])), "qed")
-    malformed = details_of(rep, "malformed")
-    assert any("runs past the end of the file (80 bytes)" in d for d in malformed)
+    checks = checks_of(rep)
+    assert "qed.backing-name-past-eof" in checks
     assert rep["backing"]["filename"] == "/etc/passwd"
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import details_of, finding_ids, inspect_bytes, inspect_file
+from tests.helpers import checks_of, details_of, finding_ids, inspect_bytes, inspect_file
 from workbench.engine.formats.vhdx import BAT, METADATA, PARENT_LOCATOR, crc32c
 from workbench.samples import vhdx as samples
 from workbench.samples.misc import mutated
@@ -103,7 +103,7 @@ def test_network_parent_path_is_flagged(tmp_path: Path) -> None:
 def test_has_parent_without_locator_is_malformed(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=True)
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=items))
-    assert any("no parent locator" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.parent-without-locator" in checks_of(rep)
     assert rep["backing"] is None
 
 
@@ -113,9 +113,9 @@ def test_locator_with_hostile_counts_and_offsets(tmp_path: Path) -> None:
     struct.pack_into("<I", locator, 20 + 12 + 4, 0xFFFFFFF0)  # relative_path value offset outside the item
     items = samples.standard_items(virtual_size=16 * MIB, block_size=MIB, fixed=False, has_parent=True)
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=[*items, (PARENT_LOCATOR, bytes(locator), 4)]))
-    malformed = details_of(rep, "malformed")
-    assert any("declares 65535 key/value pairs" in d for d in malformed)
-    assert any("value 4294967280+" in d for d in malformed)
+    checks = checks_of(rep)
+    assert "vhdx.locator-count" in checks
+    assert "vhdx.locator-entry-range" in checks
     # the broken relative_path is skipped: the next preference names the parent
     assert rep["backing"]["filename"] == "C:\\ProgramData\\Secrets\\parent.vhdx"
 
@@ -130,15 +130,15 @@ def test_unknown_locator_type(tmp_path: Path) -> None:
 
 def test_region_entry_count_max_u32(tmp_path: Path) -> None:
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(region_count=2**32 - 1))
-    malformed = details_of(rep, "malformed")
-    assert any("entry count 4294967295 exceeds the limit of 2047" in d for d in malformed)
-    assert any("neither region table" in d for d in malformed)
+    checks = checks_of(rep)
+    assert "vhdx.region-count" in checks
+    assert "vhdx.no-valid-region-table" in checks
     assert rep["virtual_size"] is None
 
 
 def test_metadata_entry_count_huge(tmp_path: Path) -> None:
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(metadata_count=0xFFFF))
-    assert any("metadata entry count 65535 exceeds" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.metadata-count" in checks_of(rep)
     assert rep["virtual_size"] == 16 * MIB  # the real entries are still read, within the cap
 
 
@@ -147,19 +147,18 @@ def test_items_with_huge_lengths_and_offsets(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx(items=items))
     struct.pack_into("<II", image, MO + 32 * 2 + 16, 0x7FFFFFFF, 0xFFFFFFFF)  # virtual disk size item
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert "length 4294967295 exceeds 1 MiB" in malformed
-    assert "ends past the end of the file" in malformed
-    assert "missing: virtual disk size" in malformed
+    checks = checks_of(rep)
+    assert "vhdx.metadata-item-placement" in checks  # one finding names both problems of the item
+    assert "vhdx.metadata-item-missing" in checks
     assert rep["virtual_size"] is None
 
 
 def test_region_past_end_of_file_and_overlap(tmp_path: Path) -> None:
     regions = [(BAT, 1 << 40, MIB, 1), (METADATA, MO, samples.METADATA_LENGTH, 1), (UNKNOWN, MO, MIB, 0)]
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(regions=regions))
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert f"BAT region {1 << 40}+{MIB} ends past the end of the file" in malformed
-    assert f"region {UNKNOWN} overlaps metadata region" in malformed
+    checks = checks_of(rep)
+    assert "vhdx.region-past-eof" in checks
+    assert "vhdx.overlap" in checks
 
 
 def test_unknown_required_region_and_item(tmp_path: Path) -> None:
@@ -174,16 +173,16 @@ def test_unknown_required_region_and_item(tmp_path: Path) -> None:
 
 def test_bat_too_small_for_the_disk(tmp_path: Path) -> None:
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(virtual_size=1 << 40))
-    assert any("BAT region of 65536 bytes holds 8192 entries" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.bat-too-small" in checks_of(rep)
 
 
 def test_bad_block_and_sector_sizes(tmp_path: Path) -> None:
     items = samples.standard_items(virtual_size=16 * MIB + 1, block_size=3 * MIB, fixed=False, has_parent=False,
                                    sector=1000)  # fmt: skip
     rep = inspect_vhdx_bytes(tmp_path, samples.vhdx(items=items))
-    malformed = " ".join(details_of(rep, "malformed"))
-    assert "block size 3145728 is not a power of 2" in malformed
-    assert "logical sector size 1000 is neither 512 nor 4096" in malformed
+    checks = checks_of(rep)
+    assert "vhdx.block-size" in checks
+    assert "vhdx.sector-size" in checks
     assert rep["cluster_size"] is None
 
 
@@ -205,7 +204,7 @@ def test_both_headers_broken(tmp_path: Path) -> None:
         image[offset + 4] ^= 0x01
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert len(details_of(rep, "checksum-mismatch")) == 2
-    assert any("neither header" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.no-valid-header" in checks_of(rep)
     assert rep["virtual_size"] is None
 
 
@@ -213,7 +212,7 @@ def test_equal_sequence_numbers_that_differ(tmp_path: Path) -> None:
     image = bytearray(samples.vhdx())
     image[samples.HEADER_OFFSETS[1] : samples.HEADER_OFFSETS[1] + 4096] = samples.header(1, log_length=2 * MIB)
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
-    assert any("both headers have sequence number 1 but differ" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.headers-same-sequence" in checks_of(rep)
 
 
 def test_first_region_table_broken(tmp_path: Path) -> None:
@@ -221,7 +220,7 @@ def test_first_region_table_broken(tmp_path: Path) -> None:
     image[samples.REGION_OFFSETS[0] + 100] = 0x42
     rep = inspect_vhdx_bytes(tmp_path, bytes(image))
     assert details_of(rep, "checksum-mismatch")[0].startswith("region table 1")
-    assert any("qemu refuses the image, other readers use table 2" in d for d in details_of(rep, "malformed"))
+    assert "vhdx.region-table-1-invalid" in checks_of(rep)
     assert rep["details"]["region_table"] == 2
     assert rep["virtual_size"] == 16 * MIB
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file
 from workbench.engine.fields import MAX_TEXT
 from workbench.engine.formats import vmdk as parser
 from workbench.engine.inspection import MAX_LIST
@@ -102,7 +102,7 @@ def test_stream_footer_takes_precedence(tmp_path: Path, qemu_info: Any) -> None:
 
 def test_broken_stream_footer_is_malformed(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vmdk.stream_optimized(valid_footer=False)), "vmdk")
-    assert any("not a valid footer" in d for d in details_of(rep, "malformed"))
+    assert "vmdk.footer-invalid" in checks_of(rep)
     assert rep["virtual_size"] == 2048 * 512  # the header at offset 0 is all there is
 
 
@@ -180,7 +180,7 @@ def test_oversized_descriptor_size_is_not_a_cap(tmp_path: Path) -> None:
     """A declared size of 2**40 sectors changes nothing: the text ends at its NUL, as qemu reads it, and
     was read whole, so no cap was reached (the 64 KiB cap and its warning are gone)."""
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_size=2**40)), "vmdk")
-    assert any("runs past the end" in d for d in details_of(rep, "malformed"))
+    assert "vmdk.descriptor-size-past-eof" in checks_of(rep)
     assert "read-budget" not in finding_ids(rep)
     assert rep["extents"][0]["kind"] == "self"
     assert rep["bytes_read"] < 64 * 1024
@@ -189,7 +189,7 @@ def test_oversized_descriptor_size_is_not_a_cap(tmp_path: Path) -> None:
 
 def test_descriptor_offset_past_eof(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_offset=10**9)), "vmdk")
-    assert any("past the end" in d and str(10**9) in d for d in details_of(rep, "malformed"))
+    assert checks_of(rep) == ["vmdk.descriptor-past-eof"]
     assert not any(f["name"] == "descriptor" for f in rep["fields"])
     assert rep["extents"][0]["kind"] == "self"
 
@@ -197,11 +197,12 @@ def test_descriptor_offset_past_eof(tmp_path: Path) -> None:
 def test_unparsable_and_repeated_lines(tmp_path: Path) -> None:
     extra = 'this is not a descriptor line\nRW many SPARSE "x"\ncreateType="vmfs"\nRW 8 WEIRD "y"\nRW 8 FLAT "z"\n'
     rep = inspect_file(write(tmp_path, vmdk.descriptor_file([], extra=extra)), "vmdk")
-    found = details_of(rep, "malformed")
-    assert any(d.startswith("2 unparsable descriptor line(s)") and "'RW many SPARSE" in d for d in found)
-    assert any("'createType' appears 2 times" in d for d in found)
-    assert any("unknown type 'WEIRD'" in d for d in found)
-    assert any("FLAT extent 2 has no offset" in d for d in found)
+    assert sorted(checks_of(rep)) == [
+        "vmdk.descriptor-key-duplicate",
+        "vmdk.descriptor-line",  # one finding lists both lines
+        "vmdk.extent-type",
+        "vmdk.flat-extent-offset",
+    ]
     assert rep["details"]["create_type"] == "monolithicFlat"  # the first one, as qemu reads it
 
 
@@ -236,7 +237,7 @@ def test_parent_hint_in_a_comment_is_what_qemu_reads(tmp_path: Path) -> None:
     desc = vmdk.descriptor(extra='# parentFileNameHint="/etc/shadow"\n')
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc)), "vmdk")
     assert rep["backing"]["filename"] == "/etc/shadow"
-    assert any("qemu takes the parent name '/etc/shadow'" in d for d in details_of(rep, "malformed"))
+    assert "vmdk.parent-hint-differs" in checks_of(rep)
 
 
 def test_parent_hint_disagreement(tmp_path: Path) -> None:
@@ -252,15 +253,15 @@ def test_truncated_kdmv_header(tmp_path: Path, length: int) -> None:
     rep = inspect_file(write(tmp_path, vmdk.sparse(2048)[:length]), "vmdk")
     assert_no_parser_error(rep)
     if 4 <= length < parser.KDMV_HEADER_LEN:
-        assert any(f"header is {length} bytes" in d for d in details_of(rep, "malformed"))
+        assert "vmdk.header-truncated" in checks_of(rep)
 
 
 def test_sparse_header_checks(tmp_path: Path) -> None:
     data = vmdk.sparse(2048, version=4, gtes=4096, grain=0x400000, newline=b"\n \n\n", compression=9, unclean=1)
     rep = inspect_file(write(tmp_path, data), "vmdk")
-    found = " ".join(details_of(rep, "malformed") + details_of(rep, "unknown-features"))
-    for expected in ("version 4", "4096 grain table entries", "grain size 4194304", "newline check", "compression"):
-        assert expected in found
+    assert sorted(checks_of(rep)) == ["vmdk.grain-size", "vmdk.gtes-per-gt", "vmdk.newline-check"]
+    unknown = [f["offset"] for f in rep["findings"] if f["id"] == "unknown-features"]
+    assert unknown == [parser.KDMV_LAYOUT.offset_of("version"), parser.KDMV_LAYOUT.offset_of("compression")]
     assert rep["dirty"] and "dirty" in finding_ids(rep)
 
 

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, details_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file
+from workbench.engine.formats import vpc as parser
+from workbench.engine.formats.vpc import FOOTER
 from workbench.samples import vpc
 from workbench.samples.vpc import Locator
 
@@ -26,10 +28,10 @@ def refooter(data: bytes, **fields: bytes) -> bytes:
     """Rewrite footer fields (creator_app, current_size) in both copies and fix their checksums."""
     footer = bytearray(data[-512:])
     for name, value in fields.items():
-        at = {"creator_app": 28, "current_size": 48}[name]
+        at = FOOTER.offset_of(name)
         footer[at : at + len(value)] = value
-    footer[64:68] = bytes(4)
-    footer[64:68] = struct.pack(">I", vpc.checksum(bytes(footer)))
+    at = FOOTER.offset_of("checksum")
+    footer[at : at + 4] = parser.checksum(bytes(footer), at).to_bytes(4, "big")
     return bytes(footer) + data[512:-512] + bytes(footer)
 
 
@@ -128,9 +130,7 @@ def test_differencing_without_locators_uses_the_parent_name(tmp_path: Path) -> N
 def test_huge_locator_is_not_read(tmp_path: Path) -> None:
     locators = [Locator(b"W2ku", "C:\\x.vhd", length=2**31), Locator(b"W2ru", "x.vhd", offset=2**40)]
     rep = inspect_file(write(tmp_path, vpc.differencing(locators)))
-    found = details_of(rep, "malformed")
-    assert any(str(2**31) in d and "W2ku" in d for d in found)
-    assert any(str(2**40) in d and "W2ru" in d for d in found)
+    assert checks_of(rep) == ["vpc.locator-past-eof", "vpc.locator-past-eof"]  # the W2ku and the W2ru locator
     assert rep["backing"]["filename"] == "parent.vhd"  # the parent name is all that is left
     assert rep["bytes_read"] < 8192
     assert_no_parser_error(rep)
@@ -146,7 +146,7 @@ def test_locator_over_the_cap_is_reported_unread(tmp_path: Path) -> None:
 
 def test_unknown_platform_code(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.differencing([Locator(b"EvIl", "x")])))
-    assert any("'EvIl'" in d and "unknown platform" in d for d in details_of(rep, "malformed"))
+    assert checks_of(rep) == ["vpc.locator-platform"]
 
 
 def test_broken_footer_checksum(tmp_path: Path) -> None:
@@ -163,22 +163,22 @@ def test_broken_dynamic_header_checksum(tmp_path: Path) -> None:
 
 def test_huge_table_entry_count(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(entries=2**32 - 1)))
-    found = " ".join(details_of(rep, "malformed"))
-    assert "4294967295 table entries map more than" in found
-    assert "runs past the end" in found
+    checks = checks_of(rep)
+    assert "vpc.bat-too-large" in checks
+    assert "vpc.bat-past-eof" in checks
     assert rep["bytes_read"] < 8192
     assert_no_parser_error(rep)
 
 
 def test_bad_block_size(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(block_size=3000)))
-    assert any("block size 3000" in d for d in details_of(rep, "malformed"))
+    assert "vpc.block-size" in checks_of(rep)
     assert rep["cluster_size"] is None
 
 
 def test_table_too_small_for_the_size(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(8 << 20, entries=1)))
-    assert any("1 blocks of 2097152 bytes cannot hold" in d for d in details_of(rep, "malformed"))
+    assert "vpc.bat-too-small" in checks_of(rep)
 
 
 def test_fixed_disk_with_a_footer_in_its_guest_data(tmp_path: Path) -> None:
@@ -188,23 +188,24 @@ def test_fixed_disk_with_a_footer_in_its_guest_data(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, bytes(data)))
     assert rep["details"]["disk_type"] == "fixed" and rep["virtual_size"] == 1 << 20  # the larger candidate
     assert rep["details"]["candidate_sizes"]["geometry"] == vpc.geometry(1 << 20)[0] * 4 * 17 * 512
-    assert any("guest data begins with a VHD footer" in d for d in details_of(rep, "malformed"))
+    assert "vpc.fixed-data-starts-with-footer" in checks_of(rep)
 
 
 def test_footer_copy_differs(tmp_path: Path) -> None:
     data = vpc.dynamic()
     data = vpc.footer(vpc.DYNAMIC, 1 << 30) + data[512:]
     rep = inspect_file(write(tmp_path, data))
-    assert any("differs from the footer at the end" in d and "current_size" in d for d in details_of(rep, "malformed"))
+    assert checks_of(rep) == ["vpc.footer-copy-differs"]
+    assert "current_size" in details_of(rep, "malformed")[0]  # the detail lists the fields that differ
 
 
 def test_missing_copy_and_missing_end_footer(tmp_path: Path) -> None:
     data = vpc.dynamic()
     no_copy = inspect_file(write(tmp_path, bytes(512) + data[512:], "a.vhd"))
-    assert any("without the footer copy" in d for d in details_of(no_copy, "malformed"))
+    assert "vpc.dynamic-without-footer-copy" in checks_of(no_copy)
     no_end = inspect_file(write(tmp_path, data[:-512], "b.vhd"))
     assert no_end["format"] == "vpc"
-    assert any("only the copy at offset 0" in d for d in details_of(no_end, "malformed"))
+    assert "vpc.footer-only-at-start" in checks_of(no_end)
 
 
 def test_old_511_byte_footer(tmp_path: Path) -> None:
@@ -216,14 +217,14 @@ def test_old_511_byte_footer(tmp_path: Path) -> None:
 def test_dynamic_header_outside_the_file(tmp_path: Path) -> None:
     data = vpc.dynamic()
     rep = inspect_file(write(tmp_path, data[:512] + data[-512:]))
-    assert any("does not fit" in d for d in details_of(rep, "malformed"))
+    assert "vpc.dynamic-header-past-eof" in checks_of(rep)
 
 
 def test_dynamic_disk_with_locators(tmp_path: Path) -> None:
     rep = inspect_file(write(tmp_path, vpc.dynamic(locators=[Locator(b"W2ku", "C:\\secret.vhd")])))
     assert rep["backing"] is None
     assert "C:\\secret.vhd" in {r["name"] for r in rep["references"]}
-    assert any("dynamic disk carries" in d for d in details_of(rep, "malformed"))
+    assert "vpc.parent-on-non-differencing" in checks_of(rep)
 
 
 def test_saved_state_is_dirty(tmp_path: Path) -> None:

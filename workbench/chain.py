@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # the engine client and the inspector are imported on first u
 
 DEFAULT_MAX_DEPTH = 16
 MAX_SYMLINKS = 40  # what Linux allows in one path lookup
-# VHD/VHDX: which parent locators are relative (reference key, values); only these are followed.
-_RELATIVE_LOCATORS = {"vpc": ("platform", ("W2ru", "Wi2r")), "vhdx": ("key", ("relative_path",))}
 _WINDOWS = re.compile(r"^[A-Za-z]:|\\")  # a drive letter, or backslashes (UNC names start with two)
 
 
@@ -102,11 +100,18 @@ def resolve(name: str, folder: str, roots: Sequence[str]) -> str | None:
     return path if any(_within(path, root) for root in roots) else None
 
 
+def _relative_locators() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The formats whose parents are followed only through a relative locator (the formats declare it)."""
+    from .engine.formats import BY_NAME
+
+    return {name: fmt.relative_locator for name, fmt in BY_NAME.items() if fmt.relative_locator}
+
+
 def _relative_locator(link: dict[str, Any]) -> str | None:
     """A VHD/VHDX link's first relative parent locator (as recorded, with backslashes), or None."""
     from .engine.inspection import path_has_protocol
 
-    key, values = _RELATIVE_LOCATORS[link["format"]]
+    key, values = _relative_locators()[link["format"]]
     for ref in link.get("references") or []:
         name = ref.get("name")
         if ref.get("role") == "parent locator" and ref.get(key) in values and isinstance(name, str):
@@ -122,7 +127,7 @@ def _followable_name(link: dict[str, Any]) -> tuple[str, str] | End:
     if link["backing"].get("kind") == "uuid":
         detail = f"parent named only by UUID {recorded!r}: the workbench does not search for it"
         return End("uuid", detail, "backing-missing", recorded)
-    if link["format"] in _RELATIVE_LOCATORS:
+    if link["format"] in _relative_locators():
         locator = _relative_locator(link)
         if locator is None:
             detail = f"parent recorded as {recorded!r}: VHD/VHDX parents are followed only through a relative locator"

@@ -99,6 +99,7 @@ class Finding(TypedDict, total=False):
     detail: str
     recommendation: str
     offset: int | None
+    check: str | None  # the named check of a ``malformed`` finding (docs/formats.md)
 
 
 class Reference(TypedDict, total=False):

@@ -5,11 +5,6 @@ from __future__ import annotations
 from .formats import BY_NAME, FORMATS, Format
 from .reader import BudgetExceeded, Reader
 
-# Formats whose guest data starts at offset 0: an MBR or GPT there is the guest's own partition table.
-GUEST_DATA_AT_ZERO = frozenset({"raw", "vpc"})
-# Formats that legitimately carry a partition table beside their own structures: a hybrid ISO.
-HYBRIDS = frozenset({"iso"})
-
 
 def detect(reader: Reader) -> list[str]:
     """Every format whose signature matches, most specific first."""
@@ -58,6 +53,7 @@ def ambiguity(matches: list[str], primary: str) -> str | None:
     others = [m for m in image_formats(matches) if m != primary]
     if others:
         return "suspicious"
-    if len(image_formats(matches)) == len(matches) or primary in GUEST_DATA_AT_ZERO:
+    fmt = BY_NAME.get(primary)
+    if len(image_formats(matches)) == len(matches) or (fmt is not None and fmt.guest_data_at_zero):
         return None
-    return "legitimate" if primary in HYBRIDS else "suspicious"
+    return "legitimate" if fmt is not None and fmt.hybrid else "suspicious"

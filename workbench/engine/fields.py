@@ -1,12 +1,14 @@
 """The field tree: every parsed value with the offset and size of the bytes behind it.
 
-Parsers describe a structure as a list of :class:`Spec` rows and call :func:`decode`, which returns the
-decoded values (for the parser's logic) and a :class:`Field` group (for the report and the hex view).
+A structure is declared once, as a :class:`Layout` of :class:`Spec` rows: offsets, size, typed values (for
+the parser's logic), the :class:`Field` group (for the report and the hex view) and the bytes test builders
+write all come from it. Display conversion (hex, text, UUIDs) happens only in the field tree.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,27 +98,80 @@ def _shown(raw: Any, kind: str) -> Any:
     return raw
 
 
-def decode(
-    name: str, data: bytes, base: int, specs: list[Spec], endian: str = ">", description: str = ""
-) -> tuple[dict[str, Any], Field]:
-    """Decode ``specs`` from ``data`` (which starts at image offset ``base``).
+class Layout:
+    """One structure declared once: its rows give the offsets (:meth:`offset_of`), the size, the typed
+    values a parser works with (:meth:`unpack`: ints and bytes, never display text), the field tree with
+    descriptions (:meth:`read`) and the bytes a test builder writes (:meth:`pack`)."""
 
-    Rows that do not fit in ``data`` (a truncated header) are left out of both results, so callers
-    check ``name in values`` or compare ``len(data)`` before relying on a value.
-    """
-    values: dict[str, Any] = {}
-    group = Field(name, base, len(data), None, description)
-    for spec in specs:
-        size = struct.calcsize(endian + spec.fmt)
-        if spec.offset + size > len(data):
-            continue
-        (raw,) = struct.unpack_from(endian + spec.fmt, data, spec.offset)
-        values[spec.name] = _shown(raw, spec.kind) if spec.kind != "hex" else raw
-        group.add(Field(spec.name, base + spec.offset, size, _shown(raw, spec.kind), spec.description))
-    if specs:
-        group.size = max(s.offset + struct.calcsize(endian + s.fmt) for s in specs)
-        group.size = min(group.size, len(data))
-    return values, group
+    def __init__(self, name: str, specs: Sequence[Spec], endian: str = ">", description: str = "") -> None:
+        self.name, self.specs, self.endian, self.description = name, tuple(specs), endian, description
+        self._rows = {spec.name: spec for spec in self.specs}
+        self.size = max((s.offset + struct.calcsize(endian + s.fmt) for s in self.specs), default=0)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._rows)
+
+    def offset_of(self, name: str, base: int = 0) -> int:
+        """The offset of row ``name`` (plus ``base``: where the structure lies in the image)."""
+        return base + self._rows[name].offset
+
+    def size_of(self, name: str) -> int:
+        return struct.calcsize(self.endian + self._rows[name].fmt)
+
+    def extended(self, *specs: Spec, name: str | None = None, description: str | None = None) -> Layout:
+        """This layout with more rows (a later version of the structure)."""
+        return Layout(
+            name or self.name,
+            [*self.specs, *specs],
+            self.endian,
+            self.description if description is None else description,
+        )
+
+    def only(self, *names: str) -> Layout:
+        """The rows named, in declaration order (a prefix that two structures share)."""
+        return Layout(self.name, [s for s in self.specs if s.name in names], self.endian, self.description)
+
+    def _rows_in(self, data: bytes) -> Iterator[tuple[Spec, int, Any]]:
+        for spec in self.specs:
+            size = struct.calcsize(self.endian + spec.fmt)
+            if spec.offset + size <= len(data):
+                yield spec, size, struct.unpack_from(self.endian + spec.fmt, data, spec.offset)[0]
+
+    def unpack(self, data: bytes) -> dict[str, Any]:
+        """Typed values (ints, bytes) of the rows that fit in ``data``; a truncated structure leaves the
+        rows past its end out, so callers check ``name in values`` or ``len(data)`` first."""
+        return {spec.name: raw for spec, _, raw in self._rows_in(data)}
+
+    def read(self, data: bytes, base: int, label: str | None = None) -> tuple[dict[str, Any], Field]:
+        """:meth:`unpack` and the field group (display values) of ``data``, which starts at image offset ``base``."""
+        values: dict[str, Any] = {}
+        group = Field(label or self.name, base, min(self.size, len(data)), None, self.description)
+        for spec, size, raw in self._rows_in(data):
+            values[spec.name] = raw
+            group.add(Field(spec.name, base + spec.offset, size, _shown(raw, spec.kind), spec.description))
+        return values, group
+
+    def pack(self, **values: Any) -> bytes:
+        """The structure's bytes with ``values`` (rows not given are zero): for builders and tests."""
+        unknown = set(values) - set(self._rows)
+        if unknown:
+            raise KeyError(f"{self.name} has no rows {sorted(unknown)}")
+        out = bytearray(self.size)
+        for spec in self.specs:
+            if spec.name in values:
+                struct.pack_into(self.endian + spec.fmt, out, spec.offset, values[spec.name])
+        return bytes(out)
+
+
+def decode(
+    name: str, data: bytes, base: int, specs: Sequence[Spec], endian: str = ">", description: str = ""
+) -> tuple[dict[str, Any], Field]:
+    """``Layout(name, specs, endian, description).read(data, base)``, with text rows decoded as shown:
+    for the guest readers (engine/volumes, engine/filesystems), which take their strings from here."""
+    values, group = Layout(name, specs, endian, description).read(data, base)
+    kinds = {spec.name: spec.kind for spec in specs}
+    return {key: raw if kinds[key] == "hex" else _shown(raw, kinds[key]) for key, raw in values.items()}, group
 
 
 def bit_flags(value: int, names: dict[int, str], offset: int, size: int) -> list[Field]:

@@ -6,6 +6,7 @@ parser from the values it found, so each finding names what was actually in the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,17 +223,25 @@ CATALOGUE: dict[str, Kind] = {
 }
 
 
+# Finding ids whose findings name the rule they break with a check id (``qcow2.l1-outside-file``): one id
+# covers many rules, so the check says which one fired (listed per format in docs/formats.md).
+CHECKED = frozenset({"malformed"})
+CHECK_ID = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)+")
+
+
 @dataclass
 class Finding:
     id: str
     detail: str
     severity: str
     offset: int | None = None
+    check: str | None = None  # the rule that fired, for the ids in CHECKED
 
     def to_json(self) -> dict[str, Any]:
         kind = CATALOGUE[self.id]
         return {
             "id": self.id,
+            "check": self.check,
             "severity": self.severity,
             "title": kind.title,
             "detail": self.detail,
@@ -241,7 +250,14 @@ class Finding:
         }
 
 
-def make(finding_id: str, detail: str, offset: int | None = None, severity: str | None = None) -> Finding:
-    """A finding of a catalogued kind; ``severity`` overrides the default (say, a legitimate polyglot)."""
+def make(
+    finding_id: str, detail: str, offset: int | None = None, severity: str | None = None, check: str | None = None
+) -> Finding:
+    """A finding of a catalogued kind; ``severity`` overrides the default (say, a legitimate polyglot).
+
+    A finding of a CHECKED id needs its ``check`` (a stable id, ``format.rule``); other ids take none.
+    """
     kind = CATALOGUE[finding_id]
-    return Finding(finding_id, detail, severity or kind.severity, offset)
+    if (finding_id in CHECKED) != (check is not None) or (check is not None and not CHECK_ID.fullmatch(check)):
+        raise ValueError(f"finding {finding_id!r} with check {check!r}")
+    return Finding(finding_id, detail, severity or kind.severity, offset, check)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import MAX_TEXT, Field, Spec, decode
+from .fields import MAX_TEXT, Field, Layout
 from .findings import CRITICAL, Finding, make
 from .limits import MAX_LIST as MAX_LIST  # the parsers import the list cap from here
 from .reader import Reader
@@ -95,6 +95,10 @@ class Inspection:
     def add(self, finding_id: str, detail: str, offset: int | None = None, severity: str | None = None) -> None:
         self.findings.append(make(finding_id, detail[:MAX_TEXT], offset, severity))
 
+    def malformed(self, check: str, detail: str, offset: int | None = None, severity: str | None = None) -> None:
+        """A ``malformed`` finding for the rule ``check`` (``format.rule``, listed in docs/formats.md)."""
+        self.findings.append(make("malformed", detail[:MAX_TEXT], offset, severity, check))
+
     def cap(self, detail: str, offset: int | None = None) -> None:
         """A limit reached while looking for references or sizes: critical, since one may lie beyond it."""
         self.add("read-budget", detail, offset, CRITICAL)
@@ -110,19 +114,22 @@ class Inspection:
             self.add("size-disagreement", detail, offset, severity)
 
     def structure(
-        self, reader: Reader, label: str, offset: int, size: int, specs: list[Spec], endian: str
+        self, reader: Reader, layout: Layout, offset: int, check: str, label: str | None = None, size: int = 0
     ) -> tuple[dict[str, Any], Field, bool]:
-        """Read and decode one fixed-size structure and add its field group.
+        """Read one structure (``size`` bytes, or the layout's own size), add its field group and return its
+        typed values.
 
-        ``complete`` is False, with a ``malformed`` finding, when the file ends inside the structure;
-        the values that did fit are still returned.
+        ``complete`` is False, with a ``malformed`` finding ``check``, when the file ends inside the
+        structure; the values that did fit are still returned.
         """
+        size = size or layout.size
+        label = label or layout.name
         data = reader.read(offset, size)
-        values, group = decode(label, data, offset, specs, endian)
+        values, group = layout.read(data, offset, label)
         self.fields.append(group)
         complete = len(data) >= size
         if not complete:
-            self.add("malformed", f"{label} at {offset} is truncated: {len(data)} of {size} bytes", offset)
+            self.malformed(check, f"{label} at {offset} is truncated: {len(data)} of {size} bytes", offset)
         return values, group, complete
 
     def reference(self, role: str, name: str, offset: int | None = None, **extra: Any) -> dict[str, Any]:

@@ -34,8 +34,8 @@ def _run_parser(reader: Reader, name: str) -> Inspection:
         info.cap(f"{name}: {exc}; the rest of the {name} metadata was not examined", exc.offset)
     except Exception as exc:  # a parser bug must become a finding, never a dead child
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        info.add(
-            "malformed",
+        info.malformed(
+            "engine.parser-error",
             f"{name}: internal parser error {type(exc).__name__}: {exc} "
             f"({os.path.basename(where.filename)}:{where.lineno})",
         )
@@ -131,6 +131,7 @@ def build(
     if regions_left:
         info.add("report-capped", f"hex view: {regions_left} regions past {len(regions)} left out", None, INFO)
     kept, findings_left = fit.findings(info.findings)
+    shown = [{**f.to_json(), "detail": f.detail[:MAX_STRING]} for f in kept]
     result = {
         "schema": SCHEMA,
         "path": path,
@@ -153,7 +154,7 @@ def build(
         "snapshots": info.snapshots,
         "details": info.details,
         "fields": tree,
-        "findings": [{**f.to_json(), "detail": f.detail[:MAX_STRING]} for f in kept],
+        "findings": shown,
         "bytes_read": reader.bytes_read,
         "header_bytes": header,
         "byte_regions": regions,
@@ -163,7 +164,7 @@ def build(
     capped = _clamp_numbers(result)
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
-        result["findings"].append(make("malformed", detail).to_json())
+        shown.append(make("malformed", detail, check="engine.number-past-64-bits").to_json())
     _fit(result, fields, findings_left)
     return result
 

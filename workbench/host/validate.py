@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.findings import CATALOGUE, INFO, make
+from ..engine.findings import CATALOGUE, CHECK_ID, INFO, make
 from ..schema import (
     HEADER_BYTES,
     MAX_DEPTH,
@@ -137,9 +137,15 @@ def _findings(value: Any) -> list[dict[str, Any]]:
                 "detail": _str(item.get("detail", ""), "findings.detail") or "",
                 "recommendation": kind.recommendation,
                 "offset": _int(item.get("offset"), "findings.offset"),
+                "check": _check(item.get("check")),
             }
         )
     return out
+
+
+def _check(value: Any) -> str | None:
+    """A ``malformed`` finding's check id (``qcow2.l1-outside-file``); anything else is dropped, not fatal."""
+    return value if isinstance(value, str) and len(value) <= 100 and CHECK_ID.fullmatch(value) else None
 
 
 def _region(value: Any, key: str, cap: int) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from typing import Any
+
+from ..engine.formats.luks import BINARY_SIZE, LUKS1, LUKS2, SLOT
 
 SECTOR = 512
 STRIPES = 4000
@@ -39,25 +40,29 @@ def luks1(
     slot_sectors = -(-slot_sectors // 8) * 8  # aligned to 4 KiB like cryptsetup and qemu
     if payload_sectors is None:
         payload_sectors = 8 + 8 * slot_sectors
-    header = bytearray(592)
-    header[0:6] = b"LUKS\xba\xbe"
-    struct.pack_into(">H", header, 6, 1)
-    header[8:40] = _text(cipher, 32)
-    header[40:72] = _text(mode, 32)
-    header[72:104] = _text(hash_spec, 32)
-    struct.pack_into(">II", header, 104, payload_sectors, key_bytes)
-    header[112:132] = hashlib.sha1(b"master key digest").digest()
-    header[132:164] = bytes(range(32))
-    struct.pack_into(">I", header, 164, 1000)
-    header[168:208] = _text(uuid, 40)
+    header = LUKS1.pack(
+        magic=b"LUKS\xba\xbe",
+        version=1,
+        cipher_name=cipher.encode(),
+        cipher_mode=mode.encode(),
+        hash_spec=hash_spec.encode(),
+        payload_offset=payload_sectors,
+        key_bytes=key_bytes,
+        mk_digest=hashlib.sha1(b"master key digest").digest(),
+        mk_digest_salt=bytes(range(32)),
+        mk_digest_iterations=1000,
+        uuid=uuid.encode(),
+    )
     for index in range(8):
-        state = SLOT_ACTIVE if index in active else SLOT_INACTIVE
-        iterations = 2000 if index in active else 0
-        salt = bytes([index + 1]) * 32 if index in active else bytes(32)
-        struct.pack_into(
-            ">II32sII", header, 208 + 48 * index, state, iterations, salt, 8 + index * slot_sectors, STRIPES
+        on = index in active
+        header += SLOT.pack(
+            active=SLOT_ACTIVE if on else SLOT_INACTIVE,
+            iterations=2000 if on else 0,
+            salt=bytes([index + 1]) * 32 if on else bytes(32),
+            key_material_offset=8 + index * slot_sectors,
+            stripes=STRIPES,
         )
-    return bytes(header).ljust(payload_sectors * SECTOR + data_size, b"\0")
+    return header.ljust(payload_sectors * SECTOR + data_size, b"\0")
 
 
 def luks2_metadata(
@@ -125,18 +130,22 @@ def luks2_header(
     checksum: bool = True,
 ) -> bytes:
     """One header copy: the 4096-byte binary header, then ``json_area`` padded to ``hdr_size``."""
-    binary = bytearray(4096)
-    binary[0:6] = b"SKUL\xba\xbe" if secondary else b"LUKS\xba\xbe"
-    struct.pack_into(">HQQ", binary, 6, 2, hdr_size, seqid)
-    binary[24:72] = _text(label, 48)
-    binary[72:104] = _text("sha256", 32)
-    binary[104:168] = bytes([0x5A if secondary else 0xA5]) * 64
-    binary[168:208] = _text(uuid, 40)
-    binary[208:256] = _text(subsystem, 48)
-    struct.pack_into(">Q", binary, 256, hdr_size if secondary else 0)
-    header = bytes(binary) + json_area[: max(0, hdr_size - 4096)].ljust(hdr_size - 4096, b"\0")
+    binary = LUKS2.pack(
+        magic=b"SKUL\xba\xbe" if secondary else b"LUKS\xba\xbe",
+        version=2,
+        hdr_size=hdr_size,
+        seqid=seqid,
+        label=_text(label, 48),
+        checksum_alg=b"sha256",
+        salt=bytes([0x5A if secondary else 0xA5]) * 64,
+        uuid=uuid.encode(),
+        subsystem=_text(subsystem, 48),
+        hdr_offset=hdr_size if secondary else 0,
+    ).ljust(BINARY_SIZE, b"\0")
+    header = binary + json_area[: max(0, hdr_size - BINARY_SIZE)].ljust(hdr_size - BINARY_SIZE, b"\0")
     if checksum:
-        header = header[:448] + hashlib.sha256(header).digest().ljust(64, b"\0") + header[512:]
+        at, size = LUKS2.offset_of("checksum"), LUKS2.size_of("checksum")
+        header = header[:at] + hashlib.sha256(header).digest().ljust(size, b"\0") + header[at + size :]
     return header
 
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 import struct
 import zlib
 
+from ..engine.formats.bochs import HEADER as BOCHS
+from ..engine.formats.bochs import VERSIONS as BOCHS_SIZE_AT
+from ..engine.formats.cloop import HEADER as CLOOP
+from ..engine.formats.dmg import ENCRYPTED_HEADER, KOLY_TRAILER, TRAILER
+from ..engine.formats.parallels import HEADER as PARALLELS
+
 SECTOR = 512
 ISO_SECTOR = 2048
 KIB = 1024
@@ -24,22 +30,20 @@ def parallels(
     """Header, BAT (nothing allocated), padding to the cluster-aligned data area."""
     tracks = cluster // SECTOR
     entries = -(-disk_size // cluster)
-    bat_end = 64 + 4 * entries
+    bat_end = PARALLELS.size + 4 * entries
     data_off = -(-bat_end // cluster) * cluster
     magic = b"WithouFreSpacExt" if ext else b"WithoutFreeSpace"
-    header = struct.pack(
-        "<16sIIIIIQIIIQ",
-        magic,
-        2,
-        16,
-        disk_size // SECTOR // 16 // 32,
-        tracks,
-        entries,
-        disk_size // SECTOR,
-        inuse,
-        data_off // SECTOR,
-        0,
-        ext_off,
+    header = PARALLELS.pack(
+        magic=magic,
+        version=2,
+        heads=16,
+        cylinders=disk_size // SECTOR // 16 // 32,
+        tracks=tracks,
+        bat_entries=entries,
+        nb_sectors=disk_size // SECTOR,
+        inuse=inuse,
+        data_off=data_off // SECTOR,
+        ext_off=ext_off,
     )
     return header.ljust(data_off, b"\0")
 
@@ -154,12 +158,21 @@ def koly(
     rsrc: tuple[int, int] = (0, 0),
     header_size: int = 512,
 ) -> bytes:
-    trailer = bytearray(512)
-    struct.pack_into("<4s", trailer, 0, b"koly")
-    struct.pack_into(">IIIQQQQQII", trailer, 4, 4, header_size, 1, 0, 0, data_length, *rsrc, 1, 1)
-    struct.pack_into(">QQ", trailer, 216, xml_offset, xml_length)
-    struct.pack_into(">IQ", trailer, 488, 1, sectors)
-    return bytes(trailer)
+    return KOLY_TRAILER.pack(
+        signature=b"koly",
+        version=4,
+        header_size=header_size,
+        flags=1,
+        data_fork_length=data_length,
+        rsrc_fork_offset=rsrc[0],
+        rsrc_fork_length=rsrc[1],
+        segment_number=1,
+        segment_count=1,
+        xml_offset=xml_offset,
+        xml_length=xml_length,
+        image_variant=1,
+        sector_count=sectors,
+    ).ljust(TRAILER, b"\0")
 
 
 def dmg(*, sectors: int = 2048, plist: bytes = PLIST, **trailer: int) -> bytes:
@@ -167,11 +180,11 @@ def dmg(*, sectors: int = 2048, plist: bytes = PLIST, **trailer: int) -> bytes:
     data = bytes(4096)
     values = {"data_length": len(data), "xml_offset": len(data), "xml_length": len(plist), "sectors": sectors}
     values.update(trailer)
-    return data + plist + koly(**values)
+    return data + plist + koly(**values)  # type: ignore[arg-type]  # rsrc is never among the overrides
 
 
 def encrypted_dmg() -> bytes:
-    return b"encrcdsa" + struct.pack(">I", 2) + bytes(4096 - 12)
+    return ENCRYPTED_HEADER.pack(signature=b"encrcdsa", version=2).ljust(4096, b"\0")
 
 
 # --- Bochs ------------------------------------------------------------------------------------------
@@ -187,12 +200,20 @@ def bochs(
 ) -> bytes:
     """A growing redolog with every catalog entry unallocated (0xffffffff)."""
     entries = -(-disk_size // extent) if catalog is None else catalog
-    header = bytearray(512)
-    header[0:32] = b"Bochs Virtual HD Image".ljust(32, b"\0")
-    header[32:48] = b"Redolog".ljust(16, b"\0")
-    header[48:64] = subtype.ljust(16, b"\0")
-    struct.pack_into("<IIIII", header, 64, version, 512, entries, SECTOR, extent)
-    struct.pack_into("<Q", header, 88 if version == 0x00020000 else 84, disk_size)
+    header = bytearray(
+        BOCHS.pack(
+            magic=b"Bochs Virtual HD Image",
+            type=b"Redolog",
+            subtype=subtype,
+            version=version,
+            header=512,
+            catalog=entries,
+            bitmap=SECTOR,
+            extent=extent,
+        ).ljust(512, b"\0")
+    )
+    at = BOCHS_SIZE_AT.get(version, BOCHS_SIZE_AT[0x00010000])  # where the version puts the disk size
+    header[at : at + 8] = disk_size.to_bytes(8, "little")
     return bytes(header) + b"\xff" * (4 * entries)
 
 
@@ -204,10 +225,10 @@ CLOOP_PREAMBLE = b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -
 def cloop(*, block_size: int = 64 * KIB, n_blocks: int = 4, offsets: list[int] | None = None) -> bytes:
     """Preamble, header, offsets and zlib-compressed zero blocks."""
     block = zlib.compress(bytes(block_size))
-    start = 128 + 8 + 8 * (n_blocks + 1)
+    start = CLOOP.size + 8 * (n_blocks + 1)
     if offsets is None:
         offsets = [start + index * len(block) for index in range(n_blocks + 1)]
-    head = CLOOP_PREAMBLE.ljust(128, b"\0") + struct.pack(">II", block_size, n_blocks)
+    head = CLOOP_PREAMBLE.ljust(128, b"\0") + CLOOP.pack(block_size=block_size, n_blocks=n_blocks)[128:]
     return head + b"".join(struct.pack(">Q", offset) for offset in offsets) + block * n_blocks
 
 

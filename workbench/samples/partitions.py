@@ -2,7 +2,7 @@
 
 GPT disks get a protective MBR, the primary header and entry array, and the backup array and header at
 the end, with correct CRC32s unless told otherwise. ``header`` overrides rewrite GPT header fields
-(before the header CRC is computed) to make hostile variants.
+(named as in the parser's ``GPT_HEADER`` layout, before the header CRC is computed) to make hostile variants.
 """
 
 from __future__ import annotations
@@ -10,6 +10,17 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
+
+from ..engine.formats.partitions import (
+    BOOT_SIGNATURE,
+    GPT_ENTRY,
+    GPT_HEADER,
+    GPT_MIN_HEADER,
+    GPT_SIGNATURE,
+    MBR,
+    MBR_ENTRY,
+    MBR_TABLE,
+)
 
 SECTOR = 512
 MIB = 1 << 20
@@ -19,30 +30,20 @@ LINUX_FS = "0fc63daf-8483-4772-8e79-3d69d8477de4"
 LINUX_SWAP = "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f"
 DISK_GUID = "6e2b7f0a-3c1d-4b9e-8f70-1a2b3c4d5e6f"
 
-# GPT header fields a test may override: offset and struct code (little-endian).
-GPT_FIELDS = {
-    "revision": (8, "I"),
-    "header_size": (12, "I"),
-    "my_lba": (24, "Q"),
-    "alternate_lba": (32, "Q"),
-    "first_usable_lba": (40, "Q"),
-    "last_usable_lba": (48, "Q"),
-    "entries_lba": (72, "Q"),
-    "entry_count": (80, "I"),
-    "entry_size": (84, "I"),
-    "entries_crc32": (88, "I"),
-}
-
 
 def mbr_sector(entries: list[tuple[int, int, int, int]], *, disk_id: int = 0x1234ABCD) -> bytes:
     """Sector 0 with up to four ``(status, type, start_lba, sectors)`` entries."""
-    sector = bytearray(SECTOR)
-    struct.pack_into("<I", sector, 440, disk_id)
+    sector = bytearray(MBR.pack(disk_signature=disk_id, boot_signature=BOOT_SIGNATURE))
     for index, (status, kind, start, count) in enumerate(entries):
-        struct.pack_into(
-            "<B3sB3sII", sector, 446 + 16 * index, status, b"\xfe\xff\xff", kind, b"\xfe\xff\xff", start, count
+        at = MBR_TABLE + MBR_ENTRY.size * index
+        sector[at : at + MBR_ENTRY.size] = MBR_ENTRY.pack(
+            status=status,
+            chs_first=b"\xfe\xff\xff",
+            type=kind,
+            chs_last=b"\xfe\xff\xff",
+            start_lba=start,
+            sectors=count,
         )
-    sector[510:512] = b"\x55\xaa"
     return bytes(sector)
 
 
@@ -93,24 +94,24 @@ def fat_boot_sector(*, size: int = 4 * MIB) -> bytes:
 
 
 def _entry(kind: str, first: int, last: int, name: str, number: int) -> bytes:
-    unique = uuid.UUID(int=0x1000 + number).bytes_le
-    encoded = name.encode("utf-16-le")[:72].ljust(72, b"\0")
-    return struct.pack("<16s16sQQQ72s", uuid.UUID(kind).bytes_le, unique, first, last, 0, encoded)
+    return GPT_ENTRY.pack(
+        type_guid=uuid.UUID(kind).bytes_le,
+        unique_guid=uuid.UUID(int=0x1000 + number).bytes_le,
+        first_lba=first,
+        last_lba=last,
+        name=name.encode("utf-16-le")[:72],
+    )
 
 
 def _header(values: dict[str, int], array_crc: int, overrides: dict[str, int], bad_crc: bool, sector: int) -> bytes:
     """One header copy, a whole logical block, its CRC32 over ``header_size`` bytes."""
-    header = bytearray(sector)
-    header[0:8] = b"EFI PART"
-    struct.pack_into("<I", header, 8, 0x00010000)
-    struct.pack_into("<I", header, 12, 92)
-    header[56:72] = uuid.UUID(DISK_GUID).bytes_le
-    for name, value in {**values, "entries_crc32": array_crc, **overrides}.items():
-        offset, code = GPT_FIELDS[name]
-        struct.pack_into("<" + code, header, offset, value)
-    covered = min(struct.unpack_from("<I", header, 12)[0], sector)
+    fields = {"revision": 0x00010000, "header_size": GPT_MIN_HEADER, **values, "entries_crc32": array_crc, **overrides}
+    header = bytearray(GPT_HEADER.pack(signature=GPT_SIGNATURE, disk_guid=uuid.UUID(DISK_GUID).bytes_le, **fields))
+    header = header.ljust(sector, b"\0")
+    covered = min(fields["header_size"], sector)
     crc = zlib.crc32(bytes(header[:covered])) ^ (0xFFFFFFFF if bad_crc else 0)
-    struct.pack_into("<I", header, 16, crc)
+    at = GPT_HEADER.offset_of("header_crc32")
+    header[at : at + 4] = crc.to_bytes(4, "little")
     return bytes(header)
 
 

@@ -9,8 +9,22 @@ cluster 0, the refcount table in cluster 1, one refcount block in cluster 2, the
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
+
+from ..engine.formats.qcow import (
+    EXTENSION_LAYOUT,
+    FEATURE_NAME_LAYOUT,
+    HEADER_READ,
+    SNAPSHOT_EXTRA_LAYOUT,
+    SNAPSHOT_LAYOUT,
+    V1_HEADER,
+    V1_LAYOUT,
+    V2_HEADER,
+    V2_LAYOUT,
+    V3_COMPRESSION_LAYOUT,
+    V3_HEADER,
+)
+from ..engine.formats.qed import HEADER as QED_HEADER
 
 QCOW_MAGIC = b"QFI\xfb"
 QED_MAGIC = b"QED\0"
@@ -51,12 +65,12 @@ def _clusters(size: int, cluster: int) -> int:
 
 def extension(magic: int, data: bytes) -> bytes:
     """One qcow2 header extension, padded to 8 bytes."""
-    return struct.pack(">II", magic, len(data)) + _pad(data, 8)
+    return EXTENSION_LAYOUT.pack(type=magic, length=len(data)) + _pad(data, 8)
 
 
 def feature_table(entries: Sequence[tuple[int, int, str]] = QEMU_FEATURE_NAMES) -> bytes:
     """The data of a feature name table extension: (type, bit, name) entries of 48 bytes."""
-    return b"".join(struct.pack(">BB46s", kind, bit, name.encode()) for kind, bit, name in entries)
+    return b"".join(FEATURE_NAME_LAYOUT.pack(type=kind, bit=bit, name=name.encode()) for kind, bit, name in entries)
 
 
 def snapshot_entry(
@@ -74,19 +88,18 @@ def snapshot_entry(
 ) -> bytes:
     """One snapshot table entry, padded to 8 bytes; ``extra`` replaces the 16 standard extra bytes."""
     if extra is None:
-        extra = struct.pack(">QQ", vm_state_size, disk_size or 0)
+        extra = SNAPSHOT_EXTRA_LAYOUT.pack(vm_state_size_large=vm_state_size, disk_size=disk_size or 0)[:16]
     ident, label = snap_id.encode(), name.encode()
-    head = struct.pack(
-        ">QIHHIIQII",
-        l1_offset,
-        l1_size,
-        len(ident),
-        len(label),
-        date_sec,
-        date_nsec,
-        vm_clock_nsec,
-        min(vm_state_size, 0xFFFFFFFF),
-        len(extra),
+    head = SNAPSHOT_LAYOUT.pack(
+        l1_table_offset=l1_offset,
+        l1_size=l1_size,
+        id_str_size=len(ident),
+        name_size=len(label),
+        date_sec=date_sec,
+        date_nsec=date_nsec,
+        vm_clock_nsec=vm_clock_nsec,
+        vm_state_size=min(vm_state_size, 0xFFFFFFFF),
+        extra_data_size=len(extra),
     )
     return _pad(head + extra + ident + label, 8)
 
@@ -106,35 +119,13 @@ def _refcount_block(clusters: int, cluster_size: int, order: int) -> bytes:
     return bytes(block)
 
 
-def _qcow2_header(fields: dict[str, int], version: int, header_length: int) -> bytes:
-    base = struct.pack(
-        ">4sIQIIQIIQQIIQ",
-        QCOW_MAGIC,
-        version,
-        fields["backing_offset"],
-        fields["backing_size"],
-        fields["cluster_bits"],
-        fields["size"],
-        fields["crypt_method"],
-        fields["l1_size"],
-        fields["l1_offset"],
-        fields["refcount_offset"],
-        fields["refcount_clusters"],
-        fields["nb_snapshots"],
-        fields["snapshots_offset"],
-    )
+def _qcow2_header(values: dict[str, int], version: int, header_length: int) -> bytes:
+    """The header from the parser's own layout (the rows of version 2, or of version 3 with compression type)."""
+    layout = V3_COMPRESSION_LAYOUT if version >= 3 else V2_LAYOUT
     if version < 3:
-        return base
-    v3 = struct.pack(
-        ">QQQIIB",
-        fields["incompatible"],
-        fields["compatible"],
-        fields["autoclear"],
-        fields["refcount_order"],
-        header_length,
-        fields["compression_type"],
-    )
-    return (base + v3).ljust(header_length, b"\0")[: max(header_length, 104)]
+        return layout.pack(magic=QCOW_MAGIC, version=version, **{k: v for k, v in values.items() if k in layout.names})
+    header = layout.pack(magic=QCOW_MAGIC, version=version, header_length=header_length, **values)
+    return header.ljust(header_length, b"\0")[: max(header_length, V3_HEADER)]
 
 
 def qcow2(
@@ -173,7 +164,7 @@ def qcow2(
     """
     cluster = 1 << cluster_bits
     if header_length is None:
-        header_length = 112 if version >= 3 else 72
+        header_length = HEADER_READ if version >= 3 else V2_HEADER
     if data_file is not None:
         incompatible |= INCOMPAT_DATA_FILE
     name = backing.encode() if isinstance(backing, str) else backing or b""
@@ -188,7 +179,9 @@ def qcow2(
         area += b"".join(extension(magic, data) for magic, data in extensions) + bytes(8)
     else:
         area = extension_area
-    head_end = (max(header_length, 104) if version >= 3 else 72) + len(area)  # qemu reads v2 headers as 72 bytes
+    head_end = (max(header_length, V3_HEADER) if version >= 3 else V2_HEADER) + len(
+        area
+    )  # qemu reads v2 headers as 72 bytes
     header_clusters = _clusters(head_end + len(name), cluster)
     entry_bits = 4 if incompatible & INCOMPAT_EXTENDED_L2 else 3
     needed = -(-virtual_size // (1 << (2 * cluster_bits - entry_bits)))
@@ -198,30 +191,30 @@ def qcow2(
     l1_clusters = _clusters(l1_entries * 8, cluster)
     snapshots_at = l1_at + l1_clusters * cluster
     table = b"".join(snapshots)
-    fields = {
-        "backing_offset": (head_end if name else 0) if backing_offset is None else backing_offset,
-        "backing_size": len(name) if backing_size is None else backing_size,
+    values = {
+        "backing_file_offset": (head_end if name else 0) if backing_offset is None else backing_offset,
+        "backing_file_size": len(name) if backing_size is None else backing_size,
         "cluster_bits": cluster_bits,
         "size": virtual_size,
         "crypt_method": crypt_method,
         "l1_size": l1_entries,
-        "l1_offset": l1_at if l1_offset is None else l1_offset,
-        "refcount_offset": refcount_at if refcount_offset is None else refcount_offset,
-        "refcount_clusters": refcount_clusters,
+        "l1_table_offset": l1_at if l1_offset is None else l1_offset,
+        "refcount_table_offset": refcount_at if refcount_offset is None else refcount_offset,
+        "refcount_table_clusters": refcount_clusters,
         "nb_snapshots": len(snapshots) if nb_snapshots is None else nb_snapshots,
         "snapshots_offset": (snapshots_at if snapshots else 0) if snapshots_offset is None else snapshots_offset,
-        "incompatible": incompatible,
-        "compatible": compatible,
-        "autoclear": autoclear,
+        "incompatible_features": incompatible,
+        "compatible_features": compatible,
+        "autoclear_features": autoclear,
         "refcount_order": refcount_order,
         "compression_type": compression_type,
     }
     used = header_clusters + refcount_clusters + 1 + l1_clusters + (_clusters(len(table), cluster) if table else 0)
     refcount_block_at = refcount_at + refcount_clusters * cluster
-    image = bytearray(_qcow2_header(fields, version, header_length) + area)
+    image = bytearray(_qcow2_header(values, version, header_length) + area)
     image[head_end : head_end + len(name)] = name
     image = image.ljust(refcount_at, b"\0")
-    image += struct.pack(">Q", refcount_block_at).ljust(refcount_clusters * cluster, b"\0")
+    image += refcount_block_at.to_bytes(8, "big").ljust(refcount_clusters * cluster, b"\0")
     image += _refcount_block(used, cluster, refcount_order)
     image += bytes(l1_entries * 8)
     if table:
@@ -242,22 +235,20 @@ def qcow1(
 ) -> bytes:
     """A qcow version 1 image laid out as qemu's qcow_create does (header, backing name, L1 table)."""
     name = backing.encode() if backing else b""
-    l1_at = -(-(48 + len(name)) // 8) * 8
+    l1_at = -(-(V1_HEADER + len(name)) // 8) * 8
     shift = cluster_bits + l2_bits
     l1_bytes = ((virtual_size + (1 << shift) - 1) >> shift) * 8
-    header = struct.pack(
-        ">4sIQIIQBBHIQ",
-        QCOW_MAGIC,
-        1,
-        48 if name else 0,
-        len(name) if backing_size is None else backing_size,
-        mtime,
-        virtual_size,
-        cluster_bits,
-        l2_bits,
-        0,
-        crypt_method,
-        l1_at if l1_offset is None else l1_offset,
+    header = V1_LAYOUT.pack(
+        magic=QCOW_MAGIC,
+        version=1,
+        backing_file_offset=V1_HEADER if name else 0,
+        backing_file_size=len(name) if backing_size is None else backing_size,
+        mtime=mtime,
+        size=virtual_size,
+        cluster_bits=cluster_bits,
+        l2_bits=l2_bits,
+        crypt_method=crypt_method,
+        l1_table_offset=l1_at if l1_offset is None else l1_offset,
     )
     return _pad(header + name, 8) + bytes(-(-l1_bytes // 512) * 512)
 
@@ -287,19 +278,18 @@ def qed(
     if backing_raw:
         features |= QED_BACKING_RAW
     l1_at = header_size * cluster_size
-    header = struct.pack(
-        "<4sIIIQQQQQII",
-        QED_MAGIC,
-        cluster_size,
-        table_size,
-        header_size,
-        features,
-        compat_features,
-        autoclear_features,
-        l1_at if l1_offset is None else l1_offset,
-        virtual_size,
-        (64 if name else 0) if backing_offset is None else backing_offset,
-        len(name) if backing_size is None else backing_size,
+    header = QED_HEADER.pack(
+        magic=QED_MAGIC,
+        cluster_size=cluster_size,
+        table_size=table_size,
+        header_size=header_size,
+        features=features,
+        compat_features=compat_features,
+        autoclear_features=autoclear_features,
+        l1_table_offset=l1_at if l1_offset is None else l1_offset,
+        image_size=virtual_size,
+        backing_filename_offset=(QED_HEADER.size if name else 0) if backing_offset is None else backing_offset,
+        backing_filename_size=len(name) if backing_size is None else backing_size,
     )
     return (header + name).ljust(l1_at, b"\0") + bytes(table_size * cluster_size)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 import uuid
 
+from ..engine.formats.vdi import HEADER, SIGNATURE
+
 MIB = 1 << 20
 SECTOR = 512
 NULL = "00000000-0000-0000-0000-000000000000"
@@ -34,31 +36,28 @@ def vdi(
     static = image_type == 2
     bmap_size = -(-count * 4 // SECTOR) * SECTOR
     offset_bmap, offset_data = SECTOR, SECTOR + bmap_size
-    header = bytearray(SECTOR)
-    header[: len(BANNER)] = BANNER
-    struct.pack_into("<IHHIII", header, 64, 0xBEDA107F, version[1], version[0], 0x180, image_type, 0)
-    header[84 : 84 + len(description)] = description.encode("latin-1")[:256]
-    struct.pack_into(
-        "<IIIIIIIQIIII",
-        header,
-        340,
-        offset_bmap,
-        offset_data,
-        0,
-        0,
-        0,
-        SECTOR,
-        0,
-        disk_size,
-        block_size,
-        0,
-        count,
-        count if static else 0,
-    )
-    for offset, text in ((392, IMAGE_UUID), (408, IMAGE_UUID), (424, link), (440, parent)):
-        header[offset : offset + 16] = uuid.UUID(text).bytes_le
+    header = HEADER.pack(
+        text=BANNER,
+        signature=SIGNATURE,
+        version_minor=version[1],
+        version_major=version[0],
+        header_size=0x180,
+        image_type=image_type,
+        description=description.encode("latin-1")[:256],
+        offset_bmap=offset_bmap,
+        offset_data=offset_data,
+        sector_size=SECTOR,
+        disk_size=disk_size,
+        block_size=block_size,
+        blocks_in_image=count,
+        blocks_allocated=count if static else 0,
+        uuid_image=uuid.UUID(IMAGE_UUID).bytes_le,
+        uuid_last_snap=uuid.UUID(IMAGE_UUID).bytes_le,
+        uuid_link=uuid.UUID(link).bytes_le,
+        uuid_parent=uuid.UUID(parent).bytes_le,
+    ).ljust(SECTOR, b"\0")
     bmap = b"".join(struct.pack("<I", i if static else 0xFFFFFFFF) for i in range(count)).ljust(bmap_size, b"\0")
-    return bytes(header) + bmap + (bytes(count * block_size) if static else b"")
+    return header + bmap + (bytes(count * block_size) if static else b"")
 
 
 def differencing() -> bytes:

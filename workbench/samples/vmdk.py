@@ -5,12 +5,23 @@ Layouts follow VMware's "Virtual Disk Format 1.1"; every builder returns the who
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from typing import Any
 
+from ..engine.formats.vmdk import (
+    COWD,
+    COWD_CHILD_SPECS,
+    COWD_LAYOUT,
+    COWD_ROOT,
+    COWD_ROOT_SPECS,
+    COWD_TAIL_SPECS,
+    GD_AT_END,
+    KDMV,
+    KDMV_LAYOUT,
+    MARKER_LAYOUT,
+)
+
 SECTOR = 512
-GD_AT_END = 0xFFFF_FFFF_FFFF_FFFF
 # (access, sectors, type, file name or None, offset or None)
 Extent = tuple[str, int, str, str | None, int | None]
 
@@ -60,21 +71,21 @@ def sparse_header(
     compression: int = 0,
 ) -> bytes:
     """One sector: the KDMV sparse extent header (all values in sectors, little-endian)."""
-    head = b"KDMV" + struct.pack(
-        "<IIQQQQIQQQB4sH",
-        version,
-        flags,
-        capacity,
-        grain,
-        desc_offset,
-        desc_size,
-        gtes,
-        rgd_offset,
-        gd_offset,
-        overhead,
-        unclean,
-        newline,
-        compression,
+    head = KDMV_LAYOUT.pack(
+        magic=KDMV,
+        version=version,
+        flags=flags,
+        capacity=capacity,
+        grain_size=grain,
+        descriptor_offset=desc_offset,
+        descriptor_size=desc_size,
+        gtes_per_gt=gtes,
+        rgd_offset=rgd_offset,
+        gd_offset=gd_offset,
+        overhead=overhead,
+        unclean_shutdown=unclean,
+        newline_check=newline,
+        compression=compression,
     )
     return head.ljust(SECTOR, b"\0")
 
@@ -86,12 +97,12 @@ def sparse(capacity: int = 2048, desc: str | None = None, **header: Any) -> byte
     """
     head = sparse_header(capacity, **header)
     text = (desc if desc is not None else descriptor(extents=(("RW", capacity, "SPARSE", "disk.vmdk", None),))).encode()
-    overhead = struct.unpack_from("<Q", head, 64)[0]
+    overhead = KDMV_LAYOUT.unpack(head)["overhead"]
     return (head + text).ljust(overhead * SECTOR, b"\0")
 
 
 def _marker(value: int, kind: int) -> bytes:
-    return struct.pack("<QII", value, 0, kind).ljust(SECTOR, b"\0")
+    return MARKER_LAYOUT.pack(value=value, type=kind).ljust(SECTOR, b"\0")
 
 
 def stream_optimized(capacity: int = 2048, footer_capacity: int | None = None, *, valid_footer: bool = True) -> bytes:
@@ -114,11 +125,26 @@ def stream_optimized(capacity: int = 2048, footer_capacity: int | None = None, *
 def cowd(capacity: int = 2048, *, parent: str | None = None, unclean: int = 0) -> bytes:
     """An ESX COWD sparse file: the 2048-byte header and an empty grain directory; a ``parent`` makes it a
     child disk (flags bit 0 clear)."""
-    head = struct.pack("<4sIIIIIII", b"COWD", 1, 0 if parent else 1, capacity, 1, 4, 1, 8)
-    union = parent.encode().ljust(1024, b"\0") + struct.pack("<I", 1) if parent else struct.pack("<III", 2, 16, 63)
-    body = (head + union).ljust(1060, b"\0")
-    body += struct.pack("<I", 1) + b"cowd disk".ljust(60, b"\0") + b"made by hand".ljust(512, b"\0")
-    body += struct.pack("<I", 1) + bytes(8) + struct.pack("<I", unclean)
+    union = COWD_CHILD_SPECS if parent else COWD_ROOT_SPECS
+    layout = COWD_LAYOUT.extended(*union, *COWD_TAIL_SPECS)
+    values = {"parent_file_name": parent.encode(), "parent_generation": 1} if parent else {}
+    values = values or {"cylinders": 2, "heads": 16, "sectors": 63}
+    body = layout.pack(
+        magic=COWD,
+        version=1,
+        flags=0 if parent else COWD_ROOT,
+        capacity=capacity,
+        grain_size=1,
+        gd_offset=4,
+        gd_entries=1,
+        free_sector=8,
+        generation=1,
+        name=b"cowd disk",
+        description=b"made by hand",
+        saved_generation=1,
+        unclean_shutdown=unclean,
+        **values,
+    )
     return body.ljust(8 * SECTOR, b"\0")  # header, then the one-sector grain directory at sector 4
 
 

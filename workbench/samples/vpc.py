@@ -5,10 +5,12 @@ Layouts follow Microsoft's "Virtual Hard Disk Image Format Specification"; build
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..engine.fields import Layout
+from ..engine.formats.vpc import DYNAMIC_HEADER, FOOTER, LOCATOR, checksum
 
 SECTOR = 512
 FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
@@ -17,9 +19,11 @@ NO_OFFSET = 0xFFFF_FFFF_FFFF_FFFF
 ENCODINGS = {b"W2ku": "utf-16-le", b"W2ru": "utf-16-le", b"Wi2k": "latin-1", b"Wi2r": "latin-1"}
 
 
-def checksum(data: bytes) -> int:
-    """Ones' complement of the byte sum (the checksum field must be zero in ``data``)."""
-    return ~sum(data) & 0xFFFFFFFF
+def _signed(data: bytes, layout: Layout, flip: bool) -> bytes:
+    """``data`` with its checksum written in ``layout``'s field (``flip``: one bit wrong, for hostile tests)."""
+    at = layout.offset_of("checksum")
+    value = checksum(data, at) ^ (1 if flip else 0)
+    return data[:at] + value.to_bytes(4, "big") + data[at + 4 :]
 
 
 def geometry(size: int) -> tuple[int, int, int]:
@@ -52,28 +56,25 @@ def footer(
     bad_checksum: bool = False,
 ) -> bytes:
     cyls, heads, spt = chs or geometry(size)
-    body = struct.pack(
-        ">8sIIQI4sI4sQQHBBII16sB",
-        b"conectix",
-        2,
-        0x00010000,
-        data_offset,
-        0x32000000,
-        creator,
-        0x00050003,
-        b"Wi2k",
-        size,
-        size,
-        cyls,
-        heads,
-        spt,
-        disk_type,
-        0,
-        bytes(range(16)),
-        saved_state,
+    body = FOOTER.pack(
+        cookie=b"conectix",
+        features=2,
+        format_version=0x00010000,
+        data_offset=data_offset,
+        timestamp=0x32000000,
+        creator_app=creator,
+        creator_version=0x00050003,
+        creator_host_os=b"Wi2k",
+        original_size=size,
+        current_size=size,
+        cylinders=cyls,
+        heads=heads,
+        sectors_per_track=spt,
+        disk_type=disk_type,
+        unique_id=bytes(range(16)),
+        saved_state=saved_state,
     ).ljust(SECTOR, b"\0")
-    value = checksum(body) ^ (1 if bad_checksum else 0)
-    return body[:64] + struct.pack(">I", value) + body[68:]
+    return _signed(body, FOOTER, bad_checksum)
 
 
 @dataclass
@@ -118,14 +119,23 @@ def dynamic(
         where = data_at + len(blobs)
         length = loc.length if loc.length is not None else len(raw)
         offset = loc.offset if loc.offset is not None else where
-        entries_raw += struct.pack(">4sIIIQ", loc.code, -(-len(raw) // SECTOR), length, 0, offset)
+        entries_raw += LOCATOR.pack(
+            platform_code=loc.code, data_space=-(-len(raw) // SECTOR), data_length=length, data_offset=offset
+        )
         blobs += raw.ljust(-(-len(raw) // SECTOR) * SECTOR, b"\0")
-    name = parent_name.encode("utf-16-be")[:512].ljust(512, b"\0")
-    head = struct.pack(">8sQQIII", b"cxsparse", NO_OFFSET, 1536, 0x00010000, count, block_size)
-    head += struct.pack(">I16sII", 0, bytes(range(16, 32)), 0x31000000, 0) + name + entries_raw
-    head = head.ljust(1024, b"\0")
-    value = checksum(head) ^ (1 if bad_header_checksum else 0)
-    head = head[:36] + struct.pack(">I", value) + head[40:]
+    head = DYNAMIC_HEADER.pack(
+        cookie=b"cxsparse",
+        data_offset=NO_OFFSET,
+        table_offset=1536,
+        header_version=0x00010000,
+        max_table_entries=count,
+        block_size=block_size,
+        parent_unique_id=bytes(range(16, 32)),
+        parent_timestamp=0x31000000,
+        parent_unicode_name=parent_name.encode("utf-16-be")[:512],
+    )
+    head = (head + entries_raw).ljust(1024, b"\0")
+    head = _signed(head, DYNAMIC_HEADER, bad_header_checksum)
     foot = footer(disk_type, size, creator=creator, bad_checksum=bad_footer_checksum)
     return foot + head + b"\xff" * table + bytes(table_len - table) + blobs + foot
 

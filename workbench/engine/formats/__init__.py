@@ -8,6 +8,12 @@ A format module defines:
   ``format_matches`` but never the image's format;
 - ``RAW_COMPATIBLE`` (optional): a raw image may legitimately carry it (ISO 9660), so declaring
   ``raw`` is not a mismatch;
+- ``GUEST_DATA_AT_ZERO`` (optional): the guest's disk starts at offset 0 (raw, a fixed VHD), so an MBR/GPT
+  there is the guest's own partition table, not a second format;
+- ``HYBRID`` (optional): the format legitimately carries a partition table beside its own structures (a
+  hybrid ISO): a warning, not a critical ambiguity;
+- ``RELATIVE_LOCATOR`` (optional): ``(reference key, values)`` naming the parent locators that hold a path
+  relative to the image (VHD ``platform`` W2ru/Wi2r, VHDX ``key`` relative_path): the chain follows only those;
 - ``opens_when_declared(reader) -> bool`` (optional): qemu opens this file as the format when it is
   declared even though the probe does not match (``-f vmdk`` reads any file of 4 bytes or more without
   a sparse magic as a text descriptor), so the declared format is parsed;
@@ -34,6 +40,9 @@ class Format:
     priority: int
     layout: bool
     raw_compatible: bool
+    guest_data_at_zero: bool
+    hybrid: bool
+    relative_locator: tuple[str, tuple[str, ...]] | None
     opens_when_declared: Callable[[Reader], bool] | None
     probe: Callable[[Reader], str | None]
     parse: Callable[[Reader, Inspection], None]
@@ -46,6 +55,9 @@ def _load(module: ModuleType) -> Format:
         priority=int(module.PRIORITY),
         layout=bool(getattr(module, "LAYOUT", False)),
         raw_compatible=bool(getattr(module, "RAW_COMPATIBLE", False)),
+        guest_data_at_zero=bool(getattr(module, "GUEST_DATA_AT_ZERO", False)),
+        hybrid=bool(getattr(module, "HYBRID", False)),
+        relative_locator=getattr(module, "RELATIVE_LOCATOR", None),
         opens_when_declared=getattr(module, "opens_when_declared", None),
         probe=module.probe,
         parse=module.parse,

@@ -225,7 +225,8 @@ def hint(window: bytes, base: int) -> tuple[Value | None, int | None]:
     if at < 0:
         return None, None
     start = min(at + len(HINT) + 2, len(window))
-    end = _TO_QUOTE_OR_NUL.match(window, start).end()
+    match = _TO_QUOTE_OR_NUL.match(window, start)
+    end = match.end() if match else start  # the pattern matches the empty string: always a match
     if end >= len(window) or window[end] != ord('"'):
         return None, base + at
     return Value(clean_text(window[start:end], "utf-8", MAX_TEXT), base + at), None

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Field, Spec
+from ..checks import is_power_of_two
+from ..fields import Field, Layout, Spec, clean_text
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -22,16 +23,20 @@ VERSIONS = {0x00020000: 88, 0x00010000: 84}  # version -> offset of the disk siz
 MAX_CATALOG = 0x100000  # qemu: "Catalog size is too large"
 MAX_EXTENT = 0x800000  # qemu: "Extent size is too large"
 
-SPECS = [
-    Spec("magic", 0, "32s", "Bochs Virtual HD Image", "text"),
-    Spec("type", 32, "16s", "Redolog", "text"),
-    Spec("subtype", 48, "16s", "Growing (qemu), Undoable or Volatile", "text"),
-    Spec("version", 64, "I", "0x00020000, or 0x00010000 for the old layout", "hex"),
-    Spec("header", 68, "I", "header size: the catalog starts here"),
-    Spec("catalog", 72, "I", "catalog entries (extents)"),
-    Spec("bitmap", 76, "I", "bitmap size in bytes"),
-    Spec("extent", 80, "I", "extent size in bytes"),
-]
+HEADER = Layout(
+    "header",
+    [
+        Spec("magic", 0, "32s", "Bochs Virtual HD Image", "text"),
+        Spec("type", 32, "16s", "Redolog", "text"),
+        Spec("subtype", 48, "16s", "Growing (qemu), Undoable or Volatile", "text"),
+        Spec("version", 64, "I", "0x00020000, or 0x00010000 for the old layout", "hex"),
+        Spec("header", 68, "I", "header size: the catalog starts here"),
+        Spec("catalog", 72, "I", "catalog entries (extents)"),
+        Spec("bitmap", 76, "I", "bitmap size in bytes"),
+        Spec("extent", 80, "I", "extent size in bytes"),
+    ],
+    "<",
+)
 
 
 def probe(reader: Reader) -> str | None:
@@ -39,20 +44,21 @@ def probe(reader: Reader) -> str | None:
 
 
 def parse(reader: Reader, info: Inspection) -> None:
-    values, group, complete = info.structure(reader, "header", 0, HEADER_SIZE, SPECS, "<")
+    values, group, complete = info.structure(reader, HEADER, 0, "bochs.header-truncated", size=HEADER_SIZE)
     if not complete:
         return
     data = reader.read(0, HEADER_SIZE)  # served from the reader's cache
     version = values["version"]
-    info.details.update({"type": values["type"], "subtype": values["subtype"], "version": f"0x{version:08x}"})
-    if (values["type"], values["subtype"]) != ("Redolog", "Growing"):
+    kind, subtype = clean_text(values["type"]), clean_text(values["subtype"])
+    info.details.update({"type": kind, "subtype": subtype, "version": f"0x{version:08x}"})
+    if (kind, subtype) != ("Redolog", "Growing"):
         info.add(
             "unknown-features",
-            f"type {values['type']!r} subtype {values['subtype']!r}: qemu opens only a Growing Redolog",
-            32,
+            f"type {kind!r} subtype {subtype!r}: qemu opens only a Growing Redolog",
+            HEADER.offset_of("type"),
         )
     if version not in VERSIONS:
-        info.add("unknown-features", f"version 0x{version:08x} is neither 1 nor 2", 64)
+        info.add("unknown-features", f"version 0x{version:08x} is neither 1 nor 2", HEADER.offset_of("version"))
         return
     size_at = VERSIONS[version]
     disk = int.from_bytes(data[size_at : size_at + 8], "little")
@@ -67,13 +73,27 @@ def _check(reader: Reader, info: Inspection, v: dict[str, Any], size: int) -> No
     """What qemu's bochs_open refuses, and the catalog inside the file."""
     catalog, extent = v["catalog"], v["extent"]
     if catalog > MAX_CATALOG:
-        info.add("malformed", f"catalog of {catalog} entries exceeds qemu's limit of {MAX_CATALOG}", 72)
-    if extent < SECTOR or extent & (extent - 1) or extent > MAX_EXTENT:
-        info.add("malformed", f"extent size {extent} is not a power of 2 from 512 to {MAX_EXTENT}", 80)
+        info.malformed(
+            "bochs.catalog-too-large", f"catalog of {catalog} entries exceeds qemu's limit of {MAX_CATALOG}", 72
+        )
+    if extent < SECTOR or not is_power_of_two(extent) or extent > MAX_EXTENT:
+        info.malformed(
+            "bochs.extent-size",
+            f"extent size {extent} is not a power of 2 from 512 to {MAX_EXTENT}",
+            HEADER.offset_of("extent"),
+        )
     elif catalog < -(-size // extent):
-        info.add("malformed", f"catalog of {catalog} extents cannot cover a disk of {size} bytes", 72)
+        info.malformed(
+            "bochs.catalog-too-small", f"catalog of {catalog} extents cannot cover a disk of {size} bytes", 72
+        )
     catalog_end = v["header"] + 4 * catalog
     if v["header"] < HEADER_SIZE:
-        info.add("malformed", f"header size {v['header']} puts the catalog inside the header", 68)
+        info.malformed(
+            "bochs.catalog-in-header",
+            f"header size {v['header']} puts the catalog inside the header",
+            HEADER.offset_of("header"),
+        )
     if catalog_end > reader.size:
-        info.add("malformed", f"catalog ends at {catalog_end}, past the end of the file ({reader.size})", 68)
+        info.malformed(
+            "bochs.catalog-past-eof", f"catalog ends at {catalog_end}, past the end of the file ({reader.size})", 68
+        )

@@ -6,7 +6,7 @@ Layout and limits from qemu's block/cloop.c. The offsets table has ``n_blocks + 
 
 from __future__ import annotations
 
-from ..fields import Field, Spec, clean_text, decode
+from ..fields import Field, Layout, Spec, clean_text
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -16,7 +16,6 @@ PRIORITY = 45
 SHEBANG = b"#!/bin/sh\n"
 MARKER = b"#V2.0 Format"
 PREAMBLE = 128
-HEADER_END = PREAMBLE + 8
 SECTOR = 512
 MAX_BLOCK_SIZE = 64 << 20  # qemu
 MAX_OFFSETS_BYTES = 512 << 20  # qemu: "image requires too many offsets"
@@ -24,10 +23,15 @@ MAX_COMPRESSED = 2 * MAX_BLOCK_SIZE  # qemu: "invalid compressed block size"
 MAX_OFFSETS = 4096  # entries read here (32 KiB)
 SHOWN_OFFSETS = 16
 
-SPECS = [
-    Spec("block_size", PREAMBLE, "I", "uncompressed bytes per block (multiple of 512, at most 64 MiB)"),
-    Spec("n_blocks", PREAMBLE + 4, "I", "number of blocks"),
-]
+HEADER = Layout(
+    "header",
+    [
+        Spec("block_size", PREAMBLE, "I", "uncompressed bytes per block (multiple of 512, at most 64 MiB)"),
+        Spec("n_blocks", PREAMBLE + 4, "I", "number of blocks"),
+    ],
+    ">",
+)
+HEADER_END = HEADER.size
 
 
 def probe(reader: Reader) -> str | None:
@@ -37,25 +41,35 @@ def probe(reader: Reader) -> str | None:
 
 def parse(reader: Reader, info: Inspection) -> None:
     data = reader.read(0, HEADER_END)
-    values, group = decode("header", data, 0, SPECS, ">")
+    values, group = HEADER.read(data, 0)
     group.children.insert(0, Field("preamble", 0, PREAMBLE, clean_text(data[:PREAMBLE]), "shell script (not run)"))
     info.fields.append(group)
     if len(data) < HEADER_END:
-        info.add("malformed", f"header truncated: {len(data)} of {HEADER_END} bytes", 0)
+        info.malformed("cloop.header-truncated", f"header truncated: {len(data)} of {HEADER_END} bytes", 0)
         return
     block, count = values["block_size"], values["n_blocks"]
     if block == 0 or block % SECTOR or block > MAX_BLOCK_SIZE:
-        info.add("malformed", f"block size {block} is not a non-zero multiple of 512 up to 64 MiB (qemu refuses)", 128)
+        info.malformed(
+            "cloop.block-size",
+            f"block size {block} is not a non-zero multiple of 512 up to 64 MiB (qemu refuses)",
+            HEADER.offset_of("block_size"),
+        )
         return
     info.virtual_size = count * block
     info.cluster_size = block
     table = (count + 1) * 8
     if table > MAX_OFFSETS_BYTES:
-        info.add("malformed", f"{count} blocks need a {table}-byte offsets table, over qemu's 512 MiB limit", 132)
+        info.malformed(
+            "cloop.offsets-too-large",
+            f"{count} blocks need a {table}-byte offsets table, over qemu's 512 MiB limit",
+            HEADER.offset_of("n_blocks"),
+        )
         return
     if HEADER_END + table > reader.size:
-        info.add(
-            "malformed", f"offsets table of {count + 1} entries ends past the end of the file ({reader.size})", 132
+        info.malformed(
+            "cloop.offsets-past-eof",
+            f"offsets table of {count + 1} entries ends past the end of the file ({reader.size})",
+            HEADER.offset_of("n_blocks"),
         )
     _check_offsets(reader, info, count + 1)
 
@@ -72,10 +86,15 @@ def _check_offsets(reader: Reader, info: Inspection, entries: int) -> None:
     for index in range(1, len(offsets)):
         size = offsets[index] - offsets[index - 1]
         if size < 0 or size > MAX_COMPRESSED:
-            info.add("malformed", f"block {index - 1}: offsets {offsets[index - 1]} -> {offsets[index]} (qemu refuses)")
+            info.malformed(
+                "cloop.offsets-decreasing",
+                f"block {index - 1}: offsets {offsets[index - 1]} -> {offsets[index]} (qemu refuses)",
+            )
             break
     if offsets and max(offsets) > reader.size:
-        info.add("malformed", f"offset {max(offsets)} points past the end of the file ({reader.size})")
+        info.malformed(
+            "cloop.offset-past-eof", f"offset {max(offsets)} points past the end of the file ({reader.size})"
+        )
     info.details["offsets_checked"] = len(offsets)
     if len(offsets) < entries:
         info.details["offsets_unchecked"] = entries - len(offsets)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Field, Spec, decode
+from ..fields import Field, Layout, Spec, clean_text
 from ..inspection import Inspection
 from ..reader import Reader
 
 NAMES = ("iso",)
 PRIORITY = 20
+HYBRID = True  # a hybrid ISO carries an MBR/GPT for USB boot: legitimate, not a polyglot
 RAW_COMPATIBLE = True
 
 SECTOR = 2048
@@ -31,13 +32,16 @@ TYPE_NAMES = {0: "boot record", 1: "primary", 2: "supplementary", 3: "partition"
 EL_TORITO = "EL TORITO SPECIFICATION"
 JOLIET_ESCAPES = {b"%/@": 1, b"%/C": 2, b"%/E": 3}
 
-COMMON_SPECS = [
-    Spec("type", 0, "B", "0 boot, 1 primary, 2 supplementary, 3 partition, 255 terminator"),
-    Spec("identifier", 1, "5s", "CD001", "text"),
-    Spec("version", 6, "B"),
-]
-
-VOLUME_SPECS = [
+DESCRIPTOR = Layout(
+    "volume descriptor",
+    [
+        Spec("type", 0, "B", "0 boot, 1 primary, 2 supplementary, 3 partition, 255 terminator"),
+        Spec("identifier", 1, "5s", "CD001", "text"),
+        Spec("version", 6, "B"),
+    ],
+    "<",
+)
+VOLUME = DESCRIPTOR.extended(
     Spec("system_id", 8, "32s", "", "text"),
     Spec("volume_id", 40, "32s", "", "text"),
     Spec("volume_space_size", 80, "I", "logical blocks (little-endian half)"),
@@ -47,31 +51,36 @@ VOLUME_SPECS = [
     Spec("preparer_id", 446, "128s", "", "text"),
     Spec("application_id", 574, "128s", "", "text"),
     Spec("creation_date", 813, "16s", "YYYYMMDDHHMMSScc", "text"),
-]
-
-JOLIET_SPECS = [Spec("escape_sequences", 88, "32s", "%/@ %/C %/E: Joliet levels 1, 2, 3", "bytes")]
-
-BIG_ENDIAN_SPECS = [
-    Spec("volume_space_size_be", 84, "I", "big-endian copy"),
-    Spec("logical_block_size_be", 130, "H", "big-endian copy"),
-]
-
-BOOT_SPECS = [
+)
+JOLIET = VOLUME.extended(Spec("escape_sequences", 88, "32s", "%/@ %/C %/E: Joliet levels 1, 2, 3", "bytes"))
+BOOT = DESCRIPTOR.extended(
     Spec("boot_system_id", 7, "32s", "EL TORITO SPECIFICATION for El Torito", "text"),
     Spec("boot_id", 39, "32s", "", "text"),
     Spec("boot_catalog_sector", 71, "I", "El Torito: sector of the boot catalog"),
-]
-
-CATALOG_SPECS = [
-    Spec("header_id", 0, "B", "1: validation entry"),
-    Spec("platform_id", 1, "B", "0 x86, 1 PowerPC, 2 Mac, 0xEF EFI"),
-    Spec("id_string", 4, "24s", "", "text"),
-    Spec("key", 30, "2s", "55aa", "bytes"),
-    Spec("boot_indicator", 32, "B", "default entry: 0x88 bootable"),
-    Spec("media_type", 33, "B", "0 no emulation, 1-3 floppy, 4 hard disk"),
-    Spec("sector_count", 38, "H", "512-byte sectors loaded"),
-    Spec("load_rba", 40, "I", "image start, in 2 KiB sectors"),
-]
+)
+BY_TYPE = {0: BOOT, 1: VOLUME, 2: JOLIET}
+BIG_ENDIAN = Layout(
+    "big-endian copies",
+    [
+        Spec("volume_space_size_be", 84, "I", "big-endian copy"),
+        Spec("logical_block_size_be", 130, "H", "big-endian copy"),
+    ],
+    ">",
+)
+CATALOG = Layout(
+    "El Torito boot catalog",
+    [
+        Spec("header_id", 0, "B", "1: validation entry"),
+        Spec("platform_id", 1, "B", "0 x86, 1 PowerPC, 2 Mac, 0xEF EFI"),
+        Spec("id_string", 4, "24s", "", "text"),
+        Spec("key", 30, "2s", "55aa", "bytes"),
+        Spec("boot_indicator", 32, "B", "default entry: 0x88 bootable"),
+        Spec("media_type", 33, "B", "0 no emulation, 1-3 floppy, 4 hard disk"),
+        Spec("sector_count", 38, "H", "512-byte sectors loaded"),
+        Spec("load_rba", 40, "I", "image start, in 2 KiB sectors"),
+    ],
+    "<",
+)
 
 
 def probe(reader: Reader) -> str | None:
@@ -86,7 +95,11 @@ def parse(reader: Reader, info: Inspection) -> None:
         ident = data[1:6]
         if len(data) < SECTOR or ident not in (ISO_ID, *UDF_IDS, *OTHER_IDS):
             if len(data) < SECTOR and ident:
-                info.add("malformed", f"volume descriptor at {offset} truncated: {len(data)} of {SECTOR} bytes", offset)
+                info.malformed(
+                    "iso.descriptor-truncated",
+                    f"volume descriptor at {offset} truncated: {len(data)} of {SECTOR} bytes",
+                    offset,
+                )
             break
         if ident == ISO_ID:
             _iso_descriptor(reader, info, data, offset, found)
@@ -102,20 +115,19 @@ def parse(reader: Reader, info: Inspection) -> None:
 def _iso_descriptor(reader: Reader, info: Inspection, data: bytes, offset: int, found: dict[str, Any]) -> None:
     kind = data[0]
     label = f"{TYPE_NAMES.get(kind, f'type {kind}')} volume descriptor"
-    specs = COMMON_SPECS + {0: BOOT_SPECS, 1: VOLUME_SPECS, 2: VOLUME_SPECS + JOLIET_SPECS}.get(kind, [])
-    values, group = decode(label, data, offset, specs, "<")
+    values, group = BY_TYPE.get(kind, DESCRIPTOR).read(data, offset, label)
     info.fields.append(group)
     if kind in (1, 2):
-        copies, extra = decode("big-endian copies", data, offset, BIG_ENDIAN_SPECS, ">")
+        copies, extra = BIG_ENDIAN.read(data, offset)
         values.update(copies)
         group.children.extend(extra.children)
     if kind == 1 and "primary" not in found:
         found["primary"] = values
         _check_both_endian(info, values, offset)
-    elif kind == 2 and data[88:91] in JOLIET_ESCAPES:
-        found["joliet"] = JOLIET_ESCAPES[data[88:91]]
-    elif kind == 0 and values["boot_system_id"] == EL_TORITO:
-        _boot_catalog(reader, info, values["boot_catalog_sector"], offset + 71)
+    elif kind == 2 and values.get("escape_sequences", b"")[:3] in JOLIET_ESCAPES:
+        found["joliet"] = JOLIET_ESCAPES[values["escape_sequences"][:3]]
+    elif kind == 0 and clean_text(values["boot_system_id"]) == EL_TORITO:
+        _boot_catalog(reader, info, values["boot_catalog_sector"], BOOT.offset_of("boot_catalog_sector", offset))
     elif kind == TERMINATOR:
         found["terminated"] = True
 
@@ -129,12 +141,12 @@ def _other_descriptor(info: Inspection, data: bytes, offset: int, found: dict[st
 
 def _check_both_endian(info: Inspection, values: dict[str, Any], offset: int) -> None:
     """ECMA-119 stores sizes twice, little- then big-endian; a mismatch means the bytes were edited."""
-    for name, at in (("volume_space_size", 80), ("logical_block_size", 128)):
+    for name in ("volume_space_size", "logical_block_size"):
         if values[name] != values[f"{name}_be"]:
-            info.add(
-                "malformed",
+            info.malformed(
+                "iso.both-endian-differ",
                 f"{name.replace('_', ' ')}: little-endian {values[name]} but big-endian {values[f'{name}_be']}",
-                offset + at,
+                VOLUME.offset_of(name, offset),
             )
 
 
@@ -142,13 +154,19 @@ def _boot_catalog(reader: Reader, info: Inspection, sector: int, at: int) -> Non
     offset = sector * SECTOR
     data = reader.read(offset, 64)
     if len(data) < 64:
-        info.add("malformed", f"El Torito boot catalog sector {sector} lies past the end of the file", at)
+        info.malformed(
+            "iso.boot-catalog-past-eof", f"El Torito boot catalog sector {sector} lies past the end of the file", at
+        )
         return
-    values, group = decode("El Torito boot catalog", data, offset, CATALOG_SPECS, "<")
+    values, group = CATALOG.read(data, offset)
     info.fields.append(group)
     words = sum(int.from_bytes(data[i : i + 2], "little") for i in range(0, 32, 2)) & 0xFFFF
-    if values["header_id"] != 1 or data[30:32] != b"\x55\xaa" or words:
-        info.add("malformed", f"El Torito validation entry at {offset} is invalid (id, key or checksum)", offset)
+    if values["header_id"] != 1 or values["key"] != b"\x55\xaa" or words:
+        info.malformed(
+            "iso.boot-validation-entry",
+            f"El Torito validation entry at {offset} is invalid (id, key or checksum)",
+            offset,
+        )
     info.details["el_torito"] = {
         "catalog_sector": sector,
         "platform_id": values["platform_id"],
@@ -164,27 +182,35 @@ def _summarise(reader: Reader, info: Inspection, found: dict[str, Any]) -> None:
         info.details["udf"] = found["udf"]
     if primary is None:
         if not found["udf"]:
-            info.add("malformed", "no primary volume descriptor", FIRST)
+            info.malformed("iso.no-primary-descriptor", "no primary volume descriptor", FIRST)
         else:
             info.details["udf_only"] = True
         return
     if not found.get("terminated"):
-        info.add("malformed", "the volume descriptor set has no terminator", FIRST)
+        info.malformed("iso.no-terminator", "the volume descriptor set has no terminator", FIRST)
     block = primary["logical_block_size"]
     volume = primary["volume_space_size"] * block
     info.details.update(
         {
-            "volume_id": primary["volume_id"].strip(),
-            "system_id": primary["system_id"].strip(),
-            "publisher_id": primary["publisher_id"].strip(),
-            "application_id": primary["application_id"].strip(),
-            "creation_date": primary["creation_date"],
+            "volume_id": clean_text(primary["volume_id"]).strip(),
+            "system_id": clean_text(primary["system_id"]).strip(),
+            "publisher_id": clean_text(primary["publisher_id"]).strip(),
+            "application_id": clean_text(primary["application_id"]).strip(),
+            "creation_date": clean_text(primary["creation_date"]),
             "logical_block_size": block,
             "volume_size": volume,
             "joliet_level": found.get("joliet"),
         }
     )
     if volume > reader.size:
-        info.add("malformed", f"volume claims {volume} bytes, the file has {reader.size}: truncated image", FIRST + 80)
+        info.malformed(
+            "iso.volume-past-eof",
+            f"volume claims {volume} bytes, the file has {reader.size}: truncated image",
+            VOLUME.offset_of("volume_space_size", FIRST),
+        )
     if block not in (512, 1024, 2048):
-        info.add("malformed", f"logical block size {block} is not 512, 1024 or 2048", FIRST + 128)
+        info.malformed(
+            "iso.block-size",
+            f"logical block size {block} is not 512, 1024 or 2048",
+            VOLUME.offset_of("logical_block_size", FIRST),
+        )

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import struct
 from typing import Any
 
-from ..fields import MAX_TEXT, Field, Spec, decode
+from ..checks import overlaps
+from ..fields import MAX_TEXT, Field, Layout, Spec, clean_text
 from ..findings import WARNING
 from ..inspection import Inspection
 from ..reader import Reader
@@ -27,7 +27,6 @@ MAGIC = b"LUKS\xba\xbe"
 SECONDARY_MAGIC = b"SKUL\xba\xbe"
 SECTOR = 512
 
-LUKS1_HEADER_SIZE = 208 + 8 * 48
 SLOT_ACTIVE = 0x00AC71F3
 SLOT_INACTIVE = 0x0000DEAD
 
@@ -39,41 +38,59 @@ SHORT_TEXT = 256
 CHECKSUMS = {"sha1", "sha224", "sha256", "sha384", "sha512"}
 KNOWN_REQUIREMENTS = {"online-reencrypt", "online-reencrypt-v2", "online-reencrypt-v3", "offline-reencrypt"}
 
-LUKS1_SPECS = [
-    Spec("magic", 0, "6s", "LUKS\\xba\\xbe", "bytes"),
-    Spec("version", 6, "H", "1 for LUKS1"),
-    Spec("cipher_name", 8, "32s", "cipher, e.g. aes", "text"),
-    Spec("cipher_mode", 40, "32s", "mode and IV generator, e.g. xts-plain64", "text"),
-    Spec("hash_spec", 72, "32s", "hash for PBKDF2 and the anti-forensic splitter", "text"),
-    Spec("payload_offset", 104, "I", "start of the encrypted data, in 512-byte sectors"),
-    Spec("key_bytes", 108, "I", "master key length in bytes"),
-    Spec("mk_digest", 112, "20s", "PBKDF2 digest of the master key", "bytes"),
-    Spec("mk_digest_salt", 132, "32s", "salt of the master key digest", "bytes"),
-    Spec("mk_digest_iterations", 164, "I", "PBKDF2 iterations of the master key digest"),
-    Spec("uuid", 168, "40s", "volume UUID (text)", "text"),
-]
+LUKS1 = Layout(
+    "LUKS1 header",
+    [
+        Spec("magic", 0, "6s", "LUKS\\xba\\xbe", "bytes"),
+        Spec("version", 6, "H", "1 for LUKS1"),
+        Spec("cipher_name", 8, "32s", "cipher, e.g. aes", "text"),
+        Spec("cipher_mode", 40, "32s", "mode and IV generator, e.g. xts-plain64", "text"),
+        Spec("hash_spec", 72, "32s", "hash for PBKDF2 and the anti-forensic splitter", "text"),
+        Spec("payload_offset", 104, "I", "start of the encrypted data, in 512-byte sectors"),
+        Spec("key_bytes", 108, "I", "master key length in bytes"),
+        Spec("mk_digest", 112, "20s", "PBKDF2 digest of the master key", "bytes"),
+        Spec("mk_digest_salt", 132, "32s", "salt of the master key digest", "bytes"),
+        Spec("mk_digest_iterations", 164, "I", "PBKDF2 iterations of the master key digest"),
+        Spec("uuid", 168, "40s", "volume UUID (text)", "text"),
+    ],
+    ">",
+    "LUKS1 phdr (big-endian)",
+)
 
-SLOT_SPECS = [
-    Spec("active", 0, "I", "0x00AC71F3 active, 0x0000DEAD inactive", "hex"),
-    Spec("iterations", 4, "I", "PBKDF2 iterations"),
-    Spec("salt", 8, "32s", "PBKDF2 salt", "bytes"),
-    Spec("key_material_offset", 40, "I", "start of the split key, in sectors"),
-    Spec("stripes", 44, "I", "anti-forensic stripes (4000)"),
-]
+SLOT = Layout(
+    "key slot",
+    [
+        Spec("active", 0, "I", "0x00AC71F3 active, 0x0000DEAD inactive", "hex"),
+        Spec("iterations", 4, "I", "PBKDF2 iterations"),
+        Spec("salt", 8, "32s", "PBKDF2 salt", "bytes"),
+        Spec("key_material_offset", 40, "I", "start of the split key, in sectors"),
+        Spec("stripes", 44, "I", "anti-forensic stripes (4000)"),
+    ],
+    ">",
+)
 
-LUKS2_SPECS = [
-    Spec("magic", 0, "6s", "LUKS\\xba\\xbe (primary) or SKUL\\xba\\xbe (secondary)", "bytes"),
-    Spec("version", 6, "H", "2 for LUKS2"),
-    Spec("hdr_size", 8, "Q", "binary header plus JSON area, in bytes"),
-    Spec("seqid", 16, "Q", "sequence id, increased on every update"),
-    Spec("label", 24, "48s", "label", "text"),
-    Spec("checksum_alg", 72, "32s", "checksum algorithm", "text"),
-    Spec("salt", 104, "64s", "salt", "bytes"),
-    Spec("uuid", 168, "40s", "volume UUID (text)", "text"),
-    Spec("subsystem", 208, "48s", "owner subsystem label", "text"),
-    Spec("hdr_offset", 256, "Q", "offset of this header copy from the device start"),
-    Spec("checksum", 448, "64s", "checksum of the header with this field zeroed", "bytes"),
-]
+LUKS2 = Layout(
+    "LUKS2 primary header",
+    [
+        Spec("magic", 0, "6s", "LUKS\\xba\\xbe (primary) or SKUL\\xba\\xbe (secondary)", "bytes"),
+        Spec("version", 6, "H", "2 for LUKS2"),
+        Spec("hdr_size", 8, "Q", "binary header plus JSON area, in bytes"),
+        Spec("seqid", 16, "Q", "sequence id, increased on every update"),
+        Spec("label", 24, "48s", "label", "text"),
+        Spec("checksum_alg", 72, "32s", "checksum algorithm", "text"),
+        Spec("salt", 104, "64s", "salt", "bytes"),
+        Spec("uuid", 168, "40s", "volume UUID (text)", "text"),
+        Spec("subsystem", 208, "48s", "owner subsystem label", "text"),
+        Spec("hdr_offset", 256, "Q", "offset of this header copy from the device start"),
+        Spec("checksum", 448, "64s", "checksum of the header with this field zeroed", "bytes"),
+    ],
+    ">",
+    "binary header (big-endian)",
+)
+
+
+SLOTS_AT = LUKS1.size  # eight key slots follow the header
+LUKS1_HEADER_SIZE = SLOTS_AT + 8 * SLOT.size
 
 
 def probe(reader: Reader) -> str | None:
@@ -86,16 +103,16 @@ def parse(reader: Reader, info: Inspection) -> None:
     info.encrypted = True
     info.encryption = enc
     if len(head) < 8:
-        info.add("malformed", f"LUKS header is {len(head)} bytes long, too short for a version", 0)
+        info.malformed("luks.header-truncated", f"LUKS header is {len(head)} bytes long, too short for a version", 0)
         return
-    (version,) = struct.unpack_from(">H", head, 6)
+    version = LUKS1.unpack(head)["version"]  # the same place in LUKS1 and LUKS2
     enc["version"] = version
     if version == 1:
         _parse_luks1(reader, info, enc)
     elif version == 2:
         _parse_luks2(reader, info, enc)
     else:
-        info.add("malformed", f"LUKS version {version} is neither 1 nor 2", 6)
+        info.malformed("luks.version", f"LUKS version {version} is neither 1 nor 2", LUKS1.offset_of("version"))
 
 
 def _split_mode(encryption: str) -> tuple[str, str]:
@@ -110,15 +127,15 @@ def _set_payload(
     """Logical size from the data offset: the rest of the file (qemu's luks driver) or a fixed size."""
     enc["payload_offset"] = offset
     if offset == 0:
-        info.add(
-            "malformed",
+        info.malformed(
+            "luks.detached-header",
             "payload offset 0: a detached LUKS header, the encrypted data is not in this file (qemu refuses it)",
             where,
             WARNING,
         )
     elif offset + (size or 0) > reader.size:
         what = f"payload offset {offset}" if size is None else f"data segment {offset}+{size}"
-        info.add("malformed", f"{what} reaches past the end of the file ({reader.size} bytes)", where)
+        info.malformed("luks.payload-past-eof", f"{what} reaches past the end of the file ({reader.size} bytes)", where)
     info.virtual_size = max(0, reader.size - offset) if size is None else size
 
 
@@ -127,23 +144,25 @@ def _set_payload(
 
 def _parse_luks1(reader: Reader, info: Inspection, enc: dict[str, Any]) -> None:
     data = reader.read(0, LUKS1_HEADER_SIZE)
-    values, group = decode("LUKS1 header", data, 0, LUKS1_SPECS, ">", "LUKS1 phdr (big-endian)")
+    values, group = LUKS1.read(data, 0)
     info.fields.append(group)
     if len(data) < LUKS1_HEADER_SIZE:
-        info.add("malformed", f"LUKS1 header is {len(data)} bytes long, needs {LUKS1_HEADER_SIZE}", len(data))
+        info.malformed(
+            "luks1.header-truncated", f"LUKS1 header is {len(data)} bytes long, needs {LUKS1_HEADER_SIZE}", len(data)
+        )
         return
     slots = []
     for index in range(8):
-        base = 208 + 48 * index
-        slot, slot_group = decode(f"key slot {index}", data[base : base + 48], base, SLOT_SPECS, ">")
+        base = SLOTS_AT + SLOT.size * index
+        slot, slot_group = SLOT.read(data[base : base + SLOT.size], base, f"key slot {index}")
         group.add(slot_group)
         slots.append(slot)
     _check_luks1_slots(info, slots, values["key_bytes"], values["payload_offset"])
     enc.update(
         {
-            "cipher": values["cipher_name"],
-            "mode": values["cipher_mode"],
-            "hash": values["hash_spec"],
+            "cipher": clean_text(values["cipher_name"]),
+            "mode": clean_text(values["cipher_mode"]),
+            "hash": clean_text(values["hash_spec"]),
             "key_size": values["key_bytes"] * 8,
             "key_slots_active": sum(1 for slot in slots if slot["active"] == SLOT_ACTIVE),
             "key_slots": [
@@ -156,10 +175,10 @@ def _parse_luks1(reader: Reader, info: Inspection, enc: dict[str, Any]) -> None:
                 }
                 for index, slot in enumerate(slots)
             ],
-            "uuid": values["uuid"],
+            "uuid": clean_text(values["uuid"]),
         }
     )
-    _set_payload(reader, info, enc, values["payload_offset"] * SECTOR, 104)
+    _set_payload(reader, info, enc, values["payload_offset"] * SECTOR, LUKS1.offset_of("payload_offset"))
 
 
 def _check_luks1_slots(info: Inspection, slots: list[dict[str, Any]], key_bytes: int, payload: int) -> None:
@@ -168,31 +187,41 @@ def _check_luks1_slots(info: Inspection, slots: list[dict[str, Any]], key_bytes:
     A slot's split key takes ``key_bytes * stripes`` bytes from its key material offset (in sectors).
     """
     if key_bytes == 0:
-        info.add("malformed", "LUKS1 master key length is 0", 108)
+        info.malformed("luks1.key-length-zero", "LUKS1 master key length is 0", LUKS1.offset_of("key_bytes"))
     spans = []
     for index, slot in enumerate(slots):
-        where = 208 + 48 * index
+        where = SLOTS_AT + SLOT.size * index
         start, stripes = slot["key_material_offset"], slot["stripes"]
         end = start - (-key_bytes * stripes // SECTOR)
         spans.append((start, end, index))
         if slot["active"] not in (SLOT_ACTIVE, SLOT_INACTIVE):
-            info.add(
-                "malformed", f"key slot {index} state 0x{slot['active']:08x} is neither active nor inactive", where
+            info.malformed(
+                "luks1.key-slot-state",
+                f"key slot {index} state 0x{slot['active']:08x} is neither active nor inactive",
+                where,
             )
         if stripes == 0:
-            info.add("malformed", f"key slot {index} has 0 anti-forensic stripes", where + 44)
-        if start * SECTOR < LUKS1_HEADER_SIZE:
-            info.add("malformed", f"key slot {index} key material at sector {start} overlaps the header", where + 40)
-        elif payload and end > payload:
-            info.add(
-                "malformed",
-                f"key slot {index} key material (sectors {start}..{end}) overlaps the payload at sector {payload}",
-                where + 40,
+            info.malformed(
+                "luks1.key-slot-stripes",
+                f"key slot {index} has 0 anti-forensic stripes",
+                SLOT.offset_of("stripes", where),
             )
-    spans.sort()
-    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
-        if end > start:
-            info.add("malformed", f"key slots {first} and {second} have overlapping key material", 208)
+        if start * SECTOR < LUKS1_HEADER_SIZE:
+            info.malformed(
+                "luks1.key-slot-overlaps-header",
+                f"key slot {index} key material at sector {start} overlaps the header",
+                SLOT.offset_of("key_material_offset", where),
+            )
+        elif payload and end > payload:
+            info.malformed(
+                "luks1.key-slot-overlaps-payload",
+                f"key slot {index} key material (sectors {start}..{end}) overlaps the payload at sector {payload}",
+                SLOT.offset_of("key_material_offset", where),
+            )
+    for first, second in overlaps(spans):
+        info.malformed(
+            "luks1.key-slots-overlap", f"key slots {first} and {second} have overlapping key material", SLOTS_AT
+        )
 
 
 # ---------------------------------------------------------------- LUKS2
@@ -200,25 +229,39 @@ def _check_luks1_slots(info: Inspection, slots: list[dict[str, Any]], key_bytes:
 
 def _parse_luks2(reader: Reader, info: Inspection, enc: dict[str, Any]) -> None:
     binary = reader.read(0, BINARY_SIZE)
-    values, group = decode("LUKS2 primary header", binary, 0, LUKS2_SPECS, ">", "binary header (big-endian)")
+    values, group = LUKS2.read(binary, 0)
     info.fields.append(group)
     if len(binary) < BINARY_SIZE:
-        info.add("malformed", f"LUKS2 binary header is {len(binary)} bytes long, needs {BINARY_SIZE}", len(binary))
+        info.malformed(
+            "luks2.header-truncated",
+            f"LUKS2 binary header is {len(binary)} bytes long, needs {BINARY_SIZE}",
+            len(binary),
+        )
         return
-    enc.update(
-        {"uuid": values["uuid"], "label": values["label"], "subsystem": values["subsystem"], "seqid": values["seqid"]}
-    )
+    enc.update({name: clean_text(values[name]) for name in ("uuid", "label", "subsystem")} | {"seqid": values["seqid"]})
     hdr_size = values["hdr_size"]
     if hdr_size not in HEADER_SIZES:
-        info.add("malformed", f"LUKS2 hdr_size {hdr_size} is not a power of two from 16 KiB to 4 MiB", 8)
+        info.malformed(
+            "luks2.header-size",
+            f"LUKS2 hdr_size {hdr_size} is not a power of two from 16 KiB to 4 MiB",
+            LUKS2.offset_of("hdr_size"),
+        )
         if not BINARY_SIZE < hdr_size <= max(HEADER_SIZES):
             return
     if values["hdr_offset"] != 0:
-        info.add("malformed", f"primary LUKS2 header says it is at offset {values['hdr_offset']}, not 0", 256)
+        info.malformed(
+            "luks2.header-offset",
+            f"primary LUKS2 header says it is at offset {values['hdr_offset']}, not 0",
+            LUKS2.offset_of("hdr_offset"),
+        )
     header = reader.read(0, min(hdr_size, HEADER_CAP))
     complete = len(header) == hdr_size
     if len(header) < min(hdr_size, HEADER_CAP):
-        info.add("malformed", f"LUKS2 header is cut by the end of file: {len(header)} of {hdr_size} bytes", len(header))
+        info.malformed(
+            "luks2.header-past-eof",
+            f"LUKS2 header is cut by the end of file: {len(header)} of {hdr_size} bytes",
+            len(header),
+        )
     elif not complete:
         info.add(
             "read-budget",
@@ -236,19 +279,24 @@ def _parse_luks2(reader: Reader, info: Inspection, enc: dict[str, Any]) -> None:
 def _verify_checksum(
     info: Inspection, header: bytes, values: dict[str, Any], complete: bool, which: str, base: int
 ) -> None:
-    alg = values["checksum_alg"]
+    alg = clean_text(values["checksum_alg"])
     if alg not in CHECKSUMS:
-        info.add("malformed", f"{which} LUKS2 header checksum algorithm {alg!r} is not known here", base + 72)
+        info.malformed(
+            "luks2.checksum-algorithm",
+            f"{which} LUKS2 header checksum algorithm {alg!r} is not known here",
+            LUKS2.offset_of("checksum_alg", base),
+        )
         return
     if not complete:
         return
-    digest = hashlib.new(alg, header[:448] + bytes(64) + header[512:]).digest()
-    stored = header[448:512]
-    if stored != digest + bytes(64 - len(digest)):
+    at, size = LUKS2.offset_of("checksum"), LUKS2.size_of("checksum")
+    digest = hashlib.new(alg, header[:at] + bytes(size) + header[at + size :]).digest()
+    stored = header[at : at + size]
+    if stored != digest + bytes(size - len(digest)):
         info.add(
             "checksum-mismatch",
             f"{which} LUKS2 header {alg} is {stored[: len(digest)].hex()}, computed {digest.hex()}",
-            base + 448,
+            LUKS2.offset_of("checksum", base),
         )
 
 
@@ -262,10 +310,14 @@ def _load_json(info: Inspection, area: bytes, complete: bool) -> dict[str, Any] 
         metadata = json.loads(text.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the interpreter allows
         problem = f"{type(exc).__name__}: {exc}"[:SHORT_TEXT]
-        info.add("malformed", f"LUKS2 JSON area ({len(text)} bytes) is not valid JSON: {problem}", BINARY_SIZE)
+        info.malformed(
+            "luks2.json-invalid", f"LUKS2 JSON area ({len(text)} bytes) is not valid JSON: {problem}", BINARY_SIZE
+        )
         return None
     if not isinstance(metadata, dict):
-        info.add("malformed", f"LUKS2 JSON metadata is a {type(metadata).__name__}, not an object", BINARY_SIZE)
+        info.malformed(
+            "luks2.json-not-object", f"LUKS2 JSON metadata is a {type(metadata).__name__}, not an object", BINARY_SIZE
+        )
         return None
     return metadata
 
@@ -296,7 +348,9 @@ def _items(info: Inspection, metadata: dict[str, Any], section: str) -> list[tup
     """The first MAX_ITEMS entries of a JSON section, sorted by id; more are a finding, not a loop."""
     entries = _object(metadata, section)
     if len(entries) > MAX_ITEMS:
-        info.add("malformed", f"LUKS2 JSON has {len(entries)} {section} (at most {MAX_ITEMS})", BINARY_SIZE)
+        info.malformed(
+            "luks2.json-too-many", f"LUKS2 JSON has {len(entries)} {section} (at most {MAX_ITEMS})", BINARY_SIZE
+        )
     kept = [(str(key)[:SHORT_TEXT], value) for key, value in itertools.islice(entries.items(), MAX_ITEMS)]
     kept.sort(key=lambda item: (not _is_decimal(item[0]), int(item[0]) if _is_decimal(item[0]) else 0, item[0]))
     return [(key, value if isinstance(value, dict) else {}) for key, value in kept]
@@ -339,7 +393,7 @@ def _segment(seg_id: str, seg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _digest(digest_id: str, digest: dict[str, Any]) -> dict[str, Any]:
-    summary = {
+    summary: dict[str, Any] = {
         "id": digest_id,
         "type": _text(digest.get("type")),
         "hash": _text(digest.get("hash")),
@@ -390,11 +444,11 @@ def _interpret(reader: Reader, info: Inspection, enc: dict[str, Any], metadata: 
         }
     )
     if not segments:
-        info.add("malformed", "LUKS2 JSON has no data segment", BINARY_SIZE)
+        info.malformed("luks2.no-segment", "LUKS2 JSON has no data segment", BINARY_SIZE)
         return
     offset = crypt.get("offset")
     if not isinstance(offset, int):
-        info.add("malformed", f"LUKS2 segment {crypt['id']} has no valid offset", BINARY_SIZE)
+        info.malformed("luks2.segment-offset", f"LUKS2 segment {crypt['id']} has no valid offset", BINARY_SIZE)
         return
     _check_areas(info, keyslots, hdr_size, offset)
     size = crypt.get("size")
@@ -404,8 +458,10 @@ def _interpret(reader: Reader, info: Inspection, enc: dict[str, Any], metadata: 
 def _check_config(info: Inspection, enc: dict[str, Any], config: dict[str, Any], json_size: int) -> None:
     declared = _number(config.get("json_size"))
     if declared != json_size:
-        info.add(
-            "malformed", f"LUKS2 config json_size {declared} differs from hdr_size - 4096 = {json_size}", BINARY_SIZE
+        info.malformed(
+            "luks2.json-size",
+            f"LUKS2 config json_size {declared} differs from hdr_size - 4096 = {json_size}",
+            BINARY_SIZE,
         )
     requirements = _object(config, "requirements").get("mandatory")
     if isinstance(requirements, list):
@@ -421,10 +477,12 @@ def _check_areas(info: Inspection, keyslots: list[dict[str, Any]], hdr_size: int
     for slot in keyslots:
         start, size = slot.get("area_offset"), slot.get("area_size")
         if start is None or size is None:
-            info.add("malformed", f"LUKS2 keyslot {slot['id']} has no valid area offset and size", BINARY_SIZE)
+            info.malformed(
+                "luks2.keyslot-area", f"LUKS2 keyslot {slot['id']} has no valid area offset and size", BINARY_SIZE
+            )
         elif start < 2 * hdr_size or (data_offset and start + size > data_offset):
-            info.add(
-                "malformed",
+            info.malformed(
+                "luks2.keyslot-overlaps-headers",
                 f"LUKS2 keyslot {slot['id']} area {start}+{size} overlaps the headers (0..{2 * hdr_size}) "
                 f"or the data at {data_offset}",
                 BINARY_SIZE,
@@ -434,24 +492,29 @@ def _check_areas(info: Inspection, keyslots: list[dict[str, Any]], hdr_size: int
 def _check_secondary(reader: Reader, info: Inspection, primary: dict[str, Any], hdr_size: int) -> None:
     header = reader.read(hdr_size, hdr_size if hdr_size <= HEADER_CAP else BINARY_SIZE)
     complete = len(header) == hdr_size
-    values, group = decode("LUKS2 secondary header", header[:BINARY_SIZE], hdr_size, LUKS2_SPECS, ">")
+    values, group = LUKS2.read(header[:BINARY_SIZE], hdr_size, "LUKS2 secondary header")
     if len(header) < BINARY_SIZE or header[:6] != SECONDARY_MAGIC:
-        info.add("malformed", f"no LUKS2 secondary header (SKUL\\xba\\xbe) at offset {hdr_size}", hdr_size, WARNING)
+        info.malformed(
+            "luks2.secondary-missing",
+            f"no LUKS2 secondary header (SKUL\\xba\\xbe) at offset {hdr_size}",
+            hdr_size,
+            WARNING,
+        )
         return
     info.fields.append(group)
     if values["hdr_size"] != hdr_size or values["hdr_offset"] != hdr_size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "luks2.secondary-placement",
             f"secondary LUKS2 header has hdr_size {values['hdr_size']} and hdr_offset {values['hdr_offset']}, "
             f"expected {hdr_size} for both",
-            hdr_size + 8,
+            LUKS2.offset_of("hdr_size", hdr_size),
         )
     if values["seqid"] != primary["seqid"]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "luks2.copies-disagree",
             f"LUKS2 header copies disagree: primary seqid {primary['seqid']}, secondary {values['seqid']} "
             "(an interrupted update; cryptsetup takes the newer one)",
-            hdr_size + 16,
+            LUKS2.offset_of("seqid", hdr_size),
             WARNING,
         )
     _verify_checksum(info, header, values, complete, "secondary", hdr_size)

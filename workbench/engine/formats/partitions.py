@@ -8,11 +8,11 @@ and over its partition entry array, a backup header at its alternate LBA, and a 
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from typing import Any
 
-from ..fields import Field, Spec, decode
+from ..checks import is_power_of_two, overlaps
+from ..fields import Field, Layout, Spec, uuid_text
 from ..findings import WARNING
 from ..inspection import Inspection
 from ..reader import Reader
@@ -31,6 +31,7 @@ MAX_ENTRIES = 128  # entries parsed; the UEFI minimum array (16 KiB) holds 128 o
 ARRAY_CAP = 128 * 1024  # an entry array up to this size is read whole and its CRC32 verified
 MAX_ENTRY_SIZE = 4096
 GPT_MIN_HEADER = 92
+MBR_TABLE = 446  # the four primary entries
 
 # Boot sectors of volumes without a partition table also end in 0x55AA: their file system marks.
 VBR_MARKS = ((3, b"NTFS    "), (3, b"EXFAT   "), (54, b"FAT12   "), (54, b"FAT16   "), (82, b"FAT32   "))
@@ -68,41 +69,58 @@ GPT_TYPES = {
 }
 UNUSED_GUID = "00000000-0000-0000-0000-000000000000"
 
-MBR_SPECS = [
-    Spec("disk_signature", 440, "I", "disk identifier", "hex"),
-    Spec("boot_signature", 510, "2s", "55aa", "bytes"),
-]
-MBR_ENTRY_SPECS = [
-    Spec("status", 0, "B", "0x80 bootable, 0x00 not", "hex"),
-    Spec("chs_first", 1, "3s", "CHS address of the first sector (legacy)", "bytes"),
-    Spec("type", 4, "B", "partition type", "hex"),
-    Spec("chs_last", 5, "3s", "CHS address of the last sector (legacy)", "bytes"),
-    Spec("start_lba", 8, "I", "first sector (512 bytes)"),
-    Spec("sectors", 12, "I", "number of sectors"),
-]
-GPT_HEADER_SPECS = [
-    Spec("signature", 0, "8s", "EFI PART", "bytes"),
-    Spec("revision", 8, "I", "0x00010000 for 1.0", "hex"),
-    Spec("header_size", 12, "I", "92 up to the logical block size"),
-    Spec("header_crc32", 16, "I", "CRC32 of the header with this field zeroed", "hex"),
-    Spec("my_lba", 24, "Q", "LBA of this header"),
-    Spec("alternate_lba", 32, "Q", "LBA of the other header copy"),
-    Spec("first_usable_lba", 40, "Q", "first LBA a partition may use"),
-    Spec("last_usable_lba", 48, "Q", "last LBA a partition may use"),
-    Spec("disk_guid", 56, "16s", "disk GUID", "guid"),
-    Spec("entries_lba", 72, "Q", "start of the partition entry array"),
-    Spec("entry_count", 80, "I", "number of entries in the array"),
-    Spec("entry_size", 84, "I", "bytes per entry: 128 x 2^n"),
-    Spec("entries_crc32", 88, "I", "CRC32 of the entry array", "hex"),
-]
-GPT_ENTRY_SPECS = [
-    Spec("type_guid", 0, "16s", "partition type", "guid"),
-    Spec("unique_guid", 16, "16s", "partition GUID", "guid"),
-    Spec("first_lba", 32, "Q", "first LBA"),
-    Spec("last_lba", 40, "Q", "last LBA (inclusive)"),
-    Spec("attributes", 48, "Q", "attribute bits", "hex"),
-    Spec("name", 56, "72s", "name (UTF-16LE)", "utf16le"),
-]
+MBR = Layout(
+    "MBR",
+    [
+        Spec("disk_signature", 440, "I", "disk identifier", "hex"),
+        Spec("boot_signature", 510, "2s", "55aa", "bytes"),
+    ],
+    "<",
+    "master boot record (LBA 0)",
+)
+MBR_ENTRY = Layout(
+    "entry",
+    [
+        Spec("status", 0, "B", "0x80 bootable, 0x00 not", "hex"),
+        Spec("chs_first", 1, "3s", "CHS address of the first sector (legacy)", "bytes"),
+        Spec("type", 4, "B", "partition type", "hex"),
+        Spec("chs_last", 5, "3s", "CHS address of the last sector (legacy)", "bytes"),
+        Spec("start_lba", 8, "I", "first sector (512 bytes)"),
+        Spec("sectors", 12, "I", "number of sectors"),
+    ],
+    "<",
+)
+GPT_HEADER = Layout(
+    "GPT header",
+    [
+        Spec("signature", 0, "8s", "EFI PART", "bytes"),
+        Spec("revision", 8, "I", "0x00010000 for 1.0", "hex"),
+        Spec("header_size", 12, "I", "92 up to the logical block size"),
+        Spec("header_crc32", 16, "I", "CRC32 of the header with this field zeroed", "hex"),
+        Spec("my_lba", 24, "Q", "LBA of this header"),
+        Spec("alternate_lba", 32, "Q", "LBA of the other header copy"),
+        Spec("first_usable_lba", 40, "Q", "first LBA a partition may use"),
+        Spec("last_usable_lba", 48, "Q", "last LBA a partition may use"),
+        Spec("disk_guid", 56, "16s", "disk GUID", "guid"),
+        Spec("entries_lba", 72, "Q", "start of the partition entry array"),
+        Spec("entry_count", 80, "I", "number of entries in the array"),
+        Spec("entry_size", 84, "I", "bytes per entry: 128 x 2^n"),
+        Spec("entries_crc32", 88, "I", "CRC32 of the entry array", "hex"),
+    ],
+    "<",
+)
+GPT_ENTRY = Layout(
+    "entry",
+    [
+        Spec("type_guid", 0, "16s", "partition type", "guid"),
+        Spec("unique_guid", 16, "16s", "partition GUID", "guid"),
+        Spec("first_lba", 32, "Q", "first LBA"),
+        Spec("last_lba", 40, "Q", "last LBA (inclusive)"),
+        Spec("attributes", 48, "Q", "attribute bits", "hex"),
+        Spec("name", 56, "72s", "name (UTF-16LE)", "utf16le"),
+    ],
+    "<",
+)
 
 
 def _gpt_sector(reader: Reader) -> int | None:
@@ -124,9 +142,10 @@ def _looks_like_mbr(sector: bytes) -> bool:
     if any(sector[at : at + len(mark)] == mark for at, mark in VBR_MARKS):
         return False
     for index in range(4):
-        entry = sector[446 + 16 * index : 462 + 16 * index]
-        start, count = int.from_bytes(entry[8:12], "little"), int.from_bytes(entry[12:16], "little")
-        if any(entry) and (entry[0] not in (0x00, 0x80) or not entry[4] or not start or not count):
+        entry = sector[MBR_TABLE + MBR_ENTRY.size * index : MBR_TABLE + MBR_ENTRY.size * (index + 1)]
+        values = MBR_ENTRY.unpack(entry)
+        start, count = values["start_lba"], values["sectors"]
+        if any(entry) and (values["status"] not in (0x00, 0x80) or not values["type"] or not start or not count):
             return False
     return True
 
@@ -149,14 +168,17 @@ def _type_name(code: int) -> str:
 
 def _ends_past_eof(info: Inspection, what: str, end: int, size: int, offset: int) -> None:
     if end > size:
-        info.add("malformed", f"{what} ends at byte {end}, past the end of the file ({size} bytes)", offset)
+        info.malformed(
+            f"{info.format}.partition-past-eof",
+            f"{what} ends at byte {end}, past the end of the file ({size} bytes)",
+            offset,
+        )
 
 
 def _check_overlaps(info: Inspection, spans: list[tuple[int, int, str]], offset: int) -> None:
-    """``spans``: (first byte, end byte, label); adjacent pairs in start order must not overlap."""
-    for (_, end, first), (start, _, second) in itertools.pairwise(sorted(spans)):
-        if start < end:
-            info.add("malformed", f"{first} and {second} overlap", offset)
+    """``spans``: (first byte, end byte, label); no two may share a byte."""
+    for first, second in overlaps(spans):
+        info.malformed(f"{info.format}.partitions-overlap", f"{first} and {second} overlap", offset)
 
 
 # ---------------------------------------------------------------- MBR
@@ -165,8 +187,8 @@ def _check_overlaps(info: Inspection, spans: list[tuple[int, int, str]], offset:
 def _mbr_entries(data: bytes, base: int, group: Field, count: int, first_index: int) -> list[dict[str, Any]]:
     entries = []
     for slot in range(count):
-        at = 446 + 16 * slot
-        values, entry_group = decode(f"entry {first_index + slot}", data[at : at + 16], base + at, MBR_ENTRY_SPECS, "<")
+        at = MBR_TABLE + MBR_ENTRY.size * slot
+        values, entry_group = MBR_ENTRY.read(data[at : at + MBR_ENTRY.size], base + at, f"entry {first_index + slot}")
         entry_group.value = _type_name(values["type"])
         group.add(entry_group)
         entries.append(values | {"offset": base + at})
@@ -175,18 +197,18 @@ def _mbr_entries(data: bytes, base: int, group: Field, count: int, first_index: 
 
 def _parse_mbr(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
     data = reader.read(0, MBR_SECTOR)
-    _, group = decode("MBR", data, 0, MBR_SPECS, "<", "master boot record (LBA 0)")
+    _, group = MBR.read(data, 0)
     info.fields.append(group)
     if len(data) < MBR_SECTOR or data[510:512] != BOOT_SIGNATURE:
-        info.add("malformed", "no MBR boot signature 0x55AA at byte 510", 510)
+        info.malformed("mbr.signature", "no MBR boot signature 0x55AA at byte 510", MBR.offset_of("boot_signature"))
         return []
     partitions = []
     spans = []
     extended_seen = False
     for index, entry in enumerate(_mbr_entries(data, 0, group, 4, 1), start=1):
         if entry["status"] not in (0x00, 0x80):
-            info.add(
-                "malformed",
+            info.malformed(
+                "mbr.boot-flag",
                 f"MBR entry {index} boot flag 0x{entry['status']:02x} is neither 0x00 nor 0x80",
                 entry["offset"],
             )
@@ -197,18 +219,20 @@ def _parse_mbr(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
         partitions.append({"index": index, "type": _type_name(entry["type"]), "start": start, "size": end - start})
         spans.append((start, end, label))
         if entry["start_lba"] == 0 or entry["sectors"] == 0:
-            info.add(
-                "malformed",
+            info.malformed(
+                "mbr.entry-range",
                 f"{label} starts at sector {entry['start_lba']} with {entry['sectors']} sectors",
                 entry["offset"],
             )
-        _ends_past_eof(info, label, end, reader.size, entry["offset"] + 8)
+        _ends_past_eof(info, label, end, reader.size, MBR_ENTRY.offset_of("start_lba", entry["offset"]))
         if entry["type"] == PROTECTIVE:
-            info.add("malformed", f"{label} announces a GPT, but there is no GPT header in LBA 1", entry["offset"])
+            info.malformed(
+                "mbr.gpt-missing", f"{label} announces a GPT, but there is no GPT header in LBA 1", entry["offset"]
+            )
         if entry["type"] in EXTENDED and not extended_seen:  # DOS allows one extended partition
             extended_seen = True
             partitions += _logical(reader, info, entry["start_lba"], entry["sectors"])
-    _check_overlaps(info, spans, 446)
+    _check_overlaps(info, spans, MBR_TABLE)
     return partitions
 
 
@@ -223,7 +247,7 @@ def _logical(reader: Reader, info: Inspection, ext_start: int, ext_sectors: int)
         group = Field(f"extended boot record {index}", offset, len(data), ebr, "logical partition and link to the next")
         info.fields.append(group)
         if len(data) < MBR_SECTOR or data[510:512] != BOOT_SIGNATURE:
-            info.add("malformed", f"no extended boot record (0x55AA) at sector {ebr}", offset)
+            info.malformed("mbr.ebr-signature", f"no extended boot record (0x55AA) at sector {ebr}", offset)
             return found
         seen.add(ebr)
         logical, link = _mbr_entries(data, offset, group, 2, index)
@@ -233,13 +257,15 @@ def _logical(reader: Reader, info: Inspection, ext_start: int, ext_sectors: int)
             label = f"logical partition {index} ({_type_name(logical['type'])})"
             found.append({"index": index, "type": _type_name(logical["type"]), "start": start, "size": size})
             if start + size > (ext_start + ext_sectors) * MBR_SECTOR:
-                info.add("malformed", f"{label} reaches past its extended partition", logical["offset"])
-            _ends_past_eof(info, label, start + size, reader.size, logical["offset"] + 8)
+                info.malformed(
+                    "mbr.logical-past-extended", f"{label} reaches past its extended partition", logical["offset"]
+                )
+            _ends_past_eof(info, label, start + size, reader.size, MBR_ENTRY.offset_of("start_lba", logical["offset"]))
         if not link["type"] or not link["start_lba"]:
             return found
         ebr = ext_start + link["start_lba"]
         if ebr in seen:
-            info.add("malformed", f"extended boot record chain loops back to sector {ebr}", link["offset"])
+            info.malformed("mbr.ebr-loop", f"extended boot record chain loops back to sector {ebr}", link["offset"])
             return found
     info.add(
         "read-budget", f"extended partition chain not followed past {MAX_LOGICAL} logical partitions", ebr * MBR_SECTOR
@@ -253,15 +279,23 @@ def _logical(reader: Reader, info: Inspection, ext_start: int, ext_sectors: int)
 def _protective_mbr(reader: Reader, info: Inspection) -> None:
     """LBA 0 of a GPT disk: one 0xEE entry (protective) or 0xEE beside others (a hybrid MBR)."""
     data = reader.read(0, MBR_SECTOR)
-    _, group = decode("protective MBR", data, 0, MBR_SPECS, "<", "LBA 0 of a GPT disk")
+    _, group = MBR.read(data, 0, "protective MBR")
+    group.description = "LBA 0 of a GPT disk"
     info.fields.append(group)
     if len(data) < MBR_SECTOR or data[510:512] != BOOT_SIGNATURE:
-        info.add("malformed", "GPT disk without a protective MBR (no 0x55AA at byte 510)", 510, WARNING)
+        info.malformed(
+            "gpt.protective-mbr-missing",
+            "GPT disk without a protective MBR (no 0x55AA at byte 510)",
+            MBR.offset_of("boot_signature"),
+            WARNING,
+        )
         info.details["mbr"] = "missing"
         return
     types = {entry["type"] for entry in _mbr_entries(data, 0, group, 4, 1)} - {0}
     if PROTECTIVE not in types:
-        info.add("malformed", "GPT disk whose MBR has no 0xEE protective entry", 446, WARNING)
+        info.malformed(
+            "gpt.protective-entry-missing", "GPT disk whose MBR has no 0xEE protective entry", MBR_TABLE, WARNING
+        )
     info.details["mbr"] = "protective" if types == {PROTECTIVE} else "hybrid" if PROTECTIVE in types else "legacy"
 
 
@@ -269,13 +303,13 @@ def _parse_gpt(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
     _protective_mbr(reader, info)
     sector = _gpt_sector(reader)
     if sector is None:
-        info.add("malformed", "no GPT header signature 'EFI PART' at byte 512 or 4096", 512)
+        info.malformed("gpt.signature", "no GPT header signature 'EFI PART' at byte 512 or 4096", 512)
         return []
     info.details["sector_size"] = sector
     header = _gpt_header(reader, info, sector, 1, "GPT header")
     if header is None:
         return []
-    info.details["disk_guid"] = header["disk_guid"]
+    info.details["disk_guid"] = uuid_text(header["disk_guid"], mixed_endian=True)
     partitions = _gpt_entries(reader, info, sector, header)
     _backup_header(reader, info, sector, header["alternate_lba"])
     return partitions
@@ -285,29 +319,40 @@ def _gpt_header(reader: Reader, info: Inspection, sector: int, lba: int, name: s
     """Decode and check one header copy; ``None`` when it cannot be used."""
     offset = lba * sector
     data = reader.read(offset, sector)
-    values, group = decode(name, data, offset, GPT_HEADER_SPECS, "<", f"GPT header in LBA {lba}")
+    values, group = GPT_HEADER.read(data, offset, name)
+    group.description = f"GPT header in LBA {lba}"
     info.fields.append(group)
     if len(data) < GPT_MIN_HEADER or data[:8] != GPT_SIGNATURE:
-        info.add("malformed", f"{name}: no complete 'EFI PART' header at byte {offset}", offset, WARNING)
+        info.malformed(
+            "gpt.header-incomplete", f"{name}: no complete 'EFI PART' header at byte {offset}", offset, WARNING
+        )
         return None
     size = values["header_size"]
     if not GPT_MIN_HEADER <= size <= sector:
-        info.add("malformed", f"{name}: header size {size} is outside {GPT_MIN_HEADER}..{sector}", offset + 12)
+        info.malformed(
+            "gpt.header-size",
+            f"{name}: header size {size} is outside {GPT_MIN_HEADER}..{sector}",
+            GPT_HEADER.offset_of("header_size", offset),
+        )
         return None
     computed = zlib.crc32(data[:16] + bytes(4) + data[20:size])
     if computed != values["header_crc32"]:
         info.add(
             "checksum-mismatch",
             f"{name}: header CRC32 is 0x{values['header_crc32']:08x}, computed 0x{computed:08x}",
-            offset + 16,
+            GPT_HEADER.offset_of("header_crc32", offset),
         )
     if values["my_lba"] != lba:
-        info.add("malformed", f"{name}: my LBA is {values['my_lba']}, found at LBA {lba}", offset + 24)
+        info.malformed(
+            "gpt.my-lba",
+            f"{name}: my LBA is {values['my_lba']}, found at LBA {lba}",
+            GPT_HEADER.offset_of("my_lba", offset),
+        )
     if values["first_usable_lba"] > values["last_usable_lba"]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "gpt.usable-range",
             f"{name}: first usable LBA {values['first_usable_lba']} is after the last {values['last_usable_lba']}",
-            offset + 40,
+            GPT_HEADER.offset_of("first_usable_lba", offset),
         )
     return values
 
@@ -315,23 +360,27 @@ def _gpt_header(reader: Reader, info: Inspection, sector: int, lba: int, name: s
 def _entry_array(reader: Reader, info: Inspection, sector: int, header: dict[str, Any]) -> bytes | None:
     """The entry array (whole when it is small enough to verify its CRC32, else its first entries)."""
     size, count, lba = header["entry_size"], header["entry_count"], header["entries_lba"]
-    if size < 128 or size > MAX_ENTRY_SIZE or size & (size - 1):
-        info.add("malformed", f"GPT entry size {size} is not 128 x 2^n up to {MAX_ENTRY_SIZE}", sector + 84)
+    if size < 128 or size > MAX_ENTRY_SIZE or not is_power_of_two(size):
+        info.malformed(
+            "gpt.entry-size",
+            f"GPT entry size {size} is not 128 x 2^n up to {MAX_ENTRY_SIZE}",
+            GPT_HEADER.offset_of("entry_size", sector),
+        )
         return None
     start, total = lba * sector, count * size
     if lba < 2 or start >= reader.size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "gpt.entries-placement",
             f"GPT entry array at LBA {lba} is not between the header and the end of the file ({reader.size} bytes)",
-            sector + 72,
+            GPT_HEADER.offset_of("entries_lba", sector),
         )
         return None
     if start + total > header["first_usable_lba"] * sector:
-        info.add(
-            "malformed",
+        info.malformed(
+            "gpt.entries-overlap-usable",
             f"GPT entry array ({count} entries of {size} bytes at LBA {lba}) runs into the first usable "
             f"LBA {header['first_usable_lba']}",
-            sector + 80,
+            GPT_HEADER.offset_of("entry_count", sector),
         )
     if total > ARRAY_CAP:
         info.add(
@@ -342,14 +391,16 @@ def _entry_array(reader: Reader, info: Inspection, sector: int, header: dict[str
         return reader.read(start, min(count, MAX_ENTRIES) * size)
     array = reader.read(start, total)
     if len(array) < total:
-        info.add(
-            "malformed", f"GPT entry array ends at end of file ({len(array)} of {total} bytes)", start + len(array)
+        info.malformed(
+            "gpt.entries-truncated",
+            f"GPT entry array ends at end of file ({len(array)} of {total} bytes)",
+            start + len(array),
         )
     elif zlib.crc32(array) != header["entries_crc32"]:
         info.add(
             "checksum-mismatch",
             f"GPT entry array CRC32 is 0x{header['entries_crc32']:08x}, computed 0x{zlib.crc32(array):08x}",
-            sector + 88,
+            GPT_HEADER.offset_of("entries_crc32", sector),
         )
     return array
 
@@ -365,10 +416,11 @@ def _gpt_entries(reader: Reader, info: Inspection, sector: int, header: dict[str
     spans = []
     for number in range(min(header["entry_count"], MAX_ENTRIES, len(array) // size)):
         at = number * size
-        values, entry_group = decode(f"entry {number + 1}", array[at : at + 128], base + at, GPT_ENTRY_SPECS, "<")
-        if values["type_guid"] == UNUSED_GUID:
+        values, entry_group = GPT_ENTRY.read(array[at : at + GPT_ENTRY.size], base + at, f"entry {number + 1}")
+        type_guid = uuid_text(values["type_guid"], mixed_endian=True)
+        if type_guid == UNUSED_GUID:
             continue
-        kind = GPT_TYPES.get(values["type_guid"], values["type_guid"])
+        kind = GPT_TYPES.get(type_guid, type_guid)
         entry_group.value = kind
         group.add(entry_group)
         first, last = values["first_lba"], values["last_lba"]
@@ -378,13 +430,13 @@ def _gpt_entries(reader: Reader, info: Inspection, sector: int, header: dict[str
         )
         spans.append((first * sector, (last + 1) * sector, label))
         if first > last or first < header["first_usable_lba"] or last > header["last_usable_lba"]:
-            info.add(
-                "malformed",
+            info.malformed(
+                "gpt.partition-outside-usable",
                 f"{label} spans LBA {first}..{last}, outside the usable {header['first_usable_lba']}.."
                 f"{header['last_usable_lba']}",
-                base + at + 32,
+                GPT_ENTRY.offset_of("first_lba", base + at),
             )
-        _ends_past_eof(info, label, (last + 1) * sector, reader.size, base + at + 40)
+        _ends_past_eof(info, label, (last + 1) * sector, reader.size, GPT_ENTRY.offset_of("last_lba", base + at))
     if header["entry_count"] > MAX_ENTRIES and any(array[MAX_ENTRIES * size :]):
         info.add(
             "read-budget", f"GPT has {header['entry_count']} entries; only the first {MAX_ENTRIES} are listed", base
@@ -395,8 +447,17 @@ def _gpt_entries(reader: Reader, info: Inspection, sector: int, header: dict[str
 
 def _backup_header(reader: Reader, info: Inspection, sector: int, lba: int) -> None:
     if lba < 2:
-        info.add("malformed", f"backup GPT header LBA {lba} is not after the primary header", sector + 32)
+        info.malformed(
+            "gpt.backup-before-primary",
+            f"backup GPT header LBA {lba} is not after the primary header",
+            GPT_HEADER.offset_of("alternate_lba", sector),
+        )
     elif lba * sector >= reader.size:
-        info.add("malformed", f"backup GPT header at LBA {lba} is past the end of the file", sector + 32, WARNING)
+        info.malformed(
+            "gpt.backup-past-eof",
+            f"backup GPT header at LBA {lba} is past the end of the file",
+            GPT_HEADER.offset_of("alternate_lba", sector),
+            WARNING,
+        )
     else:
         _gpt_header(reader, info, sector, lba, "backup GPT header")

@@ -8,6 +8,7 @@ from ..reader import Reader
 
 NAMES = ("raw",)
 PRIORITY = 0
+GUEST_DATA_AT_ZERO = True  # an MBR/GPT at offset 0 is the guest's own table
 
 
 def probe(reader: Reader) -> str | None:

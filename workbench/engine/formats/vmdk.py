@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..fields import Field, Spec, bit_flags, decode
+from ..fields import Field, Layout, Spec, bit_flags, clean_text
 from ..findings import CRITICAL
 from ..inspection import MAX_LIST, Inspection, reference_kind
 from ..reader import Reader
@@ -22,7 +22,6 @@ PRIORITY = 50
 
 SECTOR = 512
 KDMV, COWD = b"KDMV", b"COWD"
-KDMV_HEADER_LEN = 79  # magic through compressAlgorithm
 COWD_HEADER_LEN = 2048
 PROBE_BYTES = 1024
 QEMU_WINDOW_AT = 0x200  # vmdk_open: s->desc_offset of a KDMV or COWD file
@@ -46,36 +45,49 @@ KDMV_FLAGS = {
     16: "compressed grains",
     17: "metadata markers",
 }
-KDMV_SPECS = [
-    Spec("magic", 0, "4s", "KDMV", "text"),
-    Spec("version", 4, "I", "1, 2 or 3"),
-    Spec("flags", 8, "I", "", "hex"),
-    Spec("capacity", 12, "Q", "virtual size in sectors"),
-    Spec("grain_size", 20, "Q", "sectors per grain (cluster)"),
-    Spec("descriptor_offset", 28, "Q", "embedded descriptor, in sectors (0: none)"),
-    Spec("descriptor_size", 36, "Q", "embedded descriptor size, in sectors"),
-    Spec("gtes_per_gt", 44, "I", "grain table entries per grain table"),
-    Spec("rgd_offset", 48, "Q", "redundant grain directory, in sectors"),
-    Spec("gd_offset", 56, "Q", "grain directory, in sectors (all ones: see the footer)", "hex"),
-    Spec("overhead", 64, "Q", "sectors of metadata before the first grain"),
-    Spec("unclean_shutdown", 72, "B", "non-zero: not closed cleanly"),
-    Spec("newline_check", 73, "4s", "must be \\n \\r\\n (damaged by text-mode transfers)", "bytes"),
-    Spec("compression", 77, "H", "0 none, 1 deflate (streamOptimized)"),
-]
-MARKER_SPECS = [Spec("value", 0, "Q"), Spec("size", 8, "I"), Spec("type", 12, "I", "3 footer, 0 end of stream")]
+KDMV_LAYOUT = Layout(
+    "sparse extent header",
+    [
+        Spec("magic", 0, "4s", "KDMV", "text"),
+        Spec("version", 4, "I", "1, 2 or 3"),
+        Spec("flags", 8, "I", "", "hex"),
+        Spec("capacity", 12, "Q", "virtual size in sectors"),
+        Spec("grain_size", 20, "Q", "sectors per grain (cluster)"),
+        Spec("descriptor_offset", 28, "Q", "embedded descriptor, in sectors (0: none)"),
+        Spec("descriptor_size", 36, "Q", "embedded descriptor size, in sectors"),
+        Spec("gtes_per_gt", 44, "I", "grain table entries per grain table"),
+        Spec("rgd_offset", 48, "Q", "redundant grain directory, in sectors"),
+        Spec("gd_offset", 56, "Q", "grain directory, in sectors (all ones: see the footer)", "hex"),
+        Spec("overhead", 64, "Q", "sectors of metadata before the first grain"),
+        Spec("unclean_shutdown", 72, "B", "non-zero: not closed cleanly"),
+        Spec("newline_check", 73, "4s", "must be \\n \\r\\n (damaged by text-mode transfers)", "bytes"),
+        Spec("compression", 77, "H", "0 none, 1 deflate (streamOptimized)"),
+    ],
+    "<",
+    "VMDK4 hosted sparse extent",
+)
+KDMV_HEADER_LEN = KDMV_LAYOUT.size  # magic through compressAlgorithm
+MARKER_LAYOUT = Layout(
+    "marker", [Spec("value", 0, "Q"), Spec("size", 8, "I"), Spec("type", 12, "I", "3 footer, 0 end of stream")], "<"
+)
 
 COWD_ROOT = 0x01
 COWD_FLAGS = {0: "root (no parent)", 1: "check capable", 2: "inconsistent"}
-COWD_SPECS = [
-    Spec("magic", 0, "4s", "COWD", "text"),
-    Spec("version", 4, "I"),
-    Spec("flags", 8, "I", "bit 0 root disk", "hex"),
-    Spec("capacity", 12, "I", "virtual size in sectors"),
-    Spec("grain_size", 16, "I", "sectors per grain"),
-    Spec("gd_offset", 20, "I", "grain directory, in sectors"),
-    Spec("gd_entries", 24, "I"),
-    Spec("free_sector", 28, "I"),
-]
+COWD_LAYOUT = Layout(
+    "COWD header",
+    [
+        Spec("magic", 0, "4s", "COWD", "text"),
+        Spec("version", 4, "I"),
+        Spec("flags", 8, "I", "bit 0 root disk", "hex"),
+        Spec("capacity", 12, "I", "virtual size in sectors"),
+        Spec("grain_size", 16, "I", "sectors per grain"),
+        Spec("gd_offset", 20, "I", "grain directory, in sectors"),
+        Spec("gd_entries", 24, "I"),
+        Spec("free_sector", 28, "I"),
+    ],
+    "<",
+    "ESX sparse extent",
+)
 COWD_ROOT_SPECS = [Spec("cylinders", 32, "I"), Spec("heads", 36, "I"), Spec("sectors", 40, "I")]
 COWD_CHILD_SPECS = [
     Spec("parent_file_name", 32, "1024s", "the parent disk (child disks only)", "text"),
@@ -196,7 +208,7 @@ def _number(text: str) -> int | str:
 def _cid(value: Value, info: Inspection) -> int | str:
     if _HEX_CID.fullmatch(value.text):
         return int(value.text, 16)
-    info.add("malformed", f"content id {value.text[:80]!r} is not 1 to 8 hex digits", value.at)
+    info.malformed("vmdk.cid", f"content id {value.text[:80]!r} is not 1 to 8 hex digits", value.at)
     return value.text[:80]
 
 
@@ -212,7 +224,7 @@ def _how(ext: Extent) -> str:
 
 def _report_extents(desc: Descriptor, info: Inspection, self_allowed: bool) -> None:
     """Every listed extent with its findings; past the list, each distinct file name is still a reference."""
-    shown, referenced = 0, set()
+    shown, referenced = 0, set[str]()
     for number, ext in enumerate(desc.extents, 1):
         kind, where = _location(ext.filename)
         if self_allowed and len(desc.extents) == 1 and ext.type == "SPARSE" and kind == "sibling":
@@ -260,11 +272,11 @@ def _extent_reference(info: Inspection, ext: Extent, kind: str, referenced: set[
 
 def _check_extent(ext: Extent, number: int, info: Inspection) -> None:
     if ext.type not in EXTENT_TYPES:
-        info.add("malformed", f"extent {number} has unknown type {ext.type[:40]!r}", ext.at)
+        info.malformed("vmdk.extent-type", f"extent {number} has unknown type {ext.type[:40]!r}", ext.at)
     elif ext.type == "FLAT" and ext.offset is None:
-        info.add("malformed", f"FLAT extent {number} has no offset (qemu refuses the line)", ext.at)
+        info.malformed("vmdk.flat-extent-offset", f"FLAT extent {number} has no offset (qemu refuses the line)", ext.at)
     if ext.type != "ZERO" and not ext.filename:
-        info.add("malformed", f"{ext.type[:40]} extent {number} names no file", ext.at)
+        info.malformed("vmdk.extent-no-file", f"{ext.type[:40]} extent {number} names no file", ext.at)
 
 
 def _qemu_hints(
@@ -284,7 +296,11 @@ def _qemu_hints(
         if value is not None:
             found.append((where, value))
         elif unterminated is not None:
-            info.add("malformed", f"'parentFileNameHint' at offset {unterminated} has no closing quote", unterminated)
+            info.malformed(
+                "vmdk.parent-hint-unterminated",
+                f"'parentFileNameHint' at offset {unterminated} has no closing quote",
+                unterminated,
+            )
     return found
 
 
@@ -302,8 +318,8 @@ def _report_parents(info: Inspection, said: str, named: Value | None, qemu: list
             info.set_backing(value.text, "vmdk", value.at)
         else:
             info.reference("backing file (as qemu reads it)", value.text, value.at, format="vmdk")
-        info.add(
-            "malformed",
+        info.malformed(
+            "vmdk.parent-hint-differs",
             f"qemu takes the parent name {value.text!r} from the first 'parentFileNameHint' {where}, even in a "
             f"comment or outside the declared descriptor; {said} says {named.text if named else None!r}",
             value.at,
@@ -313,10 +329,12 @@ def _report_parents(info: Inspection, said: str, named: Value | None, qemu: list
 def _report_problems(desc: Descriptor, info: Inspection) -> None:
     if desc.bad_count:
         shown = "; ".join(f"{line!r} at offset {at}" for at, line in desc.bad)
-        info.add("malformed", f"{desc.bad_count} unparsable descriptor line(s): {shown}", desc.bad[0][0])
+        info.malformed(
+            "vmdk.descriptor-line", f"{desc.bad_count} unparsable descriptor line(s): {shown}", desc.bad[0][0]
+        )
     for key, count in list(desc.repeats.items())[:8]:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vmdk.descriptor-key-duplicate",
             f"descriptor key {key[:80]!r} appears {count} times; readers may take different ones",
             desc.keys[key].at,
         )
@@ -327,10 +345,10 @@ def _report_problems(desc: Descriptor, info: Inspection) -> None:
 
 def _parse_kdmv(reader: Reader, info: Inspection) -> None:
     data = reader.read(0, SECTOR)
-    values, group = decode("sparse extent header", data, 0, KDMV_SPECS, "<", "VMDK4 hosted sparse extent")
+    values, group = KDMV_LAYOUT.read(data, 0)
     info.fields.append(group)
     if len(data) < KDMV_HEADER_LEN:
-        info.add("malformed", f"KDMV header is {len(data)} bytes long, {KDMV_HEADER_LEN} needed", 0)
+        info.malformed("vmdk.header-truncated", f"KDMV header is {len(data)} bytes long, {KDMV_HEADER_LEN} needed", 0)
         return
     qemu_hints = _qemu_hints(reader, info, QEMU_WINDOW_AT, None)  # first: a long descriptor must not starve it
     _flag_children(group, values["flags"], KDMV_FLAGS)
@@ -345,7 +363,7 @@ def _parse_kdmv(reader: Reader, info: Inspection) -> None:
     info.cluster_size = grain * SECTOR if 0 < grain <= MAX_GRAIN_SECTORS else None  # else a malformed finding
     info.dirty = values["unclean_shutdown"] != 0
     if info.dirty:
-        info.add("dirty", "sparse header: unclean shutdown flag set", 72)
+        info.add("dirty", "sparse header: unclean shutdown flag set", KDMV_LAYOUT.offset_of("unclean_shutdown"))
     compression = COMPRESSION.get(values["compression"], f"unknown ({values['compression']})")
     info.details.update(subformat="sparse", version=values["version"], compression=compression)
     info.details["create_type"] = "streamOptimized" if values["compression"] == 1 else "monolithicSparse"
@@ -384,25 +402,37 @@ def _stream_footer(reader: Reader, info: Inspection) -> dict[str, Any] | None:
     three sectors; the footer's header takes precedence over the one at offset 0 (as in qemu)."""
     base = reader.size - 3 * SECTOR
     if base < SECTOR:
-        info.add("malformed", f"grain directory is 'at the end' but the {reader.size}-byte file has no footer", 56)
+        info.malformed(
+            "vmdk.footer-missing",
+            f"grain directory is 'at the end' but the {reader.size}-byte file has no footer",
+            KDMV_LAYOUT.offset_of("gd_offset"),
+        )
         return None
     data = reader.read(base, 3 * SECTOR)
-    marker, marker_node = decode("footer marker", data[:16], base, MARKER_SPECS, "<")
-    header, header_node = decode("footer header", data[SECTOR:], base + SECTOR, KDMV_SPECS, "<")
-    eos, eos_node = decode(
-        "end-of-stream marker", data[2 * SECTOR : 2 * SECTOR + 16], base + 2 * SECTOR, MARKER_SPECS, "<"
+    marker, marker_node = MARKER_LAYOUT.read(data[: MARKER_LAYOUT.size], base, "footer marker")
+    header, header_node = KDMV_LAYOUT.read(data[SECTOR:], base + SECTOR, "footer header")
+    eos, eos_node = MARKER_LAYOUT.read(
+        data[2 * SECTOR : 2 * SECTOR + MARKER_LAYOUT.size], base + 2 * SECTOR, "end-of-stream marker"
     )
     info.fields.append(Field("stream footer", base, len(data), None, "", [marker_node, header_node, eos_node]))
     valid = (
-        header.get("magic") == "KDMV"
+        header.get("magic") == KDMV
         and (marker["size"], marker["type"]) == (0, MARKER_FOOTER)
         and (eos["value"], eos["size"], eos["type"]) == (0, 0, MARKER_EOS)
     )
     if not valid:
-        info.add("malformed", "grain directory is 'at the end' but the last three sectors are not a valid footer", base)
+        info.malformed(
+            "vmdk.footer-invalid",
+            "grain directory is 'at the end' but the last three sectors are not a valid footer",
+            base,
+        )
         return None
     if header["gd_offset"] == GD_AT_END:
-        info.add("malformed", "footer header also puts the grain directory 'at the end'", base + SECTOR + 56)
+        info.malformed(
+            "vmdk.footer-gd-at-end",
+            "footer header also puts the grain directory 'at the end'",
+            KDMV_LAYOUT.offset_of("gd_offset", base + SECTOR),
+        )
     return header
 
 
@@ -410,23 +440,57 @@ def _check_kdmv(values: dict[str, Any], size: int, info: Inspection) -> None:
     """qemu's refusals (vmdk_open_vmdk4 and vmdk_add_extent), each a finding naming the values."""
     version, gtes, grain = values["version"], values["gtes_per_gt"], values["grain_size"]
     if not 1 <= version <= 3:
-        info.add("unknown-features", f"sparse header version {version} (qemu reads 1 to 3)", 4)
+        info.add(
+            "unknown-features", f"sparse header version {version} (qemu reads 1 to 3)", KDMV_LAYOUT.offset_of("version")
+        )
     if gtes > MAX_GTES_PER_GT:
-        info.add("malformed", f"{gtes} grain table entries per table (qemu allows {MAX_GTES_PER_GT})", 44)
+        info.malformed(
+            "vmdk.gtes-per-gt",
+            f"{gtes} grain table entries per table (qemu allows {MAX_GTES_PER_GT})",
+            KDMV_LAYOUT.offset_of("gtes_per_gt"),
+        )
     if not gtes or not grain:
-        info.add("malformed", f"grain size {grain} and {gtes} entries per table: no grain table coverage", 20)
+        info.malformed(
+            "vmdk.grain-coverage",
+            f"grain size {grain} and {gtes} entries per table: no grain table coverage",
+            KDMV_LAYOUT.offset_of("grain_size"),
+        )
     elif grain > MAX_GRAIN_SECTORS:
-        info.add("malformed", f"grain size {grain} sectors exceeds qemu's limit of {MAX_GRAIN_SECTORS}", 20)
+        info.malformed(
+            "vmdk.grain-size",
+            f"grain size {grain} sectors exceeds qemu's limit of {MAX_GRAIN_SECTORS}",
+            KDMV_LAYOUT.offset_of("grain_size"),
+        )
     elif -(-values["capacity"] // (gtes * grain)) > MAX_L1_ENTRIES:
-        info.add("malformed", f"capacity {values['capacity']} sectors needs a grain directory over qemu's limit", 12)
+        info.malformed(
+            "vmdk.capacity-too-large",
+            f"capacity {values['capacity']} sectors needs a grain directory over qemu's limit",
+            KDMV_LAYOUT.offset_of("capacity"),
+        )
     if values["overhead"] * SECTOR > size:
-        info.add("malformed", f"data starts at sector {values['overhead']}, past the end of the {size}-byte file", 64)
+        info.malformed(
+            "vmdk.overhead-past-eof",
+            f"data starts at sector {values['overhead']}, past the end of the {size}-byte file",
+            KDMV_LAYOUT.offset_of("overhead"),
+        )
     if values["gd_offset"] != GD_AT_END and values["gd_offset"] * SECTOR >= size:
-        info.add("malformed", f"grain directory at sector {values['gd_offset']} is past the end of the file", 56)
-    if values["flags"] & 1 and values["newline_check"] != NEWLINE_CHECK.hex():
-        info.add("malformed", f"newline check bytes {values['newline_check']} altered (text-mode transfer?)", 73)
+        info.malformed(
+            "vmdk.gd-past-eof",
+            f"grain directory at sector {values['gd_offset']} is past the end of the file",
+            KDMV_LAYOUT.offset_of("gd_offset"),
+        )
+    if values["flags"] & 1 and values["newline_check"] != NEWLINE_CHECK:
+        info.malformed(
+            "vmdk.newline-check",
+            f"newline check bytes {values['newline_check'].hex()} altered (text-mode transfer?)",
+            KDMV_LAYOUT.offset_of("newline_check"),
+        )
     if values["compression"] not in COMPRESSION:
-        info.add("unknown-features", f"compression algorithm {values['compression']} unknown", 77)
+        info.add(
+            "unknown-features",
+            f"compression algorithm {values['compression']} unknown",
+            KDMV_LAYOUT.offset_of("compression"),
+        )
 
 
 def _embedded_descriptor(reader: Reader, info: Inspection, offset: int, size: int) -> Descriptor | None:
@@ -437,22 +501,42 @@ def _embedded_descriptor(reader: Reader, info: Inspection, offset: int, size: in
         return None
     start = (offset << 9) & U64
     if start != offset * SECTOR:
-        info.add("malformed", f"descriptor offset of {offset} sectors wraps past 2**64: qemu reads at {start}", 28)
+        info.malformed(
+            "vmdk.descriptor-offset-wraps",
+            f"descriptor offset of {offset} sectors wraps past 2**64: qemu reads at {start}",
+            KDMV_LAYOUT.offset_of("descriptor_offset"),
+        )
     if start >> 63:
-        info.add("malformed", f"descriptor at byte {start} is past what a reader can address", 28)
+        info.malformed(
+            "vmdk.descriptor-unaddressable",
+            f"descriptor at byte {start} is past what a reader can address",
+            KDMV_LAYOUT.offset_of("descriptor_offset"),
+        )
         return None
     if start >= reader.size:
-        info.add("malformed", f"descriptor at sector {offset} is past the end of the {reader.size}-byte file", 28)
+        info.malformed(
+            "vmdk.descriptor-past-eof",
+            f"descriptor at sector {offset} is past the end of the {reader.size}-byte file",
+            KDMV_LAYOUT.offset_of("descriptor_offset"),
+        )
         return None
     length = size * SECTOR
     if not length:
-        info.add("malformed", f"descriptor at sector {offset} has size 0", 36)
+        info.malformed(
+            "vmdk.descriptor-size-zero",
+            f"descriptor at sector {offset} has size 0",
+            KDMV_LAYOUT.offset_of("descriptor_size"),
+        )
     elif start + length > reader.size:
-        info.add("malformed", f"descriptor of {size} sectors at sector {offset} runs past the end of the file", 36)
-    raw = _descriptor_text(reader, info, start, 28)
+        info.malformed(
+            "vmdk.descriptor-size-past-eof",
+            f"descriptor of {size} sectors at sector {offset} runs past the end of the file",
+            KDMV_LAYOUT.offset_of("descriptor_size"),
+        )
+    raw = _descriptor_text(reader, info, start, KDMV_LAYOUT.offset_of("descriptor_offset"))
     if length and len(raw) > length:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vmdk.descriptor-past-size",
             f"descriptor text runs {len(raw)} bytes, past its declared {size} sectors: all of it was examined, "
             f"as qemu reads a capacity-0 file's descriptor up to the first NUL",
             start + length,
@@ -486,15 +570,18 @@ def _descriptor_text(reader: Reader, info: Inspection, start: int, field_at: int
 def _parse_cowd(reader: Reader, info: Inspection) -> None:
     """ESX 2.x sparse (qemu's VMDK3Header); a child disk (flags bit 0 clear) names its parent."""
     data = reader.read(0, COWD_HEADER_LEN)
-    flags = int.from_bytes(data[8:12], "little") if len(data) >= 12 else 0
-    union = COWD_ROOT_SPECS if flags & COWD_ROOT else COWD_CHILD_SPECS
-    values, group = decode("COWD header", data, 0, COWD_SPECS + union + COWD_TAIL_SPECS, "<", "ESX sparse extent")
+    flags = COWD_LAYOUT.unpack(data).get("flags", 0)
+    layout = COWD_LAYOUT.extended(*(COWD_ROOT_SPECS if flags & COWD_ROOT else COWD_CHILD_SPECS), *COWD_TAIL_SPECS)
+    values, group = layout.read(data, 0)
     info.fields.append(group)
-    named = Value(values["parent_file_name"], 32) if values.get("parent_file_name") else None
+    parent = clean_text(values.get("parent_file_name", b""))
+    named = Value(parent, layout.offset_of("parent_file_name")) if parent else None
     # qemu reads a short header as zeros and its parent window too (vmdk_open_vmfs_sparse, vmdk_parent_open)
     _report_parents(info, "the COWD header", named, _qemu_hints(reader, info, QEMU_WINDOW_AT, None))
     if len(data) < COWD_HEADER_LEN:
-        info.add("malformed", f"COWD header is {len(data)} bytes long, {COWD_HEADER_LEN} needed", 0)
+        info.malformed(
+            "vmdk.cowd-header-truncated", f"COWD header is {len(data)} bytes long, {COWD_HEADER_LEN} needed", 0
+        )
         return
     _flag_children(group, flags, COWD_FLAGS)
     info.virtual_size = values["capacity"] * SECTOR
@@ -503,7 +590,7 @@ def _parse_cowd(reader: Reader, info: Inspection) -> None:
     info.details.update(subformat="cowd", version=values["version"])
     if values["unclean_shutdown"]:
         info.dirty = True
-        info.add("dirty", "COWD header: unclean shutdown flag set", 1648)
+        info.add("dirty", "COWD header: unclean shutdown flag set", layout.offset_of("unclean_shutdown"))
 
 
 def _parse_descriptor_file(reader: Reader, info: Inspection) -> None:
@@ -528,4 +615,4 @@ def _parse_descriptor_file(reader: Reader, info: Inspection) -> None:
         info.details["version"] = _number(desc.keys["version"].text)
     info.virtual_size = desc.sectors * SECTOR
     if not desc.extents:
-        info.add("malformed", "descriptor lists no extents", 0)
+        info.malformed("vmdk.no-extents", "descriptor lists no extents", 0)

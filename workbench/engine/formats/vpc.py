@@ -11,13 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..fields import Field, Spec, bit_flags, clean_text, decode
+from ..checks import is_power_of_two
+from ..fields import Field, Layout, Spec, bit_flags, clean_text, uuid_text
 from ..findings import INFO
 from ..inspection import Inspection
 from ..reader import Reader
 
 NAMES = ("vpc",)
 PRIORITY = 40
+GUEST_DATA_AT_ZERO = True  # a fixed VHD is raw data then a footer: an MBR/GPT at 0 is the guest's
+# the locators Hyper-V resolves relative to the image (parent chains follow only these)
+RELATIVE_LOCATOR = ("platform", ("W2ru", "Wi2r"))
 
 SECTOR = 512
 FOOTER_LEN = 512
@@ -28,7 +32,7 @@ VERSION = 0x00010000
 FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
 DISK_TYPES = {FIXED: "fixed", DYNAMIC: "dynamic", DIFFERENCING: "differencing"}
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-LOCATOR_COUNT, LOCATOR_AT, LOCATOR_LEN = 8, 576, 24
+LOCATOR_COUNT, LOCATOR_AT = 8, 576
 LOCATOR_CAP = 64 << 10  # locator data read per locator: a Windows long path (32767 UTF-16 units) fits
 MAX_SECTORS = 0xFF000000  # qemu's VHD_MAX_SECTORS: 2040 GiB, the format's limit
 MAX_GEOMETRY = 65535 * 16 * 255
@@ -41,44 +45,58 @@ MAX_GEOMETRY = 65535 * 16 * 255
 CURRENT_SIZE_CREATORS = frozenset({b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\0"})
 
 FEATURES = {0: "temporary disk", 1: "reserved (always set)"}
-FOOTER_SPECS = [
-    Spec("cookie", 0, "8s", "conectix", "text"),
-    Spec("features", 8, "I", "", "hex"),
-    Spec("format_version", 12, "I", "0x00010000", "hex"),
-    Spec("data_offset", 16, "Q", "dynamic header offset (all ones: fixed disk)", "hex"),
-    Spec("timestamp", 24, "I", "seconds since 2000-01-01 00:00 UTC"),
-    Spec("creator_app", 28, "4s", "", "text"),
-    Spec("creator_version", 32, "I", "major.minor, 16 bits each", "hex"),
-    Spec("creator_host_os", 36, "4s", "Wi2k or Mac", "text"),
-    Spec("original_size", 40, "Q", "bytes at creation"),
-    Spec("current_size", 48, "Q", "bytes"),
-    Spec("cylinders", 56, "H"),
-    Spec("heads", 58, "B"),
-    Spec("sectors_per_track", 59, "B"),
-    Spec("disk_type", 60, "I", "2 fixed, 3 dynamic, 4 differencing"),
-    Spec("checksum", 64, "I", "ones' complement of the byte sum", "hex"),
-    Spec("unique_id", 68, "16s", "", "uuid"),
-    Spec("saved_state", 84, "B", "non-zero: the disk belongs to a saved (suspended) machine"),
-]
-DYN_SPECS = [
-    Spec("cookie", 0, "8s", "cxsparse", "text"),
-    Spec("data_offset", 8, "Q", "unused, all ones", "hex"),
-    Spec("table_offset", 16, "Q", "block allocation table"),
-    Spec("header_version", 24, "I", "0x00010000", "hex"),
-    Spec("max_table_entries", 28, "I", "blocks the table can map"),
-    Spec("block_size", 32, "I", "bytes per block (cluster)"),
-    Spec("checksum", 36, "I", "ones' complement of the byte sum", "hex"),
-    Spec("parent_unique_id", 40, "16s", "", "uuid"),
-    Spec("parent_timestamp", 56, "I", "seconds since 2000-01-01 00:00 UTC"),
-    Spec("parent_unicode_name", 64, "512s", "parent file name, UTF-16BE", "utf16be"),
-]
-LOCATOR_SPECS = [
-    Spec("platform_code", 0, "4s", "W2ku, W2ru, Wi2k, Wi2r, MacX, Mac", "text"),
-    Spec("data_space", 4, "I", "space reserved (sectors, or bytes for some writers)"),
-    Spec("data_length", 8, "I", "bytes"),
-    Spec("reserved", 12, "I"),
-    Spec("data_offset", 16, "Q", "absolute file offset"),
-]
+FOOTER = Layout(
+    "footer",
+    [
+        Spec("cookie", 0, "8s", "conectix", "text"),
+        Spec("features", 8, "I", "", "hex"),
+        Spec("format_version", 12, "I", "0x00010000", "hex"),
+        Spec("data_offset", 16, "Q", "dynamic header offset (all ones: fixed disk)", "hex"),
+        Spec("timestamp", 24, "I", "seconds since 2000-01-01 00:00 UTC"),
+        Spec("creator_app", 28, "4s", "", "text"),
+        Spec("creator_version", 32, "I", "major.minor, 16 bits each", "hex"),
+        Spec("creator_host_os", 36, "4s", "Wi2k or Mac", "text"),
+        Spec("original_size", 40, "Q", "bytes at creation"),
+        Spec("current_size", 48, "Q", "bytes"),
+        Spec("cylinders", 56, "H"),
+        Spec("heads", 58, "B"),
+        Spec("sectors_per_track", 59, "B"),
+        Spec("disk_type", 60, "I", "2 fixed, 3 dynamic, 4 differencing"),
+        Spec("checksum", 64, "I", "ones' complement of the byte sum", "hex"),
+        Spec("unique_id", 68, "16s", "", "uuid"),
+        Spec("saved_state", 84, "B", "non-zero: the disk belongs to a saved (suspended) machine"),
+    ],
+    ">",
+    "hard disk footer",
+)
+DYNAMIC_HEADER = Layout(
+    "dynamic disk header",
+    [
+        Spec("cookie", 0, "8s", "cxsparse", "text"),
+        Spec("data_offset", 8, "Q", "unused, all ones", "hex"),
+        Spec("table_offset", 16, "Q", "block allocation table"),
+        Spec("header_version", 24, "I", "0x00010000", "hex"),
+        Spec("max_table_entries", 28, "I", "blocks the table can map"),
+        Spec("block_size", 32, "I", "bytes per block (cluster)"),
+        Spec("checksum", 36, "I", "ones' complement of the byte sum", "hex"),
+        Spec("parent_unique_id", 40, "16s", "", "uuid"),
+        Spec("parent_timestamp", 56, "I", "seconds since 2000-01-01 00:00 UTC"),
+        Spec("parent_unicode_name", 64, "512s", "parent file name, UTF-16BE", "utf16be"),
+    ],
+    ">",
+    "sparse disk header",
+)
+LOCATOR = Layout(
+    "parent locator",
+    [
+        Spec("platform_code", 0, "4s", "W2ku, W2ru, Wi2k, Wi2r, MacX, Mac", "text"),
+        Spec("data_space", 4, "I", "space reserved (sectors, or bytes for some writers)"),
+        Spec("data_length", 8, "I", "bytes"),
+        Spec("reserved", 12, "I"),
+        Spec("data_offset", 16, "Q", "absolute file offset"),
+    ],
+    ">",
+)
 # platform code -> (encoding of its data, what the data is); earlier codes name the backing first
 PLATFORMS: dict[bytes, tuple[str, str]] = {
     b"W2ku": ("utf-16-le", "absolute Windows path"),
@@ -107,7 +125,7 @@ def _tail_footer(reader: Reader) -> tuple[bytes, int] | None:
     return None
 
 
-def _checksum(data: bytes, field_at: int) -> int:
+def checksum(data: bytes, field_at: int) -> int:
     """Ones' complement of the byte sum, the checksum field counted as zero."""
     return ~(sum(data) - sum(data[field_at : field_at + 4])) & 0xFFFFFFFF
 
@@ -120,34 +138,46 @@ def parse(reader: Reader, info: Inspection) -> None:
     found = _tail_footer(reader)
     head = reader.read(0, FOOTER_LEN)
     if found is None and head[:8] != COOKIE:
-        info.add("malformed", "no 'conectix' footer at the end of the file or at offset 0")
+        info.malformed("vpc.footer-missing", "no 'conectix' footer at the end of the file or at offset 0")
         return
     footer, at = found or (head, 0)
-    values, group = decode("footer", footer, at, FOOTER_SPECS, ">", "hard disk footer")
+    values, group = FOOTER.read(footer, at)
     info.fields.append(group)
-    if len(footer) < 85:
-        info.add("malformed", f"footer is {len(footer)} bytes long, 85 needed", at)
+    if len(footer) < FOOTER.size:
+        info.malformed("vpc.footer-truncated", f"footer is {len(footer)} bytes long, {FOOTER.size} needed", at)
         return
     for node in group.children:
         if node.name == "features":
             node.children.extend(bit_flags(values["features"], FEATURES, node.offset, node.size))
-    _check_checksum("footer", footer, values["checksum"], 64, at, info)
+    _checkchecksum("footer", footer, values["checksum"], FOOTER.offset_of("checksum"), at, info)
     _check_copy(head, footer, at, values, info)
     _footer_details(footer, values, info)
     disk_type = values["disk_type"]
     if values["format_version"] != VERSION:
-        info.add("malformed", f"footer format version 0x{values['format_version']:08x}, expected 0x00010000", at + 12)
+        info.malformed(
+            "vpc.footer-version",
+            f"footer format version 0x{values['format_version']:08x}, expected 0x00010000",
+            FOOTER.offset_of("format_version", at),
+        )
     if values["saved_state"]:
         info.dirty = True
-        info.add("dirty", "saved-state flag set: the disk belongs to a suspended machine", at + 84)
+        info.add(
+            "dirty",
+            "saved-state flag set: the disk belongs to a suspended machine",
+            FOOTER.offset_of("saved_state", at),
+        )
     if disk_type in (DYNAMIC, DIFFERENCING):
         _parse_dynamic(reader, info, values["data_offset"], disk_type)
     elif disk_type != FIXED:
-        info.add("malformed", f"disk type {disk_type} is not fixed (2), dynamic (3) or differencing (4)", at + 60)
+        info.malformed(
+            "vpc.disk-type",
+            f"disk type {disk_type} is not fixed (2), dynamic (3) or differencing (4)",
+            FOOTER.offset_of("disk_type", at),
+        )
 
 
-def _check_checksum(what: str, data: bytes, stored: int, field_at: int, at: int, info: Inspection) -> None:
-    computed = _checksum(data, field_at)
+def _checkchecksum(what: str, data: bytes, stored: int, field_at: int, at: int, info: Inspection) -> None:
+    computed = checksum(data, field_at)
     if computed != stored:
         info.add(
             "checksum-mismatch",
@@ -160,24 +190,30 @@ def _check_copy(head: bytes, footer: bytes, at: int, values: dict[str, Any], inf
     """The footer at the end against its copy at offset 0 (qemu reads the copy first)."""
     has_copy = head[:8] == COOKIE
     if at == 0:
-        info.add("malformed", "no footer at the end of the file, only the copy at offset 0 (truncated?)", 0)
+        info.malformed(
+            "vpc.footer-only-at-start", "no footer at the end of the file, only the copy at offset 0 (truncated?)", 0
+        )
     elif values["disk_type"] == FIXED and has_copy:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vpc.fixed-data-starts-with-footer",
             "fixed disk whose guest data begins with a VHD footer: readers that look at offset 0 first "
             "(qemu) take it for the image's own",
             0,
         )
     elif values["disk_type"] != FIXED and not has_copy:
-        info.add("malformed", "dynamic disk without the footer copy at offset 0 (qemu refuses it)", 0)
+        info.malformed(
+            "vpc.dynamic-without-footer-copy", "dynamic disk without the footer copy at offset 0 (qemu refuses it)", 0
+        )
     elif has_copy and head[: len(footer)] != footer:
-        copy, _ = decode("footer copy", head, 0, FOOTER_SPECS)
+        copy = FOOTER.unpack(head)
         differ = [name for name, value in values.items() if copy.get(name) != value]
-        info.add("malformed", f"footer copy at offset 0 differs from the footer at the end in {differ}", 0)
+        info.malformed(
+            "vpc.footer-copy-differs", f"footer copy at offset 0 differs from the footer at the end in {differ}", 0
+        )
 
 
 def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> None:
-    creator = footer[28:32]
+    creator = values["creator_app"]
     chs = values["cylinders"] * values["heads"] * values["sectors_per_track"]
     by_current = creator in CURRENT_SIZE_CREATORS or chs == MAX_GEOMETRY
     # Virtual PC and qemu 7.2 (for most creators) read the geometry, Hyper-V and newer qemu current_size,
@@ -190,17 +226,22 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
     # a geometry one cylinder short of current_size is how every Hyper-V disk looks: noted, not flagged
     cylinder = values["heads"] * values["sectors_per_track"] * SECTOR
     rounding = 0 <= current - chs * SECTOR < max(cylinder, SECTOR)
-    info.sizes(sizes, 48, INFO if rounding else None)
-    if info.virtual_size > MAX_SECTORS * SECTOR:
-        info.add("malformed", f"disk size {info.virtual_size} is over the VHD limit of 2040 GiB (qemu refuses)", 48)
+    info.sizes(sizes, FOOTER.offset_of("current_size"), INFO if rounding else None)
+    largest = max(sizes.values())
+    if largest > MAX_SECTORS * SECTOR:
+        info.malformed(
+            "vpc.size-too-large",
+            f"disk size {largest} is over the VHD limit of 2040 GiB (qemu refuses)",
+            FOOTER.offset_of("current_size"),
+        )
     version = values["creator_version"]
     info.details.update(
         disk_type=DISK_TYPES.get(values["disk_type"], f"unknown ({values['disk_type']})"),
-        creator_app=values["creator_app"],
+        creator_app=clean_text(values["creator_app"]),
         creator_version=f"{version >> 16}.{version & 0xFFFF}",
-        creator_host_os=values["creator_host_os"],
+        creator_host_os=clean_text(values["creator_host_os"]),
         timestamp=_time(values["timestamp"]),
-        unique_id=values["unique_id"],
+        unique_id=uuid_text(values["unique_id"]),
         current_size=values["current_size"],
         original_size=values["original_size"],
         geometry=[values["cylinders"], values["heads"], values["sectors_per_track"]],
@@ -213,22 +254,26 @@ def _footer_details(footer: bytes, values: dict[str, Any], info: Inspection) -> 
 
 def _parse_dynamic(reader: Reader, info: Inspection, offset: int, disk_type: int) -> None:
     if offset + DYN_LEN > reader.size:
-        info.add("malformed", f"dynamic header at offset {offset} does not fit in the {reader.size}-byte file", 16)
+        info.malformed(
+            "vpc.dynamic-header-past-eof",
+            f"dynamic header at offset {offset} does not fit in the {reader.size}-byte file",
+            FOOTER.offset_of("data_offset"),
+        )
         return
     data = reader.read(offset, DYN_LEN)
-    values, group = decode("dynamic disk header", data, offset, DYN_SPECS, ">", "sparse disk header")
+    values, group = DYNAMIC_HEADER.read(data, offset)
     info.fields.append(group)
     if data[:8] != DYN_COOKIE:
-        info.add("malformed", f"no 'cxsparse' dynamic header at offset {offset}", offset)
+        info.malformed("vpc.dynamic-header-signature", f"no 'cxsparse' dynamic header at offset {offset}", offset)
         return
-    _check_checksum("dynamic header", data, values["checksum"], 36, offset, info)
+    _checkchecksum("dynamic header", data, values["checksum"], DYNAMIC_HEADER.offset_of("checksum"), offset, info)
     _check_table(values, offset, reader.size, info)
     info.details.update(
         block_size=values["block_size"],
         max_table_entries=values["max_table_entries"],
-        parent_uuid=values["parent_unique_id"],
+        parent_uuid=uuid_text(values["parent_unique_id"]),
         parent_timestamp=_time(values["parent_timestamp"]),
-        parent_name=values["parent_unicode_name"],
+        parent_name=clean_text(values["parent_unicode_name"], "utf-16-be"),
     )
     paths = _locators(reader, info, data, offset, group)
     _report_parent(info, values, offset, paths, disk_type)
@@ -238,22 +283,36 @@ def _check_table(values: dict[str, Any], offset: int, size: int, info: Inspectio
     """qemu's refusals for the block size and the block allocation table (BAT, never read here)."""
     block, entries, table = values["block_size"], values["max_table_entries"], values["table_offset"]
     if values["header_version"] != VERSION:
-        info.add(
-            "malformed", f"dynamic header version 0x{values['header_version']:08x}, expected 0x00010000", offset + 24
+        info.malformed(
+            "vpc.dynamic-header-version",
+            f"dynamic header version 0x{values['header_version']:08x}, expected 0x00010000",
+            DYNAMIC_HEADER.offset_of("header_version", offset),
         )
-    if block < SECTOR or block & (block - 1):
-        info.add("malformed", f"block size {block} is not a power of two of at least 512", offset + 32)
+    if block < SECTOR or not is_power_of_two(block):
+        info.malformed(
+            "vpc.block-size",
+            f"block size {block} is not a power of two of at least 512",
+            DYNAMIC_HEADER.offset_of("block_size", offset),
+        )
         return
     info.cluster_size = block
     if entries > MAX_SECTORS * SECTOR // block:
-        info.add("malformed", f"{entries} table entries map more than the VHD limit of 2040 GiB", offset + 28)
+        info.malformed(
+            "vpc.bat-too-large",
+            f"{entries} table entries map more than the VHD limit of 2040 GiB",
+            DYNAMIC_HEADER.offset_of("max_table_entries", offset),
+        )
     if entries * block < (info.virtual_size or 0):
-        info.add("malformed", f"{entries} blocks of {block} bytes cannot hold {info.virtual_size} bytes", offset + 28)
+        info.malformed(
+            "vpc.bat-too-small",
+            f"{entries} blocks of {block} bytes cannot hold {info.virtual_size} bytes",
+            DYNAMIC_HEADER.offset_of("max_table_entries", offset),
+        )
     if table + entries * 4 > size:
-        info.add(
-            "malformed",
+        info.malformed(
+            "vpc.bat-past-eof",
             f"block allocation table of {entries} entries at offset {table} runs past the end of the {size}-byte file",
-            offset + 16,
+            DYNAMIC_HEADER.offset_of("table_offset", offset),
         )
 
 
@@ -261,15 +320,15 @@ def _locators(reader: Reader, info: Inspection, data: bytes, offset: int, group:
     """Each used locator's path, read only when its data is small and inside the file."""
     paths = []
     for number in range(1, LOCATOR_COUNT + 1):
-        start = LOCATOR_AT + (number - 1) * LOCATOR_LEN
-        raw = data[start : start + LOCATOR_LEN]
+        start = LOCATOR_AT + (number - 1) * LOCATOR.size
+        raw = data[start : start + LOCATOR.size]
         if not any(raw):
             continue
-        values, node = decode(f"parent locator {number}", raw, offset + start, LOCATOR_SPECS, ">")
+        values, node = LOCATOR.read(raw, offset + start, f"parent locator {number}")
         group.add(node)
-        text = _locator_data(reader, info, raw[:4], values, number, node)
+        text = _locator_data(reader, info, values["platform_code"], values, number, node)
         if text:
-            paths.append({"platform": raw[:4], "path": text, "offset": values["data_offset"]})
+            paths.append({"platform": values["platform_code"], "path": text, "offset": values["data_offset"]})
     return paths
 
 
@@ -279,11 +338,12 @@ def _locator_data(
     where, length = values["data_offset"], values["data_length"]
     label = f"parent locator {number} ({code.decode('latin-1')!r})"
     if code not in PLATFORMS:
-        info.add("malformed", f"{label}: unknown platform code", node.offset)
+        info.malformed("vpc.locator-platform", f"{label}: unknown platform code", node.offset)
         return None
     if not length or where + length > reader.size:
-        info.add(
-            "malformed", f"{label}: {length} bytes of data at offset {where} are outside the {reader.size}-byte file"
+        info.malformed(
+            "vpc.locator-past-eof",
+            f"{label}: {length} bytes of data at offset {where} are outside the {reader.size}-byte file",
         )
         return None
     if length > LOCATOR_CAP:
@@ -293,7 +353,7 @@ def _locator_data(
     text = clean_text(reader.read(where, length), encoding)
     node.add(Field("data", where, length, text, what))
     if not text:
-        info.add("malformed", f"{label}: its data is empty", where)
+        info.malformed("vpc.locator-empty", f"{label}: its data is empty", where)
     return text or None
 
 
@@ -304,16 +364,22 @@ def _report_parent(
     for item in paths:
         platform = item["platform"].decode("latin-1")
         info.reference("parent locator", item["path"], item["offset"], platform=platform)
-    name, uuid = values["parent_unicode_name"], values["parent_unique_id"]
+    name = clean_text(values["parent_unicode_name"], "utf-16-be")
+    uuid = uuid_text(values["parent_unique_id"])
     if disk_type != DIFFERENCING:
         if paths or name:
-            info.add("malformed", f"a {DISK_TYPES[disk_type]} disk carries a parent name or parent locators", offset)
+            info.malformed(
+                "vpc.parent-on-non-differencing",
+                f"a {DISK_TYPES[disk_type]} disk carries a parent name or parent locators",
+                offset,
+            )
     elif paths:
         best = min(paths, key=lambda item: _PREFERENCE.index(item["platform"]))
         platform = best["platform"].decode("latin-1")
         info.set_backing(best["path"], "vpc", best["offset"], platform=platform)
     else:
-        info.set_backing(name or uuid, "vpc", offset + 64 if name else offset + 40, parent_uuid=uuid)
+        field = "parent_unicode_name" if name else "parent_unique_id"
+        info.set_backing(name or uuid, "vpc", DYNAMIC_HEADER.offset_of(field, offset), parent_uuid=uuid)
         return
     if name:
-        info.reference("parent name", name, offset + 64)
+        info.reference("parent name", name, DYNAMIC_HEADER.offset_of("parent_unicode_name", offset))

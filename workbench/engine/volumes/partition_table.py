@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Field, decode
+from ..fields import Field
 from ..formats import partitions
 from ..guest_disk import View
 from ..inspection import Inspection
@@ -38,14 +38,14 @@ def _names(fields: list[Field]) -> dict[int, str]:
 
 def _compare_headers(view: View, info: Inspection, sector: int) -> None:
     primary = view.read(sector, partitions.GPT_MIN_HEADER)
-    first, _ = decode("", primary, sector, partitions.GPT_HEADER_SPECS, "<")
+    first = partitions.GPT_HEADER.unpack(primary)
     alternate = first.get("alternate_lba", 0)
     if alternate < 2 or alternate * sector >= view.size:
         return
     backup = view.read(alternate * sector, partitions.GPT_MIN_HEADER)
     if backup[:8] != partitions.GPT_SIGNATURE:
         return
-    second, _ = decode("", backup, alternate * sector, partitions.GPT_HEADER_SPECS, "<")
+    second = partitions.GPT_HEADER.unpack(backup)
     differing = [key for key in COMPARED if first.get(key) != second.get(key)]
     if second.get("alternate_lba") != first.get("my_lba"):
         differing.append("alternate_lba")
