@@ -11,12 +11,21 @@ from workbench.engine.inspection import Inspection
 from workbench.host.runner import build_in_process as inspect_file  # the parser tests' name for it
 
 
+def write(tmp_path: Path, data: bytes, name: str) -> Path:
+    """``data`` as the file ``tmp_path / name``."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
 def finding_ids(rep: dict[str, Any]) -> set[str]:
     return {f["id"] for f in rep["findings"]}
 
 
-def details_of(rep: dict[str, Any], finding_id: str) -> list[str]:
-    """The details of every ``finding_id`` finding of a report, in order."""
+def details_of(rep: dict[str, Any] | Inspection, finding_id: str) -> list[str]:
+    """The details of every ``finding_id`` finding of a report (or a parser's Inspection), in order."""
+    if isinstance(rep, Inspection):
+        return [f.detail for f in rep.findings if f.id == finding_id]
     return [f["detail"] for f in rep["findings"] if f["id"] == finding_id]
 
 
@@ -27,9 +36,7 @@ def assert_no_parser_error(rep: dict[str, Any]) -> None:
 
 def inspect_bytes(tmp_path: Path, data: bytes, declared: str | None, name: str = "image") -> dict[str, Any]:
     """Write ``data`` to a file, inspect it, and check the invariants every report keeps."""
-    path = tmp_path / name
-    path.write_bytes(data)
-    rep = inspect_file(path, declared)
+    rep = inspect_file(write(tmp_path, data, name), declared)
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= rep["read_budget"]
     return rep

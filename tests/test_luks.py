@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.samples import luks as samples
 
 SECRET = ("--object", "secret,id=sec0,data=abc", "-o", "key-secret=sec0,iter-time=10")
@@ -40,12 +40,6 @@ def dump_json(cryptsetup: str, path: Path) -> dict[str, Any]:
         [cryptsetup, "luksDump", "--dump-json-metadata", str(path)], check=True, capture_output=True, text=True
     )
     return json.loads(out.stdout)
-
-
-def write(tmp_path: Path, data: bytes, name: str = "x.luks") -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 def assert_matches_qemu(rep: dict[str, Any], qemu: dict[str, Any]) -> None:
@@ -189,7 +183,7 @@ def test_luks1_corrupt_key_slots(tmp_path: Path) -> None:
     struct.pack_into(">I", image, 208 + 48 * 3, 0x12345678)  # slot 3 state
     struct.pack_into(">I", image, 208 + 48 * 5 + 44, 0)  # slot 5 stripes
     struct.pack_into(">I", image, 208 + 48 * 6 + 40, 8)  # slot 6 key material on top of slot 0
-    rep = inspect_file(write(tmp_path, bytes(image)), "luks")
+    rep = inspect_file(write(tmp_path, bytes(image), "x.luks"), "luks")
     checks = checks_of(rep)
     assert "luks1.key-slot-state" in checks
     assert "luks1.key-slot-stripes" in checks
@@ -200,7 +194,7 @@ def test_luks1_corrupt_key_slots(tmp_path: Path) -> None:
 def test_luks1_key_material_over_payload_and_header(tmp_path: Path) -> None:
     image = bytearray(samples.luks1(payload_sectors=600))
     struct.pack_into(">I", image, 208 + 40, 0)
-    rep = inspect_file(write(tmp_path, bytes(image)), "luks")
+    rep = inspect_file(write(tmp_path, bytes(image), "x.luks"), "luks")
     checks = checks_of(rep)
     assert "luks1.key-slot-overlaps-header" in checks
     assert "luks1.key-slot-overlaps-payload" in checks
@@ -208,7 +202,7 @@ def test_luks1_key_material_over_payload_and_header(tmp_path: Path) -> None:
 
 
 def test_luks1_detached_header(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, samples.luks1(payload_sectors=0)), "luks")
+    rep = inspect_file(write(tmp_path, samples.luks1(payload_sectors=0), "x.luks"), "luks")
     [detail] = [f for f in rep["findings"] if f["id"] == "malformed"]
     assert "detached LUKS header" in detail["detail"] and detail["severity"] == "warning"
     assert rep["encryption"]["payload_offset"] == 0
@@ -216,7 +210,7 @@ def test_luks1_detached_header(tmp_path: Path) -> None:
 
 def test_luks1_hostile_strings_are_capped_text(tmp_path: Path) -> None:
     image = samples.luks1(cipher="\x1b[2J" + "A" * 40, uuid="../../etc/passwd" + "\x07" * 30)
-    rep = inspect_file(write(tmp_path, image), "luks")
+    rep = inspect_file(write(tmp_path, image, "x.luks"), "luks")
     assert rep["encryption"]["cipher"] == "\x1b[2J" + "A" * 28  # the 32-byte field, no more
     assert rep["encryption"]["uuid"] == "../../etc/passwd" + "\x07" * 24
     assert rep["references"] == []  # a path-like uuid is text, never a reference
@@ -225,7 +219,7 @@ def test_luks1_hostile_strings_are_capped_text(tmp_path: Path) -> None:
 def test_unknown_luks_version(tmp_path: Path) -> None:
     image = bytearray(samples.luks1())
     struct.pack_into(">H", image, 6, 7)
-    rep = inspect_file(write(tmp_path, bytes(image)), "luks")
+    rep = inspect_file(write(tmp_path, bytes(image), "x.luks"), "luks")
     assert checks_of(rep) == ["luks.version"]
     assert rep["encrypted"] and rep["encryption"]["version"] == 7
 
@@ -243,7 +237,7 @@ def test_luks2_truncated(tmp_path: Path) -> None:
         (16384, "luks2.secondary-missing"),
         (20000, "luks.payload-past-eof"),
     ]:
-        rep = inspect_file(write(tmp_path, image[:length]), "luks")
+        rep = inspect_file(write(tmp_path, image[:length], "x.luks"), "luks")
         assert_no_parser_error(rep)
         assert expected in checks_of(rep), (length, rep["findings"])
 
@@ -252,7 +246,7 @@ def test_luks2_truncated(tmp_path: Path) -> None:
 def test_luks2_header_size_out_of_range(tmp_path: Path, hdr_size: int) -> None:
     image = bytearray(samples.luks2())
     struct.pack_into(">Q", image, 8, hdr_size)
-    rep = inspect_file(write(tmp_path, bytes(image)), "luks")
+    rep = inspect_file(write(tmp_path, bytes(image), "x.luks"), "luks")
     assert_no_parser_error(rep)
     assert "luks2.header-size" in checks_of(rep)
     assert "key_slots" not in rep["encryption"]  # the JSON area is not trusted to exist
@@ -262,14 +256,14 @@ def test_luks2_header_size_out_of_range(tmp_path: Path, hdr_size: int) -> None:
 def test_luks2_bad_checksum(tmp_path: Path) -> None:
     image = bytearray(samples.luks2())
     image[24:30] = b"edited"  # label of the primary copy, after the checksum was computed
-    rep = inspect_file(write(tmp_path, bytes(image)), "luks")
+    rep = inspect_file(write(tmp_path, bytes(image), "x.luks"), "luks")
     [mismatch] = details_of(rep, "checksum-mismatch")
     assert mismatch.startswith("primary LUKS2 header sha256 is ")
     assert rep["encryption"]["label"] == "edited"
 
 
 def test_luks2_copies_disagree(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, samples.luks2(seqids=(5, 4))), "luks")
+    rep = inspect_file(write(tmp_path, samples.luks2(seqids=(5, 4)), "x.luks"), "luks")
     [finding] = [f for f in rep["findings"] if f["id"] == "malformed"]
     assert "primary seqid 5, secondary 4" in finding["detail"] and finding["severity"] == "warning"
     assert "checksum-mismatch" not in finding_ids(rep)
@@ -287,7 +281,7 @@ def test_luks2_copies_disagree(tmp_path: Path) -> None:
 )
 def test_luks2_json_not_metadata(tmp_path: Path, json_area: bytes, check: str, error: str) -> None:
     image = samples.luks2(json_area=json_area, hdr_size=256 * 1024, data_offset=2 << 20)
-    rep = inspect_file(write(tmp_path, image), "luks")
+    rep = inspect_file(write(tmp_path, image, "x.luks"), "luks")
     assert_no_parser_error(rep)
     assert checks_of(rep) == [check], rep["findings"]
     assert error in details_of(rep, "malformed")[0]  # which error the JSON reader met: data, not a check
@@ -298,7 +292,7 @@ def test_luks2_many_keyslots_are_counted_not_listed(tmp_path: Path) -> None:
     meta = samples.luks2_metadata(hdr_size=256 * 1024, data_offset=2 << 20)
     meta["keyslots"] = {str(n): {} for n in range(20_000)}
     image = samples.luks2(metadata=meta, hdr_size=256 * 1024, data_offset=2 << 20)
-    rep = inspect_file(write(tmp_path, image), "luks")
+    rep = inspect_file(write(tmp_path, image, "x.luks"), "luks")
     assert "luks2.json-too-many" in checks_of(rep)
     assert rep["encryption"]["key_slots_active"] == 20_000
     assert [slot["id"] for slot in rep["encryption"]["key_slots"]] == [str(n) for n in range(32)]
@@ -310,7 +304,7 @@ def test_luks2_json_larger_than_the_read_cap(tmp_path: Path) -> None:
     meta = samples.luks2_metadata(hdr_size=hdr_size, data_offset=10 << 20)
     meta["keyslots"] = {str(n): {"type": "luks2"} for n in range(100_000)}
     image = samples.luks2(metadata=meta, hdr_size=hdr_size, data_offset=10 << 20, data_size=0)
-    rep = inspect_file(write(tmp_path, image), "luks")
+    rep = inspect_file(write(tmp_path, image, "x.luks"), "luks")
     assert_no_parser_error(rep)
     budget = details_of(rep, "read-budget")
     assert f"LUKS2 header is {hdr_size} bytes; read only the first {256 * 1024}, checksums not verified" in budget
@@ -321,7 +315,7 @@ def test_luks2_json_larger_than_the_read_cap(tmp_path: Path) -> None:
 def test_luks2_big_header_with_small_json_is_parsed(tmp_path: Path) -> None:
     hdr_size = 4 << 20
     image = samples.luks2(hdr_size=hdr_size, data_offset=10 << 20, data_size=0)
-    rep = inspect_file(write(tmp_path, image), "luks")
+    rep = inspect_file(write(tmp_path, image, "x.luks"), "luks")
     assert finding_ids(rep) == {"read-budget", "encrypted"}
     assert rep["encryption"]["key_slots"][0]["area_offset"] == 2 * hdr_size
     assert rep["virtual_size"] == 0
@@ -338,7 +332,7 @@ def test_luks2_hostile_json_types(tmp_path: Path) -> None:
             "requirements": {"mandatory": ["online-reencrypt", 3, "x" * 9000]},
         },
     }
-    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
+    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta), "x.luks"), "luks")
     assert_no_parser_error(rep)
     checks = checks_of(rep)
     assert "luks2.segment-offset" in checks
@@ -352,24 +346,24 @@ def test_luks2_hostile_json_types(tmp_path: Path) -> None:
 def test_luks2_fixed_size_segment(tmp_path: Path) -> None:
     meta = samples.luks2_metadata()
     meta["segments"]["0"]["size"] = "4096"
-    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
+    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta), "x.luks"), "luks")
     assert rep["virtual_size"] == 4096 and finding_ids(rep) == {"encrypted"}
     meta["segments"]["0"]["size"] = str(1 << 40)
-    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
+    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta), "x.luks"), "luks")
     assert rep["virtual_size"] == 1 << 40
     assert checks_of(rep) == ["luks.payload-past-eof"]
 
 
 def test_luks2_keyslot_area_over_the_data(tmp_path: Path) -> None:
     meta = samples.luks2_metadata(keyslots=4)  # four 252 KiB areas from 32 KiB: past the 1 MiB data offset
-    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta)), "luks")
+    rep = inspect_file(write(tmp_path, samples.luks2(metadata=meta), "x.luks"), "luks")
     assert checks_of(rep) == ["luks2.keyslot-overlaps-headers"]
     assert rep["encryption"]["key_slots_active"] == 4
 
 
 def test_luks2_hostile_label_and_subsystem(tmp_path: Path) -> None:
     image = samples.luks2(label="\x1b]0;pwned\x07" + "L" * 60, subsystem=b"\xff\xfe" * 30)
-    rep = inspect_file(write(tmp_path, image), "luks")
+    rep = inspect_file(write(tmp_path, image, "x.luks"), "luks")
     enc = rep["encryption"]
     assert enc["label"] == ("\x1b]0;pwned\x07" + "L" * 60)[:48]
     assert len(enc["subsystem"]) == 48 and isinstance(enc["subsystem"], str)

@@ -11,16 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import checks_of, finding_ids, inspect_bytes, inspect_file
+from tests.helpers import checks_of, details_of, finding_ids, inspect_bytes, inspect_file
 from workbench.samples import misc
 from workbench.samples.partitions import mbr_sector
 
 MIB = misc.MIB
 KIB = misc.KIB
-
-
-def details_of(rep: dict, finding: str) -> str:
-    return " | ".join(f["detail"] for f in rep["findings"] if f["id"] == finding)
 
 
 @pytest.fixture
@@ -143,7 +139,7 @@ def test_iso_boot_catalog_past_end(tmp_path: Path) -> None:
 def test_parallels_dirty_marker(tmp_path: Path) -> None:
     rep = inspect_bytes(tmp_path, misc.parallels(inuse=0x746F6E59), "parallels")
     assert rep["dirty"] is True
-    assert "0x746F6E59" in details_of(rep, "dirty")
+    assert any("0x746F6E59" in d for d in details_of(rep, "dirty"))
 
 
 def test_parallels_hostile_header(tmp_path: Path) -> None:
@@ -230,7 +226,7 @@ def test_bochs_huge_catalog_and_other_subtype(tmp_path: Path) -> None:
     checks = checks_of(rep)
     assert "bochs.catalog-too-large" in checks
     assert "bochs.catalog-past-eof" in checks
-    assert "subtype 'Undoable'" in details_of(rep, "unknown-features")
+    assert any("subtype 'Undoable'" in d for d in details_of(rep, "unknown-features"))
 
 
 # --- cloop ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.formats import partitions
 from workbench.engine.inspection import Inspection
 from workbench.engine.reader import Reader
@@ -50,16 +50,6 @@ def layout(path: Path) -> tuple[str | None, Inspection, int]:
         return name, info, reader.bytes_read
     finally:
         os.close(fd)
-
-
-def write(tmp_path: Path, data: bytes, name: str = "disk.raw") -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
-
-
-def details_of(info: Inspection, finding: str) -> list[str]:
-    return [f.detail for f in info.findings if f.id == finding]
 
 
 def index_of(node: str) -> int:
@@ -157,7 +147,7 @@ def test_samples_pass_sfdisk_verify(sfdisk: str, tmp_path: Path) -> None:
 
 def test_gpt_on_4k_sectors(tmp_path: Path) -> None:
     # Checked by hand with `losetup -b 4096` and `sfdisk --json`: start 256, size 745 sectors of 4096 bytes.
-    path = write(tmp_path, samples.gpt([(samples.LINUX_FS, 256, 1000, "root")], sector=4096))
+    path = write(tmp_path, samples.gpt([(samples.LINUX_FS, 256, 1000, "root")], sector=4096), "disk.raw")
     name, info, _ = layout(path)
     assert name == "gpt" and info.findings == []
     assert info.details["sector_size"] == 4096
@@ -182,7 +172,7 @@ def test_gpt_on_4k_sectors(tmp_path: Path) -> None:
     ids=["fat32", "ntfs", "boot-flag", "start-0", "typeless", "no-signature"],
 )
 def test_not_an_mbr(tmp_path: Path, sector: bytes) -> None:
-    path = write(tmp_path, sector)
+    path = write(tmp_path, sector, "disk.raw")
     assert layout(path)[0] is None
     rep = inspect_file(path, "raw")
     assert rep["format_matches"] == [] and rep["format"] == "raw"
@@ -192,7 +182,7 @@ def test_not_an_mbr(tmp_path: Path, sector: bytes) -> None:
 
 
 def test_mbr_partition_of_2_tb_in_1_mb(tmp_path: Path) -> None:
-    path = write(tmp_path, samples.mbr([(0x80, 0x83, 2048, 0xFFFFFFFF)], size=MIB))
+    path = write(tmp_path, samples.mbr([(0x80, 0x83, 2048, 0xFFFFFFFF)], size=MIB), "disk.raw")
     name, info, _ = layout(path)
     assert name == "mbr"
     assert checks_of(info) == ["mbr.partition-past-eof"]
@@ -204,13 +194,13 @@ def test_mbr_partition_of_2_tb_in_1_mb(tmp_path: Path) -> None:
 
 
 def test_mbr_overlapping_partitions_and_stray_protective_entry(tmp_path: Path) -> None:
-    path = write(tmp_path, samples.mbr([(0, 0x83, 2048, 4096), (0, 0x07, 4000, 100), (0, 0xEE, 1, 2000)]))
+    path = write(tmp_path, samples.mbr([(0, 0x83, 2048, 4096), (0, 0x07, 4000, 100), (0, 0xEE, 1, 2000)]), "disk.raw")
     _, info, _ = layout(path)
     assert checks_of(info) == ["mbr.gpt-missing", "mbr.partitions-overlap"]
 
 
 def test_extended_chain_loop_is_caught(tmp_path: Path) -> None:
-    name, info, read = layout(write(tmp_path, samples.mbr_chain(3, loop=True)))
+    name, info, read = layout(write(tmp_path, samples.mbr_chain(3, loop=True), "disk.raw"))
     assert name == "mbr"
     assert checks_of(info) == ["mbr.ebr-loop"]
     assert [p["index"] for p in info.details["partitions"]] == [1, 5, 6, 7]
@@ -218,7 +208,7 @@ def test_extended_chain_loop_is_caught(tmp_path: Path) -> None:
 
 
 def test_extended_chain_is_walked_a_bounded_number_of_steps(tmp_path: Path) -> None:
-    _, info, read = layout(write(tmp_path, samples.mbr_chain(200)))
+    _, info, read = layout(write(tmp_path, samples.mbr_chain(200), "disk.raw"))
     assert details_of(info, "read-budget") == [
         f"extended partition chain not followed past {partitions.MAX_LOGICAL} logical partitions"
     ]
@@ -228,7 +218,7 @@ def test_extended_chain_is_walked_a_bounded_number_of_steps(tmp_path: Path) -> N
 
 def test_extended_chain_pointing_past_eof(tmp_path: Path) -> None:
     disk = samples.mbr([(0, 0x0F, 1 << 30, 100)], size=MIB)
-    _, info, _ = layout(write(tmp_path, disk))
+    _, info, _ = layout(write(tmp_path, disk, "disk.raw"))
     assert "mbr.ebr-signature" in checks_of(info)
 
 
@@ -238,7 +228,7 @@ PARTS = [(samples.LINUX_FS, 2048, 4095, "a"), (samples.LINUX_SWAP, 4096, 8191, "
 
 
 def gpt_layout(tmp_path: Path, **options: Any) -> tuple[Inspection, int]:
-    name, info, read = layout(write(tmp_path, samples.gpt(options.pop("parts", PARTS), **options)))
+    name, info, read = layout(write(tmp_path, samples.gpt(options.pop("parts", PARTS), **options), "disk.raw"))
     assert name == "gpt"
     return info, read
 
@@ -311,7 +301,7 @@ def test_gpt_many_entries_beyond_the_listed_ones(tmp_path: Path) -> None:
 
 def test_gpt_truncated_disk_and_missing_protective_mbr(tmp_path: Path) -> None:
     disk = samples.gpt(PARTS, protective=False)[: 6 * MIB]
-    name, info, _ = layout(write(tmp_path, disk))
+    name, info, _ = layout(write(tmp_path, disk, "disk.raw"))
     assert name == "gpt"
     found = {(f.detail, f.severity) for f in info.findings}
     assert ("GPT disk without a protective MBR (no 0x55AA at byte 510)", "warning") in found
@@ -322,7 +312,7 @@ def test_gpt_truncated_disk_and_missing_protective_mbr(tmp_path: Path) -> None:
 def test_gpt_with_hybrid_mbr(tmp_path: Path) -> None:
     disk = bytearray(samples.gpt(PARTS))
     disk[:512] = samples.mbr_sector([(0, 0xEE, 1, 2047), (0x80, 0x83, 2048, 2048)])
-    _, info, _ = layout(write(tmp_path, bytes(disk)))
+    _, info, _ = layout(write(tmp_path, bytes(disk), "disk.raw"))
     assert info.details["mbr"] == "hybrid" and info.findings == []
 
 
@@ -340,7 +330,7 @@ def test_gpt_truncated_at_many_lengths(tmp_path: Path) -> None:
 def test_backup_header_checked(tmp_path: Path) -> None:
     disk = bytearray(samples.gpt(PARTS))
     struct.pack_into("<I", disk, len(disk) - 512 + 16, 0)  # backup header CRC
-    _, info, _ = layout(write(tmp_path, bytes(disk)))
+    _, info, _ = layout(write(tmp_path, bytes(disk), "disk.raw"))
     [detail] = details_of(info, "checksum-mismatch")
     assert detail.startswith("backup GPT header: header CRC32 is 0x00000000")
 

@@ -12,18 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.inspection import MAX_LIST
 from workbench.engine.reader import DEFAULT_BUDGET
 from workbench.samples import qcow2 as build
 
 SECRET = ["--object", "secret,id=sec0,data=abc"]
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 def assert_clean(rep: dict[str, Any]) -> None:
@@ -130,7 +124,7 @@ def test_luks_qcow2_cut_inside_its_encryption_extension(qemu_create: Callable[..
     """Found by the fuzzer: the extension's 16 bytes run past the end of the file; qemu reads zeros there."""
     options = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10"
     data = qemu_create("luks.qcow2", "qcow2", "64M", *SECRET, "-o", options).read_bytes()[:120]
-    rep = inspect_file(write(tmp_path, "cut.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "cut.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert rep["encrypted"] is True
 
@@ -237,21 +231,21 @@ BUILT = {
 @pytest.mark.qemu
 @pytest.mark.parametrize("variant", sorted(BUILT))
 def test_builder_images_match_qemu(tmp_path: Path, qemu_info: Callable, variant: str) -> None:
-    path = write(tmp_path, "built.qcow2", BUILT[variant]())
+    path = write(tmp_path, BUILT[variant](), "built.qcow2")
     assert_matches_qemu(inspect_file(path, "qcow2"), qemu_info(path, "qcow2"))
 
 
 @pytest.mark.qemu
 def test_builder_clean_image_passes_qemu_check(tmp_path: Path, qemu_img: str) -> None:
-    write(tmp_path, "base.raw", bytes(4096))  # qemu-img check opens the backing file
-    path = write(tmp_path, "built.qcow2", build.qcow2(64 << 20, backing="base.raw", backing_format="raw"))
+    write(tmp_path, bytes(4096), "base.raw")  # qemu-img check opens the backing file
+    path = write(tmp_path, build.qcow2(64 << 20, backing="base.raw", backing_format="raw"), "built.qcow2")
     out = subprocess.run([qemu_img, "check", "-U", "-f", "qcow2", str(path)], capture_output=True, text=True)
     assert out.returncode == 0 and "No errors were found" in out.stdout
 
 
 @pytest.mark.qemu
 def test_builder_qcow_v1_matches_qemu(tmp_path: Path, qemu_info: Callable) -> None:
-    path = write(tmp_path, "built.qcow", build.qcow1(64 << 20, backing="base.raw"))
+    path = write(tmp_path, build.qcow1(64 << 20, backing="base.raw"), "built.qcow")
     assert_matches_qemu(inspect_file(path, "qcow"), qemu_info(path, "qcow"))
 
 
@@ -264,7 +258,7 @@ def test_demo_images_say_what_they_show(tmp_path: Path) -> None:
         "aes-encrypted.qcow2": {"encrypted", "weak-encryption"},
     }
     for name, declared, data in build.demo_images():
-        rep = inspect_file(write(tmp_path, name, data), declared)
+        rep = inspect_file(write(tmp_path, data, name), declared)
         assert_clean(rep)
         assert expected[name] <= finding_ids(rep), name
 
@@ -274,20 +268,20 @@ def test_demo_images_say_what_they_show(tmp_path: Path) -> None:
 
 def test_raw_disk_carrying_a_qcow2_header(tmp_path: Path) -> None:
     guest = build.qcow2(8 << 30, backing="/etc/shadow").ljust(1 << 20, b"\0")
-    rep = inspect_file(write(tmp_path, "guest.img", guest), "raw")
+    rep = inspect_file(write(tmp_path, guest, "guest.img"), "raw")
     assert rep["format"] == "qcow2" and rep["format_matches"] == ["qcow2"]
     assert {"format-mismatch", "backing-file", "backing-format-unspecified"} <= finding_ids(rep)
     assert rep["backing"] == {"filename": "/etc/shadow", "format": None, "kind": "path"}
 
 
 def test_declared_qcow_but_bytes_say_qcow2(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, "img", build.qcow2(1 << 20)), "qcow")
+    rep = inspect_file(write(tmp_path, build.qcow2(1 << 20), "img"), "qcow")
     assert rep["format"] == "qcow2" and "format-mismatch" in finding_ids(rep)
 
 
 @pytest.mark.parametrize("bit", range(64))
 def test_each_incompatible_bit(tmp_path: Path, bit: int) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, incompatible=1 << bit)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, incompatible=1 << bit), "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     ids = finding_ids(rep)
     assert ("unknown-features" in ids) == (bit >= 5)  # extended L2 (bit 4) is a known feature
@@ -308,7 +302,7 @@ def test_unknown_incompatible_bit_named_from_the_feature_table(tmp_path: Path) -
         feature_names=False,
         extensions=[(build.EXT_FEATURE_TABLE, build.feature_table(names))],
     )
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     (detail,) = details_of(rep, "unknown-features")
     assert "0x10000000200" in detail and "frobnicated clusters" in detail and "bit 40" in detail
     assert {"type": "incompatible", "bit": 9, "name": "frobnicated clusters"} in rep["details"]["feature_names"]
@@ -316,7 +310,7 @@ def test_unknown_incompatible_bit_named_from_the_feature_table(tmp_path: Path) -
 
 def test_unknown_compatible_and_autoclear_bits_are_notes(tmp_path: Path) -> None:
     data = build.qcow2(64 << 20, compatible=1 << 7, autoclear=1 << 5)
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     notes = [f for f in rep["findings"] if f["id"] == "unknown-features"]
     assert len(notes) == 2 and all(f["severity"] == "info" for f in notes)
     assert_clean(rep)
@@ -325,7 +319,7 @@ def test_unknown_compatible_and_autoclear_bits_are_notes(tmp_path: Path) -> None
 def test_version_2_has_no_feature_bits(tmp_path: Path) -> None:
     data = bytearray(build.qcow2(64 << 20, version=2, feature_names=False))
     data[72:80] = struct.pack(">Q", 3)  # v3's dirty and corrupt bits; in v2 this is the extension area
-    rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
+    rep = inspect_file(write(tmp_path, bytes(data), "img.qcow2"), "qcow2")
     assert not rep["dirty"] and not rep["corrupt"]
     assert {"dirty", "corrupt"}.isdisjoint(finding_ids(rep))
     assert rep["details"]["compat"] == "0.10"
@@ -333,7 +327,7 @@ def test_version_2_has_no_feature_bits(tmp_path: Path) -> None:
 
 
 def test_huge_virtual_size(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(2**63 - 1, l1_size=1)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(2**63 - 1, l1_size=1), "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert rep["virtual_size"] == 2**63 - 1 and rep["size_ratio"] > 10**12
     assert "qcow2.size-too-large" in checks_of(rep)
@@ -342,7 +336,7 @@ def test_huge_virtual_size(tmp_path: Path) -> None:
 def test_huge_snapshot_count_stays_in_budget(tmp_path: Path) -> None:
     entry = build.snapshot_entry("1", "s" * 200)
     data = build.qcow2(64 << 20, snapshots=[entry] * 2000, nb_snapshots=2**31)
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= 1 << 20
     assert len(rep["snapshots"]) == MAX_LIST
@@ -355,14 +349,14 @@ def test_huge_snapshot_count_stays_in_budget(tmp_path: Path) -> None:
 
 def test_snapshot_entries_cut_by_end_of_file(tmp_path: Path) -> None:
     entry = build.snapshot_entry("7", "nightly")
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, snapshots=[entry])[:-10]), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, snapshots=[entry])[:-10], "img.qcow2"), "qcow2")
     assert rep["snapshots"] == []
     assert checks_of(rep) == ["qcow2.snapshot-past-eof"]
 
 
 def test_snapshot_extra_data_over_qemu_limit(tmp_path: Path) -> None:
     entry = build.snapshot_entry("1", "x", extra=bytes(2048))
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, snapshots=[entry])), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, snapshots=[entry]), "img.qcow2"), "qcow2")
     assert "qcow2.snapshot-extra-too-large" in checks_of(rep)
 
 
@@ -382,7 +376,7 @@ def test_truncated_header_at_every_length(tmp_path: Path, version: int) -> None:
 
 def test_header_length_past_end_of_file(tmp_path: Path) -> None:
     data = build.qcow2(64 << 20, header_length=4096)[:2048]
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     assert "qcow2.header-length-past-eof" in checks_of(rep)
 
 
@@ -390,21 +384,21 @@ def test_header_length_past_end_of_file(tmp_path: Path) -> None:
     ("length", "expected"), [(96, "qcow2.header-length-too-small"), (131072, "qcow2.header-length-past-cluster")]
 )
 def test_header_length_out_of_bounds(tmp_path: Path, length: int, expected: str) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, header_length=length)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, header_length=length), "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert expected in checks_of(rep), rep["findings"]
 
 
 def test_backing_name_too_long_is_still_reported(tmp_path: Path) -> None:
     name = "/" + "a" * 1999
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, backing=name)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, backing=name), "img.qcow2"), "qcow2")
     assert "qcow2.backing-name-too-long" in checks_of(rep)
     assert rep["backing"]["filename"] == name
 
 
 def test_backing_offset_past_end_of_file(tmp_path: Path) -> None:
     data = build.qcow2(64 << 20, backing="/etc/passwd", backing_offset=1 << 30)
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     checks = checks_of(rep)
     assert "qcow2.backing-name-past-eof" in checks
     assert "qcow2.backing-name-past-header-area" in checks
@@ -414,7 +408,7 @@ def test_backing_offset_past_end_of_file(tmp_path: Path) -> None:
 def test_backing_name_outside_the_first_cluster(tmp_path: Path) -> None:
     data = bytearray(build.qcow2(64 << 20, backing_offset=70000, backing_size=11))
     data[70000:70011] = b"/etc/passwd"
-    rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
+    rep = inspect_file(write(tmp_path, bytes(data), "img.qcow2"), "qcow2")
     assert "qcow2.backing-name-past-header-area" in checks_of(rep)
     assert rep["backing"]["filename"] == "/etc/passwd"
 
@@ -422,7 +416,7 @@ def test_backing_name_outside_the_first_cluster(tmp_path: Path) -> None:
 def test_many_tiny_extensions_are_all_walked(tmp_path: Path) -> None:
     extensions = [(0x10000 + index, b"") for index in range(5000)]
     data = build.qcow2(64 << 20, extensions=extensions, feature_names=False, backing_format="raw")
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert "read-budget" not in finding_ids(rep)
     assert len(rep["details"]["unknown_extensions"]) == 64
@@ -438,7 +432,7 @@ def test_data_file_after_1100_empty_extensions(tmp_path: Path) -> None:
     data = build.qcow2(64 << 20, extensions=[*empties, (build.EXT_DATA_FILE, b"/etc/shadow")], feature_names=False)
     data = bytearray(data)
     data[72:80] = struct.pack(">Q", build.INCOMPAT_DATA_FILE)
-    rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
+    rep = inspect_file(write(tmp_path, bytes(data), "img.qcow2"), "qcow2")
     assert rep["data_file"]["filename"] == "/etc/shadow"
     assert "external-data-file" in finding_ids(rep)
 
@@ -446,7 +440,7 @@ def test_data_file_after_1100_empty_extensions(tmp_path: Path) -> None:
 def test_extensions_exhausting_the_read_budget_do_not_hide_the_backing_file(tmp_path: Path) -> None:
     extensions = [(build.EXT_DATA_FILE, bytes([65 + index % 26]) * 4096) for index in range(480)]
     data = build.qcow2(64 << 20, cluster_bits=21, extensions=extensions, backing="/etc/passwd")
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     budget = [f for f in rep["findings"] if f["id"] == "read-budget" and f["detail"].startswith("header extensions")]
     assert budget and budget[0]["severity"] == "critical"
@@ -457,13 +451,13 @@ def test_extensions_exhausting_the_read_budget_do_not_hide_the_backing_file(tmp_
 
 def test_extension_running_past_the_extension_area(tmp_path: Path) -> None:
     area = struct.pack(">II", 0x12345678, 100_000)
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, extension_area=area)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, extension_area=area), "img.qcow2"), "qcow2")
     assert checks_of(rep) == ["qcow2.extension-past-area"]
 
 
 def test_duplicate_and_unknown_extensions(tmp_path: Path) -> None:
     extensions = [(0xCAFE0001, b"first"), (0xCAFE0001, b"again"), (build.EXT_BACKING_FORMAT, b"raw")]
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, extensions=extensions)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, extensions=extensions), "img.qcow2"), "qcow2")
     assert "qcow2.extension-duplicate" in checks_of(rep)
     assert rep["details"]["unknown_extensions"] == ["0xcafe0001", "0xcafe0001"]
     assert "backing format" in rep["details"]["header_extensions"]
@@ -498,7 +492,7 @@ def test_duplicate_and_unknown_extensions(tmp_path: Path) -> None:
     ],
 )
 def test_header_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], expected: str) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, **overrides)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, **overrides), "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert expected in checks_of(rep), rep["findings"]
 
@@ -507,7 +501,7 @@ def test_header_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], e
 def test_cluster_bits_out_of_range(tmp_path: Path, bits: int) -> None:
     data = bytearray(build.qcow2(64 << 20))
     data[20:24] = struct.pack(">I", bits)
-    rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
+    rep = inspect_file(write(tmp_path, bytes(data), "img.qcow2"), "qcow2")
     assert_no_parser_error(rep)
     assert "qcow2.cluster-bits-range" in checks_of(rep)
     assert rep["cluster_size"] is None and rep["virtual_size"] == 64 << 20
@@ -516,19 +510,19 @@ def test_cluster_bits_out_of_range(tmp_path: Path, bits: int) -> None:
 def test_l1_table_over_qemu_limit(tmp_path: Path) -> None:
     data = bytearray(build.qcow2(64 << 20))
     data[36:40] = struct.pack(">I", 1 << 23)  # l1_size: 64 MiB of L1 entries, never read
-    rep = inspect_file(write(tmp_path, "img.qcow2", bytes(data)), "qcow2")
+    rep = inspect_file(write(tmp_path, bytes(data), "img.qcow2"), "qcow2")
     assert "qcow2.l1-too-large" in checks_of(rep)
     assert rep["bytes_read"] < 64 << 10
 
 
 def test_unknown_crypt_method_still_counts_as_encrypted(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, crypt_method=9)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, crypt_method=9), "img.qcow2"), "qcow2")
     assert rep["encrypted"] and rep["encryption"] == {"method": "unknown (9)"}
 
 
 def test_network_data_file(tmp_path: Path) -> None:
     data = build.qcow2(64 << 20, data_file="nbd://192.0.2.1/disk", autoclear=build.AUTOCLEAR_DATA_FILE_RAW)
-    rep = inspect_file(write(tmp_path, "img.qcow2", data), "qcow2")
+    rep = inspect_file(write(tmp_path, data, "img.qcow2"), "qcow2")
     assert rep["data_file"] == {"filename": "nbd://192.0.2.1/disk", "kind": "network", "raw": True}
     assert {"external-data-file", "backing-network"} <= finding_ids(rep)
     assert_clean(rep)
@@ -546,13 +540,13 @@ def test_network_data_file(tmp_path: Path) -> None:
     ],
 )
 def test_qcow_v1_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], expected: str) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow", build.qcow1(64 << 20, **overrides)), "qcow")
+    rep = inspect_file(write(tmp_path, build.qcow1(64 << 20, **overrides), "img.qcow"), "qcow")
     assert_no_parser_error(rep)
     assert expected in checks_of(rep), rep["findings"]
 
 
 def test_qcow_v1_tiny_size(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow", build.qcow1(1)), "qcow")
+    rep = inspect_file(write(tmp_path, build.qcow1(1), "img.qcow"), "qcow")
     assert "qcow.size-too-small" in checks_of(rep)
 
 
@@ -590,7 +584,7 @@ def test_mutated_headers_always_give_a_report(
     data = bytearray(SEED)
     for offset, size, value in mutations:
         data[offset : offset + size] = value.to_bytes(size, "big")
-    path = write(tmp_path, "mutant", bytes(data[:cut]))
+    path = write(tmp_path, bytes(data[:cut]), "mutant")
     rep = inspect_file(path)
     assert_no_parser_error(rep)
     assert rep["bytes_read"] <= DEFAULT_BUDGET
@@ -600,7 +594,7 @@ def test_mutated_headers_always_give_a_report(
 def test_backing_name_that_is_not_utf8_carries_its_exact_bytes(tmp_path: Path) -> None:
     """qemu opens the stored bytes; ``name`` shows them decoded, ``name_bytes`` keeps them for comparison."""
     stored = b"/srv/FI\xfb\xff.img"
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, backing=stored)), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, backing=stored), "img.qcow2"), "qcow2")
     (ref,) = rep["references"]
     assert bytes.fromhex(ref["name_bytes"]) == stored
     assert ref["name"] == stored.decode("utf-8", errors="replace")
@@ -608,6 +602,6 @@ def test_backing_name_that_is_not_utf8_carries_its_exact_bytes(tmp_path: Path) -
 
 
 def test_utf8_backing_name_has_no_name_bytes(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, "img.qcow2", build.qcow2(64 << 20, backing="/srv/disque-été.img")), "qcow2")
+    rep = inspect_file(write(tmp_path, build.qcow2(64 << 20, backing="/srv/disque-été.img"), "img.qcow2"), "qcow2")
     (ref,) = rep["references"]
     assert ref["name"] == "/srv/disque-été.img" and "name_bytes" not in ref

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file
-from tests.test_qcow import assert_matches_qemu, write
+from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file, write
+from tests.test_qcow import assert_matches_qemu
 from workbench.samples import qcow2 as build
 
 
@@ -48,7 +48,7 @@ def test_qed_matches_qemu(
     ids=["clean", "needs check", "host backing", "1 TiB"],
 )
 def test_builder_qed_matches_qemu(tmp_path: Path, qemu_info: Callable, image: bytes) -> None:
-    path = write(tmp_path, "built.qed", image)
+    path = write(tmp_path, image, "built.qed")
     rep, qemu = inspect_file(path, "qed"), qemu_info(path, "qed")
     if image[16] & build.QED_NEED_CHECK:  # qemu-img 7.2 shows dirty-flag false here; the header says dirty
         qemu["dirty-flag"] = True
@@ -56,7 +56,7 @@ def test_builder_qed_matches_qemu(tmp_path: Path, qemu_info: Callable, image: by
 
 
 def test_needs_check_is_dirty(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, "img.qed", build.qed(64 << 20, features=build.QED_NEED_CHECK)), "qed")
+    rep = inspect_file(write(tmp_path, build.qed(64 << 20, features=build.QED_NEED_CHECK), "img.qed"), "qed")
     assert rep["dirty"] and "dirty" in finding_ids(rep)
     assert rep["details"]["features"] == ["needs check"]
 
@@ -75,7 +75,7 @@ def test_truncated_header_at_every_length(tmp_path: Path) -> None:
 
 def test_unknown_feature_bits(tmp_path: Path) -> None:
     data = build.qed(64 << 20, features=1 << 3 | 1 << 63, compat_features=1, autoclear_features=4)
-    rep = inspect_file(write(tmp_path, "img.qed", data), "qed")
+    rep = inspect_file(write(tmp_path, data, "img.qed"), "qed")
     unknown = [f for f in rep["findings"] if f["id"] == "unknown-features"]
     assert [f["severity"] for f in unknown] == ["critical", "info", "info"]
     assert "0x8000000000000008" in unknown[0]["detail"]
@@ -97,7 +97,7 @@ def test_unknown_feature_bits(tmp_path: Path) -> None:
     ],
 )
 def test_header_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], expected: str) -> None:
-    rep = inspect_file(write(tmp_path, "img.qed", build.qed(64 << 20, **overrides)), "qed")
+    rep = inspect_file(write(tmp_path, build.qed(64 << 20, **overrides), "img.qed"), "qed")
     assert_no_parser_error(rep)
     assert expected in checks_of(rep), rep["findings"]
 
@@ -106,7 +106,7 @@ def test_header_values_qemu_refuses(tmp_path: Path, overrides: dict[str, Any], e
     ("size", "expected"), [(1000, "qed.image-size-unaligned"), (2**63, "qed.image-size-too-large")]
 )
 def test_image_size_qemu_refuses(tmp_path: Path, size: int, expected: str) -> None:
-    rep = inspect_file(write(tmp_path, "img.qed", build.qed(size, table_size=1)), "qed")
+    rep = inspect_file(write(tmp_path, build.qed(size, table_size=1), "img.qed"), "qed")
     assert rep["virtual_size"] == size
     assert expected in checks_of(rep), rep["findings"]
 
@@ -114,7 +114,7 @@ def test_image_size_qemu_refuses(tmp_path: Path, size: int, expected: str) -> No
 def test_backing_name_cut_by_end_of_file(tmp_path: Path) -> None:
     data = bytearray(build.qed(64 << 20, backing="/etc/passwd"))
     data[60:64] = struct.pack("<I", 1 << 20)  # backing_filename_size
-    rep = inspect_file(write(tmp_path, "img.qed", bytes(data[:80])), "qed")
+    rep = inspect_file(write(tmp_path, bytes(data[:80]), "img.qed"), "qed")
     checks = checks_of(rep)
     assert "qed.backing-name-past-eof" in checks
     assert rep["backing"]["filename"] == "/etc/passwd"
@@ -122,5 +122,5 @@ def test_backing_name_cut_by_end_of_file(tmp_path: Path) -> None:
 
 def test_backing_fields_ignored_without_the_feature_bit(tmp_path: Path) -> None:
     data = build.qed(64 << 20, backing_offset=64, backing_size=8)
-    rep = inspect_file(write(tmp_path, "img.qed", data), "qed")
+    rep = inspect_file(write(tmp_path, data, "img.qed"), "qed")
     assert rep["backing"] is None and "backing-file" not in finding_ids(rep)

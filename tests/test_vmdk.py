@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file
+from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.fields import MAX_TEXT
 from workbench.engine.formats import vmdk as parser
 from workbench.engine.inspection import MAX_LIST
@@ -16,12 +16,6 @@ from workbench.samples import vmdk
 
 SPARSE_SUBFORMATS = ("monolithicSparse", "streamOptimized")
 DESCRIPTOR_SUBFORMATS = ("monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat")
-
-
-def write(tmp_path: Path, data: bytes, name: str = "disk.vmdk") -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 @pytest.mark.qemu
@@ -93,7 +87,7 @@ def test_backing_file_matches_qemu_img(qemu_create: Callable[..., Path], qemu_in
 @pytest.mark.qemu
 def test_stream_footer_takes_precedence(tmp_path: Path, qemu_info: Any) -> None:
     """A grain directory 'at the end' sends both readers to the footer, whose capacity wins."""
-    path = write(tmp_path, vmdk.stream_optimized(2048, footer_capacity=4096))
+    path = write(tmp_path, vmdk.stream_optimized(2048, footer_capacity=4096), "disk.vmdk")
     rep = inspect_file(path, "vmdk")
     assert rep["virtual_size"] == qemu_info(path, "vmdk")["virtual-size"] == 4096 * 512
     assert any(f["name"] == "stream footer" for f in rep["fields"])
@@ -101,7 +95,7 @@ def test_stream_footer_takes_precedence(tmp_path: Path, qemu_info: Any) -> None:
 
 
 def test_broken_stream_footer_is_malformed(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.stream_optimized(valid_footer=False)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.stream_optimized(valid_footer=False), "disk.vmdk"), "vmdk")
     assert "vmdk.footer-invalid" in checks_of(rep)
     assert rep["virtual_size"] == 2048 * 512  # the header at offset 0 is all there is
 
@@ -118,7 +112,7 @@ def test_broken_stream_footer_is_malformed(tmp_path: Path) -> None:
     ],
 )
 def test_probe_descriptor(tmp_path: Path, head: bytes, matches: bool) -> None:
-    rep = inspect_file(write(tmp_path, head))
+    rep = inspect_file(write(tmp_path, head, "disk.vmdk"))
     assert ("vmdk" in rep["format_matches"]) is matches
 
 
@@ -132,7 +126,7 @@ def test_descriptor_paths_are_classified(tmp_path: Path) -> None:
         "x-flat.vmdk": "sibling",
     }
     extents = [("RW", 8, "FLAT", name, 0) for name in names]
-    rep = inspect_file(write(tmp_path, vmdk.descriptor_file(extents)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.descriptor_file(extents), "disk.vmdk"), "vmdk")
     assert {e["filename"]: e["kind"] for e in rep["extents"]} == names
     assert all(e["external"] for e in rep["extents"])
     assert {r["name"] for r in rep["references"] if r["role"] == "extent"} == set(names)
@@ -145,33 +139,35 @@ def test_descriptor_paths_are_classified(tmp_path: Path) -> None:
 
 
 def test_demo_names_a_host_file(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.demo_host_file()))
+    rep = inspect_file(write(tmp_path, vmdk.demo_host_file(), "disk.vmdk"))
     assert rep["format"] == "vmdk"
     assert rep["extents"][0]["filename"] == "/etc/shadow" and rep["extents"][0]["external"]
 
 
 def test_embedded_extent_with_a_path_is_external(tmp_path: Path) -> None:
     desc = vmdk.descriptor(extents=[("RW", 2048, "SPARSE", "/etc/passwd", None)])
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc), "disk.vmdk"), "vmdk")
     assert [(e["kind"], e["external"]) for e in rep["extents"]] == [("absolute", True)]
     assert any("/etc/passwd" in d for d in details_of(rep, "external-extent"))
 
 
 def test_several_embedded_extents_are_all_external(tmp_path: Path) -> None:
     desc = vmdk.descriptor(extents=[("RW", 1024, "SPARSE", "disk.vmdk", None), ("RW", 1024, "FLAT", "other", 0)])
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc), "disk.vmdk"), "vmdk")
     assert [e["external"] for e in rep["extents"]] == [True, True]
 
 
 def test_capacity_zero_opens_through_the_descriptor(tmp_path: Path) -> None:
     """qemu reads a capacity-0 sparse file as a descriptor: its extent file is then another file."""
     desc = vmdk.descriptor(extents=[("RW", 4096, "SPARSE", "disk.vmdk", None)])
-    rep = inspect_file(write(tmp_path, vmdk.sparse(0, desc)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(0, desc), "disk.vmdk"), "vmdk")
     assert rep["extents"][0]["external"] and rep["virtual_size"] == 4096 * 512
 
 
 def test_network_extent(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.descriptor_file([("RW", 8, "FLAT", "nbd://evil:10809/x", 0)])), "vmdk")
+    rep = inspect_file(
+        write(tmp_path, vmdk.descriptor_file([("RW", 8, "FLAT", "nbd://evil:10809/x", 0)]), "disk.vmdk"), "vmdk"
+    )
     assert rep["extents"][0]["kind"] == "network"
     assert {"external-extent", "backing-network"} <= finding_ids(rep)
 
@@ -179,7 +175,7 @@ def test_network_extent(tmp_path: Path) -> None:
 def test_oversized_descriptor_size_is_not_a_cap(tmp_path: Path) -> None:
     """A declared size of 2**40 sectors changes nothing: the text ends at its NUL, as qemu reads it, and
     was read whole, so no cap was reached (the 64 KiB cap and its warning are gone)."""
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_size=2**40)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_size=2**40), "disk.vmdk"), "vmdk")
     assert "vmdk.descriptor-size-past-eof" in checks_of(rep)
     assert "read-budget" not in finding_ids(rep)
     assert rep["extents"][0]["kind"] == "self"
@@ -188,7 +184,7 @@ def test_oversized_descriptor_size_is_not_a_cap(tmp_path: Path) -> None:
 
 
 def test_descriptor_offset_past_eof(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_offset=10**9)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc_offset=10**9), "disk.vmdk"), "vmdk")
     assert checks_of(rep) == ["vmdk.descriptor-past-eof"]
     assert not any(f["name"] == "descriptor" for f in rep["fields"])
     assert rep["extents"][0]["kind"] == "self"
@@ -196,7 +192,7 @@ def test_descriptor_offset_past_eof(tmp_path: Path) -> None:
 
 def test_unparsable_and_repeated_lines(tmp_path: Path) -> None:
     extra = 'this is not a descriptor line\nRW many SPARSE "x"\ncreateType="vmfs"\nRW 8 WEIRD "y"\nRW 8 FLAT "z"\n'
-    rep = inspect_file(write(tmp_path, vmdk.descriptor_file([], extra=extra)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.descriptor_file([], extra=extra), "disk.vmdk"), "vmdk")
     assert sorted(checks_of(rep)) == [
         "vmdk.descriptor-key-duplicate",
         "vmdk.descriptor-line",  # one finding lists both lines
@@ -209,7 +205,7 @@ def test_unparsable_and_repeated_lines(tmp_path: Path) -> None:
 def test_many_extent_lines_are_capped(tmp_path: Path) -> None:
     """2.2 MB of extent lines: the list keeps 1024, every line read is examined, the budget cap is critical."""
     lines = "".join(f'RW 1 FLAT "f{i}"  0\n' for i in range(100_000))
-    rep = inspect_file(write(tmp_path, vmdk.descriptor_file([], extra=lines)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.descriptor_file([], extra=lines), "disk.vmdk"), "vmdk")
     assert len(rep["extents"]) == MAX_LIST
     assert len(details_of(rep, "external-extent")) == parser.MAX_EXTENT_FINDINGS + 1
     budget = [f for f in rep["findings"] if f["id"] == "read-budget"]
@@ -226,7 +222,7 @@ def test_many_extent_lines_are_capped(tmp_path: Path) -> None:
 def test_parent_hint_with_control_characters(tmp_path: Path) -> None:
     hint = "\x1b[2J\x1b]0;owned\x07" + "\x01\x7f" + "A" * 9000
     desc = vmdk.descriptor(parent_hint=hint, extents=[("RW", 2048, "SPARSE", "disk.vmdk", None)])
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc, desc_size=40, overhead=64)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc, desc_size=40, overhead=64), "disk.vmdk"), "vmdk")
     name = rep["backing"]["filename"]
     assert name.startswith("\x1b[2J\x1b]0;owned\x07\x01\x7f") and len(name) == MAX_TEXT
     assert "backing-file" in finding_ids(rep)
@@ -235,14 +231,14 @@ def test_parent_hint_with_control_characters(tmp_path: Path) -> None:
 def test_parent_hint_in_a_comment_is_what_qemu_reads(tmp_path: Path) -> None:
     """qemu takes the first 'parentFileNameHint' anywhere in the text, comments included."""
     desc = vmdk.descriptor(extra='# parentFileNameHint="/etc/shadow"\n')
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc), "disk.vmdk"), "vmdk")
     assert rep["backing"]["filename"] == "/etc/shadow"
     assert "vmdk.parent-hint-differs" in checks_of(rep)
 
 
 def test_parent_hint_disagreement(tmp_path: Path) -> None:
     desc = vmdk.descriptor(parent_hint="ok.vmdk").replace('parentFileNameHint="', 'parentFileNameHint = "')
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc)), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048, desc), "disk.vmdk"), "vmdk")
     assert rep["backing"]["filename"] == "ok.vmdk"
     assert {r["role"] for r in rep["references"]} == {"backing file", "backing file (as qemu reads it)"}
     assert "malformed" in finding_ids(rep)
@@ -250,7 +246,7 @@ def test_parent_hint_disagreement(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("length", range(81))
 def test_truncated_kdmv_header(tmp_path: Path, length: int) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.sparse(2048)[:length]), "vmdk")
+    rep = inspect_file(write(tmp_path, vmdk.sparse(2048)[:length], "disk.vmdk"), "vmdk")
     assert_no_parser_error(rep)
     if 4 <= length < parser.KDMV_HEADER_LEN:
         assert "vmdk.header-truncated" in checks_of(rep)
@@ -258,7 +254,7 @@ def test_truncated_kdmv_header(tmp_path: Path, length: int) -> None:
 
 def test_sparse_header_checks(tmp_path: Path) -> None:
     data = vmdk.sparse(2048, version=4, gtes=4096, grain=0x400000, newline=b"\n \n\n", compression=9, unclean=1)
-    rep = inspect_file(write(tmp_path, data), "vmdk")
+    rep = inspect_file(write(tmp_path, data, "disk.vmdk"), "vmdk")
     assert sorted(checks_of(rep)) == ["vmdk.grain-size", "vmdk.gtes-per-gt", "vmdk.newline-check"]
     unknown = [f["offset"] for f in rep["findings"] if f["id"] == "unknown-features"]
     assert unknown == [parser.KDMV_LAYOUT.offset_of("version"), parser.KDMV_LAYOUT.offset_of("compression")]
@@ -266,13 +262,13 @@ def test_sparse_header_checks(tmp_path: Path) -> None:
 
 
 def test_cowd_child_names_its_parent(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.cowd(4096, parent="/vmfs/volumes/x/base.vmdk", unclean=1)))
+    rep = inspect_file(write(tmp_path, vmdk.cowd(4096, parent="/vmfs/volumes/x/base.vmdk", unclean=1), "disk.vmdk"))
     assert rep["format"] == "vmdk" and rep["virtual_size"] == 4096 * 512
     assert rep["backing"] == {"filename": "/vmfs/volumes/x/base.vmdk", "format": "vmdk", "kind": "path"}
     assert rep["dirty"] and rep["details"]["subformat"] == "cowd"
 
 
 def test_cowd_root_has_no_parent(tmp_path: Path) -> None:
-    rep = inspect_file(write(tmp_path, vmdk.cowd(4096)))
+    rep = inspect_file(write(tmp_path, vmdk.cowd(4096), "disk.vmdk"))
     assert rep["backing"] is None and rep["cluster_size"] == 512
     assert "malformed" not in finding_ids(rep)
