@@ -57,3 +57,11 @@ def qemu_info(qemu_img: str) -> Callable[[Path, str], dict[str, Any]]:
         return json.loads(out.stdout)
 
     return info
+
+
+@pytest.fixture
+def raw_image(tmp_path: Path) -> Path:
+    """A 64 KiB raw disk of zeros: the plainest image the engine accepts."""
+    path = tmp_path / "disk.raw"
+    path.write_bytes(b"\0" * 65536)
+    return path

@@ -58,13 +58,6 @@ def port() -> Iterator[int]:
 
 
 @pytest.fixture
-def raw_image(tmp_path: Path) -> Path:
-    path = tmp_path / "disk.raw"
-    path.write_bytes(b"\0" * 65536)
-    return path
-
-
-@pytest.fixture
 def targets() -> Iterator[dict[str, Any]]:
     """What ``sandbox-check`` listens on: TCP, UDP, Unix sockets at a path and abstract, itself to signal."""
     with check.targets() as args:

@@ -20,13 +20,6 @@ from workbench.ui.qtmodels.property_model import overview_nodes
 
 
 @pytest.fixture
-def raw_image(tmp_path: Path) -> Path:
-    path = tmp_path / "disk.raw"
-    path.write_bytes(b"\0" * 65536)
-    return path
-
-
-@pytest.fixture
 def real_reply(raw_image: Path) -> dict[str, Any]:
     """What a real, fully hardened child answers for the image."""
     return {"ok": True, "report": asyncio.run(client.inspect_path(str(raw_image), "raw", client.EngineOptions()))}
