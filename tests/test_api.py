@@ -216,3 +216,18 @@ def test_import_workbench_stays_cheap_until_an_api_function_is_used(raw_image: P
     assert verdict == "accept"
     with pytest.raises(AttributeError, match="no attribute 'inspect_url'"):
         workbench.inspect_url  # noqa: B018 - remote sources are not wired to the API yet (docs/api.md)
+
+
+def test_the_upload_hook_of_docs_api_md_works_as_it_says(raw_image: Path, backed_by_passwd: Path) -> None:
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    (example,) = [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "def check_upload" in block]
+    hook: dict[str, Any] = {}
+    exec(compile(example, "docs/api.md", "exec"), hook)
+    assert hook["check_upload"](str(raw_image), "raw")["verdict"] == "accept"
+    for path, declared, reason in [
+        (backed_by_passwd, "qcow2", "disk image reject: backing-file"),
+        (raw_image, "vhd", "unknown disk format: unknown format 'vhd'"),
+        (raw_image.parent / "gone", "raw", "the image could not be inspected"),
+    ]:
+        with pytest.raises(hook["UploadRejected"], match=re.escape(reason)):
+            hook["check_upload"](str(path), declared)
