@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fuzz.qemu_create import qemu_img_create  # noqa: E402
 from workbench.engine.formats import KNOWN_NAMES  # noqa: E402
 from workbench.engine.formats import vpc as vpc_format  # noqa: E402
 from workbench.samples import luks, misc, partitions, qcow2, vdi, vhdx, vmdk, vpc  # noqa: E402
@@ -262,7 +262,7 @@ def qemu_seeds(folder: Path, qemu_img: str = "qemu-img", size: str = "1M") -> li
     for name, fmt, declared, extra in QEMU_IMAGES:
         path = folder / name
         cmd = [qemu_img, "create", "-q", "-f", fmt, *extra, str(path), size]
-        subprocess.run(cmd, check=True, capture_output=True, cwd=folder)
+        qemu_img_create(cmd, folder)
         seeds.append(Seed(name, declared, path.read_bytes(), _FIXES.get(fmt)))
     return seeds
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fuzz.qemu_create import qemu_img_create
 from workbench import inspector
 from workbench.host.runner import ForkServerRunner
 from workbench.policy import policy
@@ -105,7 +106,7 @@ class Outcome:
 
 def _create(qemu_img: str, folder: Path, fmt: str, name: str, size: str, *options: str) -> None:
     cmd = [qemu_img, "create", "-q", "-f", fmt, *options, name, size]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=folder, timeout=QEMU_TIMEOUT)
+    qemu_img_create(cmd, folder, QEMU_TIMEOUT)
 
 
 def _companions(folder: Path, names: Iterable[str]) -> dict[str, bytes | int]:

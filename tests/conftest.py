@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from fuzz.qemu_create import qemu_img_create
+
 REQUIRE_QEMU = os.environ.get("WORKBENCH_REQUIRE_QEMU") == "1"
 
 
@@ -37,7 +39,7 @@ def qemu_create(qemu_img: str, tmp_path: Path) -> Callable[..., Path]:
     def create(name: str, fmt: str, size: str = "64M", *options: str, cwd: Path | None = None) -> Path:
         path = tmp_path / name
         cmd = [qemu_img, "create", "-q", "-f", fmt, *options, str(path), size]
-        subprocess.run(cmd, check=True, capture_output=True, cwd=cwd or tmp_path)
+        qemu_img_create(cmd, cwd or tmp_path)
         return path
 
     return create
