@@ -3,6 +3,7 @@ real sandboxed child; sfdisk --json and blkid are the oracles."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from tests.conftest import required_tool
 from tests.test_cli import run_cli
 from workbench.host.validate import validate
 from workbench.schema import GUEST_DEPTH, MAX_LIST, MAX_STRING
+from workbench.triage.run import summarise
 
 PRETTY_NAME = "Testix GNU/Linux 13 (trixie)"  # tests.builders.guest_disks.OS_RELEASE
 GPT_SCRIPT = """label: gpt
@@ -121,6 +123,8 @@ def test_qcow2_has_no_guest_reader_yet(gpt_disk: tuple[Path, list[dict[str, Any]
     assert report["guest"] == {"unavailable": "no guest reader for qcow2 yet"}
     assert not [f for f in report["findings"] if f["id"].startswith("guest-")]
     assert "guest       unavailable: no guest reader for qcow2 yet" in run_cli("inspect", "--guest", str(qcow2)).stdout
+    summary = summarise(report)
+    assert (summary["guest_os"], summary["guest_filesystems"]) == ("", "unavailable: no guest reader for qcow2 yet")
 
 
 def _reply(guest: Any) -> dict[str, Any]:
@@ -169,3 +173,19 @@ def test_parent_leaves_out_a_bad_guest_value_never_the_report(bad: Any) -> None:
     assert clean["guest"] == {"unavailable": "the engine's guest view did not follow the report contract"}
     details = [f["detail"] for f in clean["findings"] if f["id"] == "report-capped"]
     assert len(details) == 1 and details[0].startswith("guest view left out: ")
+
+
+def test_triage_guest_columns_in_csv_and_html(gpt_disk: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+    disk, _ = gpt_disk
+    out_csv, out_html = tmp_path / "t.csv", tmp_path / "t.html"
+    result = run_cli("triage", "-q", "--guest", str(disk), f"--csv={out_csv}", f"--html={out_html}")
+    assert result.returncode == 0, result.stderr
+    (row,) = csv.DictReader(out_csv.open())
+    assert row["guest_os"] == PRETTY_NAME
+    assert row["guest_filesystems"] == "1 ext4 'rootfs'; 2 vfat 'ESP'"
+    page = out_html.read_text()
+    assert "<th>guest OS</th><th>guest filesystems</th>" in page
+    assert f"<td>{PRETTY_NAME}</td><td>1 ext4 &#x27;rootfs&#x27;; 2 vfat &#x27;ESP&#x27;</td>" in page
+    run_cli("triage", "-q", str(disk), f"--csv={out_csv}")
+    (plain,) = csv.DictReader(out_csv.open())
+    assert (plain["guest_os"], plain["guest_filesystems"]) == ("", "")

@@ -24,16 +24,24 @@ def _reference(ref: dict[str, Any]) -> str:
     return f"{printable(ref.get('role', 'reference'), 40)}: {printable(ref.get('name', ''))} ({ref.get('kind')}{extra})"
 
 
+def volume_contents(volume: dict[str, Any]) -> str:
+    """A guest volume's filesystem (or container) type and label, ``ext4 'rootfs'``; empty when unknown."""
+    inner = volume.get("filesystem") or volume.get("container")
+    if not isinstance(inner, dict):
+        return ""
+    label = f" '{printable(inner['label'], 80)}'" if inner.get("label") else ""
+    return f"{printable(inner.get('type') or '?', 40)}{label}"
+
+
 def _guest_volume(volume: dict[str, Any]) -> str:
     """One volume: index, start, length, type and name, filesystem (or container) type and label, OS name."""
     kind = printable(volume.get("type") or "?", 60)
     name = f" '{printable(volume['name'], 80)}'" if volume.get("name") else ""
     where = f"start {volume.get('start')}  length {_size(volume.get('length'))}"
     line = f"    {volume.get('index')!s:>3}  {where}  {kind}{name}"
-    inner = volume.get("filesystem") or volume.get("container")
-    if isinstance(inner, dict):
-        label = f" '{printable(inner['label'], 80)}'" if inner.get("label") else ""
-        line += f"  [{printable(inner.get('type') or '?', 40)}{label}]"
+    contents = volume_contents(volume)
+    if contents:
+        line += f"  [{contents}]"
     if isinstance(volume.get("os"), dict) and volume["os"].get("name"):
         line += f"  {printable(volume['os']['name'], 120)}"
     return line

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ... import chain as chain_mod
 from ...render.text import summary
 from ...render.textsafe import printable
-from ...schema import DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET
-from ._common import EPILOG, _size_arg, add_policy_options, exit_code, policy_from, print_reports, warn
+from ._common import EPILOG, add_guest_options, add_policy_options, exit_code, policy_from, print_reports, warn
 
 if TYPE_CHECKING:
     from ...inspector import Request
@@ -28,19 +27,7 @@ def register(sub: Any) -> None:
     add_policy_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (one object, or an array for several)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational findings and advice")
-    parser.add_argument(
-        "--guest",
-        action="store_true",
-        help="also look inside the guest: partitions, volumes, filesystems and the OS, from their metadata "
-        "(raw and fixed VHD for now; docs/guest.md)",
-    )
-    parser.add_argument(
-        "--guest-budget",
-        type=_guest_budget,
-        default=DEFAULT_GUEST_BUDGET,
-        metavar="SIZE",
-        help=f"with --guest: guest bytes read at most, K or M suffix (default 4M, at most {MAX_GUEST_BUDGET >> 20}M)",
-    )
+    add_guest_options(parser)
     parser.add_argument(
         "--chain",
         action="store_true",
@@ -67,13 +54,6 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
     return int(text)
-
-
-def _guest_budget(text: str) -> int:
-    size = _size_arg(text)
-    if not 0 < size <= MAX_GUEST_BUDGET:
-        raise argparse.ArgumentTypeError(f"the guest budget must lie between 1 byte and {MAX_GUEST_BUDGET >> 20}M")
-    return size
 
 
 def run(args: argparse.Namespace) -> int:
