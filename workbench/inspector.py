@@ -15,6 +15,7 @@ from .engine.findings import make
 from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, inspect_path
 from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
+from .schema import DEFAULT_GUEST_BUDGET
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
 EXTENSIONS = {
@@ -58,6 +59,8 @@ class Request:
     timeout: float = 20.0
     include_bytes: bool = True  # hex of the bytes read, for the hex view; batches leave it out
     walked: Walked | None = None  # found by a folder walk: reopened through its folders, as the walk saw it
+    guest: bool = False  # the guest view: partitions, volumes, filesystems, OS (report key ``guest``)
+    guest_budget: int = DEFAULT_GUEST_BUDGET
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -87,6 +90,8 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
         timeout=request.timeout,
         require_layers=request.policy.required_layers,
         include_bytes=request.include_bytes,
+        guest=request.guest,
+        guest_budget=request.guest_budget,
     )
     try:
         opened = (request.follow_symlinks, request.walked)

@@ -23,6 +23,9 @@ REGION_BYTES = 256 << 10  # bytes of hex, all regions together, offered to the h
 MAX_REGIONS = 1024  # separate regions offered to the hex view
 HEADER_BYTES = 64 << 10  # bytes of the file's first region shown as its header
 REPLY_CAP = 16 << 20  # bytes of JSON the parent reads from a child before it kills it
+DEFAULT_GUEST_BUDGET = 4 << 20  # guest bytes the guest view reads at most, unless the request says otherwise
+MAX_GUEST_BUDGET = 64 << 20  # guest bytes one inspection may read (``--guest-budget``; the engine caches them)
+GUEST_DEPTH = 12  # levels of nested objects and lists in the report value ``guest``
 REPLY_BUDGET = REPLY_CAP // 2  # what the engine aims below, leaving room for escaping and the sandbox table
 
 # Caps of the sandboxed child (set by the child on Linux and macOS, by the parent's job object on Windows).
@@ -142,4 +145,5 @@ class Report(TypedDict, total=False):
     sandbox: dict[str, str]
     header_bytes: dict[str, Any] | None
     byte_regions: list[dict[str, Any]]
+    guest: dict[str, Any]
     error: str

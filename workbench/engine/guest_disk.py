@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..schema import DEFAULT_GUEST_BUDGET
 from .reader import Reader
 
-DEFAULT_GUEST_BUDGET = 4 << 20
 BLOCK = 4096
 MAX_HOLES = 64  # hole offsets remembered for the finding
 

@@ -11,8 +11,9 @@ from typing import Any
 from ..schema import SCHEMA
 from . import detect, fit
 from .fields import Field
-from .findings import CRITICAL, INFO, WARNING, make
+from .findings import CRITICAL, INFO, WARNING, Finding, make
 from .formats import BY_NAME
+from .guest import RawGuestDisk, inspect_guest
 from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
@@ -65,6 +66,30 @@ def _clamp_numbers(report: dict[str, Any]) -> list[str]:
     return capped
 
 
+def _guest_size(fmt: str, info: Inspection, file_size: int) -> int | None:
+    """The guest disk's size when guest offsets equal file offsets (raw; a fixed VHD's data before its
+    512-byte footer), else None: the other formats' mapping readers are not written yet."""
+    if fmt == "raw":
+        return file_size
+    if fmt == "vpc" and info.details.get("disk_type") == "fixed":
+        return max(0, min(info.virtual_size or 0, file_size - 512))
+    return None
+
+
+def _guest(
+    fd: int, fmt: str, info: Inspection, file_size: int, budget: int
+) -> tuple[dict[str, Any], list[Field], list[Finding], int]:
+    """The report value ``guest``, its fields and findings, and the file bytes read for it. The guest
+    reader has its own :class:`Reader` with the guest budget, apart from the header budget."""
+    size = _guest_size(fmt, info, file_size)
+    if size is None:
+        return {"unavailable": f"no guest reader for {fmt} yet"}, [], [], 0
+    reader = Reader(fd, size, budget)
+    value, fields, findings = inspect_guest(RawGuestDisk(reader), budget)
+    node = Field("guest", 0, 0, None, "the guest's partitions, volumes and filesystems (guest offsets)", fields)
+    return value, [node], findings, reader.bytes_read
+
+
 def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, declared: str | None) -> None:
     if declared and not detect.compatible(declared, primary, matches):
         found = ", ".join(matches) or "no signature (raw)"
@@ -77,9 +102,15 @@ def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, 
 
 
 def build(
-    fd: int, path: str, declared: str | None, budget: int = DEFAULT_BUDGET, include_bytes: bool = True
+    fd: int,
+    path: str,
+    declared: str | None,
+    budget: int = DEFAULT_BUDGET,
+    include_bytes: bool = True,
+    guest_budget: int | None = None,
 ) -> dict[str, Any]:
-    """Inspect the image behind ``fd`` (opened read-only by the parent) and return the report."""
+    """Inspect the image behind ``fd`` (opened read-only by the parent) and return the report; with a
+    ``guest_budget``, the guest view too (report key ``guest``)."""
     started = time.monotonic()
     st = os.fstat(fd)
     size = _device_size(fd, st)
@@ -111,6 +142,11 @@ def build(
         info.references.extend(extra.references)
         if extra.details:
             info.details[other] = extra.details
+    guest_value, guest_read = None, 0
+    if guest_budget is not None:
+        guest_value, guest_fields, guest_findings, guest_read = _guest(fd, primary, info, size, guest_budget)
+        fields.extend(guest_fields)
+        findings.extend(guest_findings)
     info.findings = findings
     _mismatch_and_ambiguity(info, matches, primary, declared)
     if info.encrypted:
@@ -155,12 +191,14 @@ def build(
         "details": info.details,
         "fields": tree,
         "findings": shown,
-        "bytes_read": reader.bytes_read,
+        "bytes_read": reader.bytes_read + guest_read,
         "header_bytes": header,
         "byte_regions": regions,
         "read_budget": budget,
         "elapsed_ms": round((time.monotonic() - started) * 1000, 3),
     }
+    if guest_value is not None:
+        result["guest"] = guest_value
     capped = _clamp_numbers(result)
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"

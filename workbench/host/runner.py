@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ..engine.child import sandbox, winjob
 from ..engine.findings import make
-from ..schema import REPLY_CAP
+from ..schema import DEFAULT_GUEST_BUDGET, REPLY_CAP
 from .open import InspectError, Walked, off_loop, open_image
 
 STDERR_CAP = 64 << 10
@@ -50,6 +50,8 @@ class EngineOptions:
     reply_cap: int = REPLY_CAP
     require_layers: list[str] = field(default_factory=list)
     include_bytes: bool = True  # the hex of what was read, for the window's hex view
+    guest: bool = False  # the guest view (report key ``guest``), reading at most ``guest_budget`` guest bytes
+    guest_budget: int = DEFAULT_GUEST_BUDGET
 
 
 @dataclass
@@ -301,6 +303,8 @@ async def run_engine(
         "declared_format": declared,
         "require_layers": options.require_layers,
         "include_bytes": options.include_bytes,
+        "guest": options.guest,
+        "guest_budget": options.guest_budget,
     }
     reply = decode_reply(await runner.run(request, (fd,), options))
     require_layers(reply["sandbox"], options.require_layers)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..engine.findings import CATALOGUE, CHECK_ID, INFO, make
 from ..schema import (
+    GUEST_DEPTH,
     HEADER_BYTES,
     MAX_DEPTH,
     MAX_FIELDS,
@@ -185,6 +186,32 @@ def _hex_view(reply: dict[str, Any], findings: list[dict[str, Any]]) -> tuple[Re
         return None, []
 
 
+def _data(value: Any, key: str, depth: int) -> Any:
+    """Nested untrusted data kept as data: objects and lists capped to MAX_LIST items, strings and keys
+    capped, integers checked, nesting at most GUEST_DEPTH levels (the recursion stops there)."""
+    if isinstance(value, dict | list) and depth > GUEST_DEPTH:
+        raise ReplyError(f"{key}: nested deeper than {GUEST_DEPTH} levels")
+    if isinstance(value, dict):
+        return {str(name)[:200]: _data(item, key, depth + 1) for name, item in list(value.items())[:MAX_LIST]}
+    if isinstance(value, list):
+        return [_data(item, key, depth + 1) for item in value[:MAX_LIST]]
+    return _scalar(value, key)
+
+
+def _guest(reply: dict[str, Any], findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``guest`` (only when asked for): a bad one is left out with a finding, never the report."""
+    value = reply.get("guest")
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, dict):
+            raise ReplyError("guest: expected an object")
+        return dict(_data(value, "guest", 1))
+    except ReplyError as exc:
+        findings.append(make("report-capped", f"guest view left out: {exc}"[:MAX_STRING], None, INFO).to_json())
+        return {"unavailable": "the engine's guest view did not follow the report contract"}
+
+
 def _strings(value: Any, key: str) -> list[str]:
     if not isinstance(value, list):
         raise ReplyError(f"{key}: expected a list")
@@ -200,7 +227,8 @@ def validate(reply: Any) -> dict[str, Any]:
     try:
         findings = _findings(reply.get("findings"))
         header_bytes, byte_regions = _hex_view(reply, findings)
-        return {
+        guest = _guest(reply, findings)
+        report: dict[str, Any] = {
             "schema": SCHEMA,
             "path": _str(reply.get("path"), "path", optional=False),
             "declared_format": _str(reply.get("declared_format"), "declared_format"),
@@ -232,3 +260,6 @@ def validate(reply: Any) -> dict[str, Any]:
         }
     except AttributeError as exc:
         raise ReplyError(f"report: wrong structure ({exc})") from None
+    if guest is not None:
+        report["guest"] = guest
+    return report

@@ -24,6 +24,41 @@ def _reference(ref: dict[str, Any]) -> str:
     return f"{printable(ref.get('role', 'reference'), 40)}: {printable(ref.get('name', ''))} ({ref.get('kind')}{extra})"
 
 
+def volume_contents(volume: dict[str, Any]) -> str:
+    """A guest volume's filesystem (or container) type and label, ``ext4 'rootfs'``; empty when unknown."""
+    inner = volume.get("filesystem") or volume.get("container")
+    if not isinstance(inner, dict):
+        return ""
+    label = f" '{printable(inner['label'], 80)}'" if inner.get("label") else ""
+    return f"{printable(inner.get('type') or '?', 40)}{label}"
+
+
+def _guest_volume(volume: dict[str, Any]) -> str:
+    """One volume: index, start, length, type and name, filesystem (or container) type and label, OS name."""
+    kind = printable(volume.get("type") or "?", 60)
+    name = f" '{printable(volume['name'], 80)}'" if volume.get("name") else ""
+    where = f"start {volume.get('start')}  length {_size(volume.get('length'))}"
+    line = f"    {volume.get('index')!s:>3}  {where}  {kind}{name}"
+    contents = volume_contents(volume)
+    if contents:
+        line += f"  [{contents}]"
+    if isinstance(volume.get("os"), dict) and volume["os"].get("name"):
+        line += f"  {printable(volume['os']['name'], 120)}"
+    return line
+
+
+def _guest(guest: dict[str, Any]) -> list[str]:
+    """The guest layout: the table and one line per volume."""
+    if "unavailable" in guest:
+        return [f"  guest       unavailable: {printable(guest['unavailable'], 200)}"]
+    table = guest.get("partition_table") or {}
+    volumes = guest.get("volumes") or []
+    head = f"{printable(table.get('type') or 'no partition table', 40)}, {len(volumes)} volume(s)"
+    lines = [f"  guest       {head}, read {guest.get('bytes_read')} of {guest.get('budget')} guest bytes"]
+    lines.extend(_guest_volume(volume) for volume in volumes if isinstance(volume, dict))
+    return lines
+
+
 def summary(report: dict[str, Any], verbose: bool = False) -> str:
     """Several lines: verdict, format, sizes, references, encryption, findings."""
     path = printable(report["path"], 1024)
@@ -50,6 +85,8 @@ def summary(report: dict[str, Any], verbose: bool = False) -> str:
     flags = [name for name in ("dirty", "corrupt") if report.get(name)]
     if flags:
         lines.append(f"  state       {', '.join(flags)}")
+    if isinstance(report.get("guest"), dict):
+        lines.extend(_guest(report["guest"]))
     shown = [f for f in report["findings"] if verbose or f["severity"] != "info"]
     lines.append(f"  findings    {len(shown) or 'none'}" + ("" if verbose else " (info hidden; -v shows them)"))
     for finding in shown:

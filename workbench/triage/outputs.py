@@ -24,6 +24,8 @@ CSV_COLUMNS = (
     "encrypted",
     "top_finding",
     "sandbox_degraded",
+    "guest_os",  # with --guest (docs/guest.md), else empty
+    "guest_filesystems",
 )
 
 
@@ -91,7 +93,7 @@ th{background:#f0f0f3}.reject{color:#b00020;font-weight:bold}.review{color:#9a67
 </style></head><body>
 <h1>Disk Image Workbench triage</h1>
 <table><thead><tr><th>file</th><th>verdict</th><th>format</th><th>declared</th><th>logical</th><th>file size</th>
-<th>encrypted</th><th>findings</th></tr></thead><tbody>
+<th>encrypted</th><th>findings</th><th>guest OS</th><th>guest filesystems</th></tr></thead><tbody>
 """
 
 
@@ -119,6 +121,7 @@ class HtmlOutput(Output):
             f"<td>{_h(summary['format'])}</td><td>{_h(summary['declared_format'])}</td>"
             f"<td>{_h(human_size(summary['virtual_size']))}</td><td>{_h(human_size(summary['file_size']))}</td>"
             f"<td>{'yes' if summary['encrypted'] else 'no'}</td><td>{body}</td>"
+            f"<td>{_h(summary['guest_os'])}</td><td>{_h(summary['guest_filesystems'])}</td>"
         )
         self.file.write(f"<tr>{cells}</tr>\n")
         self.count += 1

@@ -19,10 +19,12 @@ from ..host.open import InspectError
 from ..host.runner import ForkServerRunner
 from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
+from ..render.text import volume_contents
 from ..schema import most_severe_first
 from .walk import Entry
 
 Inspect = Callable[[Request], Awaitable[dict[str, Any]]]
+GUEST_CELL = 1024  # characters of a guest column: a summary is kept per file
 
 
 @contextlib.asynccontextmanager
@@ -43,11 +45,24 @@ async def engine_pool(
         await zygote.close()
 
 
+def _guest_columns(guest: Any) -> tuple[str, str]:
+    """``--guest``: the operating systems found, and each volume's filesystem or container (``1 ext4 'root'``)."""
+    if not isinstance(guest, dict):
+        return "", ""
+    if "unavailable" in guest:
+        return "", f"unavailable: {guest['unavailable']}"[:GUEST_CELL]
+    volumes = [v for v in guest.get("volumes") or [] if isinstance(v, dict)]
+    names = [v["os"]["name"] for v in volumes if isinstance(v.get("os"), dict) and v["os"].get("name")]
+    contents = [f"{v.get('index')} {volume_contents(v)}" for v in volumes if volume_contents(v)]
+    return "; ".join(dict.fromkeys(names))[:GUEST_CELL], "; ".join(contents)[:GUEST_CELL]
+
+
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     """The few values the triage table and the final summary need."""
     findings = report.get("findings", [])
     ranked = sorted(findings, key=lambda f: most_severe_first(f["severity"]))
     top = ranked[0] if ranked and ranked[0]["severity"] != "info" else None
+    guest_os, guest_filesystems = _guest_columns(report.get("guest"))
     return {
         "path": report["path"],
         "verdict": report["verdict"],
@@ -59,6 +74,8 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "top_finding": f"{top['id']}: {top['detail']}" if top else (report.get("error") or ""),
         "critical": [f"{f['id']}: {f['detail']}" for f in findings if f["severity"] == "critical"],
         "sandbox_degraded": ", ".join(degraded(report.get("sandbox") or {})) if findings else "",
+        "guest_os": guest_os,
+        "guest_filesystems": guest_filesystems,
     }
 
 

@@ -75,6 +75,34 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=20.0, metavar="S", help="seconds per image (default 20)")
 
 
+def _guest_budget(text: str) -> int:
+    from ...schema import MAX_GUEST_BUDGET
+
+    size = _size_arg(text)
+    if not 0 < size <= MAX_GUEST_BUDGET:
+        raise argparse.ArgumentTypeError(f"the guest budget must lie between 1 byte and {MAX_GUEST_BUDGET >> 20}M")
+    return size
+
+
+def add_guest_options(parser: argparse.ArgumentParser) -> None:
+    """``--guest`` and ``--guest-budget`` (docs/guest.md)."""
+    from ...schema import DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET
+
+    parser.add_argument(
+        "--guest",
+        action="store_true",
+        help="also look inside the guest: partitions, volumes, filesystems and the OS, from their metadata "
+        "(raw and fixed VHD for now; docs/guest.md)",
+    )
+    parser.add_argument(
+        "--guest-budget",
+        type=_guest_budget,
+        default=DEFAULT_GUEST_BUDGET,
+        metavar="SIZE",
+        help=f"with --guest: guest bytes read at most, K or M suffix (default 4M, at most {MAX_GUEST_BUDGET >> 20}M)",
+    )
+
+
 def policy_from(args: argparse.Namespace) -> Policy:
     """The settings file's policy with the command line's overrides."""
     from ...policy import settings as settings_mod

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ... import chain as chain_mod
 from ...render.text import summary
 from ...render.textsafe import printable
-from ._common import EPILOG, add_policy_options, exit_code, policy_from, print_reports, warn
+from ._common import EPILOG, add_guest_options, add_policy_options, exit_code, policy_from, print_reports, warn
 
 if TYPE_CHECKING:
     from ...inspector import Request
@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     add_policy_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (one object, or an array for several)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational findings and advice")
+    add_guest_options(parser)
     parser.add_argument(
         "--chain",
         action="store_true",
@@ -61,7 +62,18 @@ def run(args: argparse.Namespace) -> int:
     from ...inspector import Request
 
     policy = policy_from(args)
-    requests = [Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout) for path in args.files]
+    requests = [
+        Request(
+            path,
+            args.declared_format,
+            args.follow_symlinks,
+            policy,
+            args.timeout,
+            guest=args.guest,
+            guest_budget=args.guest_budget,
+        )
+        for path in args.files
+    ]
     if args.chain:
         return _run_chains(requests, args)
     reports = asyncio.run(_inspect_all(requests))

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ...render.text import summary_counts
 from ...render.textsafe import printable
-from ._common import EPILOG, add_policy_options, policy_from, warn
+from ._common import EPILOG, add_guest_options, add_policy_options, policy_from, warn
 
 if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none of them
     from ...inspector import Request
@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
         help="inspections in flight (default: %(default)s, one per CPU)",
     )
     add_policy_options(parser)
+    add_guest_options(parser)
     for kind, what in (
         ("json", "one JSON array of full reports"),
         ("jsonl", "JSON Lines, one report per line, written as results arrive"),
@@ -102,7 +103,16 @@ async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage
             runner = pool or FRESH
 
         def make_request(path: str) -> Request:
-            return Request(path, args.declared_format, args.follow_symlinks, policy, args.timeout, include_bytes=False)
+            return Request(
+                path,
+                args.declared_format,
+                args.follow_symlinks,
+                policy,
+                args.timeout,
+                include_bytes=False,
+                guest=args.guest,
+                guest_budget=args.guest_budget,
+            )
 
         inspect_one = functools.partial(inspect, runner=runner)
         results = triage.run(walk(args.paths), make_request, max(1, args.jobs), inspect_one)

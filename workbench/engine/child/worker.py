@@ -8,6 +8,7 @@ Protocol: one JSON request on stdin, read to its end::
     {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
      "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
      "escapes": ["open", ...] (optional: try forbidden things instead of inspecting), "escape_args": {...},
+     "guest": true, "guest_budget": N (optional: the guest view, within N bytes, default 4 MiB),
      "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
 
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
@@ -22,7 +23,7 @@ import os
 import sys
 from typing import Any
 
-from ...schema import CPU_SECONDS
+from ...schema import CPU_SECONDS, DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET
 from .. import report
 from . import escapes, sandbox
 
@@ -84,6 +85,15 @@ def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
     return bool(missing)
 
 
+def guest_budget(request: dict[str, Any]) -> int | None:
+    """The guest budget when the request asks for the guest view (a bad budget is the default), else None."""
+    if request.get("guest") is not True:
+        return None
+    budget = request.get("guest_budget")
+    valid = isinstance(budget, int) and not isinstance(budget, bool) and 0 < budget <= MAX_GUEST_BUDGET
+    return budget if valid else DEFAULT_GUEST_BUDGET
+
+
 def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """The exit code and the reply of an inspection of the request's descriptor (hardened or not: the caller's)."""
     declared = request.get("declared_format")
@@ -93,6 +103,7 @@ def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             str(request.get("path", "")),
             declared if isinstance(declared, str) else None,
             include_bytes=request.get("include_bytes") is not False,
+            guest_budget=guest_budget(request),
         )
     except OSError as exc:
         return 4, {"ok": False, "error": f"reading the image failed: {exc.strerror or exc}"}
