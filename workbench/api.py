@@ -8,7 +8,6 @@ name, a bad size, a bad timeout or job count) raises ``ValueError``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import logging
@@ -59,12 +58,9 @@ def _declared(name: str | None) -> str | None:
     """A known format name, checked as ``-f`` checks it (same message, with the name to use)."""
     if name is None:
         return None
-    from .cli.commands._common import declared_format
+    from .policy.formats import check_format_name
 
-    try:
-        return declared_format(name)
-    except argparse.ArgumentTypeError as exc:
-        raise ValueError(str(exc)) from None
+    return check_format_name(name)
 
 
 def _max_size(value: int | str) -> int:

@@ -1,1 +1,1 @@
-"""What the user allows: the policy, its verdicts and exit codes, and the settings file."""
+"""What the user allows: the declarable formats, the policy, its verdicts and exit codes, and the settings file."""

@@ -7,31 +7,16 @@ modules, the settings and the policy are imported when an option is checked or a
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ...policy.formats import FormatNames, check_format_name
 
 if TYPE_CHECKING:
     from ...policy.policy import Policy
 
 EPILOG = "exit codes: 0 accept, 10 review, 20 reject, 30 could not inspect, 2 usage; several files: the worst"
-
-
-class FormatNames:
-    """The names an image can be declared as, for ``choices``: the format modules load on first use, when a
-    declared format is checked or a subcommand's help is shown."""
-
-    def _names(self) -> tuple[str, ...]:
-        from ...engine.formats import KNOWN_NAMES
-
-        return KNOWN_NAMES
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
 
 
 def _size_arg(text: str) -> int:
@@ -43,17 +28,12 @@ def _size_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "udif": "dmg", "iso9660": "iso"}
-
-
 def declared_format(text: str) -> str:
-    """A known format name; a common other name (``vhd``) is refused with the name to use (``vpc``)."""
-    names = FormatNames()
-    if text in names:
-        return text
-    hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), list(names), 1)), None)
-    suggestion = f"; did you mean {hint}?" if hint else ""
-    raise argparse.ArgumentTypeError(f"unknown format {text!r}{suggestion} (one of {', '.join(names)})")
+    """``-f``: a known format name (:func:`~workbench.policy.formats.check_format_name`)."""
+    try:
+        return check_format_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
