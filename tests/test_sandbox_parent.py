@@ -118,3 +118,35 @@ def test_settings_with_a_non_name_among_the_required_layers_fall_back_to_the_def
     assert settings_mod.load(path).required_layers == policy_mod.default_required_layers()
     path.write_text(json.dumps({"required_layers": ["rlimits", "landlock|seccomp"]}))
     assert settings_mod.load(path).required_layers == ["rlimits", "landlock|seccomp"]
+
+
+def test_an_interrupt_while_the_fork_server_closes_is_not_swallowed() -> None:
+    """Closing cancels the server's listener and waits for it; a cancellation of the closing task itself (a
+    Ctrl-C in triage) must still end that task, or an interrupted run would exit 0."""
+    from workbench.host.runner import ForkServerRunner
+
+    async def run() -> bool:
+        stuck = asyncio.Event()
+
+        async def listener() -> None:
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                stuck.set()
+                await asyncio.sleep(3600)  # a listener slow to finish keeps close() waiting
+
+        server = ForkServerRunner()
+        server._listener = asyncio.ensure_future(listener())
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(server.close())
+        await stuck.wait()
+        closing.cancel()
+        try:
+            await closing
+        except asyncio.CancelledError:
+            return True
+        finally:
+            server._listener.cancel()
+        return False
+
+    assert asyncio.run(run())

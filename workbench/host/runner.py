@@ -542,8 +542,9 @@ class ForkServerRunner:
         """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            # wait() does not raise the listener's CancelledError, and does not swallow ours: a Ctrl-C that
+            # lands while the server closes still ends the run as interrupted
+            await asyncio.wait({self._listener})
         self._fail_waiters("the engine zygote was closed")
         if self._sock is not None:
             self._sock.close()
