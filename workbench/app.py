@@ -95,6 +95,7 @@ def run_gui(argv: Sequence[str]) -> int:
 
     from .ui import theme
     from .ui.icons import icon
+    from .ui.main_thread_gc import MainThreadCollector
     from .ui.main_window import MainWindow
 
     app = cast(QApplication, QApplication.instance() or QApplication([sys.argv[0]]))
@@ -102,6 +103,7 @@ def run_gui(argv: Sequence[str]) -> int:
     app.setApplicationDisplayName("Disk Image Workbench")
     app.setDesktopFileName("workbench")
     app.setWindowIcon(icon("workbench"))
+    collector = MainThreadCollector(app)  # Qt objects are freed on this thread only (ui/main_thread_gc.py)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = MainWindow()
@@ -124,4 +126,5 @@ def run_gui(argv: Sequence[str]) -> int:
         window.session.close()  # closing the window did this already; quitting another way may not have
         with contextlib.suppress(TimeoutError):  # the server also leaves when its socket closes with us
             loop.run_until_complete(asyncio.wait_for(window.session.stopped(), 5))
+    collector.stop()
     return 0
