@@ -541,10 +541,19 @@ class ForkServerRunner:
     async def close(self) -> None:
         """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""
         if self._listener is not None:
-            self._listener.cancel()
-            # wait() does not raise the listener's CancelledError, and does not swallow ours: a Ctrl-C that
-            # lands while the server closes still ends the run as interrupted
-            await asyncio.wait({self._listener})
+            # Wait for the listener to end without taking its CancelledError for ours: a cancellation of this
+            # task (a Ctrl-C in triage) must still end it. No running-loop lookup: the window closes its
+            # server while qasync shuts down.
+            listener = self._listener
+            ended: asyncio.Future[None] = listener.get_loop().create_future()
+
+            def end(_: object) -> None:
+                if not ended.done():
+                    ended.set_result(None)
+
+            listener.add_done_callback(end)
+            listener.cancel()
+            await ended
         self._fail_waiters("the engine zygote was closed")
         if self._sock is not None:
             self._sock.close()
