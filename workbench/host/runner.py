@@ -481,6 +481,7 @@ class ForkServerRunner:
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(InspectError(message))
+                future.exception()  # a waiter cancelled meanwhile (Ctrl-C) never reads it: not worth a warning
         self._waiting.clear()
 
     async def _send(self, payload: dict[str, Any], fds: list[int]) -> None:

@@ -89,7 +89,33 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
     return outputs
 
 
-async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress) -> None:
+class Interrupt:
+    """Ctrl-C, as this command sees it: a flag that ends the run at the next report even if some await on the
+    way swallowed the cancellation, and the exit status 130 however the run then ended."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def watch(self) -> None:
+        """Take SIGINT from asyncio.run: on it, set the flag and cancel the running task (this command's)."""
+        import asyncio
+        import signal
+
+        main = asyncio.current_task()
+
+        def on_sigint() -> None:
+            self.requested = True
+            if main is not None:
+                main.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no add_signal_handler on Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+
+
+async def _triage(
+    args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress, interrupt: Interrupt
+) -> None:
+    interrupt.watch()
     from ...host.runner import FRESH, Runner
     from ...inspector import Request, inspect
     from ...triage import run as triage
@@ -123,6 +149,8 @@ async def _triage(args: argparse.Namespace, outputs: list[Output], tally: triage
                 for output in outputs:
                     output.write(report, summary)
                 progress.update(tally)
+                if interrupt.requested:
+                    break
         finally:
             await results.aclose()
 
@@ -159,17 +187,18 @@ def run(args: argparse.Namespace) -> int:
     tally = triage.Tally()
     progress = Progress(sys.stderr, sys.stderr.isatty() and not args.quiet)
     started = time.monotonic()
+    interrupt = Interrupt()
     interrupted = False
     try:
-        asyncio.run(_triage(args, outputs, tally, progress))
-    except KeyboardInterrupt:
+        asyncio.run(_triage(args, outputs, tally, progress, interrupt))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
     finally:
         for output in outputs:
             output.close()
     progress.update(tally, final=True)
     _print_summary(tally, time.monotonic() - started)
-    if interrupted:
+    if interrupted or interrupt.requested:
         print("interrupted: the reports written so far are complete and valid", file=sys.stderr)
         return INTERRUPTED
     return tally.exit_code() if tally.total else 0
