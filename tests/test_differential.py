@@ -10,13 +10,12 @@ tests/data/differential/ and checked again here.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
 
 from fuzz import differential as diff
-from tests.conftest import REQUIRE_QEMU
+from tests.conftest import required_tool
 
 CASES_PER_SEED = 50
 SAMPLES = Path(__file__).parent / "data" / "differential"
@@ -58,10 +57,7 @@ def _params(ids: list[str]) -> list[object]:
 @pytest.fixture(scope="module")
 def outcomes(qemu_img: str) -> dict[str, diff.Outcome]:
     """Every case of this module, run once in one batch: seeds, generated cases, regression samples."""
-    if not shutil.which("strace"):
-        if REQUIRE_QEMU:
-            pytest.fail("strace is required for the differential harness")
-        pytest.skip("strace not installed")
+    required_tool("strace", "strace")  # fails, not skips, when CI requires the oracles
     seeds = diff.make_seeds(qemu_img)
     by_name = {seed.name: seed for seed in seeds}
     cases = [diff.Case(f"seed:{s.name}", s, s.data, []) for s in seeds]
