@@ -25,6 +25,9 @@ HEADER_BYTES = 64 << 10  # bytes of the file's first region shown as its header
 REPLY_CAP = 16 << 20  # bytes of JSON the parent reads from a child before it kills it
 DEFAULT_GUEST_BUDGET = 4 << 20  # guest bytes the guest view reads at most, unless the request says otherwise
 MAX_GUEST_BUDGET = 64 << 20  # guest bytes one inspection may read (``--guest-budget``; the engine caches them)
+DEFAULT_DEEP_BUDGET = 64 << 20  # metadata bytes deep inspection reads at most (``--deep-budget``, settings)
+MAX_DEEP_BUDGET = 1 << 30  # metadata bytes one deep inspection may read
+MAX_MAP_RUNS = 4096  # runs of ``deep.map`` and of ``deep.file_map`` (merged first; a cut is a finding)
 GUEST_DEPTH = 12  # levels of nested objects and lists in the report value ``guest``
 REPLY_BUDGET = REPLY_CAP // 2  # what the engine aims below, leaving room for escaping and the sandbox table
 
@@ -112,6 +115,53 @@ class Reference(TypedDict, total=False):
     name_bytes: str
 
 
+class MapRun(TypedDict, total=False):
+    """One run of ``deep.map``, in the shape of ``qemu-img map --output=json`` (plus ``compressed``)."""
+
+    start: int
+    length: int
+    present: bool
+    zero: bool
+    data: bool
+    compressed: bool
+    offset: int  # file offset, only for data stored uncompressed in this file
+
+
+class FileRun(TypedDict, total=False):
+    """One run of ``deep.file_map``: what occupies ``[offset, offset + length)`` of the file."""
+
+    offset: int
+    length: int
+    kind: str  # header, table, data, compressed, free, overlap, outside
+    name: str  # the structure (``L2 table 3``, ``refcount block 0``) for tables
+
+
+class DeepCheck(TypedDict, total=False):
+    """``deep.check``: the counters of ``qemu-img check --output=json`` (their names as qemu spells them)."""
+
+    total_clusters: int  # "total-clusters"
+    allocated_clusters: int
+    fragmented_clusters: int
+    compressed_clusters: int
+    image_end_offset: int
+    leaks: int
+    corruptions: int
+    check_errors: int
+
+
+class Deep(TypedDict, total=False):
+    """Report key ``deep`` (only with ``--deep``); ``unavailable`` alone when the format has no deep reader."""
+
+    unavailable: str
+    map: list[MapRun]
+    file_map: list[FileRun]
+    allocated_virtual: int  # guest bytes the image really holds (data, compressed)
+    check: dict[str, int]  # DeepCheck's counters under qemu's hyphenated names
+    budget: int
+    bytes_read: int
+    complete: bool  # False when the budget or a cap stopped the walk (a finding says what was not checked)
+
+
 class Report(TypedDict, total=False):
     """The reply's keys (docs/architecture.md "Report keys"); a failed report has ``error`` and few others."""
 
@@ -146,4 +196,5 @@ class Report(TypedDict, total=False):
     header_bytes: dict[str, Any] | None
     byte_regions: list[dict[str, Any]]
     guest: dict[str, Any]
+    deep: Deep
     error: str

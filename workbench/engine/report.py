@@ -13,9 +13,10 @@ from . import detect, fit
 from .fields import Field
 from .findings import CRITICAL, INFO, WARNING, Finding, make
 from .formats import BY_NAME
-from .guest import RawGuestDisk, inspect_guest
+from .guest import inspect_guest
 from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
+from .mapping import MappedGuestDisk, Unmappable, mapping_for
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
 
 U64_MAX = MAX_INT - 1
@@ -66,26 +67,18 @@ def _clamp_numbers(report: dict[str, Any]) -> list[str]:
     return capped
 
 
-def _guest_size(fmt: str, info: Inspection, file_size: int) -> int | None:
-    """The guest disk's size when guest offsets equal file offsets (raw; a fixed VHD's data before its
-    512-byte footer), else None: the other formats' mapping readers are not written yet."""
-    if fmt == "raw":
-        return file_size
-    if fmt == "vpc" and info.details.get("disk_type") == "fixed":
-        return max(0, min(info.virtual_size or 0, file_size - 512))
-    return None
-
-
 def _guest(
     fd: int, fmt: str, info: Inspection, file_size: int, budget: int
 ) -> tuple[dict[str, Any], list[Field], list[Finding], int]:
     """The report value ``guest``, its fields and findings, and the file bytes read for it. The guest
-    reader has its own :class:`Reader` with the guest budget, apart from the header budget."""
-    size = _guest_size(fmt, info, file_size)
-    if size is None:
-        return {"unavailable": f"no guest reader for {fmt} yet"}, [], [], 0
-    reader = Reader(fd, size, budget)
-    value, fields, findings = inspect_guest(RawGuestDisk(reader), budget)
+    view reads through the format's mapping (``engine/mapping/``) with its own :class:`Reader` and the
+    guest budget, apart from the header budget."""
+    reader = Reader(fd, file_size, budget)
+    try:
+        disk = MappedGuestDisk(mapping_for(fmt, reader, info), reader)
+    except (Unmappable, BudgetExceeded) as exc:
+        return {"unavailable": str(exc)[:MAX_STRING]}, [], [], reader.bytes_read
+    value, fields, findings = inspect_guest(disk, budget)
     node = Field("guest", 0, 0, None, "the guest's partitions, volumes and filesystems (guest offsets)", fields)
     return value, [node], findings, reader.bytes_read
 
