@@ -136,19 +136,6 @@ class FileRun(TypedDict, total=False):
     name: str  # the structure (``L2 table 3``, ``refcount block 0``) for tables
 
 
-class DeepCheck(TypedDict, total=False):
-    """``deep.check``: the counters of ``qemu-img check --output=json`` (their names as qemu spells them)."""
-
-    total_clusters: int  # "total-clusters"
-    allocated_clusters: int
-    fragmented_clusters: int
-    compressed_clusters: int
-    image_end_offset: int
-    leaks: int
-    corruptions: int
-    check_errors: int
-
-
 class Deep(TypedDict, total=False):
     """Report key ``deep`` (only with ``--deep``); ``unavailable`` alone when the format has no deep reader."""
 
@@ -156,7 +143,9 @@ class Deep(TypedDict, total=False):
     map: list[MapRun]
     file_map: list[FileRun]
     allocated_virtual: int  # guest bytes the image really holds (data, compressed)
-    check: dict[str, int]  # DeepCheck's counters under qemu's hyphenated names
+    # the counters of ``qemu-img check --output=json`` under its names: total-clusters, allocated-clusters,
+    # fragmented-clusters, compressed-clusters, image-end-offset, leaks, corruptions, check-errors
+    check: dict[str, int]
     budget: int
     bytes_read: int
     complete: bool  # False when the budget or a cap stopped the walk (a finding says what was not checked)
