@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ..engine.child import sandbox, winjob
 from ..engine.findings import make
-from ..schema import DEFAULT_GUEST_BUDGET, REPLY_CAP
+from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, REPLY_CAP
 from .open import InspectError, Walked, off_loop, open_image
 
 STDERR_CAP = 64 << 10
@@ -52,6 +52,8 @@ class EngineOptions:
     include_bytes: bool = True  # the hex of what was read, for the window's hex view
     guest: bool = False  # the guest view (report key ``guest``), reading at most ``guest_budget`` guest bytes
     guest_budget: int = DEFAULT_GUEST_BUDGET
+    deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
+    deep_budget: int = DEFAULT_DEEP_BUDGET
 
 
 @dataclass
@@ -305,6 +307,8 @@ async def run_engine(
         "include_bytes": options.include_bytes,
         "guest": options.guest,
         "guest_budget": options.guest_budget,
+        "deep": options.deep,
+        "deep_budget": options.deep_budget,
     }
     reply = decode_reply(await runner.run(request, (fd,), options))
     require_layers(reply["sandbox"], options.require_layers)
