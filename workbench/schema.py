@@ -125,6 +125,7 @@ class MapRun(TypedDict, total=False):
     data: bool
     compressed: bool
     offset: int  # file offset, only for data stored uncompressed in this file
+    invalid: bool  # ours: the table entry cannot be followed (past the file, reserved bits)
 
 
 class FileRun(TypedDict, total=False):

@@ -19,11 +19,12 @@ alone; a table entry that points outside the file is a run of kind :attr:`Kind.I
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from ...schema import MapRun
 from ..inspection import Inspection
 from ..reader import Reader
 
@@ -134,6 +135,50 @@ class LinearMapping:
 
     def decompress(self, run: Run) -> bytes:
         raise Unmappable("a linear mapping has no compressed units")
+
+
+def _map_entry(run: Run, backing: bool) -> MapRun:
+    """One run in ``qemu-img map --output=json``'s terms (``compressed`` is qemu 8's key; ``invalid`` ours)."""
+    kind = run.kind
+    present = kind in (Kind.DATA, Kind.ZERO, Kind.COMPRESSED, Kind.EXTERNAL)
+    entry: MapRun = {
+        "start": run.start,
+        "length": run.length,
+        "present": present,
+        "zero": kind is Kind.ZERO or (kind is Kind.UNALLOCATED and not backing),
+        "data": kind in (Kind.DATA, Kind.COMPRESSED, Kind.EXTERNAL),
+        "compressed": kind is Kind.COMPRESSED,
+    }
+    if run.offset is not None and kind in (Kind.DATA, Kind.ZERO, Kind.EXTERNAL):
+        entry["offset"] = run.offset
+    if kind is Kind.INVALID:
+        entry["invalid"] = True
+    return entry
+
+
+def qemu_map(runs: Iterable[Run], backing: bool) -> Iterator[MapRun]:
+    """Runs merged as ``qemu-img map --output=json`` merges them: neighbours with the same flags and, where
+    both have one, contiguous file offsets become one entry."""
+    last: MapRun | None = None
+    for run in runs:
+        entry = _map_entry(run, backing)
+        if last is not None and _joins(last, entry):
+            last["length"] += entry["length"]
+            continue
+        if last is not None:
+            yield last
+        last = entry
+    if last is not None:
+        yield last
+
+
+def _joins(last: MapRun, entry: MapRun) -> bool:
+    same = all(last.get(key) == entry.get(key) for key in ("present", "zero", "data", "compressed", "invalid"))
+    if not same or last["start"] + last["length"] != entry["start"]:
+        return False
+    if "offset" in last or "offset" in entry:
+        return "offset" in last and "offset" in entry and last["offset"] + last["length"] == entry["offset"]
+    return True
 
 
 def inflate(data: bytes, limit: int, wbits: int = -15) -> bytes:
