@@ -369,3 +369,31 @@ def test_qed_hostile_entries(tmp_path: Path) -> None:
     with opened(path, "qed") as (mapping, _):
         kinds = [run.kind for run in mapping.runs(0, 5 * cluster)]
     assert kinds == [Kind.DATA, Kind.ZERO, Kind.INVALID, Kind.INVALID, Kind.UNALLOCATED]
+
+
+@pytest.mark.qemu
+def test_tables_of_a_qemu_image_with_snapshot_and_bitmap(qemu_img: str, qemu_create: Any) -> None:
+    image = qemu_create("snap.qcow2", "qcow2", "8M")
+    qemu_io(image, "qcow2", "write -P 1 0 1M")
+    run(qemu_img, "snapshot", "-c", "s1", image)
+    qemu_io(image, "qcow2", "write -P 2 0 64k", "write -P 3 6M 64k")
+    run(qemu_img, "bitmap", "--add", image, "b0")
+    assert our_map(image, "qcow2") == qemu_map_json(qemu_img, image, "qcow2")
+    with opened(image, "qcow2") as (mapping, reader):
+        tables = sorted(mapping.tables(), key=lambda table: table.offset)
+        names = [table.name for table in tables]
+        info = Inspection(format="qcow2")
+        BY_NAME["qcow2"].parse(reader, info)
+    assert {
+        "snapshot table",
+        "snapshot 0 L1 table",
+        "bitmap directory",
+        "bitmap 0 table",
+        "L2 table 0",
+        "refcount block 0",
+    } <= set(names)
+    snapshot_l1 = next(table for table in tables if table.name == "snapshot 0 L1 table")
+    assert snapshot_l1.offset == info.snapshots[0]["l1_table_offset"]
+    for before, after in zip(tables, tables[1:], strict=False):  # inside the file, none over another
+        assert before.offset + before.length <= after.offset, (before, after)
+    assert tables[-1].offset + tables[-1].length <= image.stat().st_size
