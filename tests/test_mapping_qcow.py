@@ -237,12 +237,14 @@ L1_AT, L2_AT, DATA_AT = 3 * CLUSTER, 4 * CLUSTER, 5 * CLUSTER  # the builder's L
 COMPRESSED, SHIFT = 1 << 62, 62 - (16 - 8)
 
 
-def hostile(tmp_path: Path, l1: int, l2: list[int], *, size: int = MIB, **header: Any) -> Path:
-    """A qcow2 image of 64 KiB clusters: L1[0] = ``l1``, an L2 table in cluster 4 holding ``l2``, and one
-    data cluster (bytes 0x5a) in cluster 5."""
+def hostile(
+    tmp_path: Path, l1: int, l2: list[int], *, size: int = MIB, data: bytes = b"\x5a" * CLUSTER, **header: Any
+) -> Path:
+    """A qcow2 image of 64 KiB clusters: L1[0] = ``l1``, an L2 table in cluster 4 holding ``l2``, and
+    ``data`` from cluster 5 (one cluster of 0x5a bytes)."""
     image = bytearray(qcow2(size, **header)).ljust(L2_AT, b"\0")
     image[L1_AT : L1_AT + 8] = struct.pack(">Q", l1)
-    image += b"".join(struct.pack(">Q", entry) for entry in l2).ljust(CLUSTER, b"\0") + b"\x5a" * CLUSTER
+    image += b"".join(struct.pack(">Q", entry) for entry in l2).ljust(CLUSTER, b"\0") + data
     path = tmp_path / "hostile.qcow2"
     path.write_bytes(image)
     return path
@@ -397,3 +399,17 @@ def test_tables_of_a_qemu_image_with_snapshot_and_bitmap(qemu_img: str, qemu_cre
     for before, after in zip(tables, tables[1:], strict=False):  # inside the file, none over another
         assert before.offset + before.length <= after.offset, (before, after)
     assert tables[-1].offset + tables[-1].length <= image.stat().st_size
+
+
+def test_compressed_units_past_the_guest_budget_are_a_budget_finding(tmp_path: Path) -> None:
+    """Every cluster a compressed unit of 128 KiB: the guest view's file reads pass a 64 KiB budget."""
+    unit = COMPRESSED | 255 << SHIFT | DATA_AT
+    path = hostile(tmp_path, L2_AT, [unit] * 16, data=os.urandom(2 * CLUSTER))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        rep = report.build(fd, str(path), "qcow2", guest_budget=CLUSTER)
+    finally:
+        os.close(fd)
+    ids = {f["id"] for f in rep["findings"]}
+    assert "guest-budget" in ids and "guest-malformed" not in ids
+    assert rep["bytes_read"] <= rep["read_budget"] + CLUSTER

@@ -25,8 +25,9 @@ from enum import StrEnum
 from typing import Protocol
 
 from ...schema import MapRun
+from ..guest_disk import GuestBudgetExceeded
 from ..inspection import Inspection
-from ..reader import Reader
+from ..reader import BudgetExceeded, Reader
 
 
 class Kind(StrEnum):
@@ -221,6 +222,14 @@ class MappedGuestDisk:
         return data[skip : skip + run.length].ljust(run.length, b"\0")
 
     def read(self, offset: int, length: int) -> bytes | None:
+        """The guest bytes, or ``None``; the file bytes they cost (tables, compressed units) count against
+        the reader's budget, and running out of it is the guest view's budget finding, like its own."""
+        try:
+            return self._read(offset, length)
+        except BudgetExceeded as exc:
+            raise GuestBudgetExceeded(offset, length, self.reader.budget) from exc
+
+    def _read(self, offset: int, length: int) -> bytes | None:
         out = bytearray()
         for run in self.mapping.runs(offset, length):
             if run.kind is Kind.DATA and run.offset is not None:
