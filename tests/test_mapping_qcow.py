@@ -188,12 +188,17 @@ def guest_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return gpt_guest_disk(tmp_path_factory.mktemp("qmap"))[0]
 
 
-def guest_of(path: Path, fmt: str) -> dict[str, Any]:
+def guest_report(path: Path, fmt: str = "qcow2", budget: int = 4 * MIB) -> dict[str, Any]:
+    """The engine's report with the guest view, built in this process."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        rep = report.build(fd, str(path), fmt, guest_budget=4 * MIB)
+        return report.build(fd, str(path), fmt, guest_budget=budget)
     finally:
         os.close(fd)
+
+
+def guest_of(path: Path, fmt: str) -> dict[str, Any]:
+    rep = guest_report(path, fmt)
     assert not [f for f in rep["findings"] if f["id"].startswith("guest-")], rep["findings"]
     guest: dict[str, Any] = rep["guest"]
     return guest
@@ -255,14 +260,6 @@ def runs_of(path: Path, length: int = 4 * CLUSTER) -> list[Run]:
         found = list(mapping.runs(0, length))
         assert reader.bytes_read <= 2 * 4096 + 8 * 4  # an L1 chunk and the L2 entries asked for, nothing more
         return found
-
-
-def guest_report(path: Path) -> dict[str, Any]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return report.build(fd, str(path), "qcow2", guest_budget=4 * MIB)
-    finally:
-        os.close(fd)
 
 
 def test_valid_entries_map_data_and_zeros(tmp_path: Path) -> None:
@@ -405,11 +402,7 @@ def test_compressed_units_past_the_guest_budget_are_a_budget_finding(tmp_path: P
     """Every cluster a compressed unit of 128 KiB: the guest view's file reads pass a 64 KiB budget."""
     unit = COMPRESSED | 255 << SHIFT | DATA_AT
     path = hostile(tmp_path, L2_AT, [unit] * 16, data=os.urandom(2 * CLUSTER))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        rep = report.build(fd, str(path), "qcow2", guest_budget=CLUSTER)
-    finally:
-        os.close(fd)
+    rep = guest_report(path, budget=CLUSTER)
     ids = {f["id"] for f in rep["findings"]}
     assert "guest-budget" in ids and "guest-malformed" not in ids
     assert rep["bytes_read"] <= rep["read_budget"] + CLUSTER
