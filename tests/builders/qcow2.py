@@ -11,11 +11,8 @@ from workbench.demo.qcow2 import (
     AUTOCLEAR_DATA_FILE_RAW,
     COMPAT_LAZY_REFCOUNTS,
     CRYPT_AES,
-    CRYPT_LUKS,
     CRYPT_NONE,
     EXT_BACKING_FORMAT,
-    EXT_BITMAPS,
-    EXT_CRYPTO,
     EXT_DATA_FILE,
     EXT_FEATURE_TABLE,
     INCOMPAT_COMPRESSION,
@@ -31,7 +28,15 @@ from workbench.demo.qcow2 import (
     pad,
     qcow2,
 )
-from workbench.engine.formats.qcow import SNAPSHOT_EXTRA_LAYOUT, SNAPSHOT_LAYOUT, V1_HEADER, V1_LAYOUT
+from workbench.engine.formats.qcow import (
+    CRYPT_LUKS,
+    EXT_BITMAPS,
+    EXT_CRYPTO,
+    SNAPSHOT_EXTRA_LAYOUT,
+    SNAPSHOT_LAYOUT,
+    V1_HEADER,
+    V1_LAYOUT,
+)
 from workbench.engine.formats.qed import HEADER as QED_HEADER
 
 __all__ = [  # the demonstration set's builder, re-exported, and this module's own
