@@ -1,4 +1,4 @@
-"""Seed images for fuzzing: every samples builder (stdlib only) and, where qemu-img exists, qemu's own images.
+"""Seed images for fuzzing: every builder in tests/builders (stdlib only) and, where qemu-img exists, qemu's own images.
 
 Each seed may carry a ``fix`` that recomputes the checksums of its format after an edit, so that a mutation
 can reach past the checksum test into the structures behind it.
