@@ -28,8 +28,8 @@ import qasync  # noqa: E402
 from PySide6.QtCore import QMimeData, QTimer, QUrl  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from tests.builders import qcow2  # noqa: E402
 from workbench.policy.settings import Settings  # noqa: E402
-from workbench.samples import qcow2  # noqa: E402
 from workbench.ui.main_window import MainWindow  # noqa: E402
 
 TICK_MS = 5

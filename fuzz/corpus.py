@@ -1,4 +1,4 @@
-"""Seed images for fuzzing: every samples builder (stdlib only) and, where qemu-img exists, qemu's own images.
+"""Seed images for fuzzing: every builder in tests/builders (stdlib only) and, where qemu-img exists, qemu's own images.
 
 Each seed may carry a ``fix`` that recomputes the checksums of its format after an edit, so that a mutation
 can reach past the checksum test into the structures behind it.
@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fuzz.qemu_create import qemu_img_create  # noqa: E402
+from tests.builders import luks, misc, partitions, qcow2, vdi, vhdx, vmdk, vpc  # noqa: E402
 from workbench.engine.formats import KNOWN_NAMES  # noqa: E402
 from workbench.engine.formats import vpc as vpc_format  # noqa: E402
-from workbench.samples import luks, misc, partitions, qcow2, vdi, vhdx, vmdk, vpc  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -215,7 +215,7 @@ def _other_seeds() -> list[Seed]:
 
 
 def builder_seeds() -> list[Seed]:
-    """Seeds from every builder in :mod:`workbench.samples`: stdlib only, a few MiB in all."""
+    """Seeds from every builder in :mod:`tests.builders`: stdlib only, a few MiB in all."""
     return [
         *_qcow_seeds(),
         *_luks_seeds(),

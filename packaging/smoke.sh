@@ -60,7 +60,7 @@ check "every format of the source is in the frozen inspect --help: $formats" gre
 
 # 3. An image with a backing file is rejected (exit 20) by a sandboxed frozen engine child.
 image="$work/child.qcow2"
-from_source "from workbench.samples.qcow2 import qcow2; open(sys.argv[1], 'wb').write(qcow2(1 << 20, backing='base.qcow2'))" \
+from_source "from workbench.demo.qcow2 import qcow2; open(sys.argv[1], 'wb').write(qcow2(1 << 20, backing='base.qcow2'))" \
     "$image"
 status=0
 traced inspect "$exe" inspect --json "$image" >"$work/report.json" || status=$?

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.samples import qcow2 as build
+from tests.builders import qcow2 as build
 
 TRACED = "trace=open,openat,openat2,stat,lstat,newfstatat,statx,access,faccessat,faccessat2,readlink,readlinkat"
 _CALL = re.compile(r"^\d+\s+(\w+)\((?:AT_FDCWD|-?\d+)?,?\s*\"((?:[^\"\\]|\\.)*)\"")

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import workbench
+from tests.builders import qcow2
 from tests.helpers import finding_ids, write
 from workbench.policy.policy import Policy
-from workbench.samples import qcow2
 from workbench.schema import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
+from tests.builders import luks, qcow2, vhdx, vmdk, vpc
 from tests.helpers import assert_no_parser_error, finding_ids
 from tests.test_cli import run_cli
 from workbench import inspector
 from workbench.engine import report
 from workbench.host import runner as client
-from workbench.samples import luks, qcow2, vhdx, vmdk, vpc
 
 TIB = 1 << 40
 HANG_GUARD = 30  # seconds; the runs take about one

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.builders import vhdx, vpc
 from workbench import chain
 from workbench.chain import TooManyLinks, follow, resolve
 from workbench.inspector import Request
-from workbench.samples import vhdx, vpc
 
 ROOT = Path(__file__).resolve().parents[1]
 Create = Callable[..., Path]

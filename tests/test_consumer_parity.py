@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from tests.builders import misc, vdi, vhdx, vpc
+from tests.builders import qcow2 as build
 from tests.helpers import finding_ids, inspect_bytes
 from tests.qemu_oracle import assert_consumer_parity
 from workbench.engine.formats.vhdx import PARENT_LOCATOR
 from workbench.engine.inspection import path_has_protocol, reference_kind
-from workbench.samples import misc, vdi, vhdx, vpc
-from workbench.samples import qcow2 as build
 
 
 def _with_data_file_bit(data: bytes) -> bytes:

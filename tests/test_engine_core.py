@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import finding_ids, inspect_file
 from workbench.engine import checks, detect
-from workbench.engine.fields import Field, Layout, Spec, bit_flags, clean_text, decode
+from workbench.engine.fields import Field, Layout, Spec, bit_flags, clean_text
 from workbench.engine.findings import make
 from workbench.engine.fit import field_tree
 from workbench.engine.limits import MAX_DEPTH
@@ -55,7 +55,7 @@ def test_reader_regions_merge_overlaps(tmp_path: Path) -> None:
     assert reader.regions() == [(0, bytes(range(15))), (100, bytes(range(100, 104)))]
 
 
-def test_decode_gives_values_and_fields_with_offsets() -> None:
+def test_layout_gives_typed_values_shown_values_and_fields_with_offsets() -> None:
     data = b"QFI\xfb" + (3).to_bytes(4, "big") + b"name\0pad" + bytes(16)
     specs = [
         Spec("magic", 0, "4s", "signature", "bytes"),
@@ -63,13 +63,25 @@ def test_decode_gives_values_and_fields_with_offsets() -> None:
         Spec("label", 8, "8s", "label", "text"),
         Spec("missing", 40, "Q", "past the data"),
     ]
-    values, group = decode("header", data, 1000, specs)
-    assert values == {"magic": "514649fb", "version": 3, "label": "name"}
+    layout = Layout("header", specs)
+    values, group = layout.read(data, 1000)
+    assert values == {"magic": b"QFI\xfb", "version": 3, "label": b"name\0pad"}  # typed: for the parser's logic
+    shown = {name: layout.shown(values, name) for name in layout.names}
+    assert shown == {"magic": "514649fb", "version": 3, "label": "name", "missing": None}  # as the tree shows them
+    assert layout.shown(values, "missing", "") == ""
     assert [(f.name, f.offset, f.size) for f in group.children] == [
         ("magic", 1000, 4),
         ("version", 1004, 4),
         ("label", 1008, 8),
     ]
+
+
+def test_unpack_from_reads_a_structure_inside_bytes_and_truncated_rows_as_zero() -> None:
+    layout = Layout("entry", [Spec("inode", 0, "I"), Spec("rec_len", 4, "H"), Spec("name", 6, "4s")], "<")
+    data = b"xx" + layout.pack(inode=7, rec_len=12, name=b"etc\0")
+    assert layout.unpack_from(data, 2) == {"inode": 7, "rec_len": 12, "name": b"etc\0"}
+    assert layout.unpack_from(data[:7], 2) == {"inode": 7, "rec_len": 0, "name": bytes(4)}  # cut inside rec_len
+    assert layout.unpack_from(b"", 0) == {"inode": 0, "rec_len": 0, "name": bytes(4)}
 
 
 def test_clean_text_caps_and_stops_at_nul() -> None:

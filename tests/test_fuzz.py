@@ -1,6 +1,6 @@
 """One structure-aware fuzzing harness for every format (fuzz/README.md).
 
-Each seed image (every builder in workbench.samples, and qemu-img's own images) is inspected once; its
+Each seed image (every builder in tests.builders, and qemu-img's own images) is inspected once; its
 report's field tree says where every field lies. Hypothesis then edits those fields: integers set to
 boundary values in the field's own byte order (0, 1, max, 2**31, 2**63, past the end of the file...),
 numbers and names inside text (VMDK descriptors, LUKS2 JSON) replaced by huge numbers, hostile text or

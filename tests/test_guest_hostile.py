@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from tests.builders import partitions
 from tests.builders.guest_disks import MIB, blkid, run, sparse
 from tests.builders.lvm import pv_image
 from tests.conftest import required_tool
@@ -16,7 +17,6 @@ from workbench.engine.guest import RawGuestDisk, inspect_guest
 from workbench.engine.guest_disk import BudgetedDisk, View
 from workbench.engine.inspection import Inspection
 from workbench.engine.reader import Reader
-from workbench.samples import partitions
 
 PARTS = [(partitions.LINUX_FS, 2048, 4095, "one")]
 

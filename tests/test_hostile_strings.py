@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import luks, misc, qcow2, vdi, vhdx, vmdk, vpc
 from tests.test_cli import run_cli
-from workbench.samples import luks, misc, qcow2, vdi, vhdx, vmdk, vpc
 
 ESCAPES = "\x1b]0;owned\x07\x1b[31m\x9b2J"
 MARKUP = "<img src=x><b>bold</b>"

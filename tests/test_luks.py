@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.builders import luks as samples
 from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
-from workbench.samples import luks as samples
 
 SECRET = ("--object", "secret,id=sec0,data=abc", "-o", "key-secret=sec0,iter-time=10")
 

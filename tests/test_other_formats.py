@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import misc
+from tests.builders.partitions import mbr_sector
 from tests.helpers import checks_of, details_of, finding_ids, inspect_bytes, inspect_file
-from workbench.samples import misc
-from workbench.samples.partitions import mbr_sector
 
 MIB = misc.MIB
 KIB = misc.KIB

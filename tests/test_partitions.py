@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.builders import partitions as samples
 from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.formats import partitions
 from workbench.engine.inspection import Inspection
 from workbench.engine.reader import Reader
-from workbench.samples import partitions as samples
 
 MIB = 1 << 20
 

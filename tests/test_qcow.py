@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import qcow2 as build
 from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.inspection import MAX_LIST
 from workbench.engine.reader import DEFAULT_BUDGET
-from workbench.samples import qcow2 as build
 
 SECRET = ["--object", "secret,id=sec0,data=abc"]
 

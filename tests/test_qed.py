@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.builders import qcow2 as build
 from tests.helpers import assert_no_parser_error, checks_of, finding_ids, inspect_file, write
 from tests.test_qcow import assert_matches_qemu
-from workbench.samples import qcow2 as build
 
 
 @pytest.mark.qemu

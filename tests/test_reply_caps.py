@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import qcow2 as q
 from tests.helpers import assert_no_parser_error, inspect_file
 from workbench import inspector
 from workbench.engine import fit
@@ -34,7 +35,6 @@ from workbench.engine.limits import (
 )
 from workbench.host.validate import validate
 from workbench.policy import policy
-from workbench.samples import qcow2 as q
 
 BACKING = "/srv/images/parent-SENTINEL.qcow2"
 

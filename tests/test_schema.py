@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import qcow2
 from workbench import inspector, schema
 from workbench.engine import limits
 from workbench.engine.child import sandbox, winjob
 from workbench.host import runner, validate
 from workbench.policy import policy
-from workbench.samples import qcow2
 from workbench.schema import Severity, Verdict
 
 

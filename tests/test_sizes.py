@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import qcow2 as q
 from tests.test_cli import run_cli
 from workbench.policy import policy, settings
-from workbench.samples import qcow2 as q
 
 EDGE = (1 << 53) + 1024  # the float nearest to 2**53 + 1023 is this; a float parse turns one into the other
 

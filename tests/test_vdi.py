@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import vdi as samples
+from tests.builders.misc import mutated
 from tests.helpers import checks_of, details_of, finding_ids, inspect_bytes, inspect_file
-from workbench.samples import vdi as samples
-from workbench.samples.misc import mutated
 
 MIB = samples.MIB
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.builders import vhdx as samples
+from tests.builders.misc import mutated
 from tests.helpers import checks_of, details_of, finding_ids, inspect_bytes, inspect_file
 from workbench.engine.formats.vhdx import BAT, METADATA, PARENT_LOCATOR, crc32c
-from workbench.samples import vhdx as samples
-from workbench.samples.misc import mutated
 
 MIB = samples.MIB
 MO = samples.METADATA_OFFSET

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from tests.builders import vmdk
 from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.fields import MAX_TEXT
 from workbench.engine.formats import vmdk as parser
 from workbench.engine.inspection import MAX_LIST
-from workbench.samples import vmdk
 
 SPARSE_SUBFORMATS = ("monolithicSparse", "streamOptimized")
 DESCRIPTOR_SUBFORMATS = ("monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat")

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from tests.builders import vmdk
 from tests.conftest import required_tool
 from tests.helpers import assert_no_parser_error, finding_ids, inspect_file
 from workbench import inspector
 from workbench.engine.formats import _vmdk_text as text
 from workbench.engine.inspection import MAX_LIST
-from workbench.samples import vmdk
 
 _TRACED = re.compile(r'\b(?:open|openat|stat|newfstatat|statx)\((?:[^,"]*, )?"((?:[^"\\]|\\.)*)"')
 

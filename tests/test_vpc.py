@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.builders import vpc
+from tests.builders.vpc import Locator
 from tests.helpers import assert_no_parser_error, checks_of, details_of, finding_ids, inspect_file, write
 from workbench.engine.formats import vpc as parser
 from workbench.engine.formats.vpc import FOOTER
-from workbench.samples import vpc
-from workbench.samples.vpc import Locator
 
 
 def refooter(data: bytes, **fields: bytes) -> bytes:

@@ -21,7 +21,7 @@ from .host.runner import FRESH
 from .inspector import Request, inspect, inspect_many
 from .policy import policy as policy_mod
 from .policy import settings as settings_mod
-from .schema import Verdict
+from .schema import Finding, Verdict
 
 __all__ = ["Result", "inspect_path", "inspect_path_async", "inspect_paths", "inspect_paths_async"]
 
@@ -50,7 +50,7 @@ class Result:
         return self.verdict is Verdict.ACCEPT
 
     @property
-    def findings(self) -> list[dict[str, Any]]:
+    def findings(self) -> list[Finding]:
         return list(self.report.get("findings", []))
 
 

@@ -9,7 +9,7 @@ import asyncio
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .engine.findings import make
 from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, inspect_path
@@ -104,8 +104,9 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
     report["path"] = request.path  # the parent's own name for the file, not the child's echo
     report["declared_source"] = source
     if declared is None:
-        report["findings"].append(make("format-undeclared", _UNDECLARED[source]).to_json())
-    return policy_mod.apply(report, request.policy)
+        report["findings"].append(make("format-undeclared", _UNDECLARED[source]).as_report())
+    # typed up to here; the window and the inspect command still hold reports as plain dicts
+    return cast(dict[str, Any], policy_mod.apply(report, request.policy))
 
 
 async def inspect_many(

@@ -113,6 +113,15 @@ class Reference(TypedDict, total=False):
     name: str
     kind: str
     name_bytes: str
+    # what some formats add (engine/inspection.py ``reference(**extra)``)
+    format: str | None  # a backing file's declared format
+    raw: bool  # qcow2 data file: the raw external data bit
+    key: str  # vhdx parent locator key
+    platform: str  # vpc parent locator platform code
+    parent_uuid: str  # vpc parent named by its UUID
+    type: str  # vmdk extent type
+    access: str  # vmdk extent access
+    location: str  # vmdk extent: where the name was found
 
 
 class MapRun(TypedDict, total=False):
@@ -167,9 +176,9 @@ class Report(TypedDict, total=False):
     cluster_size: int | None
     size_ratio: float | None
     encrypted: bool
-    encryption: str | None
+    encryption: dict[str, Any] | None
     backing: dict[str, Any] | None
-    data_file: str | None
+    data_file: dict[str, Any] | None
     extents: list[dict[str, Any]]
     references: list[Reference]
     dirty: bool | None
@@ -188,3 +197,9 @@ class Report(TypedDict, total=False):
     guest: dict[str, Any]
     deep: Deep
     error: str
+
+
+# A report from code that still holds it as a plain dict (the window, the ``inspect`` command): the parent's
+# functions that take reports from there as well accept either, and mypy still checks every key they index
+# against Report (it checks each member of a union).
+ReportLike = Report | dict[str, Any]

@@ -7,10 +7,10 @@ from typing import Any
 
 from PySide6.QtCore import QMimeData, QUrl
 
+from tests.builders import qcow2
 from workbench import inspector
 from workbench.engine.child import sandbox
 from workbench.host.runner import InProcessRunner
-from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import Entry
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex
 
+from tests.builders import qcow2
 from tests.gui.support import WAIT_MS, wait_done, write_images
-from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import Entry
 

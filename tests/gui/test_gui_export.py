@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.builders import qcow2
 from tests.gui.support import wait_done, write_images
 from workbench.app import build_parser, quit_when_idle
 from workbench.demo import images as demo
 from workbench.render import export
-from workbench.samples import qcow2
 from workbench.ui.main_window import MainWindow
 
 EVIL = "<script>alert(1)</script>[x](http://e.vil)|\x1b[2J"

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.builders import qcow2, vmdk
 from tests.helpers import inspect_file
 from workbench.host.validate import validate
 from workbench.policy.policy import Policy, apply
 from workbench.render.textsafe import printable
-from workbench.samples import qcow2, vmdk
 from workbench.ui.qtmodels.field_tree_model import FieldFilterProxy, FieldTreeModel, value_text
 from workbench.ui.qtmodels.findings_model import FindingsModel
 from workbench.ui.qtmodels.image_list_model import DECLARED, Entry, ImageListModel

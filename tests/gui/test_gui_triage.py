@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.builders import qcow2
 from tests.gui.support import WAIT_MS, file_mime, inspect_in_process, wait_done, write_images
 from workbench import inspector
 from workbench.demo import images as demo
-from workbench.samples import qcow2
 from workbench.ui.main_window import TRIAGE_THRESHOLD, MainWindow
 from workbench.ui.qtmodels.triage_model import FILE, TOP, VERDICT
 from workbench.ui.triage_window import TriageWindow, export_kind

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..samples import luks, qcow2, vmdk
+from . import luks, qcow2, vmdk
 
 
 @dataclass(frozen=True)

@@ -132,16 +132,31 @@ class Layout:
         """The rows named, in declaration order (a prefix that two structures share)."""
         return Layout(self.name, [s for s in self.specs if s.name in names], self.endian, self.description)
 
-    def _rows_in(self, data: bytes) -> Iterator[tuple[Spec, int, Any]]:
+    def _rows_in(self, data: bytes | bytearray) -> Iterator[tuple[Spec, int, Any]]:
         for spec in self.specs:
             size = struct.calcsize(self.endian + spec.fmt)
             if spec.offset + size <= len(data):
                 yield spec, size, struct.unpack_from(self.endian + spec.fmt, data, spec.offset)[0]
 
-    def unpack(self, data: bytes) -> dict[str, Any]:
+    def unpack(self, data: bytes | bytearray) -> dict[str, Any]:
         """Typed values (ints, bytes) of the rows that fit in ``data``; a truncated structure leaves the
         rows past its end out, so callers check ``name in values`` or ``len(data)`` first."""
         return {spec.name: raw for spec, _, raw in self._rows_in(data)}
+
+    def unpack_from(self, data: bytes | bytearray, offset: int = 0) -> dict[str, Any]:
+        """Every row's typed value for the structure at ``offset`` in ``data``; a row past the end of ``data``
+        (a truncated read) reads as zero."""
+        values = self.unpack(data[offset : offset + self.size])
+        for spec in self.specs:
+            if spec.name not in values:
+                fmt = self.endian + spec.fmt
+                values[spec.name] = struct.unpack(fmt, bytes(struct.calcsize(fmt)))[0]
+        return values
+
+    def shown(self, values: dict[str, Any], name: str, default: Any = None) -> Any:
+        """Row ``name`` of ``values`` as the field tree shows it (text, UUID, hex dump); ``default`` when the
+        row was past the end of the bytes read. For a summary taken from the same structure."""
+        return _shown(values[name], self._rows[name].kind) if name in values else default
 
     def read(self, data: bytes, base: int, label: str | None = None) -> tuple[dict[str, Any], Field]:
         """:meth:`unpack` and the field group (display values) of ``data``, which starts at image offset ``base``."""
@@ -162,16 +177,6 @@ class Layout:
             if spec.name in values:
                 struct.pack_into(self.endian + spec.fmt, out, spec.offset, values[spec.name])
         return bytes(out)
-
-
-def decode(
-    name: str, data: bytes, base: int, specs: Sequence[Spec], endian: str = ">", description: str = ""
-) -> tuple[dict[str, Any], Field]:
-    """``Layout(name, specs, endian, description).read(data, base)``, with text rows decoded as shown:
-    for the guest readers (engine/volumes, engine/filesystems), which take their strings from here."""
-    values, group = Layout(name, specs, endian, description).read(data, base)
-    kinds = {spec.name: spec.kind for spec in specs}
-    return {key: raw if kinds[key] == "hex" else _shown(raw, kinds[key]) for key, raw in values.items()}, group
 
 
 def bit_flags(value: int, names: dict[int, str], offset: int, size: int) -> list[Field]:

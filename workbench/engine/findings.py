@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from .. import schema
 from ..schema import Severity
 
 INFO, WARNING, CRITICAL = Severity.INFO, Severity.WARNING, Severity.CRITICAL
@@ -248,6 +249,11 @@ class Finding:
             "recommendation": kind.recommendation,
             "offset": self.offset,
         }
+
+    def as_report(self) -> schema.Finding:
+        """:meth:`to_json`, typed as the report's finding: for the parent, which adds findings to a validated
+        :class:`~workbench.schema.Report` (policy, chains, audits, the undeclared format)."""
+        return cast(schema.Finding, self.to_json())
 
 
 def make(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..schema import DEFAULT_GUEST_BUDGET
-from .reader import Reader
+from .reader import Reader, charge, span
 
 BLOCK = 4096
 MAX_HOLES = 64  # hole offsets remembered for the finding
@@ -39,7 +39,8 @@ class RawGuestDisk:
 
 
 class GuestBudgetExceeded(Exception):
-    """A layer needed more guest bytes than the guest budget allows."""
+    """A layer needed more guest bytes than the guest budget allows (not a ``reader.BudgetExceeded``: the
+    container parsers that run on a :class:`View` catch that one for the header budget)."""
 
     def __init__(self, offset: int, length: int, budget: int) -> None:
         super().__init__(f"reading {length} guest bytes at {offset} would pass the {budget}-byte guest budget")
@@ -69,17 +70,13 @@ class BudgetedDisk:
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` guest bytes at ``offset``: shorter at the end of the disk, empty past it."""
-        if offset < 0 or length < 0:
-            raise ValueError("negative offset or length")
-        end = min(offset + length, self.size)
+        end = span(offset, length, self.size)
         if offset >= end:
             return b""
         first, last = offset // BLOCK, (end - 1) // BLOCK
-        if (last - first + 1) * BLOCK > self.budget:
-            raise GuestBudgetExceeded(offset, end - offset, self.budget)
+        charge(0, (last - first + 1) * BLOCK, self.budget, offset, end - offset, GuestBudgetExceeded)
         missing = [n for n in range(first, last + 1) if n not in self._blocks]
-        if self.bytes_read + len(missing) * BLOCK > self.budget:
-            raise GuestBudgetExceeded(offset, end - offset, self.budget)
+        charge(self.bytes_read, len(missing) * BLOCK, self.budget, offset, end - offset, GuestBudgetExceeded)
         for number in missing:
             self._blocks[number] = self._block(number)
         data = b"".join(self._blocks[n] for n in range(first, last + 1))

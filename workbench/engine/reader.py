@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 
 DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
 
@@ -29,6 +30,28 @@ class BudgetExceeded(Exception):
         super().__init__(f"reading {length} bytes at offset {offset} would pass the {budget}-byte budget")
         self.offset = offset
         self.length = length
+
+
+def span(offset: int, length: int, size: int) -> int:
+    """The end of a read of ``length`` bytes at ``offset`` from something of ``size`` bytes: cut at its end
+    (the read is short there, empty past it). A negative offset or length is a caller's bug."""
+    if offset < 0 or length < 0:
+        raise ValueError("negative offset or length")
+    return min(offset + length, size)
+
+
+def charge(
+    used: int,
+    needed: int,
+    budget: int,
+    offset: int,
+    length: int,
+    error: Callable[[int, int, int], Exception] = BudgetExceeded,
+) -> None:
+    """Raise ``error`` when reading ``needed`` more bytes (for a request of ``length`` at ``offset``) would
+    take ``used`` past ``budget``: the one budget rule of the header reader and the guest disk."""
+    if used + needed > budget:
+        raise error(offset, length, budget)
 
 
 class Reader:
@@ -85,15 +108,11 @@ class Reader:
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; shorter at end of file, empty past it."""
-        if offset < 0 or length < 0:
-            raise ValueError("negative offset or length")
-        end = min(offset + length, self.size)
+        end = span(offset, length, self.size)
         if offset >= end:
             return b""
         gaps = self._missing(offset, end)
-        needed = sum(stop - start for start, stop in gaps)
-        if self.bytes_read + needed > self.budget:
-            raise BudgetExceeded(offset, end - offset, self.budget)
+        charge(self.bytes_read, sum(stop - start for start, stop in gaps), self.budget, offset, end - offset)
         short = None
         for start, stop in gaps:
             data = _pread(self.fd, stop - start, start)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ..engine.findings import CATALOGUE, CHECK_ID, INFO, make
 from ..schema import (
@@ -17,6 +17,9 @@ from ..schema import (
     REGION_BYTES,
     SCHEMA,
     SEVERITIES_WORST_FIRST,
+    Finding,
+    Reference,
+    Report,
 )
 
 SEVERITIES = tuple(reversed(SEVERITIES_WORST_FIRST))
@@ -32,6 +35,14 @@ def _int(value: Any, key: str, optional: bool = True) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not -MAX_INT < value < MAX_INT:
         raise ReplyError(f"{key}: expected an integer below 2**64, got {type(value).__name__}")
     return value
+
+
+def _required_int(value: Any, key: str) -> int:
+    return _int(value, key, optional=False) or 0  # never None: a missing value raised ReplyError
+
+
+def _required_str(value: Any, key: str) -> str:
+    return _str(value, key, optional=False) or ""  # never None: a missing value raised ReplyError
 
 
 def _str(value: Any, key: str, optional: bool = True) -> str | None:
@@ -118,10 +129,10 @@ def _fields(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _findings(value: Any) -> list[dict[str, Any]]:
+def _findings(value: Any) -> list[Finding]:
     if not isinstance(value, list):
         raise ReplyError("findings: expected a list")
-    out = []
+    out: list[Finding] = []
     for item in value[:MAX_LIST]:
         if not isinstance(item, dict):
             raise ReplyError("findings: an item is not an object")
@@ -175,14 +186,19 @@ def _regions(value: Any) -> list[dict[str, Any]]:
 Region = dict[str, Any]
 
 
-def _hex_view(reply: dict[str, Any], findings: list[dict[str, Any]]) -> tuple[Region | None, list[Region]]:
+def _left_out(detail: str) -> Finding:
+    """The informational ``report-capped`` finding for a display part of the reply dropped as invalid."""
+    return make("report-capped", detail[:MAX_STRING], None, INFO).as_report()
+
+
+def _hex_view(reply: dict[str, Any], findings: list[Finding]) -> tuple[Region | None, list[Region]]:
     """``header_bytes`` and ``byte_regions``: display data only, so a bad one is dropped, never the report."""
     try:
         header = reply.get("header_bytes")
         header = None if header is None else _region(header, "header_bytes", HEADER_BYTES)
         return header, _regions(reply.get("byte_regions", []))
     except ReplyError as exc:
-        findings.append(make("report-capped", f"hex view left out: {exc}"[:MAX_STRING], None, INFO).to_json())
+        findings.append(_left_out(f"hex view left out: {exc}"))
         return None, []
 
 
@@ -198,7 +214,7 @@ def _data(value: Any, key: str, depth: int) -> Any:
     return _scalar(value, key)
 
 
-def _guest(reply: dict[str, Any], findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _guest(reply: dict[str, Any], findings: list[Finding]) -> dict[str, Any] | None:
     """``guest`` (only when asked for): a bad one is left out with a finding, never the report."""
     value = reply.get("guest")
     if value is None:
@@ -208,7 +224,7 @@ def _guest(reply: dict[str, Any], findings: list[dict[str, Any]]) -> dict[str, A
             raise ReplyError("guest: expected an object")
         return dict(_data(value, "guest", 1))
     except ReplyError as exc:
-        findings.append(make("report-capped", f"guest view left out: {exc}"[:MAX_STRING], None, INFO).to_json())
+        findings.append(_left_out(f"guest view left out: {exc}"))
         return {"unavailable": "the engine's guest view did not follow the report contract"}
 
 
@@ -218,7 +234,7 @@ def _strings(value: Any, key: str) -> list[str]:
     return [_str(item, key, optional=False) or "" for item in value[:MAX_LIST]]
 
 
-def validate(reply: Any) -> dict[str, Any]:
+def validate(reply: Any) -> Report:
     """A clean copy of an engine report, or :class:`ReplyError` saying what was wrong."""
     if not isinstance(reply, dict):
         raise ReplyError("report: expected an object")
@@ -228,9 +244,9 @@ def validate(reply: Any) -> dict[str, Any]:
         findings = _findings(reply.get("findings"))
         header_bytes, byte_regions = _hex_view(reply, findings)
         guest = _guest(reply, findings)
-        report: dict[str, Any] = {
+        report: Report = {
             "schema": SCHEMA,
-            "path": _str(reply.get("path"), "path", optional=False),
+            "path": _required_str(reply.get("path"), "path"),
             "declared_format": _str(reply.get("declared_format"), "declared_format"),
             "format": _str(reply.get("format"), "format", optional=False),
             "format_matches": _strings(reply.get("format_matches"), "format_matches"),
@@ -244,15 +260,16 @@ def validate(reply: Any) -> dict[str, Any]:
             "backing": _flat_dict(reply.get("backing"), "backing"),
             "data_file": _flat_dict(reply.get("data_file"), "data_file"),
             "extents": _list_of_dicts(reply.get("extents"), "extents"),
-            "references": _list_of_dicts(reply.get("references"), "references"),
+            # flat objects of scalars, capped; their keys are the engine's (schema.Reference)
+            "references": cast(list[Reference], _list_of_dicts(reply.get("references"), "references")),
             "dirty": _bool(reply.get("dirty"), "dirty"),
             "corrupt": _bool(reply.get("corrupt"), "corrupt"),
             "snapshots": _list_of_dicts(reply.get("snapshots"), "snapshots"),
             "details": _flat_dict(reply.get("details"), "details") or {},
             "fields": _fields(reply.get("fields")),
             "findings": findings,
-            "bytes_read": _int(reply.get("bytes_read"), "bytes_read", optional=False),
-            "read_budget": _int(reply.get("read_budget"), "read_budget", optional=False),
+            "bytes_read": _required_int(reply.get("bytes_read"), "bytes_read"),
+            "read_budget": _required_int(reply.get("read_budget"), "read_budget"),
             "header_bytes": header_bytes,
             "byte_regions": byte_regions,
             "elapsed_ms": _scalar(reply.get("elapsed_ms"), "elapsed_ms"),

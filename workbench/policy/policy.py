@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -12,7 +13,7 @@ from ..engine.child.sandbox import degraded, is_on, layer_order
 from ..engine.findings import make
 from ..render.sizes import human_size
 from ..render.textsafe import printable
-from ..schema import Severity, Verdict
+from ..schema import Report, Severity, Verdict
 
 TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
@@ -100,13 +101,14 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def verdict_of(findings: list[dict[str, Any]]) -> str:
-    """Reject on any critical finding, review on warnings, accept otherwise."""
+def verdict_of(findings: Iterable[Mapping[str, Any]]) -> str:
+    """Reject on any critical finding, review on warnings, accept otherwise (a report's findings, or an
+    audit's, which name a ``location`` instead of an ``offset``)."""
     worst = Severity.worst((f["severity"] for f in findings), default=Severity.INFO)
     return {Severity.CRITICAL: Verdict.REJECT, Severity.WARNING: Verdict.REVIEW}.get(worst, Verdict.ACCEPT)
 
 
-def apply(report: dict[str, Any], policy: Policy) -> dict[str, Any]:
+def apply(report: Report, policy: Policy) -> Report:
     """Add the policy's findings to a validated report and set its verdict."""
     virtual = report.get("virtual_size")
     if virtual is not None and virtual > policy.max_virtual_size:
@@ -115,14 +117,15 @@ def apply(report: dict[str, Any], policy: Policy) -> dict[str, Any]:
             f"{policy.max_virtual_size} bytes ({human_size(policy.max_virtual_size)}); "
             f"the file holds {human_size(report.get('file_size'))}"
         )
-        report["findings"].append(make("virtual-size-limit", detail).to_json())
+        report["findings"].append(make("virtual-size-limit", detail).as_report())
     if policy.allowed_formats is not None and report["format"] not in policy.allowed_formats:
         allowed = ", ".join(policy.allowed_formats) or "none"
-        report["findings"].append(make("format-not-allowed", f"{report['format']} is not one of: {allowed}").to_json())
+        detail = f"{report['format']} is not one of: {allowed}"
+        report["findings"].append(make("format-not-allowed", detail).as_report())
     weak = degraded(report.get("sandbox") or {})
     if weak:
         detail = "; ".join(f"{name} {status}" for name, status in weak.items())
-        report["findings"].append(make("sandbox-degraded", f"parsed by a weaker engine child: {detail}").to_json())
+        report["findings"].append(make("sandbox-degraded", f"parsed by a weaker engine child: {detail}").as_report())
     report["verdict"] = verdict_of(report["findings"])
     return report
 

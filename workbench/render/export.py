@@ -11,11 +11,11 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..schema import Verdict
+from ..schema import ReportLike, Verdict
 from .sizes import human_size
 from .textsafe import printable
 
@@ -50,17 +50,17 @@ def h(text: Any, cap: int = 4096) -> str:
     return html.escape(printable(text, cap), quote=True)
 
 
-def to_json(reports: list[dict[str, Any]]) -> str:
+def to_json(reports: Sequence[ReportLike]) -> str:
     return json.dumps(reports, indent=2, ensure_ascii=True) + "\n"
 
 
-def _facts(report: dict[str, Any]) -> list[tuple[str, str]]:
+def _facts(report: ReportLike) -> list[tuple[str, str]]:
     if report.get("verdict") == "failed":
         return [("Error", str(report.get("error", "")))]
     return [(name, str(get(report))) for name, get in _FACTS]
 
 
-def _md_report(report: dict[str, Any]) -> list[str]:
+def _md_report(report: ReportLike) -> list[str]:
     lines = [f"## {md(report['path'])}", "", f"**Verdict: {report['verdict'].upper()}**", ""]
     lines += ["| | |", "|---|---|", *(f"| {name} | {md(value)} |" for name, value in _facts(report)), ""]
     refs = report.get("references") or []
@@ -77,7 +77,7 @@ def _md_report(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def to_markdown(reports: list[dict[str, Any]]) -> str:
+def to_markdown(reports: Sequence[ReportLike]) -> str:
     lines = ["# Disk Image Workbench report", ""]
     for report in reports:
         lines += _md_report(report)
@@ -95,7 +95,7 @@ vertical-align:top}th{background:#f2f4f7}code{word-break:break-all}
 """
 
 
-def _html_report(report: dict[str, Any]) -> list[str]:
+def _html_report(report: ReportLike) -> list[str]:
     verdict = report["verdict"] if report["verdict"] in tuple(Verdict) else Verdict.FAILED
     badge = f'<p><span class="verdict {verdict}">{verdict.upper()}</span></p>'
     parts = [f"<section><h2>{h(report['path'])}</h2>", badge]
@@ -121,7 +121,7 @@ def _html_report(report: dict[str, Any]) -> list[str]:
     return parts
 
 
-def to_html(reports: list[dict[str, Any]]) -> str:
+def to_html(reports: Sequence[ReportLike]) -> str:
     """One self-contained page; its content security policy forbids scripts and remote loads."""
     head = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -133,11 +133,11 @@ def to_html(reports: list[dict[str, Any]]) -> str:
     return f"{head}{body}</body></html>\n"
 
 
-WRITERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {"json": to_json, "md": to_markdown, "html": to_html}
+WRITERS: dict[str, Callable[[Sequence[ReportLike]], str]] = {"json": to_json, "md": to_markdown, "html": to_html}
 SUFFIXES = {".json": "json", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 
 
-def export(reports: list[dict[str, Any]], path: Path | str, kind: str | None = None) -> Path:
+def export(reports: Sequence[ReportLike], path: Path | str, kind: str | None = None) -> Path:
     """Write ``reports`` to ``path`` in ``kind`` (json, md, html; default: from the suffix)."""
     path = Path(path)
     kind = kind or SUFFIXES.get(path.suffix.lower())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..schema import VERDICTS_SHOWN
+from ..schema import VERDICTS_SHOWN, Reference, ReportLike
 from .sizes import human_size
 from .textsafe import printable
 
@@ -19,7 +19,7 @@ def _size(value: int | None) -> str:
     return "unknown" if value is None else f"{human_size(value)} ({value} bytes)"
 
 
-def _reference(ref: dict[str, Any]) -> str:
+def _reference(ref: Reference) -> str:
     extra = f", format {printable(ref['format'], 40)}" if ref.get("format") else ""
     return f"{printable(ref.get('role', 'reference'), 40)}: {printable(ref.get('name', ''))} ({ref.get('kind')}{extra})"
 
@@ -59,7 +59,7 @@ def _guest(guest: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary(report: dict[str, Any], verbose: bool = False) -> str:
+def summary(report: ReportLike, verbose: bool = False) -> str:
     """Several lines: verdict, format, sizes, references, encryption, findings."""
     path = printable(report["path"], 1024)
     if report.get("verdict") == "failed":

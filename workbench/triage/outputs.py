@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from ..render.sizes import human_size
 from ..render.textsafe import printable
+from ..schema import ReportLike
 
 CSV_COLUMNS = (
     "path",
@@ -36,7 +37,7 @@ class Output:
         self.file: IO[str] = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed in close())
         self.count = 0
 
-    def write(self, report: dict[str, Any], summary: dict[str, Any]) -> None:
+    def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -48,7 +49,7 @@ class JsonOutput(Output):
         super().__init__(path)
         self.file.write("[")
 
-    def write(self, report: dict[str, Any], summary: dict[str, Any]) -> None:
+    def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
         self.file.write(("," if self.count else "") + "\n" + json.dumps(report, ensure_ascii=True))
         self.count += 1
 
@@ -58,7 +59,7 @@ class JsonOutput(Output):
 
 
 class JsonLinesOutput(Output):
-    def write(self, report: dict[str, Any], summary: dict[str, Any]) -> None:
+    def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
         self.file.write(json.dumps(report, ensure_ascii=True) + "\n")
         self.file.flush()
         self.count += 1
@@ -70,7 +71,7 @@ class CsvOutput(Output):
         self.writer = csv.writer(self.file)
         self.writer.writerow(CSV_COLUMNS)
 
-    def write(self, report: dict[str, Any], summary: dict[str, Any]) -> None:
+    def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
         # A cell starting with = + - @ would be a formula in a spreadsheet: escape image-derived text.
         row = []
         for column in CSV_COLUMNS:
@@ -106,7 +107,7 @@ class HtmlOutput(Output):
         super().__init__(path)
         self.file.write(_HTML_HEAD)
 
-    def write(self, report: dict[str, Any], summary: dict[str, Any]) -> None:
+    def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
         findings = report.get("findings", [])
         items = "".join(
             f"<li><b>{_h(f['severity'])}</b> <code>{_h(f['id'])}</code>: {_h(f['detail'])}</li>"

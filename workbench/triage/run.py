@@ -20,7 +20,7 @@ from ..host.runner import ForkServerRunner
 from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
 from ..render.text import volume_contents
-from ..schema import most_severe_first
+from ..schema import ReportLike, most_severe_first
 from .walk import Entry
 
 Inspect = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -57,7 +57,7 @@ def _guest_columns(guest: Any) -> tuple[str, str]:
     return "; ".join(dict.fromkeys(names))[:GUEST_CELL], "; ".join(contents)[:GUEST_CELL]
 
 
-def summarise(report: dict[str, Any]) -> dict[str, Any]:
+def summarise(report: ReportLike) -> dict[str, Any]:
     """The few values the triage table and the final summary need."""
     findings = report.get("findings", [])
     ranked = sorted(findings, key=lambda f: most_severe_first(f["severity"]))

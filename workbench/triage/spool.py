@@ -9,6 +9,7 @@ import threading
 import zlib
 from typing import Any
 
+from ..schema import ReportLike
 from .outputs import KINDS
 
 
@@ -26,7 +27,7 @@ class Spool:
         self._closing = False
         self._lock = threading.Lock()
 
-    def add(self, report: dict[str, Any]) -> tuple[int, int]:
+    def add(self, report: ReportLike) -> tuple[int, int]:
         data = zlib.compress(json.dumps(report, ensure_ascii=True).encode(), 1)
         self.file.write(data)
         self.file.flush()

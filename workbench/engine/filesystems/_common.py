@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ..fields import Field, Spec, decode
+from ..fields import Field, Layout
 from ..guest_disk import View
 from ..inspection import Inspection
 
 
 def superblock(
-    view: View, info: Inspection, name: str, offset: int, size: int, specs: list[Spec], endian: str
+    view: View, info: Inspection, layout: Layout, offset: int = 0, size: int | None = None
 ) -> tuple[dict[str, Any], Field, bytes]:
-    """Read and decode one superblock at volume ``offset``; its field group is at guest offsets."""
-    data = view.read(offset, size)
-    values, group = decode(name, data, view.guest_offset(offset), specs, endian)
+    """Read ``size`` bytes (default: the layout's) at volume ``offset`` and unpack ``layout`` from them: the
+    typed values (rows past the end of the volume left out), its field group at guest offsets, the bytes."""
+    data = view.read(offset, layout.size if size is None else size)
+    values, group = layout.read(data, view.guest_offset(offset))
     info.fields.append(group)
     return values, group, data
 

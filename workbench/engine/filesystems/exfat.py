@@ -4,33 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Field, Spec
+from ..fields import Field, Layout, Spec
 from ..guest_disk import View
 from ..inspection import Inspection
 from ._common import summary, superblock
 
-SPECS = [
-    Spec("fs_name", 3, "8s", "EXFAT", "text"),
-    Spec("partition_offset", 64, "Q"),
-    Spec("volume_length", 72, "Q", "sectors"),
-    Spec("fat_offset", 80, "I"),
-    Spec("fat_length", 84, "I"),
-    Spec("cluster_heap_offset", 88, "I", "sectors"),
-    Spec("cluster_count", 92, "I"),
-    Spec("root_cluster", 96, "I"),
-    Spec("serial", 100, "I", "", "hex"),
-    Spec("revision", 104, "H", "", "hex"),
-    Spec("volume_flags", 106, "H", "bit 1: volume dirty", "hex"),
-    Spec("bytes_per_sector_shift", 108, "B"),
-    Spec("sectors_per_cluster_shift", 109, "B"),
-    Spec("fat_count", 110, "B"),
-]
+BOOT_SECTOR = Layout(
+    "exFAT boot sector",
+    [
+        Spec("fs_name", 3, "8s", "EXFAT", "text"),
+        Spec("partition_offset", 64, "Q"),
+        Spec("volume_length", 72, "Q", "sectors"),
+        Spec("fat_offset", 80, "I"),
+        Spec("fat_length", 84, "I"),
+        Spec("cluster_heap_offset", 88, "I", "sectors"),
+        Spec("cluster_count", 92, "I"),
+        Spec("root_cluster", 96, "I"),
+        Spec("serial", 100, "I", "", "hex"),
+        Spec("revision", 104, "H", "", "hex"),
+        Spec("volume_flags", 106, "H", "bit 1: volume dirty", "hex"),
+        Spec("bytes_per_sector_shift", 108, "B"),
+        Spec("sectors_per_cluster_shift", 109, "B"),
+        Spec("fat_count", 110, "B"),
+    ],
+    "<",
+)
+FS_NAME = b"EXFAT   "
+LABEL_ENTRY_LAYOUT = Layout(
+    "exFAT volume label entry",
+    [Spec("type", 0, "B"), Spec("count", 1, "B", "characters"), Spec("label", 2, "22s", "", "utf16le")],
+    "<",
+)
+ENTRY = 32  # bytes of a directory entry
 LABEL_ENTRY = 0x83
 ROOT_READ = 64 << 10  # bytes of the root directory searched for the label entry
 
 
 def probe(view: View) -> bool:
-    return view.read(3, 8) == b"EXFAT   "
+    return view.read(BOOT_SECTOR.offset_of("fs_name"), len(FS_NAME)) == FS_NAME
 
 
 def _label(view: View, info: Inspection, values: dict[str, Any]) -> str | None:
@@ -40,20 +51,20 @@ def _label(view: View, info: Inspection, values: dict[str, Any]) -> str | None:
     cluster = 1 << (sector_shift + cluster_shift)
     start = (values["cluster_heap_offset"] << sector_shift) + (values["root_cluster"] - 2) * cluster
     data = view.read(start, min(cluster, ROOT_READ))
-    for at in range(0, len(data) - 31, 32):
-        kind = data[at]
-        if kind == 0:
+    for at in range(0, len(data) - ENTRY + 1, ENTRY):
+        entry = LABEL_ENTRY_LAYOUT.unpack_from(data, at)
+        if entry["type"] == 0:
             break
-        if kind == LABEL_ENTRY:
-            count = min(data[at + 1], 11)
-            text = data[at + 2 : at + 2 + 2 * count].decode("utf-16-le", errors="replace")
-            info.fields.append(Field("exFAT volume label entry", view.guest_offset(start + at), 32, text))
+        if entry["type"] == LABEL_ENTRY:
+            count = min(entry["count"], 11)
+            text = entry["label"][: 2 * count].decode("utf-16-le", errors="replace")
+            info.fields.append(Field(LABEL_ENTRY_LAYOUT.name, view.guest_offset(start + at), ENTRY, text))
             return text
     return None
 
 
 def parse(view: View, info: Inspection) -> dict[str, Any]:
-    values, _, _ = superblock(view, info, "exFAT boot sector", 0, 512, SPECS, "<")
+    values, _, _ = superblock(view, info, BOOT_SECTOR, 0, 512)
     sector = 1 << values["bytes_per_sector_shift"] if values["bytes_per_sector_shift"] < 16 else 0
     serial = values["serial"]
     dirty = bool(values["volume_flags"] & 2)

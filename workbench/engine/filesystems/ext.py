@@ -2,44 +2,48 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from ..checksums import crc32c
-from ..fields import Spec
+from ..fields import Layout, Spec
 from ..guest_disk import View
 from ..inspection import Inspection
 from ._common import names, summary, superblock, utc
 
 OFFSET = 1024
-SIZE = 1024
-SPECS = [
-    Spec("inodes_count", 0, "I"),
-    Spec("blocks_count_lo", 4, "I"),
-    Spec("first_data_block", 20, "I"),
-    Spec("log_block_size", 24, "I", "block size = 1024 << n"),
-    Spec("blocks_per_group", 32, "I"),
-    Spec("inodes_per_group", 40, "I"),
-    Spec("mtime", 44, "I", "last mount (Unix time)"),
-    Spec("wtime", 48, "I", "last write (Unix time)"),
-    Spec("magic", 56, "H", "0xEF53", "hex"),
-    Spec("state", 58, "H", "1 clean, 2 errors, 4 orphans being recovered", "hex"),
-    Spec("rev_level", 76, "I"),
-    Spec("first_ino", 84, "I"),
-    Spec("inode_size", 88, "H"),
-    Spec("feature_compat", 92, "I", "", "hex"),
-    Spec("feature_incompat", 96, "I", "", "hex"),
-    Spec("feature_ro_compat", 100, "I", "", "hex"),
-    Spec("uuid", 104, "16s", "", "uuid"),
-    Spec("volume_name", 120, "16s", "label", "text"),
-    Spec("last_mounted", 136, "64s", "where it was last mounted", "text"),
-    Spec("desc_size", 254, "H", "group descriptor size (64bit)"),
-    Spec("mkfs_time", 264, "I"),
-    Spec("blocks_count_hi", 336, "I"),
-    Spec("checksum_type", 373, "B", "1 crc32c"),
-    Spec("error_count", 404, "I"),
-    Spec("checksum", 1020, "I", "CRC-32C of the superblock (metadata_csum)", "hex"),
-]
+MAGIC = 0xEF53
+SUPERBLOCK = Layout(
+    "ext superblock",
+    [
+        Spec("inodes_count", 0, "I"),
+        Spec("blocks_count_lo", 4, "I"),
+        Spec("first_data_block", 20, "I"),
+        Spec("log_block_size", 24, "I", "block size = 1024 << n"),
+        Spec("blocks_per_group", 32, "I"),
+        Spec("inodes_per_group", 40, "I"),
+        Spec("mtime", 44, "I", "last mount (Unix time)"),
+        Spec("wtime", 48, "I", "last write (Unix time)"),
+        Spec("magic", 56, "H", "0xEF53", "hex"),
+        Spec("state", 58, "H", "1 clean, 2 errors, 4 orphans being recovered", "hex"),
+        Spec("rev_level", 76, "I"),
+        Spec("first_ino", 84, "I"),
+        Spec("inode_size", 88, "H"),
+        Spec("feature_compat", 92, "I", "", "hex"),
+        Spec("feature_incompat", 96, "I", "", "hex"),
+        Spec("feature_ro_compat", 100, "I", "", "hex"),
+        Spec("uuid", 104, "16s", "", "uuid"),
+        Spec("volume_name", 120, "16s", "label", "text"),
+        Spec("last_mounted", 136, "64s", "where it was last mounted", "text"),
+        Spec("desc_size", 254, "H", "group descriptor size (64bit)"),
+        Spec("mkfs_time", 264, "I"),
+        Spec("blocks_count_hi", 336, "I"),
+        Spec("checksum_type", 373, "B", "1 crc32c"),
+        Spec("error_count", 404, "I"),
+        Spec("checksum", 1020, "I", "CRC-32C of the superblock (metadata_csum)", "hex"),
+    ],
+    "<",
+)
+SIZE = SUPERBLOCK.size
 COMPAT = {4: "has_journal", 8: "ext_attr", 16: "resize_inode", 32: "dir_index", 512: "sparse_super2"}
 INCOMPAT = {
     1: "compression",
@@ -81,7 +85,8 @@ STATE_ERRORS, STATE_CLEAN = 0x2, 0x1
 
 
 def probe(view: View) -> bool:
-    return view.read(OFFSET + 56, 2) == b"\x53\xef"
+    at = SUPERBLOCK.offset_of("magic", OFFSET)
+    return view.read(at, SUPERBLOCK.size_of("magic")) == MAGIC.to_bytes(2, "little")
 
 
 def fs_type(values: dict[str, Any]) -> str:
@@ -95,7 +100,7 @@ def fs_type(values: dict[str, Any]) -> str:
 
 
 def read_superblock(view: View, info: Inspection) -> tuple[dict[str, Any], bytes]:
-    values, _, data = superblock(view, info, "ext superblock", OFFSET, SIZE, SPECS, "<")
+    values, _, data = superblock(view, info, SUPERBLOCK, OFFSET)
     return values, data
 
 
@@ -104,7 +109,9 @@ def parse_values(view: View, info: Inspection, values: dict[str, Any], data: byt
         info.add("guest-malformed", f"ext superblock is truncated at {len(data)} bytes")
         return summary("ext")
     if values["feature_ro_compat"] & RO_METADATA_CSUM:
-        computed = crc32c(data[:1020]) ^ 0xFFFFFFFF  # ext4 keeps the CRC register without the final inversion
+        computed = (
+            crc32c(data[: SUPERBLOCK.offset_of("checksum")]) ^ 0xFFFFFFFF
+        )  # ext4 keeps the CRC register without the final inversion
         if computed != values["checksum"]:
             info.add(
                 "guest-malformed", f"ext superblock CRC-32C is 0x{values['checksum']:08x}, computed 0x{computed:08x}"
@@ -122,14 +129,14 @@ def parse_values(view: View, info: Inspection, values: dict[str, Any], data: byt
     )
     return summary(
         fs_type(values),
-        label=values["volume_name"] or None,
-        uuid=values["uuid"],
+        label=SUPERBLOCK.shown(values, "volume_name") or None,
+        uuid=SUPERBLOCK.shown(values, "uuid"),
         size=blocks * block,
         block_size=block,
         state=state,
         features=features,
         last_mount_time=utc(values["mtime"]),
-        last_mount_path=values["last_mounted"] or None,
+        last_mount_path=SUPERBLOCK.shown(values, "last_mounted") or None,
         last_write_time=utc(values["wtime"]),
         created=utc(values["mkfs_time"]),
         inodes=values["inodes_count"],
@@ -139,10 +146,3 @@ def parse_values(view: View, info: Inspection, values: dict[str, Any], data: byt
 def parse(view: View, info: Inspection) -> dict[str, Any]:
     values, data = read_superblock(view, info)
     return parse_values(view, info, values, data)
-
-
-def unpack(fmt: str, data: bytes, offset: int) -> tuple[Any, ...]:
-    """struct.unpack_from that returns zeros where ``data`` is too short (a truncated read)."""
-    if offset + struct.calcsize(fmt) > len(data):
-        return struct.unpack(fmt, bytes(struct.calcsize(fmt)))
-    return struct.unpack_from(fmt, data, offset)

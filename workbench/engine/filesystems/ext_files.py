@@ -9,11 +9,13 @@ inode count before its table is read.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
+from ..fields import Layout, Spec
 from ..guest_disk import View
 from ..inspection import Inspection
-from .ext import INCOMPAT_64BIT, unpack
+from .ext import INCOMPAT_64BIT
 
 ROOT_INODE = 2
 MAX_DEPTH = 5  # the ext4 maximum extent-tree depth
@@ -25,6 +27,40 @@ S_IFMT, S_IFDIR, S_IFREG, S_IFLNK = 0xF000, 0x4000, 0x8000, 0xA000
 EXTENTS_FL, INLINE_DATA_FL = 0x80000, 0x10000000
 EXTENT_MAGIC = 0xF30A
 DIRECT_BLOCKS = 12
+GROUP_DESC = Layout("ext group descriptor", [Spec("inode_table_lo", 8, "I")], "<")
+GROUP_DESC_64 = GROUP_DESC.extended(Spec("inode_table_hi", 0x28, "I"))
+INODE = Layout(
+    "ext inode",
+    [
+        Spec("mode", 0, "H"),
+        Spec("size_lo", 4, "I"),
+        Spec("flags", 32, "I"),
+        Spec("block", 40, "60s", "block pointers, an extent tree's root, or inline data"),
+        Spec("size_high", 108, "I"),
+    ],
+    "<",
+)
+POINTERS = struct.Struct("<15I")  # i_block as block pointers: 12 direct, then the single indirect
+EXTENT_HEADER = Layout(
+    "ext extent header",
+    [Spec("magic", 0, "H"), Spec("entries", 2, "H"), Spec("max", 4, "H"), Spec("depth", 6, "H")],
+    "<",
+)
+EXTENT_INDEX = Layout("ext extent index", [Spec("leaf_lo", 4, "I"), Spec("leaf_hi", 8, "H")], "<")
+EXTENT_LEAF = Layout(
+    "ext extent",
+    [Spec("block", 0, "I"), Spec("len", 4, "H"), Spec("start_hi", 6, "H"), Spec("start_lo", 8, "I")],
+    "<",
+)
+EXTENT_ENTRY = 12  # bytes of the header and of each entry
+DIR_ENTRY = Layout(
+    "ext directory entry", [Spec("inode", 0, "I"), Spec("rec_len", 4, "H"), Spec("name_len", 6, "B")], "<"
+)
+DIR_ENTRY_HEAD = 8  # the name follows
+
+
+def _mode(inode: bytes) -> int:
+    return INODE.unpack_from(inode)["mode"] & S_IFMT
 
 
 class LookupStopped(Exception):
@@ -51,7 +87,8 @@ class ExtFiles:
             raise LookupStopped(f"inode number {number} is outside 1..{self.inodes}")
         group, index = divmod(number - 1, self.per_group)
         desc = self.view.read(self.gdt + group * self.desc_size, self.desc_size)
-        table = unpack("<I", desc, 8)[0] | (unpack("<I", desc, 0x28)[0] << 32 if self.desc_size >= 64 else 0)
+        entry = (GROUP_DESC_64 if self.desc_size >= 64 else GROUP_DESC).unpack_from(desc)
+        table = entry["inode_table_lo"] | entry.get("inode_table_hi", 0) << 32
         offset = table * self.block + index * self.inode_size
         data = self.view.read(offset, min(self.inode_size, 256))
         if len(data) < 128:
@@ -66,16 +103,19 @@ class ExtFiles:
         nodes = 0
         while stack:
             node, allowed = stack.pop()
-            magic, entries, _, depth = unpack("<HHHH", node, 0)
+            header = EXTENT_HEADER.unpack_from(node)
+            magic, depth = header["magic"], header["depth"]
             if magic != EXTENT_MAGIC or depth >= allowed:
                 raise LookupStopped(f"inode {number}: extent node with magic 0x{magic:04x}, depth {depth} is invalid")
-            for at in range(12, 12 + 12 * min(entries, (len(node) - 12) // 12), 12):
+            count = min(header["entries"], (len(node) - EXTENT_ENTRY) // EXTENT_ENTRY)
+            for at in range(EXTENT_ENTRY, EXTENT_ENTRY * (count + 1), EXTENT_ENTRY):
                 if depth == 0:
-                    logical, length, hi, lo = unpack("<IHHI", node, at)
-                    leaves.append((logical, hi << 32 | lo, length if length <= 32768 else length - 32768))
+                    leaf = EXTENT_LEAF.unpack_from(node, at)
+                    length = leaf["len"] if leaf["len"] <= 32768 else leaf["len"] - 32768
+                    leaves.append((leaf["block"], leaf["start_hi"] << 32 | leaf["start_lo"], length))
                     continue
-                _, lo, hi = unpack("<IIH", node, at)
-                child = hi << 32 | lo
+                index = EXTENT_INDEX.unpack_from(node, at)
+                child = index["leaf_hi"] << 32 | index["leaf_lo"]
                 nodes += 1
                 if child in seen or nodes > MAX_NODES:
                     raise LookupStopped(f"inode {number}: extent tree loops or has more than {MAX_NODES} nodes")
@@ -84,24 +124,27 @@ class ExtFiles:
         return sorted(leaves)
 
     def _blocks(self, data: bytes, number: int, size: int) -> list[tuple[int, int, int]]:
-        flags = unpack("<I", data, 32)[0]
-        if flags & EXTENTS_FL:
-            return self._extents(data[40:100], number)
-        direct = [(i, unpack("<I", data, 40 + 4 * i)[0], 1) for i in range(DIRECT_BLOCKS)]
-        indirect = unpack("<I", data, 40 + 4 * DIRECT_BLOCKS)[0]
+        inode = INODE.unpack_from(data)
+        if inode["flags"] & EXTENTS_FL:
+            return self._extents(inode["block"], number)
+        pointers = POINTERS.unpack(inode["block"])
+        direct = [(i, pointers[i], 1) for i in range(DIRECT_BLOCKS)]
+        indirect = pointers[DIRECT_BLOCKS]
         if indirect and size > DIRECT_BLOCKS * self.block:
             table = self.view.read(indirect * self.block, self.block)
-            direct += [(DIRECT_BLOCKS + i, unpack("<I", table, 4 * i)[0], 1) for i in range(len(table) // 4)]
+            listed = struct.unpack_from(f"<{len(table) // 4}I", table)  # the indirect block: more pointers
+            direct += [(DIRECT_BLOCKS + i, pointer, 1) for i, pointer in enumerate(listed)]
         return direct
 
     def content(self, number: int, data: bytes, cap: int = MAX_FILE) -> bytes:
         """The file's bytes (at most ``cap``; holes as zeros)."""
-        size = unpack("<I", data, 4)[0] | unpack("<I", data, 108)[0] << 32
-        size = min(size, cap)
-        if unpack("<I", data, 32)[0] & INLINE_DATA_FL or (
-            unpack("<H", data, 0)[0] & S_IFMT == S_IFLNK and size < 60 and not unpack("<I", data, 32)[0] & EXTENTS_FL
+        inode = INODE.unpack_from(data)
+        size = min(inode["size_lo"] | inode["size_high"] << 32, cap)
+        inline = len(inode["block"])
+        if inode["flags"] & INLINE_DATA_FL or (
+            inode["mode"] & S_IFMT == S_IFLNK and size < inline and not inode["flags"] & EXTENTS_FL
         ):
-            return data[40 : 40 + min(size, 60)]
+            return inode["block"][: min(size, inline)]
         out = bytearray(size)
         for logical, physical, count in self._blocks(data, number, size):
             start = logical * self.block
@@ -117,12 +160,14 @@ class ExtFiles:
         found: dict[bytes, int] = {}
         for block_start in range(0, len(content), self.block):
             at, end = block_start, min(block_start + self.block, len(content))
-            while at + 8 <= end:
-                inode, rec_len, name_len = unpack("<IHB", content, at)
-                if rec_len < 8 or rec_len % 4 or at + rec_len > end:
+            while at + DIR_ENTRY_HEAD <= end:
+                entry = DIR_ENTRY.unpack_from(content, at)
+                inode, rec_len, name_len = entry["inode"], entry["rec_len"], entry["name_len"]
+                if rec_len < DIR_ENTRY_HEAD or rec_len % 4 or at + rec_len > end:
                     raise LookupStopped(f"directory inode {number}: entry at byte {at} has record length {rec_len}")
                 if inode and name_len:
-                    found.setdefault(bytes(content[at + 8 : at + 8 + name_len]), inode)
+                    name_at = at + DIR_ENTRY_HEAD
+                    found.setdefault(bytes(content[name_at : name_at + name_len]), inode)
                 at += rec_len
         return found
 
@@ -142,13 +187,13 @@ class ExtFiles:
                 trail = trail[:-1] or trail
                 continue
             number, data = trail[-1]
-            if unpack("<H", data, 0)[0] & S_IFMT != S_IFDIR:
+            if _mode(data) != S_IFDIR:
                 return None
             child = self.entries(number, data).get(name.encode())
             if child is None:
                 return None
             child_data = self.inode(child)
-            if unpack("<H", child_data, 0)[0] & S_IFMT == S_IFLNK:
+            if _mode(child_data) == S_IFLNK:
                 links += 1
                 if links > MAX_LINKS:
                     raise LookupStopped(f"looking up {path}: more than {MAX_LINKS} symbolic links")
@@ -162,7 +207,7 @@ class ExtFiles:
 
     def read_file(self, path: str, cap: int) -> bytes | None:
         found = self.lookup(path)
-        if found is None or unpack("<H", found[1], 0)[0] & S_IFMT != S_IFREG:
+        if found is None or _mode(found[1]) != S_IFREG:
             return None
         return self.content(found[0], found[1], cap)
 
@@ -181,7 +226,7 @@ def operating_system(view: View, values: dict[str, Any], info: Inspection) -> di
     try:
         files = ExtFiles(view, values)
         etc = files.lookup("/etc")
-        if etc is None or unpack("<H", etc[1], 0)[0] & S_IFMT != S_IFDIR:
+        if etc is None or _mode(etc[1]) != S_IFDIR:
             return None
         release = files.read_file("/etc/os-release", 4096) or files.read_file("/usr/lib/os-release", 4096)
         hostname = files.read_file("/etc/hostname", 256)

@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
-from ..fields import Field, Spec
+from ..fields import Field, Layout, Spec
 from ..guest_disk import View
 from ..inspection import Inspection
 from ._common import summary, superblock
 
-SPECS = [
-    Spec("oem_id", 3, "8s", "NTFS", "text"),
-    Spec("bytes_per_sector", 11, "H"),
-    Spec("sectors_per_cluster", 13, "B", "values above 0x80 mean 2^(256-n) sectors"),
-    Spec("total_sectors", 40, "Q"),
-    Spec("mft_cluster", 48, "Q"),
-    Spec("mft_mirror_cluster", 56, "Q"),
-    Spec("clusters_per_mft_record", 64, "b", "negative: 2^-n bytes"),
-    Spec("serial", 72, "Q", "", "hex"),
-]
+OEM_ID = b"NTFS    "
+BOOT_SECTOR = Layout(
+    "NTFS boot sector",
+    [
+        Spec("oem_id", 3, "8s", "NTFS", "text"),
+        Spec("bytes_per_sector", 11, "H"),
+        Spec("sectors_per_cluster", 13, "B", "values above 0x80 mean 2^(256-n) sectors"),
+        Spec("total_sectors", 40, "Q"),
+        Spec("mft_cluster", 48, "Q"),
+        Spec("mft_mirror_cluster", 56, "Q"),
+        Spec("clusters_per_mft_record", 64, "b", "negative: 2^-n bytes"),
+        Spec("serial", 72, "Q", "", "hex"),
+    ],
+    "<",
+)
+RECORD = Layout(
+    "MFT record header",
+    [
+        Spec("magic", 0, "4s", "FILE"),
+        Spec("usa_offset", 4, "H", "update sequence array"),
+        Spec("usa_count", 6, "H"),
+        Spec("attributes_offset", 20, "H"),
+    ],
+    "<",
+)
+RECORD_MAGIC = b"FILE"
+ATTRIBUTE = Layout(
+    "MFT attribute header",
+    [
+        Spec("type", 0, "I"),
+        Spec("length", 4, "I"),
+        Spec("non_resident", 8, "B"),
+        Spec("value_length", 16, "I", "resident"),
+        Spec("value_offset", 20, "H", "resident"),
+        Spec("resident_flags", 22, "B"),
+        Spec("reserved", 23, "B"),
+    ],
+    "<",
+)
+VOLUME_INFO = Layout("$VOLUME_INFORMATION", [Spec("major", 8, "B"), Spec("minor", 9, "B"), Spec("flags", 10, "H")], "<")
+USN = 2  # bytes of the update sequence number at the end of every sector
 VOLUME_RECORD = 3
 VOLUME_NAME, VOLUME_INFORMATION, END = 0x60, 0x70, 0xFFFFFFFF
 MAX_ATTRIBUTES = 64
 
 
 def probe(view: View) -> bool:
-    return view.read(3, 8) == b"NTFS    "
+    return view.read(BOOT_SECTOR.offset_of("oem_id"), len(OEM_ID)) == OEM_ID
 
 
 def _scale(code: int, unit: int) -> int:
@@ -36,15 +66,16 @@ def _scale(code: int, unit: int) -> int:
 
 def _fixups(record: bytearray, sector: int) -> bool:
     """Apply the update sequence array; False when a sector's check value does not match."""
-    usa, count = struct.unpack_from("<HH", record, 4)
-    if usa + 2 * count > len(record) or count < 1:
+    header = RECORD.unpack_from(record)
+    usa, count = header["usa_offset"], header["usa_count"]
+    if usa + USN * count > len(record) or count < 1:
         return False
-    check = record[usa : usa + 2]
+    check = record[usa : usa + USN]
     for index in range(1, count):
         end = index * sector
-        if end > len(record) or record[end - 2 : end] != check:
+        if end > len(record) or record[end - USN : end] != check:
             return False
-        record[end - 2 : end] = record[usa + 2 * index : usa + 2 * index + 2]
+        record[end - USN : end] = record[usa + USN * index : usa + USN * (index + 1)]
     return True
 
 
@@ -59,31 +90,33 @@ def _volume(view: View, info: Inspection, values: dict[str, Any]) -> dict[str, A
     offset = values["mft_cluster"] * cluster + VOLUME_RECORD * size
     record = bytearray(view.read(offset, size))
     info.fields.append(Field("NTFS $Volume record", view.guest_offset(offset), len(record), None, "MFT entry 3"))
-    if len(record) < size or record[:4] != b"FILE" or not _fixups(record, min(bps, size)):
+    if len(record) < size or RECORD.unpack_from(record)["magic"] != RECORD_MAGIC or not _fixups(record, min(bps, size)):
         info.add("guest-malformed", f"NTFS $Volume record at volume offset {offset} is not a valid FILE record")
         return {}
     found: dict[str, Any] = {}
-    at = struct.unpack_from("<H", record, 20)[0]
+    at = RECORD.unpack_from(record)["attributes_offset"]
     for _ in range(MAX_ATTRIBUTES):
-        if at + 24 > size:
+        if at + ATTRIBUTE.size > size:
             break
-        kind, length = struct.unpack_from("<II", record, at)
-        if kind == END or length < 24 or at + length > size:
+        attribute = ATTRIBUTE.unpack_from(record, at)
+        kind, length = attribute["type"], attribute["length"]
+        if kind == END or length < ATTRIBUTE.size or at + length > size:
             break
-        if record[at + 8] == 0:  # resident
-            value_length, value_offset = struct.unpack_from("<IH", record, at + 16)
-            value = bytes(record[at + value_offset : at + value_offset + value_length])
+        if attribute["non_resident"] == 0:
+            start = at + attribute["value_offset"]
+            value = bytes(record[start : start + attribute["value_length"]])
             if kind == VOLUME_NAME:
                 found["label"] = value.decode("utf-16-le", errors="replace")
-            elif kind == VOLUME_INFORMATION and len(value) >= 12:
-                found["version"] = f"{value[8]}.{value[9]}"
-                found["flags"] = struct.unpack_from("<H", value, 10)[0]
+            elif kind == VOLUME_INFORMATION and len(value) >= VOLUME_INFO.size:
+                info_values = VOLUME_INFO.unpack(value)
+                found["version"] = f"{info_values['major']}.{info_values['minor']}"
+                found["flags"] = info_values["flags"]
         at += length
     return found
 
 
 def parse(view: View, info: Inspection) -> dict[str, Any]:
-    values, _, _ = superblock(view, info, "NTFS boot sector", 0, 512, SPECS, "<")
+    values, _, _ = superblock(view, info, BOOT_SECTOR, 0, 512)
     volume = _volume(view, info, values)
     flags = volume.get("flags", 0)
     sectors = values["sectors_per_cluster"]

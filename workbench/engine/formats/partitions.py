@@ -156,14 +156,28 @@ def probe(reader: Reader) -> str | None:
     return "mbr" if _looks_like_mbr(reader.read(0, MBR_SECTOR)) else None
 
 
+REPORTED = ("index", "type", "start", "size")  # a partition's keys in ``details``; ``code``/``name`` are typed extras
+
+
 def parse(reader: Reader, info: Inspection) -> None:
+    entries(reader, info)
+
+
+def entries(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
+    """Parse the table into ``info`` and return its partitions with the typed extras the guest view uses:
+    ``code`` (the MBR type byte, else ``None``) and ``name`` (the GPT name, else ``None``)."""
     partitions = _parse_gpt(reader, info) if info.format == "gpt" else _parse_mbr(reader, info)
     info.details["partition_table"] = info.format
-    info.details["partitions"] = partitions
+    info.details["partitions"] = [{key: part[key] for key in REPORTED} for part in partitions]
+    return partitions
 
 
 def _type_name(code: int) -> str:
     return f"0x{code:02x} {MBR_TYPES.get(code, 'unknown')}"
+
+
+def _mbr_partition(index: int, code: int, start: int, size: int) -> dict[str, Any]:
+    return {"index": index, "type": _type_name(code), "start": start, "size": size, "code": code, "name": None}
 
 
 def _ends_past_eof(info: Inspection, what: str, end: int, size: int, offset: int) -> None:
@@ -216,7 +230,7 @@ def _parse_mbr(reader: Reader, info: Inspection) -> list[dict[str, Any]]:
             continue
         start, end = entry["start_lba"] * MBR_SECTOR, (entry["start_lba"] + entry["sectors"]) * MBR_SECTOR
         label = f"partition {index} ({_type_name(entry['type'])})"
-        partitions.append({"index": index, "type": _type_name(entry["type"]), "start": start, "size": end - start})
+        partitions.append(_mbr_partition(index, entry["type"], start, end - start))
         spans.append((start, end, label))
         if entry["start_lba"] == 0 or entry["sectors"] == 0:
             info.malformed(
@@ -255,7 +269,7 @@ def _logical(reader: Reader, info: Inspection, ext_start: int, ext_sectors: int)
             start = (ebr + logical["start_lba"]) * MBR_SECTOR
             size = logical["sectors"] * MBR_SECTOR
             label = f"logical partition {index} ({_type_name(logical['type'])})"
-            found.append({"index": index, "type": _type_name(logical["type"]), "start": start, "size": size})
+            found.append(_mbr_partition(index, logical["type"], start, size))
             if start + size > (ext_start + ext_sectors) * MBR_SECTOR:
                 info.malformed(
                     "mbr.logical-past-extended", f"{label} reaches past its extended partition", logical["offset"]
@@ -426,7 +440,14 @@ def _gpt_entries(reader: Reader, info: Inspection, sector: int, header: dict[str
         first, last = values["first_lba"], values["last_lba"]
         label = f"partition {number + 1} ({kind})"
         partitions.append(
-            {"index": number + 1, "type": kind, "start": first * sector, "size": max(0, last + 1 - first) * sector}
+            {
+                "index": number + 1,
+                "type": kind,
+                "start": first * sector,
+                "size": max(0, last + 1 - first) * sector,
+                "code": None,
+                "name": GPT_ENTRY.shown(values, "name") or None,
+            }
         )
         spans.append((first * sector, (last + 1) * sector, label))
         if first > last or first < header["first_usable_lba"] or last > header["last_usable_lba"]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..fields import Field
+from ..fields import Field, Layout, Spec
 from ..formats import luks
 from ..guest_disk import View
 from ..inspection import Inspection
 
 BITLOCKER = b"-FVE-FS-"
+BOOT_SECTOR = Layout("BitLocker boot sector", [Spec("signature", 3, "8s", "-FVE-FS-", "text")], "<")
 SUMMARY_KEYS = ("version", "uuid", "cipher", "mode", "hash", "key_size", "key_slots_active", "payload_offset")
 
 
@@ -27,12 +28,13 @@ def _shifted(fields: list[Field], base: int) -> list[Field]:
 def probe(view: View) -> str | None:
     if luks.probe(view):  # type: ignore[arg-type]  # a View reads like a Reader
         return "crypto_LUKS"
-    return "BitLocker" if view.read(3, 8) == BITLOCKER else None
+    at = BOOT_SECTOR.offset_of("signature")
+    return "BitLocker" if view.read(at, BOOT_SECTOR.size_of("signature")) == BITLOCKER else None
 
 
 def read(view: View, info: Inspection, kind: str) -> dict[str, Any]:
     if kind == "BitLocker":
-        info.fields.append(Field("BitLocker boot sector", view.guest_offset(0), 512, "-FVE-FS-"))
+        info.fields.append(Field(BOOT_SECTOR.name, view.guest_offset(0), 512, BITLOCKER.decode()))
         container: dict[str, Any] = {"type": "BitLocker"}
     else:
         inner = Inspection("luks")

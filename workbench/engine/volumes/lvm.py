@@ -7,11 +7,10 @@ with LVM's initial value 0xf597a6cf and no final inversion.
 
 from __future__ import annotations
 
-import struct
 import zlib
 from typing import Any
 
-from ..fields import Field, Spec, decode
+from ..fields import Field, Layout, Spec
 from ..guest_disk import Segment, View
 from ..inspection import Inspection
 from . import lvm_text
@@ -24,23 +23,35 @@ MAX_AREAS = 8
 MAX_TEXT = 64 << 10
 MAX_LVS = 64
 MAX_SEGMENTS = 64
-LABEL_SPECS = [
-    Spec("id", 0, "8s", "LABELONE", "text"),
-    Spec("sector", 8, "Q", "sector of this label"),
-    Spec("crc", 16, "I", "CRC of bytes 20..512", "hex"),
-    Spec("offset", 20, "I", "PV header offset in the label sector"),
-    Spec("type", 24, "8s", "LVM2 001", "text"),
-]
-MDA_SPECS = [
-    Spec("checksum", 0, "I", "CRC of bytes 4..512", "hex"),
-    Spec("magic", 4, "16s", "", "bytes"),
-    Spec("version", 20, "I"),
-    Spec("start", 24, "Q", "absolute offset of the area"),
-    Spec("size", 32, "Q"),
-    Spec("text_offset", 40, "Q", "raw_locn: text offset in the area"),
-    Spec("text_size", 48, "Q"),
-    Spec("text_checksum", 56, "I", "", "hex"),
-]
+LABEL = Layout(
+    "LVM2 label",
+    [
+        Spec("id", 0, "8s", "LABELONE", "text"),
+        Spec("sector", 8, "Q", "sector of this label"),
+        Spec("crc", 16, "I", "CRC of bytes 20..512", "hex"),
+        Spec("offset", 20, "I", "PV header offset in the label sector"),
+        Spec("type", 24, "8s", "LVM2 001", "text"),
+    ],
+    "<",
+)
+LABEL_CRC_FROM = LABEL.offset_of("offset")  # the label's CRC covers the rest of its sector from here
+PV_HEADER = Layout("LVM2 PV header", [Spec("uuid", 0, "32s"), Spec("device_size", 32, "Q")], "<")
+DISK_LOCATION = Layout("LVM2 disk location", [Spec("offset", 0, "Q"), Spec("size", 8, "Q")], "<")
+MDA = Layout(
+    "LVM2 metadata area header",
+    [
+        Spec("checksum", 0, "I", "CRC of bytes 4..512", "hex"),
+        Spec("magic", 4, "16s", "", "bytes"),
+        Spec("version", 20, "I"),
+        Spec("start", 24, "Q", "absolute offset of the area"),
+        Spec("size", 32, "Q"),
+        Spec("text_offset", 40, "Q", "raw_locn: text offset in the area"),
+        Spec("text_size", 48, "Q"),
+        Spec("text_checksum", 56, "I", "", "hex"),
+    ],
+    "<",
+)
+MDA_CRC_FROM = MDA.size_of("checksum")  # the header's CRC covers the rest of its sector
 
 
 def lvm_crc(data: bytes) -> int:
@@ -50,8 +61,8 @@ def lvm_crc(data: bytes) -> int:
 
 def _label_sector(view: View) -> int | None:
     for sector in range(4):
-        data = view.read(sector * SECTOR, 32)
-        if data[:8] == LABEL_ID and data[24:32] == LABEL_TYPE:
+        label = LABEL.unpack_from(view.read(sector * SECTOR, LABEL.size))
+        if label["id"] == LABEL_ID and label["type"] == LABEL_TYPE:
             return sector
     return None
 
@@ -68,9 +79,10 @@ def _pv_uuid(raw: bytes) -> str:
 def _areas(data: bytes, at: int) -> tuple[list[tuple[int, int]], int]:
     """A zero-terminated list of (offset, size) disk locations, at most MAX_AREAS."""
     areas: list[tuple[int, int]] = []
-    while at + 16 <= len(data) and len(areas) < MAX_AREAS:
-        offset, size = struct.unpack_from("<QQ", data, at)
-        at += 16
+    while at + DISK_LOCATION.size <= len(data) and len(areas) < MAX_AREAS:
+        location = DISK_LOCATION.unpack_from(data, at)
+        offset, size = location["offset"], location["size"]
+        at += DISK_LOCATION.size
         if not offset and not size:
             break
         areas.append((offset, size))
@@ -79,14 +91,14 @@ def _areas(data: bytes, at: int) -> tuple[list[tuple[int, int]], int]:
 
 def _metadata(view: View, info: Inspection, mda: int) -> dict[str, Any] | None:
     header = view.read(mda, SECTOR)
-    values, group = decode("LVM2 metadata area header", header, view.guest_offset(mda), MDA_SPECS, "<")
+    values, group = MDA.read(header, view.guest_offset(mda))
     info.fields.append(group)
-    if values.get("magic") != MDA_MAGIC.hex():
+    if values.get("magic") != MDA_MAGIC:
         info.add(
             "guest-malformed", f"LVM2 metadata area at {mda} has no ' LVM2 x[5A%r0N*>' magic", view.guest_offset(mda)
         )
         return None
-    if lvm_crc(header[4:SECTOR]) != values["checksum"]:
+    if lvm_crc(header[MDA_CRC_FROM:SECTOR]) != values["checksum"]:
         info.add("guest-malformed", "LVM2 metadata area header CRC does not match", view.guest_offset(mda))
     size, offset = values["text_size"], values["text_offset"]
     if size > MAX_TEXT:
@@ -133,13 +145,13 @@ def read(view: View, info: Inspection) -> tuple[dict[str, Any], list[tuple[str, 
     """The PV's container summary and its logical volumes (``vg/lv`` name and a view over its segments)."""
     sector = _label_sector(view) or 0
     data = view.read(sector * SECTOR, SECTOR)
-    values, group = decode("LVM2 label", data, view.guest_offset(sector * SECTOR), LABEL_SPECS, "<")
+    values, group = LABEL.read(data, view.guest_offset(sector * SECTOR))
     info.fields.append(group)
-    if lvm_crc(data[20:SECTOR]) != values.get("crc"):
+    if lvm_crc(data[LABEL_CRC_FROM:SECTOR]) != values.get("crc"):
         info.add("guest-malformed", "LVM2 label CRC does not match", view.guest_offset(sector * SECTOR))
     at = values.get("offset", 32)
-    pv_uuid = _pv_uuid(data[at : at + 32]) if at + 40 <= SECTOR else None
-    _, after = _areas(data, at + 40)
+    pv_uuid = _pv_uuid(data[at : at + PV_HEADER.size_of("uuid")]) if at + PV_HEADER.size <= SECTOR else None
+    _, after = _areas(data, at + PV_HEADER.size)
     mdas, _ = _areas(data, after)
     container: dict[str, Any] = {"type": "LVM2_member", "uuid": pv_uuid, "metadata_areas": len(mdas)}
     metadata = _metadata(view, info, mdas[0][0]) if mdas else None

@@ -23,19 +23,6 @@ def probe(view: View) -> str | None:
     return partitions.probe(view)  # type: ignore[arg-type]  # a View reads like a Reader
 
 
-def _names(fields: list[Field]) -> dict[int, str]:
-    """GPT partition names by entry number, from the parser's field tree."""
-    found = {}
-    for group in fields:
-        if group.name != "GPT partition entries":
-            continue
-        for entry in group.children:
-            name = next((c.value for c in entry.children if c.name == "name"), None)
-            if name and entry.name.startswith("entry "):
-                found[int(entry.name[6:])] = name
-    return found
-
-
 def _compare_headers(view: View, info: Inspection, sector: int) -> None:
     primary = view.read(sector, partitions.GPT_MIN_HEADER)
     first = partitions.GPT_HEADER.unpack(primary)
@@ -60,12 +47,11 @@ def _compare_headers(view: View, info: Inspection, sector: int) -> None:
 def read(view: View, info: Inspection, kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The table summary and its partitions (``index``, ``start``, ``length``, ``type``, ``name``)."""
     table = Inspection(kind)
-    partitions.parse(view, table)  # type: ignore[arg-type]
+    found = partitions.entries(view, table)  # type: ignore[arg-type]
     for finding in table.findings:
         new_id = "guest-budget" if finding.id == "read-budget" else "guest-layout"
         info.add(new_id, f"guest {kind.upper()}: {finding.detail}", finding.offset)
     info.fields.append(Field(f"guest {kind.upper()} partition table", 0, 0, kind, "", table.fields))
-    names = _names(table.fields)
     details = table.details
     summary: dict[str, Any] = {"type": kind}
     for key in ("sector_size", "disk_guid", "mbr"):
@@ -76,9 +62,8 @@ def read(view: View, info: Inspection, kind: str) -> tuple[dict[str, Any], list[
         if details.get("mbr") == "hybrid":
             info.add("guest-layout", "hybrid MBR: the MBR lists partitions beside the GPT; tools may read either", 446)
     volumes = []
-    for part in details.get("partitions", []):
-        code = part["type"][:4]
-        if kind == "mbr" and code.startswith("0x") and int(code, 16) in CONTAINER_TYPES:
+    for part in found:
+        if part["code"] in CONTAINER_TYPES:
             continue
         volumes.append(
             {
@@ -86,8 +71,8 @@ def read(view: View, info: Inspection, kind: str) -> tuple[dict[str, Any], list[
                 "start": part["start"],
                 "length": part["size"],
                 "type": part["type"],
-                "name": names.get(part["index"]),
+                "name": part["name"],
             }
         )
-    summary["partitions"] = len(details.get("partitions", []))
+    summary["partitions"] = len(found)
     return summary, volumes

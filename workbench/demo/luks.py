@@ -1,7 +1,8 @@
-"""LUKS1 and LUKS2 volumes built byte by byte (headers only; the "encrypted" payload is zeros).
+"""LUKS2 volumes built byte by byte, for the demonstration set (headers only; the payload is zeros).
 
 The defaults mirror what cryptsetup writes (aes-xts-plain64, sha256, 4000 anti-forensic stripes), with
-a small data offset so the images stay small. Keyword arguments make the hostile variants.
+a small data offset so the images stay small. Keyword arguments make the hostile variants the tests use
+(through ``tests/builders/luks.py``, which adds LUKS1).
 """
 
 from __future__ import annotations
@@ -10,59 +11,16 @@ import hashlib
 import json
 from typing import Any
 
-from ..engine.formats.luks import BINARY_SIZE, LUKS1, LUKS2, SLOT
+from ..engine.formats.luks import BINARY_SIZE, LUKS2
 
-SECTOR = 512
 STRIPES = 4000
-SLOT_ACTIVE = 0x00AC71F3
-SLOT_INACTIVE = 0x0000DEAD
 UUID = "0b5c6a2e-8a4f-4d2e-9a57-3f1c2d4e5f60"
 
 
-def _text(value: str | bytes, size: int) -> bytes:
+def padded(value: str | bytes, size: int) -> bytes:
+    """A text field of ``size`` bytes: cut, NUL-padded."""
     raw = value.encode() if isinstance(value, str) else value
     return raw[:size].ljust(size, b"\0")
-
-
-def luks1(
-    *,
-    key_bytes: int = 64,
-    active: tuple[int, ...] = (0,),
-    cipher: str = "aes",
-    mode: str = "xts-plain64",
-    hash_spec: str = "sha256",
-    uuid: str = UUID,
-    payload_sectors: int | None = None,
-    data_size: int = 64 * 1024,
-) -> bytes:
-    """A LUKS1 volume: 592-byte header, key slots laid out as cryptsetup does, then the payload."""
-    slot_sectors = -(-key_bytes * STRIPES // SECTOR)
-    slot_sectors = -(-slot_sectors // 8) * 8  # aligned to 4 KiB like cryptsetup and qemu
-    if payload_sectors is None:
-        payload_sectors = 8 + 8 * slot_sectors
-    header = LUKS1.pack(
-        magic=b"LUKS\xba\xbe",
-        version=1,
-        cipher_name=cipher.encode(),
-        cipher_mode=mode.encode(),
-        hash_spec=hash_spec.encode(),
-        payload_offset=payload_sectors,
-        key_bytes=key_bytes,
-        mk_digest=hashlib.sha1(b"master key digest").digest(),
-        mk_digest_salt=bytes(range(32)),
-        mk_digest_iterations=1000,
-        uuid=uuid.encode(),
-    )
-    for index in range(8):
-        on = index in active
-        header += SLOT.pack(
-            active=SLOT_ACTIVE if on else SLOT_INACTIVE,
-            iterations=2000 if on else 0,
-            salt=bytes([index + 1]) * 32 if on else bytes(32),
-            key_material_offset=8 + index * slot_sectors,
-            stripes=STRIPES,
-        )
-    return header.ljust(payload_sectors * SECTOR + data_size, b"\0")
 
 
 def luks2_metadata(
@@ -135,11 +93,11 @@ def luks2_header(
         version=2,
         hdr_size=hdr_size,
         seqid=seqid,
-        label=_text(label, 48),
+        label=padded(label, 48),
         checksum_alg=b"sha256",
         salt=bytes([0x5A if secondary else 0xA5]) * 64,
         uuid=uuid.encode(),
-        subsystem=_text(subsystem, 48),
+        subsystem=padded(subsystem, 48),
         hdr_offset=hdr_size if secondary else 0,
     ).ljust(BINARY_SIZE, b"\0")
     header = binary + json_area[: max(0, hdr_size - BINARY_SIZE)].ljust(hdr_size - BINARY_SIZE, b"\0")
@@ -169,11 +127,3 @@ def luks2(
     primary = luks2_header(json_area, hdr_size=hdr_size, seqid=seqids[0], **header)
     backup = luks2_header(json_area, hdr_size=hdr_size, seqid=seqids[1], secondary=True, **header)
     return (primary + backup).ljust(data_offset + data_size, b"\0")
-
-
-def demo_images() -> list[tuple[str, str, bytes]]:
-    """(file name, declared format, bytes) of the LUKS1 and LUKS2 demonstration volumes."""
-    return [
-        ("encrypted-luks1.luks", "luks", luks1()),
-        ("encrypted-luks2.luks", "luks", luks2(label="demo", metadata=luks2_metadata(kdf="argon2id"))),
-    ]

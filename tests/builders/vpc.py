@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.fields import Layout
-from ..engine.formats.vpc import DYNAMIC_HEADER, FOOTER, LOCATOR, checksum
+from workbench.engine.fields import Layout
+from workbench.engine.formats.vpc import DYNAMIC_HEADER, FOOTER, LOCATOR, checksum
 
 SECTOR = 512
 FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4

@@ -1,4 +1,4 @@
-"""qcow (version 1), qcow2 (versions 2 and 3) and QED images built byte by byte.
+"""qcow2 images built byte by byte, for the demonstration set (and, through ``tests/builders``, the tests).
 
 :func:`qcow2` lays an image out as ``qemu-img create`` does: header, extensions and backing name in
 cluster 0, the refcount table in cluster 1, one refcount block in cluster 2, the L1 table from cluster 3
@@ -12,35 +12,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..engine.formats.qcow import (
+    CRYPT_AES,
+    EXT_BACKING_FORMAT,
+    EXT_DATA_FILE,
+    EXT_FEATURE_TABLE,
     EXTENSION_LAYOUT,
     FEATURE_NAME_LAYOUT,
     HEADER_READ,
-    SNAPSHOT_EXTRA_LAYOUT,
-    SNAPSHOT_LAYOUT,
-    V1_HEADER,
-    V1_LAYOUT,
     V2_HEADER,
     V2_LAYOUT,
     V3_COMPRESSION_LAYOUT,
     V3_HEADER,
 )
-from ..engine.formats.qed import HEADER as QED_HEADER
 
 QCOW_MAGIC = b"QFI\xfb"
-QED_MAGIC = b"QED\0"
 
 INCOMPAT_DIRTY, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_COMPRESSION, INCOMPAT_EXTENDED_L2 = 1, 2, 4, 8, 16
 COMPAT_LAZY_REFCOUNTS = 1
 AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW = 1, 2
-CRYPT_NONE, CRYPT_AES, CRYPT_LUKS = 0, 1, 2
+CRYPT_NONE = 0
 
-EXT_BACKING_FORMAT = 0xE2792ACA
-EXT_FEATURE_TABLE = 0x6803F857
-EXT_BITMAPS = 0x23852875
-EXT_CRYPTO = 0x0537BE77
-EXT_DATA_FILE = 0x44415441
-
-QED_BACKING_FILE, QED_NEED_CHECK, QED_BACKING_RAW = 1, 2, 4
 
 # The feature name table qemu 7.2 writes into every version 3 image.
 QEMU_FEATURE_NAMES = (
@@ -55,7 +46,7 @@ QEMU_FEATURE_NAMES = (
 )
 
 
-def _pad(data: bytes, multiple: int) -> bytes:
+def pad(data: bytes, multiple: int) -> bytes:
     return data + bytes(-len(data) % multiple)
 
 
@@ -65,43 +56,12 @@ def _clusters(size: int, cluster: int) -> int:
 
 def extension(magic: int, data: bytes) -> bytes:
     """One qcow2 header extension, padded to 8 bytes."""
-    return EXTENSION_LAYOUT.pack(type=magic, length=len(data)) + _pad(data, 8)
+    return EXTENSION_LAYOUT.pack(type=magic, length=len(data)) + pad(data, 8)
 
 
 def feature_table(entries: Sequence[tuple[int, int, str]] = QEMU_FEATURE_NAMES) -> bytes:
     """The data of a feature name table extension: (type, bit, name) entries of 48 bytes."""
     return b"".join(FEATURE_NAME_LAYOUT.pack(type=kind, bit=bit, name=name.encode()) for kind, bit, name in entries)
-
-
-def snapshot_entry(
-    snap_id: str,
-    name: str,
-    *,
-    date_sec: int = 0,
-    date_nsec: int = 0,
-    vm_clock_nsec: int = 0,
-    vm_state_size: int = 0,
-    disk_size: int | None = None,
-    l1_offset: int = 0,
-    l1_size: int = 0,
-    extra: bytes | None = None,
-) -> bytes:
-    """One snapshot table entry, padded to 8 bytes; ``extra`` replaces the 16 standard extra bytes."""
-    if extra is None:
-        extra = SNAPSHOT_EXTRA_LAYOUT.pack(vm_state_size_large=vm_state_size, disk_size=disk_size or 0)[:16]
-    ident, label = snap_id.encode(), name.encode()
-    head = SNAPSHOT_LAYOUT.pack(
-        l1_table_offset=l1_offset,
-        l1_size=l1_size,
-        id_str_size=len(ident),
-        name_size=len(label),
-        date_sec=date_sec,
-        date_nsec=date_nsec,
-        vm_clock_nsec=vm_clock_nsec,
-        vm_state_size=min(vm_state_size, 0xFFFFFFFF),
-        extra_data_size=len(extra),
-    )
-    return _pad(head + extra + ident + label, 8)
 
 
 def _refcount_block(clusters: int, cluster_size: int, order: int) -> bytes:
@@ -220,78 +180,6 @@ def qcow2(
     if table:
         image = image.ljust(snapshots_at, b"\0") + table
     return bytes(image)
-
-
-def qcow1(
-    virtual_size: int,
-    *,
-    cluster_bits: int = 12,
-    l2_bits: int = 9,
-    backing: str | None = None,
-    backing_size: int | None = None,
-    crypt_method: int = CRYPT_NONE,
-    mtime: int = 0,
-    l1_offset: int | None = None,
-) -> bytes:
-    """A qcow version 1 image laid out as qemu's qcow_create does (header, backing name, L1 table)."""
-    name = backing.encode() if backing else b""
-    l1_at = -(-(V1_HEADER + len(name)) // 8) * 8
-    shift = cluster_bits + l2_bits
-    l1_bytes = ((virtual_size + (1 << shift) - 1) >> shift) * 8
-    header = V1_LAYOUT.pack(
-        magic=QCOW_MAGIC,
-        version=1,
-        backing_file_offset=V1_HEADER if name else 0,
-        backing_file_size=len(name) if backing_size is None else backing_size,
-        mtime=mtime,
-        size=virtual_size,
-        cluster_bits=cluster_bits,
-        l2_bits=l2_bits,
-        crypt_method=crypt_method,
-        l1_table_offset=l1_at if l1_offset is None else l1_offset,
-    )
-    return _pad(header + name, 8) + bytes(-(-l1_bytes // 512) * 512)
-
-
-def qed(
-    virtual_size: int,
-    *,
-    cluster_size: int = 65536,
-    table_size: int = 4,
-    header_size: int = 1,
-    features: int = 0,
-    compat_features: int = 0,
-    autoclear_features: int = 0,
-    backing: str | None = None,
-    backing_raw: bool = False,
-    backing_offset: int | None = None,
-    backing_size: int | None = None,
-    l1_offset: int | None = None,
-) -> bytes:
-    """A QED image as qemu-img create makes it: header cluster(s), then one L1 table.
-
-    ``backing`` sets feature bit 0 and stores the name after the header; ``backing_raw`` sets bit 2.
-    """
-    name = backing.encode() if backing else b""
-    if backing:
-        features |= QED_BACKING_FILE
-    if backing_raw:
-        features |= QED_BACKING_RAW
-    l1_at = header_size * cluster_size
-    header = QED_HEADER.pack(
-        magic=QED_MAGIC,
-        cluster_size=cluster_size,
-        table_size=table_size,
-        header_size=header_size,
-        features=features,
-        compat_features=compat_features,
-        autoclear_features=autoclear_features,
-        l1_table_offset=l1_at if l1_offset is None else l1_offset,
-        image_size=virtual_size,
-        backing_filename_offset=(QED_HEADER.size if name else 0) if backing_offset is None else backing_offset,
-        backing_filename_size=len(name) if backing_size is None else backing_size,
-    )
-    return (header + name).ljust(l1_at, b"\0") + bytes(table_size * cluster_size)
 
 
 def demo_images() -> list[tuple[str, str, bytes]]:

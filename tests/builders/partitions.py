@@ -11,7 +11,7 @@ import struct
 import uuid
 import zlib
 
-from ..engine.formats.partitions import (
+from workbench.engine.formats.partitions import (
     BOOT_SIGNATURE,
     GPT_ENTRY,
     GPT_HEADER,

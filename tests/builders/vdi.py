@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import uuid
 
-from ..engine.formats.vdi import HEADER, SIGNATURE
+from workbench.engine.formats.vdi import HEADER, SIGNATURE
 
 MIB = 1 << 20
 SECTOR = 512

@@ -9,11 +9,11 @@ from __future__ import annotations
 import struct
 import zlib
 
-from ..engine.formats.bochs import HEADER as BOCHS
-from ..engine.formats.bochs import VERSIONS as BOCHS_SIZE_AT
-from ..engine.formats.cloop import HEADER as CLOOP
-from ..engine.formats.dmg import ENCRYPTED_HEADER, KOLY_TRAILER, TRAILER
-from ..engine.formats.parallels import HEADER as PARALLELS
+from workbench.engine.formats.bochs import HEADER as BOCHS
+from workbench.engine.formats.bochs import VERSIONS as BOCHS_SIZE_AT
+from workbench.engine.formats.cloop import HEADER as CLOOP
+from workbench.engine.formats.dmg import ENCRYPTED_HEADER, KOLY_TRAILER, TRAILER
+from workbench.engine.formats.parallels import HEADER as PARALLELS
 
 SECTOR = 512
 ISO_SECTOR = 2048

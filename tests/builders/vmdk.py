@@ -1,14 +1,21 @@
 """Hand-made VMDK images: sparse extents with an embedded descriptor, descriptor-only files, COWD.
 
 Layouts follow VMware's "Virtual Disk Format 1.1"; every builder returns the whole file as bytes.
+The descriptor text comes from the demonstration set's builder (``workbench/demo/vmdk.py``, re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from ..engine.formats.vmdk import (
+from workbench.demo.vmdk import (
+    Extent,
+    demo_host_file,
+    descriptor,
+    descriptor_file,
+    extent_line,
+)
+from workbench.engine.formats.vmdk import (
     COWD,
     COWD_CHILD_SPECS,
     COWD_LAYOUT,
@@ -21,37 +28,29 @@ from ..engine.formats.vmdk import (
     MARKER_LAYOUT,
 )
 
+__all__ = [  # the demonstration set's builder, re-exported, and this module's own
+    "Extent",
+    "demo_host_file",
+    "descriptor",
+    "descriptor_file",
+    "extent_line",
+    "SECTOR",
+    "sparse_header",
+    "sparse",
+    "stream_optimized",
+    "cowd",
+    "HINT_PLACES",
+    "hint_outside_descriptor",
+    "capacity_zero",
+    "flat_descriptor",
+    "SSCANF_LINES",
+    "sscanf_descriptor",
+    "late_descriptor",
+    "many_extents",
+]
+
+
 SECTOR = 512
-# (access, sectors, type, file name or None, offset or None)
-Extent = tuple[str, int, str, str | None, int | None]
-
-
-def extent_line(access: str, sectors: int, kind: str, name: str | None = None, offset: int | None = None) -> str:
-    line = f"{access} {sectors} {kind}"
-    if name is not None:
-        line += f' "{name}"'
-    if offset is not None:
-        line += f" {offset}"
-    return line
-
-
-def descriptor(
-    create_type: str = "monolithicSparse",
-    extents: Sequence[Extent] = (("RW", 2048, "SPARSE", "disk.vmdk", None),),
-    *,
-    cid: int = 0x12345678,
-    parent_cid: int = 0xFFFFFFFF,
-    parent_hint: str | None = None,
-    extra: str = "",
-) -> str:
-    """A descriptor as VMware and qemu write it; ``extra`` is appended verbatim."""
-    lines = ["# Disk DescriptorFile", "version=1", f"CID={cid:08x}", f"parentCID={parent_cid:08x}"]
-    lines.append(f'createType="{create_type}"')
-    if parent_hint is not None:
-        lines.append(f'parentFileNameHint="{parent_hint}"')
-    lines += ["", "# Extent description", *(extent_line(*e) for e in extents)]
-    lines += ["", "# The Disk Data Base", "#DDB", "", 'ddb.virtualHWVersion = "4"', 'ddb.adapterType = "ide"']
-    return "\n".join(lines) + "\n" + extra
 
 
 def sparse_header(
@@ -147,19 +146,6 @@ def cowd(capacity: int = 2048, *, parent: str | None = None, unclean: int = 0) -
     )
     return body.ljust(8 * SECTOR, b"\0")  # header, then the one-sector grain directory at sector 4
 
-
-def descriptor_file(extents: Sequence[Extent], create_type: str = "monolithicFlat", **keys: Any) -> bytes:
-    """A descriptor-only VMDK: every extent it lists lives in another file."""
-    return descriptor(create_type, extents, **keys).encode()
-
-
-def demo_host_file() -> bytes:
-    """For the demonstration window: a descriptor whose extent is the host's /etc/shadow."""
-    return descriptor_file([("RW", 8, "FLAT", "/etc/shadow", 0)], cid=0x0BADF00D)
-
-
-# --- hostile images where qemu reads more, elsewhere or more loosely than the declared structure ------
-# Each one made qemu-img 7.2 open (or try to open) a file that an earlier workbench did not report.
 
 HINT_PLACES = ("offset0", "moved", "one-sector", "cowd-root", "cowd-truncated", "past-nul")
 
