@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from tests.builders.guest_disks import MIB, blkid, gpt_guest_disk, run
+from tests.builders.misc import bochs
 from tests.conftest import required_tool
 from tests.test_cli import run_cli
 from workbench.host.validate import validate
-from workbench.samples.misc import bochs
 from workbench.schema import GUEST_DEPTH, MAX_LIST, MAX_STRING
 from workbench.triage.run import summarise
 

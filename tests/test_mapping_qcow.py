@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.builders.guest_disks import gpt_guest_disk, run
+from tests.builders.qcow2 import qcow2, qed
 from tests.conftest import required_tool
 from workbench.engine import report
 from workbench.engine.formats import BY_NAME
@@ -26,7 +27,6 @@ from workbench.engine.formats.qcow import HEADER_READ, V2_LAYOUT
 from workbench.engine.inspection import Inspection
 from workbench.engine.mapping import Kind, MappedGuestDisk, Mapping, Run, Unmappable, mapping_for, qemu_map
 from workbench.engine.reader import Reader
-from workbench.samples.qcow2 import qcow2, qed
 
 MIB = 1 << 20
 DEEP_BUDGET = 64 * MIB
