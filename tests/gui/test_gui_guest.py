@@ -139,9 +139,15 @@ def test_guest_tab_loads_on_demand_and_a_block_selects_its_field_and_bytes(
     assert fast_window.fields.hex.field == (1024, 1024 + 128)
     assert fast_window.fields.current_bytes() is not None
     assert page.tree.currentIndex().data().startswith("Volume 1")
+    assert page.layout_view.selected is not None and page.layout_view.selected.volume is efi.volume
+    root = page.model.index_of(page.model.nodes()[2])  # a row of the tree selects its block, and its field
+    page.tree.setCurrentIndex(root)
+    assert page.layout_view.selected is not None and page.layout_view.selected.volume["name"] == "root"
+    assert fast_window.fields.current_field()["offset"] == 1024 + 128
     assert fast_window.tabs.currentWidget() is page  # a click selects; a double-click shows the fields
     qtbot.mouseDClick(page.layout_view, Qt.MouseButton.LeftButton, pos=efi.rect.center().toPoint())
     assert fast_window.tabs.currentWidget() is fast_window.fields
+    assert fast_window.fields.current_field()["offset"] == 1024
     fast_window.reinspect()  # an inspection again keeps the guest view that was asked for
     qtbot.waitUntil(lambda: len(seen) == 3, timeout=WAIT_MS)
     assert seen[-1].guest

@@ -233,14 +233,17 @@ class DiskLayout(QWidget):
                 painter.setBrush(QBrush(self.palette().color(QPalette.ColorRole.Mid), Qt.BrushStyle.BDiagPattern))
                 painter.drawRect(rect)
             elif block.kind == "encrypted":
-                painter.setBrush(QBrush(QColor("#3d2a6b"), Qt.BrushStyle.DiagCrossPattern))
+                painter.setBrush(QBrush(QColor("#b8a6e3"), Qt.BrushStyle.DiagCrossPattern))
                 painter.drawRect(rect)
             if block.overlap:
                 painter.setPen(QPen(theme.accent("critical"), 3))
                 painter.setBrush(Qt.BrushStyle.NoBrush)
                 painter.drawRect(rect)
             painter.setPen(text_colour if block.volume is None else QColor("#111111"))
-            self._draw_lines(painter, rect.adjusted(4, 2, -4, -2), describe(block.volume, block.start, block.length))
+            lines = describe(block.volume, block.start, block.length)
+            if rect.width() < self.fontMetrics().horizontalAdvance("MMMM"):  # too narrow for words: the index
+                lines = [str(_int(block.volume.get("index")))] if block.volume is not None else []
+            self._draw_lines(painter, rect.adjusted(3, 2, -2, -2), lines)
         if self.selected is not None:
             chosen = next(
                 (b for b in self.blocks() if b.start == self.selected.start and b.volume is self.selected.volume), None

@@ -17,7 +17,6 @@ from .load_bar import LoadBar
 from .page_state import PageState
 from .qtmodels.guest_model import GuestModel
 from .qtmodels.image_list_model import Entry
-from .qtmodels.node_model import PAYLOAD_ROLE
 from .widgets import fit_columns, tree_view
 
 READING = "Reading the guest disk (partitions, volumes, filesystems) in a sandboxed process…"
@@ -113,7 +112,7 @@ class GuestPage(QWidget):
             self.volume_activated.emit(block.volume)
 
     def _row_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
-        volume = current.data(PAYLOAD_ROLE) if current.isValid() else None
+        volume = self.model.node(current).payload if current.isValid() else None  # the dict itself, not a copy
         if isinstance(volume, dict):
             self.layout_view.select_volume(volume)
             self.volume_selected.emit(volume)
