@@ -175,3 +175,25 @@ def test_guest_load_shows_busy_and_can_be_cancelled(fast_window: MainWindow, qtb
     fast_window.session.inspect_fn = inspect_in_process
     qtbot.mouseClick(bar.action, Qt.MouseButton.LeftButton, pos=QPoint(4, 4))
     qtbot.waitUntil(lambda: "guest" in (entry.report or {}), timeout=WAIT_MS)
+
+
+def test_an_engine_without_a_guest_view_is_asked_once(fast_window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    seen: list[inspector.Request] = []
+
+    async def no_guest(request: inspector.Request) -> dict[str, Any]:
+        seen.append(request)
+        report = await inspect_in_process(request)
+        report.pop("guest", None)
+        return report
+
+    fast_window.session.inspect_fn = no_guest
+    fast_window.open_paths([str(_gpt_image(tmp_path))], remember=False)
+    (entry,) = wait_done(qtbot, fast_window, 1)
+    fast_window.tabs.setCurrentWidget(fast_window.guest)
+    qtbot.waitUntil(lambda: len(seen) == 2 and entry not in fast_window.session.loads, timeout=WAIT_MS)
+    bar = fast_window.guest.bar
+    qtbot.waitUntil(lambda: not bar.busy.isVisible(), timeout=WAIT_MS)
+    fast_window.tabs.setCurrentWidget(fast_window.overview)
+    fast_window.tabs.setCurrentWidget(fast_window.guest)
+    assert len(seen) == 2 and entry not in fast_window.session.loads  # no loop of requests
+    assert bar.message.text() == "The guest disk has not been read." and bar.action.isVisible()

@@ -76,7 +76,8 @@ class GuestPage(QWidget):
         fit_columns(self.tree)
         loading = state.loading == "guest"
         wanted = report is not None and report.get("verdict") != "failed" and not isinstance(guest, dict)
-        if wanted and not loading and not state.link and self.entry is not self.declined:
+        unasked = self.entry is not None and "guest" not in self.entry.extras  # asked once: a button from then on
+        if wanted and unasked and not loading and not state.link and self.entry is not self.declined:
             self.load_requested.emit(self.entry)
             loading = True
         message = READING if loading else guest_message(report)
