@@ -197,3 +197,18 @@ def test_an_engine_without_a_guest_view_is_asked_once(fast_window: MainWindow, q
     fast_window.tabs.setCurrentWidget(fast_window.guest)
     assert len(seen) == 2 and entry not in fast_window.session.loads  # no loop of requests
     assert bar.message.text() == "The guest disk has not been read." and bar.action.isVisible()
+
+
+def test_guest_view_through_the_sandboxed_engine(window: MainWindow, qtbot: Any, tmp_path: Path) -> None:
+    """The window's own path: the guest option reaches a real engine child of the fork server."""
+    window.open_paths([str(_gpt_image(tmp_path))], remember=False)
+    (entry,) = wait_done(qtbot, window, 1)
+    window.tabs.setCurrentWidget(window.guest)
+    qtbot.waitUntil(lambda: "guest" in (entry.report or {}) and entry not in window.session.loads, timeout=WAIT_MS)
+    volumes = entry.report["guest"]["volumes"]
+    assert [(v["index"], v["start"], v["name"]) for v in volumes] == [
+        (1, 2048 * 512, "EFI system"),
+        (2, 4096 * 512, "root"),
+    ]
+    assert entry.report["sandbox"] and "test stand-in" not in str(entry.report["sandbox"])
+    qtbot.waitUntil(lambda: len([b for b in window.guest.layout_view.blocks() if b.volume]) == 2, timeout=WAIT_MS)
