@@ -25,6 +25,7 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="workbench-shots-")  # d
 import qasync  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
+from tests.builders.guest_disks import MIB, partition, place, root_tree, run, sparse  # noqa: E402
 from workbench.demo import images as demo  # noqa: E402
 from workbench.policy import settings as settings_mod  # noqa: E402
 from workbench.ui import theme  # noqa: E402
@@ -50,6 +51,108 @@ def qemu_img(folder: Path, name: str, fmt: str, options: list[str], size: str | 
     subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, name, *sizes], cwd=folder, check=True)
 
 
+GUEST_GPT = (  # a Linux-like guest disk: BIOS boot, ESP, root, swap, an encrypted home, free space at the end
+    "label: gpt\n"
+    "start=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649, name=bios\n"
+    "size=64MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP\n"
+    "size=160MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\n"
+    "size=48MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, name=swap\n"
+    "size=64MiB, type=CA7D7CCB-63ED-4C53-861C-1742536059CC, name=home\n"
+)
+
+
+def guest_disk(folder: Path) -> Path:
+    """A raw GPT disk made by sfdisk, mkfs.vfat, mkfs.ext4 (with an os-release), mkswap and cryptsetup."""
+    disk = sparse(folder / "linux-guest.raw", 400 * MIB)
+    parts = partition(disk, GUEST_GPT)
+    start, size = [p["start"] * 512 for p in parts], [p["size"] * 512 for p in parts]
+    run("mkfs.vfat", "-F", "16", "-n", "ESP", "--offset", str(start[1] // 512), disk, str(size[1] // 1024))
+    tree = root_tree(folder / "root")
+    run("mkfs.ext4", "-q", "-F", "-L", "rootfs", "-E", f"offset={start[2]}", "-d", tree, disk, f"{size[2] // 1024}k")
+    swap = sparse(folder / "swap", size[3])
+    run("mkswap", "-L", "swap", swap)
+    place(disk, swap, start[3])
+    luks = sparse(folder / "luks", size[4])
+    run(
+        "cryptsetup",
+        "luksFormat",
+        "--batch-mode",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        luks,
+        input="password",
+    )
+    place(disk, luks, start[4])
+    return disk
+
+
+def hand_made_deep(virtual: int) -> dict[str, Any]:
+    """A deep report in the contract's shape (``workbench.schema.Deep``), for the picture while the deep
+    engine is not merged: each run kind once, an L2 table overlapping data in the file."""
+    mib = MIB
+    runs = [
+        (0, 6 * mib, "data"),
+        (6 * mib, 2 * mib, "zero"),
+        (8 * mib, mib, "compressed"),
+        (9 * mib, 40 * mib, "unallocated"),
+        (49 * mib, 3 * mib, "data"),
+        (52 * mib, mib // 4, "invalid"),
+        (52 * mib + mib // 4, virtual // 4, "backing"),
+    ]
+    flags = {
+        "data": (True, False, True),
+        "zero": (True, True, False),
+        "compressed": (True, False, True),
+        "unallocated": (False, True, False),
+        "invalid": (True, False, True),
+        "backing": (False, False, False),
+    }
+    deep_map: list[dict[str, Any]] = []
+    cursor = 0x50000
+    for start, length, kind in runs:
+        present, zero, data = flags[kind]
+        run_ = {"start": start, "length": length, "present": present, "zero": zero, "data": data}
+        if kind == "data":
+            run_["offset"], cursor = cursor, cursor + length
+        run_.update({"compressed": True} if kind == "compressed" else {"invalid": True} if kind == "invalid" else {})
+        deep_map.append(run_)
+    end = virtual // 4 + 52 * mib + mib // 4
+    deep_map.append({"start": end, "length": virtual - end, "present": False, "zero": True, "data": False})
+    file_map = [
+        {"offset": 0, "length": 0x10000, "kind": "header", "name": "header"},
+        {"offset": 0x10000, "length": 0x10000, "kind": "table", "name": "refcount table"},
+        {"offset": 0x20000, "length": 0x10000, "kind": "table", "name": "refcount block 0"},
+        {"offset": 0x30000, "length": 0x10000, "kind": "table", "name": "L1 table"},
+        {"offset": 0x40000, "length": 0x10000, "kind": "table", "name": "L2 table 0"},
+        {"offset": 0x50000, "length": 6 * mib, "kind": "data"},
+        {"offset": 0x50000 + 6 * mib, "length": 0x10000, "kind": "overlap", "name": "L2 table 1 / data"},
+        {"offset": 0x60000 + 6 * mib, "length": 3 * mib, "kind": "data"},
+        {"offset": 0x60000 + 9 * mib, "length": 2 * mib, "kind": "free"},
+        {"offset": 0x60000 + 11 * mib, "length": 200 << 10, "kind": "compressed"},
+        {"offset": 0x60000 + 12 * mib, "length": mib // 2, "kind": "outside", "name": "L2 table 2"},
+    ]
+    check = {
+        "total-clusters": virtual >> 16,
+        "allocated-clusters": 160,
+        "fragmented-clusters": 2,
+        "compressed-clusters": 16,
+        "image-end-offset": 0x60000 + 11 * mib + (200 << 10),
+        "leaks": 0,
+        "corruptions": 2,
+    }
+    return {
+        "map": deep_map,
+        "file_map": file_map,
+        "allocated_virtual": 10 * mib,
+        "check": check,
+        "budget": 64 * mib,
+        "bytes_read": 0x50000,
+        "complete": True,
+    }
+
+
 def build(work: Path) -> None:
     """A triage folder of 30 mixed images (the demonstration set three times, and qemu-img's) and a chain."""
     for number in (1, 2, 3):
@@ -59,6 +162,8 @@ def build(work: Path) -> None:
     (work / "triage" / "qemu-img").mkdir()
     for name, fmt, options in QEMU_IMAGES:
         qemu_img(work / "triage" / "qemu-img", name, fmt, options)
+    (work / "guest").mkdir()
+    guest_disk(work / "guest")
     (work / "chain").mkdir()
     qemu_img(work / "chain", "base.raw", "raw", [], "2G")
     qemu_img(work / "chain", "snapshot-1.qcow2", "qcow2", ["-b", "base.raw", "-F", "raw"], None)
@@ -176,6 +281,37 @@ class Shots:
         tree.setFocus()
         return self.window
 
+    async def guest(self) -> QWidget:
+        """The Guest tab of a raw GPT disk, read on demand; the root filesystem's block selected."""
+        self.window.add_files([str(self.work / "guest" / "linux-guest.raw")])
+        await self.idle()
+        entry = self.window.model.entries[0]
+        self.window.select(entry)
+        self.window.tabs.setCurrentWidget(self.window.guest)
+        await self.until(lambda: "guest" in (entry.report or {}) and not self.window.busy())
+        page = self.window.guest
+        page.tree.expandAll()
+        root = next(b for b in page.layout_view.blocks() if b.volume and b.volume.get("name") == "root")
+        page.layout_view.select(root)
+        return self.window
+
+    async def allocation(self) -> QWidget:
+        """The Allocation view of a qcow2 after a Deep check; the engine's own deep report when it has one,
+        else a hand-made one in the contract's shape (said in the caption of docs/gui.md)."""
+        self.window.add_files([str(self.work / "triage" / "qemu-img" / "disk.qcow2")])
+        await self.idle()
+        entry = self.window.model.entries[0]
+        self.window.select(entry)
+        self.window.deep_check(entry)
+        await self.until(lambda: entry not in self.window.session.loads and not self.window.busy())
+        assert entry.report is not None
+        if not isinstance(entry.report.get("deep"), dict) or "unavailable" in entry.report["deep"]:
+            entry.report["deep"] = hand_made_deep(entry.report["virtual_size"])
+            self.window.select(entry)
+            self.window._show_entry(entry)
+        self.window.tabs.setCurrentWidget(self.window.allocation)
+        return self.window
+
     async def take(self, name: str, out: Path) -> None:
         theme.apply(self.app, "dark" if name.endswith("dark") else "light")
         self.window.show()
@@ -189,7 +325,14 @@ class Shots:
 
 SMALL, LARGE = (1024, 640), (1920, 1080)
 NAMES = ("demo-light", "demo-dark", "demo-sizes-dark", "triage", "chain", "audit")
-NAMES += ("small-overview-light", "small-fields-dark", "large-fields-light", "large-overview-dark")
+NAMES += (
+    "small-overview-light",
+    "small-fields-dark",
+    "large-fields-light",
+    "large-overview-dark",
+    "guest",
+    "allocation",
+)
 
 
 def take(name: str, work: Path) -> None:

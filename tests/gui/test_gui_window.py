@@ -262,8 +262,9 @@ def test_every_view_has_an_accessible_name_and_every_action_a_shortcut(fast_wind
     views = [v for v in fast_window.findChildren(QAbstractItemView) if not isinstance(v, QHeaderView)]
     unnamed = [type(v).__name__ for v in [*views, fast_window.fields.hex] if v not in popups and not v.accessibleName()]
     assert not unnamed
-    # images, overview, fields, data inspector, references, findings, security, chain, audited file, audit findings
-    assert len(views) - len(popups) == 10
+    # images, overview, fields, data inspector, references, findings, security, chain, guest layers, audited file,
+    # audit findings
+    assert len(views) - len(popups) == 11
     keys = [a.shortcut().toString() for a in fast_window.actions()]
     assert all(keys), [a.text() for a in fast_window.actions() if a.shortcut().isEmpty()]
     assert len(keys) == len(set(keys))

@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_DEEP_BUDGET, MAX_GUEST_BUDGET
 from .policy import DEFAULT_MAX_VIRTUAL_SIZE, MAX_SIZE, Policy, default_required_layers, parse_size
 
 APP = "workbench"
 MAX_RECENT = 10
 THEMES = ("system", "light", "dark")
+SIZE_LIMITS = {"max_virtual_size": MAX_SIZE, "guest_budget": MAX_GUEST_BUDGET, "deep_budget": MAX_DEEP_BUDGET}
 
 
 def config_dir() -> Path:
@@ -37,6 +39,8 @@ class Settings:
     required_layers: list[str] = field(default_factory=default_required_layers)
     allowed_roots: list[str] = field(default_factory=list)
     theme: str = "system"
+    guest_budget: int = DEFAULT_GUEST_BUDGET  # guest bytes the window's Guest tab reads at most
+    deep_budget: int = DEFAULT_DEEP_BUDGET  # metadata bytes the window's Deep check reads at most
     recent_files: list[str] = field(default_factory=list)
 
     def policy(self) -> Policy:
@@ -46,16 +50,18 @@ class Settings:
         self.recent_files = [path, *[p for p in self.recent_files if p != path]][:MAX_RECENT]
 
 
-def _size(value: Any, default: int) -> int:
-    """A size from the file: an exact JSON integer or a size text (``"1.5T"``); never a float."""
+def _size(name: str, value: Any, default: int) -> int:
+    """A size from the file: an exact JSON integer or a size text (``"1.5T"``), at most ``SIZE_LIMITS[name]``
+    (budgets above 0); never a float."""
     try:
         if isinstance(value, str):
-            return parse_size(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SIZE:
+            value = parse_size(value)
+        least = 0 if name == "max_virtual_size" else 1
+        if isinstance(value, int) and not isinstance(value, bool) and least <= value <= SIZE_LIMITS[name]:
             return value
-        raise ValueError(f"{type(value).__name__} {str(value)[:40]!r} is not a whole number of bytes")
+        raise ValueError(f"{type(value).__name__} {str(value)[:40]!r} is not a whole number of bytes in range")
     except ValueError as exc:
-        _warn("settings: max_virtual_size: %s; using the default", exc)
+        _warn("settings: %s: %s; using the default", name, exc)
         return default
 
 
@@ -67,8 +73,8 @@ def _checked(raw: dict[str, Any]) -> Settings:
         expected = type(getattr(defaults, spec.name))
         if spec.name == "allowed_formats" and value is not None and not isinstance(value, list):
             value = None
-        elif spec.name == "max_virtual_size":
-            value = _size(value, defaults.max_virtual_size)
+        elif spec.name in SIZE_LIMITS:
+            value = _size(spec.name, value, getattr(defaults, spec.name))
         elif spec.name != "allowed_formats" and not isinstance(value, expected):
             _warn("settings: %s has the wrong type, using the default", spec.name)
             value = getattr(defaults, spec.name)

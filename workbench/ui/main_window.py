@@ -32,7 +32,6 @@ from PySide6.QtGui import (
     QResizeEvent,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QMainWindow,
     QMenu,
@@ -48,19 +47,21 @@ from .. import __version__
 from ..audit import report as audit_report
 from ..demo import images as demo
 from ..policy import settings as settings_mod
-from ..render import export
 from ..render.text import summary
 from ..render.textsafe import printable
 from ..schema import VERDICTS_SHOWN
-from . import context_menus, drops, theme
+from . import context_menus, drops, export_actions, settings_apply, theme
+from .allocation_page import AllocationPage
 from .audit_page import AuditPage
 from .chain_page import ChainPage
 from .fields_page import FieldsPage
 from .findings_page import FindingsPage
+from .guest_page import GuestPage
 from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
 from .overview import OverviewPage
 from .page_state import PageState, ReportPage
+from .qtmodels.guest_model import volume_field
 from .qtmodels.image_list_model import DECLARED, Entry, ImageListModel
 from .qtmodels.node_model import tooltip
 from .references_page import ReferencesPage
@@ -92,10 +93,11 @@ TABS = (  # page attribute, tab label, tooltip (the whole name)
     ("findings", "Fi&ndings", "Findings"),
     ("security", "&Security", "Encryption and sandbox"),
     ("chain", "&Chain", "Backing chain"),
+    ("guest", "&Guest", "Guest disk: partitions, volumes, filesystems (read on demand)"),
+    ("allocation", "&Allocation", "Allocation: where the data lies (Deep check, on demand)"),
 )
 WIDE = 1280  # pixels of window width from which the image list shows its Declared column
 VERDICT_ORDER = (*VERDICTS_SHOWN, "pending")  # "pending": not inspected yet
-EXPORT_FILTERS = "HTML page (*.html);;Markdown (*.md);;JSON (*.json)"
 
 
 def _shown_verdict(entry: Entry) -> str:
@@ -159,9 +161,11 @@ class MainWindow(QMainWindow):
         self.findings = FindingsPage()
         self.security = SecurityPage()
         self.chain = ChainPage()
+        self.guest = GuestPage()
+        self.allocation = AllocationPage()
         self.audit = AuditPage()
         tabs: tuple[ReportPage, ...] = (self.overview, self.fields, self.references, self.findings, self.security)
-        tabs += (self.chain,)
+        tabs += (self.chain, self.guest, self.allocation)
         self._report_pages = {cast(QWidget, page): page for page in tabs}  # each tab filled from one PageState
         self.fields.filter.setAcceptDrops(False)
         self.findings.detail.setAcceptDrops(False)
@@ -265,6 +269,7 @@ class MainWindow(QMainWindow):
         self._action(image, "Change &Declared Format", self.focus_declared, "F2")
         self._action(image, "Inspect Symbolic Link &Target", self.follow_link, "Ctrl+Shift+F5")
         self._action(image, "&Follow Chain", self.follow_chain, "Ctrl+B")
+        self._action(image, "Deep Chec&k", self.deep_check, "Ctrl+K")
         self._action(image, "&Next Image", lambda: self._step(1), "Ctrl+PgDown")
         self._action(image, "&Previous Image", lambda: self._step(-1), "Ctrl+PgUp")
 
@@ -299,6 +304,14 @@ class MainWindow(QMainWindow):
         self.chain.follow_requested.connect(self.follow_chain)
         self.chain.link_selected.connect(self._show_link)
         self.chain.link_activated.connect(lambda link: self.tabs.setCurrentWidget(self.overview))
+        self.session.extending.connect(self._finished)
+        self.guest.load_requested.connect(self.read_guest)
+        self.guest.cancel_requested.connect(self.session.cancel_extend)
+        self.guest.volume_selected.connect(self.select_volume)
+        self.guest.volume_activated.connect(lambda volume: self.select_volume(volume, show=True))
+        self.allocation.deep_requested.connect(self.deep_check)
+        self.allocation.cancel_requested.connect(self.session.cancel_extend)
+        self.allocation.offset_selected.connect(self.select_file_offset)
         hints = QGuiApplication.styleHints()
         hints.colorSchemeChanged.connect(self._system_scheme_changed)
 
@@ -477,14 +490,19 @@ class MainWindow(QMainWindow):
 
     def _refresh_page(self) -> None:
         """Fill the visible page from the shown report (the image's, or a chain link's); the others wait."""
-        page = self.tabs.currentWidget()
+        self._fill(self.tabs.currentWidget())
+
+    def _fill(self, page: QWidget) -> None:
+        """Fill ``page`` if it is stale (the visible one, or the field tree a Guest or Allocation click selects in)."""
         entry, policy = self.current, self.settings.policy()
         if page not in self._stale or (entry is not None and entry.audit):
             return
         self._stale.discard(page)
         report = self.link or (entry.report if entry else None)
         following = entry is not None and entry in self.session.following
-        state = PageState(entry, report, self.link is not None, policy, list(self.settings.allowed_roots), following)
+        loading = self.session.loads[entry][0] if entry in self.session.loads else None
+        roots = list(self.settings.allowed_roots)
+        state = PageState(entry, report, self.link is not None, policy, roots, following, loading)
         self._report_pages[page].show_state(state)
 
     def _show_link(self, link: dict[str, Any] | None) -> None:
@@ -575,6 +593,39 @@ class MainWindow(QMainWindow):
             self.session.follow(entry)
             self._show_entry(entry)
 
+    def read_guest(self, entry: Entry) -> None:
+        """Inspect ``entry`` again with the guest view (the Guest tab asks when it first shows the image)."""
+        self.session.extend(entry, "guest", self.settings.guest_budget)
+
+    def deep_check(self, entry: Entry | None = None) -> None:
+        """Inspect the image again with the deep check, under the deep budget of the settings."""
+        entry = entry or self.current
+        if entry is None or entry.audit or entry.report is None:
+            self.statusBar().showMessage("Select an inspected disk image for a deep check.", 5000)
+            return
+        self.tabs.setCurrentWidget(self.allocation)
+        self.session.extend(entry, "deep", self.settings.deep_budget)
+
+    def select_volume(self, volume: dict[str, Any], show: bool = False) -> None:
+        """A guest volume chosen: its first structure in the field tree and its bytes where they were read."""
+        self._fill(self.fields)
+        node = volume_field(self.fields.model, volume)
+        if node is None:
+            self.statusBar().showMessage("No field of this volume was read.", 5000)
+            return
+        self.fields.select_node(node)
+        if show:
+            self.tabs.setCurrentWidget(self.fields)
+
+    def select_file_offset(self, offset: int) -> None:
+        """An allocation run clicked: the field nearest its file offset, and its bytes."""
+        self._fill(self.fields)
+        node = self.fields.model.node_near(offset)
+        if node is None:
+            self.statusBar().showMessage(f"No parsed field near offset 0x{offset:x}.", 5000)
+            return
+        self.fields.select_node(node)
+
     def remove_selected(self) -> None:
         rows = [index.row() for index in self.list_view.selectionModel().selectedRows()]
         if not rows:
@@ -655,25 +706,14 @@ class MainWindow(QMainWindow):
     def selected_reports(self) -> list[dict[str, Any]]:
         rows = sorted(index.row() for index in self.list_view.selectionModel().selectedRows())
         entries = [self.model.entries[row] for row in rows] or ([self.current] if self.current else [])
-        return [entry.report for entry in entries if entry.report is not None and not entry.audit]
+        return export_actions.reports_of(entries)
 
     def export_reports(self, path: Path | str, reports: list[dict[str, Any]] | None = None) -> Path:
-        written = export.export(self.selected_reports() if reports is None else reports, path)
-        self.statusBar().showMessage(f"Exported to {printable(written, 300)}", 5000)
-        return written
+        chosen = self.selected_reports() if reports is None else reports
+        return export_actions.export_reports(chosen, path, self.statusBar())
 
     def export_dialog(self) -> None:
-        reports = self.selected_reports()
-        if not reports:
-            self.notify("Nothing to export yet: select inspected images first.")
-            return
-        path, chosen = QFileDialog.getSaveFileName(self, "Export reports", "workbench-report.html", EXPORT_FILTERS)
-        if path:
-            suffix = {"HTML": ".html", "Markdown": ".md", "JSON": ".json"}[chosen.split(" ")[0]]
-            try:
-                self.export_reports(path if Path(path).suffix else path + suffix, reports)
-            except (OSError, ValueError) as exc:
-                self.notify(f"Export failed: {exc}")
+        export_actions.export_dialog(self, self.selected_reports(), self.statusBar(), self.notify)
 
     # settings and theme
     def settings_dialog(self) -> None:
@@ -689,23 +729,15 @@ class MainWindow(QMainWindow):
         return self.session.server_sandbox() or latest
 
     def apply_settings(self, new: settings_mod.Settings) -> None:
-        """Use and store ``new``; images are inspected again when the policy changed, configuration files
-        audited again when the allowed folders (their image folders) changed."""
-        old_policy, old_roots = self.settings.policy(), self.settings.allowed_roots
-        self.settings = new
-        self.session.policy = new.policy
+        """Use and store ``new`` (:func:`settings_apply.apply` says what is inspected again)."""
+        old, self.settings = self.settings, new
         self._save_settings()
         self.set_theme(new.theme)
-        if new.policy() != old_policy:
-            self.session.submit([entry for entry in self.model.entries if not entry.audit])
-        if new.allowed_roots != old_roots:
-            for entry in self.model.entries:
-                if entry.audit:
-                    self.session.audit(entry)
+        settings_apply.apply(old, new, self.session, self.model.entries)
         self._show_entry(self.current)
 
     def set_theme(self, choice: str) -> str:
-        resolved = theme.apply(cast(QApplication, QApplication.instance()), choice)
+        resolved = settings_apply.apply_theme(choice)
         self.theme_actions[choice].setChecked(True)
         if self.settings.theme != choice:
             self.settings.theme = choice
@@ -714,13 +746,10 @@ class MainWindow(QMainWindow):
 
     def _system_scheme_changed(self) -> None:
         if self.settings.theme == "system":
-            theme.apply(cast(QApplication, QApplication.instance()), "system")
+            settings_apply.apply_theme("system")
 
     def _save_settings(self) -> None:
-        try:
-            settings_mod.save(self.settings)
-        except OSError as exc:
-            self.notify(f"Settings not saved: {exc}")
+        settings_apply.save(self.settings, self.notify)
 
     # messages
     def notify(self, message: str) -> None:

@@ -19,6 +19,7 @@ class PageState:
     policy: Policy
     roots: list[str]  # the folders backing chains may name
     following: bool  # the image's backing chain is being followed now
+    loading: str | None = None  # the extra (``guest``, ``deep``) a child is reading for the image now
 
 
 class ReportPage(Protocol):

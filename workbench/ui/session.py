@@ -41,6 +41,7 @@ class Session(QObject):
     failed = Signal(str)  # an audit or a chain could not be run: the window shows it in its notice bar
     progress = Signal(int, int)  # reports received, images queued (since the queue was last empty)
     notice = Signal(str)  # something the user should know once: the fork server could not start
+    extending = Signal(object)  # Entry: a guest view or deep check of it started or ended (see :attr:`loads`)
 
     def __init__(
         self,
@@ -70,7 +71,8 @@ class Session(QObject):
         self.roots: Callable[[], list[str]] = list  # the folders backing chains and audits may name
         self.follow_fn = chain.follow
         self.following: set[Entry] = set()  # entries whose backing chain is being followed
-        self._tasks: set[asyncio.Future[None]] = set()  # audits and chains under way
+        self._tasks: set[asyncio.Future[None]] = set()  # audits, chains and extended inspections under way
+        self.loads: dict[Entry, tuple[str, asyncio.Future[None]]] = {}  # extended inspections under way
 
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
@@ -128,7 +130,7 @@ class Session(QObject):
         report = None
         try:
             runner = await self.runner()  # each link is a child forked from the session's server
-            request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+            request = self.request(entry)
             report = await self.follow_fn(request, self.roots(), chain.DEFAULT_MAX_DEPTH, runner)
         except Exception as exc:  # the window carries on
             log.exception("following the chain of %r failed", entry.path)
@@ -255,19 +257,66 @@ class Session(QObject):
         entry.state = "running"
         self.model.refresh(entry)
         try:
-            request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
-            if self.inspect_fn is not None:
-                return await self.inspect_fn(request)
-            zygote = await self.fork_server()
-            report = await inspector.inspect(request, zygote or FRESH)
-            if zygote is not None and "engine zygote" in str(report.get("error", "")):
-                # The fork server died (or was stopped): a new one for later images, a fresh process for this one.
-                self._retire(zygote)
-                report = await inspector.inspect(request, FRESH)
-            return report
+            return await self._report(self.request(entry))
         except Exception as exc:  # the window carries on; the image shows what went wrong
             log.exception("inspection of %r failed", entry.path)
             return inspector.failed_report(entry.path, entry.declared, f"internal error: {exc}")
+
+    def request(self, entry: Entry) -> inspector.Request:
+        """How ``entry`` is inspected: its declared format and the extras asked for (guest view, deep check)."""
+        request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        for name, budget in entry.extras.items():
+            setattr(request, name, True)
+            setattr(request, f"{name}_budget", budget)
+        return request
+
+    async def _report(self, request: inspector.Request) -> dict[str, Any]:
+        """One inspection through the injected coroutine, else a child of the fork server (or a fresh one)."""
+        if self.inspect_fn is not None:
+            return await self.inspect_fn(request)
+        zygote = await self.fork_server()
+        report = await inspector.inspect(request, zygote or FRESH)
+        if zygote is not None and "engine zygote" in str(report.get("error", "")):
+            # The fork server died (or was stopped): a new one for later images, a fresh process for this one.
+            self._retire(zygote)
+            report = await inspector.inspect(request, FRESH)
+        return report
+
+    def extend(self, entry: Entry, extra: str, budget: int) -> None:
+        """Inspect ``entry`` again with ``extra`` (``guest`` or ``deep``) under ``budget``, in the background
+        (its report stays shown meanwhile); :attr:`extending` says when it starts and ends. One at a time."""
+        if entry in self.loads or entry.audit:
+            return
+        entry.extras[extra] = budget
+        task = asyncio.ensure_future(self._extend(entry, extra, entry.generation))
+        self.loads[entry] = (extra, task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._extended(entry))
+        self.extending.emit(entry)
+
+    def _extended(self, entry: Entry) -> None:
+        self.loads.pop(entry, None)
+        self.extending.emit(entry)
+
+    def cancel_extend(self, entry: Entry) -> None:
+        """Stop the extended inspection of ``entry`` (its child is killed) and forget the extra it asked for."""
+        load = self.loads.get(entry)
+        if load is not None:
+            entry.extras.pop(load[0], None)
+            load[1].cancel()
+
+    async def _extend(self, entry: Entry, extra: str, generation: int) -> None:
+        try:
+            report = await self._report(self.request(entry))
+        except Exception as exc:  # the window carries on; the page shows the old report and why
+            log.exception("extended inspection of %r failed", entry.path)
+            entry.extras.pop(extra, None)
+            self.failed.emit(f"The {extra} inspection failed: {printable(exc, 300)}")
+            return
+        if generation == entry.generation and self.model.row_of(entry) >= 0:
+            entry.report = report
+            self.model.refresh(entry)
 
 
 class IdleCollector(QObject):

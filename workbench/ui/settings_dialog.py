@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from ..engine.child.sandbox import LAYERS
 from ..engine.formats import KNOWN_NAMES
 from ..policy.policy import layer_status, parse_size, possible_layers, unmeetable
-from ..policy.settings import THEMES, Settings
+from ..policy.settings import SIZE_LIMITS, THEMES, Settings
 from .widgets import plain_label
 
 
@@ -82,6 +82,15 @@ class SettingsDialog(QDialog):
         self.max_size.setToolTip("A size with K, M, G, T or P (powers of 1024), e.g. 4T or 500G")
         self.max_size.textChanged.connect(self._validate)
         self.size_error = plain_label()
+        self.budgets = {  # setting -> (its box, what it bounds)
+            "guest_budget": (QLineEdit(exact_size(settings.guest_budget)), "Guest view budget"),
+            "deep_budget": (QLineEdit(exact_size(settings.deep_budget)), "Deep check budget"),
+        }
+        for name, (box, label) in self.budgets.items():
+            box.setAccessibleName(label)
+            limit = exact_size(SIZE_LIMITS[name])
+            box.setToolTip(f"Bytes the sandboxed child reads at most, with K, M or G (up to {limit})")
+            box.textChanged.connect(self._validate)
         self.all_formats = QCheckBox("Allow every format")
         self.all_formats.setChecked(settings.allowed_formats is None)
         self.formats = _checklist("Allowed formats", list(KNOWN_NAMES), set(settings.allowed_formats or KNOWN_NAMES))
@@ -120,6 +129,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Maximum logical size", self.max_size)
         form.addRow("", self.size_error)
+        for box, label in self.budgets.values():
+            form.addRow(label, box)
         form.addRow("Formats", self.all_formats)
         form.addRow("", self.formats)
         form.addRow("Required sandbox layers", self.layers)
@@ -136,6 +147,9 @@ class SettingsDialog(QDialog):
         """Refuse a bad size and requirements this machine cannot meet; each message goes once its cause does."""
         try:
             parse_size(self.max_size.text())
+            for name, (box, label) in self.budgets.items():
+                if not 0 < parse_size(box.text()) <= SIZE_LIMITS[name]:
+                    raise ValueError(f"{label}: between 1 byte and {exact_size(SIZE_LIMITS[name])}")
             self.size_error.setText("")
         except ValueError as exc:
             self.size_error.setText(str(exc))
@@ -162,4 +176,6 @@ class SettingsDialog(QDialog):
         out.required_layers = _checked(self.layers)
         out.allowed_roots = [self.roots.item(i).text() for i in range(self.roots.count())]
         out.theme = self.theme.currentText()
+        for name, (box, _) in self.budgets.items():
+            setattr(out, name, parse_size(box.text()))
         return out

@@ -11,6 +11,8 @@ from . import theme
 
 LABEL_WIDTH = 78
 VALUE_WIDTH = 96
+GUEST_DATA = "Guest data"  # the row added after a deep check
+GUEST_DATA_TEXT = "guest data actually allocated"
 
 
 def ratio_text(logical: int | None, file_size: int | None) -> str:
@@ -31,10 +33,15 @@ class SizeBar(QWidget):
         self.setAccessibleName("Sizes")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_sizes(self, logical: int | None, file_size: int | None, allocated: int | None, limit: int) -> None:
+    def set_sizes(
+        self, logical: int | None, file_size: int | None, allocated: int | None, limit: int, guest: int | None = None
+    ) -> None:
+        """``guest``: the guest data actually allocated (``deep.allocated_virtual``), after a deep check."""
         self.sizes = [("Logical", logical), ("File", file_size), ("Allocated", allocated)]
+        if guest is not None:
+            self.sizes.append((GUEST_DATA, guest))
         self.over_limit = logical is not None and logical > limit
-        parts = [f"{name} {human_size(value)}" for name, value in self.sizes]
+        parts = [f"{GUEST_DATA_TEXT if name == GUEST_DATA else name} {human_size(value)}" for name, value in self.sizes]
         self.setAccessibleDescription("; ".join(parts) + ". " + ratio_text(logical, file_size))
         self.setToolTip(self.accessibleDescription())
         self.updateGeometry()
@@ -91,4 +98,6 @@ class SizeBar(QWidget):
     def _colour(self, name: str) -> QColor:
         if name == "Logical":
             return theme.accent("critical") if self.over_limit else theme.accent("bar")
+        if name == GUEST_DATA:
+            return theme.accent("info")
         return theme.accent("file" if name == "File" else "allocated")

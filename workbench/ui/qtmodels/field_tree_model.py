@@ -78,6 +78,13 @@ class FieldTreeModel(NodeModel):
                     best, best_key = node, key
         return best
 
+    def node_near(self, offset: int) -> Node | None:
+        """The field covering ``offset``, else the one starting nearest it (an allocation run clicked)."""
+        sized = (n for n in walk(self.nodes()) if n.payload["size"] > 0)
+        return self.node_at(offset) or min(
+            sized, key=lambda n: (abs(n.payload["offset"] - offset), n.depth()), default=None
+        )
+
     def node_named_value(self, text: str) -> Node | None:
         """The first field whose value is ``text`` (how a reference finds the field that names it)."""
         return next((n for n in walk(self.nodes()) if n.payload["value"] == text and n.payload["size"]), None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -32,6 +32,8 @@ class Entry:
 
     ``audit`` is set (to an audit kind) for a configuration file, whose ``report`` is then an audit report.
     ``chain`` is the report of :func:`workbench.chain.follow` once the user asked for the backing chain.
+    ``extras`` holds what the user asked for on top of the header parse, with its budget: ``guest`` (the Guest
+    tab) and ``deep`` (the Deep check); every later inspection of the entry asks for them too.
     """
 
     path: str
@@ -43,6 +45,7 @@ class Entry:
     generation: int = 0
     audit: str | None = None
     chain: dict[str, Any] | None = None
+    extras: dict[str, int] = field(default_factory=dict)
 
     @property
     def effective_declared(self) -> str | None:

@@ -64,7 +64,7 @@ def _item_text(value: Any) -> str:
     return value_text(value)
 
 
-def _dict_node(name: str, values: dict[str, Any] | None, summary: str = "") -> Node:
+def dict_node(name: str, values: dict[str, Any] | None, summary: str = "") -> Node:
     """A node whose children are the (image-derived) keys and values of a small dictionary.
 
     Lists become a child per item and dictionaries a child per key (validation keeps both shallow).
@@ -136,7 +136,7 @@ def overview_nodes(report: dict[str, Any], source: str | None = None) -> list[No
     nodes.append(_leaf("Dirty", report["dirty"], "severity-warning" if report["dirty"] else None))
     nodes.append(_leaf("Corrupt", report["corrupt"], "severity-critical" if report["corrupt"] else None))
     if report.get("details"):
-        nodes.append(_dict_node("Format details", report["details"]))
+        nodes.append(dict_node("Format details", report["details"]))
     engine = f"read {report['bytes_read']:,} of {report['read_budget']:,} bytes in {report.get('elapsed_ms') or 0:g} ms"
     nodes.append(_leaf("Engine", engine, mark=marks.get("Engine")))
     return nodes
@@ -148,7 +148,7 @@ def security_nodes(report: dict[str, Any], required: list[str]) -> list[Node]:
     if report.get("verdict") != "failed":
         encryption = report.get("encryption") if report["encrypted"] else None
         summary = printable((encryption or {}).get("method", "yes"), 200) if report["encrypted"] else "none"
-        nodes.append(_dict_node("Encryption", encryption, summary))
+        nodes.append(dict_node("Encryption", encryption, summary))
     sandbox = report.get("sandbox") or {}
     layers = Node(["Sandbox layers", f"{sum(v.startswith('on') for v in sandbox.values())} of {len(sandbox)} on"])
     for name, status in sandbox.items():
