@@ -9,10 +9,10 @@ from typing import Any
 
 from PySide6.QtCore import QPoint, QRectF, Qt
 
+from tests.builders.partitions import EFI_SYSTEM, LINUX_FS, gpt
 from tests.gui.support import WAIT_MS, inspect_in_process, wait_done
 from workbench import inspector
 from workbench.policy.policy import Policy
-from workbench.samples.partitions import EFI_SYSTEM, LINUX_FS, gpt
 from workbench.ui.disk_layout import LABEL_CAP, MIN_BLOCK, describe, layout_blocks, volume_kind
 from workbench.ui.guest_page import READING, GuestPage
 from workbench.ui.main_window import MainWindow
