@@ -40,7 +40,8 @@ def deep_message(report: dict[str, Any] | None, asked: bool) -> str:
         return NO_DEEP if asked else NOT_RUN
     if "unavailable" in deep:
         return f"Deep check unavailable: {printable(deep['unavailable'], 300)}"
-    check = deep.get("check") if isinstance(deep.get("check"), dict) else {}
+    found = deep.get("check")
+    check: dict[str, Any] = found if isinstance(found, dict) else {}
     counters = ", ".join(f"{name} {check[name]}" for name in COUNTERS if isinstance(check.get(name), int))
     allocated = deep.get("allocated_virtual")
     parts = [f"guest data actually allocated: {human_size(allocated)}" if isinstance(allocated, int) else ""]
@@ -91,7 +92,7 @@ class AllocationPage(QWidget):
         deep = (report or {}).get("deep")
         shown = isinstance(deep, dict) and "unavailable" not in deep
         self.strips.setVisible(shown)
-        if shown:
+        if isinstance(deep, dict) and shown:
             size = (report or {}).get("virtual_size")
             file_size = (report or {}).get("file_size")
             self.guest_strip.set_runs(map_runs(deep.get("map") or []), size if isinstance(size, int) else 0)

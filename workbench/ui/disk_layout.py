@@ -67,10 +67,13 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def volume_kind(volume: dict[str, Any]) -> str:
     """The colour key of a volume: its filesystem type, ``encrypted``, a container type, or other/empty."""
-    filesystem = volume.get("filesystem") if isinstance(volume.get("filesystem"), dict) else {}
-    container = volume.get("container") if isinstance(volume.get("container"), dict) else {}
+    filesystem, container = (_dict(volume.get(key)) for key in ("filesystem", "container"))
     kinds = [_text(filesystem.get("type")), _text(container.get("type"))]
     if any(word in kind for kind in kinds for word in ENCRYPTED):
         return "encrypted"
@@ -163,7 +166,7 @@ class DiskLayout(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.volumes: list[dict[str, Any]] = []
-        self.size = 0
+        self.disk_size = 0
         self.selected: Block | None = None
         self.setAccessibleName("Guest disk layout")
         self.setMouseTracking(True)
@@ -171,7 +174,7 @@ class DiskLayout(QWidget):
 
     def set_disk(self, volumes: list[dict[str, Any]], size: int) -> None:
         self.volumes = [v for v in volumes if isinstance(v, dict)]
-        self.size = max(0, size)
+        self.disk_size = max(0, size)
         self.selected = None
         kinds = ", ".join(" ".join(describe(b.volume, b.start, b.length)) for b in self.blocks()[:20])
         self.setAccessibleDescription(kinds)
@@ -181,7 +184,7 @@ class DiskLayout(QWidget):
         return QSize(600, self.fontMetrics().height() * 5 + 16)
 
     def blocks(self) -> list[Block]:
-        return layout_blocks(self.volumes, self.size, QRectF(self.rect()).adjusted(1, 1, -1, -1))
+        return layout_blocks(self.volumes, self.disk_size, QRectF(self.rect()).adjusted(1, 1, -1, -1))
 
     def block_at(self, point: QPointF) -> Block | None:
         return next((b for b in self.blocks() if b.rect.contains(point)), None)

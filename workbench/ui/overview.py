@@ -53,8 +53,9 @@ class OverviewPage(QWidget):
         has_sizes = report.get("verdict") != "failed"
         self.size_bar.setVisible(has_sizes)
         if has_sizes:
-            deep = report.get("deep") if isinstance(report.get("deep"), dict) else {}
-            guest = deep.get("allocated_virtual") if isinstance(deep.get("allocated_virtual"), int) else None
+            deep: dict[str, Any] = dict(report.get("deep") or {})
+            allocated = deep.get("allocated_virtual")
+            guest = allocated if isinstance(allocated, int) else None
             self.size_bar.set_sizes(
                 report["virtual_size"], report["file_size"], report["allocated_size"], policy.max_virtual_size, guest
             )

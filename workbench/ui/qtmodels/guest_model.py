@@ -74,4 +74,4 @@ def volume_field(fields: FieldTreeModel, volume: dict[str, Any]) -> Node | None:
     name = f"entry {volume.get('index')}"
     entries = [n for n in walk(guest.children) if n.payload.get("name") == name and n.payload["size"] > 0]
     in_gpt = [n for n in entries if n.parent is not None and "partition entries" in n.parent.payload.get("name", "")]
-    return (in_gpt or entries or [None])[0]  # a GPT entry, not the protective MBR's of the same number
+    return next(iter(in_gpt or entries), None)  # a GPT entry, not the protective MBR's of the same number
