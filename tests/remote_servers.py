@@ -42,6 +42,7 @@ class ServerState:
     log: list[Sent] = field(default_factory=list)
     connections: list[socket.socket] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    after_get: Callable[[ServerState], None] | None = None  # called once each GET is answered (say, to replace)
 
     def settled(self) -> list[Sent]:
         """The log, once every handler has finished writing its answer."""
@@ -76,6 +77,8 @@ class RangeHandler(BaseHTTPRequestHandler):
             self._serve(state, sent)
         finally:
             sent.finished.set()
+            if state.after_get is not None:
+                state.after_get(state)
 
     def _serve(self, state: ServerState, sent: Sent) -> None:
         mode = state.mode
