@@ -43,6 +43,7 @@ class ServerState:
     connections: list[socket.socket] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     after_get: Callable[[ServerState], None] | None = None  # called once each GET is answered (say, to replace)
+    latency: float = 0.0  # seconds each GET waits before it is answered (the benchmark's network)
 
     def settled(self) -> list[Sent]:
         """The log, once every handler has finished writing its answer."""
@@ -64,6 +65,8 @@ class RangeHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body go out in separate writes: without this, Nagle waits for the client's delayed ACK
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.state.connections.append(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
@@ -73,6 +76,8 @@ class RangeHandler(BaseHTTPRequestHandler):
         state: ServerState = self.server.state
         sent = Sent("GET", self.path, self.headers.get("Range"), 0)
         state.log.append(sent)
+        if state.latency:
+            state.stop.wait(state.latency)
         try:
             self._serve(state, sent)
         finally:

@@ -23,6 +23,7 @@ from workbench.engine.child import sandbox
 from workbench.engine.child.ranges import PipeImage
 from workbench.engine.reader import DEFAULT_BUDGET, SourceFailed
 from workbench.host import runner as runner_mod
+from workbench.host.ranges import READ_AHEAD
 from workbench.host.ranges import RangeServer as PipeRanges
 from workbench.host.sources import Limits, open_url
 
@@ -73,7 +74,9 @@ def test_s3_qcow2_report_equals_the_local_one(s3: S3Server, bucket: str, qcow2: 
     assert remote["path"] == f"s3://{bucket}/up/disk.qcow2"
     assert (code, remote["verdict"]) == (local_code, "accept")
     assert_same_report(remote, local)
-    assert s3.body_bytes() == remote["bytes_read"]  # every byte the child read, and nothing else
+    # every byte the child read, within the parent's read-ahead windows around them (64 KiB each, aligned)
+    gets = [entry for entry in s3.settled() if entry.method == "GET"]
+    assert remote["bytes_read"] <= s3.body_bytes() <= len(gets) * READ_AHEAD
 
 
 def test_http_report_equals_the_local_one_with_the_guest_view(http: RangeServer, qcow2: Path) -> None:
@@ -133,8 +136,7 @@ def test_an_object_past_the_budget_is_never_downloaded(http: RangeServer) -> Non
     report, _, _ = inspect_json(http.url("/big.raw"))
     assert report["format"] == "raw" and report["file_size"] == size
     sent = http.state.body_bytes()
-    assert sent <= DEFAULT_BUDGET + 1  # the reads within the header budget, and the 1-byte open
-    assert sent == report["bytes_read"] + 1
+    assert report["bytes_read"] < sent <= DEFAULT_BUDGET + 1  # the parent's cap, and the 1-byte open
 
 
 def test_secrets_in_the_url_never_shown(http: RangeServer, qcow2: Path) -> None:
@@ -246,4 +248,5 @@ def test_parent_serves_at_most_its_cap_and_dispatches_progress(http: RangeServer
     assert progress == [{"done": 1}]
     assert answers[:9] == b"D" + (600).to_bytes(8, "big") and answers[9:609] == bytes(600)
     assert answers[609:610] == b"E" and b"1000 bytes" in answers[618:]
-    assert served.served == 600 and "1000 bytes" in (served.error or "")
+    assert (served.served, served.fetched) == (600, 1000) and "1000 bytes" in (served.error or "")
+    assert [entry.range for entry in http.state.settled()[1:]] == ["bytes=0-999"]  # read ahead within the cap
