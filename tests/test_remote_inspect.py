@@ -89,6 +89,16 @@ def test_http_report_equals_the_local_one_with_the_guest_view(http: RangeServer,
     assert "guest" in remote
 
 
+def test_several_urls_are_children_of_the_fork_server_with_every_layer(http: RangeServer, qcow2: Path) -> None:
+    http.state.objects["/one.qcow2"] = http.state.objects["/two.qcow2"] = qcow2.read_bytes()
+    result = run_cli("inspect", "--json", http.url("/one.qcow2"), http.url("/two.qcow2"))
+    reports = json.loads(result.stdout)
+    local, _, _ = inspect_json(str(qcow2))
+    for report in reports:
+        assert_same_report(report, local)
+        assert "inherited from the zygote" in report["sandbox"]["namespaces"]  # forked, its stdin a pipe
+
+
 def test_python_api_inspects_a_url(http: RangeServer, qcow2: Path) -> None:
     http.state.objects["/api.qcow2"] = qcow2.read_bytes()
     result = api.inspect_url(http.url("/api.qcow2"))

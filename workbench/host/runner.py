@@ -446,6 +446,14 @@ async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTrans
     return reader, transport
 
 
+async def _pipe_writer(fd: int) -> asyncio.StreamWriter:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(fd, "wb", buffering=0)
+    )
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
 class _Tail:
     """The last :data:`ZYGOTE_LOG_CAP` bytes of a stream that is read to its end."""
 
@@ -589,28 +597,30 @@ class ForkServerRunner:
 
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it. A remote image
-        gets a fresh process: a forked child has no stdin for the parent's answers."""
-        if options.ranges is not None:
-            return await run_fresh(request, fds, options)
+        has no descriptor: the child gets the read end of a pipe for the parent's answers in its place."""
         if self._listener is None or self._listener.done():
             raise InspectError(f"the engine zygote is not running{await self._last_words()}")
         ident = next(self._ids)
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiting[ident] = done
+        in_r, in_w = os.pipe() if options.ranges is not None else (-1, -1)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            await self._send({"id": ident, "request": request}, [fds[0], out_w, err_w])
+            await self._send({"id": ident, "request": request}, [fds[0] if in_r < 0 else in_r, out_w, err_w])
         except OSError as exc:
             self._waiting.pop(ident, None)
-            for fd in (out_r, out_w, err_r, err_w):
-                os.close(fd)
+            for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+                if fd >= 0:
+                    os.close(fd)
             # it died before its listener noticed: its last words say why, as when the listener sees it go
             raise InspectError(f"the engine zygote is gone ({exc.strerror or exc}){await self._last_words()}") from None
-        os.close(out_w)
-        os.close(err_w)
+        for fd in (in_r, out_w, err_w):
+            if fd >= 0:
+                os.close(fd)
         out, out_transport = await _pipe_reader(out_r)
         err, err_transport = await _pipe_reader(err_r)
+        stdin = await _pipe_writer(in_w) if in_w >= 0 else None
 
         def kill() -> None:
             if not done.done():
@@ -620,10 +630,12 @@ class ForkServerRunner:
             return await done
 
         try:
-            return await _collect(out, err, finished, kill, options)
+            return await _collect(out, err, finished, kill, options, stdin)
         finally:
             out_transport.close()
             err_transport.close()
+            if stdin is not None:
+                stdin.close()
 
     async def close(self) -> None:
         """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""
