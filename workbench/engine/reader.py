@@ -19,6 +19,8 @@ class Positional(Protocol):
     """What a :class:`Reader` reads from besides a file descriptor: a remote image served over the child's
     pipes (``engine/child/ranges.py``)."""
 
+    size: int
+
     def pread(self, length: int, offset: int) -> bytes: ...
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeGuard
 
 from .sources import RemoteError, RemoteObject
 
@@ -32,6 +32,10 @@ def frame(tag: bytes, payload: bytes) -> bytes:
 
 def error_frame(message: str) -> bytes:
     return frame(b"E", message.encode("utf-8", "replace")[:MAX_ERROR])
+
+
+def _count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class RangeServer:
@@ -53,7 +57,7 @@ class RangeServer:
             return error_frame(self.error)
         offset = request.get("offset") if isinstance(request, dict) else None
         length = request.get("length") if isinstance(request, dict) else None
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (offset, length)):
+        if not (_count(offset) and _count(length)):
             return self._fail("the engine asked for a malformed range")
         self.requests += 1
         if self.requests > MAX_REQUESTS:
