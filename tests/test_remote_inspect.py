@@ -26,6 +26,7 @@ from workbench.host import runner as runner_mod
 from workbench.host.ranges import READ_AHEAD
 from workbench.host.ranges import RangeServer as PipeRanges
 from workbench.host.sources import Limits, open_url
+from workbench.inspector import Request, inspect
 
 pytestmark = pytest.mark.qemu
 SECRET = "s3cr3t-Signature-value"
@@ -97,6 +98,15 @@ def test_several_urls_are_children_of_the_fork_server_with_every_layer(http: Ran
     for report in reports:
         assert_same_report(report, local)
         assert "inherited from the zygote" in report["sandbox"]["namespaces"]  # forked, its stdin a pipe
+
+
+def test_the_in_process_runner_refuses_a_remote_image(http: RangeServer, qcow2: Path) -> None:
+    http.state.objects["/here.qcow2"] = qcow2.read_bytes()
+    report = asyncio.run(inspect(Request(http.url("/here.qcow2")), runner_mod.InProcessRunner()))
+    assert (report["verdict"], report["error"]) == (
+        "failed",
+        "remote images need a real engine child (the in-process runner has no pipes)",
+    )
 
 
 def test_python_api_inspects_a_url(http: RangeServer, qcow2: Path) -> None:
@@ -262,3 +272,10 @@ def test_parent_serves_at_most_its_cap_and_dispatches_progress(http: RangeServer
     assert answers[609:610] == b"E" and b"1000 bytes" in answers[618:]
     assert (served.served, served.fetched) == (600, 1000) and "1000 bytes" in (served.error or "")
     assert [entry.range for entry in http.state.settled()[1:]] == ["bytes=0-999"]  # read ahead within the cap
+
+
+def test_a_listing_that_fails_is_one_failed_entry(s3: S3Server) -> None:  # noqa: F811
+    result = run_cli("triage", "-q", "s3://no-such-bucket-here/prefix/", "--endpoint-url", s3.endpoint)
+    assert result.returncode == 30
+    assert "FAILED s3://no-such-bucket-here/prefix/: listing failed: " in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

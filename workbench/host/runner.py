@@ -341,6 +341,8 @@ class InProcessRunner:
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         from ..engine.child.worker import inspect_request
 
+        if options.ranges is not None:  # its reads would go to this process's own stdin
+            raise InspectError("remote images need a real engine child (the in-process runner has no pipes)")
         code, body = inspect_request(request)
         lines = [json.dumps({"sandbox": self.layers}), json.dumps(body)]
         return ChildOutcome(code, "\n".join(lines).encode(), b"")
