@@ -5,6 +5,7 @@ cut one). Each logs what it sent, so tests check the bytes transferred from the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import socket
@@ -42,6 +43,8 @@ class ServerState:
     log: list[Sent] = field(default_factory=list)
     connections: list[socket.socket] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    after_get: Callable[[ServerState], None] | None = None  # called once each GET is answered (say, to replace)
+    latency: float = 0.0  # seconds each GET waits before it is answered (the benchmark's network)
 
     def settled(self) -> list[Sent]:
         """The log, once every handler has finished writing its answer."""
@@ -53,6 +56,7 @@ class ServerState:
         return sum(entry.body_bytes for entry in self.settled())
 
 
+@functools.lru_cache(maxsize=256)  # a bytes object caches its own hash: a hit costs no pass over the data
 def etag_of(data: bytes) -> str:
     return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
 
@@ -63,6 +67,8 @@ class RangeHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body go out in separate writes: without this, Nagle waits for the client's delayed ACK
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.state.connections.append(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
@@ -72,10 +78,14 @@ class RangeHandler(BaseHTTPRequestHandler):
         state: ServerState = self.server.state
         sent = Sent("GET", self.path, self.headers.get("Range"), 0)
         state.log.append(sent)
+        if state.latency:
+            state.stop.wait(state.latency)
         try:
             self._serve(state, sent)
         finally:
             sent.finished.set()
+            if state.after_get is not None:
+                state.after_get(state)
 
     def _serve(self, state: ServerState, sent: Sent) -> None:
         mode = state.mode

@@ -214,8 +214,7 @@ def test_import_workbench_stays_cheap_until_an_api_function_is_used(raw_image: P
     assert before == []
     assert after == ["asyncio", "workbench.api", "workbench.inspector", "workbench.host.runner"]  # never Qt
     assert verdict == "accept"
-    with pytest.raises(AttributeError, match="no attribute 'inspect_url'"):
-        workbench.inspect_url  # noqa: B018 - remote sources are not wired to the API yet (docs/api.md)
+    assert workbench.inspect_url is workbench.api.inspect_url  # tests/test_remote_inspect.py runs it
 
 
 def test_the_upload_hook_of_docs_api_md_works_as_it_says(raw_image: Path, backed_by_passwd: Path) -> None:

@@ -9,9 +9,25 @@ __version__ = "0.1.0"
 
 TYPE_CHECKING = False  # not typing's: importing typing here would cost every start-up
 if TYPE_CHECKING:
-    from .api import Result, inspect_path, inspect_path_async, inspect_paths, inspect_paths_async
+    from .api import (
+        Result,
+        inspect_path,
+        inspect_path_async,
+        inspect_paths,
+        inspect_paths_async,
+        inspect_url,
+        inspect_url_async,
+    )
 
-__all__ = ["Result", "inspect_path", "inspect_path_async", "inspect_paths", "inspect_paths_async"]
+__all__ = [
+    "Result",
+    "inspect_path",
+    "inspect_path_async",
+    "inspect_paths",
+    "inspect_paths_async",
+    "inspect_url",
+    "inspect_url_async",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -23,7 +23,15 @@ from .policy import policy as policy_mod
 from .policy import settings as settings_mod
 from .schema import Finding, Verdict
 
-__all__ = ["Result", "inspect_path", "inspect_path_async", "inspect_paths", "inspect_paths_async"]
+__all__ = [
+    "Result",
+    "inspect_path",
+    "inspect_path_async",
+    "inspect_paths",
+    "inspect_paths_async",
+    "inspect_url",
+    "inspect_url_async",
+]
 
 PathLike = str | os.PathLike[str]
 _log = logging.getLogger(__name__)
@@ -133,6 +141,49 @@ def inspect_path(
             policy=policy,
             timeout=timeout,
             follow_symlinks=follow_symlinks,
+        )
+    )
+
+
+async def inspect_url_async(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    declared_format: str | None = None,
+    max_virtual_size: int | str | None = None,
+    policy: policy_mod.Policy | None = None,
+    timeout: float = 20.0,
+) -> Result:
+    """Inspect one remote image by byte ranges; see :func:`inspect_url`."""
+    from .host.sources import is_remote
+
+    if not isinstance(url, str) or not is_remote(url):
+        raise ValueError("url must be an s3://, https:// or http:// URL")
+    template = _template(declared_format, max_virtual_size, policy, timeout, False)
+    return Result.of(await inspect(dataclasses.replace(template, path=url, endpoint_url=endpoint_url), FRESH))
+
+
+def inspect_url(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    declared_format: str | None = None,
+    max_virtual_size: int | str | None = None,
+    policy: policy_mod.Policy | None = None,
+    timeout: float = 20.0,
+) -> Result:
+    """Inspect ``s3://bucket/key``, ``https://...`` or ``http://...`` as ``workbench inspect --json URL`` does:
+    the parent reads byte ranges (never the whole object) and serves them to the sandboxed child. The report's
+    ``path`` is the redacted URL; ``endpoint_url`` names an S3-compatible endpoint (else the
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` variables). Blocking; from a running loop use the async variant."""
+    return _run(
+        inspect_url_async(
+            url,
+            endpoint_url=endpoint_url,
+            declared_format=declared_format,
+            max_virtual_size=max_virtual_size,
+            policy=policy,
+            timeout=timeout,
         )
     )
 

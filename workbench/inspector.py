@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from .engine.findings import make
+from .host.remote import inspect_url, url_file_name
 from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, inspect_path
+from .host.sources import is_remote, redact
 from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET
@@ -63,6 +65,7 @@ class Request:
     guest_budget: int = DEFAULT_GUEST_BUDGET
     deep: bool = False  # deep inspection: every metadata table (report key ``deep``)
     deep_budget: int = DEFAULT_DEEP_BUDGET
+    endpoint_url: str | None = None  # s3:// only: the endpoint (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -80,13 +83,17 @@ def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str
 
 async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
     """The validated report with its verdict, or a failed report: never an exception for bad input.
-    ``runner`` makes the engine child (a fresh process by default; a fork server for batches)."""
+    ``runner`` makes the engine child (a fresh process by default; a fork server for batches). A ``path`` that
+    is an ``s3://``, ``https://`` or ``http://`` URL is read by ranges through the parent (``host/remote.py``)
+    and reported under its redacted URL."""
+    remote = is_remote(request.path)
+    shown = redact(request.path) if remote else request.path
     declared = request.declared
     source = "argument"
     if declared == DETECT:
         declared, source = None, "probe"
     elif declared is None:
-        declared = format_from_extension(request.path)
+        declared = format_from_extension(url_file_name(request.path) if remote else request.path)
         source = "extension" if declared else "none"
     options = EngineOptions(
         timeout=request.timeout,
@@ -98,14 +105,17 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
         deep_budget=request.deep_budget,
     )
     try:
-        opened = (request.follow_symlinks, request.walked)
-        raw = await inspect_path(request.path, declared, options, *opened, runner=runner)
+        if remote:
+            raw = await inspect_url(request.path, declared, options, request.endpoint_url, runner=runner)
+        else:
+            opened = (request.follow_symlinks, request.walked)
+            raw = await inspect_path(request.path, declared, options, *opened, runner=runner)
         report = validate(raw)
     except InspectError as exc:
-        return failed_report(request.path, declared, str(exc), exc.sandbox)
+        return failed_report(shown, declared, str(exc), exc.sandbox)
     except ReplyError as exc:
-        return failed_report(request.path, declared, f"engine reply rejected: {exc}")
-    report["path"] = request.path  # the parent's own name for the file, not the child's echo
+        return failed_report(shown, declared, f"engine reply rejected: {exc}")
+    report["path"] = shown  # the parent's own name for the file, not the child's echo
     report["declared_source"] = source
     if declared is None:
         report["findings"].append(make("format-undeclared", _UNDECLARED[source]).as_report())

@@ -11,16 +11,36 @@ from __future__ import annotations
 import bisect
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
 
 
-def _pread(fd: int, length: int, offset: int) -> bytes:
+class Positional(Protocol):
+    """What a :class:`Reader` reads from besides a file descriptor: a remote image served over the child's
+    pipes (``engine/child/ranges.py``)."""
+
+    size: int
+
+    def pread(self, length: int, offset: int) -> bytes: ...
+
+
+Image = int | Positional  # what the engine reads: a descriptor, or an object with ``pread``
+
+
+def _pread(fd: Image, length: int, offset: int) -> bytes:
     """``os.pread``, or seek and read where the system has no pread (Windows): the child owns the fd."""
+    if not isinstance(fd, int):
+        return fd.pread(length, offset)
     if hasattr(os, "pread"):
         return os.pread(fd, length, offset)
     os.lseek(fd, offset, os.SEEK_SET)
     return os.read(fd, length)
+
+
+class SourceFailed(OSError):
+    """A :class:`Positional` image could not serve a range (a remote object changed, timed out, ...): the
+    inspection ends as a failure, not a finding."""
 
 
 class BudgetExceeded(Exception):
@@ -55,9 +75,10 @@ def charge(
 
 
 class Reader:
-    """Positional reads from a file descriptor with a byte budget and a record of what was read."""
+    """Positional reads from a file descriptor (or a :class:`Positional`) with a byte budget and a record of
+    what was read."""
 
-    def __init__(self, fd: int, size: int, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, fd: Image, size: int, budget: int = DEFAULT_BUDGET) -> None:
         self.fd = fd
         self.size = size
         self.budget = budget

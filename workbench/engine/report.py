@@ -17,21 +17,27 @@ from .guest import inspect_guest
 from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
 from .mapping import MappedGuestDisk, Unmappable, mapping_for
-from .reader import DEFAULT_BUDGET, BudgetExceeded, Reader
+from .reader import DEFAULT_BUDGET, BudgetExceeded, Image, Reader, SourceFailed
 
 U64_MAX = MAX_INT - 1
 
 
-def _device_size(fd: int, st: os.stat_result) -> int:
+def _sizes(image: Image) -> tuple[int, int | None]:
+    """The image's size and its allocated bytes (None for a remote image: storage does not say)."""
+    if not isinstance(image, int):
+        return image.size, None
+    st = os.fstat(image)
     if stat.S_ISBLK(st.st_mode):
-        return os.lseek(fd, 0, os.SEEK_END)  # a block device reports st_size 0
-    return st.st_size
+        return os.lseek(image, 0, os.SEEK_END), st.st_blocks * 512  # a block device reports st_size 0
+    return st.st_size, st.st_blocks * 512
 
 
 def _run_parser(reader: Reader, name: str) -> Inspection:
     info = Inspection(format=name)
     try:
         BY_NAME[name].parse(reader, info)
+    except SourceFailed:  # a remote range the parent could not serve: no report at all
+        raise
     except BudgetExceeded as exc:  # the parse stopped short: a reference may lie in what it did not read
         info.cap(f"{name}: {exc}; the rest of the {name} metadata was not examined", exc.offset)
     except Exception as exc:  # a parser bug must become a finding, never a dead child
@@ -68,7 +74,7 @@ def _clamp_numbers(report: dict[str, Any]) -> list[str]:
 
 
 def _guest(
-    fd: int, fmt: str, info: Inspection, file_size: int, budget: int
+    fd: Image, fmt: str, info: Inspection, file_size: int, budget: int
 ) -> tuple[dict[str, Any], list[Field], list[Finding], int]:
     """The report value ``guest``, its fields and findings, and the file bytes read for it. The guest
     view reads through the format's mapping (``engine/mapping/``) with its own :class:`Reader` and the
@@ -95,18 +101,18 @@ def _mismatch_and_ambiguity(info: Inspection, matches: list[str], primary: str, 
 
 
 def build(
-    fd: int,
+    fd: Image,
     path: str,
     declared: str | None,
     budget: int = DEFAULT_BUDGET,
     include_bytes: bool = True,
     guest_budget: int | None = None,
 ) -> dict[str, Any]:
-    """Inspect the image behind ``fd`` (opened read-only by the parent) and return the report; with a
-    ``guest_budget``, the guest view too (report key ``guest``)."""
+    """Inspect the image behind ``fd`` (opened read-only by the parent, or a remote image's
+    :class:`~.reader.Positional`) and return the report; with a ``guest_budget``, the guest view too
+    (report key ``guest``)."""
     started = time.monotonic()
-    st = os.fstat(fd)
-    size = _device_size(fd, st)
+    size, allocated = _sizes(fd)
     reader = Reader(fd, size, budget)
     matches = detect.detect(reader)
     primary = detect.primary_format(matches, declared, reader)
@@ -169,7 +175,7 @@ def build(
         "format_matches": matches,
         "virtual_size": virtual,
         "file_size": size,
-        "allocated_size": st.st_blocks * 512,
+        "allocated_size": allocated,
         "size_ratio": round(virtual / size, 3) if virtual is not None and size else None,
         "cluster_size": info.cluster_size,
         "encrypted": info.encrypted,

@@ -28,12 +28,14 @@ from ..engine.child import sandbox, winjob
 from ..engine.findings import make
 from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, REPLY_CAP
 from .open import InspectError, Walked, off_loop, open_image
+from .ranges import RangeServer
 
 STDERR_CAP = 64 << 10
 HELLO_TIMEOUT = 20.0
 REAP_TIMEOUT = 5.0
 ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept for the error when it dies
 ZYGOTE_LOG_LINES = 3
+CONTROL_CAP = 4096  # a line the child sends between its layer line and its reply ({"read": ...}, {"progress": ...})
 _SIGNALS = {
     "SIGSYS": "killed by the sandbox for a forbidden system call (SIGSYS)",
     "SIGXCPU": "stopped at its CPU time limit (SIGXCPU)",
@@ -54,6 +56,8 @@ class EngineOptions:
     guest_budget: int = DEFAULT_GUEST_BUDGET
     deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
     deep_budget: int = DEFAULT_DEEP_BUDGET
+    on_progress: Callable[[Any], None] | None = None  # called with the value of each ``{"progress": ...}`` line
+    ranges: RangeServer | None = None  # a remote image: the child's ``{"read": ...}`` lines are answered from it
 
 
 @dataclass
@@ -120,6 +124,8 @@ def _confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, An
     import msvcrt
 
     job = winjob.confine(pid)
+    if "fd" not in request:  # a remote image: no handle
+        return {**request, "job": job.status}, job
     handle = msvcrt.get_osfhandle(request["fd"])  # type: ignore[attr-defined,unused-ignore]  # Windows only
     return {**request, "handle": handle, "job": job.status}, job
 
@@ -133,16 +139,71 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> byt
     return bytes(data)
 
 
+def _control(line: bytes) -> tuple[str, Any] | None:
+    """``(kind, value)`` of a line that is one message to the parent (``{"read": ...}``, ``{"progress": ...}``),
+    else None: the line is part of the reply."""
+    if len(line) > CONTROL_CAP or not line.startswith(b'{"'):
+        return None
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(message, dict) and len(message) == 1:
+        kind, value = next(iter(message.items()))
+        if kind in ("read", "progress"):
+            return kind, value
+    return None
+
+
+async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asyncio.StreamWriter | None) -> None:
+    if kind == "progress":
+        if options.on_progress is not None:
+            options.on_progress(value)
+        return
+    if options.ranges is None or stdin is None:
+        raise InspectError("engine asked for a byte range of an image that is not remote")
+    stdin.write(await options.ranges.answer(value))
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the child died: its exit says how
+        await stdin.drain()
+
+
+async def _read_stdout(
+    stream: asyncio.StreamReader, options: EngineOptions, stdin: asyncio.StreamWriter | None
+) -> bytes:
+    """The child's stdout as a stream of lines: after the layer line, each ``{"read"|"progress": ...}`` line
+    is dispatched as it comes; everything else (the layer line and the reply) is returned, within the cap."""
+    out = bytearray()
+    pending = bytearray()
+    searched = 0  # bytes of ``pending`` known to hold no newline
+    while chunk := await stream.read(65536):
+        pending += chunk
+        while (end := pending.find(b"\n", searched)) >= 0:
+            line = bytes(pending[:end])
+            del pending[: end + 1]
+            searched = 0
+            message = _control(line) if out else None  # the layer line comes first, and is no message
+            if message is None:
+                out += line + b"\n"
+            else:
+                await _dispatch(*message, options, stdin)
+        searched = len(pending)
+        if len(out) + len(pending) > options.reply_cap:
+            raise InspectError(f"engine reply larger than {options.reply_cap} bytes: refused")
+    return bytes(out + pending)
+
+
 async def _collect(
     stdout: asyncio.StreamReader,
     stderr: asyncio.StreamReader,
     finished: Callable[[], Awaitable[int | None]],
     kill: Callable[[], None],
     options: EngineOptions,
+    stdin: asyncio.StreamWriter | None = None,
 ) -> ChildOutcome:
-    """Read both streams with their caps and wait for the exit, all within the timeout; kill on failure."""
+    """Read both streams with their caps (dispatching the child's messages) and wait for the exit, all within
+    the timeout; kill on failure."""
     tasks = [
-        asyncio.ensure_future(_read_capped(stdout, options.reply_cap, "reply")),
+        asyncio.ensure_future(_read_stdout(stdout, options, stdin)),
         asyncio.ensure_future(_read_capped(stderr, STDERR_CAP, "error output")),
     ]
     try:
@@ -172,11 +233,13 @@ async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: Engi
     if sys.platform == "win32":
         request, job = _confine_on_windows(request, proc.pid)
     try:
-        proc.stdin.write(json.dumps(request).encode())
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await proc.stdin.drain()
-        proc.stdin.close()
-        return await _collect(proc.stdout, proc.stderr, proc.wait, lambda: _kill(proc), options)
+        stdin = proc.stdin if options.ranges is not None else None  # kept open to answer the child's reads
+        if stdin is None:
+            proc.stdin.close()
+        return await _collect(proc.stdout, proc.stderr, proc.wait, lambda: _kill(proc), options, stdin)
     finally:
         _kill(proc)
         await _reap(proc)
@@ -278,6 +341,8 @@ class InProcessRunner:
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         from ..engine.child.worker import inspect_request
 
+        if options.ranges is not None:  # its reads would go to this process's own stdin
+            raise InspectError("remote images need a real engine child (the in-process runner has no pipes)")
         code, body = inspect_request(request)
         lines = [json.dumps({"sandbox": self.layers}), json.dumps(body)]
         return ChildOutcome(code, "\n".join(lines).encode(), b"")
@@ -295,12 +360,9 @@ def build_in_process(path: str | os.PathLike[str], declared: str | None = None) 
         os.close(fd)
 
 
-async def run_engine(
-    fd: int, path: str, declared: str | None, options: EngineOptions, runner: Runner = FRESH
-) -> dict[str, Any]:
-    """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
-    request = {
-        "fd": fd,
+def engine_request(path: str, declared: str | None, options: EngineOptions) -> dict[str, Any]:
+    """The request for a child, without its image (``"fd"``, or ``"source": "remote"`` and ``"size"``)."""
+    return {
         "path": path,
         "declared_format": declared,
         "require_layers": options.require_layers,
@@ -310,9 +372,22 @@ async def run_engine(
         "deep": options.deep,
         "deep_budget": options.deep_budget,
     }
-    reply = decode_reply(await runner.run(request, (fd,), options))
+
+
+async def run_request(
+    request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions, runner: Runner = FRESH
+) -> dict[str, Any]:
+    """Run one child on ``request`` and return its decoded (still unvalidated) reply object."""
+    reply = decode_reply(await runner.run(request, fds, options))
     require_layers(reply["sandbox"], options.require_layers)
     return reply
+
+
+async def run_engine(
+    fd: int, path: str, declared: str | None, options: EngineOptions, runner: Runner = FRESH
+) -> dict[str, Any]:
+    """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
+    return await run_request({"fd": fd, **engine_request(path, declared, options)}, (fd,), options, runner)
 
 
 def changes(before: os.stat_result, after: os.stat_result) -> str | None:
@@ -346,15 +421,21 @@ async def inspect_path(
         after = await off_loop(lambda: os.fstat(fd), options.timeout, "checking the file after the inspection")
     finally:
         os.close(fd)
+    report = report_of(reply)
+    changed = changes(before, after)
+    if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
+        report["findings"].append(make("image-changed", changed).to_json())
+    return report
+
+
+def report_of(reply: dict[str, Any]) -> dict[str, Any]:
+    """The (unvalidated) report of a decoded reply, with the layer line sent before parsing; else the error."""
     if reply.get("ok") is not True:
         raise InspectError(str(reply.get("error", "engine failed without a message"))[:500], reply["sandbox"])
     report = reply.get("report")
     if not isinstance(report, dict):
         raise InspectError("engine reply carries no report")
     report["sandbox"] = reply["sandbox"]  # the line sent before parsing, never what the child says after
-    changed = changes(before, after)
-    if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
-        report["findings"].append(make("image-changed", changed).to_json())
     return report
 
 
@@ -365,6 +446,14 @@ async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTrans
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
     )
     return reader, transport
+
+
+async def _pipe_writer(fd: int) -> asyncio.StreamWriter:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(fd, "wb", buffering=0)
+    )
+    return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 class _Tail:
@@ -509,26 +598,31 @@ class ForkServerRunner:
             await self._send({"kill": ident}, [])
 
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
-        """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it."""
+        """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it. A remote image
+        has no descriptor: the child gets the read end of a pipe for the parent's answers in its place."""
         if self._listener is None or self._listener.done():
             raise InspectError(f"the engine zygote is not running{await self._last_words()}")
         ident = next(self._ids)
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiting[ident] = done
+        in_r, in_w = os.pipe() if options.ranges is not None else (-1, -1)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            await self._send({"id": ident, "request": request}, [fds[0], out_w, err_w])
+            await self._send({"id": ident, "request": request}, [fds[0] if in_r < 0 else in_r, out_w, err_w])
         except OSError as exc:
             self._waiting.pop(ident, None)
-            for fd in (out_r, out_w, err_r, err_w):
-                os.close(fd)
+            for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+                if fd >= 0:
+                    os.close(fd)
             # it died before its listener noticed: its last words say why, as when the listener sees it go
             raise InspectError(f"the engine zygote is gone ({exc.strerror or exc}){await self._last_words()}") from None
-        os.close(out_w)
-        os.close(err_w)
+        for fd in (in_r, out_w, err_w):
+            if fd >= 0:
+                os.close(fd)
         out, out_transport = await _pipe_reader(out_r)
         err, err_transport = await _pipe_reader(err_r)
+        stdin = await _pipe_writer(in_w) if in_w >= 0 else None
 
         def kill() -> None:
             if not done.done():
@@ -538,10 +632,12 @@ class ForkServerRunner:
             return await done
 
         try:
-            return await _collect(out, err, finished, kill, options)
+            return await _collect(out, err, finished, kill, options, stdin)
         finally:
             out_transport.close()
             err_transport.close()
+            if stdin is not None:
+                stdin.close()
 
     async def close(self) -> None:
         """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""

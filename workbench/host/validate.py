@@ -252,7 +252,7 @@ def validate(reply: Any) -> Report:
             "format_matches": _strings(reply.get("format_matches"), "format_matches"),
             "virtual_size": _int(reply.get("virtual_size"), "virtual_size"),
             "file_size": _int(reply.get("file_size"), "file_size", optional=False),
-            "allocated_size": _int(reply.get("allocated_size"), "allocated_size", optional=False),
+            "allocated_size": _int(reply.get("allocated_size"), "allocated_size"),  # null: a remote image
             "size_ratio": _scalar(reply.get("size_ratio"), "size_ratio"),
             "cluster_size": _int(reply.get("cluster_size"), "cluster_size"),
             "encrypted": _bool(reply.get("encrypted"), "encrypted"),

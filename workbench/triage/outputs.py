@@ -33,8 +33,9 @@ CSV_COLUMNS = (
 class Output:
     """One output file; ``write`` takes each full report with its summary, ``close`` finishes the file."""
 
-    def __init__(self, path: str) -> None:
-        self.file: IO[str] = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed in close())
+    def __init__(self, path: str, append: bool = False) -> None:
+        mode = "a" if append else "w"
+        self.file: IO[str] = open(path, mode, encoding="utf-8", newline="")  # noqa: SIM115 (closed in close())
         self.count = 0
 
     def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
@@ -59,10 +60,24 @@ class JsonOutput(Output):
 
 
 class JsonLinesOutput(Output):
+    """With ``append`` (``triage --resume``), new lines go after an earlier run's; a torn last line is ended first
+    so that it stays one unreadable line (skipped on resume) instead of swallowing the next report."""
+
+    def __init__(self, path: str, append: bool = False) -> None:
+        super().__init__(path, append)
+        if append and self.file.tell() > 0 and not _ends_with_newline(path):
+            self.file.write("\n")
+
     def write(self, report: ReportLike, summary: dict[str, Any]) -> None:
         self.file.write(json.dumps(report, ensure_ascii=True) + "\n")
         self.file.flush()
         self.count += 1
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as stream:
+        stream.seek(-1, 2)
+        return stream.read(1) == b"\n"
 
 
 class CsvOutput(Output):

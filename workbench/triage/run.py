@@ -16,7 +16,7 @@ from typing import Any
 
 from ..engine.child.sandbox import degraded
 from ..host.open import InspectError
-from ..host.runner import ForkServerRunner
+from ..host.runner import ChildOutcome, EngineOptions, ForkServerRunner, Runner
 from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
 from ..render.text import volume_contents
@@ -43,6 +43,19 @@ async def engine_pool(
         yield zygote
     finally:
         await zygote.close()
+
+
+class GatedRunner:
+    """A runner with at most ``limit`` children at once, whatever the inspections in flight (remote triage keeps
+    many more opens and listings going than there are cores)."""
+
+    def __init__(self, runner: Runner, limit: int) -> None:
+        self.runner = runner
+        self.gate = asyncio.Semaphore(max(1, limit))
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        async with self.gate:
+            return await self.runner.run(request, fds, options)
 
 
 def _guest_columns(guest: Any) -> tuple[str, str]:

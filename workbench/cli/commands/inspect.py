@@ -23,7 +23,10 @@ def register(sub: Any) -> None:
         description="Inspect each image in its own sandboxed engine process and print a verdict.",
         epilog=EPILOG,
     )
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="an image file, or an s3://bucket/key, https:// or http:// URL"
+    )
+    parser.add_argument("--endpoint-url", metavar="URL", help="the S3 endpoint (else AWS_ENDPOINT_URL_S3 / _URL)")
     add_policy_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (one object, or an array for several)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational findings and advice")
@@ -59,6 +62,7 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ...host.sources import is_remote
     from ...inspector import Request
 
     policy = policy_from(args)
@@ -71,10 +75,14 @@ def run(args: argparse.Namespace) -> int:
             args.timeout,
             guest=args.guest,
             guest_budget=args.guest_budget,
+            endpoint_url=args.endpoint_url,
         )
         for path in args.files
     ]
     if args.chain:
+        if any(is_remote(path) for path in args.files):
+            warn("--chain follows backing files on this machine: it does not take URLs")
+            return 2
         return _run_chains(requests, args)
     reports = asyncio.run(_inspect_all(requests))
     print_reports(reports, args.json, lambda report: summary(report, args.verbose))

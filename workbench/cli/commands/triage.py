@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none o
 
 NAME = "triage"
 INTERRUPTED = 130
+REMOTE_JOBS_PER_CPU = 8
 
 
 def register(sub: Any) -> None:
@@ -32,13 +33,27 @@ def register(sub: Any) -> None:
         "listed as failed and never opened; --follow-symlinks is refused (inspect a link's target by name).",
         epilog=EPILOG + "; any file that could not be inspected: 30; interrupted: 130",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a file, a folder, an s3://bucket/prefix/ (listed) or a URL"
+    )
     parser.add_argument(
         "--jobs",
         "-j",
         type=int,
+        default=None,
+        help=f"inspections in flight (default: one per CPU, {os.cpu_count() or 2}; with remote targets "
+        f"{REMOTE_JOBS_PER_CPU} per CPU, as they mostly wait on the network)",
+    )
+    parser.add_argument(
+        "--children",
+        type=int,
         default=os.cpu_count() or 2,
-        help="inspections in flight (default: %(default)s, one per CPU)",
+        help="engine processes at once, whatever --jobs (default: %(default)s, one per CPU)",
+    )
+    parser.add_argument("--endpoint-url", metavar="URL", help="the S3 endpoint (else AWS_ENDPOINT_URL_S3 / _URL)")
+    parser.add_argument("--shard", metavar="I/N", help="inspect only shard I of N (0 <= I < N), split by path")
+    parser.add_argument(
+        "--resume", metavar="FILE.jsonl", help="skip what this JSONL (an earlier run's --jsonl) already reports"
     )
     add_policy_options(parser)
     add_guest_options(parser)
@@ -85,8 +100,17 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
     for kind, cls in KINDS.items():
         target = getattr(args, kind)
         if target:
-            outputs.append(cls(target))
+            outputs.append(cls(target, append=True) if kind == "jsonl" and args.resume else cls(target))
     return outputs
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from ...host.sources import is_remote
+
+    if args.jobs is not None:
+        return max(1, args.jobs)
+    cores = os.cpu_count() or 2
+    return cores * REMOTE_JOBS_PER_CPU if any(is_remote(path) for path in args.paths) else cores
 
 
 class Interrupt:
@@ -116,17 +140,22 @@ async def _triage(
     args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress, interrupt: Interrupt
 ) -> None:
     interrupt.watch()
+    from ...host.remote import limits_for
     from ...host.runner import FRESH, Runner
+    from ...host.sources import done_keys
     from ...inspector import Request, inspect
     from ...triage import run as triage
-    from ...triage.walk import walk
+    from ...triage.targets import entries, selected
 
     policy = policy_from(args)
+    shard = args.shard_parsed
+    done = done_keys(args.resume, only_shard=shard) if args.resume else None
     async with contextlib.AsyncExitStack() as stack:
         runner: Runner = FRESH
         if not args.no_zygote:
             pool = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn))
             runner = pool or FRESH
+        runner = triage.GatedRunner(runner, args.children)
 
         def make_request(path: str) -> Request:
             return Request(
@@ -138,10 +167,12 @@ async def _triage(
                 include_bytes=False,
                 guest=args.guest,
                 guest_budget=args.guest_budget,
+                endpoint_url=args.endpoint_url,
             )
 
         inspect_one = functools.partial(inspect, runner=runner)
-        results = triage.run(walk(args.paths), make_request, max(1, args.jobs), inspect_one)
+        found = selected(entries(args.paths, limits_for(args.timeout), args.endpoint_url), shard, done)
+        results = triage.run(found, make_request, _jobs(args), inspect_one)
         try:
             async for report in results:
                 summary = triage.summarise(report)
@@ -168,6 +199,13 @@ def _print_summary(tally: triage.Tally, elapsed: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...host.sources import parse_shard
+
+    try:
+        args.shard_parsed = parse_shard(args.shard) if args.shard else None
+    except ValueError as exc:
+        print(f"workbench triage: --shard: {exc}", file=sys.stderr)
+        return 2
     if args.follow_symlinks:
         print(
             "workbench triage: --follow-symlinks is refused: triage never follows symbolic links; "

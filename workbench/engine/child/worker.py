@@ -3,7 +3,7 @@
 Started by :mod:`workbench.host.runner` as ``python -I -S -c ...`` (or the frozen executable with
 ``--engine-worker``) with the image as an inherited descriptor, an empty environment and cwd ``/``;
 with ``--zygote`` it becomes the fork server of :mod:`workbench.engine.child.zygote` instead.
-Protocol: one JSON request on stdin, read to its end::
+Protocol: one JSON request on stdin, one line (ended by a newline or by the end of stdin)::
 
     {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
      "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
@@ -14,6 +14,14 @@ Protocol: one JSON request on stdin, read to its end::
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
 even a crash leaves the layer report behind), then one JSON reply: ``{"ok": true, "report": {...}}``,
 ``{"ok": true, "escapes": {...}}`` or ``{"ok": false, "error": "..."}``.
+
+A remote image (``s3://``, ``https://``) comes as ``{"source": "remote", "size": N, ...}`` instead of
+``"fd"``: no descriptor, and the parent keeps stdin open. ``N`` is the size the parent pinned. Each range the
+engine needs is asked on stdout between the two, as one line ``{"read": {"offset": O, "length": L}}``, and
+answered on stdin by a frame: one tag byte, an 8-byte big-endian length, then that many bytes; ``D`` is the
+data (at most ``L`` bytes), ``E`` a one-line error, after which the reply is ``{"ok": false, "error": ...}``
+with that line (:mod:`.ranges`). Every byte still counts against the reader budgets. Other lines of the
+same form (``{"progress": ...}``) may come between; the parent dispatches each by its one key.
 """
 
 from __future__ import annotations
@@ -25,27 +33,49 @@ from typing import Any
 
 from ...schema import CPU_SECONDS, DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET
 from .. import report
+from ..reader import Image
 from . import escapes, sandbox
+from .ranges import PipeImage
 
 MAX_REQUEST = 64 * 1024
+MAX_SIZE = 2**63 - 1
 
 
 def read_request() -> dict[str, Any]:
+    """The request line. Nothing may follow it before the child asks (a remote image's parent waits)."""
     raw = b""
-    while chunk := os.read(0, MAX_REQUEST - len(raw)):
+    while not raw.endswith(b"\n") and (chunk := os.read(0, MAX_REQUEST - len(raw))):
         raw += chunk
         if len(raw) >= MAX_REQUEST:
             raise ValueError("request too large")
-    request = json.loads(raw)
-    if not isinstance(request, dict) or not isinstance(request.get("fd"), int):
+    line, _, rest = raw.partition(b"\n")
+    if rest:
+        raise ValueError("bytes after the request line")
+    request = json.loads(line)
+    if not isinstance(request, dict):
+        raise ValueError("bad request")
+    if is_remote(request):
+        size = request.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+            raise ValueError("bad remote size")
+    elif not isinstance(request.get("fd"), int):
         raise ValueError("bad request")
     return request
+
+
+def is_remote(request: dict[str, Any]) -> bool:
+    return request.get("source") == "remote"
+
+
+def image_fds(request: dict[str, Any]) -> set[int]:
+    """The image's descriptor, if it has one (a remote image has none)."""
+    return set() if is_remote(request) else {request["fd"]}
 
 
 def adopt_image(request: dict[str, Any]) -> None:
     """On Windows the image comes as an inherited handle (the parent's descriptor number means nothing here):
     make it this process's descriptor."""
-    if sys.platform == "win32":
+    if sys.platform == "win32" and not is_remote(request):
         import msvcrt
 
         handle = request.get("handle")
@@ -95,11 +125,13 @@ def guest_budget(request: dict[str, Any]) -> int | None:
 
 
 def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """The exit code and the reply of an inspection of the request's descriptor (hardened or not: the caller's)."""
+    """The exit code and the reply of an inspection of the request's descriptor, or of the remote image the
+    parent serves (hardened or not: the caller's)."""
     declared = request.get("declared_format")
+    image: Image = PipeImage(request["size"]) if is_remote(request) else request["fd"]
     try:
         result = report.build(
-            request["fd"],
+            image,
             str(request.get("path", "")),
             declared if isinstance(declared, str) else None,
             include_bytes=request.get("include_bytes") is not False,
@@ -107,6 +139,8 @@ def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         )
     except OSError as exc:
         return 4, {"ok": False, "error": f"reading the image failed: {exc.strerror or exc}"}
+    if isinstance(image, PipeImage) and image.error is not None:  # a layer that turns errors into findings hid it
+        return 4, {"ok": False, "error": f"reading the image failed: {image.error}"}
     return 0, {"ok": True, "report": result}
 
 
@@ -115,12 +149,13 @@ def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) 
     ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
     if report_layers(request, layers):
         return 3
-    request["fd"] = plan.moved.get(request["fd"], request["fd"])  # the fds layer may have renumbered the image
+    if not is_remote(request):
+        request["fd"] = plan.moved.get(request["fd"], request["fd"])  # the fds layer may have renumbered the image
     extra: dict[str, Any] = {}
     if request.get("timings") is True:
         extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in plan.timings.items()}
     if isinstance(request.get("escapes"), list):
-        args = {**dict(request.get("escape_args") or {}), "image_fd": request["fd"]}
+        args = {**dict(request.get("escape_args") or {}), "image_fd": request.get("fd", -1)}
         reply({"ok": True, "escapes": escapes.run([str(name) for name in request["escapes"]], args), **extra})
         return 0
     code, body = inspect_request(request)
@@ -139,7 +174,7 @@ def serve() -> int:
         reply({"sandbox": {}}, b"\n")
         reply({"ok": False, "error": f"engine: unreadable request ({exc})"})
         return 2
-    plan = plan_for(request, {0, 1, 2, request["fd"]})
+    plan = plan_for(request, {0, 1, 2, *image_fds(request)})
     return handle(request, sandbox.harden(plan), plan)
 
 

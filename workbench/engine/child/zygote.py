@@ -50,16 +50,22 @@ def _merge(inherited: dict[str, str], own: dict[str, str]) -> dict[str, str]:
 
 def _child(request: dict[str, Any], fds: list[int], server: Server) -> int:
     """In the forked child: drop the zygote's descriptors, take the pipes as stdout and stderr, tighten,
-    inspect, reply."""
+    inspect, reply. A remote image's first descriptor is no image but the pipe of the parent's answers: it
+    becomes stdin (``worker``'s range protocol)."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     image, out, err = fds
+    remote = worker.is_remote(request)
+    if remote:
+        os.dup2(image, 0)
     os.dup2(out, 1)
     os.dup2(err, 2)
-    for fd in {0, out, err, server.sock.fileno(), *server.own_fds} - {1, 2, image}:
+    kept = {0, 1, 2} if remote else {1, 2, image}
+    for fd in {0, image, out, err, server.sock.fileno(), *server.own_fds} - kept:
         os.close(fd)
-    request["fd"] = image
-    plan = worker.plan_for(request, {1, 2, image})
+    if not remote:
+        request["fd"] = image
+    plan = worker.plan_for(request, kept)
     plan.layers = tuple(name for name in plan.layers if name in CHILD_LAYERS)
     plan.prebuilt = server.rules
     if server.rules is None:
