@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..formats.vmdk import GD_AT_END, KDMV, KDMV_LAYOUT, MARKER_LAYOUT, MAX_GRAIN_SECTORS, MAX_GTES_PER_GT, SECTOR
+from ..formats.vmdk import (
+    GD_AT_END,
+    KDMV,
+    KDMV_LAYOUT,
+    MARKER_LAYOUT,
+    MAX_GRAIN_SECTORS,
+    MAX_GTES_PER_GT,
+    MAX_L1_ENTRIES,
+    SECTOR,
+)
 from ..inspection import Inspection
 from ..reader import Reader
 from . import Kind, Mapping, Run, Table, Unmappable, inflate, register
@@ -67,8 +76,9 @@ class SparseMapping(BlockMapping):
             return
         table = self._gt(sector)
         entry, at = table.entry(index % self.gtes), table.at(index % self.gtes)
-        if entry is None:
-            yield Run(start, self.cluster, Kind.INVALID, entry=at)
+        if entry is None:  # the grain table runs past the end of the file: the rest of it is unreadable
+            end = (gd_index + 1) * self.gtes * self.cluster
+            yield Run(start, end - start, Kind.INVALID, entry=at)
         elif entry == 0:
             yield Run(start, self.cluster, Kind.UNALLOCATED, entry=at)
         elif entry == ZEROED and self.zero_grain:
@@ -154,6 +164,9 @@ def vmdk(reader: Reader, info: Inspection) -> Mapping:
             raise Unmappable("streamOptimized VMDK without a valid footer")
     if not 0 < values["grain_size"] <= MAX_GRAIN_SECTORS or not 0 < values["gtes_per_gt"] <= MAX_GTES_PER_GT:
         raise Unmappable(f"VMDK grain of {values['grain_size']} sectors, {values['gtes_per_gt']} entries per table")
+    tables = -(-values["capacity"] // (values["grain_size"] * values["gtes_per_gt"]))
+    if tables > MAX_L1_ENTRIES:
+        raise Unmappable(f"VMDK grain directory of {tables} entries (qemu refuses more than {MAX_L1_ENTRIES})")
     if values["compression"] not in (0, 1):
         raise Unmappable(f"VMDK compression {values['compression']}")
     return SparseMapping(reader, values, footer)
