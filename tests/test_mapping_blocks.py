@@ -29,7 +29,7 @@ from workbench.engine.mapping import (
     qemu_map,
 )
 from workbench.engine.reader import BudgetExceeded, Reader
-from workbench.engine.report import _run_parser
+from workbench.engine.report import _run_parser, build
 
 pytestmark = pytest.mark.qemu
 MIB = 1 << 20
@@ -294,3 +294,23 @@ def test_hostile_tables_never_raise_through_the_cli(qemu_img: str, tmp_path: Pat
     assert (first.kind, first.offset, second.kind, second.entry) == (Kind.DATA, MIB, Kind.INVALID, 68)
     it.close()
     assert "guest" in guest_report(path)
+
+
+def test_table_reads_past_the_guest_budget_are_a_budget_finding(
+    gpt_disk: tuple[Path, list[dict[str, Any]]],  # noqa: F811
+    qemu_img: str,
+) -> None:
+    """Grain directory and table pages count against the guest budget too: whichever read passes it, the
+    view stops with ``guest-budget``, never an internal error."""
+    disk, _ = gpt_disk
+    path = disk.with_name("budget.vmdk")
+    run(qemu_img, "convert", "-f", "raw", "-O", "vmdk", disk, path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for budget in range(4096, 96 * 1024, 4096):
+            report = build(fd, str(path), None, guest_budget=budget)
+            ids = {f["id"] for f in report["findings"] if f["id"].startswith("guest-")}
+            assert "guest-malformed" not in ids and report["guest"]["bytes_read"] <= budget, (budget, ids)
+            assert ids <= {"guest-budget"} and ("guest-budget" in ids or report["guest"]["volumes"][0]["os"])
+    finally:
+        os.close(fd)

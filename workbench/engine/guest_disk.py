@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..schema import DEFAULT_GUEST_BUDGET
-from .reader import Reader
+from .reader import BudgetExceeded, Reader
 
 BLOCK = 4096
 MAX_HOLES = 64  # hole offsets remembered for the finding
@@ -58,7 +58,11 @@ class BudgetedDisk:
         self._blocks: dict[int, bytes] = {}
 
     def _block(self, number: int) -> bytes:
-        data = self.disk.read(number * BLOCK, min(BLOCK, self.size - number * BLOCK))
+        length = min(BLOCK, self.size - number * BLOCK)
+        try:
+            data = self.disk.read(number * BLOCK, length)
+        except BudgetExceeded as stop:  # the container's table reads share the guest budget
+            raise GuestBudgetExceeded(number * BLOCK, length, self.budget) from stop
         if data is None:
             self.hole_count += 1
             if len(self.holes) < MAX_HOLES:
