@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import uuid
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -18,11 +19,13 @@ from tests.builders.guest_disks import run
 from tests.test_cli import run_cli
 from tests.test_guest_cli import gpt_disk, inspect_json  # noqa: F401  (gpt_disk is a fixture)
 from workbench.engine import detect
+from workbench.engine.formats.vhdx import FILE_PARAMETERS, METADATA_ENTRY, METADATA_HEADER
 from workbench.engine.mapping import (
     Kind,
     MappedGuestDisk,
     Mapping,
     Run,
+    Table,
     Unmappable,
     _joins,  # qemu_map's own merge rule, applied to qemu's entries
     mapping_for,
@@ -314,3 +317,36 @@ def test_table_reads_past_the_guest_budget_are_a_budget_finding(
             assert ids <= {"guest-budget"} and ("guest-budget" in ids or report["guest"]["volumes"][0]["os"])
     finally:
         os.close(fd)
+
+
+def test_vhdx_partially_present_block_follows_the_sector_bitmap(qemu_img: str, tmp_path: Path) -> None:
+    """A differencing VHDX (qemu cannot make one: the has-parent flag set by hand): block 0 partially
+    present, its chunk's sector bitmap (appended, 1 MiB) marking sectors 0-7 and 16 as this file's."""
+    path = image(qemu_img, tmp_path, "vhdx", "-o", "block_size=1M")
+    mapping, _, it = one_mapping(path)
+    found = {t.name: t for t in mapping.tables()}
+    it.close()
+    data = bytearray(path.read_bytes())
+    meta = found["metadata region"].offset
+    for n in range(METADATA_HEADER.unpack(data[meta : meta + 32])["entry_count"]):
+        entry = METADATA_ENTRY.unpack(data[meta + 32 + n * 32 : meta + 64 + n * 32])
+        if entry["item_id"] == uuid.UUID(FILE_PARAMETERS).bytes_le:
+            at = meta + entry["offset"] + 4
+            data[at : at + 4] = struct.pack("<I", 2)  # has parent
+    bat, bitmap_at = found["BAT"].offset, -(-len(data) // MIB) * MIB
+    block0 = struct.unpack("<Q", data[bat : bat + 8])[0] >> 20 << 20
+    ratio = (1 << 23) * 512 // MIB
+    data[bat : bat + 8] = struct.pack("<Q", block0 | 7)
+    data[bat + ratio * 8 : bat + ratio * 8 + 8] = struct.pack("<Q", bitmap_at | 6)
+    data += bytes(bitmap_at - len(data)) + b"\xff\x00\x01" + bytes(MIB - 3)
+    path.write_bytes(data)
+    mapping, _, it = one_mapping(path)
+    assert mapping.backing
+    assert list(mapping.runs(0, 9 * 1024)) == [
+        Run(0, 4096, Kind.DATA, block0, entry=bat),
+        Run(4096, 4096, Kind.UNALLOCATED, entry=bat),
+        Run(8192, 512, Kind.DATA, block0 + 8192, entry=bat),
+        Run(8704, 512, Kind.UNALLOCATED, entry=bat),
+    ]
+    assert Table("sector bitmap 0", bitmap_at, MIB) in list(mapping.tables())
+    it.close()
