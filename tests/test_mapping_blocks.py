@@ -33,6 +33,7 @@ from workbench.engine.mapping import (
 )
 from workbench.engine.reader import BudgetExceeded, Reader
 from workbench.engine.report import _run_parser, build
+from workbench.samples import vmdk as vmdk_samples
 
 pytestmark = pytest.mark.qemu
 MIB = 1 << 20
@@ -349,4 +350,22 @@ def test_vhdx_partially_present_block_follows_the_sector_bitmap(qemu_img: str, t
         Run(8704, 512, Kind.UNALLOCATED, entry=bat),
     ]
     assert Table("sector bitmap 0", bitmap_at, MIB) in list(mapping.tables())
+    it.close()
+
+
+def test_cowd_grains_equal_qemu_img_map(qemu_img: str, tmp_path: Path) -> None:
+    """A hand-made ESX COWD disk (qemu cannot create one): grain directory at sector 4, its grain table at
+    sector 8 (4096 entries), grains 0 and 5 of one sector stored at sectors 40 and 41."""
+    data = bytearray(vmdk_samples.cowd(capacity=2048))
+    cid = b"CID=12345678\nparentCID=ffffffff\n"  # qemu reads the CID in the free header bytes at 0x200
+    data[512 : 512 + len(cid)] = cid
+    data[4 * 512 : 4 * 512 + 4] = struct.pack("<I", 8)
+    data = data.ljust(40 * 512, b"\0")
+    data[8 * 512 : 8 * 512 + 4], data[8 * 512 + 20 : 8 * 512 + 24] = struct.pack("<I", 40), struct.pack("<I", 41)
+    path = tmp_path / "cowd.vmdk"
+    path.write_bytes(data + b"\xab" * 512 + b"\xcd" * 512)
+    mapping, reader, it = one_mapping(path)
+    assert ours(mapping) == qemu_runs(qemu_img, path, "vmdk")
+    assert_bytes_match(qemu_img, path, "vmdk", mapping, reader)
+    assert [r.kind for r in mapping.runs(0, 6 * 512)] == [Kind.DATA, *[Kind.UNALLOCATED] * 4, Kind.DATA]
     it.close()

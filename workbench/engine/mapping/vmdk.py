@@ -6,7 +6,7 @@ directory of little-endian 32-bit sector numbers of grain tables, whose entries 
 its real header in the footer and stores each grain deflated behind a 12-byte grain marker (guest sector,
 stored size). A descriptor (a text file, or a ``KDMV`` header with capacity 0 that points at one) maps
 the disk through its extent list: an extent in another file is EXTERNAL and never opened, a ZERO extent
-reads as zeros.
+reads as zeros. An ESX ``COWD`` extent maps like a hosted sparse one with 4096 entries per grain table.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..formats.vmdk import (
+    COWD_HEADER_LEN,
+    COWD_LAYOUT,
     GD_AT_END,
     KDMV,
     KDMV_LAYOUT,
@@ -32,21 +34,21 @@ from .blocks import BlockMapping, EntryTable, header, refuse_encrypted
 FLAG_RGD, FLAG_ZERO_GRAIN = 1 << 1, 1 << 2
 ZEROED = 1
 GRAIN_MARKER = 12  # guest sector (8 bytes) and stored size (4 bytes) before a compressed grain
+COWD_GTES = 4096  # qemu: vmdk_open_vmfs_sparse
 TABLES_KEPT = 64  # grain tables cached per request
 
 
 class SparseMapping(BlockMapping):
     """One hosted sparse extent: this file."""
 
-    def __init__(self, reader: Reader, v: dict[str, Any], footer: bool) -> None:
+    def __init__(self, reader: Reader, v: dict[str, Any], footer: bool, count: int, header_len: int) -> None:
         grain = v["grain_size"] * SECTOR
         self.gtes = v["gtes_per_gt"]
         self.compressed = v["compression"] == 1
         self.zero_grain = bool(v["flags"] & FLAG_ZERO_GRAIN)
-        count = -(-v["capacity"] // (v["grain_size"] * self.gtes))
         self.gd = EntryTable(reader, v["gd_offset"] * SECTOR, count, 4, "little")
         self.rgd = EntryTable(reader, v["rgd_offset"] * SECTOR, count, 4, "little") if v["flags"] & FLAG_RGD else None
-        fixed = [Table("header", 0, SECTOR), Table("grain directory", self.gd.offset, self.gd.length)]
+        fixed = [Table("header", 0, header_len), Table("grain directory", self.gd.offset, self.gd.length)]
         if v["descriptor_offset"]:
             fixed.append(Table("descriptor", v["descriptor_offset"] * SECTOR, v["descriptor_size"] * SECTOR))
         if self.rgd is not None:
@@ -152,6 +154,8 @@ def vmdk(reader: Reader, info: Inspection) -> Mapping:
     subformat = info.details.get("subformat")
     if subformat == "descriptor":
         return ExtentMapping(reader, info.virtual_size or 0, info.extents)
+    if subformat == "cowd":
+        return _cowd(reader)
     if subformat != "sparse":
         raise Unmappable(f"no mapping for {subformat or 'this'} VMDK")
     values = header(reader, KDMV_LAYOUT, 0, "VMDK sparse header")
@@ -169,4 +173,14 @@ def vmdk(reader: Reader, info: Inspection) -> Mapping:
         raise Unmappable(f"VMDK grain directory of {tables} entries (qemu refuses more than {MAX_L1_ENTRIES})")
     if values["compression"] not in (0, 1):
         raise Unmappable(f"VMDK compression {values['compression']}")
-    return SparseMapping(reader, values, footer)
+    return SparseMapping(reader, values, footer, tables, SECTOR)
+
+
+def _cowd(reader: Reader) -> SparseMapping:
+    """An ESX COWD extent as qemu opens it (vmdk_open_vmfs_sparse): the header's grain directory size,
+    4096 entries per grain table, no redundant directory, no zeroed or compressed grains."""
+    v = header(reader, COWD_LAYOUT, 0, "COWD header")
+    if not 0 < v["grain_size"] <= MAX_GRAIN_SECTORS or v["gd_entries"] > MAX_L1_ENTRIES:
+        raise Unmappable(f"COWD grain of {v['grain_size']} sectors, {v['gd_entries']} grain directory entries")
+    values = {"gtes_per_gt": COWD_GTES, "compression": 0, "flags": 0, "rgd_offset": 0, "descriptor_offset": 0}
+    return SparseMapping(reader, v | values, False, v["gd_entries"], COWD_HEADER_LEN)
