@@ -63,6 +63,17 @@ class EntryTable:
         raw = self._page[1][where % PAGE : where % PAGE + self.width]
         return int.from_bytes(raw, self.byteorder) if len(raw) == self.width else None  # type: ignore[arg-type]
 
+    def blank_run(self, index: int, limit: int) -> int:
+        """How many entries from ``index`` on (at least 1, at most ``limit``, within its page) are blank
+        like it (all bytes 0x00 or all 0xFF: the "unallocated" values), so a caller maps them as one run."""
+        if self.entry(index) is None:
+            return 1
+        where = index * self.width % PAGE
+        raw = self._page[1][where : where + limit * self.width]
+        if raw[:1] not in (b"\0", b"\xff"):
+            return 1
+        return max(1, (len(raw) - len(raw.lstrip(raw[:1]))) // self.width)
+
 
 def clip(run: Run, lo: int, hi: int) -> Run | None:
     """``run`` cut to ``[lo, hi)``; a file offset moves with the start except a compressed unit's."""

@@ -32,7 +32,8 @@ class ParallelsMapping(BlockMapping):
         if entry is None:
             yield self.beyond(start, self.bat, index)
         elif entry == 0:
-            yield Run(start, self.cluster, Kind.UNALLOCATED, entry=at)
+            count = self.bat.blank_run(index, self.bat.count - index)
+            yield Run(start, count * self.cluster, Kind.UNALLOCATED, entry=at)
         else:
             yield self.target(start, self.cluster, entry * self.unit, at)
 

@@ -28,7 +28,8 @@ class VdiMapping(BlockMapping):
         if entry is None:
             yield self.beyond(start, self.map, index)
         elif entry in (UNALLOCATED, DISCARDED):
-            yield Run(start, self.cluster, Kind.ZERO, entry=self.map.at(index))
+            count = self.map.blank_run(index, self.map.count - index) if entry == UNALLOCATED else 1
+            yield Run(start, count * self.cluster, Kind.ZERO, entry=self.map.at(index))
         else:
             yield self.target(start, self.cluster, self.data + entry * self.cluster, self.map.at(index))
 

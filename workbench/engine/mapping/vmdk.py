@@ -81,8 +81,9 @@ class SparseMapping(BlockMapping):
         if entry is None:  # the grain table runs past the end of the file: the rest of it is unreadable
             end = (gd_index + 1) * self.gtes * self.cluster
             yield Run(start, end - start, Kind.INVALID, entry=at)
-        elif entry == 0:
-            yield Run(start, self.cluster, Kind.UNALLOCATED, entry=at)
+        elif entry == 0:  # with the unwritten grains after it in this table
+            count = table.blank_run(index % self.gtes, self.gtes - index % self.gtes)
+            yield Run(start, count * self.cluster, Kind.UNALLOCATED, entry=at)
         elif entry == ZEROED and self.zero_grain:
             yield Run(start, self.cluster, Kind.ZERO, entry=at)
         elif self.compressed:

@@ -50,7 +50,8 @@ class VhdMapping(BlockMapping):
         if entry is None:
             yield self.beyond(start, self.bat, index)
         elif entry == UNALLOCATED:
-            yield Run(start, self.cluster, Kind.UNALLOCATED if self.backing else Kind.ZERO, entry=at)
+            count = self.bat.blank_run(index, self.bat.count - index)
+            yield Run(start, count * self.cluster, Kind.UNALLOCATED if self.backing else Kind.ZERO, entry=at)
         elif not self.backing:
             yield self.target(start, self.cluster, entry * SECTOR + self.bitmap, at)
         else:
