@@ -59,7 +59,8 @@ class BudgetedDisk:
         self._blocks: dict[int, bytes] = {}
 
     def _block(self, number: int) -> bytes:
-        data = self.disk.read(number * BLOCK, min(BLOCK, self.size - number * BLOCK))
+        length = min(BLOCK, self.size - number * BLOCK)
+        data = self.disk.read(number * BLOCK, length)
         if data is None:
             self.hole_count += 1
             if len(self.holes) < MAX_HOLES:
