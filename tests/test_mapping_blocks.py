@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workbench.samples import vmdk as vmdk_samples
 
+from tests.builders import vmdk as vmdk_samples
 from tests.builders.guest_disks import run
 from tests.test_cli import run_cli
 from tests.test_guest_cli import gpt_disk, inspect_json  # noqa: F401  (gpt_disk is a fixture)
