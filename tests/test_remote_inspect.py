@@ -137,6 +137,7 @@ def test_object_replaced_mid_inspection_is_image_changed(http: RangeServer, qcow
     report, output, code = inspect_json(http.url("/moving.qcow2"))
     assert (code, report["verdict"]) == (30, "failed")
     assert "object changed while it was read" in report["error"]
+    assert [f["id"] for f in report["findings"]] == ["image-changed"]
     assert "Traceback" not in output
 
 

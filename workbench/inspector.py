@@ -17,7 +17,7 @@ from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, ins
 from .host.sources import is_remote, redact
 from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
-from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET
+from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
 EXTENSIONS = {
@@ -112,7 +112,10 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
             raw = await inspect_path(request.path, declared, options, *opened, runner=runner)
         report = validate(raw)
     except InspectError as exc:
-        return failed_report(shown, declared, str(exc), exc.sandbox)
+        failed = failed_report(shown, declared, str(exc), exc.sandbox)
+        if exc.finding:
+            failed["findings"].append(make(exc.finding, str(exc)[:MAX_STRING]).to_json())
+        return failed
     except ReplyError as exc:
         return failed_report(shown, declared, f"engine reply rejected: {exc}")
     report["path"] = shown  # the parent's own name for the file, not the child's echo

@@ -38,9 +38,10 @@ T = TypeVar("T")
 class InspectError(Exception):
     """The image could not be inspected; the message is one line for the user."""
 
-    def __init__(self, message: str, sandbox: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, sandbox: dict[str, str] | None = None, finding: str | None = None) -> None:
         super().__init__(message)
         self.sandbox = sandbox
+        self.finding = finding  # a finding id the failed report carries (``image-changed``)
 
 
 @dataclass(frozen=True)

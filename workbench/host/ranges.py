@@ -18,7 +18,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Any, TypeGuard
 
-from .sources import RemoteError, RemoteObject
+from .sources import ImageChanged, RemoteError, RemoteObject
 
 MAX_ERROR = 4096  # bytes of an error frame (the child refuses longer ones)
 MAX_REQUESTS = 1 << 20  # ranges one child may ask for: its budgets bound the bytes, this the round trips
@@ -49,6 +49,7 @@ class RangeServer:
         self.fetched = 0  # bytes read from the store (read-ahead included)
         self.requests = 0
         self.error: str | None = None  # the first failure, one redacted line
+        self.changed = False  # the failure is the object changing under the inspection
         self._windows: OrderedDict[int, bytes] = OrderedDict()  # start -> bytes, least recently used first
 
     async def answer(self, request: Any) -> bytes:
@@ -71,6 +72,7 @@ class RangeServer:
             try:
                 window = await asyncio.to_thread(self.image.read, start, stop - start)
             except RemoteError as exc:  # its text is one redacted line
+                self.changed = isinstance(exc, ImageChanged)
                 return self._fail(str(exc))
             except Exception as exc:  # noqa: BLE001 - a source bug: its text may hold a URL, so only its type
                 return self._fail(f"{self.image.url}: remote read failed ({type(exc).__name__})")

@@ -76,5 +76,6 @@ async def inspect_url(
     finally:
         await asyncio.to_thread(image.close)
     if ranges.error is not None and reply.get("ok") is not True:
-        raise InspectError(ranges.error, reply["sandbox"])  # the parent's own line, not the child's echo
+        finding = "image-changed" if ranges.changed else None
+        raise InspectError(ranges.error, reply["sandbox"], finding)  # the parent's own line, not the child's echo
     return report_of(reply)
