@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ..engine.child import sandbox, winjob
 from ..engine.findings import make
-from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, REPLY_CAP
+from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
 from .open import InspectError, Walked, off_loop, open_image
 
 STDERR_CAP = 64 << 10
@@ -54,6 +54,7 @@ class EngineOptions:
     guest_budget: int = DEFAULT_GUEST_BUDGET
     deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
     deep_budget: int = DEFAULT_DEEP_BUDGET
+    on_progress: Callable[[dict[str, Any]], None] | None = None  # each ``{"done", "total", "what"}`` line
 
 
 @dataclass
@@ -221,12 +222,32 @@ def _sandbox_line(line: bytes) -> dict[str, str] | None:
     return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
 
 
-def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
+def progress_of(line: bytes) -> dict[str, Any] | None:
+    """A child's ``{"progress": {...}}`` line as ``{"done", "total", "what"}`` (capped), else None."""
+    if not line.startswith(b'{"progress"'):
+        return None
+    try:
+        value = json.loads(line).get("progress")
+        done, total, what = value["done"], value["total"], value["what"]
+    except (ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_INT for n in (done, total)):
+        return None
+    return {"done": done, "total": total, "what": str(what)[:80]}
+
+
+def decode_reply(outcome: ChildOutcome, on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The child's reply object (with its ``sandbox``), or an :class:`InspectError` saying in one line why
-    there is none; the error carries the layer report when the child got as far as sending it."""
+    there is none; the error carries the layer report when the child got as far as sending it. Progress
+    lines between the two go to ``on_progress``."""
     code = outcome.returncode or 0
     line, _, rest = outcome.out.partition(b"\n")
     layers = _sandbox_line(line)
+    while rest.startswith(b'{"progress"'):
+        line, _, rest = rest.partition(b"\n")
+        progress = progress_of(line)
+        if progress is not None and on_progress is not None:
+            on_progress(progress)
     if code and not rest:
         raise InspectError(exit_reason(code, outcome.err), layers)
     if layers is None:
@@ -278,7 +299,7 @@ class InProcessRunner:
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         from ..engine.child.worker import inspect_request
 
-        code, body = inspect_request(request)
+        code, body = inspect_request({**request, "progress": False})  # this process's stdout is not a pipe
         lines = [json.dumps({"sandbox": self.layers}), json.dumps(body)]
         return ChildOutcome(code, "\n".join(lines).encode(), b"")
 
@@ -309,8 +330,9 @@ async def run_engine(
         "guest_budget": options.guest_budget,
         "deep": options.deep,
         "deep_budget": options.deep_budget,
+        "progress": options.deep,
     }
-    reply = decode_reply(await runner.run(request, (fd,), options))
+    reply = decode_reply(await runner.run(request, (fd,), options), options.on_progress)
     require_layers(reply["sandbox"], options.require_layers)
     return reply
 
