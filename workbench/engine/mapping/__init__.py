@@ -228,7 +228,7 @@ class MappedGuestDisk:
 
 def _register_builtin() -> None:
     """Import the per-format modules so their ``@register`` lines run."""
-    from . import linear, vpc  # noqa: F401
+    from . import linear, parallels, vdi, vpc  # noqa: F401
 
 
 _register_builtin()
