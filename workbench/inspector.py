@@ -15,7 +15,7 @@ from .engine.findings import make
 from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, inspect_path
 from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
-from .schema import DEFAULT_GUEST_BUDGET
+from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
 EXTENSIONS = {
@@ -61,6 +61,8 @@ class Request:
     walked: Walked | None = None  # found by a folder walk: reopened through its folders, as the walk saw it
     guest: bool = False  # the guest view: partitions, volumes, filesystems, OS (report key ``guest``)
     guest_budget: int = DEFAULT_GUEST_BUDGET
+    deep: bool = False  # deep inspection: every mapping table walked and checked (report key ``deep``)
+    deep_budget: int = DEFAULT_DEEP_BUDGET
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -92,6 +94,8 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
         include_bytes=request.include_bytes,
         guest=request.guest,
         guest_budget=request.guest_budget,
+        deep=request.deep,
+        deep_budget=request.deep_budget,
     )
     try:
         opened = (request.follow_symlinks, request.walked)

@@ -214,7 +214,7 @@ def _guest(reply: dict[str, Any], findings: list[dict[str, Any]]) -> dict[str, A
 
 
 _MAP_FLAGS = ("present", "zero", "data", "compressed")
-_FILE_KINDS = frozenset({"free", "header", "table", "data", "compressed", "overlap", "unchecked"})
+_FILE_KINDS = frozenset({"free", "header", "table", "data", "compressed", "overlap"})
 _DEEP_NUMBERS = ("allocated_virtual", "budget", "bytes_read")
 
 

@@ -83,6 +83,35 @@ def add_guest_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _deep_budget(text: str) -> int:
+    from ...schema import MAX_DEEP_BUDGET
+
+    size = _size_arg(text)
+    if not 0 < size <= MAX_DEEP_BUDGET:
+        raise argparse.ArgumentTypeError(f"the deep budget must lie between 1 byte and {MAX_DEEP_BUDGET >> 20}M")
+    return size
+
+
+def add_deep_options(parser: argparse.ArgumentParser) -> None:
+    """``--deep`` and ``--deep-budget`` (docs/deep.md)."""
+    from ...schema import DEFAULT_DEEP_BUDGET, MAX_DEEP_BUDGET
+
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every mapping and metadata table and check it against the file: the allocation map "
+        "(as qemu-img map), overlaps, entries past the end, refcounts (docs/deep.md)",
+    )
+    parser.add_argument(
+        "--deep-budget",
+        type=_deep_budget,
+        default=DEFAULT_DEEP_BUDGET,
+        metavar="SIZE",
+        help=f"with --deep: metadata bytes read at most, K, M or G suffix (default "
+        f"{DEFAULT_DEEP_BUDGET >> 20}M, at most {MAX_DEEP_BUDGET >> 20}M); what lies past it is a finding",
+    )
+
+
 def policy_from(args: argparse.Namespace) -> Policy:
     """The settings file's policy with the command line's overrides."""
     from ...policy import settings as settings_mod

@@ -36,7 +36,7 @@ class Walk:
         self.info = info
         self.progress = progress
         self.findings: list[Finding] = []
-        self.ownership = Ownership(reader.size, mapping.cluster)
+        self.ownership = Ownership(reader.size)
         self.complete = True
         self.allocated = 0
         self.runs: list[MapRun] = []
@@ -120,8 +120,6 @@ class Walk:
             ("deep-invalid-entry", self.invalid),
         ):
             self.problem(finding_id, problem)
-        if own.checked_end < own.file_size:
-            self.stop(f"file bytes {own.checked_end}..{own.file_size} not checked for ownership", own.checked_end)
 
     def problem(self, finding_id: str, problem: Problem) -> None:
         """One finding for every instance of ``problem``, naming the first few with their offsets."""

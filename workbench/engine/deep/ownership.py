@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from ...schema import MAX_MAP_RUNS, FileRun
 from ..mapping import Table
 
-MAX_UNITS = 32 << 20  # bytes of the ownership map (one per file cluster); the file past it is not checked
+MAX_UNITS = 64 << 20  # bytes of the ownership map at most (one per unit); larger files get larger units
+SECTOR = 512  # the smallest unit: every format's structures and data lie on sectors
 MAX_OFFSETS = 8  # offsets named in one finding's detail
 
 FREE, HEADER, TABLE, DATA, COMPRESSED, OVERLAP = range(6)
@@ -38,45 +39,46 @@ class Problem:
 class Ownership:
     """Which structure owns each ``unit``-byte cluster of a ``file_size``-byte file."""
 
-    def __init__(self, file_size: int, unit: int) -> None:
+    def __init__(self, file_size: int) -> None:
         self.file_size = file_size
-        self.unit = max(1, unit)
+        self.unit = SECTOR
+        while -(-file_size // self.unit) > MAX_UNITS:
+            self.unit *= 2
         units = -(-file_size // self.unit)
-        self.checked_end = min(units, MAX_UNITS) * self.unit  # bytes of the file the map covers
-        self.owners = bytearray(min(units, MAX_UNITS))
+        self.owners = bytearray(units)
         self.tables: list[Table] = []
         self._starts: list[int] = []
         self.outside = Problem()
         self.overlap = Problem()
 
     def claim(self, offset: int, length: int, code: int, what: str) -> None:
-        """Mark ``[offset, offset + length)`` as ``code``; a range past the file or already owned is a problem."""
+        """Mark ``[offset, offset + length)`` as ``code``; a range past the file or on units already owned is
+        a problem. Data marks the units it fills (data lies on sectors; with larger units two neighbours must
+        not seem to share one), a compressed unit every unit it touches (units share clusters)."""
         if length <= 0:
             return
         end = offset + length
         if offset < 0 or end > self.file_size:
             self.outside.add(offset, f"{what} at {offset}+{length} ends past the file ({self.file_size} bytes)")
-        first, last = offset // self.unit, min(-(-min(end, self.file_size) // self.unit), len(self.owners))
+        unit, stop = self.unit, min(end, self.file_size)
+        first, last = (offset // unit, -(-stop // unit)) if code == COMPRESSED else (-(-offset // unit), stop // unit)
         if first >= last:
             return
         view = self.owners[first:last]
-        taken = len(view) - view.count(FREE) - (view.count(COMPRESSED) if code == COMPRESSED else 0)
-        if taken:
-            at = len(view) - len(view.lstrip(b"\0"))
-            held = KINDS[view[at]] if view[at] != OVERLAP else "more than one owner"
-            where = (first + at) * self.unit
-            self.overlap.add(where, f"{what} at {offset}+{length} overlaps {self._name(where, held)} at {where}")
-            keep = COMPRESSED if code == COMPRESSED else OVERLAP  # compressed units share clusters
-            table = bytearray([code]) + bytes([OVERLAP]) * 255
-            table[COMPRESSED] = keep
-            self.owners[first:last] = view.translate(table)
-        else:
-            self.owners[first:last] = view.translate(bytes([code]) + bytes(range(1, 256)))
+        shared = view.count(COMPRESSED) if code == COMPRESSED else 0
+        if len(view) - view.count(FREE) - shared:
+            at = len(view) - len(view.lstrip(bytes([FREE, code if code == COMPRESSED else FREE])))
+            where = (first + at) * unit
+            held = self._name(where, KINDS[view[at]] if view[at] != OVERLAP else "more than one owner")
+            self.overlap.add(where, f"{what} at {offset}+{length} overlaps {held} at {where}")
+        table = bytearray([code]) + bytes([OVERLAP]) * 255
+        table[COMPRESSED] = COMPRESSED if code == COMPRESSED else OVERLAP
+        self.owners[first:last] = view.translate(table)
 
     def add_tables(self, tables: list[Table]) -> None:
-        """Claim every distinct structure (a table listed twice at the same place, as snapshots share
-        them, is one structure)."""
-        seen = sorted({(t.offset, t.length, t.name) for t in tables})
+        """Mark every distinct structure (a table listed twice at the same place, as snapshots share them, is
+        one structure); overlapping structures are found by a sweep over their exact byte ranges."""
+        seen = sorted({(t.offset, t.length, t.name) for t in tables if t.length > 0})
         unique: list[Table] = []
         for offset, length, name in seen:
             if unique and unique[-1].offset == offset and unique[-1].length == length:
@@ -84,9 +86,24 @@ class Ownership:
             unique.append(Table(name, offset, length))
         self.tables = unique
         self._starts = [t.offset for t in unique]
+        reach: Table | None = None  # the table reaching furthest so far
         for table in unique:
+            if reach is not None and table.offset < reach.offset + reach.length:
+                self.overlap.add(table.offset, f"{table.name} at {table.offset}+{table.length} overlaps {reach.name}")
+            if reach is None or table.offset + table.length > reach.offset + reach.length:
+                reach = table
+            self._mark(table)
+
+    def _mark(self, table: Table) -> None:
+        """The units a table touches, where no other table marked them first."""
+        end = table.offset + table.length
+        if table.offset < 0 or end > self.file_size:
+            self.outside.add(table.offset, f"{table.name} at {table.offset}+{table.length} ends past the file")
+        first, last = table.offset // self.unit, -(-min(end, self.file_size) // self.unit)
+        if first < last:
             code = HEADER if table.name.startswith("header") else TABLE
-            self.claim(table.offset, table.length, code, table.name)
+            view = self.owners[first:last]
+            self.owners[first:last] = view.translate(bytes([code]) + bytes(range(1, 256)))
 
     def _name(self, offset: int, kind: str) -> str:
         """The table covering ``offset`` by name (among the few that start just before it), else ``kind``."""
@@ -111,8 +128,6 @@ class Ownership:
                 if len(out) >= MAX_MAP_RUNS:
                     return out, True
                 out.append(piece)
-        if self.checked_end < self.file_size:
-            out.append({"offset": self.checked_end, "length": self.file_size - self.checked_end, "kind": "unchecked"})
         return out, False
 
     def _table_pieces(self, start: int, end: int, kind: str) -> list[FileRun]:
