@@ -1,0 +1,316 @@
+"""Deep inspection (``inspect --deep``): the walk's map against ``qemu-img map``, every generic check on
+hand-made hostile tables with its finding and offsets, the budget, progress lines, validation and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.engine import report
+from workbench.engine.child import worker
+from workbench.engine.mapping import FACTORIES, Kind, Run, Table
+from workbench.engine.reader import BudgetExceeded
+from workbench.host.runner import ChildOutcome, decode_reply, progress_of
+from workbench.host.validate import validate
+from workbench.render.export import to_html, to_markdown
+from workbench.render.text import summary
+from workbench.schema import DEFAULT_DEEP_BUDGET, MAX_MAP_RUNS
+
+QEMU_KEYS = ("start", "length", "present", "zero", "data", "offset")
+
+
+def deep_report(path: Path, fmt: str, budget: int = DEFAULT_DEEP_BUDGET, **kw: Any) -> dict[str, Any]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return report.build(fd, str(path), fmt, deep_budget=budget, **kw)
+    finally:
+        os.close(fd)
+
+
+def findings(rep: dict[str, Any], finding_id: str) -> list[dict[str, Any]]:
+    return [f for f in rep["findings"] if f["id"] == finding_id]
+
+
+def qemu_map(qemu_img: str, path: Path, fmt: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [qemu_img, "map", "--output=json", "-U", "-f", fmt, str(path)], check=True, capture_output=True, text=True
+    )
+    return [{key: run[key] for key in QEMU_KEYS if key in run} for run in json.loads(out.stdout)]
+
+
+def ours(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{key: run[key] for key in QEMU_KEYS if key in run} for run in rep["deep"]["map"]]
+
+
+def qemu_io(path: Path, fmt: str, *commands: str) -> None:
+    args = [arg for command in commands for arg in ("-c", command)]
+    subprocess.run(["qemu-io", "-f", fmt, *args, str(path)], check=True, capture_output=True)
+
+
+WRITES = ("write -P 1 0 3M", "write -P 2 10M 1M", "write -z 20M 2M", "write -P 3 63M 1M")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("fmt", ["vdi", "vpc"])  # raw: qemu reports the host's holes, the format has none
+def test_map_equals_qemu_img_map(fmt: str, qemu_create: Any, qemu_img: str) -> None:
+    path = qemu_create(f"image.{fmt}", fmt, "64M")
+    qemu_io(path, fmt, *WRITES)
+    rep = deep_report(path, fmt)
+    assert ours(rep) == qemu_map(qemu_img, path, fmt)
+    deep = rep["deep"]
+    assert deep["complete"] is True
+    data = sum(run["length"] for run in deep["map"] if run["data"])
+    assert deep["allocated_virtual"] == data > 0
+    assert not {"deep-overlap", "deep-outside-file", "deep-invalid-entry", "deep-budget"} & {
+        f["id"] for f in rep["findings"]
+    }
+    assert sum(run["length"] for run in deep["file_map"]) == rep["file_size"]
+
+
+@pytest.mark.qemu
+def test_vhd_file_map_names_tables_and_data(qemu_create: Any) -> None:
+    path = qemu_create("image.vhd", "vpc", "64M")
+    qemu_io(path, "vpc", "write -P 1 0 1M")
+    file_map = deep_report(path, "vpc")["deep"]["file_map"]
+    names = [run.get("name") for run in file_map if run["kind"] == "table"]
+    assert names[:3] == ["footer copy", "dynamic header", "BAT"]
+    assert names[-1] == "footer"
+    assert [run["kind"] for run in file_map].count("data") == 1
+
+
+def vdi_with_map(qemu_create: Any, entries: list[int]) -> Path:
+    """A 64 MiB VDI with three blocks written and its block map replaced by ``entries``."""
+    path = qemu_create("image.vdi", "vdi", "64M")
+    qemu_io(path, "vdi", "write -P 1 0 3M")
+    data = bytearray(path.read_bytes())
+    offset_bmap = struct.unpack_from("<I", data, 340)[0]
+    struct.pack_into(f"<{len(entries)}I", data, offset_bmap, *entries)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.qemu
+def test_two_guest_blocks_on_one_file_block_is_an_overlap(qemu_create: Any) -> None:
+    path = vdi_with_map(qemu_create, [0, 1, 1])
+    rep = deep_report(path, "vdi")
+    (overlap,) = findings(rep, "deep-overlap")
+    assert overlap["severity"] == "critical"
+    assert overlap["offset"] == 1024 + (1 << 20)  # offset_data + block 1
+    assert "data for guest 2097152" in overlap["detail"]
+    assert any(run["kind"] == "overlap" for run in rep["deep"]["file_map"])
+
+
+@pytest.mark.qemu
+def test_block_past_the_end_is_an_invalid_entry(qemu_create: Any) -> None:
+    path = vdi_with_map(qemu_create, [0, 1, 5000])
+    rep = deep_report(path, "vdi")
+    (invalid,) = findings(rep, "deep-invalid-entry")
+    assert invalid["offset"] == 512 + 2 * 4  # the block map entry of guest block 2
+    assert any(run.get("invalid") for run in rep["deep"]["map"])
+
+
+# Hand-made mappings: every generic check on exactly the structures that break it.
+class FakeMapping:
+    backing = False
+    cluster = 4096
+
+    def __init__(self, runs: list[Run], tables: list[Table], size: int = 1 << 20, fail_at: int | None = None) -> None:
+        self._runs, self._tables, self.size, self.fail_at = runs, tables, size, fail_at
+
+    def runs(self, start: int, length: int) -> Iterator[Run]:
+        for run in self._runs:
+            if self.fail_at is not None and run.start >= self.fail_at:
+                raise BudgetExceeded(run.entry or 0, 4096, 8192)
+            yield run
+
+    def tables(self) -> Iterator[Table]:
+        yield from self._tables
+
+    def decompress(self, run: Run) -> bytes:
+        return b""
+
+
+FILE = 64 * 4096
+HEADER = Table("header", 0, 4096)
+L1 = Table("L1 table", 4096, 4096)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``fake(runs, tables, **kw)``: the deep report of a FILE-byte raw file read through that mapping."""
+    path = tmp_path / "image.raw"
+    path.write_bytes(bytes(FILE))
+
+    def run(runs: list[Run], tables: list[Table], **kw: Any) -> dict[str, Any]:
+        mapping = FakeMapping(runs, tables, **{k: v for k, v in kw.items() if k in ("size", "fail_at")})
+        monkeypatch.setitem(FACTORIES, "raw", lambda reader, info: mapping)
+        return deep_report(path, "raw", **{k: v for k, v in kw.items() if k not in ("size", "fail_at")})
+
+    return run
+
+
+def data(start: int, offset: int, length: int = 4096, entry: int = 4096) -> Run:
+    return Run(start, length, Kind.DATA, offset, entry=entry)
+
+
+def test_clean_fake_mapping_has_no_findings(fake: Any) -> None:
+    rep = fake([data(0, 8192), Run(4096, (1 << 20) - 4096, Kind.UNALLOCATED)], [HEADER, L1])
+    assert not [f for f in rep["findings"] if f["id"].startswith("deep-")]
+    kinds = [(run["offset"], run["kind"], run.get("name")) for run in rep["deep"]["file_map"]]
+    assert kinds[:4] == [
+        (0, "header", "header"),
+        (4096, "table", "L1 table"),
+        (8192, "data", None),
+        (12288, "free", None),
+    ]
+    assert rep["deep"]["allocated_virtual"] == 4096
+
+
+@pytest.mark.parametrize(
+    ("table", "offset"),
+    [(Table("L2 table 0", FILE - 4096, 8192), FILE - 4096), (Table("refcount table", FILE + 4096, 512), FILE + 4096)],
+)
+def test_table_past_the_end_of_the_file(fake: Any, table: Table, offset: int) -> None:
+    (finding,) = findings(fake([], [HEADER, table]), "deep-outside-file")
+    assert finding["offset"] == offset and table.name in finding["detail"]
+
+
+def test_data_cluster_past_the_end_of_the_file(fake: Any) -> None:
+    (finding,) = findings(fake([data(0, FILE - 2048)], [HEADER]), "deep-outside-file")
+    assert finding["offset"] == FILE - 2048 and "data for guest 0" in finding["detail"]
+
+
+def test_table_inside_the_header(fake: Any) -> None:
+    (finding,) = findings(fake([], [HEADER, Table("L1 table", 512, 512)]), "deep-overlap")
+    assert finding["offset"] == 512 and "overlaps header" in finding["detail"]
+
+
+def test_table_inside_another_table(fake: Any) -> None:
+    tables = [HEADER, Table("L2 table 0", 8192, 8192), Table("refcount block 0", 12288, 4096)]
+    (finding,) = findings(fake([], tables), "deep-overlap")
+    assert finding["offset"] == 12288 and "refcount block 0" in finding["detail"] and "L2 table 0" in finding["detail"]
+
+
+def test_table_listed_twice_at_one_place_is_one_structure(fake: Any) -> None:
+    rep = fake([], [HEADER, Table("L2 table 0", 8192, 4096), Table("snapshot 1 L2 table 0", 8192, 4096)])
+    assert not findings(rep, "deep-overlap")
+
+
+@pytest.mark.parametrize(("offset", "owner"), [(0, "header"), (4096, "L1 table")])
+def test_data_cluster_on_metadata(fake: Any, offset: int, owner: str) -> None:
+    (finding,) = findings(fake([data(0, offset, entry=4104)], [HEADER, L1]), "deep-overlap")
+    assert finding["offset"] == offset and f"overlaps {owner}" in finding["detail"]
+
+
+def test_two_owners_for_one_data_cluster(fake: Any) -> None:
+    rep = fake([data(0, 16384), data(4096, 16384)], [HEADER])
+    (finding,) = findings(rep, "deep-overlap")
+    assert finding["offset"] == 16384 and "data for guest 4096" in finding["detail"]
+    assert {"offset": 16384, "length": 4096, "kind": "overlap"} in rep["deep"]["file_map"]
+
+
+def test_compressed_units_share_a_cluster_but_not_with_data(fake: Any) -> None:
+    units = [
+        Run(0, 4096, Kind.COMPRESSED, 16384, stored_length=700, unit=0),
+        Run(4096, 4096, Kind.COMPRESSED, 16384 + 700, stored_length=900, unit=4096),
+    ]
+    assert not findings(fake(units, [HEADER]), "deep-overlap")
+    (finding,) = findings(fake([*units, data(8192, 16384)], [HEADER]), "deep-overlap")
+    assert finding["offset"] == 16384
+
+
+def test_compressed_unit_overrunning_the_file(fake: Any) -> None:
+    unit = Run(0, 4096, Kind.COMPRESSED, FILE - 100, stored_length=600, unit=0)
+    (finding,) = findings(fake([unit], [HEADER]), "deep-outside-file")
+    assert finding["offset"] == FILE - 100 and "compressed unit" in finding["detail"]
+
+
+def test_invalid_entries_are_named_by_their_table_offset(fake: Any) -> None:
+    runs = [Run(0, 4096, Kind.INVALID, 12345, entry=4096), Run(4096, 4096, Kind.INVALID, entry=4104)]
+    rep = fake(runs, [HEADER, L1])
+    (finding,) = findings(rep, "deep-invalid-entry")
+    assert finding["offset"] == 4096 and finding["severity"] == "critical"
+    assert "2 found" in finding["detail"] and "4104" in finding["detail"]
+    assert rep["deep"]["map"][0]["invalid"] is True
+
+
+def test_budget_stops_the_walk_and_says_how_much_was_not_checked(fake: Any) -> None:
+    runs = [data(0, 8192), data(4096, 12288, entry=4104), Run(8192, (1 << 20) - 8192, Kind.ZERO)]
+    rep = fake(runs, [HEADER], fail_at=4096)
+    (finding,) = findings(rep, "deep-budget")
+    assert f"guest bytes 4096..{1 << 20}" in finding["detail"] and finding["severity"] == "warning"
+    assert rep["deep"]["complete"] is False
+    assert rep["deep"]["map"] == [
+        {"start": 0, "length": 4096, "present": True, "zero": False, "data": True, "compressed": False, "offset": 8192}
+    ]
+
+
+def test_map_is_capped_with_a_finding(fake: Any) -> None:
+    runs = [Run(i * 4096, 4096, Kind.ZERO if i % 2 else Kind.UNALLOCATED) for i in range(MAX_MAP_RUNS + 10)]
+    rep = fake(runs, [HEADER], size=(MAX_MAP_RUNS + 10) * 4096)
+    assert len(rep["deep"]["map"]) == MAX_MAP_RUNS
+    (cut,) = [f for f in findings(rep, "report-capped") if "deep.map" in f["detail"]]
+    assert "10 runs" in cut["detail"]
+
+
+def test_dmg_and_formats_without_a_mapping_are_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "x.luks"
+    path.write_bytes(b"LUKS\xba\xbe\0\1" + bytes(4096))
+    assert "unavailable" in deep_report(path, "luks")["deep"]
+
+
+def test_progress_lines_are_skipped_and_forwarded() -> None:
+    lines = [
+        b'{"sandbox": {"rlimits": "on"}}',
+        b'{"progress": {"done": 5, "total": 10, "what": "guest mapping"}}',
+        b'{"progress": {"done": "x"}}',
+        b'{"ok": true, "report": {}}',
+    ]
+    seen: list[dict[str, Any]] = []
+    reply = decode_reply(ChildOutcome(0, b"\n".join(lines), b""), seen.append)
+    assert reply["ok"] is True and reply["sandbox"] == {"rlimits": "on"}
+    assert seen == [{"done": 5, "total": 10, "what": "guest mapping"}]
+    assert progress_of(b'{"progress": {"done": -1, "total": 1, "what": ""}}') is None
+
+
+def test_worker_writes_progress_lines(capfd: pytest.CaptureFixture[str]) -> None:
+    worker.progress_line(3, 7, "guest mapping")
+    assert progress_of(capfd.readouterr().out.strip().encode()) == {"done": 3, "total": 7, "what": "guest mapping"}
+
+
+def test_worker_deep_budget_is_validated_like_the_guest_budget() -> None:
+    assert worker.budget_for({}, "deep", 5, 10) is None
+    assert worker.budget_for({"deep": True, "deep_budget": 7}, "deep", 5, 10) == 7
+    for bad in (0, 11, True, "7"):
+        assert worker.budget_for({"deep": True, "deep_budget": bad}, "deep", 5, 10) == 5
+
+
+def test_validator_keeps_a_good_deep_value_and_drops_a_bad_one(fake: Any) -> None:
+    rep = fake([data(0, 8192)], [HEADER])
+    rep["sandbox"] = {}
+    kept = validate(json.loads(json.dumps(rep)))
+    assert kept["deep"]["map"] == rep["deep"]["map"] and kept["deep"]["file_map"] == rep["deep"]["file_map"]
+    for bad in (
+        {"map": "x"},
+        {**rep["deep"], "allocated_virtual": 1 << 70},
+        {**rep["deep"], "file_map": [{"kind": "evil"}]},
+    ):
+        out = validate({**json.loads(json.dumps(rep)), "deep": bad})
+        assert "unavailable" in out["deep"]
+        assert any(f["id"] == "report-capped" and "deep" in f["detail"] for f in out["findings"])
+
+
+def test_text_and_exports_carry_the_deep_result(fake: Any) -> None:
+    rep = fake([data(0, 8192), Run(4096, (1 << 20) - 4096, Kind.ZERO)], [HEADER])
+    rep.update(verdict="accept", sandbox={})
+    line = [ln for ln in summary(rep).splitlines() if ln.startswith("  deep")]
+    assert line and "4.0 KiB (4096 bytes) of guest data allocated" in line[0] and "2 map runs" in line[0]
+    assert "### Deep inspection" in to_markdown([rep]) and "| 0 | 4096 | data | 8192 |" in to_markdown([rep])
+    assert "<h3>Deep inspection</h3>" in to_html([rep])
