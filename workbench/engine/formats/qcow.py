@@ -310,7 +310,7 @@ def _parse_v1(reader: Reader, info: Inspection, head: bytes) -> None:
 # --- qcow2 ---------------------------------------------------------------------------------------------------
 
 
-class _Header:
+class Header:
     """The qcow2 header's typed values (the rows of its layout; version 2 gets V2_DEFAULTS for the rest)."""
 
     def __init__(self, values: dict[str, int]) -> None:
@@ -352,14 +352,18 @@ class _Extensions:
     unknown: list[str] = field(default_factory=list)
 
 
+def header_layout(head: bytes) -> Layout:
+    """The layout qemu reads the qcow2 header ``head`` with: version 2, 3, or 3 with the compression type."""
+    if V2_LAYOUT.unpack(head).get("version", 0) < 3:
+        return V2_LAYOUT
+    long_header = V3_LAYOUT.unpack(head).get("header_length", 0) > COMPRESSION_OFFSET
+    return V3_COMPRESSION_LAYOUT if long_header else V3_LAYOUT
+
+
 def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
     version = V2_LAYOUT.unpack(head).get("version", 0)
     v3 = version >= 3
-    layout = V2_LAYOUT
-    if v3:
-        long_header = V3_LAYOUT.unpack(head).get("header_length", 0) > COMPRESSION_OFFSET
-        layout = V3_COMPRESSION_LAYOUT if long_header else V3_LAYOUT
-    values, group = layout.read(head, 0)
+    values, group = header_layout(head).read(head, 0)
     group.description = f"qcow2 version {version} header"
     info.fields.append(group)
     if _truncated(info, "qcow2", len(head), V3_HEADER if v3 else V2_HEADER):
@@ -368,7 +372,7 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
         info.malformed(
             "qcow2.version", f"qcow2 version {version} is not 2 or 3 (qemu refuses it)", V3_LAYOUT.offset_of("version")
         )
-    hdr = _Header(values)
+    hdr = Header(values)
     info.virtual_size = hdr["size"]
     _check_header(reader, info, hdr)
     if hdr["backing_file_offset"]:  # read (and cached) first: extensions that use up the budget cannot hide it
@@ -404,7 +408,7 @@ def _parse_v2(reader: Reader, info: Inspection, head: bytes) -> None:
     info.details = _details(hdr, exts)
 
 
-def _check_header(reader: Reader, info: Inspection, hdr: _Header) -> None:
+def _check_header(reader: Reader, info: Inspection, hdr: Header) -> None:
     if MIN_CLUSTER_BITS <= hdr["cluster_bits"] <= MAX_CLUSTER_BITS:
         info.cluster_size = hdr.cluster_size
     else:
@@ -457,7 +461,7 @@ def _check_header(reader: Reader, info: Inspection, hdr: _Header) -> None:
 # --- header extensions ---------------------------------------------------------------------------------------
 
 
-def _read_extensions(reader: Reader, info: Inspection, hdr: _Header) -> tuple[_Extensions, Field]:
+def _read_extensions(reader: Reader, info: Inspection, hdr: Header) -> tuple[_Extensions, Field]:
     """Walk the extensions between the header and ``extensions_end`` (qemu's qcow2_read_extensions).
 
     Running out of read budget here stops the walk only, so the backing file and tables are still read.
@@ -488,7 +492,7 @@ class _Window:
         return self.data[offset - self.start : offset - self.start + length]
 
 
-def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
+def _walk_extensions(reader: Reader, info: Inspection, hdr: Header, exts: _Extensions, group: Field) -> None:
     """Like qemu: every 8-byte extension header up to ``end``, whatever their number; bytes past the end of
     the file read as zeros (so an end marker). Every extension takes 8 bytes at least, which bounds the loop.
 
@@ -545,7 +549,7 @@ def _walk_extensions(reader: Reader, info: Inspection, hdr: _Header, exts: _Exte
 
 
 def _ext_backing_format(
-    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+    reader: Reader, info: Inspection, hdr: Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     if length >= 16:
         info.malformed(
@@ -556,7 +560,7 @@ def _ext_backing_format(
 
 
 def _ext_feature_table(
-    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+    reader: Reader, info: Inspection, hdr: Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     entry = FEATURE_NAME_LAYOUT.size
     count = min(length // entry, MAX_FEATURE_NAMES)
@@ -572,7 +576,7 @@ def _ext_feature_table(
 
 
 def _ext_bitmaps(
-    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+    reader: Reader, info: Inspection, hdr: Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     if length != 24:
         info.malformed("qcow2.bitmaps-extension-size", f"bitmaps extension of {length} bytes (must be 24)", data)
@@ -603,7 +607,7 @@ def _ext_bitmaps(
 
 
 def _ext_crypto(
-    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+    reader: Reader, info: Inspection, hdr: Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     if hdr["crypt_method"] != CRYPT_LUKS:
         info.malformed(
@@ -623,7 +627,7 @@ def _ext_crypto(
 
 
 def _ext_data_file(
-    reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions, data: int, length: int, node: Field
+    reader: Reader, info: Inspection, hdr: Header, exts: _Extensions, data: int, length: int, node: Field
 ) -> None:
     name = clean_text(reader.read(data, min(length, MAX_TEXT)), "utf-8")
     node.value = name
@@ -649,7 +653,7 @@ def _bit_names(value: int, known: dict[int, str], names: dict[tuple[int, int], s
     return [known.get(bit) or names.get((kind, bit)) or f"bit {bit}" for bit in range(64) if value >> bit & 1]
 
 
-def _features(info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -> None:
+def _features(info: Inspection, hdr: Header, exts: _Extensions, group: Field) -> None:
     for name, value, known, offset in (
         (
             "incompatible_features",
@@ -693,7 +697,7 @@ def _features(info: Inspection, hdr: _Header, exts: _Extensions, group: Field) -
         )
 
 
-def _compression(info: Inspection, hdr: _Header) -> None:
+def _compression(info: Inspection, hdr: Header) -> None:
     kind = hdr["compression_type"]
     if kind not in COMPRESSION:
         info.malformed(
@@ -715,7 +719,7 @@ def _compression(info: Inspection, hdr: _Header) -> None:
         )
 
 
-def _luks(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions) -> None:
+def _luks(reader: Reader, info: Inspection, hdr: Header, exts: _Extensions) -> None:
     if hdr["crypt_method"] != CRYPT_LUKS:
         return
     if exts.crypto is None:
@@ -748,7 +752,7 @@ def _luks(reader: Reader, info: Inspection, hdr: _Header, exts: _Extensions) -> 
     )
 
 
-def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
+def _data_file(info: Inspection, hdr: Header, exts: _Extensions) -> None:
     """qemu opens the name of the last data file extension when incompatible bit 2 is set; every name is
     reported, since a reader that takes the first one (or ignores the bit) opens another."""
     raw = bool(hdr["autoclear_features"] & DATA_FILE_RAW)
@@ -781,7 +785,7 @@ def _data_file(info: Inspection, hdr: _Header, exts: _Extensions) -> None:
 # --- tables and snapshots ------------------------------------------------------------------------------------
 
 
-def _tables(reader: Reader, info: Inspection, hdr: _Header) -> None:
+def _tables(reader: Reader, info: Inspection, hdr: Header) -> None:
     cluster = hdr.cluster_size
     group = Field("tables", 0, 0, None, "metadata tables placed against the file size")
     group.add(
@@ -830,7 +834,7 @@ def _tables(reader: Reader, info: Inspection, hdr: _Header) -> None:
     info.fields.append(group)
 
 
-def _snapshots(reader: Reader, info: Inspection, hdr: _Header) -> None:
+def _snapshots(reader: Reader, info: Inspection, hdr: Header) -> None:
     count, offset = hdr["nb_snapshots"], hdr["snapshots_offset"]
     if count > MAX_SNAPSHOTS:
         info.malformed(
@@ -942,7 +946,7 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
     return _align8(end)
 
 
-def _details(hdr: _Header, exts: _Extensions) -> dict[str, Any]:
+def _details(hdr: Header, exts: _Extensions) -> dict[str, Any]:
     names = exts.feature_names
     return {
         "version": hdr.version,

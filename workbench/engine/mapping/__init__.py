@@ -149,7 +149,11 @@ def _map_entry(run: Run, backing: bool) -> MapRun:
         "data": kind in (Kind.DATA, Kind.COMPRESSED, Kind.EXTERNAL),
         "compressed": kind is Kind.COMPRESSED,
     }
-    if run.offset is not None and kind in (Kind.DATA, Kind.ZERO, Kind.EXTERNAL):
+    # qemu gives the offset of allocated zeros, and of an unallocated subcluster of an allocated cluster
+    # (qcow2 extended L2) when nothing lies behind it
+    if run.offset is not None and (
+        kind in (Kind.DATA, Kind.ZERO, Kind.EXTERNAL) or (kind is Kind.UNALLOCATED and not backing)
+    ):
         entry["offset"] = run.offset
     if kind is Kind.INVALID:
         entry["invalid"] = True
@@ -195,8 +199,8 @@ class MappedGuestDisk:
     """The guest view's :class:`~workbench.engine.guest_disk.GuestDisk` over a :class:`Mapping`.
 
     DATA reads from the file, ZERO reads zeros, COMPRESSED inflates its unit (the last one is cached),
-    UNALLOCATED reads zeros without a backing file; UNALLOCATED with one, EXTERNAL and INVALID are "not in
-    this file" (``None``) so the view says so.
+    UNALLOCATED reads zeros without a backing file; UNALLOCATED with one, EXTERNAL, INVALID and a unit that
+    cannot be decompressed here (zstd) are "not in this file" (``None``) so the view says so.
     """
 
     def __init__(self, mapping: Mapping, reader: Reader) -> None:
@@ -205,9 +209,13 @@ class MappedGuestDisk:
         self.size = mapping.size
         self._unit: tuple[int, bytes] | None = None
 
-    def _compressed(self, run: Run) -> bytes:
+    def _compressed(self, run: Run) -> bytes | None:
+        """The run's bytes from its inflated unit; ``None`` when the unit cannot be decompressed here."""
         if self._unit is None or self._unit[0] != run.unit:
-            self._unit = (run.unit, self.mapping.decompress(run))
+            try:
+                self._unit = (run.unit, self.mapping.decompress(run))
+            except Unmappable:  # a codec the standard library lacks (qcow2 zstd)
+                return None
         data = self._unit[1]
         skip = run.start - run.unit
         return data[skip : skip + run.length].ljust(run.length, b"\0")
@@ -219,8 +227,8 @@ class MappedGuestDisk:
                 out += self.reader.read(run.offset, run.length).ljust(run.length, b"\0")
             elif run.kind is Kind.ZERO or (run.kind is Kind.UNALLOCATED and not self.mapping.backing):
                 out += bytes(run.length)
-            elif run.kind is Kind.COMPRESSED:
-                out += self._compressed(run)
+            elif run.kind is Kind.COMPRESSED and (data := self._compressed(run)) is not None:
+                out += data
             else:
                 return None
         return bytes(out)
@@ -228,7 +236,7 @@ class MappedGuestDisk:
 
 def _register_builtin() -> None:
     """Import the per-format modules so their ``@register`` lines run."""
-    from . import linear, parallels, vdi, vpc  # noqa: F401
+    from . import linear, parallels, qcow1, qcow2, qed, vdi, vpc  # noqa: F401
 
 
 _register_builtin()
