@@ -314,3 +314,132 @@ def test_text_and_exports_carry_the_deep_result(fake: Any) -> None:
     assert line and "4.0 KiB (4096 bytes) of guest data allocated" in line[0] and "2 map runs" in line[0]
     assert "### Deep inspection" in to_markdown([rep]) and "| 0 | 4096 | data | 8192 |" in to_markdown([rep])
     assert "<h3>Deep inspection</h3>" in to_html([rep])
+
+
+# qcow2: deep.map against qemu-img map, deep.check against qemu-img check, on images qemu-io wrote.
+CHECK_KEYS = ("total-clusters", "allocated-clusters", "fragmented-clusters", "compressed-clusters")
+CHECK_KEYS += ("image-end-offset", "leaks", "corruptions", "check-errors")
+
+
+def qemu_check(qemu_img: str, path: Path) -> dict[str, int]:
+    out = subprocess.run([qemu_img, "check", "--output=json", "-U", str(path)], capture_output=True, text=True)
+    found = json.loads(out.stdout)
+    return {key: found.get(key, 0) for key in CHECK_KEYS}
+
+
+QCOW2_CASES = {
+    "patterns": ((), ("write -P 1 0 3M", "write -P 2 10M 64k", "write -P 3 63M 1M")),
+    "zero-writes": ((), ("write -P 1 0 1M", "write -z 512k 256k", "write -z 20M 2M")),
+    "compressed": ((), ("write -c -P 5 0 64k", "write -c -P 6 128k 64k", "write -P 1 1M 64k")),
+    "discard": ((), ("write -P 1 0 2M", "discard 512k 512k")),
+    "extended-l2": (
+        ("-o", "extended_l2=on,cluster_size=128k"),
+        ("write -P 1 0 8k", "write -z 64k 4k", "write -P 2 1M 300k"),
+    ),
+    "small-clusters": (("-o", "cluster_size=512"), ("write -P 1 0 64k", "write -P 2 1M 5k")),
+    "refcount-bits-1": (("-o", "refcount_bits=1"), ("write -P 1 0 1M",)),
+    "refcount-bits-64": (("-o", "refcount_bits=64"), ("write -P 1 0 1M",)),
+    "v2": (("-o", "compat=0.10"), ("write -P 1 0 1M", "write -z 4M 1M")),
+}
+
+
+def qcow2_image(qemu_create: Any, case: str) -> Path:
+    options, writes = QCOW2_CASES[case]
+    path = qemu_create(f"{case}.qcow2", "qcow2", "64M", *options)
+    qemu_io(path, "qcow2", *writes)
+    return path
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", sorted(QCOW2_CASES))
+def test_qcow2_map_and_check_equal_qemu(case: str, qemu_create: Any, qemu_img: str) -> None:
+    path = qcow2_image(qemu_create, case)
+    rep = deep_report(path, "qcow2")
+    assert ours(rep) == qemu_map(qemu_img, path, "qcow2")
+    assert {key: rep["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    assert not [f for f in rep["findings"] if f["id"].startswith("deep-")]
+
+
+@pytest.mark.qemu
+def test_qcow2_snapshots_are_counted_like_qemu(qemu_create: Any, qemu_img: str) -> None:
+    path = qcow2_image(qemu_create, "patterns")
+    subprocess.run([qemu_img, "snapshot", "-c", "one", str(path)], check=True)
+    qemu_io(path, "qcow2", "write -P 7 0 128k", "discard 10M 64k")
+    subprocess.run([qemu_img, "snapshot", "-c", "two", str(path)], check=True)
+    qemu_io(path, "qcow2", "write -c -P 8 5M 64k")
+    rep = deep_report(path, "qcow2")
+    assert ours(rep) == qemu_map(qemu_img, path, "qcow2")
+    assert {key: rep["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    assert not [f for f in rep["findings"] if f["id"].startswith("deep-")]
+
+
+def refcount_entry(path: Path, cluster: int) -> int:
+    """File offset of ``cluster``'s 16-bit refcount (the default refcount width) in a small qcow2."""
+    data = path.read_bytes()
+    reftable = struct.unpack_from(">Q", data, 48)[0]
+    block = struct.unpack_from(">Q", data, reftable)[0]
+    return block + 2 * cluster
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("stored", "finding_id", "counter"), [(2, "deep-refcount-leak", "leaks"), (0, "deep-refcount", "corruptions")]
+)
+def test_qcow2_refcount_disagreements(
+    qemu_create: Any, qemu_img: str, stored: int, finding_id: str, counter: str
+) -> None:
+    path = qcow2_image(qemu_create, "patterns")
+    host = qemu_map(qemu_img, path, "qcow2")[0]["offset"]
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">H", data, refcount_entry(path, host >> 16), stored)
+    path.write_bytes(data)
+    rep = deep_report(path, "qcow2")
+    (finding,) = findings(rep, finding_id)
+    assert finding["offset"] == host
+    assert rep["deep"]["check"][counter] >= 1
+    assert {key: rep["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    assert finding["severity"] == ("info" if counter == "leaks" else "critical")
+
+
+@pytest.mark.qemu
+def test_qcow2_copied_flag_against_refcount(qemu_create: Any, qemu_img: str) -> None:
+    path = qcow2_image(qemu_create, "patterns")
+    data = bytearray(path.read_bytes())
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & 0x00FF_FFFF_FFFF_FE00
+    entry = struct.unpack_from(">Q", data, l2)[0]
+    struct.pack_into(">Q", data, l2, entry & ~(1 << 63))
+    path.write_bytes(data)
+    rep = deep_report(path, "qcow2")
+    (finding,) = findings(rep, "deep-copied-flag")
+    assert finding["offset"] == l2 and finding["severity"] == "critical"
+    assert {key: rep["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+
+
+@pytest.mark.qemu
+def test_qcow2_l2_entry_into_the_refcount_table(qemu_create: Any) -> None:
+    path = qcow2_image(qemu_create, "patterns")
+    data = bytearray(path.read_bytes())
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    reftable = struct.unpack_from(">Q", data, 48)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & 0x00FF_FFFF_FFFF_FE00
+    struct.pack_into(">Q", data, l2 + 8, reftable | 1 << 63)
+    path.write_bytes(data)
+    rep = deep_report(path, "qcow2")
+    (finding,) = findings(rep, "deep-invalid-entry")
+    assert finding["offset"] == l2 + 8
+    assert findings(rep, "deep-refcount")  # the refcount table's cluster now has two references
+
+
+@pytest.mark.qemu
+def test_qcow2_compressed_descriptor_overrunning_the_file(qemu_create: Any) -> None:
+    path = qcow2_image(qemu_create, "compressed")
+    data = bytearray(path.read_bytes())
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & 0x00FF_FFFF_FFFF_FE00
+    shift = 62 - (16 - 8)  # 64 KiB clusters: 8 bits of sector count above the host offset
+    struct.pack_into(">Q", data, l2, 1 << 62 | 0xFF << shift | len(data) - 512)  # 256 sectors from the last one
+    path.write_bytes(data)
+    rep = deep_report(path, "qcow2")
+    (finding,) = findings(rep, "deep-invalid-entry")
+    assert finding["offset"] == l2

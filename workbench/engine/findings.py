@@ -244,6 +244,25 @@ CATALOGUE: dict[str, Kind] = {
         "A misaligned entry, reserved bits set or an offset past the file: consumers refuse or misread "
         "it. Reject the image or repair it on an isolated host.",
     ),
+    "deep-refcount": Kind(
+        CRITICAL,
+        "qcow2 refcounts or refcount structures are corrupt",
+        "A cluster in use with a refcount lower than its references (or a broken refcount table) is freed "
+        "and reused by the next writer, overwriting live data or metadata; qemu-img check counts these as "
+        "corruptions. Do not use the image; repair it only on an isolated host.",
+    ),
+    "deep-refcount-leak": Kind(
+        INFO,
+        "qcow2 clusters are leaked",
+        "Clusters with a refcount but no reference waste space and may hold old guest data; "
+        "qemu-img check -r leaks frees them (on an isolated host).",
+    ),
+    "deep-copied-flag": Kind(
+        CRITICAL,
+        "qcow2 copied flag contradicts the refcount",
+        "A cluster marked as owned alone while shared (or the reverse) is written in place by the next "
+        "writer, changing a snapshot's data; qemu-img check counts these as corruptions. Reject the image.",
+    ),
 }
 
 

@@ -113,7 +113,7 @@ class Check:
             if kind != "compressed" and entry & L2_STD_RESERVED:
                 self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
             if kind == "compressed":
-                following = self._compressed(entry, bitmap, where, active)
+                self._compressed(entry, bitmap, where, active)
             elif kind in ("normal", "zero-alloc"):
                 host = entry & OFFSET_MASK
                 if (bitmap >> 32) & bitmap:
@@ -129,19 +129,18 @@ class Check:
             elif kind == "unallocated" and bitmap & 0xFFFF_FFFF:
                 self.corrupt("deep-refcount", where, f"L2 entry at {where}: unallocated with allocated subclusters")
 
-    def _compressed(self, entry: int, bitmap: int, where: int, active: bool) -> int:
+    def _compressed(self, entry: int, bitmap: int, where: int, active: bool) -> None:
         if entry & COPIED:
             self.corrupt("deep-copied-flag", where, f"compressed L2 entry at {where} has the copied flag")
         if self.m.external or bitmap:
             self.corrupt("deep-refcount", where, f"compressed L2 entry at {where} with a data file or subclusters")
-            return 0
+            return
         host = entry & ((1 << self.m.csize_shift) - 1)
         size = ((entry >> self.m.csize_shift & self.m.csize_mask) + 1) * 512 - host % 512
         self.inc(host, size)
         if active:
             for name in ("allocated-clusters", "compressed-clusters", "fragmented-clusters"):
                 self.counters[name] += 1
-        return 0
 
     def bitmaps(self) -> None:
         """qcow2_check_bitmaps_refcounts: the directory, each bitmap's table and its data clusters."""
