@@ -236,7 +236,7 @@ class MappedGuestDisk:
 
 def _register_builtin() -> None:
     """Import the per-format modules so their ``@register`` lines run."""
-    from . import linear, parallels, qcow1, qcow2, qed, vdi, vpc  # noqa: F401
+    from . import linear, parallels, qcow1, qcow2, qed, vdi, vhdx, vmdk, vpc  # noqa: F401
 
 
 _register_builtin()

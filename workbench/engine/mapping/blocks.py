@@ -41,21 +41,18 @@ class EntryTable:
     def __init__(self, reader: Reader, offset: int, count: int, width: int, byteorder: str) -> None:
         self.reader = reader
         self.offset = offset
-        self.count = max(0, count)
+        self.length = max(0, count) * width  # as declared: deep inspection checks it against the file
+        self.count = min(max(0, count), max(0, reader.size - offset) // width)  # entries inside the file
         self.width = width
         self.byteorder = byteorder
         self._page: tuple[int, bytes] = (-1, b"")
-
-    @property
-    def length(self) -> int:
-        return self.count * self.width
 
     def at(self, index: int) -> int:
         """File offset of entry ``index``."""
         return self.offset + index * self.width
 
     def entry(self, index: int) -> int | None:
-        """Entry ``index``, or ``None`` past the table or where the table runs past the end of the file."""
+        """Entry ``index``, or ``None`` past the entries that lie inside the file."""
         if not 0 <= index < self.count:
             return None
         where = index * self.width
@@ -115,21 +112,35 @@ class BlockMapping:
         raise NotImplementedError
 
     def runs(self, start: int, length: int) -> Iterator[Run]:
+        """Block by block; a block's runs may reach past it (an unallocated grain table, the rest of the
+        disk past a table's end) and the next block looked up is the one after them."""
         pos, end = max(0, start), min(start + length, self.size)
         while pos < end:
             index = pos // self.cluster
+            following = (index + 1) * self.cluster
             for run in self.block(index):
+                following = max(following, run.start + run.length)
                 piece = clip(run, pos, end)
                 if piece is not None:
                     yield piece
-            pos = (index + 1) * self.cluster
+            pos = following
 
-    def target(self, start: int, length: int, offset: int, entry: int | None, kind: Kind = Kind.DATA) -> Run:
-        """A run stored at ``offset``, or INVALID when that lies outside the file or on fixed metadata."""
-        end = offset + length
+    def beyond(self, start: int, table: EntryTable, index: int) -> Run:
+        """From guest ``start`` to the disk's end when entry ``index`` of ``table`` is not in the file:
+        INVALID, naming the entry if the table declares it."""
+        entry = table.at(index) if index * table.width < table.length else None
+        return Run(start, max(self.cluster, self.size - start), Kind.INVALID, entry=entry)
+
+    def target(
+        self, start: int, length: int, offset: int, entry: int | None, kind: Kind = Kind.DATA, stored: int = 0
+    ) -> Run:
+        """A run stored at ``offset`` (``stored`` bytes for a compressed unit, else ``length``), or INVALID
+        when those bytes lie outside the file or on fixed metadata."""
+        end = offset + (stored or length)
         bad = offset <= 0 or end > self.reader.size
         bad = bad or any(offset < t.offset + t.length and t.offset < end for t in self.fixed)
-        return Run(start, length, Kind.INVALID if bad else kind, offset, entry=entry)
+        unit = start if kind is Kind.COMPRESSED else 0
+        return Run(start, length, Kind.INVALID if bad else kind, offset, stored, unit, entry)
 
     def tables(self) -> Iterator[Table]:
         yield from self.fixed

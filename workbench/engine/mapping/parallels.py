@@ -28,9 +28,9 @@ class ParallelsMapping(BlockMapping):
 
     def block(self, index: int) -> Iterator[Run]:
         start, entry = index * self.cluster, self.bat.entry(index)
-        at = self.bat.at(index) if index < self.bat.count else None
+        at = self.bat.at(index)
         if entry is None:
-            yield Run(start, self.cluster, Kind.INVALID, entry=at)
+            yield self.beyond(start, self.bat, index)
         elif entry == 0:
             yield Run(start, self.cluster, Kind.UNALLOCATED, entry=at)
         else:

@@ -26,8 +26,7 @@ class VdiMapping(BlockMapping):
     def block(self, index: int) -> Iterator[Run]:
         start, entry = index * self.cluster, self.map.entry(index)
         if entry is None:
-            at = self.map.at(index) if index < self.map.count else None
-            yield Run(start, self.cluster, Kind.INVALID, entry=at)
+            yield self.beyond(start, self.map, index)
         elif entry in (UNALLOCATED, DISCARDED):
             yield Run(start, self.cluster, Kind.ZERO, entry=self.map.at(index))
         else:
