@@ -10,32 +10,22 @@ from typing import Any
 
 import pytest
 
-from tests.builders.guest_disks import MIB, blkid, partition, root_tree, run, sparse
+from tests.builders.guest_disks import MIB, blkid, gpt_guest_disk, run
 from tests.conftest import required_tool
 from tests.test_cli import run_cli
 from workbench.host.validate import validate
+from workbench.samples.misc import bochs
 from workbench.schema import GUEST_DEPTH, MAX_LIST, MAX_STRING
 from workbench.triage.run import summarise
 
 PRETTY_NAME = "Testix GNU/Linux 13 (trixie)"  # tests.builders.guest_disks.OS_RELEASE
-GPT_SCRIPT = """label: gpt
-start=2048, size=40960, type=L, name=root
-size=32768, type=U, name=esp
-"""
 
 
 @pytest.fixture(scope="module")
 def gpt_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     for tool in ("sfdisk", "blkid", "mkfs.ext4", "mkfs.vfat"):
         required_tool(tool, "util-linux e2fsprogs dosfstools")
-    tmp = tmp_path_factory.mktemp("guestcli")
-    disk = sparse(tmp / "disk.raw", 64 * MIB)
-    parts = partition(disk, GPT_SCRIPT)
-    root, esp = ((p["start"] * 512, p["size"] * 512) for p in parts)
-    tree = root_tree(tmp / "root")
-    run("mkfs.ext4", "-q", "-F", "-L", "rootfs", "-E", f"offset={root[0]}", "-d", tree, disk, f"{root[1] // 1024}k")
-    run("mkfs.vfat", "-F", "16", "-n", "ESP", "--offset", str(esp[0] // 512), disk, str(esp[1] // 1024))
-    return disk, parts
+    return gpt_guest_disk(tmp_path_factory.mktemp("guestcli"))
 
 
 def inspect_json(*args: str) -> dict[str, Any]:
@@ -115,16 +105,27 @@ def test_fixed_vhd_shows_the_same_guest(gpt_disk: tuple[Path, list[dict[str, Any
 
 
 @pytest.mark.qemu
-def test_qcow2_has_no_guest_reader_yet(gpt_disk: tuple[Path, list[dict[str, Any]]], qemu_img: str) -> None:
+def test_qcow2_shows_the_same_guest(gpt_disk: tuple[Path, list[dict[str, Any]]], qemu_img: str) -> None:
     disk, _ = gpt_disk
     qcow2 = disk.with_name("disk.qcow2")
     run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", disk, qcow2)
-    report = inspect_json("--guest", str(qcow2))
-    assert report["guest"] == {"unavailable": "no guest reader for qcow2 yet"}
+    raw, image = inspect_json("--guest", str(disk)), inspect_json("--guest", str(qcow2))
+    assert image["format"] == "qcow2" and image["verdict"] == "accept"
+    assert image["guest"]["volumes"] == raw["guest"]["volumes"]
+    assert image["guest"]["partition_table"] == raw["guest"]["partition_table"]
+    assert not [f for f in image["findings"] if f["id"].startswith("guest-")]
+
+
+def test_format_without_a_guest_reader_says_so(tmp_path: Path) -> None:
+    image = tmp_path / "disk.bochs"
+    image.write_bytes(bochs())
+    report = inspect_json("--guest", str(image))
+    assert report["format"] == "bochs"
+    assert report["guest"] == {"unavailable": "no guest reader for bochs yet"}
     assert not [f for f in report["findings"] if f["id"].startswith("guest-")]
-    assert "guest       unavailable: no guest reader for qcow2 yet" in run_cli("inspect", "--guest", str(qcow2)).stdout
+    assert "guest       unavailable: no guest reader for bochs yet" in run_cli("inspect", "--guest", str(image)).stdout
     summary = summarise(report)
-    assert (summary["guest_os"], summary["guest_filesystems"]) == ("", "unavailable: no guest reader for qcow2 yet")
+    assert (summary["guest_os"], summary["guest_filesystems"]) == ("", "unavailable: no guest reader for bochs yet")
 
 
 def _reply(guest: Any) -> dict[str, Any]:

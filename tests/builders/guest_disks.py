@@ -55,3 +55,21 @@ def blkid(disk: Path, offset: int) -> dict[str, str]:
         ["blkid", "-p", "-O", str(offset), "-o", "export", str(disk)], capture_output=True, text=True, check=False
     ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+GPT_SCRIPT = """label: gpt
+start=2048, size=40960, type=L, name=root
+size=32768, type=U, name=esp
+"""
+
+
+def gpt_guest_disk(folder: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """A 64 MiB GPT disk: an ext4 root filesystem (label rootfs, with :func:`root_tree`) and a FAT16 ESP;
+    the partitions as ``sfdisk --json`` lists them."""
+    disk = sparse(folder / "disk.raw", 64 * MIB)
+    parts = partition(disk, GPT_SCRIPT)
+    root, esp = ((p["start"] * 512, p["size"] * 512) for p in parts)
+    tree = root_tree(folder / "root")
+    run("mkfs.ext4", "-q", "-F", "-L", "rootfs", "-E", f"offset={root[0]}", "-d", tree, disk, f"{root[1] // 1024}k")
+    run("mkfs.vfat", "-F", "16", "-n", "ESP", "--offset", str(esp[0] // 512), disk, str(esp[1] // 1024))
+    return disk, parts

@@ -139,6 +139,18 @@ BITMAPS_LAYOUT = Layout(
         Spec("bitmap_directory_offset", 16, "Q", "offset of the bitmap directory", "hex"),
     ],
 )
+BITMAP_ENTRY_LAYOUT = Layout(
+    "bitmap directory entry",
+    [
+        Spec("bitmap_table_offset", 0, "Q", "offset of the bitmap table", "hex"),
+        Spec("bitmap_table_size", 8, "I", "entries in the bitmap table"),
+        Spec("flags", 12, "I", "bit 0 in use, 1 auto, 2 extra data compatible", "hex"),
+        Spec("type", 16, "B", "1: dirty tracking bitmap"),
+        Spec("granularity_bits", 17, "B", "log2 of the bytes one bit covers"),
+        Spec("name_size", 18, "H", "length of the name"),
+        Spec("extra_data_size", 20, "I", "bytes of extra data before the name"),
+    ],
+)
 FEATURE_NAME_LAYOUT = Layout(
     "feature name",
     [

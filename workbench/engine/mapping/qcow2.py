@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from itertools import groupby
 
 from ..formats.qcow import (
+    BITMAP_ENTRY_LAYOUT,
     BITMAPS_LAYOUT,
     COMPRESSION,
     DATA_FILE,
@@ -28,6 +29,7 @@ from ..formats.qcow import (
     INCOMPATIBLE,
     INT_MAX,
     MAX_BITMAP_DIRECTORY,
+    MAX_BITMAPS,
     MAX_CLUSTER_BITS,
     MAX_L1_BYTES,
     MAX_REFTABLE_BYTES,
@@ -190,7 +192,7 @@ class Qcow2Mapping(TwoLevelMapping):
 
     def _extensions(self) -> Iterator[Table]:
         """The header extensions as qemu walks them (to the end marker, within the first cluster), and the
-        bitmap directory the bitmaps extension names."""
+        bitmap directory and tables the bitmaps extension names."""
         start, end = self.hdr.extensions_start, self.hdr.extensions_end
         position = start
         for _ in range(max(0, end - start) // 8 + 1):  # every extension takes 8 bytes at least
@@ -204,11 +206,24 @@ class Qcow2Mapping(TwoLevelMapping):
             if length > end - data:
                 break
             if ext["type"] == EXT_BITMAPS:
-                bitmaps = BITMAPS_LAYOUT.unpack(self.reader.read(data, BITMAPS_LAYOUT.size).ljust(24, b"\0"))
-                size = min(bitmaps["bitmap_directory_size"], MAX_BITMAP_DIRECTORY)
-                yield Table("bitmap directory", bitmaps["bitmap_directory_offset"], size)
+                yield from self._bitmaps(data)
             position = data + _align(length, 8)
         yield Table("header extensions", start, position - start)
+
+    def _bitmaps(self, data: int) -> Iterator[Table]:
+        """The bitmap directory and the bitmap table of each entry (at most the declared count)."""
+        ext = BITMAPS_LAYOUT.unpack(self.reader.read(data, BITMAPS_LAYOUT.size).ljust(BITMAPS_LAYOUT.size, b"\0"))
+        start, size = ext["bitmap_directory_offset"], min(ext["bitmap_directory_size"], MAX_BITMAP_DIRECTORY)
+        yield Table("bitmap directory", start, size)
+        position = start
+        for index in range(min(ext["nb_bitmaps"], MAX_BITMAPS)):
+            head = self.reader.read(position, BITMAP_ENTRY_LAYOUT.size)
+            if len(head) < BITMAP_ENTRY_LAYOUT.size or position + len(head) > start + size:
+                break
+            entry = BITMAP_ENTRY_LAYOUT.unpack(head)
+            if entry["bitmap_table_offset"]:
+                yield Table(f"bitmap {index} table", entry["bitmap_table_offset"], 8 * entry["bitmap_table_size"])
+            position = _align(position + BITMAP_ENTRY_LAYOUT.size + entry["extra_data_size"] + entry["name_size"], 8)
 
     def _refcount_blocks(self) -> Iterator[Table]:
         offset, length = self.reftable
