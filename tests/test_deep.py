@@ -7,6 +7,7 @@ import json
 import os
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -443,3 +444,75 @@ def test_qcow2_compressed_descriptor_overrunning_the_file(qemu_create: Any) -> N
     rep = deep_report(path, "qcow2")
     (finding,) = findings(rep, "deep-invalid-entry")
     assert finding["offset"] == l2
+
+
+@pytest.mark.qemu
+def test_qcow2_bitmaps_are_counted_like_qemu(qemu_create: Any, qemu_img: str) -> None:
+    path = qcow2_image(qemu_create, "patterns")
+    subprocess.run([qemu_img, "bitmap", "--add", str(path), "b0"], check=True)
+    qemu_io(path, "qcow2", "write -P 9 20M 1M")
+    subprocess.run([qemu_img, "bitmap", "--add", str(path), "b1"], check=True)
+    rep = deep_report(path, "qcow2")
+    assert {key: rep["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    names = {run.get("name") for run in rep["deep"]["file_map"]}
+    assert {"bitmap directory", "bitmap 0 table", "bitmap 1 table"} <= names
+    assert not [f for f in rep["findings"] if f["id"].startswith("deep-")]
+
+
+# Through the real sandboxed command line, once per format family: deep.map equals qemu-img map.
+CLI_FORMATS = {
+    "qcow2": ("qcow2", ()),
+    "qcow": ("qcow", ()),
+    "qed": ("qed", ()),
+    "vmdk": ("vmdk", ()),
+    "vmdk-stream": ("vmdk", ("-o", "subformat=streamOptimized")),
+    "vhdx": ("vhdx", ()),
+    "vpc": ("vpc", ()),
+    "vdi": ("vdi", ()),
+}
+
+
+def inspect_deep_cli(path: Path, fmt: str, *extra: str) -> dict[str, Any]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(path.parent / "config")}
+    command = [sys.executable, "-m", "workbench", "inspect", "--deep", "--json", "-f", fmt, *extra, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", sorted(CLI_FORMATS))
+def test_cli_deep_json_per_format_family(case: str, qemu_create: Any, qemu_img: str) -> None:
+    fmt, options = CLI_FORMATS[case]
+    path = qemu_create(f"image.{case}", fmt, "64M", *options)
+    if case != "vmdk-stream":  # qemu writes a streamOptimized image only by converting
+        qemu_io(path, fmt, "write -P 1 0 1M", "write -P 2 5M 64k")
+    rep = inspect_deep_cli(path, fmt)
+    assert rep["sandbox"] and rep["verdict"] != "failed"
+    if fmt == "vhdx":  # qemu 7.2 has no block status for vhdx: its map is one data run without offsets
+        assert rep["deep"]["allocated_virtual"] == 8 << 20  # both writes fall in the first 8 MiB block
+    else:
+        assert ours(rep) == qemu_map(qemu_img, path, fmt)
+    assert rep["deep"]["complete"] is True
+    assert not [f for f in rep["findings"] if f["id"].startswith("deep-")]
+
+
+@pytest.mark.qemu
+def test_cli_deep_4_tib_sparse_qcow2_and_a_small_budget(qemu_create: Any, qemu_img: str) -> None:
+    path = qemu_create("big.qcow2", "qcow2", "4T")
+    qemu_io(path, "qcow2", "write -P 1 0 1M", "write -P 2 3T 1M")
+    rep = inspect_deep_cli(path, "qcow2", "--max-virtual-size", "8T")
+    assert rep["verdict"] == "accept" and rep["deep"]["complete"] is True
+    assert ours(rep) == qemu_map(qemu_img, path, "qcow2")
+    assert {key: rep["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    short = inspect_deep_cli(path, "qcow2", "--max-virtual-size", "8T", "--deep-budget", "64K")
+    assert short["verdict"] == "review" and short["deep"]["complete"] is False
+    assert short["deep"]["bytes_read"] <= 64 << 10
+    assert any("were not checked" in f["detail"] for f in short["findings"] if f["id"] == "deep-budget")
+
+
+def test_cli_rejects_a_deep_budget_past_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "x.raw"
+    path.write_bytes(bytes(512))
+    command = [sys.executable, "-m", "workbench", "inspect", "--deep", "--deep-budget", "2G", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "deep budget" in result.stderr
