@@ -516,3 +516,12 @@ def test_cli_rejects_a_deep_budget_past_the_cap(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "workbench", "inspect", "--deep", "--deep-budget", "2G", str(path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and "deep budget" in result.stderr
+
+
+def test_deep_requests_get_the_deep_cpu_limit_and_may_still_lower_it() -> None:
+    from workbench.schema import CPU_SECONDS, DEEP_CPU_SECONDS
+
+    assert worker.plan_for({"fd": 3}, {3}).cpu_seconds == CPU_SECONDS
+    assert worker.plan_for({"fd": 3, "deep": True}, {3}).cpu_seconds == DEEP_CPU_SECONDS
+    assert worker.plan_for({"fd": 3, "deep": True, "cpu_seconds": 30}, {3}).cpu_seconds == 30
+    assert worker.plan_for({"fd": 3, "cpu_seconds": 30}, {3}).cpu_seconds == CPU_SECONDS

@@ -16,6 +16,7 @@ from ._common import (
     exit_code,
     policy_from,
     print_reports,
+    timeout_of,
     warn,
 )
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             args.declared_format,
             args.follow_symlinks,
             policy,
-            args.timeout,
+            timeout_of(args),
             guest=args.guest,
             guest_budget=args.guest_budget,
             deep=args.deep,

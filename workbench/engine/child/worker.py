@@ -6,7 +6,7 @@ with ``--zygote`` it becomes the fork server of :mod:`workbench.engine.child.zyg
 Protocol: one JSON request on stdin, read to its end::
 
     {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
-     "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
+     "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only; 60 with "deep"),
      "escapes": ["open", ...] (optional: try forbidden things instead of inspecting), "escape_args": {...},
      "guest": true, "guest_budget": N (optional: the guest view, within N bytes, default 4 MiB),
      "deep": true, "deep_budget": N (optional: deep inspection, within N metadata bytes, default 64 MiB),
@@ -26,7 +26,13 @@ import os
 import sys
 from typing import Any
 
-from ...schema import CPU_SECONDS, DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_DEEP_BUDGET, MAX_GUEST_BUDGET
+from ...schema import (
+    DEEP_CPU_SECONDS,
+    DEFAULT_DEEP_BUDGET,
+    DEFAULT_GUEST_BUDGET,
+    MAX_DEEP_BUDGET,
+    MAX_GUEST_BUDGET,
+)
 from .. import report
 from . import escapes, sandbox
 
@@ -68,11 +74,13 @@ def reply(obj: dict[str, Any], end: bytes = b"") -> None:
 def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
     """The request may narrow the layers (tests, benchmarks) or lower the CPU limit, never widen them."""
     plan = sandbox.Plan(expected_fds)
+    if request.get("deep") is True:  # the deep walk's work is bounded by its budget, not by the header's
+        plan.cpu_seconds = DEEP_CPU_SECONDS
     layers = request.get("layers")
     if isinstance(layers, list):
         plan.layers = tuple(name for name in sandbox.ORDER if name in layers)
     cpu = request.get("cpu_seconds")
-    if isinstance(cpu, int) and 0 < cpu < CPU_SECONDS:
+    if isinstance(cpu, int) and 0 < cpu < plan.cpu_seconds:
         plan.cpu_seconds = cpu
     if isinstance(request.get("job"), str):
         plan.job = request["job"][:300]

@@ -18,7 +18,7 @@ MAX_OFFSETS = 8  # offsets named in one finding's detail
 
 FREE, HEADER, TABLE, DATA, COMPRESSED, OVERLAP = range(6)
 KINDS = ("free", "header", "table", "data", "compressed", "overlap")
-_RUN = re.compile(rb"(.)\1*", re.DOTALL)
+_RUN = re.compile(b"|".join(bytes([code]) + b"+" for code in range(len(KINDS))))
 
 
 @dataclass

@@ -44,6 +44,7 @@ class Check:
         self.counters.update({"fragmented-clusters": 0, "compressed-clusters": 0})
         self.problems = {name: Problem() for name in ("deep-refcount", "deep-refcount-leak", "deep-copied-flag")}
         self._blocks: dict[int, tuple[int, ...] | None] = {}
+        self.per_block = 1 << (self.bits + 3 - mapping.hdr["refcount_order"])  # refcounts in one block
 
     # --- counting references (calculate_refcounts) ---------------------------------------------------------
 
@@ -109,6 +110,8 @@ class Check:
         """check_refcounts_l2 (the fragmentation counters for the active table only)."""
         following = 0
         for entry, bitmap, where in self.l2_entries(offset):
+            if not entry and not bitmap:
+                continue
             kind = self.kind(entry)
             if kind != "compressed" and entry & L2_STD_RESERVED:
                 self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
@@ -176,24 +179,27 @@ class Check:
 
     # --- stored refcounts (compare_refcounts, check_oflag_copied) -----------------------------------------------
 
-    def stored(self, cluster: int) -> int | None:
-        """qcow2_get_refcount: the refcount stored for ``cluster``, None when it cannot be read."""
-        order = self.m.hdr["refcount_order"]
-        block_bits = self.bits + 3 - order
-        index = cluster >> block_bits
+    def block(self, index: int) -> tuple[int, ...] | None:
+        """The stored refcounts of refcount block ``index`` (empty when it has none, None when its offset
+        is misaligned and qemu cannot read it)."""
         offset, length = self.m.reftable
         if index >= length // 8:
-            return 0
+            return ()
         if index not in self._blocks:
             block = self.words(offset + 8 * index, 1)[0] & REFT_OFFSET
-            self._blocks[index] = None if block % self.m.cluster else (self._decode(block, order) if block else ())
-        entries = self._blocks[index]
+            self._blocks[index] = None if block % self.m.cluster else (self._decode(block) if block else ())
+        return self._blocks[index]
+
+    def stored(self, cluster: int) -> int | None:
+        """qcow2_get_refcount: the refcount stored for ``cluster``, None when it cannot be read."""
+        entries = self.block(cluster // self.per_block)
         if entries is None:
             return None
-        position = cluster & ((1 << block_bits) - 1)
+        position = cluster % self.per_block
         return entries[position] if position < len(entries) else 0
 
-    def _decode(self, block: int, order: int) -> tuple[int, ...]:
+    def _decode(self, block: int) -> tuple[int, ...]:
+        order = self.m.hdr["refcount_order"]
         data = self.reader.read(block, self.m.cluster).ljust(self.m.cluster, b"\0")
         if order >= 3:
             width = 1 << (order - 3)
@@ -202,22 +208,28 @@ class Check:
         return tuple(data[i * bits >> 3] >> (i * bits & 7) & mask for i in range(len(data) * 8 // bits))
 
     def compare(self) -> int:
-        """compare_refcounts; returns the highest cluster in use."""
+        """compare_refcounts, a refcount block at a time; returns the highest cluster in use."""
         highest = 0
-        for i, computed in enumerate(self.counts):
-            stored = self.stored(i)
-            if stored is None:
-                self.counters["check-errors"] += 1
+        for first in range(0, len(self.counts), self.per_block):
+            computed = self.counts[first : first + self.per_block]
+            entries = self.block(first // self.per_block)
+            if entries is None:
+                self.counters["check-errors"] += len(computed)
                 continue
-            if stored or computed:
-                highest = i
-            if stored > computed:
-                self.counters["leaks"] += 1
-                self.problems["deep-refcount-leak"].add(
-                    i << self.bits, f"cluster {i}: refcount {stored}, {computed} references"
-                )
-            elif stored < computed:
-                self.corrupt("deep-refcount", i << self.bits, f"cluster {i}: refcount {stored}, {computed} references")
+            stored = entries[: len(computed)]
+            stored += (0,) * (len(computed) - len(stored))
+            if tuple(computed) == stored:
+                used = len(computed.tobytes().rstrip(b"\0"))
+                highest = first + (used - 1) // computed.itemsize if used else highest
+                continue
+            for i, (count, refcount) in enumerate(zip(computed, stored, strict=True), first):
+                highest = i if count or refcount else highest
+                note = f"cluster {i}: refcount {refcount}, {count} references"
+                if refcount > count:
+                    self.counters["leaks"] += 1
+                    self.problems["deep-refcount-leak"].add(i << self.bits, note)
+                elif refcount < count:
+                    self.corrupt("deep-refcount", i << self.bits, note)
         return highest
 
     def copied(self) -> None:
@@ -231,7 +243,7 @@ class Check:
             if refcount is not None and (refcount == 1) != bool(entry & COPIED):
                 self.corrupt("deep-copied-flag", where, f"L1 entry at {where}: copied flag, L2 refcount {refcount}")
             for l2_entry, _, at in self.l2_entries(l2):
-                if self.kind(l2_entry) not in ("normal", "zero-alloc"):
+                if not l2_entry or self.kind(l2_entry) not in ("normal", "zero-alloc"):
                     continue
                 count = 1 if self.m.external else self.stored((l2_entry & OFFSET_MASK) >> self.bits)
                 if count is not None and (count == 1) != bool(l2_entry & COPIED):

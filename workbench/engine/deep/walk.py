@@ -56,17 +56,28 @@ class Walk:
         self.ownership.add_tables(listed)
 
     def _runs(self) -> Iterator[Run]:
-        """The mapping's runs in order, each accounted as it passes; the budget ends them with a finding."""
+        """The mapping's runs in order, neighbours that continue each other joined (clusters of one
+        allocation arrive one by one) and each accounted as it passes; the budget ends them with a finding."""
         size = self.mapping.size
-        done = 0
+        pending: Run | None = None
         try:
             for run in self.mapping.runs(0, size):
-                self._account(run)
-                done = run.start + run.length
-                self.progress(done, size, "guest mapping")
-                yield run
+                if pending is not None and _continues(pending, run):
+                    pending = Run(
+                        pending.start, pending.length + run.length, run.kind, pending.offset, entry=pending.entry
+                    )
+                    continue
+                if pending is not None:
+                    self._account(pending)
+                    self.progress(run.start, size, "guest mapping")
+                    yield pending
+                pending = run
         except BudgetExceeded as exc:
+            done = pending.start + pending.length if pending is not None else 0
             self.stop(f"{exc}: guest bytes {done}..{size} ({size - done} bytes) were not checked", exc.offset)
+        if pending is not None:
+            self._account(pending)
+            yield pending
 
     def _account(self, run: Run) -> None:
         if run.kind in (Kind.DATA, Kind.COMPRESSED, Kind.EXTERNAL):
@@ -119,3 +130,15 @@ class Walk:
         more = f"; {problem.count - len(problem.notes)} more" if problem.count > len(problem.notes) else ""
         detail = f"{problem.count} found: " + "; ".join(problem.notes) + more
         self.findings.append(make(finding_id, detail, problem.offsets[0]))
+
+
+_JOINABLE = frozenset({Kind.DATA, Kind.ZERO, Kind.UNALLOCATED, Kind.EXTERNAL})
+
+
+def _continues(last: Run, run: Run) -> bool:
+    """Whether ``run`` continues ``last``: same kind, next guest byte and, with offsets, the next file byte."""
+    if run.kind is not last.kind or run.kind not in _JOINABLE or last.start + last.length != run.start:
+        return False
+    if last.offset is None or run.offset is None:
+        return last.offset is None and run.offset is None
+    return last.offset + last.length == run.offset
