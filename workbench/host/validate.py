@@ -244,7 +244,7 @@ def _file_run(run: dict[str, Any]) -> dict[str, Any]:
         "kind": kind,
     }
     if "name" in run:
-        out["name"] = _str(run["name"], "deep.file_map", False)[:200]
+        out["name"] = (_str(run["name"], "deep.file_map", False) or "")[:200]
     return out
 
 

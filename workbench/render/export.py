@@ -81,7 +81,7 @@ def _deep(report: dict[str, Any]) -> tuple[str, list[tuple[str, ...]]] | None:
     if not isinstance(deep, dict):
         return None
     runs = deep.get("map") or []
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (str(r.get("start")), str(r.get("length")), _map_kind(r), str(r.get("offset", ""))) for r in runs[:DEEP_ROWS]
     ]
     if len(runs) > DEEP_ROWS:
