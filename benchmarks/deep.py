@@ -4,8 +4,9 @@ Run: python benchmarks/deep.py [--virtual 10G] [--written 2G] [--repeat 3] [--fo
 Makes a sparse qcow2 of ``--virtual`` bytes, writes ``--written`` bytes with qemu-io (a pattern, then a
 few scattered small writes so the map has more than one run), and times, median of ``--repeat``:
 ``workbench inspect --deep --json`` as the command line runs it (a fresh sandboxed child), the same without
-``--deep`` (what process start and the header cost), the engine's report with the deep walk in this process, and ``qemu-img check --output=json``. The last line is the ratio of the
-sandboxed deep inspection to qemu-img check (below 1: we are faster). The image is deleted at the end.
+``--deep`` (what process start and the header cost), the engine's report with the deep walk in this
+process, and ``qemu-img check --output=json``. The last line is the ratio of the sandboxed deep inspection
+to qemu-img check (below 1: we are faster). The image is deleted at the end.
 """
 
 from __future__ import annotations
