@@ -525,3 +525,18 @@ def test_deep_requests_get_the_deep_cpu_limit_and_may_still_lower_it() -> None:
     assert worker.plan_for({"fd": 3, "deep": True}, {3}).cpu_seconds == DEEP_CPU_SECONDS
     assert worker.plan_for({"fd": 3, "deep": True, "cpu_seconds": 30}, {3}).cpu_seconds == 30
     assert worker.plan_for({"fd": 3, "cpu_seconds": 30}, {3}).cpu_seconds == CPU_SECONDS
+
+
+@pytest.mark.qemu
+def test_a_sandboxed_child_sends_progress_lines_before_its_reply(qemu_create: Any) -> None:
+    import asyncio
+
+    from workbench.host.runner import EngineOptions, inspect_path
+
+    path = qcow2_image(qemu_create, "patterns")
+    seen: list[dict[str, Any]] = []
+    options = EngineOptions(timeout=60, deep=True, on_progress=seen.append)
+    rep = asyncio.run(inspect_path(str(path), "qcow2", options))
+    assert rep["deep"]["complete"] is True
+    assert seen and seen[-1] == {"done": 64 << 20, "total": 64 << 20, "what": "done"}
+    assert all(0 <= line["done"] <= line["total"] == 64 << 20 for line in seen)
