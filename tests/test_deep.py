@@ -540,3 +540,16 @@ def test_a_sandboxed_child_sends_progress_lines_before_its_reply(qemu_create: An
     assert rep["deep"]["complete"] is True
     assert seen and seen[-1] == {"done": 64 << 20, "total": 64 << 20, "what": "done"}
     assert all(0 <= line["done"] <= line["total"] == 64 << 20 for line in seen)
+
+
+def test_an_internal_error_is_a_finding_not_a_dead_child(fake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.engine.deep import walk
+
+    def broken(self: Any) -> None:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(walk.Walk, "walk", broken)
+    rep = fake([data(0, 8192)], [HEADER])
+    assert "unavailable" in rep["deep"]
+    (finding,) = [f for f in rep["findings"] if f["check"] == "engine.parser-error"]
+    assert "ZeroDivisionError" in finding["detail"]

@@ -10,9 +10,11 @@ in the image: the budget or a cap reached ends the walk with a finding saying wh
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
+from ...schema import Deep
 from ..findings import Finding, make
 from ..inspection import Inspection
 from ..mapping import Unmappable, mapping_for
@@ -42,7 +44,20 @@ def inspect_deep(
             [make("deep-budget", f"nothing was checked: {exc}", exc.offset)],
             reader.bytes_read,
         )
-    walk = Walk(reader, mapping, info, _throttled(progress))
+    walk = Walk(reader, mapping, _throttled(progress))
+    try:
+        value = _run(walk, fmt)
+    except Exception as exc:  # a bug (or memory running out) must become a finding, never a dead child
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = f"deep inspection: internal error {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})"
+        finding = make("malformed", detail[:1024], check="engine.parser-error")
+        return {"unavailable": "deep inspection failed (see the findings)"}, [finding], reader.bytes_read
+    if progress is not None:
+        progress(mapping.size, mapping.size, "done")
+    return dict(value), walk.findings, reader.bytes_read
+
+
+def _run(walk: Walk, fmt: str) -> Deep:
     walk.tables()
     walk.walk()
     check = FORMAT_CHECKS.get(fmt)
@@ -51,10 +66,7 @@ def inspect_deep(
             check(walk)
         except BudgetExceeded as exc:
             walk.stop(f"{fmt} checks stopped at {exc.offset}: {exc}", exc.offset)
-    value = walk.report()
-    if progress is not None:
-        progress(mapping.size, mapping.size, "done")
-    return dict(value), walk.findings, reader.bytes_read
+    return walk.report()
 
 
 def _throttled(progress: Progress | None, interval: float = 0.1) -> Progress:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 
 from ...schema import MAX_MAP_RUNS, Deep, MapRun
 from ..findings import INFO, Finding, make
-from ..inspection import Inspection
 from ..mapping import Kind, Mapping, Run, Table, qemu_map
 from ..reader import BudgetExceeded, Reader
 from .ownership import COMPRESSED, DATA, Ownership, Problem
@@ -19,10 +18,9 @@ MAX_TABLES = 1 << 20  # metadata structures listed at most (each is a few Python
 class Walk:
     """One deep inspection's state: the reader, the mapping, the ownership map and what was found."""
 
-    def __init__(self, reader: Reader, mapping: Mapping, info: Inspection, progress: Progress) -> None:
+    def __init__(self, reader: Reader, mapping: Mapping, progress: Progress) -> None:
         self.reader = reader
         self.mapping = mapping
-        self.info = info
         self.progress = progress
         self.findings: list[Finding] = []
         self.ownership = Ownership(reader.size)
