@@ -34,6 +34,8 @@ REPLY_BUDGET = REPLY_CAP // 2  # what the engine aims below, leaving room for es
 # Caps of the sandboxed child (set by the child on Linux and macOS, by the parent's job object on Windows).
 ADDRESS_SPACE = 1 << 30  # 1 GiB of memory: the interpreter plus a bounded parse
 CPU_SECONDS = 10  # CPU time of one inspection
+DEEP_CPU_SECONDS = 60  # CPU time of one inspection with ``--deep`` (its walk is bounded by the deep budget)
+DEEP_TIMEOUT = 120.0  # seconds the parent waits for an inspection with ``--deep`` unless told otherwise
 
 
 class _Ordered(StrEnum):

@@ -221,6 +221,49 @@ CATALOGUE: dict[str, Kind] = {
         "The blocks named fall through to a backing file or an external extent that was not opened; they "
         "were read as zeros, so what the view shows there is unknown.",
     ),
+    "deep-budget": Kind(
+        WARNING,
+        "Deep inspection stopped at its budget or a limit",
+        "The metadata named was not checked; treat it as unknown, or raise the deep budget (--deep-budget) for "
+        "an image you are prepared to read further.",
+    ),
+    "deep-outside-file": Kind(
+        CRITICAL,
+        "A metadata table or data cluster lies past the end of the file",
+        "Consumers read what lies past the end as zeros or fail; a table that points there was made by a "
+        "broken or hostile writer. Do not use the image; repair it only on an isolated host.",
+    ),
+    "deep-overlap": Kind(
+        CRITICAL,
+        "Two structures claim the same bytes of the file",
+        "A data cluster inside the header or a table, or two tables sharing bytes, lets a guest write rewrite "
+        "the image's own metadata (its backing name, its tables). Reject the image.",
+    ),
+    "deep-invalid-entry": Kind(
+        CRITICAL,
+        "A mapping table entry cannot be followed",
+        "A misaligned entry, reserved bits set or an offset past the file: consumers refuse or misread "
+        "it. Reject the image or repair it on an isolated host.",
+    ),
+    "deep-refcount": Kind(
+        CRITICAL,
+        "qcow2 refcounts or refcount structures are corrupt",
+        "A cluster in use with a refcount lower than its references (or a broken refcount table) is freed "
+        "and reused by the next writer, overwriting live data or metadata; qemu-img check counts these as "
+        "corruptions. Do not use the image; repair it only on an isolated host.",
+    ),
+    "deep-refcount-leak": Kind(
+        INFO,
+        "qcow2 clusters are leaked",
+        "Clusters with a refcount but no reference waste space and may hold old guest data; "
+        "qemu-img check -r leaks frees them (on an isolated host).",
+    ),
+    "deep-copied-flag": Kind(
+        CRITICAL,
+        "qcow2 copied flag contradicts the refcount",
+        "A cluster marked as owned alone while shared (or the reverse) is written in place by the next "
+        "writer, changing a snapshot's data; qemu-img check counts these as corruptions. Reject the image.",
+    ),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..schema import most_severe_first
+from ..schema import MAX_MAP_RUNS, most_severe_first
 from .fields import Field
 from .findings import CRITICAL, INFO, Finding, make
 from .limits import (
@@ -31,6 +31,7 @@ SHORT_STRING = 256  # the last resort of a reply over budget: every string cut t
 SHOWN_KEYS = 16  # names of capped keys quoted in one finding
 _TREE_KEYS = ("fields", "findings", "byte_regions", "header_bytes")  # fitted by their own functions
 _REFERENCE_KEYS = ("references", "extents")
+_RUN_LISTS = ("deep.map", "deep.file_map")  # capped at MAX_MAP_RUNS, not MAX_LIST (schema.py)
 
 
 def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[str, Any]], int]:
@@ -124,8 +125,9 @@ def containers(report: dict[str, Any], max_string: int = MAX_STRING) -> tuple[li
                 node[key] = value[:max_string]
                 (references if path.startswith(_REFERENCE_KEYS) else other).append(path)
             elif isinstance(value, list | dict):
-                if isinstance(value, list) and len(value) > MAX_LIST:
-                    del value[MAX_LIST:]
+                cap = MAX_MAP_RUNS if path in _RUN_LISTS else MAX_LIST
+                if isinstance(value, list) and len(value) > cap:
+                    del value[cap:]
                     (references if node is report and key in _REFERENCE_KEYS else other).append(path)
                 stack.append((value, f"{path}."))
     return references, other

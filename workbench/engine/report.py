@@ -10,6 +10,7 @@ from typing import Any
 
 from ..schema import SCHEMA
 from . import detect, fit
+from .deep import Progress, inspect_deep
 from .fields import Field
 from .findings import CRITICAL, INFO, WARNING, Finding, make
 from .formats import BY_NAME
@@ -107,10 +108,13 @@ def build(
     budget: int = DEFAULT_BUDGET,
     include_bytes: bool = True,
     guest_budget: int | None = None,
+    deep_budget: int | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Inspect the image behind ``fd`` (opened read-only by the parent, or a remote image's
-    :class:`~.reader.Positional`) and return the report; with a ``guest_budget``, the guest view too
-    (report key ``guest``)."""
+    :class:`~.reader.Positional`) and return the report; with a ``guest_budget``, the guest view too (report
+    key ``guest``); with a ``deep_budget``, deep inspection (report key ``deep``, telling ``progress`` how far
+    it is)."""
     started = time.monotonic()
     size, allocated = _sizes(fd)
     reader = Reader(fd, size, budget)
@@ -146,6 +150,10 @@ def build(
         guest_value, guest_fields, guest_findings, guest_read = _guest(fd, primary, info, size, guest_budget)
         fields.extend(guest_fields)
         findings.extend(guest_findings)
+    deep_value, deep_read = None, 0
+    if deep_budget is not None:
+        deep_value, deep_findings, deep_read = inspect_deep(fd, primary, info, size, deep_budget, progress)
+        findings.extend(deep_findings)
     info.findings = findings
     _mismatch_and_ambiguity(info, matches, primary, declared)
     if info.encrypted:
@@ -190,7 +198,7 @@ def build(
         "details": info.details,
         "fields": tree,
         "findings": shown,
-        "bytes_read": reader.bytes_read + guest_read,
+        "bytes_read": reader.bytes_read + guest_read + deep_read,
         "header_bytes": header,
         "byte_regions": regions,
         "read_budget": budget,
@@ -198,6 +206,8 @@ def build(
     }
     if guest_value is not None:
         result["guest"] = guest_value
+    if deep_value is not None:
+        result["deep"] = deep_value
     capped = _clamp_numbers(result)
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"

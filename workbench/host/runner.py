@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ..engine.child import sandbox, winjob
 from ..engine.findings import make
-from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, REPLY_CAP
+from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
 from .open import InspectError, Walked, off_loop, open_image
 from .ranges import RangeServer
 
@@ -56,7 +56,9 @@ class EngineOptions:
     guest_budget: int = DEFAULT_GUEST_BUDGET
     deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
     deep_budget: int = DEFAULT_DEEP_BUDGET
-    on_progress: Callable[[Any], None] | None = None  # called with the value of each ``{"progress": ...}`` line
+    on_progress: Callable[[dict[str, Any]], None] | None = (
+        None  # each valid ``{"done", "total", "what"}`` line, as it comes
+    )
     ranges: RangeServer | None = None  # a remote image: the child's ``{"read": ...}`` lines are answered from it
 
 
@@ -157,8 +159,9 @@ def _control(line: bytes) -> tuple[str, Any] | None:
 
 async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asyncio.StreamWriter | None) -> None:
     if kind == "progress":
-        if options.on_progress is not None:
-            options.on_progress(value)
+        progress = progress_of(value)
+        if progress is not None and options.on_progress is not None:
+            options.on_progress(progress)
         return
     if options.ranges is None or stdin is None:
         raise InspectError("engine asked for a byte range of an image that is not remote")
@@ -284,9 +287,21 @@ def _sandbox_line(line: bytes) -> dict[str, str] | None:
     return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
 
 
+def progress_of(value: Any) -> dict[str, Any] | None:
+    """The value of a child's ``{"progress": ...}`` line as ``{"done", "total", "what"}`` (capped), else None."""
+    try:
+        done, total, what = value["done"], value["total"], value["what"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_INT for n in (done, total)):
+        return None
+    return {"done": done, "total": total, "what": str(what)[:80]}
+
+
 def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
     """The child's reply object (with its ``sandbox``), or an :class:`InspectError` saying in one line why
-    there is none; the error carries the layer report when the child got as far as sending it."""
+    there is none; the error carries the layer report when the child got as far as sending it. (The lines
+    between the two went to ``_dispatch`` as they came.)"""
     code = outcome.returncode or 0
     line, _, rest = outcome.out.partition(b"\n")
     layers = _sandbox_line(line)
@@ -343,7 +358,7 @@ class InProcessRunner:
 
         if options.ranges is not None:  # its reads would go to this process's own stdin
             raise InspectError("remote images need a real engine child (the in-process runner has no pipes)")
-        code, body = inspect_request(request)
+        code, body = inspect_request({**request, "progress": False})  # this process's stdout is not a pipe
         lines = [json.dumps({"sandbox": self.layers}), json.dumps(body)]
         return ChildOutcome(code, "\n".join(lines).encode(), b"")
 
@@ -371,6 +386,7 @@ def engine_request(path: str, declared: str | None, options: EngineOptions) -> d
         "guest_budget": options.guest_budget,
         "deep": options.deep,
         "deep_budget": options.deep_budget,
+        "progress": options.deep,
     }
 
 

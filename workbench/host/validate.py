@@ -12,11 +12,13 @@ from ..schema import (
     MAX_FIELDS,
     MAX_INT,
     MAX_LIST,
+    MAX_MAP_RUNS,
     MAX_REGIONS,
     MAX_STRING,
     REGION_BYTES,
     SCHEMA,
     SEVERITIES_WORST_FIRST,
+    Deep,
     Finding,
     Reference,
     Report,
@@ -228,6 +230,71 @@ def _guest(reply: dict[str, Any], findings: list[Finding]) -> dict[str, Any] | N
         return {"unavailable": "the engine's guest view did not follow the report contract"}
 
 
+_MAP_FLAGS = ("present", "zero", "data", "compressed")
+_FILE_KINDS = frozenset({"free", "header", "table", "data", "compressed", "overlap"})
+_DEEP_NUMBERS = ("allocated_virtual", "budget", "bytes_read")
+
+
+def _runs(value: Any, key: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) > MAX_MAP_RUNS or not all(isinstance(v, dict) for v in value):
+        raise ReplyError(f"{key}: expected a list of at most {MAX_MAP_RUNS} objects")
+    return value
+
+
+def _map_run(run: dict[str, Any]) -> dict[str, Any]:
+    out = {"start": _int(run.get("start"), "deep.map", False), "length": _int(run.get("length"), "deep.map", False)}
+    out.update({flag: _bool(run.get(flag), "deep.map") for flag in _MAP_FLAGS})
+    if "offset" in run:
+        out["offset"] = _int(run["offset"], "deep.map", False)
+    if run.get("invalid") is True:
+        out["invalid"] = True
+    return out
+
+
+def _file_run(run: dict[str, Any]) -> dict[str, Any]:
+    kind = run.get("kind")
+    if kind not in _FILE_KINDS:
+        raise ReplyError("deep.file_map: unknown kind")
+    out = {
+        "offset": _int(run.get("offset"), "deep.file_map", False),
+        "length": _int(run.get("length"), "deep.file_map", False),
+        "kind": kind,
+    }
+    if "name" in run:
+        out["name"] = (_str(run["name"], "deep.file_map", False) or "")[:200]
+    return out
+
+
+def _deep_value(value: Any) -> Deep:
+    if not isinstance(value, dict):
+        raise ReplyError("deep: expected an object")
+    if "unavailable" in value:
+        return {"unavailable": _str(value["unavailable"], "deep.unavailable", False) or ""}
+    check = value.get("check")
+    if not isinstance(check, dict) or len(check) > 32:
+        raise ReplyError("deep.check: expected an object of at most 32 counters")
+    out: dict[str, Any] = {  # checked key by key below, then typed
+        "map": [_map_run(run) for run in _runs(value.get("map"), "deep.map")],
+        "file_map": [_file_run(run) for run in _runs(value.get("file_map"), "deep.file_map")],
+        "check": {str(name)[:64]: _int(count, "deep.check", False) for name, count in check.items()},
+        "complete": _bool(value.get("complete"), "deep.complete"),
+    }
+    out.update({name: _int(value.get(name), f"deep.{name}", False) for name in _DEEP_NUMBERS})
+    return cast(Deep, out)
+
+
+def _deep(reply: dict[str, Any], findings: list[Finding]) -> Deep | None:
+    """``deep`` (only with ``--deep``): a bad one is left out with a finding, never the report."""
+    value = reply.get("deep")
+    if value is None:
+        return None
+    try:
+        return _deep_value(value)
+    except ReplyError as exc:
+        findings.append(_left_out(f"deep inspection left out: {exc}"))
+        return {"unavailable": "the engine's deep inspection did not follow the report contract"}
+
+
 def _strings(value: Any, key: str) -> list[str]:
     if not isinstance(value, list):
         raise ReplyError(f"{key}: expected a list")
@@ -244,6 +311,7 @@ def validate(reply: Any) -> Report:
         findings = _findings(reply.get("findings"))
         header_bytes, byte_regions = _hex_view(reply, findings)
         guest = _guest(reply, findings)
+        deep = _deep(reply, findings)
         report: Report = {
             "schema": SCHEMA,
             "path": _required_str(reply.get("path"), "path"),
@@ -279,4 +347,6 @@ def validate(reply: Any) -> Report:
         raise ReplyError(f"report: wrong structure ({exc})") from None
     if guest is not None:
         report["guest"] = guest
+    if deep is not None:
+        report["deep"] = deep
     return report

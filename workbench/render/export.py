@@ -13,10 +13,11 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from ..schema import ReportLike, Verdict
+from ..schema import Deep, MapRun, ReportLike, Verdict
 from .sizes import human_size
+from .text import deep_line
 from .textsafe import printable
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline specials; line-start ones are handled in md()
@@ -60,6 +61,35 @@ def _facts(report: ReportLike) -> list[tuple[str, str]]:
     return [(name, str(get(report))) for name, get in _FACTS]
 
 
+DEEP_ROWS = 64  # runs of deep.map shown in an export (the JSON export carries them all)
+_DEEP_HEAD = ("Guest start", "Length", "Kind", "File offset")
+
+
+def _map_kind(run: MapRun) -> str:
+    if run.get("invalid"):
+        return "invalid"
+    if run.get("compressed"):
+        return "compressed"
+    if run.get("data"):
+        return "data"
+    return "zero" if run.get("zero") else "unallocated (backing)"
+
+
+def _deep(report: ReportLike) -> tuple[str, list[tuple[str, ...]]] | None:
+    """Deep inspection's one-line summary and its first map runs as rows, or None without ``--deep``."""
+    found = report.get("deep")
+    if not isinstance(found, dict):
+        return None
+    deep = cast(Deep, found)  # validated by the parent (``host/validate.py``)
+    runs = deep.get("map") or []
+    rows: list[tuple[str, ...]] = [
+        (str(r.get("start")), str(r.get("length")), _map_kind(r), str(r.get("offset", ""))) for r in runs[:DEEP_ROWS]
+    ]
+    if len(runs) > DEEP_ROWS:
+        rows.append(("...", f"{len(runs) - DEEP_ROWS} more runs", "", ""))
+    return deep_line(deep), rows
+
+
 def _md_report(report: ReportLike) -> list[str]:
     lines = [f"## {md(report['path'])}", "", f"**Verdict: {report['verdict'].upper()}**", ""]
     lines += ["| | |", "|---|---|", *(f"| {name} | {md(value)} |" for name, value in _facts(report)), ""]
@@ -69,6 +99,13 @@ def _md_report(report: ReportLike) -> list[str]:
         for ref in refs:
             lines.append(f"- {md(ref.get('role', 'reference'))}: {md(ref.get('name', ''))} ({md(ref.get('kind', ''))})")
         lines.append("")
+    deep = _deep(report)
+    if deep:
+        lines += ["### Deep inspection", "", md(deep[0]), ""]
+        if deep[1]:
+            lines += ["| " + " | ".join(_DEEP_HEAD) + " |", "|---|---|---|---|"]
+            lines += ["| " + " | ".join(md(cell) for cell in row) + " |" for row in deep[1]]
+            lines.append("")
     findings = report.get("findings") or []
     if findings:
         lines += ["### Findings", "", "| Severity | Finding | Detail |", "|---|---|---|"]
@@ -108,6 +145,11 @@ def _html_report(report: ReportLike) -> list[str]:
             for r in refs
         )
         parts.append(f"<h3>External references</h3><ul>{items}</ul>")
+    deep = _deep(report)
+    if deep:
+        head = "".join(f"<th>{name}</th>" for name in _DEEP_HEAD)
+        rows = "".join("<tr>" + "".join(f"<td>{h(cell)}</td>" for cell in row) + "</tr>" for row in deep[1])
+        parts.append(f"<h3>Deep inspection</h3><p>{h(deep[0])}</p><table><tr>{head}</tr>{rows}</table>")
     findings = report.get("findings") or []
     if findings:
         rows = "".join(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..schema import VERDICTS_SHOWN, Reference, ReportLike
+from ..schema import VERDICTS_SHOWN, Deep, Reference, ReportLike
 from .sizes import human_size
 from .textsafe import printable
 
@@ -59,6 +59,21 @@ def _guest(guest: dict[str, Any]) -> list[str]:
     return lines
 
 
+def deep_line(deep: Deep) -> str:
+    """Deep inspection in one line: guest data allocated, map runs, check counters, completeness."""
+    if "unavailable" in deep:
+        return f"unavailable: {printable(deep['unavailable'], 200)}"
+    counters = ", ".join(f"{printable(name, 40)} {value}" for name, value in (deep.get("check") or {}).items())
+    parts = [
+        f"{_size(deep.get('allocated_virtual'))} of guest data allocated",
+        f"{len(deep.get('map') or [])} map runs",
+        *([counters] if counters else []),
+        f"read {deep.get('bytes_read')} of {deep.get('budget')} metadata bytes",
+        *([] if deep.get("complete") else ["INCOMPLETE"]),
+    ]
+    return "; ".join(parts)
+
+
 def summary(report: ReportLike, verbose: bool = False) -> str:
     """Several lines: verdict, format, sizes, references, encryption, findings."""
     path = printable(report["path"], 1024)
@@ -87,6 +102,8 @@ def summary(report: ReportLike, verbose: bool = False) -> str:
         lines.append(f"  state       {', '.join(flags)}")
     if isinstance(report.get("guest"), dict):
         lines.extend(_guest(report["guest"]))
+    if isinstance(report.get("deep"), dict):
+        lines.append(f"  deep        {deep_line(report['deep'])}")
     shown = [f for f in report["findings"] if verbose or f["severity"] != "info"]
     lines.append(f"  findings    {len(shown) or 'none'}" + ("" if verbose else " (info hidden; -v shows them)"))
     for finding in shown:

@@ -52,7 +52,7 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
         help="largest acceptable logical size, with K, M, G, T, P suffixes (powers of 1024; default: settings, 4T)",
     )
     parser.add_argument("--follow-symlinks", action="store_true", help="open the target of a symbolic link")
-    parser.add_argument("--timeout", type=float, default=20.0, metavar="S", help="seconds per image (default 20)")
+    parser.add_argument("--timeout", type=float, metavar="S", help="seconds per image (default 20; 120 with --deep)")
 
 
 def _guest_budget(text: str) -> int:
@@ -81,6 +81,44 @@ def add_guest_options(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help=f"with --guest: guest bytes read at most, K or M suffix (default 4M, at most {MAX_GUEST_BUDGET >> 20}M)",
     )
+
+
+def _deep_budget(text: str) -> int:
+    from ...schema import MAX_DEEP_BUDGET
+
+    size = _size_arg(text)
+    if not 0 < size <= MAX_DEEP_BUDGET:
+        raise argparse.ArgumentTypeError(f"the deep budget must lie between 1 byte and {MAX_DEEP_BUDGET >> 20}M")
+    return size
+
+
+def add_deep_options(parser: argparse.ArgumentParser) -> None:
+    """``--deep`` and ``--deep-budget`` (docs/deep.md)."""
+    from ...schema import DEFAULT_DEEP_BUDGET, MAX_DEEP_BUDGET
+
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every mapping and metadata table and check it against the file: the allocation map "
+        "(as qemu-img map), overlaps, entries past the end, refcounts (docs/deep.md)",
+    )
+    parser.add_argument(
+        "--deep-budget",
+        type=_deep_budget,
+        default=DEFAULT_DEEP_BUDGET,
+        metavar="SIZE",
+        help=f"with --deep: metadata bytes read at most, K, M or G suffix (default "
+        f"{DEFAULT_DEEP_BUDGET >> 20}M, at most {MAX_DEEP_BUDGET >> 20}M); what lies past it is a finding",
+    )
+
+
+def timeout_of(args: argparse.Namespace) -> float:
+    """``--timeout``, else the default for what was asked (a deep inspection may take longer)."""
+    from ...schema import DEEP_TIMEOUT
+
+    if args.timeout is not None:
+        return float(args.timeout)
+    return DEEP_TIMEOUT if getattr(args, "deep", False) else 20.0
 
 
 def policy_from(args: argparse.Namespace) -> Policy:

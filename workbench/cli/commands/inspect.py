@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 from ... import chain as chain_mod
 from ...render.text import summary
 from ...render.textsafe import printable
-from ._common import EPILOG, add_guest_options, add_policy_options, exit_code, policy_from, print_reports, warn
+from ._common import (
+    EPILOG,
+    add_deep_options,
+    add_guest_options,
+    add_policy_options,
+    exit_code,
+    policy_from,
+    print_reports,
+    timeout_of,
+    warn,
+)
 
 if TYPE_CHECKING:
     from ...inspector import Request
@@ -31,6 +41,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (one object, or an array for several)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational findings and advice")
     add_guest_options(parser)
+    add_deep_options(parser)
     parser.add_argument(
         "--chain",
         action="store_true",
@@ -72,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
             args.declared_format,
             args.follow_symlinks,
             policy,
-            args.timeout,
+            timeout_of(args),
             guest=args.guest,
             guest_budget=args.guest_budget,
             endpoint_url=args.endpoint_url,
+            deep=args.deep,
+            deep_budget=args.deep_budget,
         )
         for path in args.files
     ]

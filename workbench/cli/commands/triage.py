@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ...render.text import summary_counts
 from ...render.textsafe import printable
-from ._common import EPILOG, add_guest_options, add_policy_options, policy_from, warn
+from ._common import EPILOG, add_deep_options, add_guest_options, add_policy_options, policy_from, timeout_of, warn
 
 if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none of them
     from ...inspector import Request
@@ -57,6 +57,7 @@ def register(sub: Any) -> None:
     )
     add_policy_options(parser)
     add_guest_options(parser)
+    add_deep_options(parser)
     for kind, what in (
         ("json", "one JSON array of full reports"),
         ("jsonl", "JSON Lines, one report per line, written as results arrive"),
@@ -163,11 +164,13 @@ async def _triage(
                 args.declared_format,
                 args.follow_symlinks,
                 policy,
-                args.timeout,
+                timeout_of(args),
                 include_bytes=False,
                 guest=args.guest,
                 guest_budget=args.guest_budget,
                 endpoint_url=args.endpoint_url,
+                deep=args.deep,
+                deep_budget=args.deep_budget,
             )
 
         inspect_one = functools.partial(inspect, runner=runner)

@@ -6,13 +6,16 @@ with ``--zygote`` it becomes the fork server of :mod:`workbench.engine.child.zyg
 Protocol: one JSON request on stdin, one line (ended by a newline or by the end of stdin)::
 
     {"fd": N, "path": "...", "declared_format": "qcow2" | null, "require_layers": ["rlimits", ...],
-     "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only),
+     "layers": [...] (optional: apply only these), "cpu_seconds": N (optional, lower only; 60 with "deep"),
      "escapes": ["open", ...] (optional: try forbidden things instead of inspecting), "escape_args": {...},
      "guest": true, "guest_budget": N (optional: the guest view, within N bytes, default 4 MiB),
+     "deep": true, "deep_budget": N (optional: deep inspection, within N metadata bytes, default 64 MiB),
+     "progress": true (optional: progress lines while deep inspection walks),
      "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
 
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
-even a crash leaves the layer report behind), then one JSON reply: ``{"ok": true, "report": {...}}``,
+even a crash leaves the layer report behind), with ``"progress": true`` lines ``{"progress": {"done": N, "total": M,
+"what": "..."}}`` (at most ~10 a second) while it walks, then one JSON reply: ``{"ok": true, "report": {...}}``,
 ``{"ok": true, "escapes": {...}}`` or ``{"ok": false, "error": "..."}``.
 
 A remote image (``s3://``, ``https://``) comes as ``{"source": "remote", "size": N, ...}`` instead of
@@ -31,7 +34,13 @@ import os
 import sys
 from typing import Any
 
-from ...schema import CPU_SECONDS, DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET
+from ...schema import (
+    DEEP_CPU_SECONDS,
+    DEFAULT_DEEP_BUDGET,
+    DEFAULT_GUEST_BUDGET,
+    MAX_DEEP_BUDGET,
+    MAX_GUEST_BUDGET,
+)
 from .. import report
 from ..reader import Image
 from . import escapes, sandbox
@@ -95,11 +104,13 @@ def reply(obj: dict[str, Any], end: bytes = b"") -> None:
 def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
     """The request may narrow the layers (tests, benchmarks) or lower the CPU limit, never widen them."""
     plan = sandbox.Plan(expected_fds)
+    if request.get("deep") is True:  # the deep walk's work is bounded by its budget, not by the header's
+        plan.cpu_seconds = DEEP_CPU_SECONDS
     layers = request.get("layers")
     if isinstance(layers, list):
         plan.layers = tuple(name for name in sandbox.ORDER if name in layers)
     cpu = request.get("cpu_seconds")
-    if isinstance(cpu, int) and 0 < cpu < CPU_SECONDS:
+    if isinstance(cpu, int) and 0 < cpu < plan.cpu_seconds:
         plan.cpu_seconds = cpu
     if isinstance(request.get("job"), str):
         plan.job = request["job"][:300]
@@ -115,13 +126,18 @@ def report_layers(request: dict[str, Any], layers: dict[str, str]) -> bool:
     return bool(missing)
 
 
-def guest_budget(request: dict[str, Any]) -> int | None:
-    """The guest budget when the request asks for the guest view (a bad budget is the default), else None."""
-    if request.get("guest") is not True:
+def budget_for(request: dict[str, Any], key: str, default: int, cap: int) -> int | None:
+    """The budget ``{key}_budget`` when the request asks for ``key`` (a bad budget is the default), else None."""
+    if request.get(key) is not True:
         return None
-    budget = request.get("guest_budget")
-    valid = isinstance(budget, int) and not isinstance(budget, bool) and 0 < budget <= MAX_GUEST_BUDGET
-    return budget if valid else DEFAULT_GUEST_BUDGET
+    budget = request.get(f"{key}_budget")
+    valid = isinstance(budget, int) and not isinstance(budget, bool) and 0 < budget <= cap
+    return budget if valid else default
+
+
+def progress_line(done: int, total: int, what: str) -> None:
+    """One progress line for the parent (deep inspection throttles the calls)."""
+    reply({"progress": {"done": done, "total": total, "what": what[:80]}}, b"\n")
 
 
 def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -135,7 +151,9 @@ def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             str(request.get("path", "")),
             declared if isinstance(declared, str) else None,
             include_bytes=request.get("include_bytes") is not False,
-            guest_budget=guest_budget(request),
+            guest_budget=budget_for(request, "guest", DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET),
+            deep_budget=budget_for(request, "deep", DEFAULT_DEEP_BUDGET, MAX_DEEP_BUDGET),
+            progress=progress_line if request.get("progress") is True else None,
         )
     except OSError as exc:
         return 4, {"ok": False, "error": f"reading the image failed: {exc.strerror or exc}"}

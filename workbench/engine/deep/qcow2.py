@@ -1,0 +1,282 @@
+"""qcow2's own deep checks, counted as ``qemu-img check`` counts them (qemu's block/qcow2-refcount.c):
+every reference (header, L1 and L2 tables of the image and of each snapshot, data and compressed clusters,
+the snapshot table, the refcount table and blocks, bitmap tables) is counted per host cluster, then
+compared with the stored refcounts (more stored than referenced: a leak, info; fewer: a corruption,
+critical), and the OFLAG_COPIED flags of the active tables are checked against a refcount of 1.
+
+Memory: two bytes per host cluster of the file (capped at MAX_CLUSTERS); every loop is a ``range`` over a
+table's declared, capped size.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Iterator
+
+from ..mapping.qcow2 import COMPRESSED, COPIED, L1_RESERVED, OFFSET_MASK, ZERO, Qcow2Mapping
+from .ownership import Problem
+from .walk import Walk
+
+MAX_CLUSTERS = 16 << 20  # host clusters counted (the file and references past it); more is not checked
+L2_STD_RESERVED = 0x3F00_0000_0000_01FE  # L2E_STD_RESERVED_MASK
+REFT_OFFSET, REFT_RESERVED = ~0x1FF & (1 << 64) - 1, 0x1FF
+SATURATED = 0xFFFF
+BITMAP_ENTRY = 24  # fixed part of a bitmap directory entry
+MAX_BITMAPS = 65535
+
+
+class TooLarge(Exception):
+    """More host clusters than MAX_CLUSTERS would have to be counted."""
+
+
+class Check:
+    """One qemu-style check of a qcow2 image read through its deep walk's mapping and reader."""
+
+    def __init__(self, walk: Walk, mapping: Qcow2Mapping) -> None:
+        self.walk, self.m, self.reader = walk, mapping, walk.reader
+        self.bits = mapping.cluster_bits
+        self.nb = -(-self.reader.size // mapping.cluster)
+        if self.nb > MAX_CLUSTERS:
+            raise TooLarge(f"{self.nb} host clusters")
+        self.counts = array("H", bytes(2 * self.nb))
+        self.counters = dict.fromkeys(("corruptions", "leaks", "check-errors", "allocated-clusters"), 0)
+        self.counters.update({"fragmented-clusters": 0, "compressed-clusters": 0})
+        self.problems = {name: Problem() for name in ("deep-refcount", "deep-refcount-leak", "deep-copied-flag")}
+        self._blocks: dict[int, tuple[int, ...] | None] = {}
+        self.per_block = 1 << (self.bits + 3 - mapping.hdr["refcount_order"])  # refcounts in one block
+
+    # --- counting references (calculate_refcounts) ---------------------------------------------------------
+
+    def inc(self, offset: int, size: int) -> None:
+        """qcow2_inc_refcounts_imrt: one more reference to every cluster of ``[offset, offset + size)``."""
+        if size <= 0:
+            return
+        last = (offset + size - 1) >> self.bits
+        if last >= MAX_CLUSTERS:
+            raise TooLarge(f"a reference to cluster {last}")
+        if last >= len(self.counts):
+            self.counts.extend(array("H", bytes(2 * (last + 1 - len(self.counts)))))
+        for k in range(offset >> self.bits, last + 1):
+            if self.counts[k] == SATURATED:
+                self.corrupt("deep-refcount", k << self.bits, f"cluster {k}: refcount overflow")
+            else:
+                self.counts[k] += 1
+
+    def corrupt(self, problem: str, offset: int, note: str) -> None:
+        self.counters["corruptions"] += 1
+        self.problems[problem].add(offset, note)
+
+    def words(self, offset: int, count: int) -> tuple[int, ...]:
+        data = self.reader.read(offset, 8 * count).ljust(8 * count, b"\0")
+        return struct.unpack(f">{count}Q", data)
+
+    def l1(self, offset: int, size: int, active: bool) -> None:
+        """check_refcounts_l1."""
+        if not size:
+            return
+        self.inc(offset, 8 * size)
+        for i, entry in enumerate(self.words(offset, size)):
+            if not entry:
+                continue
+            where = offset + 8 * i
+            if entry & L1_RESERVED:
+                self.corrupt("deep-refcount", where, f"L1 entry at {where} has reserved bits set")
+            l2 = entry & OFFSET_MASK
+            self.inc(l2, self.m.cluster)
+            if l2 % self.m.cluster:
+                self.corrupt("deep-refcount", where, f"L1 entry at {where}: L2 table {l2} is not cluster aligned")
+            self.l2(l2, active)
+
+    def l2_entries(self, offset: int) -> Iterator[tuple[int, int, int]]:
+        """(entry, bitmap, file offset of the entry) of the L2 table at ``offset``."""
+        per = 1 << self.m.l2_bits
+        words = self.words(offset, per * self.m.words)
+        for i in range(per):
+            bitmap = words[2 * i + 1] if self.m.extended else 0
+            yield words[self.m.words * i], bitmap, offset + i * self.m.entry_size
+
+    def kind(self, entry: int) -> str:
+        """qcow2_get_cluster_type."""
+        if entry & COMPRESSED:
+            return "compressed"
+        if entry & ZERO and not self.m.extended:
+            return "zero-alloc" if entry & OFFSET_MASK else "zero-plain"
+        if not entry & OFFSET_MASK:
+            return "normal" if self.m.external and entry & COPIED else "unallocated"
+        return "normal"
+
+    def l2(self, offset: int, active: bool) -> None:
+        """check_refcounts_l2 (the fragmentation counters for the active table only)."""
+        following = 0
+        for entry, bitmap, where in self.l2_entries(offset):
+            if not entry and not bitmap:
+                continue
+            kind = self.kind(entry)
+            if kind != "compressed" and entry & L2_STD_RESERVED:
+                self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
+            if kind == "compressed":
+                self._compressed(entry, bitmap, where, active)
+            elif kind in ("normal", "zero-alloc"):
+                host = entry & OFFSET_MASK
+                if (bitmap >> 32) & bitmap:
+                    self.corrupt("deep-refcount", where, f"L2 entry at {where}: corrupt subcluster bitmap")
+                if host % self.m.cluster:
+                    self.corrupt("deep-refcount", where, f"L2 entry at {where}: cluster {host} is not aligned")
+                if active:
+                    self.counters["allocated-clusters"] += 1
+                    self.counters["fragmented-clusters"] += bool(following and host != following)
+                    following = host + self.m.cluster
+                if not self.m.external:
+                    self.inc(host, self.m.cluster)
+            elif kind == "unallocated" and bitmap & 0xFFFF_FFFF:
+                self.corrupt("deep-refcount", where, f"L2 entry at {where}: unallocated with allocated subclusters")
+
+    def _compressed(self, entry: int, bitmap: int, where: int, active: bool) -> None:
+        if entry & COPIED:
+            self.corrupt("deep-copied-flag", where, f"compressed L2 entry at {where} has the copied flag")
+        if self.m.external or bitmap:
+            self.corrupt("deep-refcount", where, f"compressed L2 entry at {where} with a data file or subclusters")
+            return
+        host = entry & ((1 << self.m.csize_shift) - 1)
+        size = ((entry >> self.m.csize_shift & self.m.csize_mask) + 1) * 512 - host % 512
+        self.inc(host, size)
+        if active:
+            for name in ("allocated-clusters", "compressed-clusters", "fragmented-clusters"):
+                self.counters[name] += 1
+
+    def bitmaps(self) -> None:
+        """qcow2_check_bitmaps_refcounts: the directory, each bitmap's table and its data clusters."""
+        for table in self.walk.listed:
+            if table.name != "bitmap directory":
+                continue
+            self.inc(table.offset, table.length)
+            position, end = table.offset, table.offset + table.length
+            for _ in range(MAX_BITMAPS):
+                if position + BITMAP_ENTRY > end:
+                    break
+                head = self.reader.read(position, BITMAP_ENTRY).ljust(BITMAP_ENTRY, b"\0")
+                offset, size, _, _, _, name, extra = struct.unpack(">QIIBBHI", head)
+                self.inc(offset, 8 * size)
+                for word in self.words(offset, min(size, self.m.cluster)):
+                    if word & OFFSET_MASK:
+                        self.inc(word & OFFSET_MASK, self.m.cluster)
+                position += -(-(BITMAP_ENTRY + extra + name) // 8) * 8
+
+    def refblocks(self) -> None:
+        """check_refblocks: each refcount block is referenced once, inside the file."""
+        offset, length = self.m.reftable
+        for i, entry in enumerate(self.words(offset, length // 8)):
+            block = entry & REFT_OFFSET
+            if entry & REFT_RESERVED:
+                self.corrupt("deep-refcount", offset + 8 * i, f"refcount table entry {i} has reserved bits set")
+            elif block >> self.bits >= self.nb:
+                self.corrupt("deep-refcount", offset + 8 * i, f"refcount block {i} at {block} is outside the image")
+            elif block:
+                self.inc(block, self.m.cluster)
+                if self.counts[block >> self.bits] != 1:
+                    self.corrupt("deep-refcount", block, f"refcount block {i} at {block} is referenced twice")
+
+    # --- stored refcounts (compare_refcounts, check_oflag_copied) -----------------------------------------------
+
+    def block(self, index: int) -> tuple[int, ...] | None:
+        """The stored refcounts of refcount block ``index`` (empty when it has none, None when its offset
+        is misaligned and qemu cannot read it)."""
+        offset, length = self.m.reftable
+        if index >= length // 8:
+            return ()
+        if index not in self._blocks:
+            block = self.words(offset + 8 * index, 1)[0] & REFT_OFFSET
+            self._blocks[index] = None if block % self.m.cluster else (self._decode(block) if block else ())
+        return self._blocks[index]
+
+    def stored(self, cluster: int) -> int | None:
+        """qcow2_get_refcount: the refcount stored for ``cluster``, None when it cannot be read."""
+        entries = self.block(cluster // self.per_block)
+        if entries is None:
+            return None
+        position = cluster % self.per_block
+        return entries[position] if position < len(entries) else 0
+
+    def _decode(self, block: int) -> tuple[int, ...]:
+        order = self.m.hdr["refcount_order"]
+        data = self.reader.read(block, self.m.cluster).ljust(self.m.cluster, b"\0")
+        if order >= 3:
+            width = 1 << (order - 3)
+            return struct.unpack(f">{len(data) // width}{'BHIQ'[order - 3]}", data)
+        bits, mask = 1 << order, (1 << (1 << order)) - 1
+        return tuple(data[i * bits >> 3] >> (i * bits & 7) & mask for i in range(len(data) * 8 // bits))
+
+    def compare(self) -> int:
+        """compare_refcounts, a refcount block at a time; returns the highest cluster in use."""
+        highest = 0
+        for first in range(0, len(self.counts), self.per_block):
+            computed = self.counts[first : first + self.per_block]
+            entries = self.block(first // self.per_block)
+            if entries is None:
+                self.counters["check-errors"] += len(computed)
+                continue
+            stored = entries[: len(computed)]
+            stored += (0,) * (len(computed) - len(stored))
+            if tuple(computed) == stored:
+                used = len(computed.tobytes().rstrip(b"\0"))
+                highest = first + (used - 1) // computed.itemsize if used else highest
+                continue
+            for i, (count, refcount) in enumerate(zip(computed, stored, strict=True), first):
+                highest = i if count or refcount else highest
+                note = f"cluster {i}: refcount {refcount}, {count} references"
+                if refcount > count:
+                    self.counters["leaks"] += 1
+                    self.problems["deep-refcount-leak"].add(i << self.bits, note)
+                elif refcount < count:
+                    self.corrupt("deep-refcount", i << self.bits, note)
+        return highest
+
+    def copied(self) -> None:
+        """check_oflag_copied: the active tables' copied flags say refcount 1 exactly when it is."""
+        for i, entry in enumerate(self.words(self.m.l1_offset, self.m.l1_entries)):
+            l2 = entry & OFFSET_MASK
+            if not l2:
+                continue
+            refcount = self.stored(l2 >> self.bits)
+            where = self.m.l1_offset + 8 * i
+            if refcount is not None and (refcount == 1) != bool(entry & COPIED):
+                self.corrupt("deep-copied-flag", where, f"L1 entry at {where}: copied flag, L2 refcount {refcount}")
+            for l2_entry, _, at in self.l2_entries(l2):
+                if not l2_entry or self.kind(l2_entry) not in ("normal", "zero-alloc"):
+                    continue
+                count = 1 if self.m.external else self.stored((l2_entry & OFFSET_MASK) >> self.bits)
+                if count is not None and (count == 1) != bool(l2_entry & COPIED):
+                    self.corrupt("deep-copied-flag", at, f"L2 entry at {at}: copied flag, refcount {count}")
+
+    def run(self) -> dict[str, int]:
+        m = self.m
+        self.inc(0, m.cluster)
+        self.l1(m.l1_offset, m.l1_entries, True)
+        for table in self.walk.listed:
+            if table.name.startswith("snapshot ") and table.name.endswith(" L1 table"):
+                self.l1(table.offset, table.length // 8, False)
+            elif table.name == "snapshot table":
+                self.inc(table.offset, table.length)
+        self.inc(*m.reftable)
+        self.bitmaps()
+        self.refblocks()
+        highest = self.compare()
+        self.copied()
+        total = -(-m.size // m.cluster)
+        return {"total-clusters": total, **self.counters, "image-end-offset": (highest + 1) * m.cluster}
+
+
+def check(walk: Walk) -> None:
+    """``deep.check`` and the refcount findings of a qcow2 image."""
+    mapping = walk.mapping
+    if not isinstance(mapping, Qcow2Mapping):
+        return
+    try:
+        qcheck = Check(walk, mapping)
+        walk.check = qcheck.run()
+    except TooLarge as exc:
+        walk.stop(f"refcounts not checked: {exc} past the {MAX_CLUSTERS} this check counts")
+        return
+    for finding_id, problem in qcheck.problems.items():
+        walk.problem(finding_id, problem)
