@@ -174,7 +174,7 @@ async def _triage(
             )
 
         inspect_one = functools.partial(inspect, runner=runner)
-        found = selected(entries(args.paths, limits_for(args.timeout), args.endpoint_url), shard, done)
+        found = selected(entries(args.paths, limits_for(timeout_of(args)), args.endpoint_url), shard, done)
         results = triage.run(found, make_request, _jobs(args), inspect_one)
         try:
             async for report in results:
