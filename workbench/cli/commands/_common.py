@@ -55,61 +55,46 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, metavar="S", help="seconds per image (default 20; 120 with --deep)")
 
 
-def _guest_budget(text: str) -> int:
-    from ...schema import MAX_GUEST_BUDGET
+def _add_view(parser: argparse.ArgumentParser, name: str, what: str, budget: str, default: int, cap: int) -> None:
+    """``--NAME`` (help ``what``) and ``--NAME-budget SIZE`` (``budget`` bytes read at most, within ``cap``)."""
 
-    size = _size_arg(text)
-    if not 0 < size <= MAX_GUEST_BUDGET:
-        raise argparse.ArgumentTypeError(f"the guest budget must lie between 1 byte and {MAX_GUEST_BUDGET >> 20}M")
-    return size
+    def size(text: str) -> int:
+        value = _size_arg(text)
+        if not 0 < value <= cap:
+            raise argparse.ArgumentTypeError(f"the {name} budget must lie between 1 byte and {cap >> 20}M")
+        return value
+
+    parser.add_argument(f"--{name}", action="store_true", help=what)
+    parser.add_argument(
+        f"--{name}-budget",
+        type=size,
+        default=default,
+        metavar="SIZE",
+        help=f"with --{name}: {budget} read at most, K, M or G suffix (default {default >> 20}M, at most "
+        f"{cap >> 20}M); what lies past it is a finding",
+    )
 
 
 def add_guest_options(parser: argparse.ArgumentParser) -> None:
     """``--guest`` and ``--guest-budget`` (docs/guest.md)."""
     from ...schema import DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET
 
-    parser.add_argument(
-        "--guest",
-        action="store_true",
-        help="also look inside the guest: partitions, volumes, filesystems and the OS, from their metadata "
-        "(raw and fixed VHD for now; docs/guest.md)",
+    what = (
+        "also look inside the guest, through the image's own mapping tables: partitions, volumes, filesystems "
+        "and the OS, from their metadata, never mounted (docs/guest.md)"
     )
-    parser.add_argument(
-        "--guest-budget",
-        type=_guest_budget,
-        default=DEFAULT_GUEST_BUDGET,
-        metavar="SIZE",
-        help=f"with --guest: guest bytes read at most, K or M suffix (default 4M, at most {MAX_GUEST_BUDGET >> 20}M)",
-    )
-
-
-def _deep_budget(text: str) -> int:
-    from ...schema import MAX_DEEP_BUDGET
-
-    size = _size_arg(text)
-    if not 0 < size <= MAX_DEEP_BUDGET:
-        raise argparse.ArgumentTypeError(f"the deep budget must lie between 1 byte and {MAX_DEEP_BUDGET >> 20}M")
-    return size
+    _add_view(parser, "guest", what, "guest bytes", DEFAULT_GUEST_BUDGET, MAX_GUEST_BUDGET)
 
 
 def add_deep_options(parser: argparse.ArgumentParser) -> None:
     """``--deep`` and ``--deep-budget`` (docs/deep.md)."""
     from ...schema import DEFAULT_DEEP_BUDGET, MAX_DEEP_BUDGET
 
-    parser.add_argument(
-        "--deep",
-        action="store_true",
-        help="also read every mapping and metadata table and check it against the file: the allocation map "
-        "(as qemu-img map), overlaps, entries past the end, refcounts (docs/deep.md)",
+    what = (
+        "also read every mapping and metadata table and check it against the file: the allocation map "
+        "(as qemu-img map), overlaps, entries past the end, refcounts (docs/deep.md)"
     )
-    parser.add_argument(
-        "--deep-budget",
-        type=_deep_budget,
-        default=DEFAULT_DEEP_BUDGET,
-        metavar="SIZE",
-        help=f"with --deep: metadata bytes read at most, K, M or G suffix (default "
-        f"{DEFAULT_DEEP_BUDGET >> 20}M, at most {MAX_DEEP_BUDGET >> 20}M); what lies past it is a finding",
-    )
+    _add_view(parser, "deep", what, "metadata bytes", DEFAULT_DEEP_BUDGET, MAX_DEEP_BUDGET)
 
 
 def timeout_of(args: argparse.Namespace) -> float:
