@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders.guest_disks import MIB, OS_RELEASE, blkid, partition, place, root_tree, run, sparse
+from tests.builders.guest_disks import MIB, OS_RELEASE, blkid, luks_volume, partition, place, root_tree, run, sparse
 from tests.conftest import required_tool
 from workbench.engine.guest import RawGuestDisk, inspect_guest
 from workbench.engine.reader import Reader
@@ -64,18 +64,7 @@ def gpt_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
         fs_file = sparse(tmp / f"fs{index}", size[index])
         run(*cmd, fs_file, env=env)
         place(disk, fs_file, start[index])
-    luks = sparse(tmp / "luks", size[6])
-    run(
-        "cryptsetup",
-        "luksFormat",
-        "--batch-mode",
-        "--pbkdf",
-        "pbkdf2",
-        "--pbkdf-force-iterations",
-        "1000",
-        luks,
-        input="password",
-    )
+    luks = luks_volume(tmp / "luks", size[6])
     place(disk, luks, start[6])
     return disk, parts
 

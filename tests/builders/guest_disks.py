@@ -45,6 +45,14 @@ def root_tree(folder: Path) -> Path:
     return folder
 
 
+def luks_volume(path: Path, size: int) -> Path:
+    """A LUKS2 container of ``size`` bytes made by cryptsetup (fast PBKDF2: only its header matters here)."""
+    volume = sparse(path, size)
+    iterations = ("--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
+    run("cryptsetup", "luksFormat", "--batch-mode", *iterations, volume, input="password")
+    return volume
+
+
 def partition(disk: Path, script: str) -> list[dict[str, Any]]:
     run("sfdisk", "-q", disk, input=script)
     return json.loads(run("sfdisk", "--json", disk).stdout)["partitiontable"]["partitions"]
