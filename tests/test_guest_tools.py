@@ -9,27 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests.builders.guest_disks import MIB, OS_RELEASE, blkid, luks_volume, partition, place, root_tree, run, sparse
+from tests.builders.guest_disks import OS_RELEASE, blkid, mbr_disk, rich_gpt_disk, run
 from tests.conftest import required_tool
 from workbench.engine.guest import RawGuestDisk, inspect_guest
 from workbench.engine.reader import Reader
 
 TOOLS = ("sfdisk", "blkid", "debugfs", "mkfs.ext4", "mkfs.vfat", "mkfs.xfs", "mkfs.btrfs", "mkfs.ntfs", "mkswap")
-GPT_SCRIPT = """label: gpt
-start=2048, size=131072, type=L, name=root
-size=65536, type=U, name=esp
-size=32768, type=S, name=swap
-size=614400, type=L, name=data-xfs
-size=245760, type=L, name=data-btrfs
-size=65536, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=windows
-size=40960, type=L, name=secret
-"""
-MBR_SCRIPT = """label: dos
-start=2048, size=32768, type=c
-start=34816, size=131072, type=5
-start=36864, size=40960, type=83
-start=79872, size=40960, type=83
-"""
 
 
 def guest(disk: Path) -> tuple[dict[str, Any], list[Any], list[Any]]:
@@ -45,28 +30,7 @@ def guest(disk: Path) -> tuple[dict[str, Any], list[Any], list[Any]]:
 def gpt_disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     for tool in (*TOOLS, "cryptsetup"):
         required_tool(tool, "e2fsprogs dosfstools xfsprogs btrfs-progs ntfs-3g util-linux cryptsetup-bin")
-    tmp = tmp_path_factory.mktemp("gpt")
-    disk = sparse(tmp / "disk.raw", 1280 * MIB)
-    parts = partition(disk, GPT_SCRIPT)
-    start = [p["start"] * 512 for p in parts]
-    size = [p["size"] * 512 for p in parts]
-    tree = root_tree(tmp / "root")
-    run("mkfs.ext4", "-q", "-F", "-L", "rootfs", "-E", f"offset={start[0]}", "-d", tree, disk, f"{size[0] // 1024}k")
-    run("mkfs.vfat", "-F", "16", "-n", "ESP", "--offset", str(start[1] // 512), disk, str(size[1] // 1024))
-    builds = [
-        (2, ["mkswap", "-L", "swappy"]),
-        (3, ["mkfs.xfs", "-q", "-L", "xfsdata"]),
-        (4, ["mkfs.btrfs", "-q", "-L", "btrdata"]),
-        (5, ["mkfs.ntfs", "-q", "-F", "-Q", "-L", "WinData"]),
-    ]
-    env = os.environ | {"TEST_DIR": "1", "TEST_DEV": "1", "QA_CHECK_FS": "1"}  # mkfs.xfs: allow < 300 MiB
-    for index, cmd in builds:
-        fs_file = sparse(tmp / f"fs{index}", size[index])
-        run(*cmd, fs_file, env=env)
-        place(disk, fs_file, start[index])
-    luks = luks_volume(tmp / "luks", size[6])
-    place(disk, luks, start[6])
-    return disk, parts
+    return rich_gpt_disk(tmp_path_factory.mktemp("gpt"))
 
 
 def test_partitions_match_sfdisk(gpt_disk: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -136,11 +100,8 @@ def test_guest_bytes_bounded_by_budget(gpt_disk: tuple[Path, list[dict[str, Any]
 def test_mbr_with_logical_partitions_matches_sfdisk(tmp_path: Path) -> None:
     for tool in TOOLS[:5]:
         required_tool(tool, "util-linux e2fsprogs dosfstools")
-    disk = sparse(tmp_path / "mbr.raw", 96 * MIB)
-    parts = partition(disk, MBR_SCRIPT)
+    disk, parts = mbr_disk(tmp_path)
     logical = [p for p in parts if p["type"] != "5"]
-    run("mkfs.vfat", "-F", "16", "-n", "BOOT", "--offset", "2048", disk, "16384")
-    run("mkfs.ext4", "-q", "-F", "-t", "ext2", "-L", "old", "-E", f"offset={logical[1]['start'] * 512}", disk, "20M")
     value, _, findings = guest(disk)
     assert value["partition_table"]["type"] == "mbr"
     got = [(v["index"], v["start"], v["length"]) for v in value["volumes"]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
 import uuid
 from collections.abc import Iterator
 from itertools import islice
@@ -168,6 +169,28 @@ def test_monolithic_flat_extent_is_external(qemu_img: str, tmp_path: Path) -> No
     qemu = qemu_runs(qemu_img, path, "vmdk")  # qemu reads the flat file: its holes are zero, all offsets its own
     assert all(e["present"] and e["data"] and e["offset"] == e["start"] for e in qemu)
     assert MappedGuestDisk(mapping, reader).read(0, 512) is None  # never opened: "not in this file"
+    it.close()
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["descriptor-file", "capacity-0-header"])
+def test_flat_extent_naming_its_own_file_stays_external(embedded: bool, qemu_img: str, tmp_path: Path) -> None:
+    """qemu opens every extent by its path (vmdk_parse_extents: bdrv_open_child on the descriptor's folder
+    plus the name), never through the file it is reading, even when the name is that file's own: what it
+    reads depends on what the name resolves to, so the extent stays EXTERNAL and reads "not in this file"."""
+    body = vmdk_samples.flat_descriptor('RW 2048 FLAT "self.vmdk" 2048\n')
+    head = vmdk_samples.capacity_zero(body) if embedded else body.encode()
+    path = tmp_path / "self.vmdk"
+    path.write_bytes(head.ljust(MIB, b"\0") + b"\xab" * MIB)
+    mapped = run(qemu_img, "map", "-f", "vmdk", path).stdout.splitlines()[1].split()
+    assert mapped[2:] == ["0x100000", str(path)]  # here the name is this file...
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "copy.vmdk").write_bytes(path.read_bytes())
+    moved = subprocess.run([qemu_img, "info", elsewhere / "copy.vmdk"], capture_output=True, text=True)
+    assert moved.returncode != 0 and "self.vmdk" in moved.stderr  # ...but qemu opens the name, not the file
+    mapping, reader, it = one_mapping(path)
+    assert list(mapping.runs(0, mapping.size)) == [Run(0, MIB, Kind.EXTERNAL, MIB)]
+    assert MappedGuestDisk(mapping, reader).read(0, 512) is None
     it.close()
 
 

@@ -113,7 +113,14 @@ class SparseMapping(BlockMapping):
 
 
 class ExtentMapping:
-    """A descriptor's extent list: extents in other files are EXTERNAL, ZERO extents zeros."""
+    """A descriptor's extent list: extents in other files are EXTERNAL, ZERO extents zeros.
+
+    A FLAT extent whose name is this file's own stays EXTERNAL: qemu opens every extent of a descriptor
+    (a text file, or a capacity-0 header's embedded one) by its path (``vmdk_parse_extents``:
+    ``bdrv_open_child`` on the descriptor's folder plus the name), never through the file it is reading,
+    so what it reads depends on what the name resolves to on the host (another file once the image is
+    copied or renamed), which the sandboxed child, holding one descriptor, cannot know.
+    """
 
     cluster = SECTOR
     backing = False
