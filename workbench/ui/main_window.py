@@ -305,6 +305,7 @@ class MainWindow(QMainWindow):
         self.chain.link_selected.connect(self._show_link)
         self.chain.link_activated.connect(lambda link: self.tabs.setCurrentWidget(self.overview))
         self.session.extending.connect(self._finished)
+        self.session.load_progress.connect(self._load_progress)
         self.guest.load_requested.connect(self.read_guest)
         self.guest.cancel_requested.connect(self.session.cancel_extend)
         self.guest.volume_selected.connect(self.select_volume)
@@ -502,7 +503,8 @@ class MainWindow(QMainWindow):
         following = entry is not None and entry in self.session.following
         loading = self.session.loads[entry][0] if entry in self.session.loads else None
         roots = list(self.settings.allowed_roots)
-        state = PageState(entry, report, self.link is not None, policy, roots, following, loading)
+        progress = self.session.fractions.get(entry) if entry is not None else None
+        state = PageState(entry, report, self.link is not None, policy, roots, following, loading, progress)
         self._report_pages[page].show_state(state)
 
     def _show_link(self, link: dict[str, Any] | None) -> None:
@@ -522,6 +524,13 @@ class MainWindow(QMainWindow):
     def _finished(self, entry: Entry) -> None:
         if entry is self.current:
             self._show_entry(entry)
+
+    def _load_progress(self, entry: Entry) -> None:
+        """The child of the shown image's guest view or deep check said how far it is: only the bar moves."""
+        load = self.session.loads.get(entry)
+        if entry is self.current and load is not None and self.link is None:
+            page = self.guest if load[0] == "guest" else self.allocation
+            page.bar.show_progress(self.session.fractions.get(entry))
 
     def _progress(self, done: int, queued: int) -> None:
         if done < queued:

@@ -42,6 +42,7 @@ class Session(QObject):
     progress = Signal(int, int)  # reports received, images queued (since the queue was last empty)
     notice = Signal(str)  # something the user should know once: the fork server could not start
     extending = Signal(object)  # Entry: a guest view or deep check of it started or ended (see :attr:`loads`)
+    load_progress = Signal(object)  # Entry: its child said how far its extended inspection is (:attr:`fractions`)
 
     def __init__(
         self,
@@ -73,6 +74,7 @@ class Session(QObject):
         self.following: set[Entry] = set()  # entries whose backing chain is being followed
         self._tasks: set[asyncio.Future[None]] = set()  # audits, chains and extended inspections under way
         self.loads: dict[Entry, tuple[str, asyncio.Future[None]]] = {}  # extended inspections under way
+        self.fractions: dict[Entry, dict[str, Any]] = {}  # the last ``{"done", "total", "what"}`` of each load
 
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
@@ -297,6 +299,7 @@ class Session(QObject):
 
     def _extended(self, entry: Entry) -> None:
         self.loads.pop(entry, None)
+        self.fractions.pop(entry, None)
         self.extending.emit(entry)
 
     def cancel_extend(self, entry: Entry) -> None:
@@ -306,9 +309,16 @@ class Session(QObject):
             entry.extras.pop(load[0], None)
             load[1].cancel()
 
+    def _progressed(self, entry: Entry, progress: dict[str, Any]) -> None:
+        if entry in self.loads:
+            self.fractions[entry] = progress
+            self.load_progress.emit(entry)
+
     async def _extend(self, entry: Entry, extra: str, generation: int) -> None:
+        request = self.request(entry)
+        request.on_progress = lambda progress: self._progressed(entry, progress)
         try:
-            report = await self._report(self.request(entry))
+            report = await self._report(request)
         except Exception as exc:  # the window carries on; the page shows the old report and why
             log.exception("extended inspection of %r failed", entry.path)
             entry.extras.pop(extra, None)
