@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -75,6 +76,8 @@ class Session(QObject):
         self._tasks: set[asyncio.Future[None]] = set()  # audits, chains and extended inspections under way
         self.loads: dict[Entry, tuple[str, asyncio.Future[None]]] = {}  # extended inspections under way
         self.fractions: dict[Entry, dict[str, Any]] = {}  # the last ``{"done", "total", "what"}`` of each load
+        # A remote entry's URL as given (it may hold a secret: never shown) and its S3 endpoint; its path is redacted.
+        self.urls: weakref.WeakKeyDictionary[Entry, tuple[str, str | None]] = weakref.WeakKeyDictionary()
 
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
@@ -266,7 +269,9 @@ class Session(QObject):
 
     def request(self, entry: Entry) -> inspector.Request:
         """How ``entry`` is inspected: its declared format and the extras asked for (guest view, deep check)."""
-        request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        url, endpoint = self.urls.get(entry, (entry.path, None))
+        request = inspector.Request(url, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        request.endpoint_url = endpoint
         for name, budget in entry.extras.items():
             setattr(request, name, True)
             setattr(request, f"{name}_budget", budget)
