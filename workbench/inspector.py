@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -66,6 +66,7 @@ class Request:
     deep: bool = False  # deep inspection: every metadata table (report key ``deep``)
     deep_budget: int = DEFAULT_DEEP_BUDGET
     endpoint_url: str | None = None  # s3:// only: the endpoint (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
+    on_progress: Callable[[dict[str, Any]], None] | None = None  # deep inspection's ``{"done", "total", "what"}``
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -103,6 +104,7 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
         guest_budget=request.guest_budget,
         deep=request.deep,
         deep_budget=request.deep_budget,
+        on_progress=request.on_progress,
     )
     try:
         if remote:

@@ -25,12 +25,14 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="workbench-shots-")  # d
 import qasync  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from tests.builders.guest_disks import MIB, partition, place, root_tree, run, sparse  # noqa: E402
+from tests.builders.guest_disks import MIB, luks_volume, partition, place, root_tree, run, sparse  # noqa: E402
+from tests.remote_servers import RangeServer  # noqa: E402
 from workbench.demo import images as demo  # noqa: E402
 from workbench.policy import settings as settings_mod  # noqa: E402
 from workbench.ui import theme  # noqa: E402
 from workbench.ui.icons import icon  # noqa: E402
 from workbench.ui.main_window import MainWindow  # noqa: E402
+from workbench.ui.open_url import OpenUrlDialog  # noqa: E402
 
 QEMU_IMAGES = [  # (name, format, options) for the triage folder
     ("base.raw", "raw", []),
@@ -72,85 +74,27 @@ def guest_disk(folder: Path) -> Path:
     swap = sparse(folder / "swap", size[3])
     run("mkswap", "-L", "swap", swap)
     place(disk, swap, start[3])
-    luks = sparse(folder / "luks", size[4])
-    run(
-        "cryptsetup",
-        "luksFormat",
-        "--batch-mode",
-        "--pbkdf",
-        "pbkdf2",
-        "--pbkdf-force-iterations",
-        "1000",
-        luks,
-        input="password",
-    )
+    luks = luks_volume(folder / "luks", size[4])
     place(disk, luks, start[4])
     return disk
 
 
-def hand_made_deep(virtual: int) -> dict[str, Any]:
-    """A deep report in the contract's shape (``workbench.schema.Deep``), for the picture while the deep
-    engine is not merged: each run kind once, an L2 table overlapping data in the file."""
-    mib = MIB
-    runs = [
-        (0, 6 * mib, "data"),
-        (6 * mib, 2 * mib, "zero"),
-        (8 * mib, mib, "compressed"),
-        (9 * mib, 40 * mib, "unallocated"),
-        (49 * mib, 3 * mib, "data"),
-        (52 * mib, mib // 4, "invalid"),
-        (52 * mib + mib // 4, virtual // 4, "backing"),
-    ]
-    flags = {
-        "data": (True, False, True),
-        "zero": (True, True, False),
-        "compressed": (True, False, True),
-        "unallocated": (False, True, False),
-        "invalid": (True, False, True),
-        "backing": (False, False, False),
-    }
-    deep_map: list[dict[str, Any]] = []
-    cursor = 0x50000
-    for start, length, kind in runs:
-        present, zero, data = flags[kind]
-        run_ = {"start": start, "length": length, "present": present, "zero": zero, "data": data}
-        if kind == "data":
-            run_["offset"], cursor = cursor, cursor + length
-        run_.update({"compressed": True} if kind == "compressed" else {"invalid": True} if kind == "invalid" else {})
-        deep_map.append(run_)
-    end = virtual // 4 + 52 * mib + mib // 4
-    deep_map.append({"start": end, "length": virtual - end, "present": False, "zero": True, "data": False})
-    file_map = [
-        {"offset": 0, "length": 0x10000, "kind": "header", "name": "header"},
-        {"offset": 0x10000, "length": 0x10000, "kind": "table", "name": "refcount table"},
-        {"offset": 0x20000, "length": 0x10000, "kind": "table", "name": "refcount block 0"},
-        {"offset": 0x30000, "length": 0x10000, "kind": "table", "name": "L1 table"},
-        {"offset": 0x40000, "length": 0x10000, "kind": "table", "name": "L2 table 0"},
-        {"offset": 0x50000, "length": 6 * mib, "kind": "data"},
-        {"offset": 0x50000 + 6 * mib, "length": 0x10000, "kind": "overlap", "name": "L2 table 1 / data"},
-        {"offset": 0x60000 + 6 * mib, "length": 3 * mib, "kind": "data"},
-        {"offset": 0x60000 + 9 * mib, "length": 2 * mib, "kind": "free"},
-        {"offset": 0x60000 + 11 * mib, "length": 200 << 10, "kind": "compressed"},
-        {"offset": 0x60000 + 12 * mib, "length": mib // 2, "kind": "outside", "name": "L2 table 2"},
-    ]
-    check = {
-        "total-clusters": virtual >> 16,
-        "allocated-clusters": 160,
-        "fragmented-clusters": 2,
-        "compressed-clusters": 16,
-        "image-end-offset": 0x60000 + 11 * mib + (200 << 10),
-        "leaks": 0,
-        "corruptions": 2,
-    }
-    return {
-        "map": deep_map,
-        "file_map": file_map,
-        "allocated_virtual": 10 * mib,
-        "check": check,
-        "budget": 64 * mib,
-        "bytes_read": 0x50000,
-        "complete": True,
-    }
+DEEP_WRITES = (  # qemu-io commands for the Allocation picture: data, zeros, compressed clusters, a discard
+    "write -P 0xaa 0 24M",
+    "write -z 32M 8M",
+    "write -c -P 0x55 48M 4M",
+    "write -P 0x11 128M 16M",
+    "write -c -P 0x66 200M 2M",
+    "discard 8M 4M",
+)
+
+
+def deep_disk(folder: Path) -> Path:
+    """A 256 MiB qcow2 written by qemu-io, so the Deep check draws every kind qemu-img map knows."""
+    qemu_img(folder, "written.qcow2", "qcow2", [], "256M")
+    commands = [arg for command in DEEP_WRITES for arg in ("-c", command)]
+    subprocess.run(["qemu-io", "-f", "qcow2", *commands, "written.qcow2"], cwd=folder, check=True, capture_output=True)
+    return folder / "written.qcow2"
 
 
 def build(work: Path) -> None:
@@ -164,6 +108,8 @@ def build(work: Path) -> None:
         qemu_img(work / "triage" / "qemu-img", name, fmt, options)
     (work / "guest").mkdir()
     guest_disk(work / "guest")
+    (work / "deep").mkdir()
+    deep_disk(work / "deep")
     (work / "chain").mkdir()
     qemu_img(work / "chain", "base.raw", "raw", [], "2G")
     qemu_img(work / "chain", "snapshot-1.qcow2", "qcow2", ["-b", "base.raw", "-F", "raw"], None)
@@ -175,6 +121,7 @@ class Shots:
         self.app = app
         self.work = work
         self.window = MainWindow(settings_mod.Settings())
+        self.dialog: QWidget | None = None  # shown over the window in the picture
 
     async def until(self, done: Callable[[], bool], timeout: float = 60) -> None:
         for _ in range(int(timeout / 0.05)):
@@ -296,20 +243,32 @@ class Shots:
         return self.window
 
     async def allocation(self) -> QWidget:
-        """The Allocation view of a qcow2 after a Deep check; the engine's own deep report when it has one,
-        else a hand-made one in the contract's shape (said in the caption of docs/gui.md)."""
-        self.window.add_files([str(self.work / "triage" / "qemu-img" / "disk.qcow2")])
+        """The Allocation view of a qcow2 written by qemu-io, after a real Deep check; a data run's bytes shown."""
+        self.window.resize(1360, 480)  # the strips, their legends and the counters: no empty page below
+        self.window.add_files([str(self.work / "deep" / "written.qcow2")])
         await self.idle()
         entry = self.window.model.entries[0]
         self.window.select(entry)
         self.window.deep_check(entry)
         await self.until(lambda: entry not in self.window.session.loads and not self.window.busy())
-        assert entry.report is not None
-        if not isinstance(entry.report.get("deep"), dict) or "unavailable" in entry.report["deep"]:
-            entry.report["deep"] = hand_made_deep(entry.report["virtual_size"])
-            self.window.select(entry)
-            self.window._show_entry(entry)
+        deep = (entry.report or {}).get("deep")
+        assert isinstance(deep, dict) and "map" in deep, "the engine returned no deep report"
         self.window.tabs.setCurrentWidget(self.window.allocation)
+        return self.window
+
+    async def open_url(self) -> QWidget:
+        """A presigned URL opened from the local HTTP server of the tests: the list, title and tooltip carry
+        the redacted URL; File > Open URL shown over the window for the next one."""
+        server = RangeServer()
+        server.state.objects["/uploads/customer-42.qcow2"] = (self.work / "chain" / "snapshot-1.qcow2").read_bytes()
+        url = server.url("/uploads/customer-42.qcow2") + "?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=0123abcd"
+        entry = self.window.open_url(url)
+        await self.idle()
+        self.window.select(entry)
+        self.window.tabs.setCurrentWidget(self.window.overview)
+        self.dialog = OpenUrlDialog("https://minio.internal:9000", "s3://uploads/2026/11/ticket-1234.vmdk", self.window)
+        self.dialog.move(self.window.x() + 560, self.window.y() + 560)  # the list, title and Path row in sight
+        self.dialog.show()
         return self.window
 
     async def take(self, name: str, out: Path) -> None:
@@ -319,7 +278,12 @@ class Shots:
         shot: Callable[[], Coroutine[Any, Any, QWidget]] = getattr(self, name.replace("-", "_"))
         widget = await shot()
         await asyncio.sleep(0.8)  # painted
-        subprocess.run(["import", "-window", hex(int(widget.winId())), str(out)], check=True)
+        if self.dialog is None:
+            subprocess.run(["import", "-window", hex(int(widget.winId())), str(out)], check=True)
+        else:  # the window with its dialog over it: the screen, cut to the window's frame
+            frame = widget.frameGeometry()
+            crop = f"{frame.width()}x{frame.height()}+{frame.x()}+{frame.y()}"
+            subprocess.run(["import", "-window", "root", "-crop", crop, str(out)], check=True)
         self.window.close()
 
 
@@ -332,6 +296,7 @@ NAMES += (
     "large-overview-dark",
     "guest",
     "allocation",
+    "open-url",
 )
 
 

@@ -41,7 +41,8 @@ class Settings:
     theme: str = "system"
     guest_budget: int = DEFAULT_GUEST_BUDGET  # guest bytes the window's Guest tab reads at most
     deep_budget: int = DEFAULT_DEEP_BUDGET  # metadata bytes the window's Deep check reads at most
-    recent_files: list[str] = field(default_factory=list)
+    recent_files: list[str] = field(default_factory=list)  # local paths, and remote URLs redacted
+    endpoint_url: str = ""  # File > Open URL's S3 endpoint ("": AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
 
     def policy(self) -> Policy:
         return Policy(self.max_virtual_size, self.allowed_formats, list(self.required_layers))

@@ -85,7 +85,8 @@ class AllocationPage(QWidget):
         self.show_deep(report, asked)
         loading = state.loading == "deep"
         can = report is not None and report.get("verdict") != "failed" and not state.link
-        self.bar.show_status(CHECKING if loading else deep_message(report, asked), busy=loading, can_request=can)
+        message = CHECKING if loading else deep_message(report, asked)
+        self.bar.show_status(message, busy=loading, can_request=can, progress=state.progress)
 
     def show_deep(self, report: dict[str, Any] | None, asked: bool = True) -> None:
         """Draw ``report['deep']`` (a hand-made one in tests) and say what it holds."""

@@ -21,6 +21,9 @@ EXPLANATION = (
 )
 
 
+REMOTE = "A remote image's backing chain is not followed: chains are followed on this machine only."
+
+
 class ChainPage(QWidget):
     link_selected = Signal(object)  # a link's report, or None (the end of the chain, or nothing)
     link_activated = Signal(object)  # a link's report
@@ -51,7 +54,9 @@ class ChainPage(QWidget):
 
     def show_state(self, state: PageState) -> None:
         entry = state.entry
-        self.show_chain(entry.chain if entry else None, state.following, entry is not None)
+        self.show_chain(entry.chain if entry else None, state.following, entry is not None and not entry.remote)
+        if entry is not None and entry.remote:
+            self.summary.setText(REMOTE)
 
     def show_chain(self, report: dict[str, Any] | None, running: bool, available: bool) -> None:
         """``report`` from :func:`workbench.chain.follow` (``None``: not followed); ``available``: an image is shown."""

@@ -29,14 +29,16 @@ def list_menu(window: MainWindow, pos: QPoint | None = None) -> QMenu:
     entry, status = window.current, window.statusBar()
     items: list[tuple[str, Callable[[], Any]] | None] = []
     if entry is not None:
-        path = entry.path
-        items += [
-            ("Inspect Again", window.reinspect),
-            ("Copy Path", lambda: copy_text(path, status, "the path")),
-            ("Reveal in Folder", lambda: reveal_in_folder(path)),
-            None,
-            ("Remove", window.remove_selected),
-        ]
+        path = entry.path  # a remote image's redacted URL: no folder to reveal
+        items.append(("Inspect Again", window.reinspect))
+        if entry.remote:
+            items.append(("Copy URL (redacted)", lambda: copy_text(path, status, "the URL")))
+        else:
+            items += [
+                ("Copy Path", lambda: copy_text(path, status, "the path")),
+                ("Reveal in Folder", lambda: reveal_in_folder(path)),
+            ]
+        items += [None, ("Remove", window.remove_selected)]
     return menu(window, items)
 
 

@@ -81,7 +81,7 @@ class GuestPage(QWidget):
             self.load_requested.emit(self.entry)
             loading = True
         message = READING if loading else guest_message(report)
-        self.bar.show_status(message, busy=loading, can_request=wanted and not state.link)
+        self.bar.show_status(message, busy=loading, can_request=wanted and not state.link, progress=state.progress)
 
     @staticmethod
     def _disk_size(report: dict[str, Any] | None) -> int:

@@ -25,6 +25,7 @@ from .qtmodels.image_list_model import (
     VERDICT,
     Entry,
     ImageListModel,
+    file_name,
 )
 from .widgets import fit_columns, tree_view
 
@@ -34,7 +35,7 @@ NAME_CHARS = 20  # the Image column never gets narrower than this many character
 
 def declared_choices(path: str) -> list[tuple[str, str]]:
     """``(label, value)`` pairs for a declared-format box; value ``""`` means "from the extension"."""
-    guessed = format_from_extension(path)
+    guessed = format_from_extension(file_name(path))  # a URL's query is no extension
     first = f"from the extension ({guessed})" if guessed else "none: probe (not recommended)"
     return [(first, FROM_EXTENSION), *((name, name) for name in KNOWN_NAMES)]
 

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..audit import report as audit_report
 from ..demo import images as demo
+from ..host.sources import is_remote, redact
 from ..policy import settings as settings_mod
 from ..render.text import summary
 from ..render.textsafe import printable
@@ -59,10 +60,11 @@ from .findings_page import FindingsPage
 from .guest_page import GuestPage
 from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
+from .open_url import OpenUrlDialog
 from .overview import OverviewPage
 from .page_state import PageState, ReportPage
 from .qtmodels.guest_model import volume_field
-from .qtmodels.image_list_model import DECLARED, Entry, ImageListModel
+from .qtmodels.image_list_model import DECLARED, Entry, ImageListModel, file_name
 from .qtmodels.node_model import tooltip
 from .references_page import ReferencesPage
 from .report_header import ReportHeader
@@ -228,6 +230,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         self._action(file_menu, "&Open…", self.open_dialog, "Ctrl+O")
         self._action(file_menu, "Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self._action(file_menu, "Open &URL…", self.open_url_dialog, "Ctrl+Shift+U")
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
@@ -305,6 +308,7 @@ class MainWindow(QMainWindow):
         self.chain.link_selected.connect(self._show_link)
         self.chain.link_activated.connect(lambda link: self.tabs.setCurrentWidget(self.overview))
         self.session.extending.connect(self._finished)
+        self.session.load_progress.connect(self._load_progress)
         self.guest.load_requested.connect(self.read_guest)
         self.guest.cancel_requested.connect(self.session.cancel_extend)
         self.guest.volume_selected.connect(self.select_volume)
@@ -421,11 +425,38 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([folder])
 
+    def open_url_dialog(self, url: str = "") -> Entry | None:
+        """File > Open URL (a recent URL comes back here, redacted: its secret, if any, is typed again)."""
+        dialog = OpenUrlDialog(self.settings.endpoint_url, url, self)
+        try:
+            if dialog.exec() != OpenUrlDialog.DialogCode.Accepted:
+                return None
+            typed, endpoint = dialog.values()
+        finally:
+            dialog.deleteLater()  # its line edit held the URL as typed
+        return self.open_url(typed, endpoint)
+
+    def open_url(self, url: str, endpoint: str = "") -> Entry:
+        """Inspect a remote image by ranges; listed, titled, exported and remembered under its redacted URL."""
+        shown = redact(url)
+        self.settings.remember(shown)
+        self.settings.endpoint_url = endpoint
+        self._save_settings()
+        entry = self.model.find(shown)
+        if entry is None:
+            entry = Entry(shown)
+            self.session.urls[entry] = (url, endpoint or None)
+            self.model.add([entry])
+            self.session.submit([entry])
+        self.select(entry)
+        return entry
+
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         for path in self.settings.recent_files:
             action = self.recent_menu.addAction(printable(path, 200))
-            action.triggered.connect(lambda checked=False, p=path: self.open_paths([p]))
+            reopen = self.open_url_dialog if is_remote(path) else lambda p: self.open_paths([p])
+            action.triggered.connect(lambda checked=False, p=path, o=reopen: o(p))
         if not self.settings.recent_files:
             self.recent_menu.addAction("(none)").setEnabled(False)
 
@@ -480,7 +511,7 @@ class MainWindow(QMainWindow):
     def _show_heading(self, path: str, verdict: str, suffix: str = "") -> str:
         """The header: the file's name (and ``suffix``), its full path as the tooltip, the verdict's badge;
         returns the name shown."""
-        name = printable(os.path.basename(path), 200)
+        name = printable(file_name(path), 200)
         self.title.setText(name + suffix)
         self.title.setToolTip(tooltip(printable(path, 1024)))
         self.badge.setPixmap(self.icons[f"verdict-{verdict}"].pixmap(22, 22))
@@ -502,7 +533,8 @@ class MainWindow(QMainWindow):
         following = entry is not None and entry in self.session.following
         loading = self.session.loads[entry][0] if entry in self.session.loads else None
         roots = list(self.settings.allowed_roots)
-        state = PageState(entry, report, self.link is not None, policy, roots, following, loading)
+        progress = self.session.fractions.get(entry) if entry is not None else None
+        state = PageState(entry, report, self.link is not None, policy, roots, following, loading, progress)
         self._report_pages[page].show_state(state)
 
     def _show_link(self, link: dict[str, Any] | None) -> None:
@@ -522,6 +554,13 @@ class MainWindow(QMainWindow):
     def _finished(self, entry: Entry) -> None:
         if entry is self.current:
             self._show_entry(entry)
+
+    def _load_progress(self, entry: Entry) -> None:
+        """The child of the shown image's guest view or deep check said how far it is: only the bar moves."""
+        load = self.session.loads.get(entry)
+        if entry is self.current and load is not None and self.link is None:
+            page = self.guest if load[0] == "guest" else self.allocation
+            page.bar.show_progress(self.session.fractions.get(entry))
 
     def _progress(self, done: int, queued: int) -> None:
         if done < queued:
@@ -576,7 +615,7 @@ class MainWindow(QMainWindow):
     def follow_link(self) -> None:
         """Inspect the target of a dropped symbolic link: only ever on the user's request."""
         entry = self.current
-        if entry is None or entry.audit or not os.path.islink(entry.path):
+        if entry is None or entry.audit or entry.remote or not os.path.islink(entry.path):
             self.statusBar().showMessage("The selected image is not a symbolic link.", 5000)
             return
         entry.follow_symlinks = True
@@ -587,6 +626,9 @@ class MainWindow(QMainWindow):
         entry = self.current
         if entry is None or entry.audit:
             self.statusBar().showMessage("Select a disk image to follow its backing chain.", 5000)
+            return
+        if entry.remote:
+            self.statusBar().showMessage("Backing chains are followed on this machine only, not from a URL.", 5000)
             return
         self.tabs.setCurrentWidget(self.chain)
         if entry not in self.session.following:

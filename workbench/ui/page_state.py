@@ -20,6 +20,7 @@ class PageState:
     roots: list[str]  # the folders backing chains may name
     following: bool  # the image's backing chain is being followed now
     loading: str | None = None  # the extra (``guest``, ``deep``) a child is reading for the image now
+    progress: dict[str, Any] | None = None  # how far that child is: ``{"done", "total", "what"}``, once it said
 
 
 class ReportPage(Protocol):

@@ -25,7 +25,8 @@ class ReportHeader(QWidget):
         self.declared_box = QComboBox()
         self.declared_box.setAccessibleName("Declared format")
         self.declared_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.declared_box.setMinimumContentsLength(14)  # the title keeps the room in a narrow window
+        # "from the extension (qcow2)" whole; a narrow window puts the box on a row of its own (fit)
+        self.declared_box.setMinimumContentsLength(26)
         self.declared_box.setToolTip("The format this image must have; changing it inspects the image again (F2)")
         self.declared_label = QLabel("&Declared:")
         self.declared_label.setBuddy(self.declared_box)

@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -42,6 +43,7 @@ class Session(QObject):
     progress = Signal(int, int)  # reports received, images queued (since the queue was last empty)
     notice = Signal(str)  # something the user should know once: the fork server could not start
     extending = Signal(object)  # Entry: a guest view or deep check of it started or ended (see :attr:`loads`)
+    load_progress = Signal(object)  # Entry: its child said how far its extended inspection is (:attr:`fractions`)
 
     def __init__(
         self,
@@ -73,6 +75,9 @@ class Session(QObject):
         self.following: set[Entry] = set()  # entries whose backing chain is being followed
         self._tasks: set[asyncio.Future[None]] = set()  # audits, chains and extended inspections under way
         self.loads: dict[Entry, tuple[str, asyncio.Future[None]]] = {}  # extended inspections under way
+        self.fractions: dict[Entry, dict[str, Any]] = {}  # the last ``{"done", "total", "what"}`` of each load
+        # A remote entry's URL as given (it may hold a secret: never shown) and its S3 endpoint; its path is redacted.
+        self.urls: weakref.WeakKeyDictionary[Entry, tuple[str, str | None]] = weakref.WeakKeyDictionary()
 
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
@@ -264,7 +269,9 @@ class Session(QObject):
 
     def request(self, entry: Entry) -> inspector.Request:
         """How ``entry`` is inspected: its declared format and the extras asked for (guest view, deep check)."""
-        request = inspector.Request(entry.path, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        url, endpoint = self.urls.get(entry, (entry.path, None))
+        request = inspector.Request(url, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        request.endpoint_url = endpoint
         for name, budget in entry.extras.items():
             setattr(request, name, True)
             setattr(request, f"{name}_budget", budget)
@@ -297,6 +304,7 @@ class Session(QObject):
 
     def _extended(self, entry: Entry) -> None:
         self.loads.pop(entry, None)
+        self.fractions.pop(entry, None)
         self.extending.emit(entry)
 
     def cancel_extend(self, entry: Entry) -> None:
@@ -306,9 +314,16 @@ class Session(QObject):
             entry.extras.pop(load[0], None)
             load[1].cancel()
 
+    def _progressed(self, entry: Entry, progress: dict[str, Any]) -> None:
+        if entry in self.loads:
+            self.fractions[entry] = progress
+            self.load_progress.emit(entry)
+
     async def _extend(self, entry: Entry, extra: str, generation: int) -> None:
+        request = self.request(entry)
+        request.on_progress = lambda progress: self._progressed(entry, progress)
         try:
-            report = await self._report(self.request(entry))
+            report = await self._report(request)
         except Exception as exc:  # the window carries on; the page shows the old report and why
             log.exception("extended inspection of %r failed", entry.path)
             entry.extras.pop(extra, None)

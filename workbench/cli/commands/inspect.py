@@ -97,23 +97,33 @@ def run(args: argparse.Namespace) -> int:
             warn("--chain follows backing files on this machine: it does not take URLs")
             return 2
         return _run_chains(requests, args)
-    reports = asyncio.run(_inspect_all(requests))
+    reports = asyncio.run(_inspect_all(requests, args.deep))
     print_reports(reports, args.json, lambda report: summary(report, args.verbose))
     return exit_code(reports)
 
 
-async def _inspect_all(requests: list[Request]) -> list[dict[str, Any]]:
+async def _inspect_all(requests: list[Request], deep: bool = False) -> list[dict[str, Any]]:
     """One image: a fresh engine process. Several: children forked from one sandboxed server,
-    which costs one process start for the batch instead of one per image."""
+    which costs one process start for the batch instead of one per image. A deep inspection draws its
+    progress on standard error when that is a terminal."""
     from ...host.runner import FRESH
     from ...inspector import inspect_many
+    from ..progress import TerminalProgress
 
-    if len(requests) == 1:
-        return await inspect_many(requests)
-    from ...triage import run as triage
+    bar = TerminalProgress([request.path for request in requests]) if deep and TerminalProgress.wanted() else None
+    if bar is not None:
+        for number, request in enumerate(requests):
+            request.on_progress = bar.callback(number)
+    try:
+        if len(requests) == 1:
+            return await inspect_many(requests)
+        from ...triage import run as triage
 
-    async with triage.engine_pool(requests[0].policy.required_layers, warn) as pool:
-        return await inspect_many(requests, runner=pool or FRESH)
+        async with triage.engine_pool(requests[0].policy.required_layers, warn) as pool:
+            return await inspect_many(requests, runner=pool or FRESH)
+    finally:
+        if bar is not None:
+            bar.erase()
 
 
 def chain_text(report: dict[str, Any], verbose: bool = False) -> str:

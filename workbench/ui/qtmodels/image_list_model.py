@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
+from ...host.remote import url_file_name
+from ...host.sources import is_remote
 from ...inspector import format_from_extension
 from ...render.sizes import human_size
 from ...render.textsafe import printable
@@ -26,6 +28,11 @@ FROM_EXTENSION = ""  # the edit value that means "use the extension again"
 Index = QModelIndex | QPersistentModelIndex
 
 
+def file_name(path: str) -> str:
+    """The name of an image's file: a path's last part, a URL's path's last part (without its query)."""
+    return os.path.basename(url_file_name(path) if is_remote(path) else path)
+
+
 @dataclass(eq=False)
 class Entry:
     """One opened image; ``declared`` is the user's choice, ``None`` meaning "from the extension".
@@ -34,6 +41,7 @@ class Entry:
     ``chain`` is the report of :func:`workbench.chain.follow` once the user asked for the backing chain.
     ``extras`` holds what the user asked for on top of the header parse, with its budget: ``guest`` (the Guest
     tab) and ``deep`` (the Deep check); every later inspection of the entry asks for them too.
+    A remote image's ``path`` is its redacted URL; the URL itself is only in the session (``Session.urls``).
     """
 
     path: str
@@ -48,14 +56,19 @@ class Entry:
     extras: dict[str, int] = field(default_factory=dict)
 
     @property
+    def remote(self) -> bool:
+        """An ``s3://`` or ``http(s)://`` object: no folder to reveal, no local backing chain."""
+        return is_remote(self.path)
+
+    @property
     def effective_declared(self) -> str | None:
-        return self.declared or format_from_extension(self.path)
+        return self.declared or format_from_extension(file_name(self.path))
 
     @property
     def declared_source(self) -> str:
         if self.declared:
             return self.declared_by
-        return "extension" if format_from_extension(self.path) else "none"
+        return "extension" if format_from_extension(file_name(self.path)) else "none"
 
     @property
     def verdict(self) -> str:
@@ -112,10 +125,10 @@ class ImageListModel(QAbstractTableModel):
         """Count file names; rows whose name became (or stopped being) shared show their folder (or not)."""
         changed = set()
         for path in paths:
-            name = os.path.basename(path)
+            name = file_name(path)
             self._names[name] += step
             changed.add(name)
-        rows = [n for n, e in enumerate(self.entries) if os.path.basename(e.path) in changed]
+        rows = [n for n, e in enumerate(self.entries) if file_name(e.path) in changed]
         if rows:
             self.dataChanged.emit(self.index(min(rows), NAME), self.index(max(rows), NAME))
 
@@ -152,8 +165,8 @@ class ImageListModel(QAbstractTableModel):
         if column == VERDICT:
             return {"queued": "queued", "running": "inspecting…"}.get(entry.state, entry.verdict)
         if column == NAME:
-            name = os.path.basename(entry.path) or entry.path
-            if self._names[name] > 1:  # same-named files from different folders: the folder tells them apart
+            name = file_name(entry.path) or entry.path
+            if self._names[name] > 1 and not entry.remote:  # same-named files: their folder tells them apart
                 name = f"{name} — {os.path.basename(os.path.dirname(entry.path))}/"
             return printable(name, 200)
         if entry.audit:  # the kind in the tooltip; the columns are narrow
