@@ -19,6 +19,7 @@ from tests.remote_servers import RangeServer, S3Server, ServerState
 from tests.test_cli import run_cli
 from tests.test_remote_s3 import client, s3, s3_server  # noqa: F401 (fixtures)
 from workbench import api
+from workbench.demo.images import write_demo
 from workbench.engine.child import sandbox
 from workbench.engine.child.ranges import PipeImage
 from workbench.engine.reader import DEFAULT_BUDGET, SourceFailed
@@ -292,3 +293,50 @@ def test_a_listing_that_fails_is_one_failed_entry(s3: S3Server) -> None:  # noqa
     assert result.returncode == 30
     assert "FAILED s3://no-such-bucket-here/prefix/: listing failed: " in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+WRITABLE = ("qcow2", "qcow", "qed", "vmdk", "vpc", "vhdx", "vdi", "parallels", "raw")
+
+
+def test_every_format_and_the_hostile_samples_report_as_the_local_files(
+    http: RangeServer, qemu_create: Callable[..., Path], tmp_path: Path
+) -> None:
+    """qemu-img images of every writable format and the demonstration set (a backing file pointing at a host
+    file, a VMDK extent naming one, encrypted images): triaged over HTTP and from the folder, key for key."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for fmt in WRITABLE:
+        qemu_create(f"images/disk-{fmt}.{'img' if fmt == 'raw' else fmt}", fmt, "64M")
+    write_demo(folder)
+    names = sorted(p.name for p in folder.iterdir())
+    for name in names:
+        http.state.objects[f"/{name}"] = (folder / name).read_bytes()
+    remote, local = tmp_path / "remote.jsonl", tmp_path / "local.jsonl"
+    over_http = run_cli("triage", "-q", *(http.url(f"/{name}") for name in names), "--jsonl", str(remote))
+    from_disk = run_cli("triage", "-q", str(folder), "--jsonl", str(local))
+    assert over_http.returncode == from_disk.returncode == 20, over_http.stdout + from_disk.stdout  # rejects
+    by_name = {
+        which: {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+        for which, out in (("remote", remote), ("local", local))
+    }
+    assert sorted(by_name["remote"]) == sorted(by_name["local"]) == names
+    assert {r["verdict"] for r in by_name["local"].values()} >= {"accept", "reject"}
+    for name in names:
+        remote_report, local_report = by_name["remote"][name], by_name["local"][name]
+        assert remote_report["allocated_size"] is None, name
+        assert stable(remote_report) == stable(local_report), name
+
+
+def test_a_server_that_dies_mid_inspection_or_refuses_is_one_clear_line(http: RangeServer, qcow2: Path) -> None:
+    http.state.objects["/dying.qcow2"] = qcow2.read_bytes()
+
+    def die_after_the_open(state: ServerState) -> None:
+        state.mode = "cut"  # the next range's body stops halfway and the connection closes
+
+    http.state.after_get = die_after_the_open
+    for url in (http.url("/dying.qcow2"), http.url("/private/disk.qcow2")):
+        report, output, code = inspect_json(url)
+        assert (code, report["verdict"]) == (30, "failed"), output
+        assert "\n" not in report["error"] and report["error"], report
+        assert "Traceback" not in output
+    assert "403" in report["error"] or "denied" in report["error"].lower()
