@@ -59,3 +59,12 @@ def checks_of(rep: dict[str, Any] | Inspection) -> list[str]:
     undocumented = set(checks) - documented_checks()
     assert not undocumented, f"check ids missing from docs/formats.md: {sorted(undocumented)}"
     return checks
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` without what differs between two runs on the same image: its ``elapsed_ms``, and the number
+    the parent happened to pass the image on (the child keeps descriptors 0-3 either way; a parent without an
+    event loop often passes it as 3 already, so the child's ``fds`` layer moves nothing)."""
+    fds = re.sub(r"; moved \d+ to 3\b", "", report["sandbox"]["fds"])
+    assert isinstance(report["elapsed_ms"], int | float)
+    return {**{k: v for k, v in report.items() if k != "elapsed_ms"}, "sandbox": {**report["sandbox"], "fds": fds}}

@@ -116,3 +116,25 @@ def test_subcommands_listed_from_the_folder_are_those_pkgutil_lists(monkeypatch:
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert sorted(commands._module_names()) == from_folder
     assert {"inspect", "triage", "_common"} <= set(from_folder)
+
+
+# What a single local inspection does without: the event loop and what it brings, and the remote clients.
+NOT_FOR_ONE_FILE = ("asyncio", "ssl", "socket", "concurrent.futures", "http.client", "workbench.host.sources")
+
+
+def test_inspect_of_one_local_file_imports_no_event_loop(raw_image: Path) -> None:
+    out, modules = modules_after("inspect", "--json", "-f", "raw", str(raw_image))
+    report = json.loads(out)
+    assert (report["verdict"], report["format"]) == ("accept", "raw")
+    assert report["sandbox"]["seccomp"].startswith("on")  # the same sandboxed child, every layer
+    assert "workbench.host.direct" in modules
+    assert [name for name in NOT_FOR_ONE_FILE if name in modules] == []
+
+
+def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.raw"
+    other.write_bytes(bytes(4096))
+    out, modules = modules_after("inspect", "--json", str(raw_image), str(other))
+    assert [report["verdict"] for report in json.loads(out)] == ["accept", "accept"]
+    assert {"asyncio", "workbench.host.runner"} <= set(modules)
+    assert "workbench.host.direct" not in modules
