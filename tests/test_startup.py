@@ -13,6 +13,7 @@ import pytest
 
 from workbench.cli.main import main
 from workbench.engine import checksums
+from workbench.engine.child import worker
 from workbench.engine.formats import KNOWN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +139,49 @@ def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_pa
     assert [report["verdict"] for report in json.loads(out)] == ["accept", "accept"]
     assert {"asyncio", "workbench.host.runner"} <= set(modules)
     assert "workbench.host.direct" not in modules
+
+
+# What the engine child imports only when its request asks for it (before hardening: see worker.preload).
+CHILD_ON_REQUEST = (
+    "socket",
+    "traceback",
+    "workbench.engine.child.escapes",
+    "workbench.engine.deep",
+    "workbench.engine.guest",
+    "workbench.engine.mapping",
+)
+
+
+def child_modules(request: dict[str, object]) -> list[str]:
+    """The modules an isolated interpreter holds after importing the worker and preloading for ``request``."""
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from workbench.engine.child import worker\n"
+        f"worker.preload({request!r})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    return list(json.loads(result.stdout))
+
+
+def test_engine_child_imports_the_guest_deep_and_escape_code_only_when_asked() -> None:
+    assert [name for name in CHILD_ON_REQUEST if name in child_modules({"fd": 3})] == []
+    assert set(CHILD_ON_REQUEST) - {"traceback"} <= set(child_modules(worker.EVERYTHING))
+    guest = child_modules({"fd": 3, "guest": True})
+    assert {"workbench.engine.guest", "workbench.engine.mapping"} <= set(guest)
+    assert "workbench.engine.deep" not in guest
+
+
+def test_parser_error_names_the_innermost_frame_as_traceback_does() -> None:
+    import traceback
+
+    from workbench.engine.report import _raised_at
+
+    def inner() -> None:
+        raise ValueError("boom")
+
+    try:
+        inner()
+    except ValueError as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        assert _raised_at(exc) == f"{os.path.basename(frame.filename)}:{frame.lineno}"
