@@ -185,3 +185,24 @@ def test_parser_error_names_the_innermost_frame_as_traceback_does() -> None:
     except ValueError as exc:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         assert _raised_at(exc) == f"{os.path.basename(frame.filename)}:{frame.lineno}"
+
+
+# What the window's first frame does without: the dialogs, the triage table, the audit, the demo, the parsers.
+NOT_FOR_THE_FIRST_FRAME = (
+    "uuid",
+    "workbench.audit.report",
+    "workbench.demo.images",
+    "workbench.engine.formats",
+    "workbench.ui.settings_dialog",
+    "workbench.ui.shortcuts_dialog",
+    "workbench.ui.triage_window",
+)
+
+
+def test_the_main_window_module_imports_only_what_the_first_frame_needs() -> None:
+    code = "import json, sys\nimport workbench.ui.main_window\nprint(json.dumps(sorted(sys.modules)))\n"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    modules = json.loads(result.stdout)
+    assert "workbench.ui.fields_page" in modules
+    assert [name for name in NOT_FOR_THE_FIRST_FRAME if name in modules] == []
