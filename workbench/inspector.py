@@ -138,7 +138,7 @@ async def inspect(request: Request, runner: Runner | None = None) -> dict[str, A
     and reported under its redacted URL."""
     from .host.runner import FRESH, inspect_path
 
-    runner = runner or FRESH
+    runner = FRESH if runner is None else runner
     remote = is_remote(request.path)
     declared, source = _declared(request, remote)
     options = _options(request)
