@@ -10,7 +10,10 @@ Bytecode is compiled first and the commands run without ``PYTHONDONTWRITEBYTECOD
 package runs (pip compiles it); a checkout run with that variable set compiles every workbench module of
 the parent on every start.
 
-    python benchmarks/startup.py [--rounds 10] [--top 12] [IMAGE]
+    python benchmarks/startup.py [--rounds 10] [--top 12] [--before TREE] [IMAGE]
+
+``--before TREE`` also runs ``inspect`` and the window from another checkout (say ``git archive`` of an
+older commit, unpacked) in the same interleaved rounds, for before/after figures measured side by side.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ PARENT = [sys.executable, "-m", "workbench"]
 SECCOMP_PROBE = """
 import ctypes, json, os, sys, time
 sys.path.insert(0, {root!r})
-from workbench.engine import seccomp_filter as sf
+from workbench.engine.child import seccomp_filter as sf
 mode = sys.argv[1]
 t0 = time.perf_counter()
 flt = sf.Filter(sf.parse_rules())
@@ -72,40 +75,49 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+Command = tuple[list[str], dict[str, str], Path]  # argv, environment, working folder (which tree ``-m`` runs)
+
+
+def run_once(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the process and its children) of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def measure(commands: dict[str, tuple[list[str], dict[str, str]]], rounds: int) -> dict[str, tuple[float, float]]:
+def measure(commands: dict[str, Command], rounds: int) -> dict[str, tuple[float, float]]:
     """Median wall and CPU seconds of each command over interleaved rounds, after one warm-up run each."""
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-    for argv, env in commands.values():
-        run_once(argv, env)
+    for command in commands.values():
+        run_once(*command)
     for _ in range(rounds):
-        for name, (argv, env) in commands.items():
-            samples[name].append(run_once(argv, env))
+        for name, command in commands.items():
+            samples[name].append(run_once(*command))
     return {
         name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
         for name, values in samples.items()
     }
 
 
-def whole_processes(image: str, rounds: int, env: dict[str, str]) -> None:
+def whole_processes(image: str, rounds: int, env: dict[str, str], before: Path | None) -> None:
     window_env = env | {"QT_QPA_PLATFORM": "offscreen"}
     qemu = shutil.which("qemu-img") or "qemu-img"
-    commands = {
-        "workbench inspect --json -f qcow2": ([*PARENT, "inspect", "--json", "-f", "qcow2", image], env),
-        "qemu-img info --output=json": ([qemu, "info", "--output=json", image], env),
-        "workbench --version": ([*PARENT, "--version"], env),
-        "workbench --help": ([*PARENT, "--help"], env),
-        "window: --demo --quit-after 0": ([*PARENT, "--demo", "--quit-after", "0"], window_env),
+    inspect = [*PARENT, "inspect", "--json", "-f", "qcow2", image]
+    window = [*PARENT, "--demo", "--quit-after", "0"]
+    commands: dict[str, Command] = {
+        "workbench inspect --json -f qcow2": (inspect, env, ROOT),
+        "qemu-img info --output=json": ([qemu, "info", "--output=json", image], env, ROOT),
+        "workbench --version": ([*PARENT, "--version"], env, ROOT),
+        "workbench --help": ([*PARENT, "--help"], env, ROOT),
+        "window: --demo --quit-after 0": (window, window_env, ROOT),
     }
+    if before is not None:
+        compileall.compile_dir(before / "workbench", quiet=1)
+        commands["before: inspect --json -f qcow2"] = (inspect, env, before)
+        commands["before: window"] = (window, window_env, before)
     goals = {"workbench --version": 0.040, "workbench --help": 0.040, "window: --demo --quit-after 0": 0.400}
     results = measure(commands, rounds)
     print(f"whole processes, median of {rounds} (bytecode compiled)")
@@ -113,11 +125,14 @@ def whole_processes(image: str, rounds: int, env: dict[str, str]) -> None:
     for name, (wall, cpu) in results.items():
         goal = f"< {goals[name] * 1000:.0f}" if name in goals else ""
         print(f"{name:<36} {wall * 1000:8.1f} {cpu * 1000:8.1f} {goal:>8}")
-    ours, theirs = results["workbench inspect --json -f qcow2"], results["qemu-img info --output=json"]
-    print(
-        f"workbench inspect is {ours[0] / theirs[0]:.1f}x qemu-img info in wall time, "
-        f"{ours[1] / theirs[1]:.1f}x in CPU time (goal <= 10x)"
-    )
+    theirs = results["qemu-img info --output=json"]
+    for name in ("workbench inspect --json -f qcow2", "before: inspect --json -f qcow2"):
+        if name in results:
+            ours = results[name]
+            print(
+                f"{name} is {ours[0] / theirs[0]:.1f}x qemu-img info in wall time, "
+                f"{ours[1] / theirs[1]:.1f}x in CPU time (goal <= 10x)"
+            )
     print()
 
 
@@ -186,15 +201,16 @@ def parent_breakdown(rounds: int, env: dict[str, str]) -> None:
     """The parent's imports for one ``inspect``, added one group at a time (CPU ms, cumulative)."""
     steps = {
         "interpreter (python -c pass)": [],
-        "+ asyncio": ["asyncio"],
-        "+ command line, inspector, engine client, settings": [
+        "+ command line, inspector, direct runner, settings": [
             "workbench.cli.main",
             "workbench.cli.commands.inspect",
             "workbench.inspector",
+            "workbench.host.direct",
             "workbench.policy.settings",
             "platformdirs",
         ],
         "+ engine.formats (the -f check)": ["workbench.engine.formats"],
+        "+ asyncio (what the async runner would add)": ["asyncio"],
     }
     print(f"the parent's imports for one inspect, cumulative, median of {rounds}")
     print(f"  {'imports':<52} {'CPU ms':>8}")
@@ -244,12 +260,13 @@ def main() -> None:
     parser.add_argument("image", nargs="?", help="a qcow2 image (default: one made with qemu-img)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--top", type=int, default=12, help="import-time rows to print per process")
+    parser.add_argument("--before", type=Path, metavar="TREE", help="another checkout to measure beside this one")
     args = parser.parse_args()
     compileall.compile_dir(ROOT / "workbench", quiet=1)
     with tempfile.TemporaryDirectory() as folder:
         image = args.image or make_image(folder)
         env = environment()
-        whole_processes(image, args.rounds, env)
+        whole_processes(image, args.rounds, env, args.before)
         child_breakdown(image, args.rounds)
         parent_breakdown(args.rounds, env)
         seccomp_saving(args.rounds)

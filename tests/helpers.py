@@ -59,3 +59,16 @@ def checks_of(rep: dict[str, Any] | Inspection) -> list[str]:
     undocumented = set(checks) - documented_checks()
     assert not undocumented, f"check ids missing from docs/formats.md: {sorted(undocumented)}"
     return checks
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` without what differs between two runs on the same image: its (and its guest view's)
+    ``elapsed_ms``, and the number the parent happened to pass the image on (the child keeps descriptors 0-3
+    either way; a parent without an event loop often passes it as 3 already, so the ``fds`` layer moves none)."""
+    fds = re.sub(r"; moved \d+ to 3\b", "", report["sandbox"]["fds"])
+    assert isinstance(report["elapsed_ms"], int | float)
+    kept = {key: value for key, value in report.items() if key != "elapsed_ms"}
+    kept["sandbox"] = {**report["sandbox"], "fds": fds}
+    if isinstance(report.get("guest"), dict):
+        kept["guest"] = {key: value for key, value in report["guest"].items() if key != "elapsed_ms"}
+    return kept

@@ -22,6 +22,7 @@ import pytest
 
 from workbench import inspector
 from workbench.engine.child import sandbox
+from workbench.host import direct
 from workbench.host import runner as client
 from workbench.host import sandbox_check as check
 
@@ -39,6 +40,9 @@ FAKES = {
     "not_object": LAYERS + "print('[1, 2, 3]')",
     "wrong_types": LAYERS + 'print(\'{"ok": true, "report": {"schema": "workbench-report/1", "x": 5}}\')',
     "silent_failure": "import sys; sys.stderr.write('Traceback...\\nRuntimeError: boom\\n'); sys.exit(1)",
+    "asks_a_range": LAYERS
+    + 'print(\'{"read": {"offset": 0, "length": 512}}\', flush=True); import time; time.sleep(60)',
+    "stderr_flood": "import os\nwhile True: os.write(2, b'x' * 65536)",
 }
 EXPECTED = {
     "crash": "engine crashed (SIGSEGV)",
@@ -51,6 +55,8 @@ EXPECTED = {
     "not_object": "engine reply is not a JSON object",
     "wrong_types": "engine reply rejected: ",
     "silent_failure": "engine exited with status 1 RuntimeError: boom",
+    "asks_a_range": "engine asked for a byte range of an image that is not remote",
+    "stderr_flood": f"engine error output larger than {client.STDERR_CAP} bytes: refused",
 }
 # Failures after the child sent its layer line keep that line in the failed report.
 KEEP_LAYERS = {"crash_after_layers", "malformed", "deep", "not_object"}
@@ -66,9 +72,10 @@ def image(tmp_path: Path) -> Path:
 def fake_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str) -> Path:
     """Replace the worker by the script ``FAKES[kind]``; it gets a file path for its pid as argument."""
     pid_file = tmp_path / "pid"
-    monkeypatch.setattr(
-        client, "engine_command", lambda zygote=False: [sys.executable, "-c", FAKES[kind], str(pid_file)]
-    )
+    for module in (client, direct):
+        monkeypatch.setattr(
+            module, "engine_command", lambda zygote=False: [sys.executable, "-c", FAKES[kind], str(pid_file)]
+        )
     return pid_file
 
 
@@ -77,21 +84,33 @@ def inspect(path: Path) -> dict[str, Any]:
     return asyncio.run(inspector.inspect(inspector.Request(str(path), timeout=1)))
 
 
+def inspect_direct(path: Path) -> dict[str, Any]:
+    """The call ``workbench inspect FILE`` makes for its one local image: no event loop."""
+    return inspector.inspect_direct(inspector.Request(str(path), timeout=1))
+
+
+BOTH_PATHS = pytest.mark.parametrize("inspect_one", [inspect, inspect_direct], ids=["async", "direct"])
+
+
+@BOTH_PATHS
 @pytest.mark.parametrize("kind", sorted(FAKES))
 def test_misbehaving_child_gives_one_line_and_a_failed_report(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, kind: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, kind: str, inspect_one: Any
 ) -> None:
     fake_engine(monkeypatch, tmp_path, kind)
-    report = inspect(image)
+    report = inspect_one(image)
     assert report["verdict"] == "failed"
     assert report["error"].startswith(EXPECTED[kind]), report["error"]
     assert "\n" not in report["error"]
     assert report["sandbox"] == (FAKE_LAYERS if kind in KEEP_LAYERS else {})
 
 
-def test_timeout_kills_the_sleeping_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path) -> None:
+@BOTH_PATHS
+def test_timeout_kills_the_sleeping_child(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image: Path, inspect_one: Any
+) -> None:
     pid_file = fake_engine(monkeypatch, tmp_path, "hang")
-    assert inspect(image)["error"] == "engine timed out after 1 s and was killed"
+    assert inspect_one(image)["error"] == "engine timed out after 1 s and was killed"
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
 
@@ -111,9 +130,13 @@ def test_cli_carries_on_after_a_crash(
     assert failed == [f"{image}: FAILED: engine crashed (SIGSEGV)", f"{other}: FAILED: engine crashed (SIGSEGV)"]
 
 
-def test_engine_that_cannot_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, image: Path) -> None:
-    monkeypatch.setattr(client, "engine_command", lambda zygote=False: ["/nonexistent/engine"])
-    assert inspect(image)["error"] == "could not start the engine: No such file or directory"
+@BOTH_PATHS
+def test_engine_that_cannot_start_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, image: Path, inspect_one: Any
+) -> None:
+    for module in (client, direct):
+        monkeypatch.setattr(module, "engine_command", lambda zygote=False: ["/nonexistent/engine"])
+    assert inspect_one(image)["error"] == "could not start the engine: No such file or directory"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 
 from workbench.cli.main import main
 from workbench.engine import checksums
+from workbench.engine.child import worker
 from workbench.engine.formats import KNOWN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +117,92 @@ def test_subcommands_listed_from_the_folder_are_those_pkgutil_lists(monkeypatch:
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert sorted(commands._module_names()) == from_folder
     assert {"inspect", "triage", "_common"} <= set(from_folder)
+
+
+# What a single local inspection does without: the event loop and what it brings, and the remote clients.
+NOT_FOR_ONE_FILE = ("asyncio", "ssl", "socket", "concurrent.futures", "http.client", "workbench.host.sources")
+
+
+def test_inspect_of_one_local_file_imports_no_event_loop(raw_image: Path) -> None:
+    out, modules = modules_after("inspect", "--json", "-f", "raw", str(raw_image))
+    report = json.loads(out)
+    assert (report["verdict"], report["format"]) == ("accept", "raw")
+    assert report["sandbox"]["seccomp"].startswith("on")  # the same sandboxed child, every layer
+    assert "workbench.host.direct" in modules
+    assert [name for name in NOT_FOR_ONE_FILE if name in modules] == []
+
+
+def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.raw"
+    other.write_bytes(bytes(4096))
+    out, modules = modules_after("inspect", "--json", str(raw_image), str(other))
+    assert [report["verdict"] for report in json.loads(out)] == ["accept", "accept"]
+    assert {"asyncio", "workbench.host.runner"} <= set(modules)
+    assert "workbench.host.direct" not in modules
+
+
+# What the engine child imports only when its request asks for it (before hardening: see worker.preload).
+CHILD_ON_REQUEST = (
+    "socket",
+    "traceback",
+    "workbench.engine.child.escapes",
+    "workbench.engine.deep",
+    "workbench.engine.guest",
+    "workbench.engine.mapping",
+)
+
+
+def child_modules(request: dict[str, object]) -> list[str]:
+    """The modules an isolated interpreter holds after importing the worker and preloading for ``request``."""
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from workbench.engine.child import worker\n"
+        f"worker.preload({request!r})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    return list(json.loads(result.stdout))
+
+
+def test_engine_child_imports_the_guest_deep_and_escape_code_only_when_asked() -> None:
+    assert [name for name in CHILD_ON_REQUEST if name in child_modules({"fd": 3})] == []
+    assert set(CHILD_ON_REQUEST) - {"traceback"} <= set(child_modules(worker.EVERYTHING))
+    guest = child_modules({"fd": 3, "guest": True})
+    assert {"workbench.engine.guest", "workbench.engine.mapping"} <= set(guest)
+    assert "workbench.engine.deep" not in guest
+
+
+def test_parser_error_names_the_innermost_frame_as_traceback_does() -> None:
+    import traceback
+
+    from workbench.engine.report import _raised_at
+
+    def inner() -> None:
+        raise ValueError("boom")
+
+    try:
+        inner()
+    except ValueError as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        assert _raised_at(exc) == f"{os.path.basename(frame.filename)}:{frame.lineno}"
+
+
+# What the window's first frame does without: the dialogs, the triage table, the audit, the demo, the parsers.
+NOT_FOR_THE_FIRST_FRAME = (
+    "uuid",
+    "workbench.audit.report",
+    "workbench.demo.images",
+    "workbench.engine.formats",
+    "workbench.ui.settings_dialog",
+    "workbench.ui.shortcuts_dialog",
+    "workbench.ui.triage_window",
+)
+
+
+def test_the_main_window_module_imports_only_what_the_first_frame_needs() -> None:
+    code = "import json, sys\nimport workbench.ui.main_window\nprint(json.dumps(sorted(sys.modules)))\n"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    modules = json.loads(result.stdout)
+    assert "workbench.ui.fields_page" in modules
+    assert [name for name in NOT_FOR_THE_FIRST_FRAME if name in modules] == []

@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quit_when_idle(window: Any, seconds: float, quit: Callable[[], None], check_ms: int = 100) -> Any:
-    """A timer that calls ``quit`` once ``window.busy()`` has been false for ``seconds`` in a row."""
+def quit_when_idle(window: Any, seconds: float, quit: Callable[[], None], check_ms: int | None = None) -> Any:
+    """A timer that calls ``quit`` once ``window.busy()`` has been false for ``seconds`` in a row, checked every
+    ``check_ms`` (by default 10 ms for under a second, else 100 ms): ``--quit-after 0`` quits at the first
+    idle check, so a start-up timing does not include the timer's own wait."""
     from PySide6.QtCore import QTimer
 
     idle_since: list[float] = []
@@ -43,14 +45,15 @@ def quit_when_idle(window: Any, seconds: float, quit: Callable[[], None], check_
     def check() -> None:
         if window.busy():
             idle_since.clear()
-        elif not idle_since:
+            return
+        if not idle_since:
             idle_since.append(time.monotonic())
-        elif time.monotonic() - idle_since[0] >= seconds:
+        if time.monotonic() - idle_since[0] >= seconds:
             timer.stop()
             quit()
 
     timer = QTimer(window)
-    timer.setInterval(check_ms)
+    timer.setInterval(check_ms if check_ms is not None else 10 if seconds < 1 else 100)
     timer.timeout.connect(check)
     timer.start()
     return timer

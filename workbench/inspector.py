@@ -5,19 +5,21 @@ The command line and the window both go through :func:`inspect`; neither touches
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .engine.findings import make
-from .host.remote import inspect_url, url_file_name
-from .host.runner import FRESH, EngineOptions, InspectError, Runner, Walked, inspect_path
-from .host.sources import is_remote, redact
+from .host.open import InspectError, Walked
+from .host.protocol import EngineOptions
+from .host.urls import is_remote
 from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
+
+if TYPE_CHECKING:
+    from .host.runner import Runner
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
 EXTENSIONS = {
@@ -82,21 +84,23 @@ def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str
     }
 
 
-async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
-    """The validated report with its verdict, or a failed report: never an exception for bad input.
-    ``runner`` makes the engine child (a fresh process by default; a fork server for batches). A ``path`` that
-    is an ``s3://``, ``https://`` or ``http://`` URL is read by ranges through the parent (``host/remote.py``)
-    and reported under its redacted URL."""
-    remote = is_remote(request.path)
-    shown = redact(request.path) if remote else request.path
-    declared = request.declared
-    source = "argument"
-    if declared == DETECT:
-        declared, source = None, "probe"
-    elif declared is None:
-        declared = format_from_extension(url_file_name(request.path) if remote else request.path)
-        source = "extension" if declared else "none"
-    options = EngineOptions(
+def _declared(request: Request, remote: bool) -> tuple[str | None, str]:
+    """The format to declare to the engine and where it came from (``declared_source``)."""
+    if request.declared == DETECT:
+        return None, "probe"
+    if request.declared is not None:
+        return request.declared, "argument"
+    if remote:
+        from .host.remote import url_file_name
+
+        declared = format_from_extension(url_file_name(request.path))
+    else:
+        declared = format_from_extension(request.path)
+    return declared, "extension" if declared else "none"
+
+
+def _options(request: Request) -> EngineOptions:
+    return EngineOptions(
         timeout=request.timeout,
         require_layers=request.policy.required_layers,
         include_bytes=request.include_bytes,
@@ -106,18 +110,19 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
         deep_budget=request.deep_budget,
         on_progress=request.on_progress,
     )
+
+
+def _failed(shown: str, declared: str | None, exc: InspectError) -> dict[str, Any]:
+    failed = failed_report(shown, declared, str(exc), exc.sandbox)
+    if exc.finding:
+        failed["findings"].append(make(exc.finding, str(exc)[:MAX_STRING]).to_json())
+    return failed
+
+
+def _judged(raw: dict[str, Any], request: Request, shown: str, declared: str | None, source: str) -> dict[str, Any]:
+    """The child's raw report validated, named as the parent knows it, and judged by the policy."""
     try:
-        if remote:
-            raw = await inspect_url(request.path, declared, options, request.endpoint_url, runner=runner)
-        else:
-            opened = (request.follow_symlinks, request.walked)
-            raw = await inspect_path(request.path, declared, options, *opened, runner=runner)
         report = validate(raw)
-    except InspectError as exc:
-        failed = failed_report(shown, declared, str(exc), exc.sandbox)
-        if exc.finding:
-            failed["findings"].append(make(exc.finding, str(exc)[:MAX_STRING]).to_json())
-        return failed
     except ReplyError as exc:
         return failed_report(shown, declared, f"engine reply rejected: {exc}")
     report["path"] = shown  # the parent's own name for the file, not the child's echo
@@ -128,10 +133,61 @@ async def inspect(request: Request, runner: Runner = FRESH) -> dict[str, Any]:
     return cast(dict[str, Any], policy_mod.apply(report, request.policy))
 
 
+async def inspect(request: Request, runner: Runner | None = None) -> dict[str, Any]:
+    """The validated report with its verdict, or a failed report: never an exception for bad input.
+    ``runner`` makes the engine child (a fresh process by default; a fork server for batches). A ``path`` that
+    is an ``s3://``, ``https://`` or ``http://`` URL is read by ranges through the parent (``host/remote.py``)
+    and reported under its redacted URL."""
+    from .host.runner import FRESH, inspect_path
+
+    runner = FRESH if runner is None else runner
+    remote = is_remote(request.path)
+    declared, source = _declared(request, remote)
+    options = _options(request)
+    if remote:
+        from .host.remote import inspect_url
+        from .host.sources import redact
+
+        shown = redact(request.path)
+    else:
+        shown = request.path
+    try:
+        if remote:
+            raw = await inspect_url(request.path, declared, options, request.endpoint_url, runner=runner)
+        else:
+            opened = (request.follow_symlinks, request.walked)
+            raw = await inspect_path(request.path, declared, options, *opened, runner=runner)
+    except InspectError as exc:
+        return _failed(shown, declared, exc)
+    return _judged(raw, request, shown, declared, source)
+
+
+def direct_path(request: Request) -> bool:
+    """Whether :func:`inspect_direct` can take ``request``: a local image, no deep inspection, on POSIX."""
+    from .host import direct
+
+    return not is_remote(request.path) and direct.available(_options(request))
+
+
+def inspect_direct(request: Request) -> dict[str, Any]:
+    """:func:`inspect` of one local image (see :func:`direct_path`) with a fresh child and no event loop: the
+    same request, checks, report and verdict, at the cost of one command that inspects one file."""
+    from .host import direct
+
+    declared, source = _declared(request, False)
+    try:
+        raw = direct.inspect_path(request.path, declared, _options(request), request.follow_symlinks, request.walked)
+    except InspectError as exc:
+        return _failed(request.path, declared, exc)
+    return _judged(raw, request, request.path, declared, source)
+
+
 async def inspect_many(
-    requests: Iterable[Request], jobs: int = os.cpu_count() or 2, runner: Runner = FRESH
+    requests: Iterable[Request], jobs: int = os.cpu_count() or 2, runner: Runner | None = None
 ) -> list[dict[str, Any]]:
     """Reports in the order of ``requests``, with at most ``jobs`` children at once."""
+    import asyncio
+
     gate = asyncio.Semaphore(max(1, jobs))
 
     async def one(request: Request) -> dict[str, Any]:

@@ -113,6 +113,18 @@ def test_quit_after_waits_for_the_last_inspection(qtbot: Any, fast_window: MainW
     assert states == [["done", "done", "done"]]
 
 
+def test_quit_after_zero_quits_at_the_first_idle_check(qtbot: Any, fast_window: MainWindow) -> None:
+    """Once idle, ``--quit-after 0`` quits on the same check (every 10 ms), not on one a tick later."""
+    checks: list[bool] = []
+    busy = fast_window.busy
+    fast_window.busy = lambda: checks.append(busy()) or checks[-1]  # type: ignore[method-assign]
+    quit_calls: list[int] = []
+    timer = quit_when_idle(fast_window, 0, lambda: quit_calls.append(len(checks)))
+    assert timer.interval() == 10
+    qtbot.waitUntil(lambda: bool(quit_calls), timeout=5000)
+    assert quit_calls == [1] and checks == [False]
+
+
 def test_the_window_quits_by_itself_with_status_zero(tmp_path: Path) -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
     command = [sys.executable, "-m", "workbench", "--demo", "--quit-after", "0.2"]

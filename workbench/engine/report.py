@@ -5,20 +5,19 @@ from __future__ import annotations
 import os
 import stat
 import time
-import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..schema import SCHEMA
 from . import detect, fit
-from .deep import Progress, inspect_deep
 from .fields import Field
 from .findings import CRITICAL, INFO, WARNING, Finding, make
 from .formats import BY_NAME
-from .guest import inspect_guest
 from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
-from .mapping import MappedGuestDisk, Unmappable, mapping_for
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Image, Reader, SourceFailed
+
+if TYPE_CHECKING:
+    from .deep import Progress
 
 U64_MAX = MAX_INT - 1
 
@@ -42,13 +41,19 @@ def _run_parser(reader: Reader, name: str) -> Inspection:
     except BudgetExceeded as exc:  # the parse stopped short: a reference may lie in what it did not read
         info.cap(f"{name}: {exc}; the rest of the {name} metadata was not examined", exc.offset)
     except Exception as exc:  # a parser bug must become a finding, never a dead child
-        where = traceback.extract_tb(exc.__traceback__)[-1]
         info.malformed(
             "engine.parser-error",
-            f"{name}: internal parser error {type(exc).__name__}: {exc} "
-            f"({os.path.basename(where.filename)}:{where.lineno})",
+            f"{name}: internal parser error {type(exc).__name__}: {exc} ({_raised_at(exc)})",
         )
     return info
+
+
+def _raised_at(exc: BaseException) -> str:
+    """``file.py:line`` of the innermost frame ``exc`` passed through (``traceback`` costs the child an import)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "?" if tb is None else f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
 def _clamp_numbers(report: dict[str, Any]) -> list[str]:
@@ -79,7 +84,11 @@ def _guest(
 ) -> tuple[dict[str, Any], list[Field], list[Finding], int]:
     """The report value ``guest``, its fields and findings, and the file bytes read for it. The guest
     view reads through the format's mapping (``engine/mapping/``) with its own :class:`Reader` and the
-    guest budget, apart from the header budget."""
+    guest budget, apart from the header budget. (The guest view and deep inspection are imported when asked
+    for: a hardened child imports them first, :func:`workbench.engine.child.worker.preload`.)"""
+    from .guest import inspect_guest
+    from .mapping import MappedGuestDisk, Unmappable, mapping_for
+
     reader = Reader(fd, file_size, budget)
     try:
         disk = MappedGuestDisk(mapping_for(fmt, reader, info), reader)
@@ -152,6 +161,8 @@ def build(
         findings.extend(guest_findings)
     deep_value, deep_read = None, 0
     if deep_budget is not None:
+        from .deep import inspect_deep
+
         deep_value, deep_findings, deep_read = inspect_deep(fd, primary, info, size, deep_budget, progress)
         findings.extend(deep_findings)
     info.findings = findings

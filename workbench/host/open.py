@@ -5,7 +5,6 @@ file-system call off the event loop (:func:`off_loop`), so a hung filesystem fre
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import stat
@@ -141,6 +140,37 @@ def open_image(path: str, follow_symlinks: bool = False, walked: Walked | None =
     return fd, st
 
 
+def close_opened(opened: tuple[int, os.stat_result]) -> None:
+    """The ``discard`` of an abandoned :func:`open_image`."""
+    os.close(opened[0])
+
+
+def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, BaseException | None], None]) -> None:
+    """Run ``call()`` in a thread of its own, at most :data:`MAX_STUCK_CALLS` at once, and hand its result or
+    error (an OSError as a one-line InspectError) to ``settle`` in that thread."""
+    if not _running_calls.acquire(blocking=False):
+        raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
+
+    def work() -> None:
+        result: T | None = None
+        error: Exception | None = None
+        try:
+            result = call()
+        except OSError as exc:
+            error = InspectError(f"{what}: {exc.strerror or exc}")
+        except Exception as exc:  # handed to the waiting caller, raised there
+            error = exc
+        finally:
+            _running_calls.release()
+        settle(result, error)
+
+    threading.Thread(target=work, name=f"workbench: {what}", daemon=True).start()
+
+
+def _abandoned(what: str, timeout: float) -> InspectError:
+    return InspectError(f"{what} timed out after {timeout:g} s (a hung filesystem?) and was abandoned")
+
+
 async def off_loop(
     call: Callable[[], T], timeout: float, what: str, discard: Callable[[T], None] = lambda _: None
 ) -> T:
@@ -148,8 +178,8 @@ async def off_loop(
     freezes neither the window nor a batch. A thread stuck in the kernel cannot be killed: on timeout it is
     abandoned, and whatever it returns later goes to ``discard`` (say, closing a descriptor). At most
     :data:`MAX_STUCK_CALLS` run at once; past that, calls are refused rather than piling up threads."""
-    if not _running_calls.acquire(blocking=False):
-        raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
+    import asyncio
+
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -162,26 +192,44 @@ async def off_loop(
         else:
             future.set_result(result)  # type: ignore[arg-type]
 
-    def work() -> None:
-        result: T | None = None
-        error: Exception | None = None
-        try:
-            result = call()
-        except OSError as exc:
-            error = InspectError(f"{what}: {exc.strerror or exc}")
-        except Exception as exc:  # handed to the awaiting task, raised there
-            error = exc
-        finally:
-            _running_calls.release()
+    def deliver(result: T | None, error: BaseException | None) -> None:
         try:
             loop.call_soon_threadsafe(settle, result, error)
         except RuntimeError:  # the loop is closed: nobody waits
             if error is None:
                 discard(result)  # type: ignore[arg-type]
 
-    threading.Thread(target=work, name=f"workbench: {what}", daemon=True).start()
+    _in_thread(call, what, deliver)
     try:
         async with asyncio.timeout(timeout):
             return await future
     except TimeoutError:
-        raise InspectError(f"{what} timed out after {timeout:g} s (a hung filesystem?) and was abandoned") from None
+        raise _abandoned(what, timeout) from None
+
+
+def off_thread(call: Callable[[], T], timeout: float, what: str, discard: Callable[[T], None] = lambda _: None) -> T:
+    """:func:`off_loop` without an event loop (the single-image command): waited for at most ``timeout``
+    seconds, then abandoned the same way."""
+    lock = threading.Lock()
+    done = threading.Event()
+    outcome: list[tuple[T | None, BaseException | None]] = []
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        with lock:
+            if not done.is_set():
+                outcome.append((result, error))
+                done.set()
+                return
+        if error is None:  # abandoned: timed out
+            discard(result)  # type: ignore[arg-type]
+
+    _in_thread(call, what, settle)
+    done.wait(timeout)
+    with lock:
+        if not outcome:
+            done.set()  # whatever comes later is discarded
+            raise _abandoned(what, timeout)
+    result, error = outcome[0]
+    if error is not None:
+        raise error
+    return result  # type: ignore[return-value]

@@ -15,121 +15,55 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-from ..engine.child import sandbox, winjob
-from ..engine.findings import make
-from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
-from .open import InspectError, Walked, off_loop, open_image
-from .ranges import RangeServer
+from ..engine.child import sandbox
+from ..schema import REPLY_CAP
+from .open import InspectError, Walked, close_opened, off_loop, open_image
+from .protocol import (
+    STDERR_CAP,
+    ChildOutcome,
+    EngineOptions,
+    StdoutLines,
+    changes,
+    checked_reply,
+    checked_report,
+    confine_on_windows,
+    decode_reply,
+    engine_command,
+    engine_request,
+    exit_reason,
+    kill_group,
+    progress_of,
+    report_of,
+    request_line,
+    require_layers,
+    show_progress,
+    spawn_options,
+)
 
-STDERR_CAP = 64 << 10
+__all__ = [  # the protocol's pieces, where the runners' callers have always found them
+    "ChildOutcome",
+    "changes",
+    "EngineOptions",
+    "InspectError",
+    "Walked",
+    "decode_reply",
+    "engine_command",
+    "engine_request",
+    "exit_reason",
+    "progress_of",
+    "report_of",
+    "require_layers",
+    "spawn_options",
+]
 HELLO_TIMEOUT = 20.0
 REAP_TIMEOUT = 5.0
 ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept for the error when it dies
 ZYGOTE_LOG_LINES = 3
-CONTROL_CAP = 4096  # a line the child sends between its layer line and its reply ({"read": ...}, {"progress": ...})
-_SIGNALS = {
-    "SIGSYS": "killed by the sandbox for a forbidden system call (SIGSYS)",
-    "SIGXCPU": "stopped at its CPU time limit (SIGXCPU)",
-    "SIGKILL": "killed (SIGKILL)",
-}
-_CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
-CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
-CREATE_NO_WINDOW = 0x08000000
-
-
-@dataclass
-class EngineOptions:
-    timeout: float = 20.0
-    reply_cap: int = REPLY_CAP
-    require_layers: list[str] = field(default_factory=list)
-    include_bytes: bool = True  # the hex of what was read, for the window's hex view
-    guest: bool = False  # the guest view (report key ``guest``), reading at most ``guest_budget`` guest bytes
-    guest_budget: int = DEFAULT_GUEST_BUDGET
-    deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
-    deep_budget: int = DEFAULT_DEEP_BUDGET
-    on_progress: Callable[[dict[str, Any]], None] | None = (
-        None  # each valid ``{"done", "total", "what"}`` line, as it comes
-    )
-    ranges: RangeServer | None = None  # a remote image: the child's ``{"read": ...}`` lines are answered from it
-
-
-@dataclass
-class ChildOutcome:
-    """What a child left: its exit code (negative: the signal that ended it), stdout and stderr."""
-
-    returncode: int | None
-    out: bytes
-    err: bytes
-
-
-def engine_command(zygote: bool = False) -> list[str]:
-    """How to start a child: the frozen executable's engine mode, or an isolated interpreter."""
-    extra = ["--zygote"] if zygote else []
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "--engine-worker", *extra]
-    root = str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {root!r}); from workbench.engine.child.worker import main; main()"
-    return [sys.executable, "-I", "-S", "-c", code, *extra]
-
-
-def spawn_options(fds: tuple[int, ...]) -> dict[str, Any]:
-    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env, only
-    ``fds`` inherited. POSIX: ``pass_fds`` and a new session. Windows: the descriptors' handles, made
-    inheritable, in a handle list (nothing else is inherited), a new process group and no console window;
-    the environment keeps ``SYSTEMROOT``, without which Windows libraries may fail to load."""
-    options: dict[str, Any] = {
-        "stdin": asyncio.subprocess.PIPE,
-        "stdout": asyncio.subprocess.PIPE,
-        "stderr": asyncio.subprocess.PIPE,
-        "env": {},
-        "cwd": "/",
-    }
-    if sys.platform != "win32":
-        return options | {"pass_fds": fds, "start_new_session": True}
-    import msvcrt
-
-    handles = [msvcrt.get_osfhandle(fd) for fd in fds]
-    for handle in handles:
-        os.set_handle_inheritable(handle, True)  # CreateProcess passes a listed handle only if it is inheritable
-    return options | {
-        "env": {"SYSTEMROOT": os.environ["SYSTEMROOT"]} if "SYSTEMROOT" in os.environ else {},
-        "close_fds": True,
-        "startupinfo": subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles}),
-        "creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW,
-    }
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    """Kill a child and whatever it started: its process group on POSIX; on Windows the child alone (its job
-    object allows it no other process)."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if sys.platform == "win32":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any], winjob.Job]:
-    """Put the new child in a job object before it gets its request (it reads nothing else before that), and
-    tell it the image's handle and the job's status."""
-    import msvcrt
-
-    job = winjob.confine(pid)
-    if "fd" not in request:  # a remote image: no handle
-        return {**request, "job": job.status}, job
-    handle = msvcrt.get_osfhandle(request["fd"])  # type: ignore[attr-defined,unused-ignore]  # Windows only
-    return {**request, "handle": handle, "job": job.status}, job
 
 
 async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
@@ -141,27 +75,9 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> byt
     return bytes(data)
 
 
-def _control(line: bytes) -> tuple[str, Any] | None:
-    """``(kind, value)`` of a line that is one message to the parent (``{"read": ...}``, ``{"progress": ...}``),
-    else None: the line is part of the reply."""
-    if len(line) > CONTROL_CAP or not line.startswith(b'{"'):
-        return None
-    try:
-        message = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(message, dict) and len(message) == 1:
-        kind, value = next(iter(message.items()))
-        if kind in ("read", "progress"):
-            return kind, value
-    return None
-
-
 async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asyncio.StreamWriter | None) -> None:
     if kind == "progress":
-        progress = progress_of(value)
-        if progress is not None and options.on_progress is not None:
-            options.on_progress(progress)
+        show_progress(value, options)
         return
     if options.ranges is None or stdin is None:
         raise InspectError("engine asked for a byte range of an image that is not remote")
@@ -173,26 +89,12 @@ async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asynci
 async def _read_stdout(
     stream: asyncio.StreamReader, options: EngineOptions, stdin: asyncio.StreamWriter | None
 ) -> bytes:
-    """The child's stdout as a stream of lines: after the layer line, each ``{"read"|"progress": ...}`` line
-    is dispatched as it comes; everything else (the layer line and the reply) is returned, within the cap."""
-    out = bytearray()
-    pending = bytearray()
-    searched = 0  # bytes of ``pending`` known to hold no newline
+    """The child's stdout (:class:`StdoutLines`), its messages dispatched as they come."""
+    lines = StdoutLines(options.reply_cap)
     while chunk := await stream.read(65536):
-        pending += chunk
-        while (end := pending.find(b"\n", searched)) >= 0:
-            line = bytes(pending[:end])
-            del pending[: end + 1]
-            searched = 0
-            message = _control(line) if out else None  # the layer line comes first, and is no message
-            if message is None:
-                out += line + b"\n"
-            else:
-                await _dispatch(*message, options, stdin)
-        searched = len(pending)
-        if len(out) + len(pending) > options.reply_cap:
-            raise InspectError(f"engine reply larger than {options.reply_cap} bytes: refused")
-    return bytes(out + pending)
+        for message in lines.feed(chunk):
+            await _dispatch(*message, options, stdin)
+    return lines.kept()
 
 
 async def _collect(
@@ -234,17 +136,17 @@ async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: Engi
     assert proc.stdin and proc.stdout and proc.stderr
     job = None
     if sys.platform == "win32":
-        request, job = _confine_on_windows(request, proc.pid)
+        request, job = confine_on_windows(request, proc.pid)
     try:
-        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.write(request_line(request))
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await proc.stdin.drain()
         stdin = proc.stdin if options.ranges is not None else None  # kept open to answer the child's reads
         if stdin is None:
             proc.stdin.close()
-        return await _collect(proc.stdout, proc.stderr, proc.wait, lambda: _kill(proc), options, stdin)
+        return await _collect(proc.stdout, proc.stderr, proc.wait, lambda: kill_group(proc), options, stdin)
     finally:
-        _kill(proc)
+        kill_group(proc)
         await _reap(proc)
         if job is not None:
             job.close()
@@ -261,70 +163,6 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(REAP_TIMEOUT):
             await asyncio.gather(_discard(proc.stdout), _discard(proc.stderr), proc.wait())
-
-
-def exit_reason(returncode: int, stderr: bytes) -> str:
-    """One line saying how a child ended without a usable reply."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"engine {_SIGNALS.get(name, f'crashed ({name})')}"
-    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    return f"engine exited with status {returncode} {last[0][:200]}".rstrip()
-
-
-def _sandbox_line(line: bytes) -> dict[str, str] | None:
-    """The layer report the child writes before it reads the image, as capped text."""
-    try:
-        head = json.loads(line)
-    except (ValueError, RecursionError):
-        return None
-    layers = head.get("sandbox") if isinstance(head, dict) else None
-    if not isinstance(layers, dict):
-        return None
-    return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
-
-
-def progress_of(value: Any) -> dict[str, Any] | None:
-    """The value of a child's ``{"progress": ...}`` line as ``{"done", "total", "what"}`` (capped), else None."""
-    try:
-        done, total, what = value["done"], value["total"], value["what"]
-    except (AttributeError, KeyError, TypeError):
-        return None
-    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_INT for n in (done, total)):
-        return None
-    return {"done": done, "total": total, "what": str(what)[:80]}
-
-
-def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
-    """The child's reply object (with its ``sandbox``), or an :class:`InspectError` saying in one line why
-    there is none; the error carries the layer report when the child got as far as sending it. (The lines
-    between the two went to ``_dispatch`` as they came.)"""
-    code = outcome.returncode or 0
-    line, _, rest = outcome.out.partition(b"\n")
-    layers = _sandbox_line(line)
-    if code and not rest:
-        raise InspectError(exit_reason(code, outcome.err), layers)
-    if layers is None:
-        raise InspectError("engine reply does not start with its sandbox report")
-    try:
-        reply = json.loads(rest)
-    except (ValueError, RecursionError):
-        why = exit_reason(code, outcome.err) if code else "exited normally"
-        raise InspectError(f"engine reply is not valid JSON ({why})", layers) from None
-    if not isinstance(reply, dict):
-        raise InspectError("engine reply is not a JSON object", layers)
-    reply["sandbox"] = layers
-    return reply
-
-
-def require_layers(layers: dict[str, str], required: list[str]) -> None:
-    """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
-    missing = sandbox.missing_required(layers, required)
-    if missing:
-        raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
 
 
 class Runner(Protocol):
@@ -375,28 +213,11 @@ def build_in_process(path: str | os.PathLike[str], declared: str | None = None) 
         os.close(fd)
 
 
-def engine_request(path: str, declared: str | None, options: EngineOptions) -> dict[str, Any]:
-    """The request for a child, without its image (``"fd"``, or ``"source": "remote"`` and ``"size"``)."""
-    return {
-        "path": path,
-        "declared_format": declared,
-        "require_layers": options.require_layers,
-        "include_bytes": options.include_bytes,
-        "guest": options.guest,
-        "guest_budget": options.guest_budget,
-        "deep": options.deep,
-        "deep_budget": options.deep_budget,
-        "progress": options.deep,
-    }
-
-
 async def run_request(
     request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions, runner: Runner = FRESH
 ) -> dict[str, Any]:
     """Run one child on ``request`` and return its decoded (still unvalidated) reply object."""
-    reply = decode_reply(await runner.run(request, fds, options))
-    require_layers(reply["sandbox"], options.require_layers)
-    return reply
+    return checked_reply(await runner.run(request, fds, options), options)
 
 
 async def run_engine(
@@ -404,18 +225,6 @@ async def run_engine(
 ) -> dict[str, Any]:
     """Run one child on ``fd`` and return its decoded (still unvalidated) reply object."""
     return await run_request({"fd": fd, **engine_request(path, declared, options)}, (fd,), options, runner)
-
-
-def changes(before: os.stat_result, after: os.stat_result) -> str | None:
-    """How the file changed between two ``fstat`` of its descriptor, in words, or None."""
-    changed = [what for what, key in _CHANGES if getattr(before, key) != getattr(after, key)]
-    if not changed:
-        return None
-    return f"its {', '.join(changed)} changed while the engine read it ({before.st_size} -> {after.st_size} bytes)"
-
-
-def _close_opened(opened: tuple[int, os.stat_result]) -> None:
-    os.close(opened[0])
 
 
 async def inspect_path(
@@ -430,29 +239,14 @@ async def inspect_path(
     """Open ``path`` (off the event loop) and run the engine on it; the reply's ``report`` is returned
     unvalidated, with an ``image-changed`` finding when the file's size or times moved meanwhile."""
     fd, before = await off_loop(
-        lambda: open_image(path, follow_symlinks, walked), options.timeout, "opening the file", _close_opened
+        lambda: open_image(path, follow_symlinks, walked), options.timeout, "opening the file", close_opened
     )
     try:
         reply = await run_engine(fd, path, declared, options, runner)
         after = await off_loop(lambda: os.fstat(fd), options.timeout, "checking the file after the inspection")
     finally:
         os.close(fd)
-    report = report_of(reply)
-    changed = changes(before, after)
-    if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
-        report["findings"].append(make("image-changed", changed).to_json())
-    return report
-
-
-def report_of(reply: dict[str, Any]) -> dict[str, Any]:
-    """The (unvalidated) report of a decoded reply, with the layer line sent before parsing; else the error."""
-    if reply.get("ok") is not True:
-        raise InspectError(str(reply.get("error", "engine failed without a message"))[:500], reply["sandbox"])
-    report = reply.get("report")
-    if not isinstance(report, dict):
-        raise InspectError("engine reply carries no report")
-    report["sandbox"] = reply["sandbox"]  # the line sent before parsing, never what the child says after
-    return report
+    return checked_report(reply, before, after)
 
 
 async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
@@ -682,6 +476,6 @@ class ForkServerRunner:
             async with asyncio.timeout(REAP_TIMEOUT):
                 await proc.wait()
         except TimeoutError:
-            _kill(proc)
+            kill_group(proc)
             await _reap(proc)
         await self._last_words()  # its stderr is closed now that it is gone: the log is complete

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime
 import struct
-import uuid
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
+
+from ..engine.fields import uuid_text  # the uuid module would bring platform
 
 READ = 16  # bytes the inspector needs at most (a GUID)
 _INTEGERS: tuple[tuple[str, str, int], ...] = (
@@ -59,8 +60,8 @@ def decode(data: bytes) -> list[tuple[str, str]]:
         rows.append(("time_t i64 LE", _time(struct.unpack("<q", data[:8])[0])))
         rows.append(("FILETIME", _filetime(struct.unpack("<Q", data[:8])[0])))
     if len(data) >= 16:
-        rows.append(("GUID", str(uuid.UUID(bytes_le=data[:16])).upper()))
-        rows.append(("UUID BE", str(uuid.UUID(bytes=data[:16]))))
+        rows.append(("GUID", uuid_text(data[:16], mixed_endian=True).upper()))
+        rows.append(("UUID BE", uuid_text(data[:16])))
     if data:
         rows.append(("ASCII", "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data[:READ])))
     return rows

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.formats import KNOWN_NAMES
 from ..inspector import format_from_extension
+from ..policy.formats import FormatNames
 from .qtmodels.image_list_model import (
     DECLARED,
     ENTRY_ROLE,
@@ -37,7 +37,7 @@ def declared_choices(path: str) -> list[tuple[str, str]]:
     """``(label, value)`` pairs for a declared-format box; value ``""`` means "from the extension"."""
     guessed = format_from_extension(file_name(path))  # a URL's query is no extension
     first = f"from the extension ({guessed})" if guessed else "none: probe (not recommended)"
-    return [(first, FROM_EXTENSION), *((name, name) for name in KNOWN_NAMES)]
+    return [(first, FROM_EXTENSION), *((name, name) for name in FormatNames())]  # the parsers load on first use
 
 
 def fill_declared_box(box: QComboBox, entry: Entry) -> None:

@@ -17,7 +17,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QMimeData, QModelIndex, QObject, Qt
 from PySide6.QtGui import (
@@ -44,9 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..audit import report as audit_report
-from ..demo import images as demo
-from ..host.sources import is_remote, redact
+from ..host.urls import is_remote
 from ..policy import settings as settings_mod
 from ..render.text import summary
 from ..render.textsafe import printable
@@ -71,10 +69,11 @@ from .report_header import ReportHeader
 from .row_actions import copy_text
 from .security_page import SecurityPage
 from .session import IdleCollector, InspectFn, Session
-from .settings_dialog import SettingsDialog
-from .shortcuts_dialog import ShortcutsDialog
-from .triage_window import TriageWindow
 from .widgets import NoticeBar, plain_label
+
+if TYPE_CHECKING:  # the dialogs, the triage table, the audit and the demo load when first used
+    from .shortcuts_dialog import ShortcutsDialog
+    from .triage_window import TriageWindow
 
 log = logging.getLogger(__name__)
 TITLE = "Disk Image Workbench"
@@ -362,6 +361,8 @@ class MainWindow(QMainWindow):
 
     def open_triage(self, paths: list[str]) -> TriageWindow:
         """A triage table for ``paths``; it walks the folders in a worker thread and inspects every file."""
+        from .triage_window import TriageWindow
+
         window = TriageWindow(paths, self.settings.policy(), self.session.jobs, self.inspect_fn, self)
         window.open_requested.connect(self.show_from_triage)
         window.closed.connect(lambda closed: self.triages.remove(closed) if closed in self.triages else None)
@@ -438,6 +439,8 @@ class MainWindow(QMainWindow):
 
     def open_url(self, url: str, endpoint: str = "") -> Entry:
         """Inspect a remote image by ranges; listed, titled, exported and remembered under its redacted URL."""
+        from ..host.sources import redact
+
         shown = redact(url)
         self.settings.remember(shown)
         self.settings.endpoint_url = endpoint
@@ -461,6 +464,8 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(none)").setEnabled(False)
 
     def open_demo(self) -> list[Entry]:
+        from ..demo import images as demo
+
         if self._demo_dir is None:
             self._demo_dir = tempfile.TemporaryDirectory(prefix="workbench-demo-")
         images = demo.write_demo(Path(self._demo_dir.name))
@@ -740,6 +745,8 @@ class MainWindow(QMainWindow):
         if entry is None or entry.report is None:
             return
         if entry.audit:
+            from ..audit import report as audit_report
+
             text = audit_report.summary(entry.report, verbose=True)
         else:
             text = summary(self.link or entry.report, verbose=True)
@@ -759,6 +766,8 @@ class MainWindow(QMainWindow):
 
     # settings and theme
     def settings_dialog(self) -> None:
+        from .settings_dialog import SettingsDialog
+
         dialog = SettingsDialog(self.settings, self, self.observed_sandbox())
         if dialog.exec():
             self.apply_settings(dialog.result_settings())
@@ -800,6 +809,8 @@ class MainWindow(QMainWindow):
         self.notices.notify(message)
 
     def show_shortcuts(self) -> ShortcutsDialog:
+        from .shortcuts_dialog import ShortcutsDialog
+
         dialog = ShortcutsDialog(self.actions(), self)
         dialog.open()
         return dialog

@@ -22,7 +22,6 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import chain, inspector
-from ..audit import report as audit_report
 from ..host.runner import FRESH, ForkServerRunner, InspectError, Runner
 from ..policy.policy import Policy
 from ..render.textsafe import printable
@@ -113,6 +112,8 @@ class Session(QObject):
         self._spawn(self._audit(entry, entry.generation))
 
     async def _audit(self, entry: Entry, generation: int) -> None:
+        from ..audit import report as audit_report  # loaded with the first audit, not with the window
+
         try:  # cheap and synchronous, but it reads a file: never on the UI thread
             report = await asyncio.to_thread(audit_report.audit_path, entry.path, entry.audit, self.roots())
         except Exception as exc:  # the window carries on; the file shows what went wrong

@@ -71,9 +71,7 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ...host.sources import is_remote
+    from ...host.urls import is_remote
     from ...inspector import Request
 
     policy = policy_from(args)
@@ -97,15 +95,25 @@ def run(args: argparse.Namespace) -> int:
             warn("--chain follows backing files on this machine: it does not take URLs")
             return 2
         return _run_chains(requests, args)
-    reports = asyncio.run(_inspect_all(requests, args.deep))
+    reports = _inspect_all(requests, args.deep)
     print_reports(reports, args.json, lambda report: summary(report, args.verbose))
     return exit_code(reports)
 
 
-async def _inspect_all(requests: list[Request], deep: bool = False) -> list[dict[str, Any]]:
-    """One image: a fresh engine process. Several: children forked from one sandboxed server,
-    which costs one process start for the batch instead of one per image. A deep inspection draws its
-    progress on standard error when that is a terminal."""
+def _inspect_all(requests: list[Request], deep: bool = False) -> list[dict[str, Any]]:
+    """One local image: a fresh engine process, waited for without an event loop. Several: children forked
+    from one sandboxed server, which costs one process start for the batch instead of one per image."""
+    from ...inspector import direct_path, inspect_direct
+
+    if len(requests) == 1 and direct_path(requests[0]):
+        return [inspect_direct(requests[0])]
+    import asyncio
+
+    return asyncio.run(_inspect_async(requests, deep))
+
+
+async def _inspect_async(requests: list[Request], deep: bool) -> list[dict[str, Any]]:
+    """The event-loop path; a deep inspection draws its progress on standard error when that is a terminal."""
     from ...host.runner import FRESH
     from ...inspector import inspect_many
     from ..progress import TerminalProgress

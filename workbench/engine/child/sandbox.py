@@ -66,8 +66,6 @@ def _preload() -> None:
     import json  # noqa: F401
     import zlib  # noqa: F401
 
-    from . import escapes  # noqa: F401
-
     for name in CODECS:
         codecs.lookup(name)
     _has_resource()

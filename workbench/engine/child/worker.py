@@ -43,7 +43,7 @@ from ...schema import (
 )
 from .. import report
 from ..reader import Image
-from . import escapes, sandbox
+from . import sandbox
 from .ranges import PipeImage
 
 MAX_REQUEST = 64 * 1024
@@ -99,6 +99,20 @@ def reply(obj: dict[str, Any], end: bytes = b"") -> None:
     while view:
         written = os.write(1, view)
         view = view[written:]
+
+
+def preload(request: dict[str, Any]) -> None:
+    """Import, while files can still be opened, what only some requests run: the guest view, deep inspection,
+    the escape attempts (once hardened, this process can open no module file)."""
+    if request.get("guest") is True or request.get("deep") is True:
+        from .. import guest, mapping  # noqa: F401
+    if request.get("deep") is True:
+        from .. import deep  # noqa: F401
+    if isinstance(request.get("escapes"), list):
+        from . import escapes  # noqa: F401
+
+
+EVERYTHING = {"guest": True, "deep": True, "escapes": []}  # what the fork server preloads for its children
 
 
 def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
@@ -173,6 +187,8 @@ def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) 
     if request.get("timings") is True:
         extra["timings_ms"] = {name: round(seconds * 1000, 3) for name, seconds in plan.timings.items()}
     if isinstance(request.get("escapes"), list):
+        from . import escapes
+
         args = {**dict(request.get("escape_args") or {}), "image_fd": request.get("fd", -1)}
         reply({"ok": True, "escapes": escapes.run([str(name) for name in request["escapes"]], args), **extra})
         return 0
@@ -192,6 +208,7 @@ def serve() -> int:
         reply({"sandbox": {}}, b"\n")
         reply({"ok": False, "error": f"engine: unreadable request ({exc})"})
         return 2
+    preload(request)
     plan = plan_for(request, {0, 1, 2, *image_fds(request)})
     return handle(request, sandbox.harden(plan), plan)
 

@@ -158,6 +158,7 @@ def serve() -> int:
     wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake[1], warn_on_full_buffer=False)
+    worker.preload(worker.EVERYTHING)  # its children are hardened before they read their requests
     rules = _child_filter()
     plan = worker.plan_for(request, {0, 1, 2, sock.fileno(), *wake})
     plan.fork_allowed = True

@@ -6,6 +6,7 @@ pinned), and serves the child's reads from ``RemoteObject.read``. See docs/remot
 
 from __future__ import annotations
 
+from ..urls import SCHEMES, is_remote
 from .base import MAX_SIZE, Entry, Identity, Limits, RemoteObject, Source
 from .errors import (
     AbsurdSize,
@@ -25,8 +26,6 @@ from .http import HTTPSource
 from .redact import redact
 from .s3 import S3Source
 from .sharding import DoneKeys, done_keys, parse_shard, shard, shard_of
-
-SCHEMES = ("s3", "https", "http")
 
 __all__ = [
     "MAX_SIZE",
@@ -60,12 +59,6 @@ __all__ = [
     "shard_of",
     "source_for",
 ]
-
-
-def is_remote(target: str) -> bool:
-    """Whether ``target`` is a URL of a remote source rather than a local path."""
-    scheme, sep, _ = target.partition("://")
-    return bool(sep) and scheme.lower() in SCHEMES
 
 
 def source_for(url: str, limits: Limits | None = None, endpoint_url: str | None = None) -> Source:

@@ -1,0 +1,298 @@
+"""The parent's half of the engine protocol that needs no event loop, shared by the ``asyncio`` runners
+(:mod:`workbench.host.runner`) and the synchronous single-image path (:mod:`workbench.host.direct`): how a
+child is started, what it is asked, and how its untrusted stdout is split, decoded and checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..engine.child import sandbox, winjob
+from ..engine.findings import make
+from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
+from .open import InspectError
+
+if TYPE_CHECKING:
+    from .ranges import RangeServer
+
+STDERR_CAP = 64 << 10
+CONTROL_CAP = 4096  # a line the child sends between its layer line and its reply ({"read": ...}, {"progress": ...})
+_SIGNALS = {
+    "SIGSYS": "killed by the sandbox for a forbidden system call (SIGSYS)",
+    "SIGXCPU": "stopped at its CPU time limit (SIGXCPU)",
+    "SIGKILL": "killed (SIGKILL)",
+}
+_CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
+CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
+CREATE_NO_WINDOW = 0x08000000
+
+
+@dataclass
+class EngineOptions:
+    timeout: float = 20.0
+    reply_cap: int = REPLY_CAP
+    require_layers: list[str] = field(default_factory=list)
+    include_bytes: bool = True  # the hex of what was read, for the window's hex view
+    guest: bool = False  # the guest view (report key ``guest``), reading at most ``guest_budget`` guest bytes
+    guest_budget: int = DEFAULT_GUEST_BUDGET
+    deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
+    deep_budget: int = DEFAULT_DEEP_BUDGET
+    on_progress: Callable[[dict[str, Any]], None] | None = (
+        None  # each valid ``{"done", "total", "what"}`` line, as it comes
+    )
+    ranges: RangeServer | None = None  # a remote image: the child's ``{"read": ...}`` lines are answered from it
+
+
+@dataclass
+class ChildOutcome:
+    """What a child left: its exit code (negative: the signal that ended it), stdout and stderr."""
+
+    returncode: int | None
+    out: bytes
+    err: bytes
+
+
+def engine_command(zygote: bool = False) -> list[str]:
+    """How to start a child: the frozen executable's engine mode, or an isolated interpreter."""
+    extra = ["--zygote"] if zygote else []
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--engine-worker", *extra]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    code = f"import sys; sys.path.insert(0, {root!r}); from workbench.engine.child.worker import main; main()"
+    return [sys.executable, "-I", "-S", "-c", code, *extra]
+
+
+def spawn_options(fds: tuple[int, ...]) -> dict[str, Any]:
+    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env, only
+    ``fds`` inherited. POSIX: ``pass_fds`` and a new session. Windows: the descriptors' handles, made
+    inheritable, in a handle list (nothing else is inherited), a new process group and no console window;
+    the environment keeps ``SYSTEMROOT``, without which Windows libraries may fail to load."""
+    options: dict[str, Any] = {
+        "stdin": subprocess.PIPE,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "env": {},
+        "cwd": "/",
+    }
+    if sys.platform != "win32":
+        return options | {"pass_fds": fds, "start_new_session": True}
+    import msvcrt
+
+    handles = [msvcrt.get_osfhandle(fd) for fd in fds]
+    for handle in handles:
+        os.set_handle_inheritable(handle, True)  # CreateProcess passes a listed handle only if it is inheritable
+    return options | {
+        "env": {"SYSTEMROOT": os.environ["SYSTEMROOT"]} if "SYSTEMROOT" in os.environ else {},
+        "close_fds": True,
+        "startupinfo": subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles}),
+        "creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW,
+    }
+
+
+def kill_group(proc: Any) -> None:
+    """Kill a child (an ``asyncio`` or a ``subprocess`` process) and whatever it started: its process group
+    on POSIX; on Windows the child alone (its job object allows it no other process)."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any], winjob.Job]:
+    """Put the new child in a job object before it gets its request (it reads nothing else before that), and
+    tell it the image's handle and the job's status."""
+    import msvcrt
+
+    job = winjob.confine(pid)
+    if "fd" not in request:  # a remote image: no handle
+        return {**request, "job": job.status}, job
+    handle = msvcrt.get_osfhandle(request["fd"])  # type: ignore[attr-defined,unused-ignore]  # Windows only
+    return {**request, "handle": handle, "job": job.status}, job
+
+
+def _control(line: bytes) -> tuple[str, Any] | None:
+    """``(kind, value)`` of a line that is one message to the parent (``{"read": ...}``, ``{"progress": ...}``),
+    else None: the line is part of the reply."""
+    if len(line) > CONTROL_CAP or not line.startswith(b'{"'):
+        return None
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(message, dict) and len(message) == 1:
+        kind, value = next(iter(message.items()))
+        if kind in ("read", "progress"):
+            return kind, value
+    return None
+
+
+class StdoutLines:
+    """The child's stdout as a stream of lines, fed as it comes: after the layer line, each
+    ``{"read"|"progress": ...}`` line is a message for the caller to dispatch; everything else (the layer line
+    and the reply) is kept, within ``cap``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._out = bytearray()
+        self._pending = bytearray()
+        self._searched = 0  # bytes of ``_pending`` known to hold no newline
+
+    def feed(self, chunk: bytes) -> list[tuple[str, Any]]:
+        """The messages completed by ``chunk``, in order; InspectError past the cap."""
+        messages = []
+        self._pending += chunk
+        while (end := self._pending.find(b"\n", self._searched)) >= 0:
+            line = bytes(self._pending[:end])
+            del self._pending[: end + 1]
+            self._searched = 0
+            message = _control(line) if self._out else None  # the layer line comes first, and is no message
+            if message is None:
+                self._out += line + b"\n"
+            else:
+                messages.append(message)
+        self._searched = len(self._pending)
+        if len(self._out) + len(self._pending) > self.cap:
+            raise InspectError(f"engine reply larger than {self.cap} bytes: refused")
+        return messages
+
+    def kept(self) -> bytes:
+        """The layer line and the reply, as :func:`decode_reply` takes them."""
+        return bytes(self._out + self._pending)
+
+
+def show_progress(value: Any, options: EngineOptions) -> None:
+    """Hand a ``{"progress": ...}`` line's value, when valid, to ``options.on_progress``."""
+    progress = progress_of(value)
+    if progress is not None and options.on_progress is not None:
+        options.on_progress(progress)
+
+
+def exit_reason(returncode: int, stderr: bytes) -> str:
+    """One line saying how a child ended without a usable reply."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"engine {_SIGNALS.get(name, f'crashed ({name})')}"
+    last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    return f"engine exited with status {returncode} {last[0][:200]}".rstrip()
+
+
+def _sandbox_line(line: bytes) -> dict[str, str] | None:
+    """The layer report the child writes before it reads the image, as capped text."""
+    try:
+        head = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    layers = head.get("sandbox") if isinstance(head, dict) else None
+    if not isinstance(layers, dict):
+        return None
+    return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
+
+
+def progress_of(value: Any) -> dict[str, Any] | None:
+    """The value of a child's ``{"progress": ...}`` line as ``{"done", "total", "what"}`` (capped), else None."""
+    try:
+        done, total, what = value["done"], value["total"], value["what"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < MAX_INT for n in (done, total)):
+        return None
+    return {"done": done, "total": total, "what": str(what)[:80]}
+
+
+def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
+    """The child's reply object (with its ``sandbox``), or an :class:`InspectError` saying in one line why
+    there is none; the error carries the layer report when the child got as far as sending it. (The lines
+    between the two went to ``_dispatch`` as they came.)"""
+    code = outcome.returncode or 0
+    line, _, rest = outcome.out.partition(b"\n")
+    layers = _sandbox_line(line)
+    if code and not rest:
+        raise InspectError(exit_reason(code, outcome.err), layers)
+    if layers is None:
+        raise InspectError("engine reply does not start with its sandbox report")
+    try:
+        reply = json.loads(rest)
+    except (ValueError, RecursionError):
+        why = exit_reason(code, outcome.err) if code else "exited normally"
+        raise InspectError(f"engine reply is not valid JSON ({why})", layers) from None
+    if not isinstance(reply, dict):
+        raise InspectError("engine reply is not a JSON object", layers)
+    reply["sandbox"] = layers
+    return reply
+
+
+def require_layers(layers: dict[str, str], required: list[str]) -> None:
+    """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
+    missing = sandbox.missing_required(layers, required)
+    if missing:
+        raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
+
+
+def request_line(request: dict[str, Any]) -> bytes:
+    """The one line a child reads first."""
+    return json.dumps(request).encode() + b"\n"
+
+
+def checked_reply(outcome: ChildOutcome, options: EngineOptions) -> dict[str, Any]:
+    """:func:`decode_reply`, then the parent's own check of the layers ``options`` require."""
+    reply = decode_reply(outcome)
+    require_layers(reply["sandbox"], options.require_layers)
+    return reply
+
+
+def engine_request(path: str, declared: str | None, options: EngineOptions) -> dict[str, Any]:
+    """The request for a child, without its image (``"fd"``, or ``"source": "remote"`` and ``"size"``)."""
+    return {
+        "path": path,
+        "declared_format": declared,
+        "require_layers": options.require_layers,
+        "include_bytes": options.include_bytes,
+        "guest": options.guest,
+        "guest_budget": options.guest_budget,
+        "deep": options.deep,
+        "deep_budget": options.deep_budget,
+        "progress": options.deep,
+    }
+
+
+def changes(before: os.stat_result, after: os.stat_result) -> str | None:
+    """How the file changed between two ``fstat`` of its descriptor, in words, or None."""
+    changed = [what for what, key in _CHANGES if getattr(before, key) != getattr(after, key)]
+    if not changed:
+        return None
+    return f"its {', '.join(changed)} changed while the engine read it ({before.st_size} -> {after.st_size} bytes)"
+
+
+def report_of(reply: dict[str, Any]) -> dict[str, Any]:
+    """The (unvalidated) report of a decoded reply, with the layer line sent before parsing; else the error."""
+    if reply.get("ok") is not True:
+        raise InspectError(str(reply.get("error", "engine failed without a message"))[:500], reply["sandbox"])
+    report = reply.get("report")
+    if not isinstance(report, dict):
+        raise InspectError("engine reply carries no report")
+    report["sandbox"] = reply["sandbox"]  # the line sent before parsing, never what the child says after
+    return report
+
+
+def checked_report(reply: dict[str, Any], before: os.stat_result, after: os.stat_result) -> dict[str, Any]:
+    """:func:`report_of` a local image's reply, with an ``image-changed`` finding when the descriptor's size or
+    times moved between the fstat at the open (``before``) and the one after the child (``after``)."""
+    report = report_of(reply)
+    changed = changes(before, after)
+    if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
+        report["findings"].append(make("image-changed", changed).to_json())
+    return report
