@@ -8,7 +8,8 @@ The objects live on the HTTP server of tests/remote_servers.py (127.0.0.1, a thr
 
 1. ranged: ``workbench triage URL...`` (the parent reads ranges and serves them to sandboxed children);
 2. download: fetch each object in full (as many downloads at once as triage keeps inspections in flight),
-   then ``workbench triage FOLDER`` on the local copies.
+   then ``workbench triage FOLDER`` on the local copies;
+3. the same download, then ``qemu-img info --output=json`` on each copy in turn (the unsandboxed habit).
 
 Printed per way: wall seconds, images per second and the bytes the server sent (from its own log).
 Figures: docs/remote.md and docs/performance.md.
@@ -67,6 +68,14 @@ def download_all(urls: list[str], folder: Path, jobs: int) -> None:
         list(pool.map(fetch, urls))
 
 
+def qemu_img_info_all(folder: Path) -> float:
+    started = time.perf_counter()
+    for path in sorted(folder.iterdir()):
+        fmt = "qcow2" if path.suffix == ".qcow2" else "raw"
+        subprocess.run(["qemu-img", "info", "--output=json", "-f", fmt, str(path)], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def row(name: str, wall: float, count: int, sent: int) -> None:
     print(f"{name:34s} {wall:7.2f} s {count / wall:7.1f} images/s {sent / MiB:9.2f} MiB sent")
 
@@ -101,6 +110,9 @@ def main() -> None:
             wall = triage(str(local))
             row("download in full, then triage", fetched + wall, args.images, server.state.body_bytes())
             print(f"  (of which downloading {fetched:.2f} s, local triage {wall:.2f} s)")
+            info = qemu_img_info_all(local)
+            row("download in full, then qemu-img info", fetched + info, args.images, server.state.body_bytes())
+            print(f"  (of which downloading {fetched:.2f} s, qemu-img info {info:.2f} s)")
     finally:
         server.stop()
 
