@@ -3,7 +3,9 @@
 Every byte the engine looks at comes through :class:`Reader`. It never seeks, never writes, and stops
 at a total budget per image so that no header field can make the engine read (or allocate) without
 limit. Every byte read is kept (the budget bounds them) in merged regions, so probes and parsers that
-look at the same or overlapping ranges read each byte from the file once and count it once.
+look at the same or overlapping ranges read each byte from the file once and count it once; a reader
+with ``keep`` (deep inspection's: its budget is far above what the child may hold) lets go of what it
+kept when more would pass ``keep``, and reads again what is asked again.
 """
 
 from __future__ import annotations
@@ -78,16 +80,26 @@ class Reader:
     """Positional reads from a file descriptor (or a :class:`Positional`) with a byte budget and a record of
     what was read."""
 
-    def __init__(self, fd: Image, size: int, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, fd: Image, size: int, budget: int = DEFAULT_BUDGET, keep: int | None = None) -> None:
         self.fd = fd
         self.size = size
         self.budget = budget
+        self.keep = keep  # bytes kept at most (None: all); past it what was kept is let go
         self.bytes_read = 0
+        self.examined = 0  # table bytes looked at again without a read (see :meth:`examine`)
+        self._kept = 0
         self._starts: list[int] = []  # sorted, non-overlapping, non-adjacent regions
         self._data: list[bytearray] = []
 
     def remaining(self) -> int:
-        return max(0, self.budget - self.bytes_read)
+        return max(0, self.budget - self.bytes_read - self.examined)
+
+    def examine(self, offset: int, length: int) -> None:
+        """Charge ``length`` bytes of table entries at ``offset`` that a caller looks at from its own copy
+        (a table named by many entries is looked at once per entry): a loop over cached entries is bounded
+        by the budget like one over bytes read."""
+        charge(self.bytes_read + self.examined, length, self.budget, offset, length)
+        self.examined += length
 
     def _missing(self, offset: int, end: int) -> list[tuple[int, int]]:
         """The parts of ``[offset, end)`` not yet read."""
@@ -133,11 +145,16 @@ class Reader:
         if offset >= end:
             return b""
         gaps = self._missing(offset, end)
-        charge(self.bytes_read, sum(stop - start for start, stop in gaps), self.budget, offset, end - offset)
+        needed = sum(stop - start for start, stop in gaps)
+        if self.keep is not None and self._kept + needed > self.keep:
+            self._starts, self._data, self._kept = [], [], 0  # let go of what was kept: read it all again
+            gaps, needed = [(offset, end)], end - offset
+        charge(self.bytes_read + self.examined, needed, self.budget, offset, end - offset)
         short = None
         for start, stop in gaps:
             data = _pread(self.fd, stop - start, start)
             self.bytes_read += len(data)
+            self._kept += len(data)
             if data:
                 self._store(start, data)
             if len(data) < stop - start:  # the file shrank under us: what is there is all there is
@@ -149,6 +166,14 @@ class Reader:
         base = self._starts[i]
         stop = end if short is None else min(end, short)
         return bytes(self._data[i][offset - base : stop - base])
+
+    def read_charged(self, offset: int, length: int) -> bytes:
+        """:meth:`read`, with what came from the kept bytes charged by :meth:`examine`: table entries a
+        walk may be sent back to by many entries (one L2 table named by every L1 entry) cost budget each time."""
+        before = self.bytes_read
+        data = self.read(offset, length)
+        self.examine(offset, len(data) - (self.bytes_read - before))
+        return data
 
     def read_tail(self, length: int) -> tuple[int, bytes]:
         """The last ``length`` bytes of the file and their offset."""

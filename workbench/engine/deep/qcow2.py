@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Iterator
 
 from ..mapping.qcow2 import COMPRESSED, COPIED, L1_RESERVED, OFFSET_MASK, ZERO, Qcow2Mapping
 from .ownership import Problem
@@ -49,15 +48,20 @@ class Check:
     # --- counting references (calculate_refcounts) ---------------------------------------------------------
 
     def inc(self, offset: int, size: int) -> None:
-        """qcow2_inc_refcounts_imrt: one more reference to every cluster of ``[offset, offset + size)``."""
+        """qcow2_inc_refcounts_imrt: one more reference to every cluster of ``[offset, offset + size)``
+        (a range referenced for the first time, the common case, is set at once)."""
         if size <= 0:
             return
-        last = (offset + size - 1) >> self.bits
+        first, last = offset >> self.bits, (offset + size - 1) >> self.bits
         if last >= MAX_CLUSTERS:
             raise TooLarge(f"a reference to cluster {last}")
         if last >= len(self.counts):
             self.counts.extend(array("H", bytes(2 * (last + 1 - len(self.counts)))))
-        for k in range(offset >> self.bits, last + 1):
+        count = last + 1 - first
+        if count > 1 and self.counts[first : last + 1] == array("H", bytes(2 * count)):
+            self.counts[first : last + 1] = array("H", [1]) * count
+            return
+        for k in range(first, last + 1):
             if self.counts[k] == SATURATED:
                 self.corrupt("deep-refcount", k << self.bits, f"cluster {k}: refcount overflow")
             else:
@@ -88,13 +92,10 @@ class Check:
                 self.corrupt("deep-refcount", where, f"L1 entry at {where}: L2 table {l2} is not cluster aligned")
             self.l2(l2, active)
 
-    def l2_entries(self, offset: int) -> Iterator[tuple[int, int, int]]:
-        """(entry, bitmap, file offset of the entry) of the L2 table at ``offset``."""
-        per = 1 << self.m.l2_bits
-        words = self.words(offset, per * self.m.words)
-        for i in range(per):
-            bitmap = words[2 * i + 1] if self.m.extended else 0
-            yield words[self.m.words * i], bitmap, offset + i * self.m.entry_size
+    def l2_entries(self, offset: int) -> array[int]:
+        """The words of the L2 table at ``offset`` (entry, and bitmap with extended L2), looked at again
+        after the map's walk (:meth:`Reader.read_charged`: the budget bounds every look)."""
+        return self.m._entries(offset, (1 << self.m.l2_bits) * self.m.words)
 
     def kind(self, entry: int) -> str:
         """qcow2_get_cluster_type."""
@@ -107,30 +108,86 @@ class Check:
         return "normal"
 
     def l2(self, offset: int, active: bool) -> None:
-        """check_refcounts_l2 (the fragmentation counters for the active table only)."""
+        """check_refcounts_l2 (the fragmentation counters for the active table only) and, for the active
+        table, check_oflag_copied's look at its entries. Plain entries with contiguous host clusters are
+        counted a stretch at a time; any other entry (and extended L2, a data file) one by one."""
+        words, step = self.l2_entries(offset), self.m.words
+        fast = not (self.m.extended or self.m.external)
+        count, cluster, n = len(words) // step, self.m.cluster, 0
         following = 0
-        for entry, bitmap, where in self.l2_entries(offset):
-            if not entry and not bitmap:
+        while n < count:
+            entry = words[n * step]
+            if fast and not entry:
+                n += 1
                 continue
-            kind = self.kind(entry)
-            if kind != "compressed" and entry & L2_STD_RESERVED:
-                self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
-            if kind == "compressed":
-                self._compressed(entry, bitmap, where, active)
-            elif kind in ("normal", "zero-alloc"):
+            m = n + 1
+            if fast and not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:
                 host = entry & OFFSET_MASK
-                if (bitmap >> 32) & bitmap:
-                    self.corrupt("deep-refcount", where, f"L2 entry at {where}: corrupt subcluster bitmap")
-                if host % self.m.cluster:
-                    self.corrupt("deep-refcount", where, f"L2 entry at {where}: cluster {host} is not aligned")
-                if active:
-                    self.counters["allocated-clusters"] += 1
-                    self.counters["fragmented-clusters"] += bool(following and host != following)
-                    following = host + self.m.cluster
-                if not self.m.external:
-                    self.inc(host, self.m.cluster)
-            elif kind == "unallocated" and bitmap & 0xFFFF_FFFF:
-                self.corrupt("deep-refcount", where, f"L2 entry at {where}: unallocated with allocated subclusters")
+                while m < count and words[m] & ~COPIED == host + (m - n) * cluster:
+                    m += 1
+                if self._stretch(words, n, m, host, active, following):
+                    following = host + (m - n) * cluster
+                    n = m
+                    continue
+            for j in range(n, m):
+                bitmap = words[j * step + 1] if self.m.extended else 0
+                following = self._entry(words[j * step], bitmap, offset + j * self.m.entry_size, active, following)
+            n = m
+
+    def _stretch(self, words: array[int], n: int, m: int, host: int, active: bool, following: int) -> bool:
+        """Entries ``n..m`` (plain, contiguous from ``host``) counted at once; False (nothing counted) when
+        their copied flags need a look one by one."""
+        copied = min(words[n:m]) >= COPIED  # every entry has the copied flag
+        if active and not (copied and self._all_one(host >> self.bits, m - n)):
+            return False
+        if active:
+            self.counters["allocated-clusters"] += m - n
+            self.counters["fragmented-clusters"] += bool(following and host != following)
+        self.inc(host, (m - n) * self.m.cluster)
+        return True
+
+    def _all_one(self, cluster: int, count: int) -> bool:
+        """Whether the stored refcounts of ``count`` clusters from ``cluster`` are all 1."""
+        end = cluster + count
+        for index in range(cluster // self.per_block, (end - 1) // self.per_block + 1):
+            first = max(cluster, index * self.per_block)
+            take = min(end, (index + 1) * self.per_block) - first
+            entries, position = self.block(index), first % self.per_block
+            if entries is None or entries[position : position + take] != (1,) * take:
+                return False
+        return True
+
+    def _entry(self, entry: int, bitmap: int, where: int, active: bool, following: int) -> int:
+        """One L2 entry; returns the host offset a contiguous next cluster would have."""
+        if not entry and not bitmap:
+            return following
+        kind = self.kind(entry)
+        if kind != "compressed" and entry & L2_STD_RESERVED:
+            self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
+        if kind == "compressed":
+            self._compressed(entry, bitmap, where, active)
+        elif kind in ("normal", "zero-alloc"):
+            host = entry & OFFSET_MASK
+            if (bitmap >> 32) & bitmap:
+                self.corrupt("deep-refcount", where, f"L2 entry at {where}: corrupt subcluster bitmap")
+            if host % self.m.cluster:
+                self.corrupt("deep-refcount", where, f"L2 entry at {where}: cluster {host} is not aligned")
+            if active:
+                self.counters["allocated-clusters"] += 1
+                self.counters["fragmented-clusters"] += bool(following and host != following)
+                following = host + self.m.cluster
+                self._copied(entry, where)
+            if not self.m.external:
+                self.inc(host, self.m.cluster)
+        elif kind == "unallocated" and bitmap & 0xFFFF_FFFF:
+            self.corrupt("deep-refcount", where, f"L2 entry at {where}: unallocated with allocated subclusters")
+        return following
+
+    def _copied(self, entry: int, where: int) -> None:
+        """check_oflag_copied for one allocated L2 entry of the active table."""
+        count = 1 if self.m.external else self.stored((entry & OFFSET_MASK) >> self.bits)
+        if count is not None and (count == 1) != bool(entry & COPIED):
+            self.corrupt("deep-copied-flag", where, f"L2 entry at {where}: copied flag, refcount {count}")
 
     def _compressed(self, entry: int, bitmap: int, where: int, active: bool) -> None:
         if entry & COPIED:
@@ -233,7 +290,7 @@ class Check:
         return highest
 
     def copied(self) -> None:
-        """check_oflag_copied: the active tables' copied flags say refcount 1 exactly when it is."""
+        """check_oflag_copied for the active L1 table (its L2 entries were looked at in :meth:`l2`)."""
         for i, entry in enumerate(self.words(self.m.l1_offset, self.m.l1_entries)):
             l2 = entry & OFFSET_MASK
             if not l2:
@@ -242,12 +299,6 @@ class Check:
             where = self.m.l1_offset + 8 * i
             if refcount is not None and (refcount == 1) != bool(entry & COPIED):
                 self.corrupt("deep-copied-flag", where, f"L1 entry at {where}: copied flag, L2 refcount {refcount}")
-            for l2_entry, _, at in self.l2_entries(l2):
-                if not l2_entry or self.kind(l2_entry) not in ("normal", "zero-alloc"):
-                    continue
-                count = 1 if self.m.external else self.stored((l2_entry & OFFSET_MASK) >> self.bits)
-                if count is not None and (count == 1) != bool(l2_entry & COPIED):
-                    self.corrupt("deep-copied-flag", at, f"L2 entry at {at}: copied flag, refcount {count}")
 
     def run(self) -> dict[str, int]:
         m = self.m

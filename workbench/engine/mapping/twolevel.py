@@ -10,6 +10,8 @@ A format subclass says what an L1 entry and an L2 entry mean.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterator
 
 from ..reader import Reader
@@ -47,6 +49,7 @@ class TwoLevelMapping:
         self.endian = endian
         self.words = words
         self.entry_size = 8 * words
+        self._l1: tuple[int, tuple[int, ...]] = (-1, ())  # the L1 chunk looked at last: (first index, entries)
 
     # --- what a format says about its entries ---------------------------------------------------------------
 
@@ -75,12 +78,21 @@ class TwoLevelMapping:
         data = self.reader.read(offset, 8 * count).ljust(8 * count, b"\0")
         return struct.unpack(f"{self.endian}{count}Q", data)
 
+    def _entries(self, offset: int, count: int) -> array[int]:
+        """``count`` 8-byte words of an L2 table at ``offset`` (zeros past the end of the file), decoded at
+        once; entries looked at again cost budget again (:meth:`Reader.read_charged`)."""
+        words = array("Q", self.reader.read_charged(offset, 8 * count).ljust(8 * count, b"\0"))
+        if (self.endian == ">") == (sys.byteorder == "little"):
+            words.byteswap()
+        return words
+
     def l1_entry(self, index: int) -> int:
-        """L1 entry ``index`` (< ``l1_entries``), read with its neighbours in one aligned chunk."""
+        """L1 entry ``index`` (< ``l1_entries``), read with its neighbours in one aligned chunk (kept)."""
         per_chunk = L1_CHUNK // 8
         first = index - index % per_chunk
-        count = min(per_chunk, self.l1_entries - first)
-        return self._words(self.l1_offset + 8 * first, count)[index - first]
+        if self._l1[0] != first:
+            self._l1 = (first, self._words(self.l1_offset + 8 * first, min(per_chunk, self.l1_entries - first)))
+        return self._l1[1][index - first]
 
     def runs(self, start: int, length: int) -> Iterator[Run]:
         pos, end = max(0, start), min(start + length, self.size)
@@ -103,14 +115,22 @@ class TwoLevelMapping:
         mask = (1 << self.l2_bits) - 1
         first = (lo >> self.cluster_bits) & mask
         last = ((hi - 1) >> self.cluster_bits) & mask
-        words = self._words(table + first * self.entry_size, (last - first + 1) * self.words)
+        words = self._entries(table + first * self.entry_size, (last - first + 1) * self.words)
         base = lo >> self.cluster_bits << self.cluster_bits
-        for n in range(last - first + 1):
+        yield from self.entry_runs(words, table + first * self.entry_size, base, lo, hi)
+
+    def entry_runs(self, words: array[int], at: int, base: int, lo: int, hi: int) -> Iterator[Run]:
+        """The runs of ``[lo, hi)`` from consecutive L2 entries (``words``, the first at file offset ``at``
+        mapping the cluster at guest ``base``), one entry at a time; a format may merge entries first."""
+        for n in range(len(words) // self.words):
             cluster_start = base + n * self.cluster
-            entry = words[n * self.words : (n + 1) * self.words]
-            at = table + (first + n) * self.entry_size
+            entry = tuple(words[n * self.words : (n + 1) * self.words])
             yield from self.cluster_runs(
-                entry, at, cluster_start, max(lo, cluster_start), min(hi, cluster_start + self.cluster)
+                entry,
+                at + n * self.entry_size,
+                cluster_start,
+                max(lo, cluster_start),
+                min(hi, cluster_start + self.cluster),
             )
 
     def l2_tables(self, used: int, label: str = "L2 table") -> Iterator[Table]:
