@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.builders import vmdk as vmdk_samples
+from tests.builders.qcow2 import qcow2
 from workbench.engine import report
 from workbench.engine.child import worker
 from workbench.engine.mapping import FACTORIES, Kind, Run, Table
@@ -562,3 +564,77 @@ def test_an_internal_error_is_a_finding_not_a_dead_child(fake: Any, monkeypatch:
     assert "unavailable" in rep["deep"]
     (finding,) = [f for f in rep["findings"] if f["check"] == "engine.parser-error"]
     assert "ZeroDivisionError" in finding["detail"]
+
+
+# Hostile tables that send a walk back to one table again and again: the budget bounds the entries looked at.
+CLUSTER = 1 << 16
+TIB = 1 << 40
+
+
+def one_table_for_every_entry_qcow2(tmp_path: Path) -> tuple[Path, int, int]:
+    """A 4 TiB qcow2 (64 KiB clusters) whose 8192 L1 entries all name the L2 table in cluster 4, which maps
+    its first cluster to the data cluster 5: (path, L2 offset, data offset)."""
+    image = bytearray(qcow2(4 * TIB))
+    l1_at, l2_at, data_at = struct.unpack_from(">Q", image, 40)[0], len(image), len(image) + CLUSTER
+    entries = 8192
+    assert struct.unpack_from(">I", image, 36)[0] == entries and l1_at + 8 * entries == l2_at
+    image[l1_at:l2_at] = struct.pack(">Q", 1 << 63 | l2_at) * entries
+    image += struct.pack(">Q", 1 << 63 | data_at).ljust(CLUSTER, b"\0") + b"\x5a" * CLUSTER
+    path = tmp_path / "one-l2.qcow2"
+    path.write_bytes(image)
+    return path, l2_at, data_at
+
+
+def test_qcow2_l1_naming_one_l2_table_everywhere_stops_at_the_budget(tmp_path: Path) -> None:
+    path, l2_at, data_at = one_table_for_every_entry_qcow2(tmp_path)
+    rep = deep_report(path, "qcow2")
+    deep = rep["deep"]
+    assert deep["complete"] is False and deep["check"] == {}
+    (stop,) = findings(rep, "deep-budget")
+    assert "were not checked" in stop["detail"]
+    assert deep["bytes_read"] <= 2 * CLUSTER * 8  # the table is read once; looking at it again costs budget
+    walked = deep["allocated_virtual"] // CLUSTER  # L1 entries walked: each maps one data cluster
+    assert 1000 <= walked <= DEFAULT_DEEP_BUDGET // CLUSTER  # each look at the L2 table costs its 64 KiB
+    (overlap,) = findings(rep, "deep-overlap")
+    assert overlap["offset"] == l2_at and f"L2 table 1 at {l2_at}+{CLUSTER} is also L2 table 0" in overlap["detail"]
+    assert overlap["detail"].startswith(f"{8191 + walked - 1} found")  # the table named 8191 more times, the data
+    assert deep["map"][0] == {
+        "start": 0,
+        "length": CLUSTER,
+        "present": True,
+        "zero": False,
+        "data": True,
+        "compressed": False,
+        "offset": data_at,
+    }
+
+
+def one_table_for_every_entry_vmdk(tmp_path: Path) -> tuple[Path, int, int]:
+    """A 2 TiB monolithicSparse VMDK (64 KiB grains, 512 entries per grain table) whose 65536 grain
+    directory entries all name one grain table, which maps its first grain: (path, GT offset, grain offset)."""
+    gd_entries, gd_sector = 65536, 32
+    gt_sector = gd_sector + gd_entries * 4 // 512
+    grain_sector = gt_sector + 4
+    head = vmdk_samples.sparse(
+        2 * TIB // 512, flags=0x1, rgd_offset=0, gd_offset=gd_sector, overhead=grain_sector, desc_size=20
+    )
+    image = bytearray(head[: gd_sector * 512])
+    image += struct.pack("<I", gt_sector) * gd_entries
+    image += struct.pack("<I", grain_sector).ljust(2048, b"\0") + b"\x5a" * CLUSTER
+    path = tmp_path / "one-gt.vmdk"
+    path.write_bytes(image)
+    return path, gt_sector * 512, grain_sector * 512
+
+
+def test_vmdk_grain_directory_naming_one_grain_table_everywhere_stops_at_the_budget(tmp_path: Path) -> None:
+    path, gt_at, grain_at = one_table_for_every_entry_vmdk(tmp_path)
+    rep = deep_report(path, "vmdk")
+    deep = rep["deep"]
+    assert deep["complete"] is False
+    (stop,) = findings(rep, "deep-budget")
+    assert "were not checked" in stop["detail"]
+    walked = deep["allocated_virtual"] // CLUSTER  # grain directory entries walked: each maps one grain
+    assert 16000 <= walked <= DEFAULT_DEEP_BUDGET // (8 * 512)  # 8 budget bytes an entry of the kept table
+    (overlap,) = findings(rep, "deep-overlap")
+    assert overlap["offset"] == gt_at and f"grain table 1 at {gt_at}+2048 is also grain table 0" in overlap["detail"]
+    assert overlap["detail"].startswith(f"{65535 + walked - 1} found")  # the table named 65535 more times, the grain

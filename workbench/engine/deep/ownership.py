@@ -18,6 +18,7 @@ MAX_OFFSETS = 8  # offsets named in one finding's detail
 
 FREE, HEADER, TABLE, DATA, COMPRESSED, OVERLAP = range(6)
 KINDS = ("free", "header", "table", "data", "compressed", "overlap")
+_INDEX = re.compile(r" \d+$")  # a directory entry's index at the end of a table's name
 _RUN = re.compile(b"|".join(bytes([code]) + b"+" for code in range(len(KINDS))))
 
 
@@ -79,11 +80,15 @@ class Ownership:
 
     def add_tables(self, tables: list[Table]) -> None:
         """Mark every distinct structure (a table listed twice at the same place, as snapshots share them, is
-        one structure); overlapping structures are found by a sweep over their exact byte ranges."""
+        one structure); overlapping structures are found by a sweep over their exact byte ranges. One table
+        named by two entries of one directory (``L2 table 3`` and ``L2 table 7`` at one offset: their names
+        differ only in the index) is an overlap: each entry's guest range would read the same table."""
         seen = sorted({(t.offset, t.length, t.name) for t in tables if t.length > 0})
         unique: list[Table] = []
         for offset, length, name in seen:
             if unique and unique[-1].offset == offset and unique[-1].length == length:
+                if _INDEX.sub("", name) == _INDEX.sub("", unique[-1].name):
+                    self.overlap.add(offset, f"{name} at {offset}+{length} is also {unique[-1].name}")
                 continue
             unique.append(Table(name, offset, length))
         self.tables = unique

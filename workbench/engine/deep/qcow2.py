@@ -14,6 +14,7 @@ import struct
 from array import array
 
 from ..mapping.qcow2 import COMPRESSED, COPIED, L1_RESERVED, OFFSET_MASK, ZERO, Qcow2Mapping
+from ..mapping.twolevel import skip_zeros
 from .ownership import Problem
 from .walk import Walk
 
@@ -118,7 +119,7 @@ class Check:
         while n < count:
             entry = words[n * step]
             if fast and not entry:
-                n += 1
+                n = skip_zeros(words, n)
                 continue
             m = n + 1
             if fast and not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:

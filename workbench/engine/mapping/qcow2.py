@@ -47,7 +47,7 @@ from ..formats.qcow import (
 from ..inspection import Inspection
 from ..reader import Reader
 from . import Kind, Run, Table, Unmappable, inflate, register
-from .twolevel import L1_CHUNK, TwoLevelMapping
+from .twolevel import L1_CHUNK, TwoLevelMapping, skip_zeros
 
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00  # L1E_OFFSET_MASK == L2E_OFFSET_MASK: bits 9-55
 COPIED, COMPRESSED, ZERO = 1 << 63, 1 << 62, 1
@@ -147,8 +147,7 @@ class Qcow2Mapping(TwoLevelMapping):
             entry, start = words[n], base + n * cluster
             m = n + 1
             if not entry:
-                while m < count and not words[m]:
-                    m += 1
+                m = skip_zeros(words, m)
                 kind, host = Kind.UNALLOCATED, None
             elif not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:
                 host = entry & OFFSET_MASK

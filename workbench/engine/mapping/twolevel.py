@@ -18,6 +18,18 @@ from ..reader import Reader
 from . import Kind, Run, Table, Unmappable
 
 L1_CHUNK = 4096  # bytes of L1 table read at a time (the guest view needs one entry per 2^l1_shift bytes)
+_ZEROS = array("Q", bytes(8 * 64))
+
+
+def skip_zeros(words: array[int], n: int) -> int:
+    """The index of the first non-zero word of ``words`` from ``n`` on (``len(words)`` if none): empty
+    entries are compared 64 at a time, then one by one."""
+    count, step = len(words), len(_ZEROS)
+    while n + step <= count and words[n : n + step] == _ZEROS:
+        n += step
+    while n < count and not words[n]:
+        n += 1
+    return n
 
 
 class TwoLevelMapping:
