@@ -19,6 +19,7 @@ from tests.builders import vmdk as vmdk_samples
 from tests.builders.qcow2 import qcow2
 from workbench.engine import report
 from workbench.engine.child import worker
+from workbench.engine.deep import walk as walk_module
 from workbench.engine.mapping import FACTORIES, Kind, Run, Table
 from workbench.engine.reader import BudgetExceeded
 from workbench.host.runner import ChildOutcome, EngineOptions, _read_stdout, decode_reply, progress_of
@@ -638,3 +639,36 @@ def test_vmdk_grain_directory_naming_one_grain_table_everywhere_stops_at_the_bud
     (overlap,) = findings(rep, "deep-overlap")
     assert overlap["offset"] == gt_at and f"grain table 1 at {gt_at}+2048 is also grain table 0" in overlap["detail"]
     assert overlap["detail"].startswith(f"{65535 + walked - 1} found")  # the table named 65535 more times, the grain
+
+
+def test_a_walk_out_of_cpu_time_stops_with_the_budget_finding(
+    fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's CPU limit would kill a walk that hostile tables make slow: it stops first, with a finding."""
+    monkeypatch.setattr(walk_module, "CPU_SECONDS", -1)
+    rep = fake([data(0, 8192), Run(4096, (1 << 20) - 4096, Kind.UNALLOCATED)], [HEADER, L1])
+    assert rep["deep"]["complete"] is False
+    (stop,) = findings(rep, "deep-budget")
+    assert "CPU time" in stop["detail"] and "guest bytes 0..1048576" in stop["detail"]
+
+
+def test_the_qcow2_check_stops_on_the_budget_and_on_cpu_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, l2_at, _ = one_table_for_every_entry_qcow2(tmp_path)
+    rep = deep_report(path, "qcow2", budget=1 << 30)  # the walk looks at the table 8192 times, so does the check
+    (stop,) = findings(rep, "deep-budget")
+    assert rep["deep"]["complete"] is False and stop["detail"].startswith(f"qcow2 checks stopped at {l2_at}")
+    original = walk_module.Walk.walk
+
+    def then_out_of_time(self: Any) -> None:
+        original(self)
+        self.deadline = -1.0
+
+    monkeypatch.setattr(walk_module.Walk, "walk", then_out_of_time)
+    image = bytearray(qcow2(1 << 20))  # L1 entry 0 names an L2 table (the check looks at the clock per table)
+    l1_at, l2_at = struct.unpack_from(">Q", image, 40)[0], len(image)
+    image[l1_at : l1_at + 8] = struct.pack(">Q", 1 << 63 | l2_at)
+    small = tmp_path / "small.qcow2"
+    small.write_bytes(image + struct.pack(">Q", 1 << 63 | l2_at + CLUSTER).ljust(CLUSTER, b"\0") + bytes(CLUSTER))
+    rep = deep_report(small, "qcow2")
+    (stop,) = findings(rep, "deep-budget")
+    assert stop["detail"].startswith("qcow2 checks stopped: the deep walk used its") and rep["deep"]["check"] == {}

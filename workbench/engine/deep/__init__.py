@@ -20,7 +20,7 @@ from ..inspection import Inspection
 from ..mapping import Unmappable, mapping_for
 from ..reader import BudgetExceeded, Image, Reader
 from . import qcow2
-from .walk import Progress, Walk
+from .walk import OutOfTime, Progress, Walk
 
 FormatCheck = Callable[[Walk], None]
 FORMAT_CHECKS: dict[str, FormatCheck] = {"qcow2": qcow2.check}  # imported before the sandbox is on
@@ -66,6 +66,8 @@ def _run(walk: Walk, fmt: str) -> Deep:
             check(walk)
         except BudgetExceeded as exc:
             walk.stop(f"{fmt} checks stopped at {exc.offset}: {exc}", exc.offset)
+        except OutOfTime as exc:
+            walk.stop(f"{fmt} checks stopped: {exc}")
     return walk.report()
 
 

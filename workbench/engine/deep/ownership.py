@@ -51,6 +51,8 @@ class Ownership:
         self._starts: list[int] = []
         self.outside = Problem()
         self.overlap = Problem()
+        self._last: tuple[int, int, int] | None = None  # the range claimed last, and how often in a row before
+        self._repeats = 0
 
     def claim(self, offset: int, length: int, code: int, what: str) -> None:
         """Mark ``[offset, offset + length)`` as ``code``; a range past the file or on units already owned is
@@ -66,6 +68,14 @@ class Ownership:
         unit, stop = self.unit, min(end, self.file_size)
         first, last = (offset // unit, -(-stop // unit)) if code == COMPRESSED else (-(-offset // unit), stop // unit)
         if first >= last:
+            return
+        key = (offset, length, code)
+        self._repeats = self._repeats + 1 if key == self._last else 0
+        self._last = key
+        if code == DATA and self._repeats >= 2:  # a third time in a row (one table named by many entries)
+            where = first * unit  # its units are all OVERLAP since the second time: nothing changes
+            held = self._name(where, "more than one owner")
+            self.overlap.add(where, f"{what} at {offset}+{length} overlaps {held} at {where}")
             return
         view = self.owners[first:last]
         shared = view.count(COMPRESSED) if code == COMPRESSED else 0

@@ -14,8 +14,8 @@ import struct
 from array import array
 
 from ..mapping.qcow2 import COMPRESSED, COPIED, L1_RESERVED, OFFSET_MASK, ZERO, Qcow2Mapping
-from ..mapping.twolevel import skip_zeros
-from .ownership import Problem
+from ..mapping.twolevel import stretch
+from .ownership import MAX_OFFSETS, Problem
 from .walk import Walk
 
 MAX_CLUSTERS = 16 << 20  # host clusters counted (the file and references past it); more is not checked
@@ -50,7 +50,7 @@ class Check:
 
     def inc(self, offset: int, size: int) -> None:
         """qcow2_inc_refcounts_imrt: one more reference to every cluster of ``[offset, offset + size)``
-        (a range referenced for the first time, the common case, is set at once)."""
+        (a range whose clusters all have one count, as on their first reference, is set at once)."""
         if size <= 0:
             return
         first, last = offset >> self.bits, (offset + size - 1) >> self.bits
@@ -58,9 +58,9 @@ class Check:
             raise TooLarge(f"a reference to cluster {last}")
         if last >= len(self.counts):
             self.counts.extend(array("H", bytes(2 * (last + 1 - len(self.counts)))))
-        count = last + 1 - first
-        if count > 1 and self.counts[first : last + 1] == array("H", bytes(2 * count)):
-            self.counts[first : last + 1] = array("H", [1]) * count
+        count, now = last + 1 - first, self.counts[first]
+        if count > 1 and now < SATURATED and self.counts[first : last + 1] == array("H", [now]) * count:
+            self.counts[first : last + 1] = array("H", [now + 1]) * count
             return
         for k in range(first, last + 1):
             if self.counts[k] == SATURATED:
@@ -112,6 +112,7 @@ class Check:
         """check_refcounts_l2 (the fragmentation counters for the active table only) and, for the active
         table, check_oflag_copied's look at its entries. Plain entries with contiguous host clusters are
         counted a stretch at a time; any other entry (and extended L2, a data file) one by one."""
+        self.walk.clock()
         words, step = self.l2_entries(offset), self.m.words
         fast = not (self.m.extended or self.m.external)
         count, cluster, n = len(words) // step, self.m.cluster, 0
@@ -119,14 +120,12 @@ class Check:
         while n < count:
             entry = words[n * step]
             if fast and not entry:
-                n = skip_zeros(words, n)
+                n = stretch(words, n, 0)
                 continue
             m = n + 1
             if fast and not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:
-                host = entry & OFFSET_MASK
-                while m < count and words[m] & ~COPIED == host + (m - n) * cluster:
-                    m += 1
-                if self._stretch(words, n, m, host, active, following):
+                host, m = entry & OFFSET_MASK, stretch(words, n, cluster)
+                if self._stretch(words, n, m, host, active, following, offset + n * self.m.entry_size):
                     following = host + (m - n) * cluster
                     n = m
                     continue
@@ -135,28 +134,51 @@ class Check:
                 following = self._entry(words[j * step], bitmap, offset + j * self.m.entry_size, active, following)
             n = m
 
-    def _stretch(self, words: array[int], n: int, m: int, host: int, active: bool, following: int) -> bool:
-        """Entries ``n..m`` (plain, contiguous from ``host``) counted at once; False (nothing counted) when
-        their copied flags need a look one by one."""
-        copied = min(words[n:m]) >= COPIED  # every entry has the copied flag
-        if active and not (copied and self._all_one(host >> self.bits, m - n)):
-            return False
+    def _stretch(self, words: array[int], n: int, m: int, host: int, active: bool, following: int, where: int) -> bool:
+        """Entries ``n..m`` of the L2 table whose words are ``words`` (plain, contiguous from ``host``, one
+        copied flag; entry ``n`` at file offset ``where``) counted at once; False (nothing counted) when a
+        refcount block cannot be read and they need a look one by one."""
+        count = m - n
         if active:
-            self.counters["allocated-clusters"] += m - n
+            copied = words[n] >= COPIED  # and so are the others of the stretch
+            stored = self._stored(host >> self.bits, count)
+            if stored is None:
+                return False
+            wrong = count - stored.count(1) if copied else stored.count(1)
+            if wrong:
+                self._copied_wrong(stored, copied, where, wrong)
+            self.counters["allocated-clusters"] += count
             self.counters["fragmented-clusters"] += bool(following and host != following)
-        self.inc(host, (m - n) * self.m.cluster)
+        self.inc(host, count * self.m.cluster)
         return True
 
-    def _all_one(self, cluster: int, count: int) -> bool:
-        """Whether the stored refcounts of ``count`` clusters from ``cluster`` are all 1."""
-        end = cluster + count
+    def _copied_wrong(self, stored: tuple[int, ...], copied: bool, where: int, wrong: int) -> None:
+        """check_oflag_copied's ``wrong`` findings in a stretch of entries (the first at ``where``) whose
+        copied flags are all ``copied``: the first few named, all counted."""
+        problem = self.problems["deep-copied-flag"]
+        self.counters["corruptions"] += wrong
+        noted = 0
+        for i, refcount in enumerate(stored):
+            if noted == wrong or len(problem.notes) >= MAX_OFFSETS:
+                break
+            if (refcount == 1) != copied:
+                at = where + 8 * i
+                problem.add(at, f"L2 entry at {at}: copied flag, refcount {refcount}")
+                noted += 1
+        problem.count += wrong - noted
+
+    def _stored(self, cluster: int, count: int) -> tuple[int, ...] | None:
+        """The stored refcounts of ``count`` clusters from ``cluster``; None when a block cannot be read."""
+        end, found = cluster + count, ()
         for index in range(cluster // self.per_block, (end - 1) // self.per_block + 1):
             first = max(cluster, index * self.per_block)
             take = min(end, (index + 1) * self.per_block) - first
             entries, position = self.block(index), first % self.per_block
-            if entries is None or entries[position : position + take] != (1,) * take:
-                return False
-        return True
+            if entries is None:
+                return None
+            part = entries[position : position + take]
+            found += part + (0,) * (take - len(part))
+        return found
 
     def _entry(self, entry: int, bitmap: int, where: int, active: bool, following: int) -> int:
         """One L2 entry; returns the host offset a contiguous next cluster would have."""

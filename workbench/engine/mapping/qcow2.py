@@ -47,7 +47,7 @@ from ..formats.qcow import (
 from ..inspection import Inspection
 from ..reader import Reader
 from . import Kind, Run, Table, Unmappable, inflate, register
-from .twolevel import L1_CHUNK, TwoLevelMapping, skip_zeros
+from .twolevel import L1_CHUNK, TwoLevelMapping, stretch
 
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00  # L1E_OFFSET_MASK == L2E_OFFSET_MASK: bits 9-55
 COPIED, COMPRESSED, ZERO = 1 << 63, 1 << 62, 1
@@ -137,8 +137,9 @@ class Qcow2Mapping(TwoLevelMapping):
 
     def entry_runs(self, words: array[int], at: int, base: int, lo: int, hi: int) -> Iterator[Run]:
         """Standard L2 entries a stretch at a time: empty entries in a row are one UNALLOCATED run, plain
-        data entries with contiguous host clusters clear of the metadata one DATA run (``entry``: the first
-        entry's offset); anything else (and extended L2, an external data file) entry by entry."""
+        data entries with contiguous host clusters (and the same copied flag) clear of the metadata one DATA
+        run (``entry``: the first entry's offset); anything else (and extended L2, an external data file)
+        entry by entry."""
         if self.extended or self.external:
             yield from super().entry_runs(words, at, base, lo, hi)
             return
@@ -147,12 +148,10 @@ class Qcow2Mapping(TwoLevelMapping):
             entry, start = words[n], base + n * cluster
             m = n + 1
             if not entry:
-                m = skip_zeros(words, m)
+                m = stretch(words, n, 0)
                 kind, host = Kind.UNALLOCATED, None
             elif not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:
-                host = entry & OFFSET_MASK
-                while m < count and words[m] & ~COPIED == host + (m - n) * cluster:
-                    m += 1
+                host, m = entry & OFFSET_MASK, stretch(words, n, cluster)
                 kind = Kind.DATA if self._clear(host, (m - n) * cluster) else Kind.INVALID
             else:
                 kind, host = Kind.INVALID, None

@@ -18,18 +18,30 @@ from ..reader import Reader
 from . import Kind, Run, Table, Unmappable
 
 L1_CHUNK = 4096  # bytes of L1 table read at a time (the guest view needs one entry per 2^l1_shift bytes)
-_ZEROS = array("Q", bytes(8 * 64))
+CHUNK = 64  # entries compared at once while a stretch goes on
+WORD = 1 << 64
 
 
-def skip_zeros(words: array[int], n: int) -> int:
-    """The index of the first non-zero word of ``words`` from ``n`` on (``len(words)`` if none): empty
-    entries are compared 64 at a time, then one by one."""
-    count, step = len(words), len(_ZEROS)
-    while n + step <= count and words[n : n + step] == _ZEROS:
-        n += step
-    while n < count and not words[n]:
-        n += 1
-    return n
+def stretch(words: array[int], n: int, step: int) -> int:
+    """The index past the entries from ``n`` on that go up by ``step`` from ``words[n]`` one to the next
+    (step 0: equal to it, as empty entries are): compared in chunks of ``CHUNK`` entries or more, then one
+    by one. Flags are
+    part of the value: a change of flags ends the stretch."""
+    count, first, m = len(words), words[n], n + 1
+    chunk = CHUNK if first + (count - n) * step < WORD else 0
+    while chunk >= CHUNK:  # twice as many after a match, half as many after a miss
+        if m + chunk > count:
+            chunk //= 2
+            continue
+        low = first + (m - n) * step
+        expected = array("Q", range(low, low + chunk * step, step)) if step else array("Q", [first]) * chunk
+        if words[m : m + chunk] == expected:
+            m, chunk = m + chunk, 2 * chunk
+        else:
+            chunk //= 2
+    while m < count and words[m] == first + (m - n) * step:
+        m += 1
+    return m
 
 
 class TwoLevelMapping:

@@ -95,8 +95,12 @@ class SparseMapping(BlockMapping):
             yield Run(start, self.cluster, Kind.ZERO, entry=at)
         elif self.compressed:
             yield self._compressed(start, entry * SECTOR, at)
-        else:
-            yield self.target(start, self.cluster, entry * SECTOR, at)
+        else:  # with the grains stored right after it in this table
+            count = table.stretch(index % self.gtes, self.gtes - index % self.gtes, self.cluster // SECTOR)
+            run = self.target(start, count * self.cluster, entry * SECTOR, at)
+            if count > 1 and run.kind is Kind.INVALID:  # one of them cannot be followed: grain by grain
+                run = self.target(start, self.cluster, entry * SECTOR, at)
+            yield run
 
     def _compressed(self, start: int, at_file: int, entry: int) -> Run:
         marker = MARKER_LAYOUT.unpack(self.reader.read(at_file, GRAIN_MARKER))
