@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
+import workbench.engine.deep as deep_module
 from tests.builders import vmdk as vmdk_samples
 from tests.builders.qcow2 import qcow2
 from workbench.engine import report
 from workbench.engine.child import worker
 from workbench.engine.deep import walk as walk_module
 from workbench.engine.mapping import FACTORIES, Kind, Run, Table
-from workbench.engine.reader import BudgetExceeded
+from workbench.engine.reader import BudgetExceeded, Reader
 from workbench.host.runner import ChildOutcome, EngineOptions, _read_stdout, decode_reply, progress_of
 from workbench.host.validate import validate
 from workbench.render.export import to_html, to_markdown
@@ -672,3 +673,34 @@ def test_the_qcow2_check_stops_on_the_budget_and_on_cpu_time(tmp_path: Path, mon
     rep = deep_report(small, "qcow2")
     (stop,) = findings(rep, "deep-budget")
     assert stop["detail"].startswith("qcow2 checks stopped: the deep walk used its") and rep["deep"]["check"] == {}
+
+
+@pytest.mark.qemu
+def test_a_deep_reader_that_keeps_little_reads_again_and_finds_the_same(
+    qemu_create: Any, qemu_img: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deep reader lets go of table bytes past ``KEEP`` (its budget may reach the child's memory limit):
+    what it needs again is read again, and the map and counters stay qemu's."""
+    path = qcow2_image(qemu_create, "patterns")
+    qemu_io(path, "qcow2", "write -P 5 32M 1M", "write -P 6 60M 1M")  # more L2 tables than one
+    kept = deep_report(path, "qcow2")
+    monkeypatch.setattr(deep_module, "KEEP", 4096)
+    small = deep_report(path, "qcow2")
+    assert ours(small) == ours(kept) == qemu_map(qemu_img, path, "qcow2")
+    assert {key: small["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    assert small["deep"]["bytes_read"] > kept["deep"]["bytes_read"]  # the same tables, read more than once
+
+
+def test_reader_keep_lets_go_of_what_it_kept_and_charges_looks_again(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(bytes(range(256)) * 64)  # 16 KiB
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = Reader(fd, 16384, budget=12288, keep=4096)
+        assert reader.read(0, 4096)[:2] == b"\0\1" and reader.bytes_read == 4096
+        assert reader.read_charged(0, 4096)[:2] == b"\0\1" and (reader.bytes_read, reader.examined) == (4096, 4096)
+        assert reader.read(4096, 16)[:1] == b"\0" and reader.regions() == [(4096, bytes(range(16)))]
+        with pytest.raises(BudgetExceeded):
+            reader.read(8192, 4096)  # 4096 read and 4096 looked at again leave 4096 - 16 bytes
+    finally:
+        os.close(fd)

@@ -11,6 +11,7 @@ table's declared, capped size.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 
 from ..mapping.qcow2 import COMPRESSED, COPIED, L1_RESERVED, OFFSET_MASK, ZERO, Qcow2Mapping
@@ -22,6 +23,7 @@ MAX_CLUSTERS = 16 << 20  # host clusters counted (the file and references past i
 L2_STD_RESERVED = 0x3F00_0000_0000_01FE  # L2E_STD_RESERVED_MASK
 REFT_OFFSET, REFT_RESERVED = ~0x1FF & (1 << 64) - 1, 0x1FF
 SATURATED = 0xFFFF
+REFCOUNT_TYPES = "BBBBHIQ"  # array type of a stored refcount, by refcount_order (below 8 bits: one a byte)
 BITMAP_ENTRY = 24  # fixed part of a bitmap directory entry
 MAX_BITMAPS = 65535
 
@@ -43,7 +45,8 @@ class Check:
         self.counters = dict.fromkeys(("corruptions", "leaks", "check-errors", "allocated-clusters"), 0)
         self.counters.update({"fragmented-clusters": 0, "compressed-clusters": 0})
         self.problems = {name: Problem() for name in ("deep-refcount", "deep-refcount-leak", "deep-copied-flag")}
-        self._blocks: dict[int, tuple[int, ...] | None] = {}
+        self._blocks: dict[int, array[int] | None] = {}  # decoded refcount blocks (arrays: bytes, not objects)
+        self._none = array(REFCOUNT_TYPES[mapping.hdr["refcount_order"]])  # a block that is not there
         self.per_block = 1 << (self.bits + 3 - mapping.hdr["refcount_order"])  # refcounts in one block
 
     # --- counting references (calculate_refcounts) ---------------------------------------------------------
@@ -152,7 +155,7 @@ class Check:
         self.inc(host, count * self.m.cluster)
         return True
 
-    def _copied_wrong(self, stored: tuple[int, ...], copied: bool, where: int, wrong: int) -> None:
+    def _copied_wrong(self, stored: array[int], copied: bool, where: int, wrong: int) -> None:
         """check_oflag_copied's ``wrong`` findings in a stretch of entries (the first at ``where``) whose
         copied flags are all ``copied``: the first few named, all counted."""
         problem = self.problems["deep-copied-flag"]
@@ -167,9 +170,9 @@ class Check:
                 noted += 1
         problem.count += wrong - noted
 
-    def _stored(self, cluster: int, count: int) -> tuple[int, ...] | None:
+    def _stored(self, cluster: int, count: int) -> array[int] | None:
         """The stored refcounts of ``count`` clusters from ``cluster``; None when a block cannot be read."""
-        end, found = cluster + count, ()
+        end, found = cluster + count, array(self._none.typecode)
         for index in range(cluster // self.per_block, (end - 1) // self.per_block + 1):
             first = max(cluster, index * self.per_block)
             take = min(end, (index + 1) * self.per_block) - first
@@ -177,7 +180,8 @@ class Check:
             if entries is None:
                 return None
             part = entries[position : position + take]
-            found += part + (0,) * (take - len(part))
+            found += part
+            found += array(found.typecode, bytes(found.itemsize * (take - len(part))))
         return found
 
     def _entry(self, entry: int, bitmap: int, where: int, active: bool, following: int) -> int:
@@ -259,15 +263,15 @@ class Check:
 
     # --- stored refcounts (compare_refcounts, check_oflag_copied) -----------------------------------------------
 
-    def block(self, index: int) -> tuple[int, ...] | None:
+    def block(self, index: int) -> array[int] | None:
         """The stored refcounts of refcount block ``index`` (empty when it has none, None when its offset
         is misaligned and qemu cannot read it)."""
         offset, length = self.m.reftable
         if index >= length // 8:
-            return ()
+            return self._none
         if index not in self._blocks:
             block = self.words(offset + 8 * index, 1)[0] & REFT_OFFSET
-            self._blocks[index] = None if block % self.m.cluster else (self._decode(block) if block else ())
+            self._blocks[index] = None if block % self.m.cluster else (self._decode(block) if block else self._none)
         return self._blocks[index]
 
     def stored(self, cluster: int) -> int | None:
@@ -278,14 +282,16 @@ class Check:
         position = cluster % self.per_block
         return entries[position] if position < len(entries) else 0
 
-    def _decode(self, block: int) -> tuple[int, ...]:
+    def _decode(self, block: int) -> array[int]:
         order = self.m.hdr["refcount_order"]
         data = self.reader.read(block, self.m.cluster).ljust(self.m.cluster, b"\0")
         if order >= 3:
-            width = 1 << (order - 3)
-            return struct.unpack(f">{len(data) // width}{'BHIQ'[order - 3]}", data)
+            entries = array(REFCOUNT_TYPES[order], data)
+            if sys.byteorder == "little":
+                entries.byteswap()
+            return entries
         bits, mask = 1 << order, (1 << (1 << order)) - 1
-        return tuple(data[i * bits >> 3] >> (i * bits & 7) & mask for i in range(len(data) * 8 // bits))
+        return array("B", (data[i * bits >> 3] >> (i * bits & 7) & mask for i in range(len(data) * 8 // bits)))
 
     def compare(self) -> int:
         """compare_refcounts, a refcount block at a time; returns the highest cluster in use."""
@@ -297,8 +303,8 @@ class Check:
                 self.counters["check-errors"] += len(computed)
                 continue
             stored = entries[: len(computed)]
-            stored += (0,) * (len(computed) - len(stored))
-            if tuple(computed) == stored:
+            stored += array(stored.typecode, bytes(stored.itemsize * (len(computed) - len(stored))))
+            if computed == stored:
                 used = len(computed.tobytes().rstrip(b"\0"))
                 highest = first + (used - 1) // computed.itemsize if used else highest
                 continue
