@@ -122,22 +122,20 @@ class Reader:
         return gaps
 
     def _store(self, offset: int, data: bytes) -> None:
-        """Insert ``data`` at ``offset`` and merge it with the regions it touches."""
+        """Keep ``data``, a gap :meth:`_missing` found (it overlaps nothing kept), joined to the regions it
+        touches: the one before it grows in place, so tables read one after another make one region without
+        copying it again on every read."""
         end = offset + len(data)
         i = bisect.bisect_left(self._starts, offset)
-        if i > 0 and self._starts[i - 1] + len(self._data[i - 1]) >= offset:
+        if i > 0 and self._starts[i - 1] + len(self._data[i - 1]) == offset:
             i -= 1
-        start, merged = offset, bytearray(data)
-        while i < len(self._starts) and self._starts[i] <= end:
-            s, buf = self._starts.pop(i), self._data.pop(i)
-            if s < start:
-                merged = buf[: start - s] + merged
-                start = s
-            tail = s + len(buf) - (start + len(merged))
-            if tail > 0:
-                merged += buf[len(buf) - tail :]
-        self._starts.insert(i, start)
-        self._data.insert(i, merged)
+            self._data[i] += data
+        else:
+            self._starts.insert(i, offset)
+            self._data.insert(i, bytearray(data))
+        if i + 1 < len(self._starts) and self._starts[i + 1] == end:
+            self._starts.pop(i + 1)
+            self._data[i] += self._data.pop(i + 1)
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; shorter at end of file, empty past it."""
