@@ -99,7 +99,7 @@ class Check:
     def l2_entries(self, offset: int) -> array[int]:
         """The words of the L2 table at ``offset`` (entry, and bitmap with extended L2), looked at again
         after the map's walk (:meth:`Reader.read_charged`: the budget bounds every look)."""
-        return self.m._entries(offset, (1 << self.m.l2_bits) * self.m.words)
+        return self.m.l2_words(offset, (1 << self.m.l2_bits) * self.m.words)
 
     def kind(self, entry: int) -> str:
         """qcow2_get_cluster_type."""

@@ -102,7 +102,7 @@ class TwoLevelMapping:
         data = self.reader.read(offset, 8 * count).ljust(8 * count, b"\0")
         return struct.unpack(f"{self.endian}{count}Q", data)
 
-    def _entries(self, offset: int, count: int) -> array[int]:
+    def l2_words(self, offset: int, count: int) -> array[int]:
         """``count`` 8-byte words of an L2 table at ``offset`` (zeros past the end of the file), decoded at
         once; entries looked at again cost budget again (:meth:`Reader.read_charged`)."""
         words = array("Q", self.reader.read_charged(offset, 8 * count).ljust(8 * count, b"\0"))
@@ -139,7 +139,7 @@ class TwoLevelMapping:
         mask = (1 << self.l2_bits) - 1
         first = (lo >> self.cluster_bits) & mask
         last = ((hi - 1) >> self.cluster_bits) & mask
-        words = self._entries(table + first * self.entry_size, (last - first + 1) * self.words)
+        words = self.l2_words(table + first * self.entry_size, (last - first + 1) * self.words)
         base = lo >> self.cluster_bits << self.cluster_bits
         yield from self.entry_runs(words, table + first * self.entry_size, base, lo, hi)
 
