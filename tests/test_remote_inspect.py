@@ -257,7 +257,8 @@ def test_parent_serves_at_most_its_cap_and_dispatches_progress(http: RangeServer
 
         async def feed() -> tuple[bytes, bytes]:
             stream = asyncio.StreamReader()
-            lines = [b'{"sandbox":{}}', b'{"progress":{"done":1}}', b'{"read":{"offset":0,"length":600}}']
+            progress_line = b'{"progress":{"done":1,"total":2,"what":"guest mapping"}}'  # runner.progress_of's shape
+            lines = [b'{"sandbox":{}}', progress_line, b'{"read":{"offset":0,"length":600}}']
             lines += [b'{"read":{"offset":600,"length":600}}', b'{"ok":true']
             stream.feed_data(b"\n".join(lines))
             stream.feed_eof()
@@ -275,7 +276,7 @@ def test_parent_serves_at_most_its_cap_and_dispatches_progress(http: RangeServer
 
         out, answers = asyncio.run(feed())
     assert out == b'{"sandbox":{}}\n{"ok":true'
-    assert progress == [{"done": 1}]
+    assert progress == [{"done": 1, "total": 2, "what": "guest mapping"}]
     assert answers[:9] == b"D" + (600).to_bytes(8, "big") and answers[9:609] == bytes(600)
     assert answers[609:610] == b"E" and b"1000 bytes" in answers[618:]
     assert (served.served, served.fetched) == (600, 1000) and "1000 bytes" in (served.error or "")
