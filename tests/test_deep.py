@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 
+import workbench.engine.deep as deep_module
+from tests.builders import vmdk as vmdk_samples
+from tests.builders.qcow2 import qcow2
 from workbench.engine import report
 from workbench.engine.child import worker
+from workbench.engine.deep import walk as walk_module
 from workbench.engine.mapping import FACTORIES, Kind, Run, Table
-from workbench.engine.reader import BudgetExceeded
+from workbench.engine.reader import BudgetExceeded, Reader
 from workbench.host.runner import ChildOutcome, EngineOptions, _read_stdout, decode_reply, progress_of
 from workbench.host.validate import validate
 from workbench.render.export import to_html, to_markdown
@@ -562,3 +566,141 @@ def test_an_internal_error_is_a_finding_not_a_dead_child(fake: Any, monkeypatch:
     assert "unavailable" in rep["deep"]
     (finding,) = [f for f in rep["findings"] if f["check"] == "engine.parser-error"]
     assert "ZeroDivisionError" in finding["detail"]
+
+
+# Hostile tables that send a walk back to one table again and again: the budget bounds the entries looked at.
+CLUSTER = 1 << 16
+TIB = 1 << 40
+
+
+def one_table_for_every_entry_qcow2(tmp_path: Path) -> tuple[Path, int, int]:
+    """A 4 TiB qcow2 (64 KiB clusters) whose 8192 L1 entries all name the L2 table in cluster 4, which maps
+    its first cluster to the data cluster 5: (path, L2 offset, data offset)."""
+    image = bytearray(qcow2(4 * TIB))
+    l1_at, l2_at, data_at = struct.unpack_from(">Q", image, 40)[0], len(image), len(image) + CLUSTER
+    entries = 8192
+    assert struct.unpack_from(">I", image, 36)[0] == entries and l1_at + 8 * entries == l2_at
+    image[l1_at:l2_at] = struct.pack(">Q", 1 << 63 | l2_at) * entries
+    image += struct.pack(">Q", 1 << 63 | data_at).ljust(CLUSTER, b"\0") + b"\x5a" * CLUSTER
+    path = tmp_path / "one-l2.qcow2"
+    path.write_bytes(image)
+    return path, l2_at, data_at
+
+
+def test_qcow2_l1_naming_one_l2_table_everywhere_stops_at_the_budget(tmp_path: Path) -> None:
+    path, l2_at, data_at = one_table_for_every_entry_qcow2(tmp_path)
+    rep = deep_report(path, "qcow2")
+    deep = rep["deep"]
+    assert deep["complete"] is False and deep["check"] == {}
+    (stop,) = findings(rep, "deep-budget")
+    assert "were not checked" in stop["detail"]
+    assert deep["bytes_read"] <= 2 * CLUSTER * 8  # the table is read once; looking at it again costs budget
+    walked = deep["allocated_virtual"] // CLUSTER  # L1 entries walked: each maps one data cluster
+    assert 1000 <= walked <= DEFAULT_DEEP_BUDGET // CLUSTER  # each look at the L2 table costs its 64 KiB
+    (overlap,) = findings(rep, "deep-overlap")
+    assert overlap["offset"] == l2_at and f"L2 table 1 at {l2_at}+{CLUSTER} is also L2 table 0" in overlap["detail"]
+    assert overlap["detail"].startswith(f"{8191 + walked - 1} found")  # the table named 8191 more times, the data
+    assert deep["map"][0] == {
+        "start": 0,
+        "length": CLUSTER,
+        "present": True,
+        "zero": False,
+        "data": True,
+        "compressed": False,
+        "offset": data_at,
+    }
+
+
+def one_table_for_every_entry_vmdk(tmp_path: Path) -> tuple[Path, int, int]:
+    """A 2 TiB monolithicSparse VMDK (64 KiB grains, 512 entries per grain table) whose 65536 grain
+    directory entries all name one grain table, which maps its first grain: (path, GT offset, grain offset)."""
+    gd_entries, gd_sector = 65536, 32
+    gt_sector = gd_sector + gd_entries * 4 // 512
+    grain_sector = gt_sector + 4
+    head = vmdk_samples.sparse(
+        2 * TIB // 512, flags=0x1, rgd_offset=0, gd_offset=gd_sector, overhead=grain_sector, desc_size=20
+    )
+    image = bytearray(head[: gd_sector * 512])
+    image += struct.pack("<I", gt_sector) * gd_entries
+    image += struct.pack("<I", grain_sector).ljust(2048, b"\0") + b"\x5a" * CLUSTER
+    path = tmp_path / "one-gt.vmdk"
+    path.write_bytes(image)
+    return path, gt_sector * 512, grain_sector * 512
+
+
+def test_vmdk_grain_directory_naming_one_grain_table_everywhere_stops_at_the_budget(tmp_path: Path) -> None:
+    path, gt_at, grain_at = one_table_for_every_entry_vmdk(tmp_path)
+    rep = deep_report(path, "vmdk")
+    deep = rep["deep"]
+    assert deep["complete"] is False
+    (stop,) = findings(rep, "deep-budget")
+    assert "were not checked" in stop["detail"]
+    walked = deep["allocated_virtual"] // CLUSTER  # grain directory entries walked: each maps one grain
+    assert 16000 <= walked <= DEFAULT_DEEP_BUDGET // (8 * 512)  # 8 budget bytes an entry of the kept table
+    (overlap,) = findings(rep, "deep-overlap")
+    assert overlap["offset"] == gt_at and f"grain table 1 at {gt_at}+2048 is also grain table 0" in overlap["detail"]
+    assert overlap["detail"].startswith(f"{65535 + walked - 1} found")  # the table named 65535 more times, the grain
+
+
+def test_a_walk_out_of_cpu_time_stops_with_the_budget_finding(
+    fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's CPU limit would kill a walk that hostile tables make slow: it stops first, with a finding."""
+    monkeypatch.setattr(walk_module, "CPU_SECONDS", -1)
+    rep = fake([data(0, 8192), Run(4096, (1 << 20) - 4096, Kind.UNALLOCATED)], [HEADER, L1])
+    assert rep["deep"]["complete"] is False
+    (stop,) = findings(rep, "deep-budget")
+    assert "CPU time" in stop["detail"] and "guest bytes 0..1048576" in stop["detail"]
+
+
+def test_the_qcow2_check_stops_on_the_budget_and_on_cpu_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, l2_at, _ = one_table_for_every_entry_qcow2(tmp_path)
+    rep = deep_report(path, "qcow2", budget=1 << 30)  # the walk looks at the table 8192 times, so does the check
+    (stop,) = findings(rep, "deep-budget")
+    assert rep["deep"]["complete"] is False and stop["detail"].startswith(f"qcow2 checks stopped at {l2_at}")
+    original = walk_module.Walk.walk
+
+    def then_out_of_time(self: Any) -> None:
+        original(self)
+        self.deadline = -1.0
+
+    monkeypatch.setattr(walk_module.Walk, "walk", then_out_of_time)
+    image = bytearray(qcow2(1 << 20))  # L1 entry 0 names an L2 table (the check looks at the clock per table)
+    l1_at, l2_at = struct.unpack_from(">Q", image, 40)[0], len(image)
+    image[l1_at : l1_at + 8] = struct.pack(">Q", 1 << 63 | l2_at)
+    small = tmp_path / "small.qcow2"
+    small.write_bytes(image + struct.pack(">Q", 1 << 63 | l2_at + CLUSTER).ljust(CLUSTER, b"\0") + bytes(CLUSTER))
+    rep = deep_report(small, "qcow2")
+    (stop,) = findings(rep, "deep-budget")
+    assert stop["detail"].startswith("qcow2 checks stopped: the deep walk used its") and rep["deep"]["check"] == {}
+
+
+@pytest.mark.qemu
+def test_a_deep_reader_that_keeps_little_reads_again_and_finds_the_same(
+    qemu_create: Any, qemu_img: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deep reader lets go of table bytes past ``KEEP`` (its budget may reach the child's memory limit):
+    what it needs again is read again, and the map and counters stay qemu's."""
+    path = qcow2_image(qemu_create, "patterns")
+    qemu_io(path, "qcow2", "write -P 5 32M 1M", "write -P 6 60M 1M")  # more L2 tables than one
+    kept = deep_report(path, "qcow2")
+    monkeypatch.setattr(deep_module, "KEEP", 4096)
+    small = deep_report(path, "qcow2")
+    assert ours(small) == ours(kept) == qemu_map(qemu_img, path, "qcow2")
+    assert {key: small["deep"]["check"][key] for key in CHECK_KEYS} == qemu_check(qemu_img, path)
+    assert small["deep"]["bytes_read"] > kept["deep"]["bytes_read"]  # the same tables, read more than once
+
+
+def test_reader_keep_lets_go_of_what_it_kept_and_charges_looks_again(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(bytes(range(256)) * 64)  # 16 KiB
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = Reader(fd, 16384, budget=12288, keep=4096)
+        assert reader.read(0, 4096)[:2] == b"\0\1" and reader.bytes_read == 4096
+        assert reader.read_charged(0, 4096)[:2] == b"\0\1" and (reader.bytes_read, reader.examined) == (4096, 4096)
+        assert reader.read(4096, 16)[:1] == b"\0" and reader.regions() == [(4096, bytes(range(16)))]
+        with pytest.raises(BudgetExceeded):
+            reader.read(8192, 4096)  # 4096 read and 4096 looked at again leave 4096 - 16 bytes
+    finally:
+        os.close(fd)

@@ -264,13 +264,33 @@ def runs_of(path: Path, length: int = 4 * CLUSTER) -> list[Run]:
 
 def test_valid_entries_map_data_and_zeros(tmp_path: Path) -> None:
     path = hostile(tmp_path, L2_AT, [DATA_AT, 1, 0])
-    assert runs_of(path)[:3] == [
+    assert runs_of(path) == [
         Run(0, CLUSTER, Kind.DATA, DATA_AT, entry=L2_AT),
         Run(CLUSTER, CLUSTER, Kind.ZERO, entry=L2_AT + 8),
-        Run(2 * CLUSTER, CLUSTER, Kind.UNALLOCATED, entry=L2_AT + 16),
+        Run(2 * CLUSTER, 2 * CLUSTER, Kind.UNALLOCATED, entry=L2_AT + 16),  # empty entries in a row: one run
     ]
     with opened(path, "qcow2") as (mapping, reader):
         assert MappedGuestDisk(mapping, reader).read(CLUSTER - 2, 4) == b"\x5a\x5a\0\0"
+
+
+def test_contiguous_data_entries_are_one_run_and_a_bad_one_stays_alone(tmp_path: Path) -> None:
+    copied = 1 << 63
+    path = hostile(tmp_path, L2_AT, [DATA_AT | copied, DATA_AT + CLUSTER | copied], data=b"\x5a" * 2 * CLUSTER)
+    assert runs_of(path) == [
+        Run(0, 2 * CLUSTER, Kind.DATA, DATA_AT, entry=L2_AT),  # the first entry names the run
+        Run(2 * CLUSTER, 2 * CLUSTER, Kind.UNALLOCATED, entry=L2_AT + 16),
+    ]
+    path = hostile(tmp_path, L2_AT, [DATA_AT | copied, DATA_AT + CLUSTER], data=b"\x5a" * 2 * CLUSTER)
+    assert runs_of(path)[:2] == [  # another copied flag: another stretch (deep inspection joins them again)
+        Run(0, CLUSTER, Kind.DATA, DATA_AT, entry=L2_AT),
+        Run(CLUSTER, CLUSTER, Kind.DATA, DATA_AT + CLUSTER, entry=L2_AT + 8),
+    ]
+    path = hostile(tmp_path, L2_AT, [DATA_AT, DATA_AT + CLUSTER])  # the second cluster is past the file
+    assert runs_of(path) == [
+        Run(0, CLUSTER, Kind.DATA, DATA_AT, entry=L2_AT),
+        Run(CLUSTER, CLUSTER, Kind.INVALID, entry=L2_AT + 8),
+        Run(2 * CLUSTER, 2 * CLUSTER, Kind.UNALLOCATED, entry=L2_AT + 16),
+    ]
 
 
 @pytest.mark.parametrize(

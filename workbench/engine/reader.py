@@ -3,7 +3,9 @@
 Every byte the engine looks at comes through :class:`Reader`. It never seeks, never writes, and stops
 at a total budget per image so that no header field can make the engine read (or allocate) without
 limit. Every byte read is kept (the budget bounds them) in merged regions, so probes and parsers that
-look at the same or overlapping ranges read each byte from the file once and count it once.
+look at the same or overlapping ranges read each byte from the file once and count it once; a reader
+with ``keep`` (deep inspection's: its budget is far above what the child may hold) lets go of what it
+kept when more would pass ``keep``, and reads again what is asked again.
 """
 
 from __future__ import annotations
@@ -78,16 +80,26 @@ class Reader:
     """Positional reads from a file descriptor (or a :class:`Positional`) with a byte budget and a record of
     what was read."""
 
-    def __init__(self, fd: Image, size: int, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, fd: Image, size: int, budget: int = DEFAULT_BUDGET, keep: int | None = None) -> None:
         self.fd = fd
         self.size = size
         self.budget = budget
+        self.keep = keep  # bytes kept at most (None: all); past it what was kept is let go
         self.bytes_read = 0
+        self.examined = 0  # table bytes looked at again without a read (see :meth:`examine`)
+        self._kept = 0
         self._starts: list[int] = []  # sorted, non-overlapping, non-adjacent regions
         self._data: list[bytearray] = []
 
     def remaining(self) -> int:
-        return max(0, self.budget - self.bytes_read)
+        return max(0, self.budget - self.bytes_read - self.examined)
+
+    def examine(self, offset: int, length: int) -> None:
+        """Charge ``length`` bytes of table entries at ``offset`` that a caller looks at from its own copy
+        (a table named by many entries is looked at once per entry): a loop over cached entries is bounded
+        by the budget like one over bytes read."""
+        charge(self.bytes_read + self.examined, length, self.budget, offset, length)
+        self.examined += length
 
     def _missing(self, offset: int, end: int) -> list[tuple[int, int]]:
         """The parts of ``[offset, end)`` not yet read."""
@@ -110,22 +122,20 @@ class Reader:
         return gaps
 
     def _store(self, offset: int, data: bytes) -> None:
-        """Insert ``data`` at ``offset`` and merge it with the regions it touches."""
+        """Keep ``data``, a gap :meth:`_missing` found (it overlaps nothing kept), joined to the regions it
+        touches: the one before it grows in place, so tables read one after another make one region without
+        copying it again on every read."""
         end = offset + len(data)
         i = bisect.bisect_left(self._starts, offset)
-        if i > 0 and self._starts[i - 1] + len(self._data[i - 1]) >= offset:
+        if i > 0 and self._starts[i - 1] + len(self._data[i - 1]) == offset:
             i -= 1
-        start, merged = offset, bytearray(data)
-        while i < len(self._starts) and self._starts[i] <= end:
-            s, buf = self._starts.pop(i), self._data.pop(i)
-            if s < start:
-                merged = buf[: start - s] + merged
-                start = s
-            tail = s + len(buf) - (start + len(merged))
-            if tail > 0:
-                merged += buf[len(buf) - tail :]
-        self._starts.insert(i, start)
-        self._data.insert(i, merged)
+            self._data[i] += data
+        else:
+            self._starts.insert(i, offset)
+            self._data.insert(i, bytearray(data))
+        if i + 1 < len(self._starts) and self._starts[i + 1] == end:
+            self._starts.pop(i + 1)
+            self._data[i] += self._data.pop(i + 1)
 
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset``; shorter at end of file, empty past it."""
@@ -133,11 +143,16 @@ class Reader:
         if offset >= end:
             return b""
         gaps = self._missing(offset, end)
-        charge(self.bytes_read, sum(stop - start for start, stop in gaps), self.budget, offset, end - offset)
+        needed = sum(stop - start for start, stop in gaps)
+        if self.keep is not None and self._kept + needed > self.keep:
+            self._starts, self._data, self._kept = [], [], 0  # let go of what was kept: read it all again
+            gaps, needed = [(offset, end)], end - offset
+        charge(self.bytes_read + self.examined, needed, self.budget, offset, end - offset)
         short = None
         for start, stop in gaps:
             data = _pread(self.fd, stop - start, start)
             self.bytes_read += len(data)
+            self._kept += len(data)
             if data:
                 self._store(start, data)
             if len(data) < stop - start:  # the file shrank under us: what is there is all there is
@@ -149,6 +164,14 @@ class Reader:
         base = self._starts[i]
         stop = end if short is None else min(end, short)
         return bytes(self._data[i][offset - base : stop - base])
+
+    def read_charged(self, offset: int, length: int) -> bytes:
+        """:meth:`read`, with what came from the kept bytes charged by :meth:`examine`: table entries a
+        walk may be sent back to by many entries (one L2 table named by every L1 entry) cost budget each time."""
+        before = self.bytes_read
+        data = self.read(offset, length)
+        self.examine(offset, len(data) - (self.bytes_read - before))
+        return data
 
     def read_tail(self, length: int) -> tuple[int, bytes]:
         """The last ``length`` bytes of the file and their offset."""

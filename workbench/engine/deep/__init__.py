@@ -20,10 +20,11 @@ from ..inspection import Inspection
 from ..mapping import Unmappable, mapping_for
 from ..reader import BudgetExceeded, Image, Reader
 from . import qcow2
-from .walk import Progress, Walk
+from .walk import OutOfTime, Progress, Walk
 
 FormatCheck = Callable[[Walk], None]
 FORMAT_CHECKS: dict[str, FormatCheck] = {"qcow2": qcow2.check}  # imported before the sandbox is on
+KEEP = 64 << 20  # table bytes the deep reader keeps at most: the budget may reach the child's address-space limit
 OUT_OF_SCOPE = {"dmg": "deep inspection does not read DMG (out of scope: its tables are a compressed plist)"}
 
 
@@ -31,7 +32,7 @@ def inspect_deep(
     fd: Image, fmt: str, info: Inspection, file_size: int, budget: int, progress: Progress | None = None
 ) -> tuple[dict[str, Any], list[Finding], int]:
     """The report value ``deep``, its findings and the file bytes it read (its own :class:`Reader`)."""
-    reader = Reader(fd, file_size, budget)
+    reader = Reader(fd, file_size, budget, keep=KEEP)
     if fmt in OUT_OF_SCOPE:
         return {"unavailable": OUT_OF_SCOPE[fmt]}, [], 0
     try:
@@ -66,6 +67,8 @@ def _run(walk: Walk, fmt: str) -> Deep:
             check(walk)
         except BudgetExceeded as exc:
             walk.stop(f"{fmt} checks stopped at {exc.offset}: {exc}", exc.offset)
+        except OutOfTime as exc:
+            walk.stop(f"{fmt} checks stopped: {exc}")
     return walk.report()
 
 

@@ -18,6 +18,7 @@ MAX_OFFSETS = 8  # offsets named in one finding's detail
 
 FREE, HEADER, TABLE, DATA, COMPRESSED, OVERLAP = range(6)
 KINDS = ("free", "header", "table", "data", "compressed", "overlap")
+_INDEX = re.compile(r" \d+$")  # a directory entry's index at the end of a table's name
 _RUN = re.compile(b"|".join(bytes([code]) + b"+" for code in range(len(KINDS))))
 
 
@@ -50,6 +51,8 @@ class Ownership:
         self._starts: list[int] = []
         self.outside = Problem()
         self.overlap = Problem()
+        self._last: tuple[int, int, int] | None = None  # the range claimed last, and how often in a row before
+        self._repeats = 0
 
     def claim(self, offset: int, length: int, code: int, what: str) -> None:
         """Mark ``[offset, offset + length)`` as ``code``; a range past the file or on units already owned is
@@ -66,6 +69,14 @@ class Ownership:
         first, last = (offset // unit, -(-stop // unit)) if code == COMPRESSED else (-(-offset // unit), stop // unit)
         if first >= last:
             return
+        key = (offset, length, code)
+        self._repeats = self._repeats + 1 if key == self._last else 0
+        self._last = key
+        if code == DATA and self._repeats >= 2:  # a third time in a row (one table named by many entries)
+            where = first * unit  # its units are all OVERLAP since the second time: nothing changes
+            held = self._name(where, "more than one owner")
+            self.overlap.add(where, f"{what} at {offset}+{length} overlaps {held} at {where}")
+            return
         view = self.owners[first:last]
         shared = view.count(COMPRESSED) if code == COMPRESSED else 0
         if len(view) - view.count(FREE) - shared:
@@ -79,11 +90,15 @@ class Ownership:
 
     def add_tables(self, tables: list[Table]) -> None:
         """Mark every distinct structure (a table listed twice at the same place, as snapshots share them, is
-        one structure); overlapping structures are found by a sweep over their exact byte ranges."""
+        one structure); overlapping structures are found by a sweep over their exact byte ranges. One table
+        named by two entries of one directory (``L2 table 3`` and ``L2 table 7`` at one offset: their names
+        differ only in the index) is an overlap: each entry's guest range would read the same table."""
         seen = sorted({(t.offset, t.length, t.name) for t in tables if t.length > 0})
         unique: list[Table] = []
         for offset, length, name in seen:
             if unique and unique[-1].offset == offset and unique[-1].length == length:
+                if _INDEX.sub("", name) == _INDEX.sub("", unique[-1].name):
+                    self.overlap.add(offset, f"{name} at {offset}+{length} is also {unique[-1].name}")
                 continue
             unique.append(Table(name, offset, length))
         self.tables = unique

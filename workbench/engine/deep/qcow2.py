@@ -11,17 +11,19 @@ table's declared, capped size.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
-from collections.abc import Iterator
 
 from ..mapping.qcow2 import COMPRESSED, COPIED, L1_RESERVED, OFFSET_MASK, ZERO, Qcow2Mapping
-from .ownership import Problem
+from ..mapping.twolevel import stretch
+from .ownership import MAX_OFFSETS, Problem
 from .walk import Walk
 
 MAX_CLUSTERS = 16 << 20  # host clusters counted (the file and references past it); more is not checked
 L2_STD_RESERVED = 0x3F00_0000_0000_01FE  # L2E_STD_RESERVED_MASK
 REFT_OFFSET, REFT_RESERVED = ~0x1FF & (1 << 64) - 1, 0x1FF
 SATURATED = 0xFFFF
+REFCOUNT_TYPES = "BBBBHIQ"  # array type of a stored refcount, by refcount_order (below 8 bits: one a byte)
 BITMAP_ENTRY = 24  # fixed part of a bitmap directory entry
 MAX_BITMAPS = 65535
 
@@ -43,21 +45,27 @@ class Check:
         self.counters = dict.fromkeys(("corruptions", "leaks", "check-errors", "allocated-clusters"), 0)
         self.counters.update({"fragmented-clusters": 0, "compressed-clusters": 0})
         self.problems = {name: Problem() for name in ("deep-refcount", "deep-refcount-leak", "deep-copied-flag")}
-        self._blocks: dict[int, tuple[int, ...] | None] = {}
+        self._blocks: dict[int, array[int] | None] = {}  # decoded refcount blocks (arrays: bytes, not objects)
+        self._none = array(REFCOUNT_TYPES[mapping.hdr["refcount_order"]])  # a block that is not there
         self.per_block = 1 << (self.bits + 3 - mapping.hdr["refcount_order"])  # refcounts in one block
 
     # --- counting references (calculate_refcounts) ---------------------------------------------------------
 
     def inc(self, offset: int, size: int) -> None:
-        """qcow2_inc_refcounts_imrt: one more reference to every cluster of ``[offset, offset + size)``."""
+        """qcow2_inc_refcounts_imrt: one more reference to every cluster of ``[offset, offset + size)``
+        (a range whose clusters all have one count, as on their first reference, is set at once)."""
         if size <= 0:
             return
-        last = (offset + size - 1) >> self.bits
+        first, last = offset >> self.bits, (offset + size - 1) >> self.bits
         if last >= MAX_CLUSTERS:
             raise TooLarge(f"a reference to cluster {last}")
         if last >= len(self.counts):
             self.counts.extend(array("H", bytes(2 * (last + 1 - len(self.counts)))))
-        for k in range(offset >> self.bits, last + 1):
+        count, now = last + 1 - first, self.counts[first]
+        if count > 1 and now < SATURATED and self.counts[first : last + 1] == array("H", [now]) * count:
+            self.counts[first : last + 1] = array("H", [now + 1]) * count
+            return
+        for k in range(first, last + 1):
             if self.counts[k] == SATURATED:
                 self.corrupt("deep-refcount", k << self.bits, f"cluster {k}: refcount overflow")
             else:
@@ -88,13 +96,10 @@ class Check:
                 self.corrupt("deep-refcount", where, f"L1 entry at {where}: L2 table {l2} is not cluster aligned")
             self.l2(l2, active)
 
-    def l2_entries(self, offset: int) -> Iterator[tuple[int, int, int]]:
-        """(entry, bitmap, file offset of the entry) of the L2 table at ``offset``."""
-        per = 1 << self.m.l2_bits
-        words = self.words(offset, per * self.m.words)
-        for i in range(per):
-            bitmap = words[2 * i + 1] if self.m.extended else 0
-            yield words[self.m.words * i], bitmap, offset + i * self.m.entry_size
+    def l2_entries(self, offset: int) -> array[int]:
+        """The words of the L2 table at ``offset`` (entry, and bitmap with extended L2), looked at again
+        after the map's walk (:meth:`Reader.read_charged`: the budget bounds every look)."""
+        return self.m.l2_words(offset, (1 << self.m.l2_bits) * self.m.words)
 
     def kind(self, entry: int) -> str:
         """qcow2_get_cluster_type."""
@@ -107,30 +112,109 @@ class Check:
         return "normal"
 
     def l2(self, offset: int, active: bool) -> None:
-        """check_refcounts_l2 (the fragmentation counters for the active table only)."""
+        """check_refcounts_l2 (the fragmentation counters for the active table only) and, for the active
+        table, check_oflag_copied's look at its entries. Plain entries with contiguous host clusters are
+        counted a stretch at a time; any other entry (and extended L2, a data file) one by one."""
+        self.walk.clock()
+        words, step = self.l2_entries(offset), self.m.words
+        fast = not (self.m.extended or self.m.external)
+        count, cluster, n = len(words) // step, self.m.cluster, 0
         following = 0
-        for entry, bitmap, where in self.l2_entries(offset):
-            if not entry and not bitmap:
+        while n < count:
+            entry = words[n * step]
+            if fast and not entry:
+                n = stretch(words, n, 0)
                 continue
-            kind = self.kind(entry)
-            if kind != "compressed" and entry & L2_STD_RESERVED:
-                self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
-            if kind == "compressed":
-                self._compressed(entry, bitmap, where, active)
-            elif kind in ("normal", "zero-alloc"):
-                host = entry & OFFSET_MASK
-                if (bitmap >> 32) & bitmap:
-                    self.corrupt("deep-refcount", where, f"L2 entry at {where}: corrupt subcluster bitmap")
-                if host % self.m.cluster:
-                    self.corrupt("deep-refcount", where, f"L2 entry at {where}: cluster {host} is not aligned")
-                if active:
-                    self.counters["allocated-clusters"] += 1
-                    self.counters["fragmented-clusters"] += bool(following and host != following)
-                    following = host + self.m.cluster
-                if not self.m.external:
-                    self.inc(host, self.m.cluster)
-            elif kind == "unallocated" and bitmap & 0xFFFF_FFFF:
-                self.corrupt("deep-refcount", where, f"L2 entry at {where}: unallocated with allocated subclusters")
+            m = n + 1
+            if fast and not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:
+                host, m = entry & OFFSET_MASK, stretch(words, n, cluster)
+                if self._stretch(words, n, m, host, active, following, offset + n * self.m.entry_size):
+                    following = host + (m - n) * cluster
+                    n = m
+                    continue
+            for j in range(n, m):
+                bitmap = words[j * step + 1] if self.m.extended else 0
+                following = self._entry(words[j * step], bitmap, offset + j * self.m.entry_size, active, following)
+            n = m
+
+    def _stretch(self, words: array[int], n: int, m: int, host: int, active: bool, following: int, where: int) -> bool:
+        """Entries ``n..m`` of the L2 table whose words are ``words`` (plain, contiguous from ``host``, one
+        copied flag; entry ``n`` at file offset ``where``) counted at once; False (nothing counted) when a
+        refcount block cannot be read and they need a look one by one."""
+        count = m - n
+        if active:
+            copied = words[n] >= COPIED  # and so are the others of the stretch
+            stored = self._stored(host >> self.bits, count)
+            if stored is None:
+                return False
+            wrong = count - stored.count(1) if copied else stored.count(1)
+            if wrong:
+                self._copied_wrong(stored, copied, where, wrong)
+            self.counters["allocated-clusters"] += count
+            self.counters["fragmented-clusters"] += bool(following and host != following)
+        self.inc(host, count * self.m.cluster)
+        return True
+
+    def _copied_wrong(self, stored: array[int], copied: bool, where: int, wrong: int) -> None:
+        """check_oflag_copied's ``wrong`` findings in a stretch of entries (the first at ``where``) whose
+        copied flags are all ``copied``: the first few named, all counted."""
+        problem = self.problems["deep-copied-flag"]
+        self.counters["corruptions"] += wrong
+        noted = 0
+        for i, refcount in enumerate(stored):
+            if noted == wrong or len(problem.notes) >= MAX_OFFSETS:
+                break
+            if (refcount == 1) != copied:
+                at = where + 8 * i
+                problem.add(at, f"L2 entry at {at}: copied flag, refcount {refcount}")
+                noted += 1
+        problem.count += wrong - noted
+
+    def _stored(self, cluster: int, count: int) -> array[int] | None:
+        """The stored refcounts of ``count`` clusters from ``cluster``; None when a block cannot be read."""
+        end, found = cluster + count, array(self._none.typecode)
+        for index in range(cluster // self.per_block, (end - 1) // self.per_block + 1):
+            first = max(cluster, index * self.per_block)
+            take = min(end, (index + 1) * self.per_block) - first
+            entries, position = self.block(index), first % self.per_block
+            if entries is None:
+                return None
+            part = entries[position : position + take]
+            found += part
+            found += array(found.typecode, bytes(found.itemsize * (take - len(part))))
+        return found
+
+    def _entry(self, entry: int, bitmap: int, where: int, active: bool, following: int) -> int:
+        """One L2 entry; returns the host offset a contiguous next cluster would have."""
+        if not entry and not bitmap:
+            return following
+        kind = self.kind(entry)
+        if kind != "compressed" and entry & L2_STD_RESERVED:
+            self.corrupt("deep-refcount", where, f"L2 entry at {where} has reserved bits set")
+        if kind == "compressed":
+            self._compressed(entry, bitmap, where, active)
+        elif kind in ("normal", "zero-alloc"):
+            host = entry & OFFSET_MASK
+            if (bitmap >> 32) & bitmap:
+                self.corrupt("deep-refcount", where, f"L2 entry at {where}: corrupt subcluster bitmap")
+            if host % self.m.cluster:
+                self.corrupt("deep-refcount", where, f"L2 entry at {where}: cluster {host} is not aligned")
+            if active:
+                self.counters["allocated-clusters"] += 1
+                self.counters["fragmented-clusters"] += bool(following and host != following)
+                following = host + self.m.cluster
+                self._copied(entry, where)
+            if not self.m.external:
+                self.inc(host, self.m.cluster)
+        elif kind == "unallocated" and bitmap & 0xFFFF_FFFF:
+            self.corrupt("deep-refcount", where, f"L2 entry at {where}: unallocated with allocated subclusters")
+        return following
+
+    def _copied(self, entry: int, where: int) -> None:
+        """check_oflag_copied for one allocated L2 entry of the active table."""
+        count = 1 if self.m.external else self.stored((entry & OFFSET_MASK) >> self.bits)
+        if count is not None and (count == 1) != bool(entry & COPIED):
+            self.corrupt("deep-copied-flag", where, f"L2 entry at {where}: copied flag, refcount {count}")
 
     def _compressed(self, entry: int, bitmap: int, where: int, active: bool) -> None:
         if entry & COPIED:
@@ -179,15 +263,15 @@ class Check:
 
     # --- stored refcounts (compare_refcounts, check_oflag_copied) -----------------------------------------------
 
-    def block(self, index: int) -> tuple[int, ...] | None:
+    def block(self, index: int) -> array[int] | None:
         """The stored refcounts of refcount block ``index`` (empty when it has none, None when its offset
         is misaligned and qemu cannot read it)."""
         offset, length = self.m.reftable
         if index >= length // 8:
-            return ()
+            return self._none
         if index not in self._blocks:
             block = self.words(offset + 8 * index, 1)[0] & REFT_OFFSET
-            self._blocks[index] = None if block % self.m.cluster else (self._decode(block) if block else ())
+            self._blocks[index] = None if block % self.m.cluster else (self._decode(block) if block else self._none)
         return self._blocks[index]
 
     def stored(self, cluster: int) -> int | None:
@@ -198,14 +282,16 @@ class Check:
         position = cluster % self.per_block
         return entries[position] if position < len(entries) else 0
 
-    def _decode(self, block: int) -> tuple[int, ...]:
+    def _decode(self, block: int) -> array[int]:
         order = self.m.hdr["refcount_order"]
         data = self.reader.read(block, self.m.cluster).ljust(self.m.cluster, b"\0")
         if order >= 3:
-            width = 1 << (order - 3)
-            return struct.unpack(f">{len(data) // width}{'BHIQ'[order - 3]}", data)
+            entries = array(REFCOUNT_TYPES[order], data)
+            if sys.byteorder == "little":
+                entries.byteswap()
+            return entries
         bits, mask = 1 << order, (1 << (1 << order)) - 1
-        return tuple(data[i * bits >> 3] >> (i * bits & 7) & mask for i in range(len(data) * 8 // bits))
+        return array("B", (data[i * bits >> 3] >> (i * bits & 7) & mask for i in range(len(data) * 8 // bits)))
 
     def compare(self) -> int:
         """compare_refcounts, a refcount block at a time; returns the highest cluster in use."""
@@ -217,8 +303,8 @@ class Check:
                 self.counters["check-errors"] += len(computed)
                 continue
             stored = entries[: len(computed)]
-            stored += (0,) * (len(computed) - len(stored))
-            if tuple(computed) == stored:
+            stored += array(stored.typecode, bytes(stored.itemsize * (len(computed) - len(stored))))
+            if computed == stored:
                 used = len(computed.tobytes().rstrip(b"\0"))
                 highest = first + (used - 1) // computed.itemsize if used else highest
                 continue
@@ -233,7 +319,7 @@ class Check:
         return highest
 
     def copied(self) -> None:
-        """check_oflag_copied: the active tables' copied flags say refcount 1 exactly when it is."""
+        """check_oflag_copied for the active L1 table (its L2 entries were looked at in :meth:`l2`)."""
         for i, entry in enumerate(self.words(self.m.l1_offset, self.m.l1_entries)):
             l2 = entry & OFFSET_MASK
             if not l2:
@@ -242,12 +328,6 @@ class Check:
             where = self.m.l1_offset + 8 * i
             if refcount is not None and (refcount == 1) != bool(entry & COPIED):
                 self.corrupt("deep-copied-flag", where, f"L1 entry at {where}: copied flag, L2 refcount {refcount}")
-            for l2_entry, _, at in self.l2_entries(l2):
-                if not l2_entry or self.kind(l2_entry) not in ("normal", "zero-alloc"):
-                    continue
-                count = 1 if self.m.external else self.stored((l2_entry & OFFSET_MASK) >> self.bits)
-                if count is not None and (count == 1) != bool(l2_entry & COPIED):
-                    self.corrupt("deep-copied-flag", at, f"L2 entry at {at}: copied flag, refcount {count}")
 
     def run(self) -> dict[str, int]:
         m = self.m

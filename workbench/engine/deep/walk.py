@@ -3,9 +3,10 @@ bytes, the ownership map and the problems found (``engine/deep/__init__.py`` run
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
-from ...schema import MAX_MAP_RUNS, Deep, MapRun
+from ...schema import DEEP_CPU_SECONDS, MAX_MAP_RUNS, Deep, MapRun
 from ..findings import INFO, Finding, make
 from ..mapping import Kind, Mapping, Run, Table, qemu_map
 from ..reader import BudgetExceeded, Reader
@@ -13,6 +14,12 @@ from .ownership import COMPRESSED, DATA, Ownership, Problem
 
 Progress = Callable[[int, int, str], None]
 MAX_TABLES = 1 << 20  # metadata structures listed at most (each is a few Python objects)
+CPU_SECONDS = DEEP_CPU_SECONDS * 3 // 4  # CPU time a walk may take before it stops (the child's limit kills)
+CLOCK_EVERY = 256  # runs between two looks at the CPU clock
+
+
+class OutOfTime(Exception):
+    """The walk used its share of the child's CPU time (the budget bounds bytes, this the work on them)."""
 
 
 class Walk:
@@ -20,6 +27,7 @@ class Walk:
 
     def __init__(self, reader: Reader, mapping: Mapping, progress: Progress) -> None:
         self.reader = reader
+        self.deadline = time.process_time() + CPU_SECONDS
         self.mapping = mapping
         self.progress = progress
         self.findings: list[Finding] = []
@@ -37,6 +45,12 @@ class Walk:
         """The walk ends short: a ``deep-budget`` finding says what was not checked."""
         self.complete = False
         self.findings.append(make("deep-budget", detail, offset))
+
+    def clock(self) -> None:
+        """Raise :class:`OutOfTime` when the walk has used its CPU time (a hostile table can make the work
+        on the bytes the budget allows slower than the child's CPU limit: stopping is a finding, dying is not)."""
+        if time.process_time() > self.deadline:
+            raise OutOfTime(f"the deep walk used its {CPU_SECONDS} s of CPU time")
 
     def tables(self) -> None:
         """List and claim every metadata structure."""
@@ -59,7 +73,9 @@ class Walk:
         size = self.mapping.size
         pending: Run | None = None
         try:
-            for run in self.mapping.runs(0, size):
+            for count, run in enumerate(self.mapping.runs(0, size)):
+                if not count % CLOCK_EVERY:
+                    self.clock()
                 if pending is not None and _continues(pending, run):
                     pending = Run(
                         pending.start, pending.length + run.length, run.kind, pending.offset, entry=pending.entry
@@ -70,9 +86,10 @@ class Walk:
                     self.progress(run.start, size, "guest mapping")
                     yield pending
                 pending = run
-        except BudgetExceeded as exc:
+        except (BudgetExceeded, OutOfTime) as exc:
             done = pending.start + pending.length if pending is not None else 0
-            self.stop(f"{exc}: guest bytes {done}..{size} ({size - done} bytes) were not checked", exc.offset)
+            offset = exc.offset if isinstance(exc, BudgetExceeded) else None
+            self.stop(f"{exc}: guest bytes {done}..{size} ({size - done} bytes) were not checked", offset)
         if pending is not None:
             self._account(pending)
             yield pending

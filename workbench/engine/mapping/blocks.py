@@ -8,6 +8,8 @@ blocks is bounded by the request, itself clipped to the virtual size the factory
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -62,6 +64,22 @@ class EntryTable:
             self._page = (page, self.reader.read(self.offset + start, min(PAGE, self.length - start)))
         raw = self._page[1][where % PAGE : where % PAGE + self.width]
         return int.from_bytes(raw, self.byteorder) if len(raw) == self.width else None  # type: ignore[arg-type]
+
+    def stretch(self, index: int, limit: int, step: int) -> int:
+        """How many entries from ``index`` on (at least 1, at most ``limit``, within its page) go up by
+        ``step`` from one to the next (units stored one after another), so a caller maps them as one run."""
+        first = self.entry(index)
+        if first is None:
+            return 1
+        where = index * self.width % PAGE
+        raw = self._page[1][where : where + limit * self.width]
+        values = array("I" if self.width == 4 else "Q", raw[: len(raw) // self.width * self.width])
+        if (self.byteorder == "big") == (sys.byteorder == "little"):
+            values.byteswap()
+        count = 1
+        while count < len(values) and values[count] == first + count * step:
+            count += 1
+        return count
 
     def blank_run(self, index: int, limit: int) -> int:
         """How many entries from ``index`` on (at least 1, at most ``limit``, within its page) are blank

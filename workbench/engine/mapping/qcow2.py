@@ -13,6 +13,7 @@ open (or an encrypted one) is :class:`Unmappable`.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from itertools import groupby
 
@@ -46,7 +47,7 @@ from ..formats.qcow import (
 from ..inspection import Inspection
 from ..reader import Reader
 from . import Kind, Run, Table, Unmappable, inflate, register
-from .twolevel import L1_CHUNK, TwoLevelMapping
+from .twolevel import L1_CHUNK, TwoLevelMapping, stretch
 
 OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00  # L1E_OFFSET_MASK == L2E_OFFSET_MASK: bits 9-55
 COPIED, COMPRESSED, ZERO = 1 << 63, 1 << 62, 1
@@ -133,6 +134,44 @@ class Qcow2Mapping(TwoLevelMapping):
             yield Run(lo, hi - lo, self._data_kind, host + lo - cluster_start, entry=entry_at)
         else:
             yield Run(lo, hi - lo, Kind.UNALLOCATED, entry=entry_at)
+
+    def entry_runs(self, words: array[int], at: int, base: int, lo: int, hi: int) -> Iterator[Run]:
+        """Standard L2 entries a stretch at a time: empty entries in a row are one UNALLOCATED run, plain
+        data entries with contiguous host clusters (and the same copied flag) clear of the metadata one DATA
+        run (``entry``: the first entry's offset); anything else (and extended L2, an external data file)
+        entry by entry."""
+        if self.extended or self.external:
+            yield from super().entry_runs(words, at, base, lo, hi)
+            return
+        cluster, count, n = self.cluster, len(words), 0
+        while n < count:
+            entry, start = words[n], base + n * cluster
+            m = n + 1
+            if not entry:
+                m = stretch(words, n, 0)
+                kind, host = Kind.UNALLOCATED, None
+            elif not entry & ~(OFFSET_MASK | COPIED) and not entry % cluster:
+                host, m = entry & OFFSET_MASK, stretch(words, n, cluster)
+                kind = Kind.DATA if self._clear(host, (m - n) * cluster) else Kind.INVALID
+            else:
+                kind, host = Kind.INVALID, None
+            first, end = max(lo, start), min(hi, base + m * cluster)
+            if kind is Kind.INVALID:  # entry by entry, as they come
+                for j in range(n, m):
+                    here = base + j * cluster
+                    yield from self.cluster_runs((words[j],), at + 8 * j, here, max(lo, here), min(hi, here + cluster))
+            else:
+                offset = None if host is None else host + first - start
+                yield Run(first, end - first, kind, offset, entry=at + 8 * n)
+            n = m
+
+    def _clear(self, host: int, length: int) -> bool:
+        """Whether every cluster of ``[host, host + length)`` starts inside the file and the range touches
+        none of the metadata (else its entries are looked at one by one)."""
+        end = host + length
+        if end - self.cluster >= self.reader.size:
+            return False
+        return all(end <= start or start + size <= host for start, size in self.metadata if size)
 
     @property
     def _data_kind(self) -> Kind:

@@ -10,12 +10,38 @@ A format subclass says what an L1 entry and an L2 entry mean.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterator
 
 from ..reader import Reader
 from . import Kind, Run, Table, Unmappable
 
 L1_CHUNK = 4096  # bytes of L1 table read at a time (the guest view needs one entry per 2^l1_shift bytes)
+CHUNK = 64  # entries compared at once while a stretch goes on
+WORD = 1 << 64
+
+
+def stretch(words: array[int], n: int, step: int) -> int:
+    """The index past the entries from ``n`` on that go up by ``step`` from ``words[n]`` one to the next
+    (step 0: equal to it, as empty entries are): compared in chunks of ``CHUNK`` entries or more, then one
+    by one. Flags are
+    part of the value: a change of flags ends the stretch."""
+    count, first, m = len(words), words[n], n + 1
+    chunk = CHUNK if first + (count - n) * step < WORD else 0
+    while chunk >= CHUNK:  # twice as many after a match, half as many after a miss
+        if m + chunk > count:
+            chunk //= 2
+            continue
+        low = first + (m - n) * step
+        expected = array("Q", range(low, low + chunk * step, step)) if step else array("Q", [first]) * chunk
+        if words[m : m + chunk] == expected:
+            m, chunk = m + chunk, 2 * chunk
+        else:
+            chunk //= 2
+    while m < count and words[m] == first + (m - n) * step:
+        m += 1
+    return m
 
 
 class TwoLevelMapping:
@@ -47,6 +73,7 @@ class TwoLevelMapping:
         self.endian = endian
         self.words = words
         self.entry_size = 8 * words
+        self._l1: tuple[int, tuple[int, ...]] = (-1, ())  # the L1 chunk looked at last: (first index, entries)
 
     # --- what a format says about its entries ---------------------------------------------------------------
 
@@ -75,12 +102,21 @@ class TwoLevelMapping:
         data = self.reader.read(offset, 8 * count).ljust(8 * count, b"\0")
         return struct.unpack(f"{self.endian}{count}Q", data)
 
+    def l2_words(self, offset: int, count: int) -> array[int]:
+        """``count`` 8-byte words of an L2 table at ``offset`` (zeros past the end of the file), decoded at
+        once; entries looked at again cost budget again (:meth:`Reader.read_charged`)."""
+        words = array("Q", self.reader.read_charged(offset, 8 * count).ljust(8 * count, b"\0"))
+        if (self.endian == ">") == (sys.byteorder == "little"):
+            words.byteswap()
+        return words
+
     def l1_entry(self, index: int) -> int:
-        """L1 entry ``index`` (< ``l1_entries``), read with its neighbours in one aligned chunk."""
+        """L1 entry ``index`` (< ``l1_entries``), read with its neighbours in one aligned chunk (kept)."""
         per_chunk = L1_CHUNK // 8
         first = index - index % per_chunk
-        count = min(per_chunk, self.l1_entries - first)
-        return self._words(self.l1_offset + 8 * first, count)[index - first]
+        if self._l1[0] != first:
+            self._l1 = (first, self._words(self.l1_offset + 8 * first, min(per_chunk, self.l1_entries - first)))
+        return self._l1[1][index - first]
 
     def runs(self, start: int, length: int) -> Iterator[Run]:
         pos, end = max(0, start), min(start + length, self.size)
@@ -103,14 +139,22 @@ class TwoLevelMapping:
         mask = (1 << self.l2_bits) - 1
         first = (lo >> self.cluster_bits) & mask
         last = ((hi - 1) >> self.cluster_bits) & mask
-        words = self._words(table + first * self.entry_size, (last - first + 1) * self.words)
+        words = self.l2_words(table + first * self.entry_size, (last - first + 1) * self.words)
         base = lo >> self.cluster_bits << self.cluster_bits
-        for n in range(last - first + 1):
+        yield from self.entry_runs(words, table + first * self.entry_size, base, lo, hi)
+
+    def entry_runs(self, words: array[int], at: int, base: int, lo: int, hi: int) -> Iterator[Run]:
+        """The runs of ``[lo, hi)`` from consecutive L2 entries (``words``, the first at file offset ``at``
+        mapping the cluster at guest ``base``), one entry at a time; a format may merge entries first."""
+        for n in range(len(words) // self.words):
             cluster_start = base + n * self.cluster
-            entry = words[n * self.words : (n + 1) * self.words]
-            at = table + (first + n) * self.entry_size
+            entry = tuple(words[n * self.words : (n + 1) * self.words])
             yield from self.cluster_runs(
-                entry, at, cluster_start, max(lo, cluster_start), min(hi, cluster_start + self.cluster)
+                entry,
+                at + n * self.entry_size,
+                cluster_start,
+                max(lo, cluster_start),
+                min(hi, cluster_start + self.cluster),
             )
 
     def l2_tables(self, used: int, label: str = "L2 table") -> Iterator[Table]:

@@ -36,6 +36,7 @@ ZEROED = 1
 GRAIN_MARKER = 12  # guest sector (8 bytes) and stored size (4 bytes) before a compressed grain
 COWD_GTES = 4096  # qemu: vmdk_open_vmfs_sparse
 TABLES_KEPT = 64  # grain tables cached per request
+ENTRY_COST = 8  # budget bytes per grain table entry looked at again from a kept table
 
 
 class SparseMapping(BlockMapping):
@@ -57,13 +58,19 @@ class SparseMapping(BlockMapping):
             fixed.append(Table("stream footer", reader.size - 3 * SECTOR, 3 * SECTOR))
         super().__init__(reader, v["capacity"] * SECTOR, grain, fixed)
         self._gts: dict[int, EntryTable] = {}
+        self._current = -1  # the grain directory entry looked up last
 
-    def _gt(self, sector: int) -> EntryTable:
+    def _gt(self, gd_index: int, sector: int) -> EntryTable:
+        """The grain table at ``sector`` (kept); one kept table named by another directory entry is looked
+        at again, and that costs budget (every directory entry naming one table must not walk for free)."""
         table = self._gts.get(sector)
         if table is None:
             if len(self._gts) >= TABLES_KEPT:
                 self._gts.clear()
             table = self._gts[sector] = EntryTable(self.reader, sector * SECTOR, self.gtes, 4, "little")
+        elif gd_index != self._current:
+            self.reader.examine(table.offset, ENTRY_COST * self.gtes)
+        self._current = gd_index
         return table
 
     def block(self, index: int) -> Iterator[Run]:
@@ -76,7 +83,7 @@ class SparseMapping(BlockMapping):
             first = gd_index * self.gtes * self.cluster
             yield Run(first, self.gtes * self.cluster, Kind.UNALLOCATED, entry=self.gd.at(gd_index))
             return
-        table = self._gt(sector)
+        table = self._gt(gd_index, sector)
         entry, at = table.entry(index % self.gtes), table.at(index % self.gtes)
         if entry is None:  # the grain table runs past the end of the file: the rest of it is unreadable
             end = (gd_index + 1) * self.gtes * self.cluster
@@ -88,8 +95,12 @@ class SparseMapping(BlockMapping):
             yield Run(start, self.cluster, Kind.ZERO, entry=at)
         elif self.compressed:
             yield self._compressed(start, entry * SECTOR, at)
-        else:
-            yield self.target(start, self.cluster, entry * SECTOR, at)
+        else:  # with the grains stored right after it in this table
+            count = table.stretch(index % self.gtes, self.gtes - index % self.gtes, self.cluster // SECTOR)
+            run = self.target(start, count * self.cluster, entry * SECTOR, at)
+            if count > 1 and run.kind is Kind.INVALID:  # one of them cannot be followed: grain by grain
+                run = self.target(start, self.cluster, entry * SECTOR, at)
+            yield run
 
     def _compressed(self, start: int, at_file: int, entry: int) -> Run:
         marker = MARKER_LAYOUT.unpack(self.reader.read(at_file, GRAIN_MARKER))
