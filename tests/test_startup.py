@@ -15,6 +15,7 @@ from workbench.cli.main import main
 from workbench.engine import checksums
 from workbench.engine.child import worker
 from workbench.engine.formats import KNOWN_NAMES
+from workbench.policy.formats import DECLARABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 # Modules an inspection needs and help does not: the engine's parsers, the child's client, the settings.
@@ -71,8 +72,12 @@ def test_help_lists_every_subcommand_and_inspect_help_every_format() -> None:
     for command in ("audit", "demo", "inspect", "sandbox-check", "triage"):
         assert command in top
     sub, modules = modules_after("inspect", "--help")
-    assert ", ".join(KNOWN_NAMES) in " ".join(sub.split())  # the format modules load to show the names
-    assert "workbench.engine.formats" in modules
+    assert ", ".join(KNOWN_NAMES) in " ".join(sub.split())
+    assert "workbench.engine.formats" not in modules
+
+
+def test_declarable_names_are_those_the_format_modules_declare() -> None:
+    assert DECLARABLE == KNOWN_NAMES
 
 
 def test_unknown_declared_format_is_a_usage_error_naming_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,6 +135,7 @@ def test_inspect_of_one_local_file_imports_no_event_loop(raw_image: Path) -> Non
     assert report["sandbox"]["seccomp"].startswith("on")  # the same sandboxed child, every layer
     assert "workbench.host.direct" in modules
     assert [name for name in NOT_FOR_ONE_FILE if name in modules] == []
+    assert "workbench.engine.formats" not in modules  # the parent never imports the parsers
 
 
 def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_path: Path) -> None:

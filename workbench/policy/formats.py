@@ -1,6 +1,8 @@
 """The names an image can be declared as, and the check of a declared name (``-f``, the settings, the API).
 
-Cheap to import (``workbench --help`` imports it): the engine's format modules load on first use.
+Cheap to import and to use: the parent checks ``-f`` on every ``inspect`` and importing the engine's format
+modules for it cost ~20 ms of a single inspection, so the names are written here once more and
+``tests/test_startup.py`` holds them equal to what the format modules declare (``engine.formats.KNOWN_NAMES``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,32 @@ from collections.abc import Iterator
 ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "udif": "dmg", "iso9660": "iso"}
 
 
+DECLARABLE = (
+    "bochs",
+    "cloop",
+    "dmg",
+    "iso",
+    "luks",
+    "parallels",
+    "qcow",
+    "qcow2",
+    "qed",
+    "raw",
+    "vdi",
+    "vhdx",
+    "vmdk",
+    "vpc",
+)
+
+
 class FormatNames:
-    """The declarable names, for ``choices``: the format modules load when a name is checked or listed."""
-
-    def _names(self) -> tuple[str, ...]:
-        from ..engine.formats import KNOWN_NAMES
-
-        return KNOWN_NAMES
+    """The declarable names, for ``choices`` (a container, so argparse lists them in help and errors)."""
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names()
+        return name in DECLARABLE
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter(DECLARABLE)
 
 
 def check_format_name(text: str) -> str:
