@@ -190,3 +190,40 @@ def test_triage_guest_columns_in_csv_and_html(gpt_disk: tuple[Path, list[dict[st
     run_cli("triage", "-q", str(disk), f"--csv={out_csv}")
     (plain,) = csv.DictReader(out_csv.open())
     assert (plain["guest_os"], plain["guest_filesystems"]) == ("", "")
+
+
+def test_guest_view_reports_its_progress_per_volume(gpt_disk: tuple[Path, list[dict[str, Any]]]) -> None:
+    """In the engine: one call after the partition table and one per volume, within the budget, then done."""
+    import os
+
+    from workbench.engine.guest import RawGuestDisk, inspect_guest
+    from workbench.engine.reader import Reader
+
+    seen: list[tuple[int, int, str]] = []
+    fd = os.open(gpt_disk[0], os.O_RDONLY)
+    try:
+        disk = RawGuestDisk(Reader(fd, os.fstat(fd).st_size, 1 << 40))
+        value, _, _ = inspect_guest(disk, 1 << 20, lambda *line: seen.append(line))
+    finally:
+        os.close(fd)
+    volumes = [f"guest: volume {v['index']}" for v in value["volumes"]]
+    assert [what for _, _, what in seen] == ["guest: partition table", *volumes, "guest: done"]
+    assert all(0 <= done <= total == 1 << 20 for done, total, _ in seen)
+    assert [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)
+    assert seen[-2][0] == value["bytes_read"]
+
+
+def test_a_sandboxed_guest_view_sends_progress_only_to_a_caller_who_asks(
+    gpt_disk: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    import asyncio
+
+    from workbench.host.runner import EngineOptions, inspect_path
+
+    seen: list[dict[str, Any]] = []
+    asked = EngineOptions(guest=True, on_progress=seen.append)
+    report = asyncio.run(inspect_path(str(gpt_disk[0]), "raw", asked))
+    assert [line["what"] for line in seen][-1] == "guest: done"
+    assert len(seen) == len(report["guest"]["volumes"]) + 2
+    plain = asyncio.run(inspect_path(str(gpt_disk[0]), "raw", EngineOptions(guest=True)))
+    assert plain["guest"]["volumes"] == report["guest"]["volumes"]

@@ -17,6 +17,7 @@ from .fields import Field
 from .findings import Finding
 from .guest_disk import DEFAULT_GUEST_BUDGET, BudgetedDisk, GuestBudgetExceeded, GuestDisk, RawGuestDisk, View
 from .inspection import Inspection
+from .reader import Progress
 from .volumes import encrypted, lvm, md, partition_table
 
 __all__ = ["DEFAULT_GUEST_BUDGET", "GuestDisk", "RawGuestDisk", "inspect_guest"]
@@ -102,9 +103,15 @@ def _step(info: Inspection, what: str, action: Callable[..., None], *args: Any) 
 
 
 def inspect_guest(
-    disk: GuestDisk, budget: int = DEFAULT_GUEST_BUDGET
+    disk: GuestDisk, budget: int = DEFAULT_GUEST_BUDGET, progress: Progress | None = None
 ) -> tuple[dict[str, Any], list[Field], list[Finding]]:
-    """The report value ``guest``, its field tree and its findings."""
+    """The report value ``guest``, its field tree and its findings; ``progress`` hears the guest bytes read
+    against the budget after the partition table and after each volume (at most ``MAX_VOLUMES`` + 2 calls)."""
+
+    def step(what: str) -> None:
+        if progress is not None:
+            progress(min(budgeted.bytes_read, budget), budget, f"guest: {what}")
+
     started = time.monotonic()
     budgeted = BudgetedDisk(disk, budget)
     info = Inspection("guest")
@@ -122,13 +129,17 @@ def inspect_guest(
             walk.add(whole.sub(part["start"], part["length"]), part["type"], part["name"], part["index"])
 
     _step(info, "the partition table", table)
+    step("partition table")
     while walk.pending:
         volume, view = walk.pending.pop(0)
         _step(info, f"volume {volume['index']} at guest offset {volume['start']}", walk.examine, volume, view)
+        step(f"volume {volume['index']}")
     if budgeted.hole_count:
         shown = ", ".join(str(offset) for offset in budgeted.holes)
         info.add("guest-not-in-file", f"{budgeted.hole_count} blocks of 4096 bytes read as zeros, at {shown}")
     result["bytes_read"] = budgeted.bytes_read
+    if progress is not None:
+        progress(budget, budget, "guest: done")
     result["budget"] = budget
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
     return result, info.fields, info.findings

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
+Progress = Callable[[int, int, str], None]  # done, total, what: how far a long walk is (deep, the guest view)
 DEFAULT_BUDGET = 1 << 20  # 1 MiB per image
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..schema import SCHEMA
 from . import detect, fit
@@ -14,10 +14,7 @@ from .findings import CRITICAL, INFO, WARNING, Finding, make
 from .formats import BY_NAME
 from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
-from .reader import DEFAULT_BUDGET, BudgetExceeded, Image, Reader, SourceFailed
-
-if TYPE_CHECKING:
-    from .deep import Progress
+from .reader import DEFAULT_BUDGET, BudgetExceeded, Image, Progress, Reader, SourceFailed
 
 U64_MAX = MAX_INT - 1
 
@@ -80,7 +77,7 @@ def _clamp_numbers(report: dict[str, Any]) -> list[str]:
 
 
 def _guest(
-    fd: Image, fmt: str, info: Inspection, file_size: int, budget: int
+    fd: Image, fmt: str, info: Inspection, file_size: int, budget: int, progress: Progress | None = None
 ) -> tuple[dict[str, Any], list[Field], list[Finding], int]:
     """The report value ``guest``, its fields and findings, and the file bytes read for it. The guest
     view reads through the format's mapping (``engine/mapping/``) with its own :class:`Reader` and the
@@ -94,7 +91,7 @@ def _guest(
         disk = MappedGuestDisk(mapping_for(fmt, reader, info), reader)
     except (Unmappable, BudgetExceeded) as exc:
         return {"unavailable": str(exc)[:MAX_STRING]}, [], [], reader.bytes_read
-    value, fields, findings = inspect_guest(disk, budget)
+    value, fields, findings = inspect_guest(disk, budget, progress)
     node = Field("guest", 0, 0, None, "the guest's partitions, volumes and filesystems (guest offsets)", fields)
     return value, [node], findings, reader.bytes_read
 
@@ -156,7 +153,7 @@ def build(
             info.details[other] = extra.details
     guest_value, guest_read = None, 0
     if guest_budget is not None:
-        guest_value, guest_fields, guest_findings, guest_read = _guest(fd, primary, info, size, guest_budget)
+        guest_value, guest_fields, guest_findings, guest_read = _guest(fd, primary, info, size, guest_budget, progress)
         fields.extend(guest_fields)
         findings.extend(guest_findings)
     deep_value, deep_read = None, 0

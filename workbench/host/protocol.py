@@ -265,7 +265,7 @@ def engine_request(path: str, declared: str | None, options: EngineOptions) -> d
         "guest_budget": options.guest_budget,
         "deep": options.deep,
         "deep_budget": options.deep_budget,
-        "progress": options.deep,
+        "progress": options.on_progress is not None,  # lines only for a caller who shows them
     }
 
 

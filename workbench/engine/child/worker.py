@@ -10,7 +10,7 @@ Protocol: one JSON request on stdin, one line (ended by a newline or by the end 
      "escapes": ["open", ...] (optional: try forbidden things instead of inspecting), "escape_args": {...},
      "guest": true, "guest_budget": N (optional: the guest view, within N bytes, default 4 MiB),
      "deep": true, "deep_budget": N (optional: deep inspection, within N metadata bytes, default 64 MiB),
-     "progress": true (optional: progress lines while deep inspection walks),
+     "progress": true (optional: progress lines while deep inspection or the guest view walks),
      "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
 
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
@@ -150,7 +150,7 @@ def budget_for(request: dict[str, Any], key: str, default: int, cap: int) -> int
 
 
 def progress_line(done: int, total: int, what: str) -> None:
-    """One progress line for the parent (deep inspection throttles the calls)."""
+    """One progress line for the parent (deep inspection throttles its calls; the guest view makes one per volume)."""
     reply({"progress": {"done": done, "total": total, "what": what[:80]}}, b"\n")
 
 

@@ -18,9 +18,9 @@ from ...schema import Deep
 from ..findings import Finding, make
 from ..inspection import Inspection
 from ..mapping import Unmappable, mapping_for
-from ..reader import BudgetExceeded, Image, Reader
+from ..reader import BudgetExceeded, Image, Progress, Reader
 from . import qcow2
-from .walk import OutOfTime, Progress, Walk
+from .walk import OutOfTime, Walk
 
 FormatCheck = Callable[[Walk], None]
 FORMAT_CHECKS: dict[str, FormatCheck] = {"qcow2": qcow2.check}  # imported before the sandbox is on

@@ -4,15 +4,14 @@ bytes, the ownership map and the problems found (``engine/deep/__init__.py`` run
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ...schema import DEEP_CPU_SECONDS, MAX_MAP_RUNS, Deep, MapRun
 from ..findings import INFO, Finding, make
 from ..mapping import Kind, Mapping, Run, Table, qemu_map
-from ..reader import BudgetExceeded, Reader
+from ..reader import BudgetExceeded, Progress, Reader
 from .ownership import COMPRESSED, DATA, Ownership, Problem
 
-Progress = Callable[[int, int, str], None]
 MAX_TABLES = 1 << 20  # metadata structures listed at most (each is a few Python objects)
 CPU_SECONDS = DEEP_CPU_SECONDS * 3 // 4  # CPU time a walk may take before it stops (the child's limit kills)
 CLOCK_EVERY = 256  # runs between two looks at the CPU clock
