@@ -242,6 +242,15 @@ class Shots:
         page.layout_view.select(root)
         return self.window
 
+    async def guest_small_dark(self) -> QWidget:
+        """The Guest tab at 1024x640 in the dark theme: narrow blocks keep their index, the tree scrolls."""
+        self.window.resize(*SMALL)
+        return await self.guest()
+
+    async def allocation_dark(self) -> QWidget:
+        """The Allocation view in the dark theme: the run colours and legends against a dark page."""
+        return await self.allocation()
+
     async def allocation(self) -> QWidget:
         """The Allocation view of a qcow2 written by qemu-io, after a real Deep check; a data run's bytes shown."""
         self.window.resize(1360, 480)  # the strips, their legends and the counters: no empty page below
@@ -295,7 +304,9 @@ NAMES += (
     "large-fields-light",
     "large-overview-dark",
     "guest",
+    "guest-small-dark",
     "allocation",
+    "allocation-dark",
     "open-url",
 )
 
