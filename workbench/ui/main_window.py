@@ -55,10 +55,10 @@ from .audit_page import AuditPage
 from .chain_page import ChainPage
 from .fields_page import FieldsPage
 from .findings_page import FindingsPage
+from .first_paint import FirstPaint
 from .guest_page import GuestPage
 from .icons import all_icons, icon
 from .image_list import fill_declared_box, fit_list_columns, image_list_view
-from .open_url import OpenUrlDialog
 from .overview import OverviewPage
 from .page_state import PageState, ReportPage
 from .qtmodels.guest_model import volume_field
@@ -68,10 +68,11 @@ from .references_page import ReferencesPage
 from .report_header import ReportHeader
 from .row_actions import copy_text
 from .security_page import SecurityPage
-from .session import IdleCollector, InspectFn, Session
+from .session import IdleCollector, Session
 from .widgets import NoticeBar, plain_label
 
 if TYPE_CHECKING:  # the dialogs, the triage table, the audit and the demo load when first used
+    from .session import InspectFn
     from .shortcuts_dialog import ShortcutsDialog
     from .triage_window import TriageWindow
 
@@ -141,6 +142,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._connect()
         self._show_entry(None)
+        self.first_paint = FirstPaint(self)  # start-up timing and the start of the event loop wait for it
 
     # construction
     def _build_widgets(self) -> None:
@@ -368,7 +370,7 @@ class MainWindow(QMainWindow):
         window.closed.connect(lambda closed: self.triages.remove(closed) if closed in self.triages else None)
         self.triages.append(window)
         window.show()
-        window.start()
+        self.session.later(window.start)  # held until the event loop runs, when the command line named a folder
         return window
 
     def show_from_triage(self, path: str) -> None:
@@ -428,6 +430,8 @@ class MainWindow(QMainWindow):
 
     def open_url_dialog(self, url: str = "") -> Entry | None:
         """File > Open URL (a recent URL comes back here, redacted: its secret, if any, is typed again)."""
+        from .open_url import OpenUrlDialog  # with the remote clients: loaded on first use
+
         dialog = OpenUrlDialog(self.settings.endpoint_url, url, self)
         try:
             if dialog.exec() != OpenUrlDialog.DialogCode.Accepted:

@@ -5,11 +5,13 @@ The inspect coroutine is injectable (like dangerzone's dummy isolation provider)
 answer instantly; the default is :func:`workbench.inspector.inspect`, which runs a sandboxed child. With the
 default, the session keeps one fork server (:class:`~workbench.host.runner.ForkServerRunner`) for its lifetime, started
 at the first inspection: a forked child costs about 10 ms, a fresh interpreter about 130 ms.
+
+``asyncio`` and the engine client are imported when first used: the window's first frame is painted before
+the event loop exists (:meth:`Session.hold`), and those imports are a tenth of its start-up.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -17,20 +19,25 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .. import chain, inspector
-from ..host.runner import FRESH, ForkServerRunner, InspectError, Runner
 from ..policy.policy import Policy
 from ..render.textsafe import printable
 from .qtmodels.image_list_model import Entry, ImageListModel
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..host.runner import ForkServerRunner, Runner
+
+    InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
+
 log = logging.getLogger(__name__)
 SYMLINK_FLAG = "(use --follow-symlinks)"
 SYMLINK_ACTION = "(Image ▸ Inspect Symbolic Link Target, Ctrl+Shift+F5, opens it on purpose)"
-InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
 
 
 class Session(QObject):
@@ -69,6 +76,7 @@ class Session(QObject):
         self._engine: tuple[list[str], asyncio.Future[ForkServerRunner | None]] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._closed = False
+        self._held: list[Callable[[], None]] | None = None  # what waits for :meth:`release` while held
         self.roots: Callable[[], list[str]] = list  # the folders backing chains and audits may name
         self.follow_fn = chain.follow
         self.following: set[Entry] = set()  # entries whose backing chain is being followed
@@ -79,7 +87,27 @@ class Session(QObject):
         self.urls: weakref.WeakKeyDictionary[Entry, tuple[str, str | None]] = weakref.WeakKeyDictionary()
 
     def busy(self) -> bool:
-        return bool(self._queue) or self._running > 0
+        return bool(self._queue) or self._running > 0 or bool(self._held)
+
+    def hold(self) -> None:
+        """Queue inspections, audits and other work without starting them until :meth:`release`: before
+        the event loop exists (the window's first frame is painted first)."""
+        if self._held is None:
+            self._held = []
+
+    def later(self, start: Callable[[], None]) -> None:
+        """Call ``start`` (which needs the event loop) now, or at :meth:`release` while held."""
+        if self._held is None:
+            start()
+        else:
+            self._held.append(start)
+
+    def release(self) -> None:
+        """Start what waited while held (the event loop exists now); nothing once the session is closed."""
+        held, self._held = self._held or [], None
+        if not self._closed:
+            for start in held:
+                start()
 
     def cancel(self) -> None:
         """Drop the queue and stop the workers (the client kills their engine children)."""
@@ -99,19 +127,29 @@ class Session(QObject):
         """Whether an audit or a backing chain is under way."""
         return bool(self._tasks)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A task of ``make()``'s coroutine, made when the task starts: a held one is never left unawaited."""
+
+        def start() -> None:
+            import asyncio
+
+            task = asyncio.ensure_future(make())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self.later(start)
 
     def audit(self, entry: Entry) -> None:
         """Audit a libvirt configuration file in a worker thread; :attr:`finished` says when its report is in."""
         entry.generation += 1
         entry.state = "running"
         self.model.refresh(entry)
-        self._spawn(self._audit(entry, entry.generation))
+        generation = entry.generation
+        self._spawn(lambda: self._audit(entry, generation))
 
     async def _audit(self, entry: Entry, generation: int) -> None:
+        import asyncio
+
         from ..audit import report as audit_report  # loaded with the first audit, not with the window
 
         try:  # cheap and synchronous, but it reads a file: never on the UI thread
@@ -130,7 +168,8 @@ class Session(QObject):
         :attr:`chain_done` says when it ended. Once at a time per entry."""
         if entry not in self.following:
             self.following.add(entry)
-            self._spawn(self._follow(entry, entry.generation))
+            generation = entry.generation
+            self._spawn(lambda: self._follow(entry, generation))
 
     async def _follow(self, entry: Entry, generation: int) -> None:
         report = None
@@ -149,6 +188,8 @@ class Session(QObject):
 
     async def stopped(self) -> None:
         """Wait until the fork server stopped by :meth:`close` is gone."""
+        import asyncio
+
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
 
@@ -157,11 +198,15 @@ class Session(QObject):
 
     async def runner(self) -> Runner:
         """What makes this window's engine children: its fork server, or a fresh process per image."""
+        from ..host.runner import FRESH
+
         return await self.fork_server() or FRESH
 
     async def fork_server(self) -> ForkServerRunner | None:
         """The session's running fork server, started on first use (again when the required layers change);
         ``None`` when it cannot start (said once through :attr:`notice`): a fresh process per image."""
+        import asyncio
+
         if not self.pooled or self._closed:
             return None
         layers = list(self.policy().required_layers)
@@ -180,6 +225,8 @@ class Session(QObject):
         return dict(zygote.sandbox) if zygote is not None and zygote.sandbox else None
 
     async def _start(self, layers: list[str]) -> ForkServerRunner | None:
+        from ..host.runner import ForkServerRunner, InspectError
+
         zygote = ForkServerRunner(layers)
         try:
             await zygote.start()
@@ -198,6 +245,8 @@ class Session(QObject):
         if zygote is not None and not (starting.done() and not starting.cancelled() and starting.result() is zygote):
             return
         self._engine = None
+        import asyncio
+
         task = asyncio.ensure_future(self._stop(starting))
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
@@ -221,6 +270,11 @@ class Session(QObject):
             self._queue.append((entry, entry.generation))
         self._queued += len(entries)
         self.progress.emit(self._done, self._queued)
+        self.later(self._wake_workers)
+
+    def _wake_workers(self) -> None:
+        import asyncio
+
         if self._wake is None:
             self._wake = asyncio.Event()
         self._wake.set()
@@ -282,6 +336,8 @@ class Session(QObject):
         """One inspection through the injected coroutine, else a child of the fork server (or a fresh one)."""
         if self.inspect_fn is not None:
             return await self.inspect_fn(request)
+        from ..host.runner import FRESH
+
         zygote = await self.fork_server()
         report = await inspector.inspect(request, zygote or FRESH)
         if zygote is not None and "engine zygote" in str(report.get("error", "")):
@@ -296,7 +352,13 @@ class Session(QObject):
         if entry in self.loads or entry.audit:
             return
         entry.extras[extra] = budget
-        task = asyncio.ensure_future(self._extend(entry, extra, entry.generation))
+        generation = entry.generation
+        self.later(lambda: self._start_extend(entry, extra, generation))
+
+    def _start_extend(self, entry: Entry, extra: str, generation: int) -> None:
+        import asyncio
+
+        task = asyncio.ensure_future(self._extend(entry, extra, generation))
         self.loads[entry] = (extra, task)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

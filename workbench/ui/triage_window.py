@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -67,8 +67,10 @@ from .qtmodels.triage_model import (
     TriageModel,
 )
 from .row_actions import copy_text, menu, reveal_in_folder, tsv
-from .session import InspectFn
 from .widgets import NoticeBar, plain_label, read_only_rows
+
+if TYPE_CHECKING:
+    from .session import InspectFn
 
 log = logging.getLogger(__name__)
 MAX_FILES = 100_000

@@ -12,8 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from ...host.remote import url_file_name
-from ...host.sources import is_remote
+from ...host.urls import is_remote
 from ...inspector import format_from_extension
 from ...render.sizes import human_size
 from ...render.textsafe import printable
@@ -30,7 +29,11 @@ Index = QModelIndex | QPersistentModelIndex
 
 def file_name(path: str) -> str:
     """The name of an image's file: a path's last part, a URL's path's last part (without its query)."""
-    return os.path.basename(url_file_name(path) if is_remote(path) else path)
+    if not is_remote(path):
+        return os.path.basename(path)
+    from ...host.remote import url_file_name  # the remote clients load with the first URL, not with the window
+
+    return os.path.basename(url_file_name(path))
 
 
 @dataclass(eq=False)
