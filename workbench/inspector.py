@@ -16,28 +16,11 @@ from .host.protocol import EngineOptions
 from .host.urls import is_remote
 from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
+from .policy.formats import format_from_extension
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
 if TYPE_CHECKING:
     from .host.runner import Runner
-
-# Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
-EXTENSIONS = {
-    ".qcow2": "qcow2",
-    ".qcow": "qcow",
-    ".qed": "qed",
-    ".raw": "raw",
-    ".vmdk": "vmdk",
-    ".vhd": "vpc",
-    ".vpc": "vpc",
-    ".vhdx": "vhdx",
-    ".vdi": "vdi",
-    ".hdd": "parallels",
-    ".hds": "parallels",
-    ".iso": "iso",
-    ".dmg": "dmg",
-    ".luks": "luks",
-}
 
 
 # ``Request.declared`` value: detect the format from the bytes alone, even when the file name has an extension.
@@ -46,10 +29,6 @@ _UNDECLARED = {
     "none": "no format was declared and the file name does not say one: the format above was probed",
     "probe": "the image that names this file records no format for it: the format above was probed",
 }
-
-
-def format_from_extension(path: str) -> str | None:
-    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
 
 
 @dataclass

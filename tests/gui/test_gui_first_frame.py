@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.gui.support import wait_done, write_images
+from workbench.demo import images as demo
 from workbench.ui.main_window import MainWindow
 
 AUDIT_DATA = Path(__file__).parents[1] / "data" / "audit"
-# Loaded on first use, after the first frame: the event loop and the engine client, the remote clients,
+# Loaded on first use, after the first frame: the event loop, the inspector and the engine client, the remote clients,
 # the dialogs, the triage table, the libvirt audit, the exporters' dialogs and the format parsers.
 DEFERRED = (
     "asyncio",
@@ -24,6 +25,9 @@ DEFERRED = (
     "concurrent.futures",
     "ssl",
     "socket",
+    "workbench.inspector",
+    "workbench.host.protocol",
+    "subprocess",
     "workbench.host.runner",
     "workbench.host.sources",
     "workbench.host.remote",
@@ -70,6 +74,26 @@ def test_the_first_frame_lists_the_demo_and_imports_nothing_deferred(tmp_path: P
     loaded = set(frame["modules"])
     assert "workbench.demo.images" in loaded and "workbench.ui.main_window" in loaded
     assert [name for name in DEFERRED if name in loaded] == []
+    assert "workbench.demo.qcow2" not in loaded  # the set is listed in the first frame, built after it
+
+
+def test_the_listed_demonstration_set_is_the_one_built() -> None:
+    assert [(name, declared) for name, declared, _ in demo.images()] == list(demo.LISTED)
+    assert [image.path.name for image in demo.listed(Path("/x"))] == [name for name, _ in demo.LISTED]
+
+
+def test_the_demonstration_set_opened_while_held_is_written_before_it_is_inspected(
+    qtbot: Any, window: MainWindow
+) -> None:
+    """The command line's --demo: listed before it is built; built, then inspected by the engine, on release."""
+    window.session.hold()
+    entries = window.open_demo()
+    assert not any(os.path.exists(entry.path) for entry in entries)
+    window.session.release()
+    assert all(os.path.exists(entry.path) for entry in entries)
+    done = wait_done(qtbot, window, count=len(demo.LISTED))
+    assert "failed" not in [entry.verdict for entry in done]  # each file was there to read
+    assert done[0].verdict == "accept" and done[1].verdict == "reject"  # clean.qcow2, backing-host-file.qcow2
 
 
 def test_startup_timing_reports_the_first_paint_on_stderr(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The names an image can be declared as, and the check of a declared name (``-f``, the settings, the API).
+"""The names an image can be declared as, the check of a declared name (``-f``, the settings, the API), and
+the format a file name's extension declares.
 
 Cheap to import and to use: the parent checks ``-f`` on every ``inspect`` and importing the engine's format
 modules for it cost ~20 ms of a single inspection, so the names are written here once more and
@@ -8,6 +9,7 @@ modules for it cost ~20 ms of a single inspection, so the names are written here
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterator
 
 ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "udif": "dmg", "iso9660": "iso"}
@@ -29,6 +31,29 @@ DECLARABLE = (
     "vmdk",
     "vpc",
 )
+
+# Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
+EXTENSIONS = {
+    ".qcow2": "qcow2",
+    ".qcow": "qcow",
+    ".qed": "qed",
+    ".raw": "raw",
+    ".vmdk": "vmdk",
+    ".vhd": "vpc",
+    ".vpc": "vpc",
+    ".vhdx": "vhdx",
+    ".vdi": "vdi",
+    ".hdd": "parallels",
+    ".hds": "parallels",
+    ".iso": "iso",
+    ".dmg": "dmg",
+    ".luks": "luks",
+}
+
+
+def format_from_extension(path: str) -> str | None:
+    """The format ``path``'s extension names (the window's Declared column asks it of every listed image)."""
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
 
 
 class FormatNames:

@@ -13,8 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..inspector import format_from_extension
-from ..policy.formats import FormatNames
+from ..policy.formats import FormatNames, format_from_extension
 from .qtmodels.image_list_model import (
     DECLARED,
     ENTRY_ROLE,

@@ -472,8 +472,11 @@ class MainWindow(QMainWindow):
 
         if self._demo_dir is None:
             self._demo_dir = tempfile.TemporaryDirectory(prefix="workbench-demo-")
-        images = demo.write_demo(Path(self._demo_dir.name))
-        declared = {str(image.path): image.declared for image in images}
+        folder = Path(self._demo_dir.name)
+        # Built before the inspections start: at once, or, while the session is held (the command line's
+        # --demo), after the first frame, which lists the set without building it.
+        self.session.later(lambda: demo.write_demo(folder))
+        declared = {str(image.path): image.declared for image in demo.listed(folder)}
         return self.add_files(list(declared), declared, by="demo")
 
     # the selected image

@@ -6,8 +6,8 @@ answer instantly; the default is :func:`workbench.inspector.inspect`, which runs
 default, the session keeps one fork server (:class:`~workbench.host.runner.ForkServerRunner`) for its lifetime, started
 at the first inspection: a forked child costs about 10 ms, a fresh interpreter about 130 ms.
 
-``asyncio`` and the engine client are imported when first used: the window's first frame is painted before
-the event loop exists (:meth:`Session.hold`), and those imports are a tenth of its start-up.
+``asyncio``, the inspector and the engine client are imported when first used: the window's first frame is
+painted before the event loop exists (:meth:`Session.hold`), and those imports are a tenth of its start-up.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from .. import chain, inspector
+from .. import chain
 from ..policy.policy import Policy
 from ..render.textsafe import printable
 from .qtmodels.image_list_model import Entry, ImageListModel
@@ -31,6 +31,7 @@ from .qtmodels.image_list_model import Entry, ImageListModel
 if TYPE_CHECKING:
     import asyncio
 
+    from .. import inspector
     from ..host.runner import ForkServerRunner, Runner
 
     InspectFn = Callable[[inspector.Request], Awaitable[dict[str, Any]]]
@@ -76,7 +77,7 @@ class Session(QObject):
         self._engine: tuple[list[str], asyncio.Future[ForkServerRunner | None]] | None = None
         self._stopping: set[asyncio.Future[None]] = set()
         self._closed = False
-        self._held: list[Callable[[], None]] | None = None  # what waits for :meth:`release` while held
+        self._held: list[Callable[[], object]] | None = None  # what waits for :meth:`release` while held
         self.roots: Callable[[], list[str]] = list  # the folders backing chains and audits may name
         self.follow_fn = chain.follow
         self.following: set[Entry] = set()  # entries whose backing chain is being followed
@@ -95,7 +96,7 @@ class Session(QObject):
         if self._held is None:
             self._held = []
 
-    def later(self, start: Callable[[], None]) -> None:
+    def later(self, start: Callable[[], object]) -> None:
         """Call ``start`` (which needs the event loop) now, or at :meth:`release` while held."""
         if self._held is None:
             start()
@@ -319,13 +320,17 @@ class Session(QObject):
         try:
             return await self._report(self.request(entry))
         except Exception as exc:  # the window carries on; the image shows what went wrong
+            from ..inspector import failed_report
+
             log.exception("inspection of %r failed", entry.path)
-            return inspector.failed_report(entry.path, entry.declared, f"internal error: {exc}")
+            return failed_report(entry.path, entry.declared, f"internal error: {exc}")
 
     def request(self, entry: Entry) -> inspector.Request:
         """How ``entry`` is inspected: its declared format and the extras asked for (guest view, deep check)."""
+        from ..inspector import Request
+
         url, endpoint = self.urls.get(entry, (entry.path, None))
-        request = inspector.Request(url, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
+        request = Request(url, entry.declared, entry.follow_symlinks, self.policy(), self.timeout)
         request.endpoint_url = endpoint
         for name, budget in entry.extras.items():
             setattr(request, name, True)
@@ -337,13 +342,14 @@ class Session(QObject):
         if self.inspect_fn is not None:
             return await self.inspect_fn(request)
         from ..host.runner import FRESH
+        from ..inspector import inspect
 
         zygote = await self.fork_server()
-        report = await inspector.inspect(request, zygote or FRESH)
+        report = await inspect(request, zygote or FRESH)
         if zygote is not None and "engine zygote" in str(report.get("error", "")):
             # The fork server died (or was stopped): a new one for later images, a fresh process for this one.
             self._retire(zygote)
-            report = await inspector.inspect(request, FRESH)
+            report = await inspect(request, FRESH)
         return report
 
     def extend(self, entry: Entry, extra: str, budget: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
 from ...host.urls import is_remote
-from ...inspector import format_from_extension
+from ...policy.formats import format_from_extension
 from ...render.sizes import human_size
 from ...render.textsafe import printable
 from .node_model import tooltip
