@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("workbench")
 TIMING_VARIABLE = "WORKBENCH_STARTUP_TIMING"  # set to 1: the first paint's time since process start, on stderr
+_IMPORTED = time.time()
 
 
 def process_started() -> float:
@@ -42,9 +43,6 @@ def process_started() -> float:
         return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
     except (OSError, ValueError, IndexError, AttributeError):
         return _IMPORTED
-
-
-_IMPORTED = time.time()
 
 
 def report_first_paint(stream: Any = None) -> None:

@@ -240,14 +240,14 @@ class Session(QObject):
 
     def _retire(self, zygote: ForkServerRunner | None = None) -> None:
         """Stop the fork server (only if it is still ``zygote``, when given); the next inspection starts another."""
+        import asyncio
+
         if self._engine is None:
             return
         starting = self._engine[1]
         if zygote is not None and not (starting.done() and not starting.cancelled() and starting.result() is zygote):
             return
         self._engine = None
-        import asyncio
-
         task = asyncio.ensure_future(self._stop(starting))
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
