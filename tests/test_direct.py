@@ -15,7 +15,6 @@ from tests.helpers import comparable, finding_ids, write
 from workbench import inspector
 from workbench.engine.child import sandbox
 from workbench.host import direct
-from workbench.host.protocol import EngineOptions
 from workbench.policy.policy import Policy
 
 
@@ -58,4 +57,4 @@ def test_direct_path_takes_only_local_images_without_progress(raw_image: Path) -
     assert inspector.direct_path(inspector.Request(str(raw_image)))
     assert not inspector.direct_path(inspector.Request(str(raw_image), deep=True))  # progress lines
     assert not inspector.direct_path(inspector.Request("s3://bucket/disk.qcow2"))  # the child's reads
-    assert not direct.available(EngineOptions(ranges=object()))  # type: ignore[arg-type]
+    assert not direct.available(deep=True)

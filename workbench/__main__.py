@@ -15,9 +15,19 @@ def main() -> None:
 
         print(f"workbench {__version__}")
         sys.exit(0)
-    from workbench.cli.main import main as cli_main
+    if sys.argv[1:2] != ["inspect"]:
+        from workbench.cli.main import main as cli_main
 
-    sys.exit(cli_main())
+        sys.exit(cli_main())
+    from workbench.cli import early
+
+    early.start(sys.argv[2:])  # the engine child of ``inspect FILE`` starts while the command line is built
+    try:
+        from workbench.cli.main import main as cli_main
+
+        sys.exit(cli_main())
+    finally:
+        early.discard()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from .policy import policy as policy_mod
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
 if TYPE_CHECKING:
+    from .host import direct
     from .host.runner import Runner
 
 # Only extensions that name one format; ``.img`` and ``.bin`` are used for raw and qcow2 alike.
@@ -166,17 +167,21 @@ def direct_path(request: Request) -> bool:
     """Whether :func:`inspect_direct` can take ``request``: a local image, no deep inspection, on POSIX."""
     from .host import direct
 
-    return not is_remote(request.path) and direct.available(_options(request))
+    return not is_remote(request.path) and direct.available(request.deep)
 
 
-def inspect_direct(request: Request) -> dict[str, Any]:
+def inspect_direct(request: Request, child: direct.Child | None = None) -> dict[str, Any]:
     """:func:`inspect` of one local image (see :func:`direct_path`) with a fresh child and no event loop: the
-    same request, checks, report and verdict, at the cost of one command that inspects one file."""
+    same request, checks, report and verdict, at the cost of one command that inspects one file. ``child``:
+    one already started for ``request``'s file (:class:`~workbench.host.direct.Child`, made before the policy
+    was known), else one is started here."""
     from .host import direct
 
     declared, source = _declared(request, False)
+    if child is None:
+        child = direct.Child(request.path, request.follow_symlinks, request.walked, request.timeout)
     try:
-        raw = direct.inspect_path(request.path, declared, _options(request), request.follow_symlinks, request.walked)
+        raw = child.inspect(declared, _options(request))
     except InspectError as exc:
         return _failed(request.path, declared, exc)
     return _judged(raw, request, request.path, declared, source)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from .commands import discover
+from .commands import command_names, load
 from .commands._common import EPILOG
 
 WINDOW_USAGE = "workbench [FILE...] | workbench --demo   open the window (on these images, or on demonstration images)"
@@ -36,7 +36,9 @@ def add_window_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``only``: with that subcommand alone, for a run of it (the others' modules stay
+    unimported: a single ``inspect`` starts its engine child sooner)."""
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Disk Image Workbench: inspect untrusted virtual disk images without trusting them.\n"
@@ -47,21 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"workbench {__version__}")
     add_window_options(parser.add_argument_group("window options (without a COMMAND; workbench [FILE...])"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in discover().values():
-        module.register(sub)
+    for name in [only] if only else command_names():
+        load(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = discover()
+    commands = command_names()
     if not argv or argv[0] not in commands and argv[0] not in ("-h", "--help", "--version"):
         from ..app import run_gui  # Qt is imported only when the window is wanted
 
         return run_gui(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv[0] in commands else None).parse_args(argv)
     try:
-        return int(commands[args.command].run(args))
+        return int(load(args.command).run(args))
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, like other tools
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -7,7 +7,6 @@ modules for it cost ~20 ms of a single inspection, so the names are written here
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 
 ALIASES = {"vhd": "vpc", "img": "raw", "qcow3": "qcow2", "hdd": "parallels", "udif": "dmg", "iso9660": "iso"}
@@ -47,6 +46,8 @@ def check_format_name(text: str) -> str:
     names = FormatNames()
     if text in names:
         return text
+    import difflib
+
     hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), list(names), 1)), None)
     suggestion = f"; did you mean {hint}?" if hint else ""
     raise ValueError(f"unknown format {text!r}{suggestion} (one of {', '.join(names)})")
