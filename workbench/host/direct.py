@@ -24,6 +24,8 @@ from .open import InspectError, Walked, close_opened, off_thread, open_image
 from .spawn import engine_command, kill_group, spawn_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .protocol import ChildOutcome, EngineOptions
 
 REAP_TIMEOUT = 5.0
@@ -114,9 +116,12 @@ class Child:
         except InspectError as exc:
             self._error = exc
 
-    def inspect(self, declared: str | None, options: EngineOptions) -> dict[str, Any]:
+    def inspect(
+        self, declared: str | None, options: EngineOptions, meanwhile: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """The reply's ``report``, unvalidated, with an ``image-changed`` finding when the file moved meanwhile;
-        InspectError otherwise. Ends the child and closes the image."""
+        InspectError otherwise. ``meanwhile`` runs once the request is sent (the child is then busy: say,
+        imports the reply's checks need). Ends the child and closes the image."""
         from .protocol import checked_reply, checked_report, engine_request, request_line
 
         try:
@@ -128,6 +133,8 @@ class Child:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._proc.stdin.write(request_line(request))
                 self._proc.stdin.close()
+            if meanwhile is not None:
+                meanwhile()
             try:  # the timeout counts from the request: a child waiting for it reads nothing of the image
                 reply = checked_reply(_collect(self._proc, options), options)
             finally:

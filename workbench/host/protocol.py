@@ -1,7 +1,8 @@
 """The parent's half of the engine protocol that needs no event loop, shared by the ``asyncio`` runners
 (:mod:`workbench.host.runner`) and the synchronous single-image path (:mod:`workbench.host.direct`): what a
 child is asked, and how its untrusted stdout is split, decoded and checked (how it is started:
-:mod:`workbench.host.spawn`).
+:mod:`workbench.host.spawn`). The sandbox's layer names and the findings are imported when a reply is checked,
+not before ``workbench inspect FILE`` sends its request.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..engine.child import sandbox, winjob
-from ..engine.findings import make
 from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
 from .open import InspectError
 from .spawn import engine_command as engine_command  # re-exported: the runners take these from here
@@ -22,6 +21,7 @@ from .spawn import kill_group as kill_group
 from .spawn import spawn_options as spawn_options
 
 if TYPE_CHECKING:
+    from ..engine.child import winjob
     from .ranges import RangeServer
 
 STDERR_CAP = 64 << 10
@@ -63,6 +63,8 @@ def confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any
     """Put the new child in a job object before it gets its request (it reads nothing else before that), and
     tell it the image's handle and the job's status."""
     import msvcrt
+
+    from ..engine.child import winjob
 
     job = winjob.confine(pid)
     if "fd" not in request:  # a remote image: no handle
@@ -187,6 +189,8 @@ def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
 
 def require_layers(layers: dict[str, str], required: list[str]) -> None:
     """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
+    from ..engine.child import sandbox
+
     missing = sandbox.missing_required(layers, required)
     if missing:
         raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
@@ -244,5 +248,7 @@ def checked_report(reply: dict[str, Any], before: os.stat_result, after: os.stat
     report = report_of(reply)
     changed = changes(before, after)
     if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
+        from ..engine.findings import make
+
         report["findings"].append(make("image-changed", changed).to_json())
     return report
