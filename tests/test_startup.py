@@ -147,6 +147,109 @@ def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_pa
     assert "workbench.host.direct" not in modules
 
 
+# What ``inspect FILE`` has not imported when it starts its engine child (cli/early.py): the command line, the
+# settings and everything after them load while the child starts.
+NOT_BEFORE_THE_SPAWN = (
+    *NOT_FOR_ONE_FILE,
+    "argparse",
+    "dataclasses",
+    "inspect",
+    "json",
+    "logging",
+    "pathlib",
+    "platformdirs",
+    "shutil",
+    "tempfile",
+    "workbench.cli.main",
+    "workbench.engine",
+    "workbench.host.protocol",
+    "workbench.inspector",
+    "workbench.policy",
+    "workbench.schema",
+)
+# What it has not imported when it sends the request: what checks and judges the reply loads while the child works.
+NOT_BEFORE_THE_REQUEST = (
+    *NOT_FOR_ONE_FILE,
+    "workbench.engine.child.sandbox",
+    "workbench.engine.findings",
+    "workbench.host.validate",
+    "workbench.render.text",
+)
+
+
+def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]:
+    """Run ``workbench ARGS`` as the installed launcher does; its output and the modules it held when it started
+    the engine child (the ``subprocess.Popen`` audit event) and when it wrote the child's request."""
+    code = (
+        "import contextlib, io, sys\n"
+        "seen = {}\n"
+        "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', sorted(sys.modules)))\n"
+        f"sys.argv = ['workbench', *{list(args)!r}]\n"
+        "from workbench.host import direct\n"
+        "inspect = direct.Child.inspect\n"
+        "def inspecting(child, declared, options, meanwhile):\n"  # meanwhile runs right after the request is sent
+        "    def first():\n"
+        "        seen.setdefault('request', sorted(sys.modules))\n"
+        "        meanwhile()\n"
+        "    return inspect(child, declared, options, first)\n"
+        "direct.Child.inspect = inspecting\n"
+        "from workbench.__main__ import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "    main()\n"
+        "import json\n"  # not before
+        "print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]))\n"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    out, spawn, request = json.loads(result.stdout)
+    return out, spawn, request
+
+
+def test_inspect_of_one_file_starts_its_child_before_the_command_line(raw_image: Path) -> None:
+    out, at_spawn, at_request = modules_at_spawn_and_request("inspect", "--json", "-f", "raw", str(raw_image))
+    report = json.loads(out)
+    assert (report["verdict"], report["format"]) == ("accept", "raw")
+    assert report["sandbox"]["seccomp"].startswith("on")  # the same sandboxed child, every layer
+    assert "workbench.cli.early" in at_spawn
+    assert [name for name in NOT_BEFORE_THE_SPAWN if name in at_spawn] == []
+    assert [name for name in NOT_BEFORE_THE_REQUEST if name in at_request] == []
+    assert "workbench.policy.settings" in at_request  # the request carries the settings' required layers
+
+
+@pytest.mark.parametrize(
+    ("args", "target"),
+    [
+        (["disk.qcow2"], ("disk.qcow2", False)),
+        (["--json", "-f", "qcow2", "disk.qcow2", "-v"], ("disk.qcow2", False)),
+        (["--declared-format", "raw", "--follow-symlinks", "--guest", "x"], ("x", True)),
+        (["a", "b"], None),  # several files: the fork server
+        (["--chain", "disk"], None),
+        (["--deep", "disk"], None),
+        (["--timeout", "5", "disk"], None),  # the open's own timeout would differ
+        (["--js", "disk"], None),  # an abbreviation: only the parser knows what it means
+        (["-vf", "raw", "disk"], None),
+        (["--", "-disk"], None),
+        (["-f"], None),
+        (["s3://bucket/disk.qcow2"], None),
+        ([], None),
+    ],
+)
+def test_the_early_child_is_started_only_for_the_plainest_form(args: list[str], target: object) -> None:
+    from workbench.cli.early import plain_target
+
+    assert plain_target(args) == target
+
+
+def test_subcommand_modules_are_named_as_their_commands() -> None:
+    """The command line registers only the named subcommand, found by its name without importing the others."""
+    from workbench.cli import commands
+
+    names = commands.command_names()
+    assert {"inspect", "triage", "sandbox-check"} <= set(names)
+    assert [commands.load(name).NAME for name in names] == names
+
+
 # What the engine child imports only when its request asks for it (before hardening: see worker.preload).
 CHILD_ON_REQUEST = (
     "socket",
