@@ -241,6 +241,25 @@ def test_the_early_child_is_started_only_for_the_plainest_form(args: list[str], 
     assert plain_target(args) == target
 
 
+@pytest.mark.parametrize("columns", [None, "100", "0", "-3", "wide"])
+def test_terminal_columns_are_what_shutil_says(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    import shutil
+
+    from workbench.cli.main import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_help_does_not_import_shutil() -> None:
+    out, modules = modules_after("inspect", "--help")
+    assert "usage: workbench inspect" in out
+    assert "shutil" not in modules
+
+
 def test_subcommand_modules_are_named_as_their_commands() -> None:
     """The command line registers only the named subcommand, found by its name without importing the others."""
     from workbench.cli import commands
