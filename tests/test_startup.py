@@ -37,13 +37,15 @@ HEAVY = (
 def modules_after(*args: str) -> tuple[str, list[str]]:
     """Run ``workbench ARGS`` in a fresh interpreter; its standard output and the modules it imported."""
     code = (
-        "import contextlib, io, json, sys\n"
+        "import atexit, contextlib, io, json, sys\n"
+        "out = io.StringIO()\n"
+        "def report():\n"  # at the exit, however it exits (inspect skips the interpreter's teardown)
+        "    print(json.dumps([out.getvalue(), sorted(sys.modules)]), file=sys.__stdout__, flush=True)\n"
+        "atexit.register(report)\n"
         f"sys.argv = ['workbench', *{list(args)!r}]\n"
         "from workbench.__main__ import main\n"
-        "out = io.StringIO()\n"
-        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "with contextlib.redirect_stdout(out):\n"
         "    main()\n"
-        "print(json.dumps([out.getvalue(), sorted(sys.modules)]))\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
@@ -181,8 +183,13 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
     """Run ``workbench ARGS`` as the installed launcher does; its output and the modules it held when it started
     the engine child (the ``subprocess.Popen`` audit event) and when it wrote the child's request."""
     code = (
-        "import contextlib, io, sys\n"
+        "import atexit, contextlib, io, sys\n"
         "seen = {}\n"
+        "out = io.StringIO()\n"
+        "def report():\n"  # at the exit, however it exits (inspect skips the interpreter's teardown)
+        "    import json\n"  # not before
+        "    print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]), file=sys.__stdout__, flush=True)\n"
+        "atexit.register(report)\n"
         "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', sorted(sys.modules)))\n"
         f"sys.argv = ['workbench', *{list(args)!r}]\n"
         "from workbench.host import direct\n"
@@ -194,11 +201,8 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
         "    return inspect(child, declared, options, first)\n"
         "direct.Child.inspect = inspecting\n"
         "from workbench.__main__ import main\n"
-        "out = io.StringIO()\n"
-        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "with contextlib.redirect_stdout(out):\n"
         "    main()\n"
-        "import json\n"  # not before
-        "print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]))\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
@@ -215,6 +219,16 @@ def test_inspect_of_one_file_starts_its_child_before_the_command_line(raw_image:
     assert [name for name in NOT_BEFORE_THE_SPAWN if name in at_spawn] == []
     assert [name for name in NOT_BEFORE_THE_REQUEST if name in at_request] == []
     assert "workbench.policy.settings" in at_request  # the request carries the settings' required layers
+
+
+def test_inspect_exits_without_the_teardown_with_its_output_and_status(raw_image: Path, tmp_path: Path) -> None:
+    """``__main__.exit_now``: the whole report reaches the pipe, the exit status is the verdict's."""
+    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
+    run = [sys.executable, "-m", "workbench", "inspect", "--json"]
+    accepted = subprocess.run([*run, str(raw_image)], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert (accepted.returncode, json.loads(accepted.stdout)["verdict"]) == (0, "accept")
+    missing = subprocess.run([*run, str(tmp_path / "none")], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert (missing.returncode, json.loads(missing.stdout)["error"]) == (30, "no such file")
 
 
 @pytest.mark.parametrize(
