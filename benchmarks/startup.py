@@ -6,14 +6,19 @@ file. Then the engine child alone (spawn to reply, from a running parent), split
 imports, hardening and parse; what a precompiled seccomp BPF program would save; and the top of
 ``python -X importtime`` for the parent CLI and for the engine child.
 
-Bytecode is compiled first and the commands run without ``PYTHONDONTWRITEBYTECODE``, as an installed
-package runs (pip compiles it); a checkout run with that variable set compiles every workbench module of
-the parent on every start.
+The parent runs as an installed package runs: from a throwaway virtual environment (``venv --without-pip``)
+whose ``.pth`` names this tree and the running interpreter's site-packages (no editable install's import
+finder, which costs ~12 ms a start), through a ``workbench`` launcher like the console script an install
+writes; bytecode is compiled first and the commands run without ``PYTHONDONTWRITEBYTECODE`` (pip compiles
+it; a checkout run with that variable set compiles every workbench module of the parent on every start).
+"launch to spawn" is when ``inspect``'s engine child was started (the ``subprocess.Popen`` audit event),
+measured from just before the benchmark started the parent.
 
     python benchmarks/startup.py [--rounds 10] [--top 12] [--before TREE] [IMAGE]
 
 ``--before TREE`` also runs ``inspect`` and the window from another checkout (say ``git archive`` of an
-older commit, unpacked) in the same interleaved rounds, for before/after figures measured side by side.
+older commit, unpacked; in a virtual environment of its own) in the same interleaved rounds, for
+before/after figures measured side by side.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,7 +45,20 @@ from benchmarks.sandbox_cost import fresh, make_image  # noqa: E402
 from workbench.host import runner as client  # noqa: E402
 
 ISOLATED = [sys.executable, "-I", "-S", "-c"]
-PARENT = [sys.executable, "-m", "workbench"]
+# The console script an install writes for ``workbench = "workbench.__main__:main"``; TIMED also reports when
+# the engine child is started (monotonic seconds on standard error; CLOCK_MONOTONIC is the same in every process).
+LAUNCHER = """#!{python}
+import sys
+from workbench.__main__ import main
+sys.exit(main())
+"""
+TIMED = """#!{python}
+import sys
+import time
+sys.addaudithook(lambda event, _: event == "subprocess.Popen" and print("spawn", time.monotonic(), file=sys.stderr))
+from workbench.__main__ import main
+sys.exit(main())
+"""
 # Loads one seccomp program in a throwaway process: built by libseccomp, or handed to the kernel as
 # precompiled BPF (exported by libseccomp beforehand); prints the milliseconds each part took.
 SECCOMP_PROBE = """
@@ -75,17 +94,55 @@ def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
 
 
-Command = tuple[list[str], dict[str, str], Path]  # argv, environment, working folder (which tree ``-m`` runs)
+class Installed(NamedTuple):
+    """A throwaway virtual environment that runs ``tree`` as an installed package."""
+
+    python: str
+    workbench: str  # the launcher
+    timed: str  # the launcher that reports when the engine child starts
 
 
-def run_once(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float]:
+def installed(tree: Path, folder: Path) -> Installed:
+    """Make ``folder`` a virtual environment whose ``.pth`` names ``tree`` and this interpreter's site-packages."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = str(folder / "bin" / "python")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    dependencies = [entry for entry in sys.path if entry.endswith("site-packages") and os.path.isdir(entry)]
+    Path(site, "workbench-tree.pth").write_text("\n".join([str(tree), *dependencies]) + "\n")
+    scripts = {}
+    for name, text in (("workbench", LAUNCHER), ("workbench-timed", TIMED)):
+        script = folder / "bin" / name
+        script.write_text(text.format(python=python))
+        script.chmod(0o755)
+        scripts[name] = str(script)
+    compileall.compile_dir(tree / "workbench", quiet=1)
+    return Installed(python, scripts["workbench"], scripts["workbench-timed"])
+
+
+Command = tuple[list[str], dict[str, str]]  # argv, environment
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the process and its children) of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(argv, env=env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def spawn_delay(argv: list[str], env: dict[str, str]) -> float:
+    """Seconds from starting ``argv`` (a TIMED launcher) to its starting the engine child."""
+    started = time.monotonic()
+    result = subprocess.run(argv, env=env, cwd="/", capture_output=True, text=True, check=False)
+    spawned = next(float(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("spawn "))
+    return spawned - started
 
 
 def measure(commands: dict[str, Command], rounds: int) -> dict[str, tuple[float, float]]:
@@ -102,37 +159,41 @@ def measure(commands: dict[str, Command], rounds: int) -> dict[str, tuple[float,
     }
 
 
-def whole_processes(image: str, rounds: int, env: dict[str, str], before: Path | None) -> None:
+def whole_processes(image: str, rounds: int, env: dict[str, str], now: Installed, before: Installed | None) -> None:
     window_env = env | {"QT_QPA_PLATFORM": "offscreen"}
     qemu = shutil.which("qemu-img") or "qemu-img"
-    inspect = [*PARENT, "inspect", "--json", "-f", "qcow2", image]
-    window = [*PARENT, "--demo", "--quit-after", "0"]
+    inspect = ["inspect", "--json", "-f", "qcow2", image]
+    window = ["--demo", "--quit-after", "0"]
     commands: dict[str, Command] = {
-        "workbench inspect --json -f qcow2": (inspect, env, ROOT),
-        "qemu-img info --output=json": ([qemu, "info", "--output=json", image], env, ROOT),
-        "workbench --version": ([*PARENT, "--version"], env, ROOT),
-        "workbench --help": ([*PARENT, "--help"], env, ROOT),
-        "window: --demo --quit-after 0": (window, window_env, ROOT),
+        "workbench inspect --json -f qcow2": ([now.workbench, *inspect], env),
+        "qemu-img info --output=json": ([qemu, "info", "--output=json", image], env),
+        "workbench --version": ([now.workbench, "--version"], env),
+        "workbench --help": ([now.workbench, "--help"], env),
+        "window: --demo --quit-after 0": ([now.workbench, *window], window_env),
     }
     if before is not None:
-        compileall.compile_dir(before / "workbench", quiet=1)
-        commands["before: inspect --json -f qcow2"] = (inspect, env, before)
-        commands["before: window"] = (window, window_env, before)
-    goals = {"workbench --version": 0.040, "workbench --help": 0.040, "window: --demo --quit-after 0": 0.400}
+        commands["before: inspect --json -f qcow2"] = ([before.workbench, *inspect], env)
+        commands["before: window"] = ([before.workbench, *window], window_env)
+    goals = {
+        "workbench inspect --json -f qcow2": "<= 10x qemu-img",
+        "workbench --version": "< 40 ms",
+        "workbench --help": "< 40 ms",
+        "window: --demo --quit-after 0": "< 400 ms",
+    }
     results = measure(commands, rounds)
-    print(f"whole processes, median of {rounds} (bytecode compiled)")
-    print(f"{'command':<36} {'wall ms':>8} {'CPU ms':>8} {'goal':>8}")
-    for name, (wall, cpu) in results.items():
-        goal = f"< {goals[name] * 1000:.0f}" if name in goals else ""
-        print(f"{name:<36} {wall * 1000:8.1f} {cpu * 1000:8.1f} {goal:>8}")
     theirs = results["qemu-img info --output=json"]
-    for name in ("workbench inspect --json -f qcow2", "before: inspect --json -f qcow2"):
-        if name in results:
-            ours = results[name]
-            print(
-                f"{name} is {ours[0] / theirs[0]:.1f}x qemu-img info in wall time, "
-                f"{ours[1] / theirs[1]:.1f}x in CPU time (goal <= 10x)"
-            )
+    print(f"whole processes, median of {rounds} (an installed layout, bytecode compiled)")
+    print(f"{'command':<36} {'wall ms':>8} {'CPU ms':>8} {'x qemu wall':>12} {'x qemu CPU':>11}  goal")
+    for name, (wall, cpu) in results.items():
+        ratios = f"{wall / theirs[0]:11.1f}x {cpu / theirs[1]:10.1f}x"
+        print(f"{name:<36} {wall * 1000:8.1f} {cpu * 1000:8.1f} {ratios}  {goals.get(name, '')}")
+    delays = {"now": [spawn_delay([now.timed, *inspect], env) for _ in range(rounds)]}
+    if before is not None:
+        delays["before"] = [spawn_delay([before.timed, *inspect], env) for _ in range(rounds)]
+    bare = statistics.median(run_once([now.python, "-c", "pass"], env)[0] for _ in range(rounds))
+    for name, samples in delays.items():
+        print(f"{name}: launch to the engine child's spawn {statistics.median(samples) * 1000:.1f} ms", end="")
+        print(f" (python -c pass: {bare * 1000:.1f} ms)")
     print()
 
 
@@ -197,19 +258,20 @@ def child_breakdown(image: str, rounds: int) -> None:
     print()
 
 
-def parent_breakdown(rounds: int, env: dict[str, str]) -> None:
-    """The parent's imports for one ``inspect``, added one group at a time (CPU ms, cumulative)."""
+def parent_breakdown(rounds: int, env: dict[str, str], python: str) -> None:
+    """The parent's imports for one ``inspect``, added one group at a time in the order it imports them (CPU ms,
+    cumulative): before the child's spawn, before its request, then while it works."""
     steps = {
         "interpreter (python -c pass)": [],
-        "+ command line, inspector, direct runner, settings": [
-            "workbench.cli.main",
-            "workbench.cli.commands.inspect",
-            "workbench.inspector",
-            "workbench.host.direct",
-            "workbench.policy.settings",
-            "platformdirs",
+        "+ before the spawn (cli.early, host.direct)": ["workbench.cli.early", "workbench.host.direct"],
+        "+ the command line (inspect's alone)": ["workbench.cli.main", "workbench.cli.commands.inspect"],
+        "+ settings and policy (platformdirs)": ["workbench.policy.settings", "platformdirs"],
+        "+ inspector and protocol (the request is sent)": ["workbench.inspector", "workbench.host.protocol"],
+        "+ validator, findings, layer names, text": [
+            "workbench.host.validate",
+            "workbench.engine.child.sandbox",
+            "workbench.render.text",
         ],
-        "+ engine.formats (the -f check)": ["workbench.engine.formats"],
         "+ asyncio (what the async runner would add)": ["asyncio"],
     }
     print(f"the parent's imports for one inspect, cumulative, median of {rounds}")
@@ -218,7 +280,7 @@ def parent_breakdown(rounds: int, env: dict[str, str]) -> None:
     for name, more in steps.items():
         modules += more
         code = f"import {', '.join(modules)}" if modules else "pass"
-        samples = [run_once([sys.executable, "-c", code], env)[1] for _ in range(rounds)]
+        samples = [run_once([python, "-c", code], env)[1] for _ in range(rounds)]
         print(f"  {name:<52} {statistics.median(samples) * 1000:8.1f}")
     print()
 
@@ -243,7 +305,7 @@ def seccomp_saving(rounds: int) -> None:
 
 
 def importtime(argv: list[str], env: dict[str, str], top: int, title: str) -> None:
-    out = subprocess.run([*argv[:1], "-X", "importtime", *argv[1:]], env=env, cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([*argv[:1], "-X", "importtime", *argv[1:]], env=env, cwd="/", capture_output=True, text=True)
     rows = []
     for line in out.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "cumulative" not in line:
@@ -262,15 +324,17 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12, help="import-time rows to print per process")
     parser.add_argument("--before", type=Path, metavar="TREE", help="another checkout to measure beside this one")
     args = parser.parse_args()
-    compileall.compile_dir(ROOT / "workbench", quiet=1)
     with tempfile.TemporaryDirectory() as folder:
+        now = installed(ROOT, Path(folder, "venv"))
+        before = installed(args.before.resolve(), Path(folder, "venv-before")) if args.before else None
         image = args.image or make_image(folder)
         env = environment()
-        whole_processes(image, args.rounds, env, args.before)
+        whole_processes(image, args.rounds, env, now, before)
         child_breakdown(image, args.rounds)
-        parent_breakdown(args.rounds, env)
+        parent_breakdown(args.rounds, env, now.python)
         seccomp_saving(args.rounds)
-        importtime([*PARENT, "inspect", "--json", "-f", "qcow2", image], env, args.top, "workbench inspect (parent)")
+        parent = [now.python, now.workbench, "inspect", "--json", "-f", "qcow2", image]
+        importtime(parent, env, args.top, "workbench inspect (parent)")
         code = client.engine_command()[-1]
         importtime([*ISOLATED, code.removesuffix("; main()")], {}, args.top, "engine child")
 

@@ -5,6 +5,8 @@ handling of misbehaving children is tested beside the async runner's in tests/te
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,10 @@ import pytest
 from tests.builders import qcow2
 from tests.helpers import comparable, finding_ids, write
 from workbench import inspector
+from workbench.cli import early
+from workbench.cli.main import main
 from workbench.engine.child import sandbox
 from workbench.host import direct
-from workbench.host.protocol import EngineOptions
 from workbench.policy.policy import Policy
 
 
@@ -58,4 +61,51 @@ def test_direct_path_takes_only_local_images_without_progress(raw_image: Path) -
     assert inspector.direct_path(inspector.Request(str(raw_image)))
     assert not inspector.direct_path(inspector.Request(str(raw_image), deep=True))  # progress lines
     assert not inspector.direct_path(inspector.Request("s3://bucket/disk.qcow2"))  # the child's reads
-    assert not direct.available(EngineOptions(ranges=object()))  # type: ignore[arg-type]
+    assert not direct.available(deep=True)
+
+
+def children_made(monkeypatch: pytest.MonkeyPatch) -> list[direct.Child]:
+    """Every :class:`direct.Child` made from now on, in order."""
+    made: list[direct.Child] = []
+    real = direct.Child
+
+    def making(*args: Any) -> direct.Child:
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(direct, "Child", making)
+    return made
+
+
+def test_a_child_started_before_the_command_line_gives_the_async_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``workbench inspect FILE`` as the launcher runs it: the child started first (cli/early.py) is the one
+    sent the request, and the report is the asyncio path's."""
+    path = write(tmp_path, qcow2.qcow2(1 << 30, backing="/etc/passwd", backing_format="raw"), "upload.img")
+    made = children_made(monkeypatch)
+    early.start(["--json", str(path)])
+    assert main(["inspect", "--json", str(path)]) == 20
+    assert len(made) == 1  # taken by the command, not replaced
+    fast = json.loads(capsys.readouterr().out)
+    slow = asyncio.run(inspector.inspect(inspector.Request(str(path))))
+    assert fast["verdict"] == "reject"
+    assert comparable(fast) == comparable(slow)
+
+
+def test_an_early_child_the_command_line_does_not_take_is_ended_unused(
+    monkeypatch: pytest.MonkeyPatch, raw_image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = children_made(monkeypatch)
+    early.start([str(raw_image)])
+    first = made[0]._proc
+    assert first is not None and first.returncode is None  # waiting for a request
+    assert main(["inspect", "--json", "--follow-symlinks", str(raw_image)]) == 0  # opened another way
+    assert len(made) == 2 and made[1]._proc is None
+    assert first.returncode == -signal.SIGKILL  # killed and reaped, never sent a request
+    assert json.loads(capsys.readouterr().out)["verdict"] == "accept"
+    early.start([str(raw_image)])
+    waiting = made[2]._proc
+    assert waiting is not None
+    early.discard()  # a usage error, --help: no command took it
+    assert waiting.returncode == -signal.SIGKILL

@@ -37,13 +37,15 @@ HEAVY = (
 def modules_after(*args: str) -> tuple[str, list[str]]:
     """Run ``workbench ARGS`` in a fresh interpreter; its standard output and the modules it imported."""
     code = (
-        "import contextlib, io, json, sys\n"
+        "import atexit, contextlib, io, json, sys\n"
+        "out = io.StringIO()\n"
+        "def report():\n"  # at the exit, however it exits (inspect skips the interpreter's teardown)
+        "    print(json.dumps([out.getvalue(), sorted(sys.modules)]), file=sys.__stdout__, flush=True)\n"
+        "atexit.register(report)\n"
         f"sys.argv = ['workbench', *{list(args)!r}]\n"
         "from workbench.__main__ import main\n"
-        "out = io.StringIO()\n"
-        "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "with contextlib.redirect_stdout(out):\n"
         "    main()\n"
-        "print(json.dumps([out.getvalue(), sorted(sys.modules)]))\n"
     )
     env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
@@ -145,6 +147,140 @@ def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_pa
     assert [report["verdict"] for report in json.loads(out)] == ["accept", "accept"]
     assert {"asyncio", "workbench.host.runner"} <= set(modules)
     assert "workbench.host.direct" not in modules
+
+
+# What ``inspect FILE`` has not imported when it starts its engine child (cli/early.py): the command line, the
+# settings and everything after them load while the child starts.
+NOT_BEFORE_THE_SPAWN = (
+    *NOT_FOR_ONE_FILE,
+    "argparse",
+    "dataclasses",
+    "inspect",
+    "json",
+    "logging",
+    "pathlib",
+    "platformdirs",
+    "shutil",
+    "tempfile",
+    "workbench.cli.main",
+    "workbench.engine",
+    "workbench.host.protocol",
+    "workbench.inspector",
+    "workbench.policy",
+    "workbench.schema",
+)
+# What it has not imported when it sends the request: what checks and judges the reply loads while the child works.
+NOT_BEFORE_THE_REQUEST = (
+    *NOT_FOR_ONE_FILE,
+    "workbench.engine.child.sandbox",
+    "workbench.engine.findings",
+    "workbench.host.validate",
+    "workbench.render.text",
+)
+
+
+def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]:
+    """Run ``workbench ARGS`` as the installed launcher does; its output and the modules it held when it started
+    the engine child (the ``subprocess.Popen`` audit event) and when it wrote the child's request."""
+    code = (
+        "import atexit, contextlib, io, sys\n"
+        "seen = {}\n"
+        "out = io.StringIO()\n"
+        "def report():\n"  # at the exit, however it exits (inspect skips the interpreter's teardown)
+        "    import json\n"  # not before
+        "    print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]), file=sys.__stdout__, flush=True)\n"
+        "atexit.register(report)\n"
+        "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', sorted(sys.modules)))\n"
+        f"sys.argv = ['workbench', *{list(args)!r}]\n"
+        "from workbench.host import direct\n"
+        "inspect = direct.Child.inspect\n"
+        "def inspecting(child, declared, options, meanwhile):\n"  # meanwhile runs right after the request is sent
+        "    def first():\n"
+        "        seen.setdefault('request', sorted(sys.modules))\n"
+        "        meanwhile()\n"
+        "    return inspect(child, declared, options, first)\n"
+        "direct.Child.inspect = inspecting\n"
+        "from workbench.__main__ import main\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    main()\n"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    out, spawn, request = json.loads(result.stdout)
+    return out, spawn, request
+
+
+def test_inspect_of_one_file_starts_its_child_before_the_command_line(raw_image: Path) -> None:
+    out, at_spawn, at_request = modules_at_spawn_and_request("inspect", "--json", "-f", "raw", str(raw_image))
+    report = json.loads(out)
+    assert (report["verdict"], report["format"]) == ("accept", "raw")
+    assert report["sandbox"]["seccomp"].startswith("on")  # the same sandboxed child, every layer
+    assert "workbench.cli.early" in at_spawn
+    assert [name for name in NOT_BEFORE_THE_SPAWN if name in at_spawn] == []
+    assert [name for name in NOT_BEFORE_THE_REQUEST if name in at_request] == []
+    assert "workbench.policy.settings" in at_request  # the request carries the settings' required layers
+
+
+def test_inspect_exits_without_the_teardown_with_its_output_and_status(raw_image: Path, tmp_path: Path) -> None:
+    """``__main__.exit_now``: the whole report reaches the pipe, the exit status is the verdict's."""
+    env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
+    run = [sys.executable, "-m", "workbench", "inspect", "--json"]
+    accepted = subprocess.run([*run, str(raw_image)], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert (accepted.returncode, json.loads(accepted.stdout)["verdict"]) == (0, "accept")
+    missing = subprocess.run([*run, str(tmp_path / "none")], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert (missing.returncode, json.loads(missing.stdout)["error"]) == (30, "no such file")
+
+
+@pytest.mark.parametrize(
+    ("args", "target"),
+    [
+        (["disk.qcow2"], ("disk.qcow2", False)),
+        (["--json", "-f", "qcow2", "disk.qcow2", "-v"], ("disk.qcow2", False)),
+        (["--declared-format", "raw", "--follow-symlinks", "--guest", "x"], ("x", True)),
+        (["a", "b"], None),  # several files: the fork server
+        (["--chain", "disk"], None),
+        (["--deep", "disk"], None),
+        (["--timeout", "5", "disk"], None),  # the open's own timeout would differ
+        (["--js", "disk"], None),  # an abbreviation: only the parser knows what it means
+        (["-vf", "raw", "disk"], None),
+        (["--", "-disk"], None),
+        (["-f"], None),
+        (["s3://bucket/disk.qcow2"], None),
+        ([], None),
+    ],
+)
+def test_the_early_child_is_started_only_for_the_plainest_form(args: list[str], target: object) -> None:
+    from workbench.cli.early import plain_target
+
+    assert plain_target(args) == target
+
+
+@pytest.mark.parametrize("columns", [None, "100", "0", "-3", "wide"])
+def test_terminal_columns_are_what_shutil_says(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    import shutil
+
+    from workbench.cli.main import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_help_does_not_import_shutil() -> None:
+    out, modules = modules_after("inspect", "--help")
+    assert "usage: workbench inspect" in out
+    assert "shutil" not in modules
+
+
+def test_subcommand_modules_are_named_as_their_commands() -> None:
+    """The command line registers only the named subcommand, found by its name without importing the others."""
+    from workbench.cli import commands
+
+    names = commands.command_names()
+    assert {"inspect", "triage", "sandbox-check"} <= set(names)
+    assert [commands.load(name).NAME for name in names] == names
 
 
 # What the engine child imports only when its request asks for it (before hardening: see worker.preload).

@@ -15,9 +15,38 @@ def main() -> None:
 
         print(f"workbench {__version__}")
         sys.exit(0)
-    from workbench.cli.main import main as cli_main
+    if sys.argv[1:2] != ["inspect"]:
+        from workbench.cli.main import main as cli_main
 
-    sys.exit(cli_main())
+        sys.exit(cli_main())
+    from workbench.cli import early
+
+    early.start(sys.argv[2:])  # the engine child of ``inspect FILE`` starts while the command line is built
+    try:
+        from workbench.cli.main import main as cli_main
+
+        code = cli_main()
+    finally:
+        early.discard()
+    exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """``sys.exit(code)`` without the interpreter's teardown, which frees every module and object one by one
+    (~10 ms of a ~70 ms ``inspect``): the output is flushed and the exit handlers run first, as at any exit.
+    For ``inspect``, which leaves no file open for writing and no thread that must finish (the file-system
+    calls' threads are daemons, abandoned at exit either way). If the output cannot be flushed (the reader
+    went away), the ordinary exit reports it."""
+    import atexit
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -10,16 +10,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from .engine.findings import make
 from .host.open import InspectError, Walked
 from .host.protocol import EngineOptions
 from .host.urls import is_remote
-from .host.validate import SCHEMA, ReplyError, validate
 from .policy import policy as policy_mod
 from .policy.formats import format_from_extension
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
 if TYPE_CHECKING:
+    from .host import direct
     from .host.runner import Runner
 
 
@@ -52,6 +51,8 @@ class Request:
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
     """The report of an image that could not be inspected (verdict ``failed``, exit code 30)."""
+    from .schema import SCHEMA
+
     return {
         "schema": SCHEMA,
         "path": path,
@@ -92,6 +93,8 @@ def _options(request: Request) -> EngineOptions:
 
 
 def _failed(shown: str, declared: str | None, exc: InspectError) -> dict[str, Any]:
+    from .engine.findings import make
+
     failed = failed_report(shown, declared, str(exc), exc.sandbox)
     if exc.finding:
         failed["findings"].append(make(exc.finding, str(exc)[:MAX_STRING]).to_json())
@@ -100,6 +103,9 @@ def _failed(shown: str, declared: str | None, exc: InspectError) -> dict[str, An
 
 def _judged(raw: dict[str, Any], request: Request, shown: str, declared: str | None, source: str) -> dict[str, Any]:
     """The child's raw report validated, named as the parent knows it, and judged by the policy."""
+    from .engine.findings import make
+    from .host.validate import ReplyError, validate
+
     try:
         report = validate(raw)
     except ReplyError as exc:
@@ -145,17 +151,28 @@ def direct_path(request: Request) -> bool:
     """Whether :func:`inspect_direct` can take ``request``: a local image, no deep inspection, on POSIX."""
     from .host import direct
 
-    return not is_remote(request.path) and direct.available(_options(request))
+    return not is_remote(request.path) and direct.available(request.deep)
 
 
-def inspect_direct(request: Request) -> dict[str, Any]:
+def _judge_ready() -> None:
+    """Import what judging a reply needs (the validator, the findings, the sandbox's layer names), while the
+    child that was sent its request works."""
+    from .engine.child import sandbox  # noqa: F401
+    from .host import validate  # noqa: F401
+
+
+def inspect_direct(request: Request, child: direct.Child | None = None) -> dict[str, Any]:
     """:func:`inspect` of one local image (see :func:`direct_path`) with a fresh child and no event loop: the
-    same request, checks, report and verdict, at the cost of one command that inspects one file."""
+    same request, checks, report and verdict, at the cost of one command that inspects one file. ``child``:
+    one already started for ``request``'s file (:class:`~workbench.host.direct.Child`, made before the policy
+    was known), else one is started here."""
     from .host import direct
 
     declared, source = _declared(request, False)
+    if child is None:
+        child = direct.Child(request.path, request.follow_symlinks, request.walked, request.timeout)
     try:
-        raw = direct.inspect_path(request.path, declared, _options(request), request.follow_symlinks, request.walked)
+        raw = child.inspect(declared, _options(request), meanwhile=_judge_ready)
     except InspectError as exc:
         return _failed(request.path, declared, exc)
     return _judged(raw, request, request.path, declared, source)

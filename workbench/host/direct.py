@@ -5,40 +5,36 @@ The same protocol as :func:`workbench.host.runner.inspect_path` (:mod:`workbench
 open, spawn options, request, stdout splitting and caps, decoding, required-layer check and ``image-changed``
 check; only the waiting differs (a selector with a deadline instead of tasks). POSIX only (it selects on
 pipes); not for a remote image (the child's reads need the async range server) or a deep one (progress).
+
+The child is started (:class:`Child`) as soon as the image is open, before its request is known: it reads
+the request only after its own imports, so the parent loads the settings and imports the protocol, the
+validator and the policy while the child starts. This module imports only what the start needs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .open import InspectError, Walked, close_opened, off_thread, open_image
-from .protocol import (
-    STDERR_CAP,
-    ChildOutcome,
-    EngineOptions,
-    StdoutLines,
-    checked_reply,
-    checked_report,
-    engine_command,
-    engine_request,
-    kill_group,
-    request_line,
-    show_progress,
-    spawn_options,
-)
+from .spawn import engine_command, kill_group, spawn_options
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .protocol import ChildOutcome, EngineOptions
 
 REAP_TIMEOUT = 5.0
 
 
-def available(options: EngineOptions) -> bool:
-    """Whether this path can run ``options``: POSIX pipes, no byte ranges to answer, no progress to show."""
-    return sys.platform != "win32" and options.ranges is None and not options.deep
+def available(deep: bool) -> bool:
+    """Whether this path can run an inspection: POSIX pipes, no progress to show (``deep``). (No byte ranges
+    to answer either: the caller keeps remote images off it.)"""
+    return sys.platform != "win32" and not deep
 
 
 def _timed_out(options: EngineOptions) -> InspectError:
@@ -47,6 +43,10 @@ def _timed_out(options: EngineOptions) -> InspectError:
 
 def _collect(proc: subprocess.Popen[bytes], options: EngineOptions) -> ChildOutcome:
     """Read stdout and stderr with their caps until both close, then wait for the exit, all within the timeout."""
+    import selectors
+
+    from .protocol import STDERR_CAP, ChildOutcome, StdoutLines, show_progress
+
     assert proc.stdout and proc.stderr
     deadline = time.monotonic() + options.timeout
     lines = StdoutLines(options.reply_cap)
@@ -78,26 +78,80 @@ def _collect(proc: subprocess.Popen[bytes], options: EngineOptions) -> ChildOutc
     return ChildOutcome(code, lines.kept(), bytes(err))
 
 
-def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
-    """Start one fresh child for ``request`` with ``fds`` inherited, and collect what it leaves."""
+def _spawn(fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
     try:
-        proc = subprocess.Popen(engine_command(), **spawn_options(fds))
+        return subprocess.Popen(engine_command(), **spawn_options(fds))
     except OSError as exc:
         raise InspectError(f"could not start the engine: {exc.strerror or exc}") from None
-    assert proc.stdin
-    try:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(request_line(request))
-            proc.stdin.close()
-        return _collect(proc, options)
-    finally:
-        kill_group(proc)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(REAP_TIMEOUT)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child's process group, reap it and close its pipes."""
+    kill_group(proc)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(REAP_TIMEOUT)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class Child:
+    """A fresh engine child started for one local image before its request is known: the image is opened by
+    :func:`~workbench.host.open.open_image` (within ``timeout``), the child spawned with its descriptor and left
+    waiting for its request; :meth:`inspect` sends it. An open or spawn that failed is raised by
+    :meth:`inspect`, so the caller reports it as it reports any other failure. Always ended by :meth:`inspect`
+    or :meth:`close`."""
+
+    def __init__(self, path: str, follow_symlinks: bool, walked: Walked | None, timeout: float) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._error: InspectError | None = None
+        try:
+            self._fd, self._before = off_thread(
+                lambda: open_image(path, follow_symlinks, walked), timeout, "opening the file", close_opened
+            )
+            self._proc = _spawn((self._fd,))
+        except InspectError as exc:
+            self._error = exc
+
+    def inspect(
+        self, declared: str | None, options: EngineOptions, meanwhile: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        """The reply's ``report``, unvalidated, with an ``image-changed`` finding when the file moved meanwhile;
+        InspectError otherwise. ``meanwhile`` runs once the request is sent (the child is then busy: say,
+        imports the reply's checks need). Ends the child and closes the image."""
+        from .protocol import checked_reply, checked_report, engine_request, request_line
+
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._proc is not None and self._proc.stdin and self._fd is not None
+            fd = self._fd
+            request = {"fd": fd, **engine_request(self.path, declared, options)}
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._proc.stdin.write(request_line(request))
+                self._proc.stdin.close()
+            if meanwhile is not None:
+                meanwhile()
+            try:  # the timeout counts from the request: a child waiting for it reads nothing of the image
+                reply = checked_reply(_collect(self._proc, options), options)
+            finally:
+                _end(self._proc)
+            after = off_thread(lambda: os.fstat(fd), options.timeout, "checking the file after the inspection")
+        finally:
+            self.close()
+        return checked_report(reply, self._before, after)
+
+    def close(self) -> None:
+        """End the child, if any, and close the image; idempotent."""
+        if self._proc is not None:
+            _end(self._proc)
+            self._proc = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def inspect_path(
@@ -105,13 +159,4 @@ def inspect_path(
 ) -> dict[str, Any]:
     """:func:`workbench.host.runner.inspect_path` for one local image, without an event loop: the reply's
     ``report``, unvalidated, with an ``image-changed`` finding when the file moved meanwhile."""
-    fd, before = off_thread(
-        lambda: open_image(path, follow_symlinks, walked), options.timeout, "opening the file", close_opened
-    )
-    try:
-        request = {"fd": fd, **engine_request(path, declared, options)}
-        reply = checked_reply(run_fresh(request, (fd,), options), options)
-        after = off_thread(lambda: os.fstat(fd), options.timeout, "checking the file after the inspection")
-    finally:
-        os.close(fd)
-    return checked_report(reply, before, after)
+    return Child(path, follow_symlinks, walked, options.timeout).inspect(declared, options)

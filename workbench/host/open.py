@@ -10,8 +10,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 _KINDS = {
     stat.S_ISREG: "a regular file",
@@ -43,8 +42,7 @@ class InspectError(Exception):
         self.finding = finding  # a finding id the failed report carries (``image-changed``)
 
 
-@dataclass(frozen=True)
-class Walked:
+class Walked(NamedTuple):
     """Where a folder walk found a regular file: the folder it started from (as given), the names below it, and
     ``(st_dev, st_ino)`` from the walk's lstat. :func:`open_image` reopens exactly that file, or refuses."""
 

@@ -1,26 +1,27 @@
 """The parent's half of the engine protocol that needs no event loop, shared by the ``asyncio`` runners
-(:mod:`workbench.host.runner`) and the synchronous single-image path (:mod:`workbench.host.direct`): how a
-child is started, what it is asked, and how its untrusted stdout is split, decoded and checked.
+(:mod:`workbench.host.runner`) and the synchronous single-image path (:mod:`workbench.host.direct`): what a
+child is asked, and how its untrusted stdout is split, decoded and checked (how it is started:
+:mod:`workbench.host.spawn`). The sandbox's layer names and the findings are imported when a reply is checked,
+not before ``workbench inspect FILE`` sends its request.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..engine.child import sandbox, winjob
-from ..engine.findings import make
 from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
 from .open import InspectError
+from .spawn import engine_command as engine_command  # re-exported: the runners take these from here
+from .spawn import kill_group as kill_group
+from .spawn import spawn_options as spawn_options
 
 if TYPE_CHECKING:
+    from ..engine.child import winjob
     from .ranges import RangeServer
 
 STDERR_CAP = 64 << 10
@@ -31,8 +32,6 @@ _SIGNALS = {
     "SIGKILL": "killed (SIGKILL)",
 }
 _CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
-CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
-CREATE_NO_WINDOW = 0x08000000
 
 
 @dataclass
@@ -60,59 +59,12 @@ class ChildOutcome:
     err: bytes
 
 
-def engine_command(zygote: bool = False) -> list[str]:
-    """How to start a child: the frozen executable's engine mode, or an isolated interpreter."""
-    extra = ["--zygote"] if zygote else []
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "--engine-worker", *extra]
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-    code = f"import sys; sys.path.insert(0, {root!r}); from workbench.engine.child.worker import main; main()"
-    return [sys.executable, "-I", "-S", "-c", code, *extra]
-
-
-def spawn_options(fds: tuple[int, ...]) -> dict[str, Any]:
-    """How every engine process is started (for subprocess and asyncio alike): no preexec_fn, no env, only
-    ``fds`` inherited. POSIX: ``pass_fds`` and a new session. Windows: the descriptors' handles, made
-    inheritable, in a handle list (nothing else is inherited), a new process group and no console window;
-    the environment keeps ``SYSTEMROOT``, without which Windows libraries may fail to load."""
-    options: dict[str, Any] = {
-        "stdin": subprocess.PIPE,
-        "stdout": subprocess.PIPE,
-        "stderr": subprocess.PIPE,
-        "env": {},
-        "cwd": "/",
-    }
-    if sys.platform != "win32":
-        return options | {"pass_fds": fds, "start_new_session": True}
-    import msvcrt
-
-    handles = [msvcrt.get_osfhandle(fd) for fd in fds]
-    for handle in handles:
-        os.set_handle_inheritable(handle, True)  # CreateProcess passes a listed handle only if it is inheritable
-    return options | {
-        "env": {"SYSTEMROOT": os.environ["SYSTEMROOT"]} if "SYSTEMROOT" in os.environ else {},
-        "close_fds": True,
-        "startupinfo": subprocess.STARTUPINFO(lpAttributeList={"handle_list": handles}),
-        "creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW,
-    }
-
-
-def kill_group(proc: Any) -> None:
-    """Kill a child (an ``asyncio`` or a ``subprocess`` process) and whatever it started: its process group
-    on POSIX; on Windows the child alone (its job object allows it no other process)."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if sys.platform == "win32":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 def confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any], winjob.Job]:
     """Put the new child in a job object before it gets its request (it reads nothing else before that), and
     tell it the image's handle and the job's status."""
     import msvcrt
+
+    from ..engine.child import winjob
 
     job = winjob.confine(pid)
     if "fd" not in request:  # a remote image: no handle
@@ -237,6 +189,8 @@ def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
 
 def require_layers(layers: dict[str, str], required: list[str]) -> None:
     """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
+    from ..engine.child import sandbox
+
     missing = sandbox.missing_required(layers, required)
     if missing:
         raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
@@ -294,5 +248,7 @@ def checked_report(reply: dict[str, Any], before: os.stat_result, after: os.stat
     report = report_of(reply)
     changed = changes(before, after)
     if changed and isinstance(report.get("findings"), list):  # not a list: validation refuses the report
+        from ..engine.findings import make
+
         report["findings"].append(make("image-changed", changed).to_json())
     return report

@@ -8,7 +8,6 @@ modules for it cost ~20 ms of a single inspection, so the names are written here
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterator
 
@@ -72,6 +71,8 @@ def check_format_name(text: str) -> str:
     names = FormatNames()
     if text in names:
         return text
+    import difflib
+
     hint = ALIASES.get(text.lower()) or next(iter(difflib.get_close_matches(text.lower(), list(names), 1)), None)
     suggestion = f"; did you mean {hint}?" if hint else ""
     raise ValueError(f"unknown format {text!r}{suggestion} (one of {', '.join(names)})")

@@ -1,4 +1,8 @@
-"""Policy and verdict: what the site accepts, applied to a validated report."""
+"""Policy and verdict: what the site accepts, applied to a validated report.
+
+The settings import this module for :class:`Policy` before ``workbench inspect FILE`` can send its child the
+request: the sandbox's layer names and the findings are imported by the functions that use them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,8 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-from ..engine.child.sandbox import degraded, is_on, layer_order
-from ..engine.findings import make
 from ..render.sizes import human_size
 from ..render.textsafe import printable
 from ..schema import Report, Severity, Verdict
@@ -44,6 +45,8 @@ def default_required_layers() -> list[str]:
 def available_layers(check_result: dict[str, Any]) -> set[str]:
     """The layers this machine can give an engine child: those on in a ``sandbox-check`` run
     (:func:`workbench.host.sandbox_check.check`) in its fresh child and, when it ran, in its forked one."""
+    from ..engine.child.sandbox import is_on
+
     statuses = [check_result.get("layers") or {}, (check_result.get("zygote") or {}).get("layers") or {}]
     fresh, forked = ({name for name, status in layers.items() if is_on(status)} for layers in statuses)
     return fresh & forked if statuses[1] else fresh
@@ -52,6 +55,8 @@ def available_layers(check_result: dict[str, Any]) -> set[str]:
 def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
     """Why layer ``name`` cannot be on here (``None``: it can). ``observed`` is the sandbox status an engine
     child reported on this machine, when one has."""
+    from ..engine.child.sandbox import is_on, layer_order
+
     if name not in layer_order():
         return "not on this system"
     status = (observed or {}).get(name)
@@ -60,6 +65,8 @@ def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
 
 def possible_layers(observed: dict[str, str] | None) -> set[str]:
     """The layers that can be on here: this system's, less those an engine child reported off."""
+    from ..engine.child.sandbox import layer_order
+
     return {name for name in layer_order() if layer_status(name, observed) is None}
 
 
@@ -89,6 +96,8 @@ def parse_size(text: str) -> int:
     Exact: the number is read as a fraction, never a float (``9007199254742015`` stays itself), and a
     size that is not a whole number of bytes or does not fit 64 bits is refused with the reason.
     """
+    from fractions import Fraction
+
     shown = text[:40] + ("..." if len(text) > 40 else "")
     match = _SIZE.fullmatch(text.strip().upper()) if len(text) <= MAX_SIZE_TEXT else None
     if not match:
@@ -110,6 +119,9 @@ def verdict_of(findings: Iterable[Mapping[str, Any]]) -> str:
 
 def apply(report: Report, policy: Policy) -> Report:
     """Add the policy's findings to a validated report and set its verdict."""
+    from ..engine.child.sandbox import degraded
+    from ..engine.findings import make
+
     virtual = report.get("virtual_size")
     if virtual is not None and virtual > policy.max_virtual_size:
         detail = (

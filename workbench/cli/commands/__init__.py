@@ -23,11 +23,12 @@ def _module_names() -> list[str]:
     return [name.removesuffix(".py") for name in names if name.endswith(".py") and name != "__init__.py"]
 
 
-def discover() -> dict[str, ModuleType]:
-    found = {}
-    for name in sorted(_module_names()):
-        if name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{name}")
-        found[module.NAME] = module
-    return found
+def command_names() -> list[str]:
+    """The subcommands' names without importing them: a module's ``NAME`` is its file name with ``-`` for ``_``
+    (``tests/test_startup.py`` holds every module to it)."""
+    return sorted(name.replace("_", "-") for name in _module_names() if not name.startswith("_"))
+
+
+def load(name: str) -> ModuleType:
+    """The module of subcommand ``name`` (one of :func:`command_names`)."""
+    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")

@@ -99,11 +99,13 @@ def add_deep_options(parser: argparse.ArgumentParser) -> None:
 
 def timeout_of(args: argparse.Namespace) -> float:
     """``--timeout``, else the default for what was asked (a deep inspection may take longer)."""
-    from ...schema import DEEP_TIMEOUT
-
     if args.timeout is not None:
         return float(args.timeout)
-    return DEEP_TIMEOUT if getattr(args, "deep", False) else 20.0
+    if not getattr(args, "deep", False):
+        return 20.0
+    from ...schema import DEEP_TIMEOUT
+
+    return DEEP_TIMEOUT
 
 
 def policy_from(args: argparse.Namespace) -> Policy:

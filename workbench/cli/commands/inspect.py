@@ -6,8 +6,6 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ... import chain as chain_mod
-from ...render.text import summary
-from ...render.textsafe import printable
 from ._common import (
     EPILOG,
     add_deep_options,
@@ -21,6 +19,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from ...host.direct import Child
     from ...inspector import Request
 
 NAME = "inspect"
@@ -72,41 +71,66 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from ...host.urls import is_remote
-    from ...inspector import Request
 
-    policy = policy_from(args)
-    requests = [
-        Request(
-            path,
-            args.declared_format,
-            args.follow_symlinks,
-            policy,
-            timeout_of(args),
-            guest=args.guest,
-            guest_budget=args.guest_budget,
-            endpoint_url=args.endpoint_url,
-            deep=args.deep,
-            deep_budget=args.deep_budget,
-        )
-        for path in args.files
-    ]
-    if args.chain:
-        if any(is_remote(path) for path in args.files):
-            warn("--chain follows backing files on this machine: it does not take URLs")
-            return 2
-        return _run_chains(requests, args)
-    reports = _inspect_all(requests, args.deep)
+    child = _start_child(args)
+    try:
+        from ...inspector import Request
+
+        policy = policy_from(args)
+        requests = [
+            Request(
+                path,
+                args.declared_format,
+                args.follow_symlinks,
+                policy,
+                timeout_of(args),
+                guest=args.guest,
+                guest_budget=args.guest_budget,
+                endpoint_url=args.endpoint_url,
+                deep=args.deep,
+                deep_budget=args.deep_budget,
+            )
+            for path in args.files
+        ]
+        if args.chain:
+            if any(is_remote(path) for path in args.files):
+                warn("--chain follows backing files on this machine: it does not take URLs")
+                return 2
+            return _run_chains(requests, args)
+        reports = _inspect_all(requests, args.deep, child)
+    finally:
+        if child is not None:
+            child.close()
+    from ...render.text import summary
+
     print_reports(reports, args.json, lambda report: summary(report, args.verbose))
     return exit_code(reports)
 
 
-def _inspect_all(requests: list[Request], deep: bool = False) -> list[dict[str, Any]]:
-    """One local image: a fresh engine process, waited for without an event loop. Several: children forked
-    from one sandboxed server, which costs one process start for the batch instead of one per image."""
+def _start_child(args: argparse.Namespace) -> Child | None:
+    """For one local image (no chain, no deep inspection, on POSIX): its engine child, started before the
+    settings, the validator and the policy load (or even before the command line was read: :mod:`..early`)."""
+    from ...host.urls import is_remote
+
+    if len(args.files) != 1 or args.chain or is_remote(args.files[0]):
+        return None
+    from ...host import direct
+    from .. import early
+
+    if not direct.available(args.deep):
+        return None
+    path, follow, timeout = args.files[0], args.follow_symlinks, timeout_of(args)
+    return early.take(path, follow, timeout) or direct.Child(path, follow, None, timeout)
+
+
+def _inspect_all(requests: list[Request], deep: bool = False, child: Child | None = None) -> list[dict[str, Any]]:
+    """One local image: a fresh engine process (``child``, when already started), waited for without an event
+    loop. Several: children forked from one sandboxed server, which costs one process start for the batch
+    instead of one per image."""
     from ...inspector import direct_path, inspect_direct
 
     if len(requests) == 1 and direct_path(requests[0]):
-        return [inspect_direct(requests[0])]
+        return [inspect_direct(requests[0], child)]
     import asyncio
 
     return asyncio.run(_inspect_async(requests, deep))
@@ -136,6 +160,9 @@ async def _inspect_async(requests: list[Request], deep: bool) -> list[dict[str, 
 
 def chain_text(report: dict[str, Any], verbose: bool = False) -> str:
     """Each link's summary, the image first, then where and why the chain stopped."""
+    from ...render.text import summary
+    from ...render.textsafe import printable
+
     links = report["chain"]
     verdict = report["chain_verdict"].upper()
     lines = [f"chain of {printable(report['path'], 1024)}: {verdict} ({len(links)} link(s))"]
