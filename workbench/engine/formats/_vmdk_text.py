@@ -9,11 +9,11 @@ and also reads the lines the way VMware's specification writes them; the caller 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from ..fields import MAX_TEXT, Field, clean_text
 from ..inspection import MAX_LIST
 from ..reader import BudgetExceeded, Reader
+from ..record import Record
 
 QEMU_DESC_MAX = (1 << 20) - 1  # vmdk_read_desc: MIN(file size, 1 MiB - 1) bytes
 READ_STEP = 64 << 10
@@ -39,21 +39,23 @@ _EXTENT = re.compile(rb'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([
 _KEY = re.compile(rb"([A-Za-z][\w.]*)\s*=\s*(.*)")
 
 
-@dataclass
-class Value:
-    text: str
-    at: int
+class Value(Record):
+    __slots__ = ("text", "at")
+
+    def __init__(self, text: str, at: int) -> None:
+        self.text, self.at = text, at
 
 
-@dataclass
-class Extent:
-    access: str
-    sectors: int
-    type: str
-    filename: str
-    offset: int | None  # in sectors, None when the line has none
-    at: int
-    grammar: str  # "both", "qemu" (only qemu's sscanf reads it so) or "VMware" (only the written grammar)
+class Extent(Record):
+    __slots__ = ("access", "sectors", "type", "filename", "offset", "at", "grammar")
+
+    def __init__(
+        self, access: str, sectors: int, type: str, filename: str, offset: int | None, at: int, grammar: str
+    ) -> None:
+        self.access, self.sectors, self.type, self.filename = access, sectors, type, filename
+        self.offset = offset  # in sectors, None when the line has none
+        self.at = at
+        self.grammar = grammar  # "both", "qemu" (only qemu's sscanf reads it so) or "VMware" (only the written grammar)
 
     @property
     def qemu_opens(self) -> bool:
@@ -67,24 +69,39 @@ class Extent:
         return False
 
 
-@dataclass
-class Descriptor:
+class Descriptor(Record):
     """What a descriptor's text says; ``extents`` keeps the first MAX_LIST extents, all are counted."""
 
-    base: int
-    node: Field
-    raw: bytes
-    keys: dict[str, Value] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)
-    extents: list[Extent] = field(default_factory=list)
-    extent_count: int = 0
-    unlisted_external: int = 0  # extents past the list that name a file
-    unlisted: list[Extent] = field(default_factory=list)  # their first MAX_LIST distinct names
-    unlisted_names: set[str] = field(default_factory=set)
-    unnamed: int = 0  # extents whose names could not be kept: the list of names was full
-    sectors: int = 0
-    bad: list[tuple[int, str]] = field(default_factory=list)
-    bad_count: int = 0
+    __slots__ = (
+        "base",
+        "node",
+        "raw",
+        "keys",
+        "repeats",
+        "extents",
+        "extent_count",
+        "unlisted_external",
+        "unlisted",
+        "unlisted_names",
+        "unnamed",
+        "sectors",
+        "bad",
+        "bad_count",
+    )
+
+    def __init__(self, base: int, node: Field, raw: bytes) -> None:
+        self.base, self.node, self.raw = base, node, raw
+        self.keys: dict[str, Value] = {}
+        self.repeats: dict[str, int] = {}
+        self.extents: list[Extent] = []
+        self.extent_count = 0
+        self.unlisted_external = 0  # extents past the list that name a file
+        self.unlisted: list[Extent] = []  # their first MAX_LIST distinct names
+        self.unlisted_names: set[str] = set()
+        self.unnamed = 0  # extents whose names could not be kept: the list of names was full
+        self.sectors = 0
+        self.bad: list[tuple[int, str]] = []
+        self.bad_count = 0
 
     def add_key(self, at: int, line: bytes, match: re.Match[bytes]) -> None:
         key = clean_text(match.group(1)[:256], "utf-8")

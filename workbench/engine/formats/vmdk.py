@@ -8,7 +8,6 @@ reported, none is ever opened. Layouts follow VMware's "Virtual Disk Format 1.1"
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..fields import Field, Layout, Spec, bit_flags, clean_text
 from ..findings import CRITICAL
@@ -16,6 +15,10 @@ from ..inspection import MAX_LIST, Inspection, reference_kind
 from ..reader import Reader
 from . import _vmdk_text as text
 from ._vmdk_text import QEMU_DESC_MAX, Descriptor, Extent, Value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("vmdk",)
 PRIORITY = 50

@@ -9,13 +9,16 @@ locators name the parent of a differencing disk (absolute and relative host path
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from ..checks import is_power_of_two
 from ..fields import Field, Layout, Spec, bit_flags, clean_text, uuid_text
 from ..findings import INFO
 from ..inspection import Inspection
 from ..reader import Reader
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("vpc",)
 PRIORITY = 40
