@@ -8,6 +8,7 @@ write all come from it. Display conversion (hex, text, UUIDs) happens only in th
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator, Sequence
 
 from .limits import MAX_STRING
@@ -17,6 +18,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of
 if TYPE_CHECKING:
     from typing import Any
 
+LAST_SECOND = 253_402_300_800  # 10000-01-01 00:00:00 UTC
 MAX_TEXT = MAX_STRING  # no string taken from an image is longer than this in a report
 
 
@@ -78,6 +80,14 @@ class Spec(Record):
 
     def __init__(self, name: str, offset: int, fmt: str, description: str = "", kind: str = "int") -> None:
         self.name, self.offset, self.fmt, self.description, self.kind = name, offset, fmt, description, kind
+
+
+def utc_text(seconds: int) -> str:
+    """Seconds since 1970 as ``datetime.fromtimestamp(seconds, UTC).isoformat()`` gives them, without importing
+    :mod:`datetime` (~1.5 ms of each engine child's start for the qcow2 and VHD header timestamps)."""
+    if not 0 <= seconds < LAST_SECOND:  # the years strftime prints as datetime does: 1970 to 9999
+        raise ValueError(f"timestamp out of range: {seconds}")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
 
 
 def uuid_text(raw: bytes, mixed_endian: bool = False) -> str:

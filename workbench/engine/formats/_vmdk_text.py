@@ -26,17 +26,18 @@ NAMED_KEYS = frozenset({"version", "CID", "parentCID", "createType", "parentFile
 MAX_BAD_SHOWN = 3
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
+# The patterns are compiled on first use (``re`` keeps them): most images have no descriptor.
 # sscanf(p, "%10s %" SCNd64 " %10s \"%511[^\n\r\"]\" %" SCNd64, ...), from the first non-space byte:
 # possessive quantifiers because sscanf never gives back what a conversion consumed.
-_SSCANF_EXTENT = re.compile(
+_SSCANF_EXTENT = (
     rb'(\S{1,10}+)(?:\s*+([+-]?\d++)(?:\s*+(\S{1,10}+)(?:\s*+"([^\n\r"]{1,511}+)(?:"\s*+([+-]?\d++))?)?)?)?'
 )
-_TEXT_LINE = re.compile(rb"^[ \t\r\f\v]*+(\S[^\n]*)", re.MULTILINE)  # lines with text; blank ones cost nothing
+_TEXT_LINE = rb"(?m)^[ \t\r\f\v]*+(\S[^\n]*)"  # lines with text; blank ones cost nothing
 _ACCESS_INITIALS = (b"R", b"N")  # RW, RDONLY, NOACCESS: no other line can be an extent
-_TO_QUOTE_OR_NUL = re.compile(rb'[^"\0]*+')
+_TO_QUOTE_OR_NUL = rb'[^"\0]*+'
 # VMware's grammar, on one line with its blanks stripped
-_EXTENT = re.compile(rb'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?')
-_KEY = re.compile(rb"([A-Za-z][\w.]*)\s*=\s*(.*)")
+_EXTENT = rb'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?'
+_KEY = rb"([A-Za-z][\w.]*)\s*=\s*(.*)"
 
 
 class Value(Record):
@@ -156,7 +157,7 @@ def _c_int64(digits: bytes | None) -> int | None:
 def _sscanf_extent(raw: bytes, start: int, base: int) -> tuple[Extent | None, int]:
     """qemu's sscanf of an extent line from the non-space byte at ``start``: the extent (when it has an
     access word, a number and a type) and where the scan stopped."""
-    match = _SSCANF_EXTENT.match(raw, start)
+    match = re.compile(_SSCANF_EXTENT).match(raw, start)
     if match is None:
         return None, start
     access, sectors, kind, name, offset = match.groups()
@@ -176,7 +177,7 @@ def _sscanf_extent(raw: bytes, start: int, base: int) -> tuple[Extent | None, in
 
 
 def _vmware_extent(line: bytes, at: int) -> Extent | None:
-    match = _EXTENT.fullmatch(line)
+    match = re.fullmatch(_EXTENT, line)
     if match is None:
         return None
     access, sectors, kind, name, offset = match.groups()
@@ -200,7 +201,7 @@ def parse(raw: bytes, base: int) -> Descriptor:
     """
     desc = Descriptor(base, Field("descriptor", base, len(raw), None, "text descriptor"), raw)
     covered_to = 0
-    for match in _TEXT_LINE.finditer(raw):
+    for match in re.finditer(_TEXT_LINE, raw):
         pos, line = match.start(), match.group(1).rstrip()
         qemu_ext = None
         if line[:1] in _ACCESS_INITIALS:
@@ -223,7 +224,7 @@ def _line(desc: Descriptor, line: bytes, at: int, length: int, qemu_ext: Extent 
         desc.add_extent(vmware, length)
     if qemu_ext is not None or vmware is not None or initial == b"#":
         return
-    key = _KEY.fullmatch(line)
+    key = re.fullmatch(_KEY, line)
     if key is not None:
         desc.add_key(at, line, key)
     elif not covered:
@@ -242,7 +243,7 @@ def hint(window: bytes, base: int) -> tuple[Value | None, int | None]:
     if at < 0:
         return None, None
     start = min(at + len(HINT) + 2, len(window))
-    match = _TO_QUOTE_OR_NUL.match(window, start)
+    match = re.compile(_TO_QUOTE_OR_NUL).match(window, start)
     end = match.end() if match else start  # the pattern matches the empty string: always a match
     if end >= len(window) or window[end] != ord('"'):
         return None, base + at

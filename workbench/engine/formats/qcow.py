@@ -10,9 +10,7 @@ within the read budget; running out of budget there is a critical finding, since
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from ..fields import MAX_TEXT, Field, Layout, Spec, bit_flags, clean_text
+from ..fields import MAX_TEXT, Field, Layout, Spec, bit_flags, clean_text, utc_text
 from ..findings import INFO
 from ..inspection import MAX_LIST, Inspection
 from ..reader import BudgetExceeded, Reader
@@ -949,7 +947,7 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
         {
             "id": snap_id,
             "name": name,
-            "date": datetime.fromtimestamp(values["date_sec"], UTC).isoformat(),
+            "date": utc_text(values["date_sec"]),
             "date_sec": values["date_sec"],
             "date_nsec": values["date_nsec"],
             "vm_clock_nsec": values["vm_clock_nsec"],
