@@ -216,7 +216,7 @@ def test_the_main_window_module_imports_only_what_the_first_frame_needs() -> Non
 
 # ---- The engine child's own start-up (issue 19, fourth pass): what importing the worker does without. ----
 # (Parent-side start-up tests are above; this block is the engine child's.)
-NOT_IN_THE_CHILD = ("dataclasses", "inspect", "typing", "hashlib", "_hashlib", "pkgutil")
+NOT_IN_THE_CHILD = ("dataclasses", "inspect", "typing", "hashlib", "_hashlib", "pkgutil", "datetime")
 
 
 def test_engine_child_imports_no_dataclasses_typing_hashlib_or_pkgutil() -> None:
@@ -255,3 +255,19 @@ def test_records_compare_and_show_their_values_as_dataclasses_did() -> None:
     assert Field("a", 0, 1).children is not Field("a", 0, 1).children  # no shared default list
     finding = make("backing-file", "x", 4)
     assert repr(finding) == f"Finding(id='backing-file', detail='x', severity={CRITICAL!r}, offset=4, check=None)"
+
+
+def test_header_timestamps_are_what_datetime_prints() -> None:
+    """qcow2 snapshot dates (32-bit seconds since 1970) and VHD timestamps (32-bit seconds since 2000)."""
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.engine.fields import LAST_SECOND, utc_text
+    from workbench.engine.formats import vpc
+
+    edges = [0, 1, 2**31 - 1, 2**31, 2**32 - 1, vpc.EPOCH + 2**32 - 1, LAST_SECOND - 1]
+    for seconds in edges + [int.from_bytes(os.urandom(4), "little") for _ in range(2000)]:
+        assert utc_text(seconds) == datetime.fromtimestamp(seconds, UTC).isoformat()
+    assert vpc._time(2**32 - 1) == (datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=2**32 - 1)).isoformat()
+    for outside in (-1, LAST_SECOND):
+        with pytest.raises(ValueError):
+            utc_text(outside)
