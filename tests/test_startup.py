@@ -216,7 +216,17 @@ def test_the_main_window_module_imports_only_what_the_first_frame_needs() -> Non
 
 # ---- The engine child's own start-up (issue 19, fourth pass): what importing the worker does without. ----
 # (Parent-side start-up tests are above; this block is the engine child's.)
-NOT_IN_THE_CHILD = ("dataclasses", "inspect", "typing", "hashlib", "_hashlib", "pkgutil", "datetime")
+NOT_IN_THE_CHILD = (
+    "dataclasses",
+    "inspect",
+    "typing",
+    "hashlib",
+    "_hashlib",
+    "pkgutil",
+    "importlib",
+    "datetime",
+    "workbench.engine.child.winjob",  # Windows only, loaded while hardening there
+)
 
 
 def test_engine_child_imports_no_dataclasses_typing_hashlib_or_pkgutil() -> None:
