@@ -281,3 +281,22 @@ def test_header_timestamps_are_what_datetime_prints() -> None:
     for outside in (-1, LAST_SECOND):
         with pytest.raises(ValueError):
             utc_text(outside)
+
+
+def test_fresh_child_leaves_with_its_exit_code_after_its_reply(raw_image: Path) -> None:
+    """The child ends with os._exit after replying (no interpreter teardown): the code and reply still arrive."""
+    from workbench.host.protocol import engine_command
+
+    bad = subprocess.run(engine_command(), input=b"not json\n", capture_output=True, env={}, cwd="/")
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout.splitlines()[-1])["ok"] is False
+    fd = os.open(raw_image, os.O_RDONLY)
+    try:
+        request = json.dumps({"fd": fd, "path": str(raw_image), "declared_format": "raw"}).encode() + b"\n"
+        good = subprocess.run(engine_command(), input=request, capture_output=True, env={}, cwd="/", pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert good.returncode == 0
+    reply = json.loads(good.stdout.splitlines()[-1])
+    assert reply["ok"] is True and reply["report"]["format"] == "raw"
+    assert good.stderr == b""

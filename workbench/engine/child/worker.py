@@ -221,7 +221,12 @@ def main() -> None:
         from . import zygote
 
         sys.exit(zygote.serve())
-    sys.exit(serve())
+    code = serve()
+    # The replies went out with os.write, unbuffered: end here rather than tear the interpreter down, which
+    # finalizes every module for a process about to vanish (~4 ms of CPU, an eighth of a fresh child).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
