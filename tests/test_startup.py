@@ -93,7 +93,7 @@ def test_unknown_declared_format_is_a_usage_error_naming_the_known_ones(capsys: 
 
 def test_crc32c_zero_run_tables_equal_running_every_register_through_the_zeros() -> None:
     """The tables are built from 32 one-bit registers by linearity; here each entry the direct way."""
-    for table, shift in zip(checksums._ZERO_RUN_TABLES, (0, 8, 16, 24), strict=True):
+    for table, shift in zip(checksums._zero_run_tables(), (0, 8, 16, 24), strict=True):
         assert list(table) == [checksums._through_zeros(value << shift) for value in range(256)]
 
 
@@ -102,7 +102,7 @@ def test_crc32c_known_answer_across_zero_runs() -> None:
     data = b"\x01" + bytes(200) + b"\xff" * 3 + bytes(128)
     crc = 0xFFFFFFFF  # byte by byte, no zero-run shortcut
     for byte in data:
-        crc = checksums._CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+        crc = checksums._crc32c_table()[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     assert checksums.crc32c(data) == crc ^ 0xFFFFFFFF
 
 
@@ -348,3 +348,91 @@ def test_the_main_window_module_imports_only_what_the_first_frame_needs() -> Non
     modules = json.loads(result.stdout)
     assert "workbench.ui.fields_page" in modules
     assert [name for name in NOT_FOR_THE_FIRST_FRAME if name in modules] == []
+
+
+# ---- The engine child's own start-up (issue 19, fourth pass): what importing the worker does without. ----
+# (Parent-side start-up tests are above; this block is the engine child's.)
+NOT_IN_THE_CHILD = (
+    "dataclasses",
+    "inspect",
+    "typing",
+    "hashlib",
+    "_hashlib",
+    "pkgutil",
+    "importlib",
+    "datetime",
+    "workbench.engine.child.winjob",  # Windows only, loaded while hardening there
+)
+
+
+def test_engine_child_imports_no_dataclasses_typing_hashlib_or_pkgutil() -> None:
+    modules = child_modules({"fd": 3})
+    assert "workbench.engine.formats.qcow" in modules  # every parser is there: the child probes after hardening
+    assert [name for name in NOT_IN_THE_CHILD if name in modules] == []
+
+
+def test_format_modules_listed_are_the_folders_modules() -> None:
+    import pkgutil
+
+    from workbench.engine import formats
+
+    in_folder = sorted(m.name for m in pkgutil.iter_modules(formats.__path__) if not m.name.startswith("_"))
+    assert [module.__name__.rsplit(".", 1)[1] for module in formats.MODULES] == in_folder
+    assert [fmt.module.rsplit(".", 1)[1] for fmt in formats.FORMATS] == in_folder
+
+
+def test_luks2_checksums_from_the_builtin_modules_equal_hashlib() -> None:
+    import hashlib
+
+    from workbench.engine.formats.luks import CHECKSUMS
+
+    data = os.urandom(4096)
+    assert sorted(CHECKSUMS) == ["sha1", "sha224", "sha256", "sha384", "sha512"]
+    for name, digest in CHECKSUMS.items():
+        assert digest(data).digest() == hashlib.new(name, data).digest()
+
+
+def test_records_compare_and_show_their_values_as_dataclasses_did() -> None:
+    from workbench.engine.fields import Field
+    from workbench.engine.findings import CRITICAL, make
+
+    assert Field("a", 0, 1) == Field("a", 0, 1, None, "", [])
+    assert Field("a", 0, 1) != Field("a", 0, 2)
+    assert Field("a", 0, 1).children is not Field("a", 0, 1).children  # no shared default list
+    finding = make("backing-file", "x", 4)
+    assert repr(finding) == f"Finding(id='backing-file', detail='x', severity={CRITICAL!r}, offset=4, check=None)"
+
+
+def test_header_timestamps_are_what_datetime_prints() -> None:
+    """qcow2 snapshot dates (32-bit seconds since 1970) and VHD timestamps (32-bit seconds since 2000)."""
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.engine.fields import LAST_SECOND, utc_text
+    from workbench.engine.formats import vpc
+
+    edges = [0, 1, 2**31 - 1, 2**31, 2**32 - 1, vpc.EPOCH + 2**32 - 1, LAST_SECOND - 1]
+    for seconds in edges + [int.from_bytes(os.urandom(4), "little") for _ in range(2000)]:
+        assert utc_text(seconds) == datetime.fromtimestamp(seconds, UTC).isoformat()
+    assert vpc._time(2**32 - 1) == (datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=2**32 - 1)).isoformat()
+    for outside in (-1, LAST_SECOND):
+        with pytest.raises(ValueError):
+            utc_text(outside)
+
+
+def test_fresh_child_leaves_with_its_exit_code_after_its_reply(raw_image: Path) -> None:
+    """The child ends with os._exit after replying (no interpreter teardown): the code and reply still arrive."""
+    from workbench.host.protocol import engine_command
+
+    bad = subprocess.run(engine_command(), input=b"not json\n", capture_output=True, env={}, cwd="/")
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout.splitlines()[-1])["ok"] is False
+    fd = os.open(raw_image, os.O_RDONLY)
+    try:
+        request = json.dumps({"fd": fd, "path": str(raw_image), "declared_format": "raw"}).encode() + b"\n"
+        good = subprocess.run(engine_command(), input=request, capture_output=True, env={}, cwd="/", pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert good.returncode == 0
+    reply = json.loads(good.stdout.splitlines()[-1])
+    assert reply["ok"] is True and reply["report"]["format"] == "raw"
+    assert good.stderr == b""

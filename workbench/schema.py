@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, Self, TypedDict
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any, Self, TypedDict
 
 SCHEMA = "workbench-report/1"
 
@@ -100,108 +103,106 @@ def most_severe_first(severity: str) -> int:
 VERDICTS_SHOWN = (Verdict.REJECT, Verdict.REVIEW, Verdict.ACCEPT, Verdict.FAILED)  # the order counts are listed in
 
 
-class Finding(TypedDict, total=False):
-    id: str
-    severity: str
-    title: str
-    detail: str
-    recommendation: str
-    offset: int | None
-    check: str | None  # the named check of a ``malformed`` finding (docs/formats.md)
+if TYPE_CHECKING:  # the report's shape for the type checker; at run time each of these names is dict
 
+    class Finding(TypedDict, total=False):
+        id: str
+        severity: str
+        title: str
+        detail: str
+        recommendation: str
+        offset: int | None
+        check: str | None  # the named check of a ``malformed`` finding (docs/formats.md)
 
-class Reference(TypedDict, total=False):
-    role: str
-    name: str
-    kind: str
-    name_bytes: str
-    # what some formats add (engine/inspection.py ``reference(**extra)``)
-    format: str | None  # a backing file's declared format
-    raw: bool  # qcow2 data file: the raw external data bit
-    key: str  # vhdx parent locator key
-    platform: str  # vpc parent locator platform code
-    parent_uuid: str  # vpc parent named by its UUID
-    type: str  # vmdk extent type
-    access: str  # vmdk extent access
-    location: str  # vmdk extent: where the name was found
+    class Reference(TypedDict, total=False):
+        role: str
+        name: str
+        kind: str
+        name_bytes: str
+        # what some formats add (engine/inspection.py ``reference(**extra)``)
+        format: str | None  # a backing file's declared format
+        raw: bool  # qcow2 data file: the raw external data bit
+        key: str  # vhdx parent locator key
+        platform: str  # vpc parent locator platform code
+        parent_uuid: str  # vpc parent named by its UUID
+        type: str  # vmdk extent type
+        access: str  # vmdk extent access
+        location: str  # vmdk extent: where the name was found
 
+    class MapRun(TypedDict, total=False):
+        """One run of ``deep.map``, in the shape of ``qemu-img map --output=json`` (plus ``compressed``)."""
 
-class MapRun(TypedDict, total=False):
-    """One run of ``deep.map``, in the shape of ``qemu-img map --output=json`` (plus ``compressed``)."""
+        start: int
+        length: int
+        present: bool
+        zero: bool
+        data: bool
+        compressed: bool
+        offset: int  # file offset, only for data stored uncompressed in this file
+        invalid: bool  # ours: the table entry cannot be followed (past the file, reserved bits)
 
-    start: int
-    length: int
-    present: bool
-    zero: bool
-    data: bool
-    compressed: bool
-    offset: int  # file offset, only for data stored uncompressed in this file
-    invalid: bool  # ours: the table entry cannot be followed (past the file, reserved bits)
+    class FileRun(TypedDict, total=False):
+        """One run of ``deep.file_map``: what occupies ``[offset, offset + length)`` of the file."""
 
+        offset: int
+        length: int
+        kind: str  # header, table, data, compressed, free, overlap, outside
+        name: str  # the structure (``L2 table 3``, ``refcount block 0``) for tables
 
-class FileRun(TypedDict, total=False):
-    """One run of ``deep.file_map``: what occupies ``[offset, offset + length)`` of the file."""
+    class Deep(TypedDict, total=False):
+        """Report key ``deep`` (only with ``--deep``); ``unavailable`` alone when the format has no deep reader."""
 
-    offset: int
-    length: int
-    kind: str  # header, table, data, compressed, free, overlap, outside
-    name: str  # the structure (``L2 table 3``, ``refcount block 0``) for tables
+        unavailable: str
+        map: list[MapRun]
+        file_map: list[FileRun]
+        allocated_virtual: int  # guest bytes the image really holds (data, compressed)
+        # the counters of ``qemu-img check --output=json`` under its names: total-clusters, allocated-clusters,
+        # fragmented-clusters, compressed-clusters, image-end-offset, leaks, corruptions, check-errors
+        check: dict[str, int]
+        budget: int
+        bytes_read: int
+        complete: bool  # False when the budget or a cap stopped the walk (a finding says what was not checked)
 
+    class Report(TypedDict, total=False):
+        """The reply's keys (docs/architecture.md "Report keys"); a failed report has ``error`` and few others."""
 
-class Deep(TypedDict, total=False):
-    """Report key ``deep`` (only with ``--deep``); ``unavailable`` alone when the format has no deep reader."""
+        schema: str
+        path: str
+        declared_format: str | None
+        declared_source: str
+        format: str | None
+        format_matches: list[str]
+        virtual_size: int | None
+        file_size: int | None
+        allocated_size: int | None
+        cluster_size: int | None
+        size_ratio: float | None
+        encrypted: bool
+        encryption: dict[str, Any] | None
+        backing: dict[str, Any] | None
+        data_file: dict[str, Any] | None
+        extents: list[dict[str, Any]]
+        references: list[Reference]
+        dirty: bool | None
+        corrupt: bool | None
+        snapshots: list[dict[str, Any]]
+        details: dict[str, Any]
+        fields: list[dict[str, Any]]
+        findings: list[Finding]
+        verdict: str
+        bytes_read: int
+        read_budget: int
+        elapsed_ms: int
+        sandbox: dict[str, str]
+        header_bytes: dict[str, Any] | None
+        byte_regions: list[dict[str, Any]]
+        guest: dict[str, Any]
+        deep: Deep
+        error: str
 
-    unavailable: str
-    map: list[MapRun]
-    file_map: list[FileRun]
-    allocated_virtual: int  # guest bytes the image really holds (data, compressed)
-    # the counters of ``qemu-img check --output=json`` under its names: total-clusters, allocated-clusters,
-    # fragmented-clusters, compressed-clusters, image-end-offset, leaks, corruptions, check-errors
-    check: dict[str, int]
-    budget: int
-    bytes_read: int
-    complete: bool  # False when the budget or a cap stopped the walk (a finding says what was not checked)
-
-
-class Report(TypedDict, total=False):
-    """The reply's keys (docs/architecture.md "Report keys"); a failed report has ``error`` and few others."""
-
-    schema: str
-    path: str
-    declared_format: str | None
-    declared_source: str
-    format: str | None
-    format_matches: list[str]
-    virtual_size: int | None
-    file_size: int | None
-    allocated_size: int | None
-    cluster_size: int | None
-    size_ratio: float | None
-    encrypted: bool
-    encryption: dict[str, Any] | None
-    backing: dict[str, Any] | None
-    data_file: dict[str, Any] | None
-    extents: list[dict[str, Any]]
-    references: list[Reference]
-    dirty: bool | None
-    corrupt: bool | None
-    snapshots: list[dict[str, Any]]
-    details: dict[str, Any]
-    fields: list[dict[str, Any]]
-    findings: list[Finding]
-    verdict: str
-    bytes_read: int
-    read_budget: int
-    elapsed_ms: int
-    sandbox: dict[str, str]
-    header_bytes: dict[str, Any] | None
-    byte_regions: list[dict[str, Any]]
-    guest: dict[str, Any]
-    deep: Deep
-    error: str
-
-
-# A report from code that still holds it as a plain dict (the window, the ``inspect`` command): the parent's
-# functions that take reports from there as well accept either, and mypy still checks every key they index
-# against Report (it checks each member of a union).
-ReportLike = Report | dict[str, Any]
+    # A report from code that still holds it as a plain dict (the window, the ``inspect`` command): the parent's
+    # functions that take reports from there as well accept either, and mypy still checks every key they index
+    # against Report (it checks each member of a union).
+    ReportLike = Report | dict[str, Any]
+else:
+    Finding = Reference = MapRun = FileRun = Deep = Report = ReportLike = dict

@@ -7,7 +7,14 @@ extension would not change what the user waits for (docs/guest.md has the measur
 
 from __future__ import annotations
 
+from functools import cache
 
+ZERO_RUN = 64
+_ZEROS = bytes(ZERO_RUN)
+
+
+# The tables are built on first use (0.6 ms that an engine child with no VHDX or guest view never needs).
+@cache
 def _crc32c_table() -> tuple[int, ...]:
     table = []
     for byte in range(256):
@@ -18,16 +25,14 @@ def _crc32c_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-_CRC32C = _crc32c_table()
-ZERO_RUN = 64
-
-
 def _through_zeros(crc: int) -> int:
+    table = _crc32c_table()
     for _ in range(ZERO_RUN):
-        crc = _CRC32C[crc & 0xFF] ^ (crc >> 8)
+        crc = table[crc & 0xFF] ^ (crc >> 8)
     return crc
 
 
+@cache
 def _zero_run_tables() -> tuple[tuple[int, ...], ...]:
     """Feeding ZERO_RUN zero bytes is linear in the CRC register: one lookup table per register byte.
 
@@ -44,10 +49,6 @@ def _zero_run_tables() -> tuple[tuple[int, ...], ...]:
     return tuple(tables)
 
 
-_ZERO_RUN_TABLES = _zero_run_tables()
-_ZEROS = bytes(ZERO_RUN)
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
     """CRC-32C (Castagnoli) of ``data``, continuing from the CRC ``crc`` of what came before (as zlib.crc32).
 
@@ -55,8 +56,8 @@ def crc32c(data: bytes, crc: int = 0) -> int:
     region table, or the padding of a filesystem superblock) costs four lookups.
     """
     crc ^= 0xFFFFFFFF
-    table = _CRC32C
-    t0, t1, t2, t3 = _ZERO_RUN_TABLES
+    table = _crc32c_table()
+    t0, t1, t2, t3 = _zero_run_tables()
     for start in range(0, len(data), ZERO_RUN):
         chunk = data[start : start + ZERO_RUN]
         if chunk == _ZEROS:

@@ -8,12 +8,17 @@ write all come from it. Display conversion (hex, text, UUIDs) happens only in th
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from .limits import MAX_STRING
+from .record import Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
+
+LAST_SECOND = 253_402_300_800  # 10000-01-01 00:00:00 UTC
 MAX_TEXT = MAX_STRING  # no string taken from an image is longer than this in a report
 
 
@@ -29,16 +34,22 @@ def clean_text(raw: bytes, encoding: str = "latin-1", cap: int = MAX_TEXT) -> st
     return decoded[:cap]
 
 
-@dataclass
-class Field:
+class Field(Record):
     """One node of the field tree: a named range of the image and what it decodes to."""
 
-    name: str
-    offset: int
-    size: int
-    value: Any = None
-    description: str = ""
-    children: list[Field] = field(default_factory=list)
+    __slots__ = ("name", "offset", "size", "value", "description", "children")
+
+    def __init__(
+        self,
+        name: str,
+        offset: int,
+        size: int,
+        value: Any = None,
+        description: str = "",
+        children: list[Field] | None = None,
+    ) -> None:
+        self.name, self.offset, self.size, self.value, self.description = name, offset, size, value, description
+        self.children: list[Field] = [] if children is None else children
 
     def add(self, child: Field) -> Field:
         self.children.append(child)
@@ -57,8 +68,7 @@ class Field:
         return node
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(Record):
     """One row of a structure layout: ``fmt`` is a :mod:`struct` code without byte order.
 
     ``kind`` says how the value is shown: ``int``, ``hex``, ``text`` (NUL-terminated latin-1),
@@ -66,11 +76,18 @@ class Spec:
     ``guid`` (Microsoft mixed-endian GUID).
     """
 
-    name: str
-    offset: int
-    fmt: str
-    description: str = ""
-    kind: str = "int"
+    __slots__ = ("name", "offset", "fmt", "description", "kind")
+
+    def __init__(self, name: str, offset: int, fmt: str, description: str = "", kind: str = "int") -> None:
+        self.name, self.offset, self.fmt, self.description, self.kind = name, offset, fmt, description, kind
+
+
+def utc_text(seconds: int) -> str:
+    """Seconds since 1970 as ``datetime.fromtimestamp(seconds, UTC).isoformat()`` gives them, without importing
+    :mod:`datetime` (~1.5 ms of each engine child's start for the qcow2 and VHD header timestamps)."""
+    if not 0 <= seconds < LAST_SECOND:  # the years strftime prints as datetime does: 1970 to 9999
+        raise ValueError(f"timestamp out of range: {seconds}")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
 
 
 def uuid_text(raw: bytes, mixed_endian: bool = False) -> str:

@@ -10,7 +10,6 @@ without a critical finding.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ..schema import MAX_MAP_RUNS, most_severe_first
 from .fields import Field
@@ -25,6 +24,10 @@ from .limits import (
     REGION_BYTES,
     REPLY_BUDGET,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 RESERVED = 10  # room kept in the findings list for the cut findings themselves
 SHORT_STRING = 256  # the last resort of a reply over budget: every string cut to this

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from typing import Any
 
 from ..schema import SCHEMA
 from . import detect, fit
@@ -15,6 +14,10 @@ from .formats import BY_NAME
 from .inspection import Inspection
 from .limits import MAX_DEPTH, MAX_FIELDS, MAX_INT, MAX_LIST, MAX_STRING
 from .reader import DEFAULT_BUDGET, BudgetExceeded, Image, Progress, Reader, SourceFailed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 U64_MAX = MAX_INT - 1
 

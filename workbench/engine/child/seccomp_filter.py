@@ -17,7 +17,8 @@ import ctypes
 import errno
 import mmap
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from ..record import Record
 
 ACT_KILL_PROCESS = 0x80000000
 ACT_ALLOW = 0x7FFF0000
@@ -113,13 +114,13 @@ class ArgCmp(ctypes.Structure):
     ]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
     """One rule: ``action`` for ``syscall`` when every ``(arg, op, a, b)`` comparison holds."""
 
-    syscall: str
-    action: int = ACT_ALLOW
-    args: tuple[tuple[int, int, int, int], ...] = ()
+    __slots__ = ("syscall", "action", "args")
+
+    def __init__(self, syscall: str, action: int = ACT_ALLOW, args: tuple[tuple[int, int, int, int], ...] = ()) -> None:
+        self.syscall, self.action, self.args = syscall, action, args
 
 
 def _no_exec_memory(name: str) -> list[Rule]:

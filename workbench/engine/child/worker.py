@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
 from ...schema import (
     DEEP_CPU_SECONDS,
@@ -45,6 +44,10 @@ from .. import report
 from ..reader import Image
 from . import sandbox
 from .ranges import PipeImage
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_REQUEST = 64 * 1024
 MAX_SIZE = 2**63 - 1
@@ -218,7 +221,12 @@ def main() -> None:
         from . import zygote
 
         sys.exit(zygote.serve())
-    sys.exit(serve())
+    code = serve()
+    # The replies went out with os.write, unbuffered: end here rather than tear the interpreter down, which
+    # finalizes every module for a process about to vanish (~4 ms of CPU, an eighth of a fresh child).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

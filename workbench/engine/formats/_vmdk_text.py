@@ -9,11 +9,11 @@ and also reads the lines the way VMware's specification writes them; the caller 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from ..fields import MAX_TEXT, Field, clean_text
 from ..inspection import MAX_LIST
 from ..reader import BudgetExceeded, Reader
+from ..record import Record
 
 QEMU_DESC_MAX = (1 << 20) - 1  # vmdk_read_desc: MIN(file size, 1 MiB - 1) bytes
 READ_STEP = 64 << 10
@@ -26,34 +26,37 @@ NAMED_KEYS = frozenset({"version", "CID", "parentCID", "createType", "parentFile
 MAX_BAD_SHOWN = 3
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
+# The patterns are compiled on first use (``re`` keeps them): most images have no descriptor.
 # sscanf(p, "%10s %" SCNd64 " %10s \"%511[^\n\r\"]\" %" SCNd64, ...), from the first non-space byte:
 # possessive quantifiers because sscanf never gives back what a conversion consumed.
-_SSCANF_EXTENT = re.compile(
+_SSCANF_EXTENT = (
     rb'(\S{1,10}+)(?:\s*+([+-]?\d++)(?:\s*+(\S{1,10}+)(?:\s*+"([^\n\r"]{1,511}+)(?:"\s*+([+-]?\d++))?)?)?)?'
 )
-_TEXT_LINE = re.compile(rb"^[ \t\r\f\v]*+(\S[^\n]*)", re.MULTILINE)  # lines with text; blank ones cost nothing
+_TEXT_LINE = rb"(?m)^[ \t\r\f\v]*+(\S[^\n]*)"  # lines with text; blank ones cost nothing
 _ACCESS_INITIALS = (b"R", b"N")  # RW, RDONLY, NOACCESS: no other line can be an extent
-_TO_QUOTE_OR_NUL = re.compile(rb'[^"\0]*+')
+_TO_QUOTE_OR_NUL = rb'[^"\0]*+'
 # VMware's grammar, on one line with its blanks stripped
-_EXTENT = re.compile(rb'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?')
-_KEY = re.compile(rb"([A-Za-z][\w.]*)\s*=\s*(.*)")
+_EXTENT = rb'(RW|RDONLY|NOACCESS)\s+(\d{1,20})\s+([A-Za-z]+)(?:\s+"([^"]*)"(?:\s+(\d{1,20}))?)?'
+_KEY = rb"([A-Za-z][\w.]*)\s*=\s*(.*)"
 
 
-@dataclass
-class Value:
-    text: str
-    at: int
+class Value(Record):
+    __slots__ = ("text", "at")
+
+    def __init__(self, text: str, at: int) -> None:
+        self.text, self.at = text, at
 
 
-@dataclass
-class Extent:
-    access: str
-    sectors: int
-    type: str
-    filename: str
-    offset: int | None  # in sectors, None when the line has none
-    at: int
-    grammar: str  # "both", "qemu" (only qemu's sscanf reads it so) or "VMware" (only the written grammar)
+class Extent(Record):
+    __slots__ = ("access", "sectors", "type", "filename", "offset", "at", "grammar")
+
+    def __init__(
+        self, access: str, sectors: int, type: str, filename: str, offset: int | None, at: int, grammar: str
+    ) -> None:
+        self.access, self.sectors, self.type, self.filename = access, sectors, type, filename
+        self.offset = offset  # in sectors, None when the line has none
+        self.at = at
+        self.grammar = grammar  # "both", "qemu" (only qemu's sscanf reads it so) or "VMware" (only the written grammar)
 
     @property
     def qemu_opens(self) -> bool:
@@ -67,24 +70,39 @@ class Extent:
         return False
 
 
-@dataclass
-class Descriptor:
+class Descriptor(Record):
     """What a descriptor's text says; ``extents`` keeps the first MAX_LIST extents, all are counted."""
 
-    base: int
-    node: Field
-    raw: bytes
-    keys: dict[str, Value] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)
-    extents: list[Extent] = field(default_factory=list)
-    extent_count: int = 0
-    unlisted_external: int = 0  # extents past the list that name a file
-    unlisted: list[Extent] = field(default_factory=list)  # their first MAX_LIST distinct names
-    unlisted_names: set[str] = field(default_factory=set)
-    unnamed: int = 0  # extents whose names could not be kept: the list of names was full
-    sectors: int = 0
-    bad: list[tuple[int, str]] = field(default_factory=list)
-    bad_count: int = 0
+    __slots__ = (
+        "base",
+        "node",
+        "raw",
+        "keys",
+        "repeats",
+        "extents",
+        "extent_count",
+        "unlisted_external",
+        "unlisted",
+        "unlisted_names",
+        "unnamed",
+        "sectors",
+        "bad",
+        "bad_count",
+    )
+
+    def __init__(self, base: int, node: Field, raw: bytes) -> None:
+        self.base, self.node, self.raw = base, node, raw
+        self.keys: dict[str, Value] = {}
+        self.repeats: dict[str, int] = {}
+        self.extents: list[Extent] = []
+        self.extent_count = 0
+        self.unlisted_external = 0  # extents past the list that name a file
+        self.unlisted: list[Extent] = []  # their first MAX_LIST distinct names
+        self.unlisted_names: set[str] = set()
+        self.unnamed = 0  # extents whose names could not be kept: the list of names was full
+        self.sectors = 0
+        self.bad: list[tuple[int, str]] = []
+        self.bad_count = 0
 
     def add_key(self, at: int, line: bytes, match: re.Match[bytes]) -> None:
         key = clean_text(match.group(1)[:256], "utf-8")
@@ -139,7 +157,7 @@ def _c_int64(digits: bytes | None) -> int | None:
 def _sscanf_extent(raw: bytes, start: int, base: int) -> tuple[Extent | None, int]:
     """qemu's sscanf of an extent line from the non-space byte at ``start``: the extent (when it has an
     access word, a number and a type) and where the scan stopped."""
-    match = _SSCANF_EXTENT.match(raw, start)
+    match = re.compile(_SSCANF_EXTENT).match(raw, start)
     if match is None:
         return None, start
     access, sectors, kind, name, offset = match.groups()
@@ -159,7 +177,7 @@ def _sscanf_extent(raw: bytes, start: int, base: int) -> tuple[Extent | None, in
 
 
 def _vmware_extent(line: bytes, at: int) -> Extent | None:
-    match = _EXTENT.fullmatch(line)
+    match = re.fullmatch(_EXTENT, line)
     if match is None:
         return None
     access, sectors, kind, name, offset = match.groups()
@@ -183,7 +201,7 @@ def parse(raw: bytes, base: int) -> Descriptor:
     """
     desc = Descriptor(base, Field("descriptor", base, len(raw), None, "text descriptor"), raw)
     covered_to = 0
-    for match in _TEXT_LINE.finditer(raw):
+    for match in re.finditer(_TEXT_LINE, raw):
         pos, line = match.start(), match.group(1).rstrip()
         qemu_ext = None
         if line[:1] in _ACCESS_INITIALS:
@@ -206,7 +224,7 @@ def _line(desc: Descriptor, line: bytes, at: int, length: int, qemu_ext: Extent 
         desc.add_extent(vmware, length)
     if qemu_ext is not None or vmware is not None or initial == b"#":
         return
-    key = _KEY.fullmatch(line)
+    key = re.fullmatch(_KEY, line)
     if key is not None:
         desc.add_key(at, line, key)
     elif not covered:
@@ -225,7 +243,7 @@ def hint(window: bytes, base: int) -> tuple[Value | None, int | None]:
     if at < 0:
         return None, None
     start = min(at + len(HINT) + 2, len(window))
-    match = _TO_QUOTE_OR_NUL.match(window, start)
+    match = re.compile(_TO_QUOTE_OR_NUL).match(window, start)
     end = match.end() if match else start  # the pattern matches the empty string: always a match
     if end >= len(window) or window[end] != ord('"'):
         return None, base + at

@@ -6,12 +6,14 @@ Version 1 headers lack the reserved word, so the disk size sits 4 bytes earlier.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..checks import is_power_of_two
 from ..fields import Field, Layout, Spec, clean_text
 from ..inspection import Inspection
 from ..reader import Reader
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("bochs",)
 PRIORITY = 50

@@ -10,11 +10,13 @@ another format's header (a polyglot), which detection lists separately.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..fields import Field, Layout, Spec, clean_text
 from ..inspection import Inspection
 from ..reader import Reader
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("iso",)
 PRIORITY = 20

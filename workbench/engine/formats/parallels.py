@@ -5,11 +5,13 @@ Layout from qemu's docs/interop/parallels.rst; checks follow qemu's block/parall
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..fields import Layout, Spec
 from ..inspection import Inspection
 from ..reader import Reader
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("parallels",)
 PRIORITY = 50

@@ -10,16 +10,17 @@ within the read budget; running out of budget there is a critical finding, since
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-
-from ..fields import MAX_TEXT, Field, Layout, Spec, bit_flags, clean_text
+from ..fields import MAX_TEXT, Field, Layout, Spec, bit_flags, clean_text, utc_text
 from ..findings import INFO
 from ..inspection import MAX_LIST, Inspection
 from ..reader import BudgetExceeded, Reader
+from ..record import Record
 from ._qemu import check_extent, no_backing_offset, read_backing_name
 from .luks import LUKS1
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("qcow", "qcow2")
 PRIORITY = 50
@@ -353,15 +354,17 @@ class Header:
         )
 
 
-@dataclass
-class _Extensions:
-    backing_format: str | None = None
-    data_files: list[tuple[str, int]] = field(default_factory=list)  # qemu uses the last one
-    feature_names: dict[tuple[int, int], str] = field(default_factory=dict)
-    crypto: tuple[int, int, int] | None = None  # LUKS header offset, length, extension offset
-    bitmaps: int = 0
-    found: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
+class _Extensions(Record):
+    __slots__ = ("backing_format", "data_files", "feature_names", "crypto", "bitmaps", "found", "unknown")
+
+    def __init__(self) -> None:
+        self.backing_format: str | None = None
+        self.data_files: list[tuple[str, int]] = []  # qemu uses the last one
+        self.feature_names: dict[tuple[int, int], str] = {}
+        self.crypto: tuple[int, int, int] | None = None  # LUKS header offset, length, extension offset
+        self.bitmaps = 0
+        self.found: list[str] = []
+        self.unknown: list[str] = []
 
 
 def header_layout(head: bytes) -> Layout:
@@ -944,7 +947,7 @@ def _snapshot(reader: Reader, info: Inspection, index: int, position: int, group
         {
             "id": snap_id,
             "name": name,
-            "date": datetime.fromtimestamp(values["date_sec"], UTC).isoformat(),
+            "date": utc_text(values["date_sec"]),
             "date_sec": values["date_sec"],
             "date_nsec": values["date_nsec"],
             "vm_clock_nsec": values["vm_clock_nsec"],

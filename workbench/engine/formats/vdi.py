@@ -8,11 +8,13 @@ names its parent only by UUID (``uuidLinkage``): VirtualBox resolves it through 
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..fields import Layout, Spec, clean_text, uuid_text
 from ..inspection import Inspection
 from ..reader import Reader
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("vdi",)
 PRIORITY = 50

@@ -8,14 +8,15 @@ locators name the parent of a differencing disk (absolute and relative host path
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 from ..checks import is_power_of_two
-from ..fields import Field, Layout, Spec, bit_flags, clean_text, uuid_text
+from ..fields import Field, Layout, Spec, bit_flags, clean_text, utc_text, uuid_text
 from ..findings import INFO
 from ..inspection import Inspection
 from ..reader import Reader
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of each engine child's start)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMES = ("vpc",)
 PRIORITY = 40
@@ -31,7 +32,7 @@ DYN_LEN = 1024
 VERSION = 0x00010000
 FIXED, DYNAMIC, DIFFERENCING = 2, 3, 4
 DISK_TYPES = {FIXED: "fixed", DYNAMIC: "dynamic", DIFFERENCING: "differencing"}
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+EPOCH = 946_684_800  # 2000-01-01 00:00:00 UTC, in seconds since 1970
 LOCATOR_COUNT, LOCATOR_AT = 8, 576
 LOCATOR_CAP = 64 << 10  # locator data read per locator: a Windows long path (32767 UTF-16 units) fits
 MAX_SECTORS = 0xFF000000  # qemu's VHD_MAX_SECTORS: 2040 GiB, the format's limit
@@ -131,7 +132,7 @@ def checksum(data: bytes, field_at: int) -> int:
 
 
 def _time(seconds: int) -> str:
-    return (EPOCH + timedelta(seconds=seconds)).isoformat()
+    return utc_text(EPOCH + seconds)
 
 
 def parse(reader: Reader, info: Inspection) -> None:
