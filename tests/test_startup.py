@@ -185,19 +185,20 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
     code = (
         "import atexit, contextlib, io, sys\n"
         "ready = set(sys.modules)\n"  # what the interpreter's site (an editable install's finder) imported
+        "loaded = lambda: sorted(set(sys.modules) - ready)\n"
         "seen = {}\n"
         "out = io.StringIO()\n"
         "def report():\n"  # at the exit, however it exits (inspect skips the interpreter's teardown)
         "    import json\n"  # not before
         "    print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]), file=sys.__stdout__, flush=True)\n"
         "atexit.register(report)\n"
-        "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', sorted(set(sys.modules) - ready)))\n"
+        "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', loaded()))\n"
         f"sys.argv = ['workbench', *{list(args)!r}]\n"
         "from workbench.host import direct\n"
         "inspect = direct.Child.inspect\n"
         "def inspecting(child, declared, options, meanwhile):\n"  # meanwhile runs right after the request is sent
         "    def first():\n"
-        "        seen.setdefault('request', sorted(set(sys.modules) - ready))\n"
+        "        seen.setdefault('request', loaded())\n"
         "        meanwhile()\n"
         "    return inspect(child, declared, options, first)\n"
         "direct.Child.inspect = inspecting\n"
