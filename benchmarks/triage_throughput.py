@@ -39,6 +39,7 @@ from workbench.triage import run as triage  # noqa: E402
 from workbench.triage.walk import Entry  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
+BATCH = {"guest": False, "deep": False}  # what `workbench triage` without --guest or --deep tells its fork server
 
 
 def base_set(folder: Path) -> list[tuple[Path, str]]:
@@ -80,7 +81,9 @@ def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) ->
         out = []
         async with contextlib.AsyncExitStack() as stack:
             pool = (
-                await stack.enter_async_context(triage.engine_pool(Policy().required_layers, print)) if zygote else None
+                await stack.enter_async_context(triage.engine_pool(Policy().required_layers, print, BATCH))
+                if zygote
+                else None
             )
             requests = lambda p: Request(p, declared[p], include_bytes=False)  # noqa: E731
             inspect_one = functools.partial(inspect, runner=pool or FRESH)

@@ -53,11 +53,11 @@ class Plan:
     cpu_seconds: int = CPU_SECONDS
     fork_allowed: bool = False
     rules: Callable[[], list[seccomp_filter.Rule]] = seccomp_filter.parse_rules
-    prebuilt: seccomp_filter.Filter | None = None
+    prebuilt: seccomp_filter.Loadable | None = None
     job: str | None = None  # on Windows: what the parent says of the job object it put this process in
     moved: dict[int, int] = field(default_factory=dict)  # descriptors the fds layer renumbered: old -> new
     timings: dict[str, float] = field(default_factory=dict)  # seconds each step took, for the benchmark
-    _filter: seccomp_filter.Filter | str | None = field(default=None, repr=False)
+    _filter: seccomp_filter.Loadable | str | None = field(default=None, repr=False)
 
 
 def _preload() -> None:
