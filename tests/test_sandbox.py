@@ -273,11 +273,14 @@ def test_every_format_parses_under_the_full_sandbox(qemu_create: Any) -> None:
         async with client.ForkServerRunner() as zygote:
             return await run(client.EngineOptions()), await run(client.EngineOptions(), zygote)
 
-    for reports in asyncio.run(both()):
+    fresh, forked = asyncio.run(both())
+    for reports in (fresh, forked):
         for fmt, report in reports.items():
             assert report["format"] == fmt
             assert not [f for f in report["findings"] if "internal parser error" in f["detail"]], fmt
             assert sandbox.is_on(report["sandbox"]["seccomp"]), report["sandbox"]
+    for fmt, report in forked.items():  # a forked child (of a warmed-up zygote) reports exactly what a fresh one does
+        assert {**report, "elapsed_ms": 0, "sandbox": {}} == {**fresh[fmt], "elapsed_ms": 0, "sandbox": {}}, fmt
 
 
 @pytest.mark.qemu
@@ -352,3 +355,13 @@ def test_an_exported_filter_installs_what_libseccomp_loads() -> None:
     assert status == f"on (allowlist of {len(built.allowed)} system calls; others ENOSYS, 24 kill)"
     assert outcomes == ["ENOSYS", "ENOSYS"]
     assert filters == "1"
+
+
+def test_the_zygote_warms_up_on_a_blank_image_it_makes() -> None:
+    """The fork server inspects one image itself before forking: zeros it makes, read as raw without error."""
+    from workbench.engine import report
+    from workbench.engine.child import zygote
+
+    warmed = report.build(zygote._Blank(), "(warm-up)", None, include_bytes=False)
+    assert (warmed["format"], warmed["file_size"], warmed["bytes_read"] > 0) == ("raw", zygote.BLANK_BYTES, True)
+    assert not [f for f in warmed["findings"] if "internal parser error" in f["detail"]]
