@@ -1,6 +1,6 @@
 """Triage throughput against a `qemu-img info` loop, measured side by side in one run.
 
-Run: python benchmarks/triage_throughput.py [--files 500] [--scaling 100,1000,10000]
+Run: python benchmarks/triage_throughput.py [--files 500] [--scaling 100,1000,10000] [--rounds 5 --before TREE]
 
 1. A corpus of --files mixed images (every format qemu-img writes, benign and hostile hand-built ones),
    copied round-robin from a base set.
@@ -9,6 +9,9 @@ Run: python benchmarks/triage_throughput.py [--files 500] [--scaling 100,1000,10
    the parent (this process, every thread) and of the children (the fork server and every child it forked).
 3. Scaling: time per file and the parent's peak memory for each corpus size, each in a fresh process.
 4. Bytes read per image for each format.
+With --rounds N (and --before TREE, another checkout such as `git archive` of main unpacked), first a table of
+N interleaved rounds, medians: triage of this tree (and TREE's), each in a fresh process, beside the two loops.
+Each table ends with the goals of issue 19, each with its measure and their ratio.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +43,7 @@ from workbench.triage import run as triage  # noqa: E402
 from workbench.triage.walk import Entry  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
+BATCH = {"guest": False, "deep": False}  # what `workbench triage` without --guest or --deep tells its fork server
 
 
 def base_set(folder: Path) -> list[tuple[Path, str]]:
@@ -80,7 +85,9 @@ def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) ->
         out = []
         async with contextlib.AsyncExitStack() as stack:
             pool = (
-                await stack.enter_async_context(triage.engine_pool(Policy().required_layers, print)) if zygote else None
+                await stack.enter_async_context(triage.engine_pool(Policy().required_layers, print, BATCH))
+                if zygote
+                else None
             )
             requests = lambda p: Request(p, declared[p], include_bytes=False)  # noqa: E731
             inspect_one = functools.partial(inspect, runner=pool or FRESH)
@@ -123,11 +130,93 @@ def scaling_child(count: int) -> None:
         print(json.dumps({"files": count, "seconds": elapsed, "peak_kib": peak}))
 
 
+TRIAGE_IN = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from benchmarks.triage_throughput import LAST_CPU, run_triage
+files = [(Path(path), fmt) for path, fmt in json.loads(Path(sys.argv[2]).read_text())]
+seconds, _ = run_triage(files, int(sys.argv[3]))
+print(json.dumps({"seconds": seconds, "parent": LAST_CPU[0], "children": LAST_CPU[1]}))
+"""
+
+
+def triage_in(tree: Path, listing: Path, jobs: int) -> dict[str, float]:
+    """`run_triage` of the files in ``listing`` as the checkout ``tree`` has it, in a fresh process: seconds, and
+    the parent's and the children's CPU seconds."""
+    out = subprocess.run(
+        [sys.executable, "-c", TRIAGE_IN, str(tree), str(listing), str(jobs)], capture_output=True, text=True
+    )
+    if out.returncode:
+        raise SystemExit(f"triage in {tree} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+GOALS = (  # issue 19: (what, measure key, goal, "min" if the measure must reach the goal, "max" if stay under)
+    ("triage over the sequential qemu-img loop", "seq_ratio", 2.0, "min"),
+    ("triage over the 2-way parallel loop", "par_ratio", 1.0, "min"),
+    ("parent CPU per image, ms", "parent_ms", 0.5, "max"),
+    ("children CPU per image, ms", "children_ms", 3.0, "max"),
+)
+
+
+def print_goals(measures: dict[str, float]) -> None:
+    """Each goal of issue 19 with its measure and the measure's ratio to the goal."""
+    print(f"{'goal':44} {'measure':>8} {'goal':>6} {'ratio':>7}  met")
+    for what, key, goal, kind in GOALS:
+        value = measures[key]
+        met = value >= goal if kind == "min" else value <= goal
+        bound = ">=" if kind == "min" else "<="
+        print(f"{what:44} {value:8.2f} {bound}{goal:4g} {value / goal:6.2f}x  {'yes' if met else 'NO'}")
+
+
+def rounds_table(files: list[tuple[Path, str]], folder: Path, rounds: int, before: Path | None) -> None:
+    """Interleaved rounds of triage (this tree, and ``before`` when given) and the two qemu-img loops; medians,
+    each goal's ratio beside its measure."""
+    listing = folder / "files.json"
+    listing.write_text(json.dumps([[str(path), fmt] for path, fmt in files]))
+    jobs = os.cpu_count() or 2
+    trees = {"after": Path(__file__).resolve().parents[1], **({"before": before} if before else {})}
+    runs: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            runs[name].append(triage_in(tree, listing, jobs))
+        runs["seq"].append({"seconds": qemu_loop(files, 1)})
+        runs["par"].append({"seconds": qemu_loop(files, 2)})
+    n = len(files)
+    median = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
+    print(f"## Side by side: {rounds} interleaved round(s), medians, {n} mixed images, {jobs} cores")
+    print(f"{'run':36} {'seconds':>8} {'files/s':>8} {'parent ms':>10} {'children ms':>12}")
+    for name in ("before", "after", "seq", "par"):
+        if name not in median:
+            continue
+        row = median[name]
+        cpu = f"{1000 * row['parent'] / n:10.2f} {1000 * row['children'] / n:12.2f}" if "parent" in row else ""
+        label = {"seq": "qemu-img info loop, sequential", "par": "qemu-img info loop, 2-way parallel"}.get(
+            name, f"workbench triage, {name}"
+        )
+        print(f"{label:36} {row['seconds']:8.2f} {n / row['seconds']:8.1f} {cpu}")
+    for name in trees:
+        row = median[name]
+        print(f"\n### Goals, {name}")
+        print_goals(
+            {
+                "seq_ratio": median["seq"]["seconds"] / row["seconds"],
+                "par_ratio": median["par"]["seconds"] / row["seconds"],
+                "parent_ms": 1000 * row["parent"] / n,
+                "children_ms": 1000 * row["children"] / n,
+            }
+        )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--scaling", default="100,1000", help="corpus sizes for the scaling table")
     parser.add_argument("--jobs", default="", help="extra in-flight counts to compare, e.g. 4,8")
+    parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds of the side-by-side table")
+    parser.add_argument("--before", type=Path, help="another checkout (say, `git archive` of main) measured beside")
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scaling_child:
@@ -136,6 +225,8 @@ def main() -> None:
     jobs = os.cpu_count() or 2
     with tempfile.TemporaryDirectory() as tmp:
         files = corpus(Path(tmp), args.files)
+        if args.rounds or args.before:
+            rounds_table(files, Path(tmp), max(1, args.rounds), args.before)
         ours, reports = run_triage(files, jobs)
         ours_cpu = list(LAST_CPU)
         extra = [(count, run_triage(files, count)[0]) for count in (int(j) for j in args.jobs.split(",") if j)]
@@ -143,7 +234,7 @@ def main() -> None:
         seq = qemu_loop(files, 1)
         par = qemu_loop(files, 2)
     n = len(files)
-    print(f"## Throughput, {n} mixed images, {jobs} cores")
+    print(f"## Throughput, {n} mixed images, {jobs} cores (one run)")
     print(f"{'runner':36} {'seconds':>8} {'files/s':>8} {'ours is':>9}")
     print(f"{'workbench triage (jobs=' + str(jobs) + ')':36} {ours:8.2f} {n / ours:8.1f} {'':>9}")
     for count, seconds in extra:
@@ -153,8 +244,8 @@ def main() -> None:
     print(f"{'qemu-img info loop, sequential':36} {seq:8.2f} {n / seq:8.1f} {seq / ours:8.2f}x")
     print(f"{'qemu-img info loop, 2-way parallel':36} {par:8.2f} {n / par:8.1f} {par / ours:8.2f}x")
     parent_ms, children_ms = (1000 * seconds / n for seconds in ours_cpu)
-    print(f"CPU per image, workbench triage: parent {parent_ms:.2f} ms (goal <= 0.5), children {children_ms:.2f} ms")
-    print("  (goal <= 3 for the child; the children's figure includes the fork server's start, shared by the batch)")
+    print("(the children's CPU includes the fork server's start, shared by the batch)")
+    print_goals({"seq_ratio": seq / ours, "par_ratio": par / ours, "parent_ms": parent_ms, "children_ms": children_ms})
     verdicts = defaultdict(int)
     per_format: dict[str, list[int]] = defaultdict(list)
     for report in reports:

@@ -23,6 +23,7 @@ import pytest
 from workbench import inspector
 from workbench.engine.child import sandbox
 from workbench.host import direct
+from workbench.host import open as host_open
 from workbench.host import runner as client
 from workbench.host import sandbox_check as check
 
@@ -351,3 +352,64 @@ def test_changes_names_what_moved() -> None:
     assert client.changes(st(4096, 1, 2), st(8192, 5, 2)) == (
         "its size, modification time changed while the engine read it (4096 -> 8192 bytes)"
     )
+
+
+def test_file_system_calls_reuse_an_idle_worker_thread_and_a_stuck_one_holds_no_other() -> None:
+    """A batch's opens and fstats run on kept threads (no thread started per call); a call stuck in the kernel
+    keeps its thread, and the next call gets another."""
+    workers = host_open._workers
+    host_open.off_thread(threading.get_ident, 5, "a call")
+    while not workers._idle:  # the thread counts itself idle just after it hands the result over
+        threading.Event().wait(0.01)
+    kept = {thread.ident for thread in threading.enumerate()} - {threading.get_ident()}
+    assert host_open.off_thread(threading.get_ident, 5, "a call") in kept  # no thread started for it
+    release = threading.Event()
+    stuck: list[int] = []
+    with pytest.raises(client.InspectError, match="a stuck call timed out after 0.2 s"):
+        host_open.off_thread(lambda: stuck.append(threading.get_ident()) or release.wait(30), 0.2, "a stuck call")
+    try:
+        assert host_open.off_thread(threading.get_ident, 5, "a call") not in (*stuck, threading.get_ident())
+    finally:
+        release.set()
+
+
+def test_zygote_child_replies_are_capped_and_read_in_full(image: Path) -> None:
+    """The fork server's children of local images are read without streams: the caps and the whole reply hold."""
+
+    async def run() -> tuple[str, dict[str, Any]]:
+        async with client.ForkServerRunner() as zygote:
+            with pytest.raises(client.InspectError) as caught:
+                await client.inspect_path(str(image), "raw", client.EngineOptions(reply_cap=200), runner=zygote)
+            return str(caught.value), await client.inspect_path(
+                str(image), "raw", client.EngineOptions(), runner=zygote
+            )
+
+    message, report = asyncio.run(run())
+    assert message == "engine reply larger than 200 bytes: refused"
+    fresh = asyncio.run(client.inspect_path(str(image), "raw", client.EngineOptions()))
+    for key in ("elapsed_ms", "sandbox"):
+        fresh.pop(key)
+        report.pop(key)
+    assert report == fresh
+
+
+def test_zygote_started_for_a_plain_batch_refuses_what_it_did_not_import(image: Path) -> None:
+    """A fork server told its batch needs no guest view, deep inspection or escapes imports none of them, and a
+    request for one is refused in the parent instead of failing in a child that can no longer import."""
+
+    async def run() -> tuple[list[str], dict[str, Any]]:
+        refused = []
+        async with client.ForkServerRunner(preload={"guest": False, "deep": False}) as zygote:
+            for options in (client.EngineOptions(guest=True), client.EngineOptions(deep=True)):
+                with pytest.raises(client.InspectError) as caught:
+                    await client.inspect_path(str(image), "raw", options, runner=zygote)
+                refused.append(str(caught.value))
+            with pytest.raises(client.InspectError) as caught:
+                await check.attempt(["exec"], {}, client.EngineOptions(), runner=zygote)
+            refused.append(str(caught.value))
+            return refused, await client.inspect_path(str(image), "raw", client.EngineOptions(), runner=zygote)
+
+    refused, report = asyncio.run(run())
+    assert refused == ["the engine zygote was started for less than this request asks (guest, deep, escapes)"] * 3
+    assert report["format"] == "raw"
+    assert all(sandbox.is_on(status) for status in report["sandbox"].values()), report["sandbox"]

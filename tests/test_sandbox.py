@@ -8,6 +8,7 @@ things in seccomp, which runs first in the kernel).
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -272,11 +273,14 @@ def test_every_format_parses_under_the_full_sandbox(qemu_create: Any) -> None:
         async with client.ForkServerRunner() as zygote:
             return await run(client.EngineOptions()), await run(client.EngineOptions(), zygote)
 
-    for reports in asyncio.run(both()):
+    fresh, forked = asyncio.run(both())
+    for reports in (fresh, forked):
         for fmt, report in reports.items():
             assert report["format"] == fmt
             assert not [f for f in report["findings"] if "internal parser error" in f["detail"]], fmt
             assert sandbox.is_on(report["sandbox"]["seccomp"]), report["sandbox"]
+    for fmt, report in forked.items():  # a forked child (of a warmed-up zygote) reports exactly what a fresh one does
+        assert {**report, "elapsed_ms": 0, "sandbox": {}} == {**fresh[fmt], "elapsed_ms": 0, "sandbox": {}}, fmt
 
 
 @pytest.mark.qemu
@@ -310,3 +314,54 @@ def test_no_process_touches_the_files_an_image_names(tmp_path: Path, qemu_create
     for secret in secrets:
         assert str(secret) not in traced
         assert secret.name not in traced
+
+
+@pytest.mark.skipif(not LINUX, reason="seccomp is Linux only")
+def test_an_exported_filter_installs_what_libseccomp_loads() -> None:
+    """The fork server's children install the engine child's filter from the BPF libseccomp exported once: the
+    same status line, a forbidden call still fails (ENOSYS), a write outside the allowed descriptors too, and
+    the kernel counts the filter."""
+    from workbench.engine.child import seccomp_filter
+
+    result_r, result_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    built = seccomp_filter.Filter(seccomp_filter.parse_rules(write_fds=(result_w,)))
+    program = seccomp_filter.Program(built)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the forked child
+        try:
+            status = program.load()
+            outcomes = []
+            for call in (lambda: os.open("/", os.O_RDONLY), lambda: os.write(hold_w, b"x")):
+                try:
+                    call()
+                    outcomes.append("done")
+                except OSError as exc:
+                    outcomes.append(errno.errorcode[exc.errno])
+            os.close(hold_w)  # so that the parent's close ends the read below
+            os.write(result_w, json.dumps([status, outcomes]).encode())
+            os.read(hold_r, 1)
+        finally:
+            os._exit(0)
+    os.close(result_w)
+    try:
+        status, outcomes = json.loads(os.read(result_r, 4096))
+        filters = _status(pid).get("Seccomp_filters")
+    finally:
+        os.close(hold_w)
+        os.close(hold_r)
+        os.close(result_r)
+        os.waitpid(pid, 0)
+    assert status == f"on (allowlist of {len(built.allowed)} system calls; others ENOSYS, 24 kill)"
+    assert outcomes == ["ENOSYS", "ENOSYS"]
+    assert filters == "1"
+
+
+def test_the_zygote_warms_up_on_a_blank_image_it_makes() -> None:
+    """The fork server inspects one image itself before forking: zeros it makes, read as raw without error."""
+    from workbench.engine import report
+    from workbench.engine.child import zygote
+
+    warmed = report.build(zygote._Blank(), "(warm-up)", None, include_bytes=False)
+    assert (warmed["format"], warmed["file_size"], warmed["bytes_read"] > 0) == ("raw", zygote.BLANK_BYTES, True)
+    assert not [f for f in warmed["findings"] if "internal parser error" in f["detail"]]

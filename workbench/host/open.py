@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import stat
 import threading
 from collections.abc import Callable
@@ -30,6 +31,7 @@ O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 MAX_STUCK_CALLS = 64  # file-system calls of the parent's that may hang in the kernel at once; past it, refuse
 _running_calls = threading.BoundedSemaphore(MAX_STUCK_CALLS)
+IDLE_SECONDS = 5.0  # how long a worker thread waits for another call before it ends
 T = TypeVar("T")
 
 
@@ -143,9 +145,48 @@ def close_opened(opened: tuple[int, os.stat_result]) -> None:
     os.close(opened[0])
 
 
+class _Workers:
+    """Threads for blocking file-system calls, kept between calls (a thread started per call cost the batch a
+    thread creation and a wait for its start on each open and fstat). An idle thread waits :data:`IDLE_SECONDS`
+    for more work, then ends. A call stuck in the kernel keeps its thread, so the next call takes another one,
+    as many as :data:`MAX_STUCK_CALLS` allows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting on ``_jobs``; each job put is matched by one taken from this count
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def submit(self, job: Callable[[], None], name: str) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+        threading.Thread(target=self._work, args=(job,), name=name, daemon=True).start()
+
+    def _work(self, job: Callable[[], None]) -> None:
+        while True:
+            job()
+            with self._lock:
+                self._idle += 1
+            try:
+                job = self._jobs.get(timeout=IDLE_SECONDS)
+                continue
+            except queue.Empty:
+                pass
+            with self._lock:  # a job put meanwhile was counted against this thread: take it
+                if self._jobs.empty():
+                    self._idle -= 1
+                    return
+                job = self._jobs.get_nowait()
+
+
+_workers = _Workers()
+
+
 def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, BaseException | None], None]) -> None:
-    """Run ``call()`` in a thread of its own, at most :data:`MAX_STUCK_CALLS` at once, and hand its result or
-    error (an OSError as a one-line InspectError) to ``settle`` in that thread."""
+    """Run ``call()`` in a worker thread (:class:`_Workers`), at most :data:`MAX_STUCK_CALLS` at once, and hand its
+    result or error (an OSError as a one-line InspectError) to ``settle`` in that thread."""
     if not _running_calls.acquire(blocking=False):
         raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
 
@@ -162,7 +203,7 @@ def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, Bas
             _running_calls.release()
         settle(result, error)
 
-    threading.Thread(target=work, name=f"workbench: {what}", daemon=True).start()
+    _workers.submit(work, f"workbench: {what}")
 
 
 def _abandoned(what: str, timeout: float) -> InspectError:
@@ -172,7 +213,7 @@ def _abandoned(what: str, timeout: float) -> InspectError:
 async def off_loop(
     call: Callable[[], T], timeout: float, what: str, discard: Callable[[T], None] = lambda _: None
 ) -> T:
-    """``call()`` in a thread of its own, awaited for at most ``timeout`` seconds, so a hung network filesystem
+    """``call()`` in a worker thread, awaited for at most ``timeout`` seconds, so a hung network filesystem
     freezes neither the window nor a batch. A thread stuck in the kernel cannot be killed: on timeout it is
     abandoned, and whatever it returns later goes to ``discard`` (say, closing a descriptor). At most
     :data:`MAX_STUCK_CALLS` run at once; past that, calls are refused rather than piling up threads."""

@@ -66,21 +66,30 @@ ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept fo
 ZYGOTE_LOG_LINES = 3
 
 
+def _too_large(what: str, cap: int) -> InspectError:
+    return InspectError(f"engine {what} larger than {cap} bytes: refused")
+
+
 async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
     data = bytearray()
     while chunk := await stream.read(65536):
         data += chunk
         if len(data) > cap:
-            raise InspectError(f"engine {what} larger than {cap} bytes: refused")
+            raise _too_large(what, cap)
     return bytes(data)
 
 
-async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asyncio.StreamWriter | None) -> None:
-    if kind == "progress":
-        show_progress(value, options)
-        return
-    if options.ranges is None or stdin is None:
+def _local_message(kind: str, value: Any, options: EngineOptions) -> None:
+    """A child's message that needs no answer: progress is shown; a byte range has nobody to serve it."""
+    if kind != "progress":
         raise InspectError("engine asked for a byte range of an image that is not remote")
+    show_progress(value, options)
+
+
+async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asyncio.StreamWriter | None) -> None:
+    if kind == "progress" or options.ranges is None or stdin is None:
+        _local_message(kind, value, options)
+        return
     stdin.write(await options.ranges.answer(value))
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the child died: its exit says how
         await stdin.drain()
@@ -117,7 +126,7 @@ async def _collect(
             code = await finished()
     except TimeoutError:
         kill()
-        raise InspectError(f"engine timed out after {options.timeout:g} s and was killed") from None
+        raise _timed_out(options) from None
     except InspectError:
         kill()
         raise
@@ -125,6 +134,67 @@ async def _collect(
         for task in tasks:
             task.cancel()
     return ChildOutcome(code, out, err)
+
+
+def _timed_out(options: EngineOptions) -> InspectError:
+    return InspectError(f"engine timed out after {options.timeout:g} s and was killed")
+
+
+async def _collect_pipes(
+    out_fd: int, err_fd: int, finished: asyncio.Future[int | None], kill: Callable[[], None], options: EngineOptions
+) -> ChildOutcome:
+    """:func:`_collect` for a forked child of a local image, on the read ends of its stdout and stderr pipes:
+    the event loop watches both descriptors and reads them as they become readable (no transports, streams or
+    tasks per child). Both are closed here."""
+    loop = asyncio.get_running_loop()
+    lines = StdoutLines(options.reply_cap)
+    err = bytearray()
+    both_closed: asyncio.Future[None] = loop.create_future()
+    watched = {out_fd, err_fd}
+
+    def readable(fd: int) -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        try:
+            if not chunk:
+                loop.remove_reader(fd)
+                watched.discard(fd)
+                if not watched and not both_closed.done():
+                    both_closed.set_result(None)
+            elif fd == err_fd:
+                err.extend(chunk)
+                if len(err) > STDERR_CAP:
+                    raise _too_large("error output", STDERR_CAP)
+            else:
+                for kind, value in lines.feed(chunk):
+                    _local_message(kind, value, options)
+        except InspectError as exc:
+            if not both_closed.done():
+                both_closed.set_exception(exc)
+
+    try:
+        for fd in watched:
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, readable, fd)
+        async with asyncio.timeout(options.timeout):
+            await both_closed
+            code = await finished
+    except TimeoutError:
+        kill()
+        raise _timed_out(options) from None
+    except InspectError:
+        kill()
+        raise
+    finally:
+        for fd in watched:
+            loop.remove_reader(fd)
+        for fd in (out_fd, err_fd):
+            os.close(fd)
+    return ChildOutcome(code, lines.kept(), bytes(err))
 
 
 async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
@@ -282,6 +352,12 @@ class _Tail:
         return " | ".join(lines[-ZYGOTE_LOG_LINES:])[-500:]
 
 
+def _beyond(request: dict[str, Any], preload: dict[str, Any]) -> bool:
+    """Whether ``request`` needs a module the fork server did not import for ``preload``."""
+    flags = any(request.get(key) is True and preload.get(key) is not True for key in ("guest", "deep"))
+    return flags or (isinstance(request.get("escapes"), list) and not isinstance(preload.get("escapes"), list))
+
+
 class ForkServerRunner:
     """The client of the sandboxed fork server (the zygote, :mod:`workbench.engine.child.zygote`).
 
@@ -293,8 +369,9 @@ class ForkServerRunner:
     The child's reply comes back on its own pipe, exactly as from a fresh process.
     """
 
-    def __init__(self, require_layers: list[str] | None = None) -> None:
+    def __init__(self, require_layers: list[str] | None = None, preload: dict[str, Any] | None = None) -> None:
         self.require_layers = list(require_layers or [])
+        self.preload = preload  # what the children may be asked (``worker.preload``'s keys); None: everything
         self.sandbox: dict[str, str] = {}
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
@@ -321,7 +398,9 @@ class ForkServerRunner:
                 f"the fork server needs Linux (SOCK_SEQPACKET socket pairs, pipe2); this is {sys.platform}"
             )
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        start = {"fd": theirs.fileno(), "require_layers": self.require_layers}
+        start: dict[str, Any] = {"fd": theirs.fileno(), "require_layers": self.require_layers}
+        if self.preload is not None:
+            start["preload"] = self.preload
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *engine_command(zygote=True), **spawn_options((theirs.fileno(),))
@@ -412,6 +491,8 @@ class ForkServerRunner:
         has no descriptor: the child gets the read end of a pipe for the parent's answers in its place."""
         if self._listener is None or self._listener.done():
             raise InspectError(f"the engine zygote is not running{await self._last_words()}")
+        if self.preload is not None and _beyond(request, self.preload):
+            raise InspectError("the engine zygote was started for less than this request asks (guest, deep, escapes)")
         ident = next(self._ids)
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiting[ident] = done
@@ -430,13 +511,16 @@ class ForkServerRunner:
         for fd in (in_r, out_w, err_w):
             if fd >= 0:
                 os.close(fd)
-        out, out_transport = await _pipe_reader(out_r)
-        err, err_transport = await _pipe_reader(err_r)
-        stdin = await _pipe_writer(in_w) if in_w >= 0 else None
 
         def kill() -> None:
             if not done.done():
                 asyncio.ensure_future(self._kill(ident))
+
+        if in_w < 0:
+            return await _collect_pipes(out_r, err_r, done, kill, options)
+        out, out_transport = await _pipe_reader(out_r)
+        err, err_transport = await _pipe_reader(err_r)
+        stdin = await _pipe_writer(in_w)
 
         async def finished() -> int | None:
             return await done
@@ -446,8 +530,7 @@ class ForkServerRunner:
         finally:
             out_transport.close()
             err_transport.close()
-            if stdin is not None:
-                stdin.close()
+            stdin.close()
 
     async def close(self) -> None:
         """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""

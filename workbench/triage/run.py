@@ -29,10 +29,11 @@ GUEST_CELL = 1024  # characters of a guest column: a summary is kept per file
 
 @contextlib.asynccontextmanager
 async def engine_pool(
-    required_layers: list[str], warn: Callable[[str], None]
+    required_layers: list[str], warn: Callable[[str], None], preload: dict[str, Any] | None = None
 ) -> AsyncIterator[ForkServerRunner | None]:
-    """A started fork server for a batch, or ``None`` (a fresh process per image) when it cannot start."""
-    zygote = ForkServerRunner(required_layers)
+    """A started fork server for a batch, or ``None`` (a fresh process per image) when it cannot start.
+    ``preload``: what the batch asks for (``{"guest": bool, "deep": bool}``); None: anything."""
+    zygote = ForkServerRunner(required_layers, preload)
     try:
         await zygote.start()
     except InspectError as exc:

@@ -154,7 +154,8 @@ async def _triage(
     async with contextlib.AsyncExitStack() as stack:
         runner: Runner = FRESH
         if not args.no_zygote:
-            pool = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn))
+            batch = {"guest": args.guest, "deep": args.deep}
+            pool = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn, batch))
             runner = pool or FRESH
         runner = triage.GatedRunner(runner, args.children)
 

@@ -66,11 +66,11 @@ class Plan(Record):
         self.cpu_seconds = CPU_SECONDS
         self.fork_allowed = False
         self.rules: Callable[[], list[seccomp_filter.Rule]] = seccomp_filter.parse_rules
-        self.prebuilt: seccomp_filter.Filter | None = None
+        self.prebuilt: seccomp_filter.Loadable | None = None
         self.job: str | None = None  # on Windows: what the parent says of the job object it put this process in
         self.moved: dict[int, int] = {}  # descriptors the fds layer renumbered: old -> new
         self.timings: dict[str, float] = {}  # seconds each step took, for the benchmark
-        self._filter: seccomp_filter.Filter | str | None = None
+        self._filter: seccomp_filter.Loadable | str | None = None
 
 
 def _preload() -> None:

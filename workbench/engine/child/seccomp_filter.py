@@ -16,11 +16,16 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
+import os
 from collections.abc import Iterable
 
 from ..record import Record
 
 ACT_KILL_PROCESS = 0x80000000
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+MAX_PROGRAM = 32 << 10  # bytes of BPF a filter may export (the engine's is a few hundred instructions)
 ACT_ALLOW = 0x7FFF0000
 CMP_EQ = 4
 CMP_MASKED_EQ = 7
@@ -169,6 +174,8 @@ def _library() -> ctypes.CDLL:
     lib.seccomp_load.restype = ctypes.c_int
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    lib.seccomp_export_bpf.restype = ctypes.c_int
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
     return lib
 
 
@@ -197,4 +204,58 @@ class Filter:
         code = self._lib.seccomp_load(self._ctx)
         if code < 0:
             return f"failed: seccomp_load: {errno.errorcode.get(-code, code)}"
-        return f"on (allowlist of {len(self.allowed)} system calls; others ENOSYS, {len(KILL)} kill)"
+        return _loaded(self.allowed)
+
+    def export(self) -> bytes:
+        """The BPF program libseccomp generates for this filter (what ``seccomp_load`` installs)."""
+        read, write = os.pipe()
+        try:
+            code = self._lib.seccomp_export_bpf(self._ctx, write)
+            os.close(write)
+            write = -1
+            if code < 0:
+                raise OSError(-code, f"seccomp_export_bpf: {errno.errorcode.get(-code, code)}")
+            program = b""
+            while (chunk := os.read(read, MAX_PROGRAM + 1 - len(program))) and len(program) <= MAX_PROGRAM:
+                program += chunk
+        finally:
+            os.close(read)
+            if write >= 0:
+                os.close(write)
+        if not program or len(program) % 8 or len(program) > MAX_PROGRAM:
+            raise OSError(errno.EINVAL, f"seccomp_export_bpf: a program of {len(program)} bytes")
+        return program
+
+
+def _loaded(allowed: list[str]) -> str:
+    return f"on (allowlist of {len(allowed)} system calls; others ENOSYS, {len(KILL)} kill)"
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class Program:
+    """A :class:`Filter` exported once as BPF and installed with one ``prctl`` per process: the fork server's
+    children load the same filter, which libseccomp would otherwise generate again in each of them. Like
+    ``seccomp_load``, it sets ``no_new_privs`` first."""
+
+    def __init__(self, built: Filter) -> None:
+        self.allowed = list(built.allowed)
+        program = built.export()
+        self._code = ctypes.create_string_buffer(program, len(program))
+        self._fprog = SockFprog(len(program) // 8, ctypes.cast(self._code, ctypes.c_void_p))
+        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self._prctl.restype = ctypes.c_int
+        self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+    def load(self) -> str:
+        """Install the program on this process for good; return the status line :meth:`Filter.load` gives."""
+        if self._prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return f"failed: prctl(PR_SET_NO_NEW_PRIVS): {errno.errorcode.get(ctypes.get_errno(), '?')}"
+        if self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog), 0, 0) != 0:
+            return f"failed: prctl(PR_SET_SECCOMP): {errno.errorcode.get(ctypes.get_errno(), '?')}"
+        return _loaded(self.allowed)
+
+
+Loadable = Filter | Program  # what a hardening plan installs
