@@ -181,7 +181,8 @@ NOT_BEFORE_THE_REQUEST = (
 
 def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]:
     """Run ``workbench ARGS`` as the installed launcher does; its output and the modules it held when it started
-    the engine child (the ``subprocess.Popen`` audit event) and when it wrote the child's request."""
+    the engine child (the ``os.posix_spawn`` or ``subprocess.Popen`` audit event) and when it wrote the child's
+    request."""
     code = (
         "import atexit, contextlib, io, sys\n"
         "seen = {}\n"
@@ -190,7 +191,8 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
         "    import json\n"  # not before
         "    print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]), file=sys.__stdout__, flush=True)\n"
         "atexit.register(report)\n"
-        "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', sorted(sys.modules)))\n"
+        "spawns = ('os.posix_spawn', 'subprocess.Popen')\n"
+        "sys.addaudithook(lambda e, _: e in spawns and seen.setdefault('spawn', sorted(sys.modules)))\n"
         f"sys.argv = ['workbench', *{list(args)!r}]\n"
         "from workbench.host import direct\n"
         "inspect = direct.Child.inspect\n"

@@ -9,8 +9,25 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import Callable
-from typing import NamedTuple, TypeVar
+from collections import namedtuple
+
+TYPE_CHECKING = False  # no ``typing`` at run time: ``inspect FILE`` imports this module before its child starts
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NamedTuple, TypeVar
+
+    T = TypeVar("T")
+
+    class Walked(NamedTuple):
+        """Where a folder walk found a regular file: the folder it started from (as given), the names below it,
+        and ``(st_dev, st_ino)`` from the walk's lstat. :func:`open_image` reopens exactly that file, or
+        refuses."""
+
+        root: str
+        names: tuple[str, ...]
+        identity: tuple[int, int]
+else:
+    Walked = namedtuple("Walked", ("root", "names", "identity"))  # the class above, without importing typing
 
 _KINDS = {
     stat.S_ISREG: "a regular file",
@@ -30,7 +47,6 @@ O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 MAX_STUCK_CALLS = 64  # file-system calls of the parent's that may hang in the kernel at once; past it, refuse
 _running_calls = threading.BoundedSemaphore(MAX_STUCK_CALLS)
-T = TypeVar("T")
 
 
 class InspectError(Exception):
@@ -40,15 +56,6 @@ class InspectError(Exception):
         super().__init__(message)
         self.sandbox = sandbox
         self.finding = finding  # a finding id the failed report carries (``image-changed``)
-
-
-class Walked(NamedTuple):
-    """Where a folder walk found a regular file: the folder it started from (as given), the names below it, and
-    ``(st_dev, st_ino)`` from the walk's lstat. :func:`open_image` reopens exactly that file, or refuses."""
-
-    root: str
-    names: tuple[str, ...]
-    identity: tuple[int, int]
 
 
 def kind_of(mode: int) -> str:
