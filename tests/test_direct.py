@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +118,6 @@ def test_the_spawned_child_inherits_only_its_pipes_and_image_in_a_new_session_fr
     """:func:`workbench.host.spawn.spawn` (``os.posix_spawn``) gives what ``spawn_options`` gives ``subprocess``:
     the child's descriptors, before it hardens, are its three pipes and the image; a descriptor the parent holds
     without close-on-exec is not passed; no environment; its own session; the working directory ``/``."""
-    import os
-    import time
 
     leak_r, leak_w = os.pipe()
     os.set_inheritable(leak_r, True)  # as a descriptor handed down by whoever started the parent would be
@@ -163,8 +164,6 @@ def test_a_child_that_outlives_its_timeout_has_its_group_killed_and_is_reaped(
 
 def living_in_group(pgid: int) -> list[int]:
     """The processes of group ``pgid`` that are not dead (zombies wait for whoever reaps orphans)."""
-    import os
-
     living = []
     for name in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -176,3 +175,30 @@ def living_in_group(pgid: int) -> list[int]:
         if int(group) == pgid and state != "Z":
             living.append(int(name))
     return living
+
+
+def test_a_hung_call_is_abandoned_its_late_result_discarded_and_stuck_calls_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``host.open.off_thread`` (threads of ``_thread``, so ``inspect FILE`` starts its child before importing
+    ``threading``): a call still running at its timeout is abandoned and what it returns later is discarded;
+    at most ``MAX_STUCK_CALLS`` such calls at once, then refused; an OSError is a one-line InspectError."""
+
+    from workbench.host import open as host_open
+
+    monkeypatch.setattr(host_open, "MAX_STUCK_CALLS", 2)
+    release = threading.Event()
+    discarded: list[int] = []
+    for number in (1, 2):
+        with pytest.raises(direct.InspectError, match="^opening the file timed out after 0.1 s .* abandoned$"):
+            host_open.off_thread(lambda n=number: release.wait(30) and n, 0.1, "opening the file", discarded.append)
+    with pytest.raises(direct.InspectError, match="^checking: 2 earlier file-system calls are still stuck: refused$"):
+        host_open.off_thread(lambda: 3, 5, "checking")
+    release.set()
+    deadline = time.monotonic() + 30
+    while (len(discarded) < 2 or host_open._running_calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(discarded) == [1, 2] and host_open._running_calls == 0
+    assert host_open.off_thread(lambda: 3, 5, "checking") == 3
+    with pytest.raises(direct.InspectError, match="^checking: No such file or directory$"):
+        host_open.off_thread(lambda: os.stat("/no/such/file"), 5, "checking")

@@ -164,10 +164,12 @@ NOT_BEFORE_THE_SPAWN = (
     "shutil",
     "subprocess",  # the child is started by os.posix_spawn (host/spawn.py)
     "tempfile",
+    "threading",  # host.open's calls run in threads of _thread
     "typing",
     "workbench.cli.main",
     "workbench.engine",
     "workbench.host.protocol",
+    "workbench.host.walked",
     "workbench.inspector",
     "workbench.policy",
     "workbench.schema",

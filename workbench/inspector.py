@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from .host.open import InspectError, Walked
+from .host.open import InspectError
 from .host.protocol import EngineOptions
 from .host.urls import is_remote
 from .policy import policy as policy_mod
@@ -19,6 +19,7 @@ from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
 if TYPE_CHECKING:
     from .host import direct
+    from .host.open import Walked
     from .host.runner import Runner
 
 

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from .open import InspectError, Walked, close_opened, off_thread, open_image
+from .open import InspectError, close_opened, off_thread, open_image
 from .spawn import Process, above_stdio, engine_command, kill_group, spawn
 
 TYPE_CHECKING = False
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .open import Walked
     from .protocol import ChildOutcome, EngineOptions
 
 REAP_TIMEOUT = 5.0

@@ -5,29 +5,31 @@ file-system call off the event loop (:func:`off_loop`), so a hung filesystem fre
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import stat
-import threading
-from collections import namedtuple
 
-TYPE_CHECKING = False  # no ``typing`` at run time: ``inspect FILE`` imports this module before its child starts
+# ``inspect FILE`` imports this module before its child starts: no ``typing``, ``threading`` (with ``functools``
+# and ``collections``) or ``Walked`` (``typing``) at run time until asked for.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import NamedTuple, TypeVar
+    from typing import TypeVar
+
+    from .walked import Walked as Walked
 
     T = TypeVar("T")
-
-    class Walked(NamedTuple):
-        """Where a folder walk found a regular file: the folder it started from (as given), the names below it,
-        and ``(st_dev, st_ino)`` from the walk's lstat. :func:`open_image` reopens exactly that file, or
-        refuses."""
-
-        root: str
-        names: tuple[str, ...]
-        identity: tuple[int, int]
 else:
-    Walked = namedtuple("Walked", ("root", "names", "identity"))  # the class above, without importing typing
+
+    def __getattr__(name: str) -> object:
+        """``Walked``, for the modules that take it from here, loaded when first asked for."""
+        if name == "Walked":
+            from .walked import Walked
+
+            return Walked
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _KINDS = {
     stat.S_ISREG: "a regular file",
@@ -46,7 +48,8 @@ for _flag in ("O_CLOEXEC", "O_NONBLOCK", "O_NOCTTY"):
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 MAX_STUCK_CALLS = 64  # file-system calls of the parent's that may hang in the kernel at once; past it, refuse
-_running_calls = threading.BoundedSemaphore(MAX_STUCK_CALLS)
+_running_lock = _thread.allocate_lock()
+_running_calls = 0  # calls in threads of their own that have not returned
 
 
 class InspectError(Exception):
@@ -153,10 +156,14 @@ def close_opened(opened: tuple[int, os.stat_result]) -> None:
 def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, BaseException | None], None]) -> None:
     """Run ``call()`` in a thread of its own, at most :data:`MAX_STUCK_CALLS` at once, and hand its result or
     error (an OSError as a one-line InspectError) to ``settle`` in that thread."""
-    if not _running_calls.acquire(blocking=False):
-        raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
+    global _running_calls
+    with _running_lock:
+        if _running_calls >= MAX_STUCK_CALLS:
+            raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
+        _running_calls += 1
 
     def work() -> None:
+        global _running_calls
         result: T | None = None
         error: Exception | None = None
         try:
@@ -166,10 +173,11 @@ def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, Bas
         except Exception as exc:  # handed to the waiting caller, raised there
             error = exc
         finally:
-            _running_calls.release()
+            with _running_lock:
+                _running_calls -= 1
         settle(result, error)
 
-    threading.Thread(target=work, name=f"workbench: {what}", daemon=True).start()
+    _thread.start_new_thread(work, ())  # as a daemon thread: never waited for at the exit
 
 
 def _abandoned(what: str, timeout: float) -> InspectError:
@@ -215,24 +223,27 @@ async def off_loop(
 def off_thread(call: Callable[[], T], timeout: float, what: str, discard: Callable[[T], None] = lambda _: None) -> T:
     """:func:`off_loop` without an event loop (the single-image command): waited for at most ``timeout``
     seconds, then abandoned the same way."""
-    lock = threading.Lock()
-    done = threading.Event()
+    lock = _thread.allocate_lock()
+    done = _thread.allocate_lock()  # held until the call is settled
+    done.acquire()
     outcome: list[tuple[T | None, BaseException | None]] = []
+    abandoned = False
 
     def settle(result: T | None, error: BaseException | None) -> None:
         with lock:
-            if not done.is_set():
+            if not abandoned:
                 outcome.append((result, error))
-                done.set()
+                done.release()
                 return
         if error is None:  # abandoned: timed out
             discard(result)  # type: ignore[arg-type]
 
     _in_thread(call, what, settle)
-    done.wait(timeout)
+    if timeout > 0:
+        done.acquire(timeout=min(timeout, _thread.TIMEOUT_MAX))
     with lock:
         if not outcome:
-            done.set()  # whatever comes later is discarded
+            abandoned = True  # whatever comes later is discarded
             raise _abandoned(what, timeout)
     result, error = outcome[0]
     if error is not None:
