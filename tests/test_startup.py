@@ -185,6 +185,8 @@ NOT_BEFORE_THE_REQUEST = (
     "shutil",
     "subprocess",
     "tempfile",
+    "typing",  # the modules of inspect's path name it for the type checker only
+    "workbench.chain",  # imported for --chain only
     "workbench.engine.child.sandbox",
     "workbench.engine.findings",
     "workbench.host.validate",
@@ -515,3 +517,10 @@ def test_the_parents_records_compare_print_and_copy_as_dataclasses_did() -> None
     assert Settings().recent_files is not Settings().recent_files
     with pytest.raises(TypeError, match="no field colour"):
         records.replace(Settings(), colour="blue")
+
+
+def test_inspect_says_the_chains_default_depth_without_importing_the_chain() -> None:
+    from workbench import chain
+    from workbench.cli.commands import inspect
+
+    assert inspect.MAX_DEPTH == chain.DEFAULT_MAX_DEPTH

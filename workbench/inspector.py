@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
 
 from .host.open import InspectError
 from .host.protocol import EngineOptions
@@ -17,7 +16,10 @@ from .policy.formats import format_from_extension
 from .records import Record
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
 if TYPE_CHECKING:
+    from typing import Any
+
     from .host import direct
     from .host.open import Walked
     from .host.runner import Runner
@@ -147,8 +149,8 @@ def _judged(raw: dict[str, Any], request: Request, shown: str, declared: str | N
     report["declared_source"] = source
     if declared is None:
         report["findings"].append(make("format-undeclared", _UNDECLARED[source]).as_report())
-    # typed up to here; the window and the inspect command still hold reports as plain dicts
-    return cast(dict[str, Any], policy_mod.apply(report, request.policy))
+    judged: Any = policy_mod.apply(report, request.policy)  # typed up to here; the window and the inspect
+    return judged  # command still hold reports as plain dicts
 
 
 async def inspect(request: Request, runner: Runner | None = None) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from typing import TYPE_CHECKING, Any
 
 from ..records import Record
 from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
@@ -19,8 +18,10 @@ from .spawn import engine_command as engine_command  # re-exported: the runners 
 from .spawn import kill_group as kill_group
 from .spawn import spawn_options as spawn_options
 
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from ..engine.child import winjob
     from .ranges import RangeServer

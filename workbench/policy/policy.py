@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from ..records import Record
 from ..render.sizes import human_size
 from ..render.textsafe import printable
 from ..schema import Report, Severity, Verdict
+
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
+if TYPE_CHECKING:
+    from typing import Any
 
 TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
