@@ -183,6 +183,7 @@ NOT_BEFORE_THE_REQUEST = (
     "pathlib",  # nor platformdirs, where settings.config_folder computes its answer
     "platformdirs",
     "shutil",
+    "signal",  # named only for a child that ended badly
     "subprocess",
     "tempfile",
     "typing",  # the modules of inspect's path name it for the type checker only

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 
 from ..records import Record
 from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
@@ -166,6 +165,8 @@ def show_progress(value: Any, options: EngineOptions) -> None:
 def exit_reason(returncode: int, stderr: bytes) -> str:
     """One line saying how a child ended without a usable reply."""
     if returncode < 0:
+        import signal  # a child that ended badly only
+
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
