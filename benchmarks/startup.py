@@ -11,8 +11,10 @@ whose ``.pth`` names this tree and the running interpreter's site-packages (no e
 finder, which costs ~12 ms a start), through a ``workbench`` launcher like the console script an install
 writes; bytecode is compiled first and the commands run without ``PYTHONDONTWRITEBYTECODE`` (pip compiles
 it; a checkout run with that variable set compiles every workbench module of the parent on every start).
-"launch to spawn" is when ``inspect``'s engine child was started (the ``subprocess.Popen`` audit event),
-measured from just before the benchmark started the parent.
+The timeline of one ``inspect`` (medians, from just before the benchmark started the parent): when its engine
+child was started (the ``os.posix_spawn`` or ``subprocess.Popen`` audit event), its request written (the
+``meanwhile`` hook of ``host.direct.Child.inspect``), its reply read (``host.direct._collect`` returned), the
+exit handlers run, and the process gone.
 
     python benchmarks/startup.py [--rounds 10] [--top 12] [--before TREE] [IMAGE]
 
@@ -46,19 +48,39 @@ from workbench.host import runner as client  # noqa: E402
 
 ISOLATED = [sys.executable, "-I", "-S", "-c"]
 # The console script an install writes for ``workbench = "workbench.__main__:main"``; TIMED also reports when
-# the engine child is started (monotonic seconds on standard error; CLOCK_MONOTONIC is the same in every process).
+# the engine child is started, sent its request, read, and when the exit handlers run (monotonic seconds on
+# standard error; CLOCK_MONOTONIC is the same in every process). ``host.direct`` imports only what the early
+# start imports anyway.
 LAUNCHER = """#!{python}
 import sys
 from workbench.__main__ import main
 sys.exit(main())
 """
 TIMED = """#!{python}
+import atexit
 import sys
 import time
-sys.addaudithook(lambda event, _: event == "subprocess.Popen" and print("spawn", time.monotonic(), file=sys.stderr))
+def mark(what):
+    print(what, time.monotonic(), file=sys.stderr)
+sys.addaudithook(lambda event, _: event in ("os.posix_spawn", "subprocess.Popen") and mark("spawn"))
+from workbench.host import direct
+inspect, collect = direct.Child.inspect, direct._collect
+def inspecting(child, declared, options, meanwhile=None):
+    def sent():
+        mark("request")
+        if meanwhile is not None:
+            meanwhile()
+    return inspect(child, declared, options, sent)
+def collecting(*args):
+    outcome = collect(*args)
+    mark("reply")
+    return outcome
+direct.Child.inspect, direct._collect = inspecting, collecting
+atexit.register(mark, "exit handlers")
 from workbench.__main__ import main
 sys.exit(main())
 """
+MARKS = ("spawn", "request", "reply", "exit handlers")
 # Loads one seccomp program in a throwaway process: built by libseccomp, or handed to the kernel as
 # precompiled BPF (exported by libseccomp beforehand); prints the milliseconds each part took.
 SECCOMP_PROBE = """
@@ -137,12 +159,17 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def spawn_delay(argv: list[str], env: dict[str, str]) -> float:
-    """Seconds from starting ``argv`` (a TIMED launcher) to its starting the engine child."""
+def timeline(argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Seconds from starting ``argv`` (a TIMED launcher) to each of its :data:`MARKS` and to its end."""
     started = time.monotonic()
     result = subprocess.run(argv, env=env, cwd="/", capture_output=True, text=True, check=False)
-    spawned = next(float(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("spawn "))
-    return spawned - started
+    ended = time.monotonic()
+    marks = {}
+    for line in result.stderr.splitlines():
+        what, _, when = line.rpartition(" ")
+        if what in MARKS:
+            marks.setdefault(what, float(when) - started)
+    return marks | {"gone": ended - started}
 
 
 def measure(commands: dict[str, Command], rounds: int) -> dict[str, tuple[float, float]]:
@@ -187,13 +214,17 @@ def whole_processes(image: str, rounds: int, env: dict[str, str], now: Installed
     for name, (wall, cpu) in results.items():
         ratios = f"{wall / theirs[0]:11.1f}x {cpu / theirs[1]:10.1f}x"
         print(f"{name:<36} {wall * 1000:8.1f} {cpu * 1000:8.1f} {ratios}  {goals.get(name, '')}")
-    delays = {"now": [spawn_delay([now.timed, *inspect], env) for _ in range(rounds)]}
-    if before is not None:
-        delays["before"] = [spawn_delay([before.timed, *inspect], env) for _ in range(rounds)]
+    trees = {"now": now.timed} | ({"before": before.timed} if before is not None else {})
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for _ in range(rounds):  # interleaved, as above
+        for name, timed in trees.items():
+            runs[name].append(timeline([timed, *inspect], env))
     bare = statistics.median(run_once([now.python, "-c", "pass"], env)[0] for _ in range(rounds))
-    for name, samples in delays.items():
-        print(f"{name}: launch to the engine child's spawn {statistics.median(samples) * 1000:.1f} ms", end="")
-        print(f" (python -c pass: {bare * 1000:.1f} ms)")
+    print(f"inspect's timeline, ms from launch, median of {rounds} (python -c pass: {bare * 1000:.1f} ms)")
+    print(f"  {'tree':<8}" + "".join(f"{what:>15}" for what in (*MARKS, "gone")))
+    for name, samples in runs.items():
+        medians = [statistics.median(s[what] for s in samples if what in s) * 1000 for what in (*MARKS, "gone")]
+        print(f"  {name:<8}" + "".join(f"{value:15.1f}" for value in medians))
     print()
 
 
@@ -265,7 +296,7 @@ def parent_breakdown(rounds: int, env: dict[str, str], python: str) -> None:
         "interpreter (python -c pass)": [],
         "+ before the spawn (cli.early, host.direct)": ["workbench.cli.early", "workbench.host.direct"],
         "+ the command line (inspect's alone)": ["workbench.cli.main", "workbench.cli.commands.inspect"],
-        "+ settings and policy (platformdirs)": ["workbench.policy.settings", "platformdirs"],
+        "+ settings and policy": ["workbench.policy.settings"],
         "+ inspector and protocol (the request is sent)": ["workbench.inspector", "workbench.host.protocol"],
         "+ validator, findings, layer names, text": [
             "workbench.host.validate",

@@ -354,15 +354,21 @@ def test_changes_names_what_moved() -> None:
     )
 
 
-def test_file_system_calls_reuse_an_idle_worker_thread_and_a_stuck_one_holds_no_other() -> None:
+def test_file_system_calls_reuse_an_idle_worker_thread_and_a_stuck_one_holds_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A batch's opens and fstats run on kept threads (no thread started per call); a call stuck in the kernel
     keeps its thread, and the next call gets another."""
     workers = host_open._workers
-    host_open.off_thread(threading.get_ident, 5, "a call")
+    started: list[object] = []
+    start = host_open._thread.start_new_thread
+    monkeypatch.setattr(host_open._thread, "start_new_thread", lambda *args: started.append(args) or start(*args))
+    assert host_open.off_thread(threading.get_ident, 5, "a call") != threading.get_ident()
     while not workers._idle:  # the thread counts itself idle just after it hands the result over
         threading.Event().wait(0.01)
-    kept = {thread.ident for thread in threading.enumerate()} - {threading.get_ident()}
-    assert host_open.off_thread(threading.get_ident, 5, "a call") in kept  # no thread started for it
+    started.clear()
+    assert host_open.off_thread(threading.get_ident, 5, "a call") != threading.get_ident()
+    assert started == []  # an idle thread took it
     release = threading.Event()
     stuck: list[int] = []
     with pytest.raises(client.InspectError, match="a stuck call timed out after 0.2 s"):

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +112,93 @@ def test_an_early_child_the_command_line_does_not_take_is_ended_unused(
     assert waiting is not None
     early.discard()  # a usage error, --help: no command took it
     assert waiting.returncode == -signal.SIGKILL
+
+
+def test_the_spawned_child_inherits_only_its_pipes_and_image_in_a_new_session_from_root(raw_image: Path) -> None:
+    """:func:`workbench.host.spawn.spawn` (``os.posix_spawn``) gives what ``spawn_options`` gives ``subprocess``:
+    the child's descriptors, before it hardens, are its three pipes and the image; a descriptor the parent holds
+    without close-on-exec is not passed; no environment; its own session; the working directory ``/``."""
+
+    leak_r, leak_w = os.pipe()
+    os.set_inheritable(leak_r, True)  # as a descriptor handed down by whoever started the parent would be
+    child = direct.Child(str(raw_image), False, None, 20.0)
+    try:
+        proc, fd = child._proc, child._fd
+        assert proc is not None and fd is not None and os.get_inheritable(fd) is False  # inheritable for the spawn only
+        where = f"/proc/{proc.pid}"
+        deadline = time.monotonic() + 30
+        while os.readlink(f"{where}/cwd") != "/" and time.monotonic() < deadline:  # the child's first statement
+            time.sleep(0.01)
+        assert os.readlink(f"{where}/cwd") == "/"
+        links = {int(name): os.readlink(f"{where}/fd/{name}") for name in os.listdir(f"{where}/fd")}
+        pipe = lambda n: os.readlink(f"/proc/self/fd/{n}")  # noqa: E731
+        assert pipe(leak_r) not in links.values()
+        assert links[fd] == str(raw_image)
+        assert {links[0], links[1], links[2]} <= {pipe(n) for n in (proc.stdin, proc.stdout, proc.stderr)}
+        assert links[0] != links[1] != links[2]
+        with open(f"{where}/environ", "rb") as environ:
+            assert environ.read() == b""
+        assert os.getsid(proc.pid) == proc.pid and os.getpgid(proc.pid) == proc.pid
+    finally:
+        child.close()
+        os.close(leak_r)
+        os.close(leak_w)
+    assert proc.returncode == -signal.SIGKILL  # the group killed, the child reaped
+    assert proc.stdin is proc.stdout is proc.stderr is None
+
+
+def test_a_child_that_outlives_its_timeout_has_its_group_killed_and_is_reaped(
+    monkeypatch: pytest.MonkeyPatch, raw_image: Path
+) -> None:
+    from workbench.host import protocol
+
+    monkeypatch.setattr(direct, "engine_command", lambda: ["/bin/sh", "-c", "sleep 60 & wait"])
+    child = direct.Child(str(raw_image), False, None, 20.0)
+    proc = child._proc
+    assert proc is not None
+    with pytest.raises(direct.InspectError, match="timed out after 0.5 s"):
+        child.inspect(None, protocol.EngineOptions(timeout=0.5))
+    assert proc.returncode == -signal.SIGKILL
+    assert living_in_group(proc.pid) == []  # the grandchild went with its group
+
+
+def living_in_group(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are not dead (zombies wait for whoever reaps orphans)."""
+    living = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        state, _, group = stat.rpartition(")")[2].split()[:3]
+        if int(group) == pgid and state != "Z":
+            living.append(int(name))
+    return living
+
+
+def test_a_hung_call_is_abandoned_its_late_result_discarded_and_stuck_calls_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``host.open.off_thread`` (threads of ``_thread``, so ``inspect FILE`` starts its child before importing
+    ``threading``): a call still running at its timeout is abandoned and what it returns later is discarded;
+    at most ``MAX_STUCK_CALLS`` such calls at once, then refused; an OSError is a one-line InspectError."""
+
+    from workbench.host import open as host_open
+
+    monkeypatch.setattr(host_open, "MAX_STUCK_CALLS", 2)
+    release = threading.Event()
+    discarded: list[int] = []
+    for number in (1, 2):
+        with pytest.raises(direct.InspectError, match="^opening the file timed out after 0.1 s .* abandoned$"):
+            host_open.off_thread(lambda n=number: release.wait(30) and n, 0.1, "opening the file", discarded.append)
+    with pytest.raises(direct.InspectError, match="^checking: 2 earlier file-system calls are still stuck: refused$"):
+        host_open.off_thread(lambda: 3, 5, "checking")
+    release.set()
+    deadline = time.monotonic() + 30
+    while (len(discarded) < 2 or host_open._running_calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(discarded) == [1, 2] and host_open._running_calls == 0
+    assert host_open.off_thread(lambda: 3, 5, "checking") == 3
+    with pytest.raises(direct.InspectError, match="^checking: No such file or directory$"):
+        host_open.off_thread(lambda: os.stat("/no/such/file"), 5, "checking")

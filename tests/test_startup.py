@@ -160,11 +160,16 @@ NOT_BEFORE_THE_SPAWN = (
     "logging",
     "pathlib",
     "platformdirs",
+    "selectors",
     "shutil",
+    "subprocess",  # the child is started by os.posix_spawn (host/spawn.py)
     "tempfile",
+    "threading",  # host.open's calls run in threads of _thread
+    "typing",
     "workbench.cli.main",
     "workbench.engine",
     "workbench.host.protocol",
+    "workbench.host.walked",
     "workbench.inspector",
     "workbench.policy",
     "workbench.schema",
@@ -172,6 +177,17 @@ NOT_BEFORE_THE_SPAWN = (
 # What it has not imported when it sends the request: what checks and judges the reply loads while the child works.
 NOT_BEFORE_THE_REQUEST = (
     *NOT_FOR_ONE_FILE,
+    "ast",
+    "dataclasses",  # the request, policy, settings and options are records.Record
+    "inspect",
+    "pathlib",  # nor platformdirs, where settings.config_folder computes its answer
+    "platformdirs",
+    "shutil",
+    "signal",  # named only for a child that ended badly
+    "subprocess",
+    "tempfile",
+    "typing",  # the modules of inspect's path name it for the type checker only
+    "workbench.chain",  # imported for --chain only
     "workbench.engine.child.sandbox",
     "workbench.engine.findings",
     "workbench.host.validate",
@@ -181,7 +197,8 @@ NOT_BEFORE_THE_REQUEST = (
 
 def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]:
     """Run ``workbench ARGS`` as the installed launcher does; its output and the modules it held when it started
-    the engine child (the ``subprocess.Popen`` audit event) and when it wrote the child's request."""
+    the engine child (the ``os.posix_spawn`` or ``subprocess.Popen`` audit event) and when it wrote the child's
+    request."""
     code = (
         "import atexit, contextlib, io, sys\n"
         "ready = set(sys.modules)\n"  # what the interpreter's site (an editable install's finder) imported
@@ -192,7 +209,8 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
         "    import json\n"  # not before
         "    print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]), file=sys.__stdout__, flush=True)\n"
         "atexit.register(report)\n"
-        "sys.addaudithook(lambda e, _: e == 'subprocess.Popen' and seen.setdefault('spawn', loaded()))\n"
+        "spawns = ('os.posix_spawn', 'subprocess.Popen')\n"
+        "sys.addaudithook(lambda e, _: e in spawns and seen.setdefault('spawn', loaded()))\n"
         f"sys.argv = ['workbench', *{list(args)!r}]\n"
         "from workbench.host import direct\n"
         "inspect = direct.Child.inspect\n"
@@ -438,3 +456,74 @@ def test_fresh_child_leaves_with_its_exit_code_after_its_reply(raw_image: Path) 
     reply = json.loads(good.stdout.splitlines()[-1])
     assert reply["ok"] is True and reply["report"]["format"] == "raw"
     assert good.stderr == b""
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HOME": "/home/someone"},
+        {"HOME": "/home/someone/"},
+        {"HOME": "/"},
+        {"HOME": "/home/someone", "XDG_CONFIG_HOME": "/etc/conf"},
+        {"HOME": "/home/someone", "XDG_CONFIG_HOME": "/etc/conf/"},
+        {"HOME": "/home/someone", "XDG_CONFIG_HOME": ""},
+        {"HOME": "/home/someone", "XDG_CONFIG_HOME": "  "},
+        {"HOME": "/home/someone", "XDG_CONFIG_HOME": "relative/conf"},
+        {"HOME": "relative", "XDG_CONFIG_HOME": "/etc/conf"},
+        {"HOME": "relative"},
+        {"HOME": ""},
+        {"XDG_CONFIG_HOME": "/etc/conf"},
+        {},
+    ],
+)
+def test_the_settings_folder_is_platformdirs_answer(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """``settings.config_folder`` (no platformdirs where Linux's rule is plain) against platformdirs itself."""
+    import platformdirs
+
+    from workbench.policy import settings
+
+    for name in ("HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        expected: object = platformdirs.user_config_dir(settings.APP, appauthor=False)
+    except RuntimeError as exc:  # no home directory to be found: the same error
+        expected = type(exc)
+    try:
+        got: object = settings.config_folder()
+    except RuntimeError as exc:
+        got = type(exc)
+    assert got == expected
+    assert str(settings.config_dir()) == expected or got is RuntimeError
+
+
+def test_the_parents_records_compare_print_and_copy_as_dataclasses_did() -> None:
+    from workbench import inspector, records
+    from workbench.host.protocol import EngineOptions
+    from workbench.policy.policy import Policy, default_required_layers
+    from workbench.policy.settings import Settings
+
+    request = inspector.Request("a.qcow2", "qcow2", policy=Policy(1 << 30))
+    assert request.policy.required_layers == default_required_layers()
+    copied = records.replace(request, path="b.qcow2", walked=None)
+    assert (copied.path, copied.declared, copied.policy) == ("b.qcow2", "qcow2", request.policy)
+    assert copied.policy is request.policy and request.path == "a.qcow2"  # shallow, as dataclasses.replace
+    assert records.replace(copied, path="a.qcow2") == request != copied
+    shown = "Policy(max_virtual_size=1, allowed_formats=['raw'], required_layers=['user'])"
+    assert repr(Policy(1, ["raw"], ["user"])) == shown
+    assert EngineOptions().require_layers == [] and EngineOptions(timeout=2) != EngineOptions()
+    assert Settings().as_dict()["recent_files"] == [] and list(Settings().as_dict()) == list(Settings.__slots__)
+    # default lists are fresh per record, as ``field(default_factory=...)`` made them
+    assert inspector.Request("x").policy.required_layers is not inspector.Request("x").policy.required_layers
+    assert EngineOptions().require_layers is not EngineOptions().require_layers
+    assert Settings().recent_files is not Settings().recent_files
+    with pytest.raises(TypeError, match="no field colour"):
+        records.replace(Settings(), colour="blue")
+
+
+def test_inspect_says_the_chains_default_depth_without_importing_the_chain() -> None:
+    from workbench import chain
+    from workbench.cli.commands import inspect
+
+    assert inspect.MAX_DEPTH == chain.DEFAULT_MAX_DEPTH

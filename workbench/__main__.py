@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--engine-worker":
+        import os
+
+        os.chdir("/")  # as engine_command's child does: host.spawn.spawn cannot set it
         from workbench.engine.child.worker import main as engine_main
 
         engine_main()

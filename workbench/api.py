@@ -9,7 +9,6 @@ name, a bad size, a bad timeout or job count) raises ``ValueError``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import os
@@ -21,6 +20,7 @@ from .host.runner import FRESH
 from .inspector import Request, inspect, inspect_many
 from .policy import policy as policy_mod
 from .policy import settings as settings_mod
+from .records import replace
 from .schema import Finding, Verdict
 
 __all__ = [
@@ -93,7 +93,7 @@ def _template(
         or not (math.isfinite(timeout) and timeout > 0)
     ):
         raise ValueError(f"timeout must be a positive number of seconds: {timeout!r}")
-    chosen = dataclasses.replace(policy) if policy is not None else settings_mod.load().policy()
+    chosen = replace(policy) if policy is not None else settings_mod.load().policy()
     if max_virtual_size is not None:
         chosen.max_virtual_size = _max_size(max_virtual_size)
     return Request("", _declared(declared_format), follow_symlinks, chosen, float(timeout))
@@ -118,7 +118,7 @@ async def inspect_path_async(
 ) -> Result:
     """Inspect one image in a fresh sandboxed child; see :func:`inspect_path`."""
     template = _template(declared_format, max_virtual_size, policy, timeout, follow_symlinks)
-    return Result.of(await inspect(dataclasses.replace(template, path=os.fspath(path)), FRESH))
+    return Result.of(await inspect(replace(template, path=os.fspath(path)), FRESH))
 
 
 def inspect_path(
@@ -160,7 +160,7 @@ async def inspect_url_async(
     if not isinstance(url, str) or not is_remote(url):
         raise ValueError("url must be an s3://, https:// or http:// URL")
     template = _template(declared_format, max_virtual_size, policy, timeout, False)
-    return Result.of(await inspect(dataclasses.replace(template, path=url, endpoint_url=endpoint_url), FRESH))
+    return Result.of(await inspect(replace(template, path=url, endpoint_url=endpoint_url), FRESH))
 
 
 def inspect_url(
@@ -204,7 +204,7 @@ async def inspect_paths_async(
 
     template = _template(declared_format, max_virtual_size, policy, timeout, follow_symlinks)
     gate = _jobs(jobs)
-    requests = [dataclasses.replace(template, path=os.fspath(path)) for path in paths]
+    requests = [replace(template, path=os.fspath(path)) for path in paths]
     if not requests:
         return []
     async with engine_pool(template.policy.required_layers, _log.warning) as pool:

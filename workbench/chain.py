@@ -229,11 +229,10 @@ async def follow(
     (why and where the chain stopped) and ``chain_verdict`` (the worst link's verdict). ``roots`` are the
     folders allowed besides the image's own; ``runner`` makes each link's child (a fresh process by default).
     """
-    import dataclasses
-
     from .host.runner import FRESH, Walked
     from .inspector import DETECT, inspect
     from .policy.policy import worst
+    from .records import replace
 
     allowed = allowed_roots(request.path, roots)
     runner = runner or FRESH
@@ -254,9 +253,7 @@ async def follow(
         if step.declared == DETECT:
             _add(link, "backing-format-unspecified", f"backing file {step.name!r} has no recorded format: probed")
         walked = Walked(*_below_root(step.path, allowed), step.identity)  # opened as it was checked, or refused
-        parent = dataclasses.replace(
-            request, path=step.path, declared=step.declared, follow_symlinks=False, walked=walked
-        )
+        parent = replace(request, path=step.path, declared=step.declared, follow_symlinks=False, walked=walked)
         link = _mark(await inspect(parent, runner), step.name)
         chain.append(link)
         identity, folder = step.identity, os.path.dirname(step.path)

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
 
-from .host.open import InspectError, Walked
+from .host.open import InspectError
 from .host.protocol import EngineOptions
 from .host.urls import is_remote
 from .policy import policy as policy_mod
 from .policy.formats import format_from_extension
+from .records import Record
 from .schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_STRING
 
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
 if TYPE_CHECKING:
+    from typing import Any
+
     from .host import direct
+    from .host.open import Walked
     from .host.runner import Runner
 
 
@@ -30,23 +33,55 @@ _UNDECLARED = {
 }
 
 
-@dataclass
-class Request:
-    """What to inspect and how; ``declared=None`` means "from the extension", :data:`DETECT` "from the bytes"."""
+class Request(Record):
+    """What to inspect and how; ``declared=None`` means "from the extension", :data:`DETECT` "from the bytes";
+    ``policy=None`` is a default :class:`~workbench.policy.policy.Policy`."""
 
-    path: str
-    declared: str | None = None
-    follow_symlinks: bool = False
-    policy: policy_mod.Policy = field(default_factory=policy_mod.Policy)
-    timeout: float = 20.0
-    include_bytes: bool = True  # hex of the bytes read, for the hex view; batches leave it out
-    walked: Walked | None = None  # found by a folder walk: reopened through its folders, as the walk saw it
-    guest: bool = False  # the guest view: partitions, volumes, filesystems, OS (report key ``guest``)
-    guest_budget: int = DEFAULT_GUEST_BUDGET
-    deep: bool = False  # deep inspection: every metadata table (report key ``deep``)
-    deep_budget: int = DEFAULT_DEEP_BUDGET
-    endpoint_url: str | None = None  # s3:// only: the endpoint (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
-    on_progress: Callable[[dict[str, Any]], None] | None = None  # deep inspection's ``{"done", "total", "what"}``
+    __slots__ = (
+        "path",
+        "declared",
+        "follow_symlinks",
+        "policy",
+        "timeout",
+        "include_bytes",
+        "walked",
+        "guest",
+        "guest_budget",
+        "deep",
+        "deep_budget",
+        "endpoint_url",
+        "on_progress",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        declared: str | None = None,
+        follow_symlinks: bool = False,
+        policy: policy_mod.Policy | None = None,
+        timeout: float = 20.0,
+        include_bytes: bool = True,  # hex of the bytes read, for the hex view; batches leave it out
+        walked: Walked | None = None,  # found by a folder walk: reopened through its folders, as the walk saw it
+        guest: bool = False,  # the guest view: partitions, volumes, filesystems, OS (report key ``guest``)
+        guest_budget: int = DEFAULT_GUEST_BUDGET,
+        deep: bool = False,  # deep inspection: every metadata table (report key ``deep``)
+        deep_budget: int = DEFAULT_DEEP_BUDGET,
+        endpoint_url: str | None = None,  # s3:// only: the endpoint (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)
+        on_progress: Callable[[dict[str, Any]], None] | None = None,  # deep inspection's progress lines
+    ) -> None:
+        self.path = path
+        self.declared = declared
+        self.follow_symlinks = follow_symlinks
+        self.policy = policy_mod.Policy() if policy is None else policy
+        self.timeout = timeout
+        self.include_bytes = include_bytes
+        self.walked = walked
+        self.guest = guest
+        self.guest_budget = guest_budget
+        self.deep = deep
+        self.deep_budget = deep_budget
+        self.endpoint_url = endpoint_url
+        self.on_progress = on_progress
 
 
 def failed_report(path: str, declared: str | None, error: str, sandbox: dict[str, str] | None = None) -> dict[str, Any]:
@@ -114,8 +149,8 @@ def _judged(raw: dict[str, Any], request: Request, shown: str, declared: str | N
     report["declared_source"] = source
     if declared is None:
         report["findings"].append(make("format-undeclared", _UNDECLARED[source]).as_report())
-    # typed up to here; the window and the inspect command still hold reports as plain dicts
-    return cast(dict[str, Any], policy_mod.apply(report, request.policy))
+    judged: Any = policy_mod.apply(report, request.policy)  # typed up to here; the window and the inspect
+    return judged  # command still hold reports as plain dicts
 
 
 async def inspect(request: Request, runner: Runner | None = None) -> dict[str, Any]:

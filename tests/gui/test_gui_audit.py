@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import unicodedata
 from pathlib import Path
@@ -12,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from tests.gui.support import file_mime, wait_done, write_images
+from workbench.records import replace
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import DECLARED, FORMAT
 
@@ -99,7 +99,7 @@ def test_audits_next_to_images_settings_and_inspect_again(qtbot: Any, fast_windo
 
     outside = sum(f["id"] == "disk-outside-image-folders" for f in audited_xml.report["findings"])
     roots = ["/home/alice"]  # the folder of the first disk: allowed folders are image folders too
-    fast_window.apply_settings(dataclasses.replace(fast_window.settings, max_virtual_size=1 << 20, allowed_roots=roots))
+    fast_window.apply_settings(replace(fast_window.settings, max_virtual_size=1 << 20, allowed_roots=roots))
     wait_done(qtbot, fast_window, count=3)
     assert clean.verdict == "reject" and audited_conf.report["kind"] == "qemu-conf"  # not sent to the engine
     assert sum(f["id"] == "disk-outside-image-folders" for f in audited_xml.report["findings"]) == outside - 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from PySide6.QtCore import QModelIndex
 
 from tests.builders import qcow2
 from tests.gui.support import WAIT_MS, wait_done, write_images
+from workbench.records import replace
 from workbench.ui.main_window import MainWindow
 from workbench.ui.qtmodels.image_list_model import Entry
 
@@ -86,7 +86,7 @@ def test_where_a_refused_chain_stops_and_the_allowed_folders(qtbot: Any, window:
     for text in shown:
         assert not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text), text
 
-    window.apply_settings(dataclasses.replace(window.settings, allowed_roots=[str(outside)]))
+    window.apply_settings(replace(window.settings, allowed_roots=[str(outside)]))
     report = _follow(qtbot, window, entry)
     assert [Path(link["path"]).name for link in report["chain"]] == ["top.qcow2", "base.raw"]
     assert report["chain_end"]["reason"] == "base"

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from tests.gui.support import wait_done, write_images
 from workbench.policy import settings as settings_mod
+from workbench.records import replace
 from workbench.ui.main_window import MainWindow
 from workbench.ui.settings_dialog import SettingsDialog, exact_size
 
@@ -73,7 +74,7 @@ def test_a_lower_size_limit_reinspects_open_images(qtbot: Any, fast_window: Main
     (entry,) = fast_window.add_files([str(images["clean"])])
     wait_done(qtbot, fast_window, count=1)
     assert entry.verdict == "accept"
-    changed = settings_mod.Settings(**{**vars(fast_window.settings), "max_virtual_size": 1 << 20})
+    changed = replace(fast_window.settings, max_virtual_size=1 << 20)
     fast_window.apply_settings(changed)
     wait_done(qtbot, fast_window, count=1)
     assert entry.verdict == "reject"
@@ -87,7 +88,7 @@ def test_allowed_folders_show_in_the_references_view(qtbot: Any, fast_window: Ma
     fast_window.tabs.setCurrentWidget(fast_window.references)
     model = fast_window.references.model
     assert model.index(0, 3).data() == "no: no allowed folders are set"
-    fast_window.apply_settings(settings_mod.Settings(**{**vars(fast_window.settings), "allowed_roots": ["/etc"]}))
+    fast_window.apply_settings(replace(fast_window.settings, allowed_roots=["/etc"]))
     wait_done(qtbot, fast_window, count=1)
     assert fast_window.references.model.index(0, 3).data() == "yes: under /etc"
 

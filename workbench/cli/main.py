@@ -6,11 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from .. import __version__
 from .commands import command_names, load
 from .commands._common import EPILOG
+
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
+if TYPE_CHECKING:
+    from typing import Any
 
 WINDOW_USAGE = "workbench [FILE...] | workbench --demo   open the window (on these images, or on demonstration images)"
 

@@ -13,19 +13,19 @@ validator and the policy while the child starts. This module imports only what t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
-from .open import InspectError, Walked, close_opened, off_thread, open_image
-from .spawn import engine_command, kill_group, spawn_options
+from .open import InspectError, close_opened, off_thread, open_image
+from .spawn import Process, above_stdio, engine_command, kill_group, spawn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
+    from .open import Walked
     from .protocol import ChildOutcome, EngineOptions
 
 REAP_TIMEOUT = 5.0
@@ -41,13 +41,13 @@ def _timed_out(options: EngineOptions) -> InspectError:
     return InspectError(f"engine timed out after {options.timeout:g} s and was killed")
 
 
-def _collect(proc: subprocess.Popen[bytes], options: EngineOptions) -> ChildOutcome:
+def _collect(proc: Process, options: EngineOptions) -> ChildOutcome:
     """Read stdout and stderr with their caps until both close, then wait for the exit, all within the timeout."""
     import selectors
 
     from .protocol import STDERR_CAP, ChildOutcome, StdoutLines, show_progress
 
-    assert proc.stdout and proc.stderr
+    assert proc.stdout is not None and proc.stderr is not None
     deadline = time.monotonic() + options.timeout
     lines = StdoutLines(options.reply_cap)
     err = bytearray()
@@ -61,8 +61,8 @@ def _collect(proc: subprocess.Popen[bytes], options: EngineOptions) -> ChildOutc
             for key, _ in selector.select(remaining):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
-                    selector.unregister(key.fileobj)
-                elif key.fileobj is proc.stderr:
+                    selector.unregister(key.fd)
+                elif key.fd == proc.stderr:
                     err += chunk
                     if len(err) > STDERR_CAP:
                         raise InspectError(f"engine error output larger than {STDERR_CAP} bytes: refused")
@@ -71,29 +71,36 @@ def _collect(proc: subprocess.Popen[bytes], options: EngineOptions) -> ChildOutc
                         if kind != "progress":  # nothing here answers byte ranges
                             raise InspectError("engine asked for a byte range of an image that is not remote")
                         show_progress(value, options)
-    try:
-        code = proc.wait(max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        raise _timed_out(options) from None
+    code = proc.wait(max(0.0, deadline - time.monotonic()))
+    if code is None:
+        raise _timed_out(options)
     return ChildOutcome(code, lines.kept(), bytes(err))
 
 
-def _spawn(fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
+def _spawn(fds: tuple[int, ...]) -> Process:
     try:
-        return subprocess.Popen(engine_command(), **spawn_options(fds))
+        return spawn(engine_command(), fds)
     except OSError as exc:
         raise InspectError(f"could not start the engine: {exc.strerror or exc}") from None
 
 
-def _end(proc: subprocess.Popen[bytes]) -> None:
+def _end(proc: Process) -> None:
     """Kill the child's process group, reap it and close its pipes."""
     kill_group(proc)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(REAP_TIMEOUT)
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
+    proc.wait(REAP_TIMEOUT)
+    proc.close()
+
+
+def _send(proc: Process, line: bytes) -> None:
+    """Write the request and close the child's stdin; a child that is gone already is seen by its reply."""
+    assert proc.stdin is not None
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(proc.stdin, view) :]
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    proc.close_stdin()
 
 
 class Child:
@@ -106,12 +113,13 @@ class Child:
     def __init__(self, path: str, follow_symlinks: bool, walked: Walked | None, timeout: float) -> None:
         self.path = path
         self._fd: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Process | None = None
         self._error: InspectError | None = None
         try:
-            self._fd, self._before = off_thread(
+            fd, self._before = off_thread(
                 lambda: open_image(path, follow_symlinks, walked), timeout, "opening the file", close_opened
             )
+            self._fd = above_stdio(fd)
             self._proc = _spawn((self._fd,))
         except InspectError as exc:
             self._error = exc
@@ -127,12 +135,9 @@ class Child:
         try:
             if self._error is not None:
                 raise self._error
-            assert self._proc is not None and self._proc.stdin and self._fd is not None
+            assert self._proc is not None and self._fd is not None
             fd = self._fd
-            request = {"fd": fd, **engine_request(self.path, declared, options)}
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self._proc.stdin.write(request_line(request))
-                self._proc.stdin.close()
+            _send(self._proc, request_line({"fd": fd, **engine_request(self.path, declared, options)}))
             if meanwhile is not None:
                 meanwhile()
             try:  # the timeout counts from the request: a child waiting for it reads nothing of the image

@@ -5,13 +5,32 @@ file-system call off the event loop (:func:`off_loop`), so a hung filesystem fre
 
 from __future__ import annotations
 
+import _queue
+import _thread
 import errno
 import os
-import queue
 import stat
-import threading
-from collections.abc import Callable
-from typing import NamedTuple, TypeVar
+
+# ``inspect FILE`` imports this module before its child starts: no ``typing``, ``threading`` (with ``functools``
+# and ``collections``) or ``Walked`` (``typing``) at run time until asked for.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    from .walked import Walked as Walked
+
+    T = TypeVar("T")
+else:
+
+    def __getattr__(name: str) -> object:
+        """``Walked``, for the modules that take it from here, loaded when first asked for."""
+        if name == "Walked":
+            from .walked import Walked
+
+            return Walked
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _KINDS = {
     stat.S_ISREG: "a regular file",
@@ -30,9 +49,9 @@ for _flag in ("O_CLOEXEC", "O_NONBLOCK", "O_NOCTTY"):
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 MAX_STUCK_CALLS = 64  # file-system calls of the parent's that may hang in the kernel at once; past it, refuse
-_running_calls = threading.BoundedSemaphore(MAX_STUCK_CALLS)
+_running_lock = _thread.allocate_lock()
+_running_calls = 0  # calls in threads of their own that have not returned
 IDLE_SECONDS = 5.0  # how long a worker thread waits for another call before it ends
-T = TypeVar("T")
 
 
 class InspectError(Exception):
@@ -42,15 +61,6 @@ class InspectError(Exception):
         super().__init__(message)
         self.sandbox = sandbox
         self.finding = finding  # a finding id the failed report carries (``image-changed``)
-
-
-class Walked(NamedTuple):
-    """Where a folder walk found a regular file: the folder it started from (as given), the names below it, and
-    ``(st_dev, st_ino)`` from the walk's lstat. :func:`open_image` reopens exactly that file, or refuses."""
-
-    root: str
-    names: tuple[str, ...]
-    identity: tuple[int, int]
 
 
 def kind_of(mode: int) -> str:
@@ -149,20 +159,21 @@ class _Workers:
     """Threads for blocking file-system calls, kept between calls (a thread started per call cost the batch a
     thread creation and a wait for its start on each open and fstat). An idle thread waits :data:`IDLE_SECONDS`
     for more work, then ends. A call stuck in the kernel keeps its thread, so the next call takes another one,
-    as many as :data:`MAX_STUCK_CALLS` allows."""
+    as many as :data:`MAX_STUCK_CALLS` allows. Built on ``_thread`` and ``_queue`` (``threading`` and ``queue``
+    would cost ``inspect FILE`` their imports before its child starts); the threads are never waited for at exit."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._idle = 0  # threads waiting on ``_jobs``; each job put is matched by one taken from this count
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._jobs: _queue.SimpleQueue[Callable[[], None]] = _queue.SimpleQueue()
 
-    def submit(self, job: Callable[[], None], name: str) -> None:
+    def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             if self._idle:
                 self._idle -= 1
                 self._jobs.put(job)
                 return
-        threading.Thread(target=self._work, args=(job,), name=name, daemon=True).start()
+        _thread.start_new_thread(self._work, (job,))
 
     def _work(self, job: Callable[[], None]) -> None:
         while True:
@@ -172,7 +183,7 @@ class _Workers:
             try:
                 job = self._jobs.get(timeout=IDLE_SECONDS)
                 continue
-            except queue.Empty:
+            except _queue.Empty:
                 pass
             with self._lock:  # a job put meanwhile was counted against this thread: take it
                 if self._jobs.empty():
@@ -187,10 +198,14 @@ _workers = _Workers()
 def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, BaseException | None], None]) -> None:
     """Run ``call()`` in a worker thread (:class:`_Workers`), at most :data:`MAX_STUCK_CALLS` at once, and hand its
     result or error (an OSError as a one-line InspectError) to ``settle`` in that thread."""
-    if not _running_calls.acquire(blocking=False):
-        raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
+    global _running_calls
+    with _running_lock:
+        if _running_calls >= MAX_STUCK_CALLS:
+            raise InspectError(f"{what}: {MAX_STUCK_CALLS} earlier file-system calls are still stuck: refused")
+        _running_calls += 1
 
     def work() -> None:
+        global _running_calls
         result: T | None = None
         error: Exception | None = None
         try:
@@ -200,10 +215,11 @@ def _in_thread(call: Callable[[], T], what: str, settle: Callable[[T | None, Bas
         except Exception as exc:  # handed to the waiting caller, raised there
             error = exc
         finally:
-            _running_calls.release()
+            with _running_lock:
+                _running_calls -= 1
         settle(result, error)
 
-    _workers.submit(work, f"workbench: {what}")
+    _workers.submit(work)
 
 
 def _abandoned(what: str, timeout: float) -> InspectError:
@@ -249,24 +265,27 @@ async def off_loop(
 def off_thread(call: Callable[[], T], timeout: float, what: str, discard: Callable[[T], None] = lambda _: None) -> T:
     """:func:`off_loop` without an event loop (the single-image command): waited for at most ``timeout``
     seconds, then abandoned the same way."""
-    lock = threading.Lock()
-    done = threading.Event()
+    lock = _thread.allocate_lock()
+    done = _thread.allocate_lock()  # held until the call is settled
+    done.acquire()
     outcome: list[tuple[T | None, BaseException | None]] = []
+    abandoned = False
 
     def settle(result: T | None, error: BaseException | None) -> None:
         with lock:
-            if not done.is_set():
+            if not abandoned:
                 outcome.append((result, error))
-                done.set()
+                done.release()
                 return
         if error is None:  # abandoned: timed out
             discard(result)  # type: ignore[arg-type]
 
     _in_thread(call, what, settle)
-    done.wait(timeout)
+    if timeout > 0:
+        done.acquire(timeout=min(timeout, _thread.TIMEOUT_MAX))
     with lock:
         if not outcome:
-            done.set()  # whatever comes later is discarded
+            abandoned = True  # whatever comes later is discarded
             raise _abandoned(what, timeout)
     result, error = outcome[0]
     if error is not None:

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+from ..records import Record
 from ..schema import DEFAULT_DEEP_BUDGET, DEFAULT_GUEST_BUDGET, MAX_INT, REPLY_CAP
 from .open import InspectError
 from .spawn import engine_command as engine_command  # re-exported: the runners take these from here
 from .spawn import kill_group as kill_group
 from .spawn import spawn_options as spawn_options
 
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from ..engine.child import winjob
     from .ranges import RangeServer
 
@@ -34,29 +35,60 @@ _SIGNALS = {
 _CHANGES = (("size", "st_size"), ("modification time", "st_mtime_ns"), ("status change time", "st_ctime_ns"))
 
 
-@dataclass
-class EngineOptions:
-    timeout: float = 20.0
-    reply_cap: int = REPLY_CAP
-    require_layers: list[str] = field(default_factory=list)
-    include_bytes: bool = True  # the hex of what was read, for the window's hex view
-    guest: bool = False  # the guest view (report key ``guest``), reading at most ``guest_budget`` guest bytes
-    guest_budget: int = DEFAULT_GUEST_BUDGET
-    deep: bool = False  # deep inspection (report key ``deep``), reading at most ``deep_budget`` metadata bytes
-    deep_budget: int = DEFAULT_DEEP_BUDGET
-    on_progress: Callable[[dict[str, Any]], None] | None = (
-        None  # each valid ``{"done", "total", "what"}`` line, as it comes
+class EngineOptions(Record):
+    """How a child inspects: ``include_bytes``, the hex of what was read (the window's hex view); ``guest``, the
+    guest view (report key ``guest``) reading at most ``guest_budget`` guest bytes; ``deep``, deep inspection
+    (report key ``deep``) reading at most ``deep_budget`` metadata bytes; ``on_progress``, called with each valid
+    ``{"done", "total", "what"}`` line as it comes; ``ranges``, for a remote image, answers the child's
+    ``{"read": ...}`` lines."""
+
+    __slots__ = (
+        "timeout",
+        "reply_cap",
+        "require_layers",
+        "include_bytes",
+        "guest",
+        "guest_budget",
+        "deep",
+        "deep_budget",
+        "on_progress",
+        "ranges",
     )
-    ranges: RangeServer | None = None  # a remote image: the child's ``{"read": ...}`` lines are answered from it
+
+    def __init__(
+        self,
+        timeout: float = 20.0,
+        reply_cap: int = REPLY_CAP,
+        require_layers: list[str] | None = None,
+        include_bytes: bool = True,
+        guest: bool = False,
+        guest_budget: int = DEFAULT_GUEST_BUDGET,
+        deep: bool = False,
+        deep_budget: int = DEFAULT_DEEP_BUDGET,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        ranges: RangeServer | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.reply_cap = reply_cap
+        self.require_layers: list[str] = [] if require_layers is None else require_layers
+        self.include_bytes = include_bytes
+        self.guest = guest
+        self.guest_budget = guest_budget
+        self.deep = deep
+        self.deep_budget = deep_budget
+        self.on_progress = on_progress
+        self.ranges = ranges
 
 
-@dataclass
-class ChildOutcome:
+class ChildOutcome(Record):
     """What a child left: its exit code (negative: the signal that ended it), stdout and stderr."""
 
-    returncode: int | None
-    out: bytes
-    err: bytes
+    __slots__ = ("returncode", "out", "err")
+
+    def __init__(self, returncode: int | None, out: bytes, err: bytes) -> None:
+        self.returncode = returncode
+        self.out = out
+        self.err = err
 
 
 def confine_on_windows(request: dict[str, Any], pid: int) -> tuple[dict[str, Any], winjob.Job]:
@@ -133,6 +165,8 @@ def show_progress(value: Any, options: EngineOptions) -> None:
 def exit_reason(returncode: int, stderr: bytes) -> str:
     """One line saying how a child ended without a usable reply."""
     if returncode < 0:
+        import signal  # a child that ended badly only
+
         try:
             name = signal.Signals(-returncode).name
         except ValueError:

@@ -8,11 +8,11 @@ the parent serves at most their sum. The report's ``path`` is the redacted URL; 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..engine.reader import DEFAULT_BUDGET
+from ..records import replace
 from .open import InspectError, off_loop
 from .ranges import RangeServer
 from .runner import FRESH, EngineOptions, Runner, engine_request, report_of, run_request
@@ -69,7 +69,7 @@ async def inspect_url(
 
     image = await off_loop(opened, options.timeout, f"opening {redact(url)}", lambda obj: obj.close())
     ranges = RangeServer(image, budget_cap(options))
-    served = dataclasses.replace(options, ranges=ranges)
+    served = replace(options, ranges=ranges)
     request = {"source": "remote", "size": image.size, **engine_request(redact(url), declared, options)}
     try:
         reply = await run_request(request, (), served, runner)

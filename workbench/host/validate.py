@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from ..engine.findings import CATALOGUE, CHECK_ID, INFO, make
 from ..schema import (
     GUEST_DEPTH,
@@ -23,6 +21,12 @@ from ..schema import (
     Reference,
     Report,
 )
+
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
+if TYPE_CHECKING:
+    from typing import Any
+
+    Region = dict[str, Any]
 
 SEVERITIES = tuple(reversed(SEVERITIES_WORST_FIRST))
 
@@ -185,9 +189,6 @@ def _regions(value: Any) -> list[dict[str, Any]]:
     return regions
 
 
-Region = dict[str, Any]
-
-
 def _left_out(detail: str) -> Finding:
     """The informational ``report-capped`` finding for a display part of the reply dropped as invalid."""
     return make("report-capped", detail[:MAX_STRING], None, INFO).as_report()
@@ -273,14 +274,15 @@ def _deep_value(value: Any) -> Deep:
     check = value.get("check")
     if not isinstance(check, dict) or len(check) > 32:
         raise ReplyError("deep.check: expected an object of at most 32 counters")
-    out: dict[str, Any] = {  # checked key by key below, then typed
+    out: Any = {  # checked key by key below, hence a Deep
         "map": [_map_run(run) for run in _runs(value.get("map"), "deep.map")],
         "file_map": [_file_run(run) for run in _runs(value.get("file_map"), "deep.file_map")],
         "check": {str(name)[:64]: _int(count, "deep.check", False) for name, count in check.items()},
         "complete": _bool(value.get("complete"), "deep.complete"),
     }
     out.update({name: _int(value.get(name), f"deep.{name}", False) for name in _DEEP_NUMBERS})
-    return cast(Deep, out)
+    deep: Deep = out
+    return deep
 
 
 def _deep(reply: dict[str, Any], findings: list[Finding]) -> Deep | None:
@@ -299,6 +301,12 @@ def _strings(value: Any, key: str) -> list[str]:
     if not isinstance(value, list):
         raise ReplyError(f"{key}: expected a list")
     return [_str(item, key, optional=False) or "" for item in value[:MAX_LIST]]
+
+
+def _references(value: Any) -> list[Reference]:
+    """Flat objects of scalars, capped; their keys are the engine's (:class:`~workbench.schema.Reference`)."""
+    checked: Any = _list_of_dicts(value, "references")
+    return checked
 
 
 def validate(reply: Any) -> Report:
@@ -328,8 +336,7 @@ def validate(reply: Any) -> Report:
             "backing": _flat_dict(reply.get("backing"), "backing"),
             "data_file": _flat_dict(reply.get("data_file"), "data_file"),
             "extents": _list_of_dicts(reply.get("extents"), "extents"),
-            # flat objects of scalars, capped; their keys are the engine's (schema.Reference)
-            "references": cast(list[Reference], _list_of_dicts(reply.get("references"), "references")),
+            "references": _references(reply.get("references")),
             "dirty": _bool(reply.get("dirty"), "dirty"),
             "corrupt": _bool(reply.get("corrupt"), "corrupt"),
             "snapshots": _list_of_dicts(reply.get("snapshots"), "snapshots"),

@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
+from ..records import Record
 from ..render.sizes import human_size
 from ..render.textsafe import printable
 from ..schema import Report, Severity, Verdict
+
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
+if TYPE_CHECKING:
+    from typing import Any
 
 TIB = 1 << 40
 DEFAULT_MAX_VIRTUAL_SIZE = 4 * TIB
@@ -83,11 +86,21 @@ def check_required_layers(required: list[str], check_result: dict[str, Any]) -> 
         raise ValueError(f"this machine can never meet: {', '.join(never)} (it has: {have})")
 
 
-@dataclass
-class Policy:
-    max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE
-    allowed_formats: list[str] | None = None  # None: every format
-    required_layers: list[str] = field(default_factory=default_required_layers)
+class Policy(Record):
+    """What the site accepts: ``allowed_formats`` None is every format; ``required_layers`` None is
+    :func:`default_required_layers`."""
+
+    __slots__ = ("max_virtual_size", "allowed_formats", "required_layers")
+
+    def __init__(
+        self,
+        max_virtual_size: int = DEFAULT_MAX_VIRTUAL_SIZE,
+        allowed_formats: list[str] | None = None,
+        required_layers: list[str] | None = None,
+    ) -> None:
+        self.max_virtual_size = max_virtual_size
+        self.allowed_formats = allowed_formats
+        self.required_layers = default_required_layers() if required_layers is None else required_layers
 
 
 def parse_size(text: str) -> int:

@@ -6,11 +6,14 @@ Every string that came from an image goes through :func:`~workbench.render.texts
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ..schema import VERDICTS_SHOWN, Deep, Reference, ReportLike
 from .sizes import human_size
 from .textsafe import printable
+
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
+if TYPE_CHECKING:
+    from typing import Any
 
 _MARK = {"critical": "CRITICAL", "warning": "WARNING ", "info": "info    "}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from ..host.open import InspectError
 from ..host.runner import ChildOutcome, EngineOptions, ForkServerRunner, Runner
 from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
+from ..records import replace
 from ..render.text import volume_contents
 from ..schema import ReportLike, most_severe_first
 from .walk import Entry
@@ -136,7 +136,7 @@ async def run(
                 refused.set_result(failed_report(entry.path, None, entry.refused))
                 pending.add(asyncio.ensure_future(refused))
                 return True
-            request = dataclasses.replace(make_request(entry.path), walked=entry.walked)
+            request = replace(make_request(entry.path), walked=entry.walked)
             pending.add(asyncio.ensure_future(inspect_one(request)))
             return True
         return False

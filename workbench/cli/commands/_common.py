@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ...policy.formats import FormatNames, check_format_name
 
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...policy.policy import Policy
 
 EPILOG = "exit codes: 0 accept, 10 review, 20 reject, 30 could not inspect, 2 usage; several files: the worst"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
-from ... import chain as chain_mod
 from ._common import (
     EPILOG,
     add_deep_options,
@@ -18,11 +16,15 @@ from ._common import (
     warn,
 )
 
+TYPE_CHECKING = False  # no typing at run time: inspect FILE's parent
 if TYPE_CHECKING:
+    from typing import Any
+
     from ...host.direct import Child
     from ...inspector import Request
 
 NAME = "inspect"
+MAX_DEPTH = 16  # chain.DEFAULT_MAX_DEPTH, held equal by a test: the chain module is imported for --chain only
 
 
 def register(sub: Any) -> None:
@@ -57,9 +59,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--max-depth",
         type=_positive,
-        default=chain_mod.DEFAULT_MAX_DEPTH,
+        default=MAX_DEPTH,
         metavar="N",
-        help=f"with --chain: inspect at most N links (default {chain_mod.DEFAULT_MAX_DEPTH})",
+        help=f"with --chain: inspect at most N links (default {MAX_DEPTH})",
     )
 
 
@@ -178,6 +180,7 @@ def chain_text(report: dict[str, Any], verbose: bool = False) -> str:
 def _run_chains(requests: list[Request], args: argparse.Namespace) -> int:
     import asyncio
 
+    from ... import chain as chain_mod
     from ...policy import policy as policy_mod
     from ...policy import settings as settings_mod
 
