@@ -90,7 +90,9 @@ def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) ->
                 else None
             )
             requests = lambda p: Request(p, declared[p], include_bytes=False)  # noqa: E731
-            inspect_one = functools.partial(inspect, runner=pool or FRESH)
+            # as `workbench triage` runs it without --json or --jsonl: summaries only, no field tree in the replies
+            runner = triage.GatedRunner(pool or FRESH, jobs, full_reports=False)
+            inspect_one = functools.partial(inspect, runner=runner)
             async for report in triage.run(entries, requests, jobs, inspect_one):
                 out.append(triage.summarise(report) | {"bytes_read": report.get("bytes_read")})
         return out

@@ -173,6 +173,19 @@ def test_zygote_children_are_tightened_and_inherit_the_servers_layers(image: Pat
         assert "23 system calls" in layers["seccomp"]  # the child's own, stricter filter
         assert layers["landlock"].endswith("(inherited from the zygote)")
         assert all(sandbox.is_on(status) for status in layers.values()), layers
+        # no listing in the zygote's empty root: the image moved to 0 and one close_range closed all above 2
+        assert re.fullmatch(r"on \(only 0, 1, 2; moved \d+ to 0\)", layers["fds"]), layers["fds"]
+        assert "NOFILE 3" in layers["rlimits"] and "free descriptor" not in layers["rlimits"]
+
+
+def test_zygote_child_holds_only_its_image_and_pipes() -> None:
+    async def run() -> dict[str, Any] | None:
+        async with client.ForkServerRunner() as zygote:
+            _, reply = await check.attempt(["fds"], {}, client.EngineOptions(timeout=15), runner=zygote)
+            return reply
+
+    reply = asyncio.run(run())
+    assert reply is not None and reply["escapes"]["fds"]["fds"] == [0, 1, 2]
 
 
 def test_zygote_reports_a_killed_child_and_goes_on(image: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from tests.builders import qcow2 as q
 from tests.helpers import assert_no_parser_error, inspect_file
 from workbench import inspector
-from workbench.engine import fit
+from workbench.engine import fit, report
 from workbench.engine.fields import Field
 from workbench.engine.findings import make
 from workbench.engine.formats import BY_NAME
@@ -188,3 +188,28 @@ def test_parent_drops_bad_hex_never_the_report(tmp_path: Path) -> None:
     assert clean["byte_regions"] == [] and clean["header_bytes"] is None
     assert any(d.startswith("hex view left out") for d in _capped(clean))
     _assert_backing_rejected(clean)
+
+
+def _without_fields(rep: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in rep.items() if key not in ("fields", "elapsed_ms")}
+
+
+@pytest.mark.parametrize("flood", [True, False], ids=["thousands of everything", "fragmented snapshots"])
+def test_a_report_without_its_field_tree_keeps_every_finding_and_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flood: bool
+) -> None:
+    """A batch that keeps only summaries asks for no field tree; the tree's own cuts (``report-capped``, the reply
+    budget) still decide the findings, so everything but ``fields`` is what the full report says."""
+    path = tmp_path / "image.qcow2"
+    if flood:
+        monkeypatch.setattr(BY_NAME["qcow2"], "parse", _flood(BY_NAME["qcow2"].parse))
+        path.write_bytes(q.qcow2(1 << 30, backing=BACKING))
+    else:
+        path.write_bytes(_fragmented_snapshots())
+    with path.open("rb") as image:
+        full = report.build(image.fileno(), str(path), "qcow2", include_bytes=False)
+        summary = report.build(image.fileno(), str(path), "qcow2", include_bytes=False, include_fields=False)
+    assert full["fields"] and summary["fields"] == []
+    assert any(f["id"] == "report-capped" for f in full["findings"]) is flood
+    assert _without_fields(summary) == _without_fields(full)
+    _assert_backing_rejected(_judged(summary))

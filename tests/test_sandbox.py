@@ -171,6 +171,43 @@ def test_held_child_shows_its_layers_in_proc() -> None:
         assert owner == 0  # not dumpable: /proc/PID/status belongs to root, not to the uid
 
 
+FDS_WITHOUT_LISTING = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from workbench.engine.child import sandbox
+sandbox._listed_fds = lambda: None  # as in the fork server's empty root: no /proc, no /dev/fd
+if sys.argv[2] == "no-close-range":
+    sandbox._close_range = lambda: None
+null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(null, 7)
+os.dup2(null, 300)  # leaked, high: above what a probe of the descriptor limit would reach if it were lowered
+image = os.dup2(null, 9)
+os.close(null)
+os.close(0)
+plan = sandbox.Plan({1, 2, image}, ("fds",))
+status = sandbox.harden(plan)["fds"]
+print(json.dumps({"status": status, "open": sorted(int(fd) for fd in os.listdir("/proc/self/fd"))[:-1]}))
+"""
+
+
+@pytest.mark.parametrize("close_range", ["close-range", "no-close-range"])
+def test_fds_without_a_listing_keep_only_the_image_and_pipes(close_range: str) -> None:
+    """Where no listing can be read, the image moves down to 0 and one close_range closes everything above;
+    without close_range the layer probes each number, closes and names what it found."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", FDS_WITHOUT_LISTING, str(Path(__file__).parents[1]), close_range],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    out = json.loads(done.stdout)
+    assert out["open"] == [0, 1, 2]
+    if close_range == "close-range":
+        assert out["status"] == "on (only 0, 1, 2; moved 9 to 0)"
+    else:
+        assert out["status"] == "on (kept 0, 1, 2; moved 9 to 0; closed unexpected [7, 300])"
+
+
 def test_every_report_carries_its_sandbox(raw_image: Path) -> None:
     report = asyncio.run(inspector.inspect(inspector.Request(str(raw_image))))
     assert report["verdict"] != "failed", report

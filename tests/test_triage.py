@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from fuzz.corpus import builder_seeds, qemu_seeds
 from tests.test_cli import run_cli
 from workbench.host import runner as client
-from workbench.inspector import Request
+from workbench.inspector import Request, inspect
+from workbench.policy.policy import Policy
 from workbench.triage import run as triage
 from workbench.triage.walk import Entry, walk
 
@@ -257,3 +261,50 @@ def test_triage_refuses_follow_symlinks(uploads: Path) -> None:
 async def collect(entries: list[Entry]) -> list[dict[str, Any]]:
     """Every report of a triage of ``entries`` (real engine, a fresh process per image)."""
     return [report async for report in triage.run(entries, lambda path: Request(path, timeout=30), 2)]
+
+
+def _same_either_way(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` without its field tree, its time and the number the zygote received the image on."""
+    sandbox = {**report["sandbox"], "fds": re.sub(r"moved \d+ to 0", "moved _ to 0", report["sandbox"]["fds"])}
+    return {key: value for key, value in report.items() if key not in ("fields", "elapsed_ms")} | {"sandbox": sandbox}
+
+
+def test_a_batch_of_summaries_asks_for_no_field_tree_and_loses_nothing(tmp_path: Path, qemu_img: str) -> None:
+    """Every seed image (the test builders' and qemu-img's), through the zygote as `workbench triage` runs it:
+    with and without full reports, the same summaries, verdicts, findings, references and sizes."""
+    (tmp_path / "qemu").mkdir()
+    (tmp_path / "corpus").mkdir()
+    declared = {}
+    for seed in builder_seeds() + qemu_seeds(tmp_path / "qemu", qemu_img):
+        path = tmp_path / "corpus" / seed.name
+        path.write_bytes(seed.data)
+        declared[str(path)] = seed.declared
+    entries = [Entry(path) for path in sorted(declared)]
+
+    async def batch(full_reports: bool) -> dict[str, dict[str, Any]]:
+        async with triage.engine_pool(Policy().required_layers, print, {"guest": False, "deep": False}) as pool:
+            assert pool is not None
+            inspect_one = functools.partial(inspect, runner=triage.GatedRunner(pool, 2, full_reports))
+            make = lambda path: Request(path, declared[path], include_bytes=False, timeout=30)  # noqa: E731
+            return {report["path"]: report async for report in triage.run(entries, make, 2, inspect_one)}
+
+    full, summaries = asyncio.run(batch(True)), asyncio.run(batch(False))
+    assert sorted(full) == sorted(summaries) == sorted(declared)
+    assert all(report["fields"] == [] for report in summaries.values())
+    assert sum(bool(report["fields"]) for report in full.values()) >= len(full) - 2  # raw zeros: no structures
+    assert {"accept", "reject"} <= {report["verdict"] for report in full.values()}
+    for path, report in full.items():
+        assert triage.summarise(summaries[path]) == triage.summarise(report)
+        assert _same_either_way(summaries[path]) == _same_either_way(report)
+
+
+def test_triage_asks_for_full_reports_only_for_json_outputs(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.raw").write_bytes(bytes(4096))
+    (tmp_path / "in" / "b.vmdk").write_bytes(bytes(4096))
+    csv_only, both = tmp_path / "only.csv", tmp_path / "both.csv"
+    jsonl = tmp_path / "out.jsonl"
+    assert run_cli("triage", str(tmp_path / "in"), f"--csv={csv_only}").returncode == 20
+    assert run_cli("triage", str(tmp_path / "in"), f"--csv={both}", f"--jsonl={jsonl}").returncode == 20
+    assert sorted(csv_only.read_text().splitlines()) == sorted(both.read_text().splitlines())
+    assert all(json.loads(line)["fields"] for line in jsonl.read_text().splitlines())

@@ -119,11 +119,13 @@ def build(
     guest_budget: int | None = None,
     deep_budget: int | None = None,
     progress: Progress | None = None,
+    include_fields: bool = True,
 ) -> dict[str, Any]:
     """Inspect the image behind ``fd`` (opened read-only by the parent, or a remote image's
     :class:`~.reader.Positional`) and return the report; with a ``guest_budget``, the guest view too (report
     key ``guest``); with a ``deep_budget``, deep inspection (report key ``deep``, telling ``progress`` how far
-    it is)."""
+    it is). Without ``include_fields`` (a batch that keeps only summaries) the report's ``fields`` is empty:
+    the tree is still built and cut as for the full report, so that every finding is the same either way."""
     started = time.monotonic()
     size, allocated = _sizes(fd)
     reader = Reader(fd, size, budget)
@@ -224,6 +226,8 @@ def build(
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
         shown.append(make("malformed", detail, check="engine.number-past-64-bits").to_json())
     _fit(result, fields, findings_left)
+    if not include_fields:
+        result["fields"] = []
     return result
 
 

@@ -153,27 +153,28 @@ async def _collect_pipes(
     watched = {out_fd, err_fd}
 
     def readable(fd: int) -> None:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        try:
-            if not chunk:
-                loop.remove_reader(fd)
-                watched.discard(fd)
-                if not watched and not both_closed.done():
-                    both_closed.set_result(None)
-            elif fd == err_fd:
-                err.extend(chunk)
-                if len(err) > STDERR_CAP:
-                    raise _too_large("error output", STDERR_CAP)
-            else:
-                for kind, value in lines.feed(chunk):
-                    _local_message(kind, value, options)
-        except InspectError as exc:
-            if not both_closed.done():
+        """Read until the pipe is empty: a child that has replied and left gives its reply and its EOF at once."""
+        while fd in watched and not both_closed.done():
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            try:
+                if not chunk:
+                    loop.remove_reader(fd)
+                    watched.discard(fd)
+                    if not watched:
+                        both_closed.set_result(None)
+                elif fd == err_fd:
+                    err.extend(chunk)
+                    if len(err) > STDERR_CAP:
+                        raise _too_large("error output", STDERR_CAP)
+                else:
+                    for kind, value in lines.feed(chunk):
+                        _local_message(kind, value, options)
+            except InspectError as exc:
                 both_closed.set_exception(exc)
 
     try:
@@ -435,22 +436,39 @@ class ForkServerRunner:
         return self.sandbox
 
     async def _listen(self) -> None:
-        """Hand each reaped child's exit code to whoever waits for it; at EOF, fail every waiter."""
-        assert self._sock
+        """Hand each reaped child's exit code to whoever waits for it; at EOF, fail every waiter. The socket stays
+        watched (``add_reader``) and each wake-up takes every message waiting: no future per message."""
+        sock = self._sock
+        assert sock
         loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                while message := sock.recv(4096):
+                    self._exited(json.loads(message))
+            except BlockingIOError:
+                return
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(sock, readable)
         try:
-            while message := await loop.sock_recv(self._sock, 4096):
-                status = json.loads(message)
-                future = self._waiting.pop(int(status["id"]), None)
-                if future is None or future.done():
-                    continue
-                if "error" in status:  # the zygote could not fork
-                    future.set_exception(InspectError(f"engine zygote: {status['error']}"[:300]))
-                else:
-                    future.set_result(status.get("status"))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+            await ended
+        finally:
+            loop.remove_reader(sock)
         self._fail_waiters(f"the engine zygote exited{await self._last_words()}")
+
+    def _exited(self, status: dict[str, Any]) -> None:
+        future = self._waiting.pop(int(status["id"]), None)
+        if future is None or future.done():
+            return
+        if "error" in status:  # the zygote could not fork
+            future.set_exception(InspectError(f"engine zygote: {status['error']}"[:300]))
+        else:
+            future.set_result(status.get("status"))
 
     async def _last_words(self) -> str:
         """``: <its last stderr lines>`` once the fork server's stderr is closed (it is when it has died)."""

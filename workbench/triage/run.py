@@ -46,15 +46,25 @@ async def engine_pool(
         await zygote.close()
 
 
+# the outputs (:data:`.outputs.KINDS`) that write whole reports: CSV, HTML and the table need only the findings and
+# :func:`summarise`'s values (``--resume`` reads an earlier ``--jsonl``, which that run wrote in full)
+FULL_REPORT_OUTPUTS = ("json", "jsonl")
+
+
 class GatedRunner:
     """A runner with at most ``limit`` children at once, whatever the inspections in flight (remote triage keeps
-    many more opens and listings going than there are cores)."""
+    many more opens and listings going than there are cores). Without ``full_reports`` (a batch that keeps only
+    :func:`summarise`'s values) each child is asked for no field tree: a reply of about half the bytes for the
+    parent to read and check, with the same verdict, findings, references and sizes."""
 
-    def __init__(self, runner: Runner, limit: int) -> None:
+    def __init__(self, runner: Runner, limit: int, full_reports: bool = True) -> None:
         self.runner = runner
         self.gate = asyncio.Semaphore(max(1, limit))
+        self.full_reports = full_reports
 
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        if not self.full_reports:
+            request = {**request, "include_fields": False}
         async with self.gate:
             return await self.runner.run(request, fds, options)
 

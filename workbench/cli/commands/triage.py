@@ -157,7 +157,8 @@ async def _triage(
             batch = {"guest": args.guest, "deep": args.deep}
             pool = await stack.enter_async_context(triage.engine_pool(policy.required_layers, warn, batch))
             runner = pool or FRESH
-        runner = triage.GatedRunner(runner, args.children)
+        full_reports = any(getattr(args, kind) for kind in triage.FULL_REPORT_OUTPUTS)
+        runner = triage.GatedRunner(runner, args.children, full_reports)
 
         def make_request(path: str) -> Request:
             return Request(

@@ -73,6 +73,7 @@ ZYGOTE = (
     "kill",
     "dup2",
     "dup3",
+    "close_range",  # a forked child closes the descriptors it does not keep in one call (the fds layer)
     "fcntl",
     "prctl",
     "seccomp",

@@ -16,6 +16,7 @@ will ask for; everything when absent); the greeting on stdout is the engine chil
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -195,6 +196,10 @@ def serve() -> int:
     preload = request.get("preload")
     worker.preload(preload if isinstance(preload, dict) else worker.EVERYTHING)
     _warm_up()
+    # what is alive now stays: out of the collector's reach, a child's collections touch none of its pages
+    # (0.25 ms less CPU and ~70 fewer copy-on-write faults per child, measured)
+    gc.collect()
+    gc.freeze()
     rules = _child_filter()
     plan = worker.plan_for(request, {0, 1, 2, sock.fileno(), *wake})
     plan.fork_allowed = True
