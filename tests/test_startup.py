@@ -195,10 +195,10 @@ NOT_BEFORE_THE_REQUEST = (
 )
 
 
-def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]:
+def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str], list[str]]:
     """Run ``workbench ARGS`` as the installed launcher does; its output and the modules it held when it started
-    the engine child (the ``os.posix_spawn`` or ``subprocess.Popen`` audit event) and when it wrote the child's
-    request."""
+    the engine child (the ``os.posix_spawn`` or ``subprocess.Popen`` audit event), when it wrote the child's
+    request, and at its exit."""
     code = (
         "import atexit, contextlib, io, sys\n"
         "ready = set(sys.modules)\n"  # what the interpreter's site (an editable install's finder) imported
@@ -206,8 +206,10 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
         "seen = {}\n"
         "out = io.StringIO()\n"
         "def report():\n"  # at the exit, however it exits (inspect skips the interpreter's teardown)
+        "    at_exit = loaded()\n"
         "    import json\n"  # not before
-        "    print(json.dumps([out.getvalue(), seen['spawn'], seen['request']]), file=sys.__stdout__, flush=True)\n"
+        "    seen_all = [out.getvalue(), seen['spawn'], seen['request'], at_exit]\n"
+        "    print(json.dumps(seen_all), file=sys.__stdout__, flush=True)\n"
         "atexit.register(report)\n"
         "spawns = ('os.posix_spawn', 'subprocess.Popen')\n"
         "sys.addaudithook(lambda e, _: e in spawns and seen.setdefault('spawn', loaded()))\n"
@@ -226,18 +228,21 @@ def modules_at_spawn_and_request(*args: str) -> tuple[str, list[str], list[str]]
     )
     env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-config"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
-    out, spawn, request = json.loads(result.stdout)
-    return out, spawn, request
+    out, spawn, request, at_exit = json.loads(result.stdout)
+    return out, spawn, request, at_exit
 
 
 def test_inspect_of_one_file_starts_its_child_before_the_command_line(raw_image: Path) -> None:
-    out, at_spawn, at_request = modules_at_spawn_and_request("inspect", "--json", "-f", "raw", str(raw_image))
+    out, at_spawn, at_request, at_exit = modules_at_spawn_and_request("inspect", "--json", "-f", "raw", str(raw_image))
     report = json.loads(out)
     assert (report["verdict"], report["format"]) == ("accept", "raw")
     assert report["sandbox"]["seccomp"].startswith("on")  # the same sandboxed child, every layer
     assert "workbench.cli.early" in at_spawn
     assert [name for name in NOT_BEFORE_THE_SPAWN if name in at_spawn] == []
     assert [name for name in NOT_BEFORE_THE_REQUEST if name in at_request] == []
+    # The layer line is judged by the layer names alone (engine.child.layers), never the hardening code.
+    assert [name for name in ("ctypes", "workbench.engine.child.sandbox") if name in at_exit] == []
+    assert "workbench.engine.child.layers" in at_exit
     assert "workbench.policy.settings" in at_request  # the request carries the settings' required layers
 
 

@@ -192,7 +192,7 @@ def direct_path(request: Request) -> bool:
 def _judge_ready() -> None:
     """Import what judging a reply needs (the validator, the findings, the sandbox's layer names), while the
     child that was sent its request works."""
-    from .engine.child import sandbox  # noqa: F401
+    from .engine.child import layers  # noqa: F401
     from .host import validate  # noqa: F401
 
 

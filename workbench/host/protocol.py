@@ -223,9 +223,9 @@ def decode_reply(outcome: ChildOutcome) -> dict[str, Any]:
 
 def require_layers(layers: dict[str, str], required: list[str]) -> None:
     """The parent's own check of a child's pre-parse layer line: refuse when a required layer is not on."""
-    from ..engine.child import sandbox
+    from ..engine.child.layers import missing_required
 
-    missing = sandbox.missing_required(layers, required)
+    missing = missing_required(layers, required)
     if missing:
         raise InspectError(f"sandbox layers required but not on: {', '.join(missing)}", layers)
 

@@ -48,7 +48,7 @@ def default_required_layers() -> list[str]:
 def available_layers(check_result: dict[str, Any]) -> set[str]:
     """The layers this machine can give an engine child: those on in a ``sandbox-check`` run
     (:func:`workbench.host.sandbox_check.check`) in its fresh child and, when it ran, in its forked one."""
-    from ..engine.child.sandbox import is_on
+    from ..engine.child.layers import is_on
 
     statuses = [check_result.get("layers") or {}, (check_result.get("zygote") or {}).get("layers") or {}]
     fresh, forked = ({name for name, status in layers.items() if is_on(status)} for layers in statuses)
@@ -58,7 +58,7 @@ def available_layers(check_result: dict[str, Any]) -> set[str]:
 def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
     """Why layer ``name`` cannot be on here (``None``: it can). ``observed`` is the sandbox status an engine
     child reported on this machine, when one has."""
-    from ..engine.child.sandbox import is_on, layer_order
+    from ..engine.child.layers import is_on, layer_order
 
     if name not in layer_order():
         return "not on this system"
@@ -68,7 +68,7 @@ def layer_status(name: str, observed: dict[str, str] | None) -> str | None:
 
 def possible_layers(observed: dict[str, str] | None) -> set[str]:
     """The layers that can be on here: this system's, less those an engine child reported off."""
-    from ..engine.child.sandbox import layer_order
+    from ..engine.child.layers import layer_order
 
     return {name for name in layer_order() if layer_status(name, observed) is None}
 
@@ -132,7 +132,7 @@ def verdict_of(findings: Iterable[Mapping[str, Any]]) -> str:
 
 def apply(report: Report, policy: Policy) -> Report:
     """Add the policy's findings to a validated report and set its verdict."""
-    from ..engine.child.sandbox import degraded
+    from ..engine.child.layers import degraded
     from ..engine.findings import make
 
     virtual = report.get("virtual_size")

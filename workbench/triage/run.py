@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.child.sandbox import degraded
+from ..engine.child.layers import degraded
 from ..host.open import InspectError
 from ..host.runner import ChildOutcome, EngineOptions, ForkServerRunner, Runner
 from ..inspector import Request, failed_report, inspect

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine.child.sandbox import LAYERS
+from ..engine.child.layers import ORDER as LAYERS
 from ..engine.formats import KNOWN_NAMES
 from ..policy.policy import layer_status, parse_size, possible_layers, unmeetable
 from ..policy.settings import SIZE_LIMITS, THEMES, Settings

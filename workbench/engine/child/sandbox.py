@@ -1,11 +1,12 @@
 """Child-side hardening, applied after the engine's imports and before the first byte of the image.
 
-Layers run in :data:`ORDER`; each reports ``on (...)``, ``unavailable: why``, ``failed: why`` or
-``off: not requested``, and nothing fails silently. The parent decides from the policy which layers
-are required. Order matters: privileges are dropped before the namespaces are made (so the child is
-nobody on the host), Landlock comes before the descriptor limit (its ruleset needs a descriptor), and
-seccomp comes last because it forbids the calls the other layers make. Anything that opens a file
-(imports, codecs, libseccomp itself) happens in :func:`_prepare`, before any layer.
+Layers run in :data:`ORDER` (their names and how a status reads: :mod:`.layers`); each reports
+``on (...)``, ``unavailable: why``, ``failed: why`` or ``off: not requested``, and nothing fails
+silently. The parent decides from the policy which layers are required. Order matters: privileges are
+dropped before the namespaces are made (so the child is nobody on the host), Landlock comes before the
+descriptor limit (its ruleset needs a descriptor), and seccomp comes last because it forbids the calls
+the other layers make. Anything that opens a file (imports, codecs, libseccomp itself) happens in
+:func:`_prepare`, before any layer.
 
 On Windows the ``job`` layer is the parent's job object (:mod:`winjob`), which the child verifies; on
 macOS the resource limits leave out memory, which macOS does not limit (see ``docs/sandbox.md``).
@@ -24,6 +25,12 @@ from collections.abc import Callable
 from ...schema import ADDRESS_SPACE, CPU_SECONDS
 from ..record import Record
 from . import landlock, seccomp_filter
+from .layers import DEGRADED, LINUX_ONLY
+from .layers import ORDER as ORDER  # the layer vocabulary, for the worker, the zygote and the tests
+from .layers import degraded as degraded
+from .layers import is_on as is_on
+from .layers import layer_order as layer_order
+from .layers import missing_required as missing_required
 
 NOBODY = 65534  # the overflow uid and gid, "nobody" on Debian, Fedora and Arch alike
 ZYGOTE_NOFILE = 256  # the fork server holds a few descriptors per image in flight
@@ -39,11 +46,6 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 0x40
 CAPABILITY_VERSION_3 = 0x20080522
 # Codecs that parsers use through bytes.decode: their modules are imported on first use.
 CODECS = ("ascii", "latin-1", "utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "cp437")
-
-ORDER = ("fds", "user", "namespaces", "no_new_privs", "not_dumpable", "landlock", "rlimits", "seccomp", "job")
-DEGRADED = "weaker:"  # marks an ``on`` status that holds less than the layer promises
-LINUX_ONLY = frozenset({"namespaces", "no_new_privs", "not_dumpable", "landlock", "seccomp"})
-WINDOWS_ONLY = frozenset({"job"})  # not reported elsewhere: it is the name of a Windows mechanism
 
 
 class Plan(Record):
@@ -338,26 +340,7 @@ def _timed(plan: Plan, name: str, step: Callable[..., str | None], *args: object
         plan.timings[name] = time.perf_counter() - started
 
 
-def layer_order() -> tuple[str, ...]:
-    """The layers this system reports, in :data:`ORDER`."""
-    return ORDER if sys.platform == "win32" else tuple(name for name in ORDER if name not in WINDOWS_ONLY)
-
-
 def harden(plan: Plan) -> dict[str, str]:
     """Apply the plan's layers in :data:`ORDER` and say how each went."""
     _timed(plan, "prepare", _prepare, plan)
     return {name: str(_timed(plan, name, _apply, name, plan)) for name in layer_order()}
-
-
-def is_on(status: str) -> bool:
-    return status.startswith("on")
-
-
-def missing_required(status: dict[str, str], required: list[str]) -> list[str]:
-    """Required layers that are not on; ``a|b`` means at least one of them."""
-    return [need for need in required if not any(is_on(status.get(option, "")) for option in need.split("|"))]
-
-
-def degraded(status: dict[str, str]) -> dict[str, str]:
-    """Layers that are not on, or on but weaker than they promise, with their status."""
-    return {name: text for name, text in status.items() if not is_on(text) or DEGRADED in text}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...engine.child.sandbox import missing_required
+from ...engine.child.layers import missing_required
 from ...render.sizes import human_size
 from ...render.textsafe import printable
 from ...schema import SEVERITIES_WORST_FIRST
