@@ -205,7 +205,7 @@ def whole_processes(image: str, rounds: int, env: dict[str, str], now: Installed
         "workbench inspect --json -f qcow2": "<= 10x qemu-img",
         "workbench --version": "< 40 ms",
         "workbench --help": "< 40 ms",
-        "window: --demo --quit-after 0": "< 400 ms",
+        "window: --demo --quit-after 0": "(whole run: demo set inspected; first paint: window_startup.py)",
     }
     results = measure(commands, rounds)
     theirs = results["qemu-img info --output=json"]
@@ -223,8 +223,11 @@ def whole_processes(image: str, rounds: int, env: dict[str, str], now: Installed
     print(f"inspect's timeline, ms from launch, median of {rounds} (python -c pass: {bare * 1000:.1f} ms)")
     print(f"  {'tree':<8}" + "".join(f"{what:>15}" for what in (*MARKS, "gone")))
     for name, samples in runs.items():
-        medians = [statistics.median(s[what] for s in samples if what in s) * 1000 for what in (*MARKS, "gone")]
-        print(f"  {name:<8}" + "".join(f"{value:15.1f}" for value in medians))
+        values = [[s[what] * 1000 for s in samples if what in s] for what in (*MARKS, "gone")]
+        if not all(values):  # an older tree without the hooks the marks need: its whole time is in the table above
+            print(f"  {name:<8} (no timeline: the tree has no early child to mark)")
+            continue
+        print(f"  {name:<8}" + "".join(f"{statistics.median(v):15.1f}" for v in values))
     print()
 
 
