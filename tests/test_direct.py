@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -145,6 +146,33 @@ def test_the_spawned_child_inherits_only_its_pipes_and_image_in_a_new_session_fr
         os.close(leak_w)
     assert proc.returncode == -signal.SIGKILL  # the group killed, the child reaped
     assert proc.stdin is proc.stdout is proc.stderr is None
+
+
+def test_the_spawned_child_starts_with_default_signal_actions_and_none_blocked(
+    monkeypatch: pytest.MonkeyPatch, raw_image: Path
+) -> None:
+    """A parent that ignores SIGXCPU and blocks SIGUSR1 (as whoever started it may have left them) passes neither
+    to the child: the CPU limit's signal stops it, and nothing is held back from it."""
+    code = "import sys; print(open('/proc/self/status').read()); sys.stdout.flush()"
+    monkeypatch.setattr(direct, "engine_command", lambda: [sys.executable, "-I", "-S", "-c", code])
+    previous = signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        child = direct.Child(str(raw_image), False, None, 20.0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGXCPU, previous)
+    try:
+        proc = child._proc
+        assert proc is not None and proc.stdout is not None
+        out = b""
+        while chunk := os.read(proc.stdout, 65536):
+            out += chunk
+    finally:
+        child.close()
+    status = dict(line.split(":\t", 1) for line in out.decode().splitlines() if ":\t" in line)
+    assert int(status["SigBlk"], 16) == 0
+    assert not int(status["SigIgn"], 16) & (1 << (signal.SIGXCPU - 1))
 
 
 def test_a_child_that_outlives_its_timeout_has_its_group_killed_and_is_reaped(

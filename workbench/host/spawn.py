@@ -5,6 +5,7 @@ the policy. The ``asyncio`` runners start theirs with :func:`spawn_options`; the
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # (no stub) the signal numbers without ``signal``'s enums
 import os
 import sys
 import time
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 CREATE_NEW_PROCESS_GROUP = 0x00000200  # Windows process creation flags
 CREATE_NO_WINDOW = 0x08000000
 MAX_FD_SCAN = 4096  # descriptors checked when the open ones cannot be listed
+# Reset to their default action in the child, whatever the parent's are: the two ``subprocess`` restores, and the
+# CPU limit's signal (an ignored SIGXCPU would leave the child running past its CPU time until the hard limit).
+DEFAULT_SIGNALS = tuple(getattr(_signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXCPU") if hasattr(_signal, name))
 
 
 def engine_command(zygote: bool = False) -> list[str]:
@@ -168,8 +172,8 @@ def spawn(command: list[str], fds: tuple[int, ...]) -> Process:
     """Start ``command`` as :func:`spawn_options` has ``subprocess`` start it, on POSIX, with ``os.posix_spawn``:
     pipes for its stdin, stdout and stderr; no environment; a new session; ``fds`` (numbered 3 or more, see
     :func:`above_stdio`) inherited under their numbers and no other descriptor (each other inheritable one is
-    closed in the child). The working directory is the command's to change (:func:`engine_command`). Signals
-    the parent ignores stay ignored, as Python's start-up in the child ignores SIGPIPE and SIGXFSZ anyway."""
+    closed in the child). The working directory is the command's to change (:func:`engine_command`). The child
+    starts with no signal blocked and :data:`DEFAULT_SIGNALS` at their default action."""
     if min(fds, default=3) < 3:
         raise ValueError(f"descriptors to pass must be numbered 3 or more: {fds}")
     opened: list[int] = []
@@ -187,7 +191,15 @@ def spawn(command: list[str], fds: tuple[int, ...]) -> Process:
         for fd in fds:
             os.set_inheritable(fd, True)  # for this spawn only
         try:
-            pid = os.posix_spawn(command[0], command, {}, file_actions=actions, setsid=True)
+            pid = os.posix_spawn(
+                command[0],
+                command,
+                {},
+                file_actions=actions,
+                setsid=True,
+                setsigdef=DEFAULT_SIGNALS,
+                setsigmask=(),
+            )
         finally:
             for fd, was in zip(fds, were, strict=True):
                 os.set_inheritable(fd, was)
