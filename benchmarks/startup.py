@@ -47,16 +47,21 @@ from benchmarks.sandbox_cost import fresh, make_image  # noqa: E402
 from workbench.host import runner as client  # noqa: E402
 
 ISOLATED = [sys.executable, "-I", "-S", "-c"]
-# The console script an install writes for ``workbench = "workbench.__main__:main"``; TIMED also reports when
-# the engine child is started, sent its request, read, and when the exit handlers run (monotonic seconds on
-# standard error; CLOCK_MONOTONIC is the same in every process). ``host.direct`` imports only what the early
-# start imports anyway.
+# The console script pip writes for ``workbench = "workbench.__main__:main"``, word for word (its ``import re``
+# costs every command ~6 ms before the package runs); TIMED also reports when the engine child is started,
+# sent its request, read, and when the exit handlers run (monotonic seconds on standard error; CLOCK_MONOTONIC
+# is the same in every process). ``host.direct`` imports only what the early start imports anyway.
 LAUNCHER = """#!{python}
+# -*- coding: utf-8 -*-
+import re
 import sys
 from workbench.__main__ import main
-sys.exit(main())
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
 """
 TIMED = """#!{python}
+import re  # as the LAUNCHER
 import atexit
 import sys
 import time
