@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..engine.child import sandbox
 from ..schema import REPLY_CAP
@@ -44,6 +44,8 @@ from .protocol import (
     show_progress,
     spawn_options,
 )
+
+T = TypeVar("T")
 
 __all__ = [  # the protocol's pieces, where the runners' callers have always found them
     "ChildOutcome",
@@ -120,16 +122,13 @@ async def _collect(
         asyncio.ensure_future(_read_stdout(stdout, options, stdin)),
         asyncio.ensure_future(_read_capped(stderr, STDERR_CAP, "error output")),
     ]
+
+    async def both_read_and_exit() -> tuple[bytes, bytes, int | None]:
+        out, err = await asyncio.gather(*tasks)
+        return out, err, await finished()
+
     try:
-        async with asyncio.timeout(options.timeout):
-            out, err = await asyncio.gather(*tasks)
-            code = await finished()
-    except TimeoutError:
-        kill()
-        raise _timed_out(options) from None
-    except InspectError:
-        kill()
-        raise
+        out, err, code = await _killed_unless_within(both_read_and_exit(), kill, options)
     finally:
         for task in tasks:
             task.cancel()
@@ -138,6 +137,19 @@ async def _collect(
 
 def _timed_out(options: EngineOptions) -> InspectError:
     return InspectError(f"engine timed out after {options.timeout:g} s and was killed")
+
+
+async def _killed_unless_within(work: Awaitable[T], kill: Callable[[], None], options: EngineOptions) -> T:
+    """``work``'s result within the options' timeout; the child killed first if it runs out or misbehaves."""
+    try:
+        async with asyncio.timeout(options.timeout):
+            return await work
+    except TimeoutError:
+        kill()
+        raise _timed_out(options) from None
+    except InspectError:
+        kill()
+        raise
 
 
 async def _collect_pipes(
@@ -177,19 +189,15 @@ async def _collect_pipes(
             except InspectError as exc:
                 both_closed.set_exception(exc)
 
+    async def closed_and_exited() -> int | None:
+        await both_closed
+        return await finished
+
     try:
         for fd in watched:
             os.set_blocking(fd, False)
             loop.add_reader(fd, readable, fd)
-        async with asyncio.timeout(options.timeout):
-            await both_closed
-            code = await finished
-    except TimeoutError:
-        kill()
-        raise _timed_out(options) from None
-    except InspectError:
-        kill()
-        raise
+        code = await _killed_unless_within(closed_and_exited(), kill, options)
     finally:
         for fd in watched:
             loop.remove_reader(fd)
