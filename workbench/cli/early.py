@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..host.direct import Child
 
-DEFAULT_TIMEOUT = 20.0  # what ``--timeout`` is without ``--deep`` (cli.commands._common.timeout_of)
+DEFAULT_TIMEOUT = 20.0  # what ``--timeout`` is without ``--deep`` (``cli.commands._common.timeout_of`` returns it)
 FLAGS = frozenset({"--json", "-v", "--verbose", "--guest", "--follow-symlinks"})  # change nothing before the request
 WITH_VALUE = frozenset({"-f", "--declared-format"})  # its value is checked by the parser; it is in the request only
 _started: tuple[str, bool, Child] | None = None

@@ -45,7 +45,7 @@ def _collect(proc: Process, options: EngineOptions) -> ChildOutcome:
     """Read stdout and stderr with their caps until both close, then wait for the exit, all within the timeout."""
     import selectors
 
-    from .protocol import STDERR_CAP, ChildOutcome, StdoutLines, show_progress
+    from .protocol import STDERR_CAP, ChildOutcome, StdoutLines, local_message, too_large
 
     assert proc.stdout is not None and proc.stderr is not None
     deadline = time.monotonic() + options.timeout
@@ -65,12 +65,10 @@ def _collect(proc: Process, options: EngineOptions) -> ChildOutcome:
                 elif key.fd == proc.stderr:
                     err += chunk
                     if len(err) > STDERR_CAP:
-                        raise InspectError(f"engine error output larger than {STDERR_CAP} bytes: refused")
+                        raise too_large("error output", STDERR_CAP)
                 else:
                     for kind, value in lines.feed(chunk):
-                        if kind != "progress":  # nothing here answers byte ranges
-                            raise InspectError("engine asked for a byte range of an image that is not remote")
-                        show_progress(value, options)
+                        local_message(kind, value, options)  # nothing here answers byte ranges
     code = proc.wait(max(0.0, deadline - time.monotonic()))
     if code is None:
         raise _timed_out(options)

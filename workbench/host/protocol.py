@@ -162,6 +162,17 @@ def show_progress(value: Any, options: EngineOptions) -> None:
         options.on_progress(progress)
 
 
+def local_message(kind: str, value: Any, options: EngineOptions) -> None:
+    """A child's message that needs no answer: progress is shown; a byte range has nobody to serve it."""
+    if kind != "progress":
+        raise InspectError("engine asked for a byte range of an image that is not remote")
+    show_progress(value, options)
+
+
+def too_large(what: str, cap: int) -> InspectError:
+    return InspectError(f"engine {what} larger than {cap} bytes: refused")
+
+
 def exit_reason(returncode: int, stderr: bytes) -> str:
     """One line saying how a child ended without a usable reply."""
     if returncode < 0:

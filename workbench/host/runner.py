@@ -37,12 +37,13 @@ from .protocol import (
     engine_request,
     exit_reason,
     kill_group,
+    local_message,
     progress_of,
     report_of,
     request_line,
     require_layers,
-    show_progress,
     spawn_options,
+    too_large,
 )
 
 T = TypeVar("T")
@@ -68,29 +69,18 @@ ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept fo
 ZYGOTE_LOG_LINES = 3
 
 
-def _too_large(what: str, cap: int) -> InspectError:
-    return InspectError(f"engine {what} larger than {cap} bytes: refused")
-
-
 async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
     data = bytearray()
     while chunk := await stream.read(65536):
         data += chunk
         if len(data) > cap:
-            raise _too_large(what, cap)
+            raise too_large(what, cap)
     return bytes(data)
-
-
-def _local_message(kind: str, value: Any, options: EngineOptions) -> None:
-    """A child's message that needs no answer: progress is shown; a byte range has nobody to serve it."""
-    if kind != "progress":
-        raise InspectError("engine asked for a byte range of an image that is not remote")
-    show_progress(value, options)
 
 
 async def _dispatch(kind: str, value: Any, options: EngineOptions, stdin: asyncio.StreamWriter | None) -> None:
     if kind == "progress" or options.ranges is None or stdin is None:
-        _local_message(kind, value, options)
+        local_message(kind, value, options)
         return
     stdin.write(await options.ranges.answer(value))
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the child died: its exit says how
@@ -182,10 +172,10 @@ async def _collect_pipes(
                 elif fd == err_fd:
                     err.extend(chunk)
                     if len(err) > STDERR_CAP:
-                        raise _too_large("error output", STDERR_CAP)
+                        raise too_large("error output", STDERR_CAP)
                 else:
                     for kind, value in lines.feed(chunk):
-                        _local_message(kind, value, options)
+                        local_message(kind, value, options)
             except InspectError as exc:
                 both_closed.set_exception(exc)
 

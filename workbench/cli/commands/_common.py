@@ -104,7 +104,9 @@ def timeout_of(args: argparse.Namespace) -> float:
     if args.timeout is not None:
         return float(args.timeout)
     if not getattr(args, "deep", False):
-        return 20.0
+        from ..early import DEFAULT_TIMEOUT  # the early child is taken only with this timeout
+
+        return DEFAULT_TIMEOUT
     from ...schema import DEEP_TIMEOUT
 
     return DEEP_TIMEOUT
