@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .host import direct
-    from .host.open import Walked
     from .host.runner import Runner
+    from .host.walked import Walked
 
 
 # ``Request.declared`` value: detect the format from the bytes alone, even when the file name has an extension.

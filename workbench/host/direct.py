@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .open import Walked
     from .protocol import ChildOutcome, EngineOptions
+    from .walked import Walked
 
 REAP_TIMEOUT = 5.0
 

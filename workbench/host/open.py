@@ -12,24 +12,15 @@ import os
 import stat
 
 # ``inspect FILE`` imports this module before its child starts: no ``typing``, ``threading`` (with ``functools``
-# and ``collections``) or ``Walked`` (``typing``) at run time until asked for.
+# and ``collections``) or ``Walked`` (``typing``; its users import it from ``host.walked``) at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import TypeVar
 
-    from .walked import Walked as Walked
+    from .walked import Walked
 
     T = TypeVar("T")
-else:
-
-    def __getattr__(name: str) -> object:
-        """``Walked``, for the modules that take it from here, loaded when first asked for."""
-        if name == "Walked":
-            from .walked import Walked
-
-            return Walked
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _KINDS = {

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..engine.child import sandbox
 from ..schema import REPLY_CAP
-from .open import InspectError, Walked, close_opened, off_loop, open_image
+from .open import InspectError, close_opened, off_loop, open_image
 from .protocol import (
     STDERR_CAP,
     ChildOutcome,
@@ -45,6 +45,7 @@ from .protocol import (
     spawn_options,
     too_large,
 )
+from .walked import Walked
 
 T = TypeVar("T")
 

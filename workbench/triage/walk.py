@@ -9,7 +9,8 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..host.open import O_DIRECTORY, O_NOFOLLOW, OPEN_FLAGS, Walked, kind_of
+from ..host.open import O_DIRECTORY, O_NOFOLLOW, OPEN_FLAGS, kind_of
+from ..host.walked import Walked
 
 MAX_WALK_DEPTH = 64
 
