@@ -40,7 +40,7 @@ from workbench.host.runner import FRESH  # noqa: E402
 from workbench.inspector import Request, inspect  # noqa: E402
 from workbench.policy.policy import Policy  # noqa: E402
 from workbench.triage import run as triage  # noqa: E402
-from workbench.triage.walk import Entry  # noqa: E402
+from workbench.triage.walk import walk  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
 BATCH = {"guest": False, "deep": False}  # what `workbench triage` without --guest or --deep tells its fork server
@@ -81,7 +81,7 @@ def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) ->
     declared = {str(p): f for p, f in files}
 
     async def go() -> list[dict]:
-        entries = [Entry(str(p)) for p, _ in files]
+        entries = walk(str(p) for p, _ in files)  # as `workbench triage FILE...` walks its arguments
         out = []
         async with contextlib.AsyncExitStack() as stack:
             pool = (

@@ -100,7 +100,7 @@ def test_field_tree_is_capped_without_recursion() -> None:
     node = root
     for depth in range(5000):  # deeper than Python's recursion limit
         node = node.add(Field(f"n{depth}", depth, 1))
-    tree, left = field_tree([root], limit=100)
+    tree, left, _ = field_tree([root], limit=100)
     assert left == 1  # the first node past the depth cap; its subtree is never walked
     depth = 0
     node_json = tree[0]

@@ -132,7 +132,7 @@ def test_field_tree_is_cut_to_its_node_and_depth_caps() -> None:
     for level in range(100):
         node = node.add(Field(f"level {level}", 0, 1, "v" * 10_000))
     wide = Field("wide", 0, 1, None, "", [Field(str(i), i, 1) for i in range(MAX_FIELDS + 500)])
-    tree, left = fit.field_tree([deep, wide])
+    tree, left, _ = fit.field_tree([deep, wide])
     # the first node past the depth cap (its subtree is not walked), and the wide group's nodes past the count cap
     assert left == 1 + (1 + MAX_FIELDS + 500 - (MAX_FIELDS - MAX_DEPTH))
     depth, level = 0, tree[0]

@@ -18,6 +18,7 @@ from .limits import (
     HEADER_BYTES,
     MAX_DEPTH,
     MAX_FIELDS,
+    MAX_INT,
     MAX_LIST,
     MAX_REGIONS,
     MAX_STRING,
@@ -37,13 +38,15 @@ _REFERENCE_KEYS = ("references", "extents")
 _RUN_LISTS = ("deep.map", "deep.file_map")  # capped at MAX_MAP_RUNS, not MAX_LIST (schema.py)
 
 
-def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[str, Any]], int]:
+def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[str, Any]], int, bool]:
     """Serialise the field tree (iteratively) within ``limit`` nodes and MAX_DEPTH levels.
 
-    Returns the tree and the number of nodes left out (a node past the depth cap counts once, with its
-    subtree). Strings are capped to MAX_STRING.
+    Returns the tree, the number of nodes left out (a node past the depth cap counts once, with its
+    subtree), and whether a value in it is not a plain integer within 64 bits, string or None (so the report's
+    number check must look in the tree: most trees spare it the walk). Strings are capped to MAX_STRING.
     """
     kept = left = 0
+    odd = False
     out: list[dict[str, Any]] = []
     stack: list[tuple[Field, list[dict[str, Any]], int]] = [(f, out, 1) for f in reversed(fields)]
     while stack:
@@ -52,11 +55,18 @@ def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[
             left += 1
             continue
         kept += 1
+        value = node.value
+        if isinstance(value, str):
+            value = _text(value)
+        elif not odd and value is not None:
+            odd = not _plain(value)
+        if not odd:
+            odd = not (_plain(node.offset) and _plain(node.size))
         item = {
             "name": _text(node.name),
             "offset": node.offset,
             "size": node.size,
-            "value": _text(node.value) if isinstance(node.value, str) else node.value,
+            "value": value,
             "description": _text(node.description),
         }
         sink.append(item)
@@ -64,7 +74,12 @@ def field_tree(fields: list[Field], limit: int = MAX_FIELDS) -> tuple[list[dict[
             children: list[dict[str, Any]] = []
             item["children"] = children
             stack.extend((child, children, depth + 1) for child in reversed(node.children))
-    return out, left
+    return out, left, odd
+
+
+def _plain(value: object) -> bool:
+    """An int (not a bool or another subclass) within 64 bits: what the report's number check leaves alone."""
+    return type(value) is int and -MAX_INT < value < MAX_INT
 
 
 def _text(value: str) -> str:
@@ -155,7 +170,7 @@ def within_budget(report: dict[str, Any], fields: list[Field]) -> None:
     limit = MAX_FIELDS
     while reply_size(report) > REPLY_BUDGET and limit > 1:
         limit //= 2
-        report["fields"], left = field_tree(fields, limit)
+        report["fields"], left, _ = field_tree(fields, limit)
         note = cut_finding("reply too large, field tree cut", [f"{limit} nodes kept, {left} left out"])
         if report["findings"][-1]["detail"].startswith("reply too large, field tree cut"):
             report["findings"][-1] = note

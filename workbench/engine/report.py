@@ -56,11 +56,12 @@ def _raised_at(exc: BaseException) -> str:
     return "?" if tb is None else f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
-def _clamp_numbers(report: dict[str, Any]) -> list[str]:
+def _clamp_numbers(report: dict[str, Any], tree_plain: bool = False) -> list[str]:
     """Cap integers to what a 64-bit reader could hold; name the keys that were capped.
 
     Sizes computed from header fields (sectors x 512, a sum of extents) can pass 2**64; the parent
     refuses such numbers, so they are capped here (the size limit still rejects them) and reported.
+    ``tree_plain``: the field tree holds nothing this could cap (``fit.field_tree`` says), so it is not walked.
     """
     capped: list[str] = []
     stack: list[tuple[Any, str]] = [(report, "")]
@@ -68,6 +69,8 @@ def _clamp_numbers(report: dict[str, Any]) -> list[str]:
         node, where = stack.pop()
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in items:
+            if tree_plain and node is report and key == "fields":
+                continue
             if isinstance(value, bool):
                 continue
             if isinstance(value, int) and not -U64_MAX <= value <= U64_MAX:
@@ -176,7 +179,7 @@ def build(
         info.add("unencrypted", f"{primary} image stores its data in the clear")
     if info.snapshots:
         info.add("snapshots", f"{len(info.snapshots)} internal snapshot(s)")
-    tree, left = fit.field_tree(fields)
+    tree, left, tree_odd = fit.field_tree(fields)
     if left:
         info.add(
             "report-capped",
@@ -221,7 +224,7 @@ def build(
         result["guest"] = guest_value
     if deep_value is not None:
         result["deep"] = deep_value
-    capped = _clamp_numbers(result)
+    capped = _clamp_numbers(result, tree_plain=not tree_odd)
     if capped:
         detail = f"values past 64 bits, shown as 2**64-1: {', '.join(capped)}"
         shown.append(make("malformed", detail, check="engine.number-past-64-bits").to_json())

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..engine.child import sandbox
 from ..schema import REPLY_CAP
+from . import mounts
 from .open import InspectError, close_opened, off_loop, open_image
 from .protocol import (
     STDERR_CAP,
@@ -306,17 +307,35 @@ async def inspect_path(
     *,
     runner: Runner = FRESH,
 ) -> dict[str, Any]:
-    """Open ``path`` (off the event loop) and run the engine on it; the reply's ``report`` is returned
-    unvalidated, with an ``image-changed`` finding when the file's size or times moved meanwhile."""
-    fd, before = await off_loop(
-        lambda: open_image(path, follow_symlinks, walked), options.timeout, "opening the file", close_opened
-    )
+    """Open ``path`` and run the engine on it; the reply's ``report`` is returned unvalidated, with an
+    ``image-changed`` finding when the file's size or times moved meanwhile. The open and the check after run off
+    the event loop, unless a walk found the file on a local disk or in memory (:mod:`.mounts`)."""
+    on_loop = walked is not None and mounts.is_local(walked.identity[0])
+    if on_loop:
+        fd, before = open_image(path, follow_symlinks, walked)
+    else:
+        fd, before = await off_loop(
+            lambda: open_image(path, follow_symlinks, walked), options.timeout, "opening the file", close_opened
+        )
     try:
         reply = await run_engine(fd, path, declared, options, runner)
-        after = await off_loop(lambda: os.fstat(fd), options.timeout, "checking the file after the inspection")
+        if on_loop:
+            after = _fstat_after(fd)
+        else:
+            after = await off_loop(lambda: _fstat_after(fd), options.timeout, _AFTER)
     finally:
         os.close(fd)
     return checked_report(reply, before, after)
+
+
+_AFTER = "checking the file after the inspection"
+
+
+def _fstat_after(fd: int) -> os.stat_result:
+    try:
+        return os.fstat(fd)
+    except OSError as exc:
+        raise InspectError(f"{_AFTER}: {exc.strerror or exc}") from None
 
 
 async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
