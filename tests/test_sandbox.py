@@ -176,11 +176,15 @@ import json, os, sys
 sys.path.insert(0, sys.argv[1])
 from workbench.engine.child import sandbox
 sandbox._listed_fds = lambda: None  # as in the fork server's empty root: no /proc, no /dev/fd
-if sys.argv[2] == "no-close-range":
+if sys.argv[2] != "close-range":  # ctypes' close_range is not there: "low-limit" must close without it
     sandbox._close_range = lambda: None
+if sys.argv[2] == "low-limit":  # the fork server's children: a hard descriptor limit of ZYGOTE_NOFILE
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (sandbox.ZYGOTE_NOFILE, sandbox.ZYGOTE_NOFILE))
 null = os.open(os.devnull, os.O_RDONLY)
 os.dup2(null, 7)
-os.dup2(null, 300)  # leaked, high: above what a probe of the descriptor limit would reach if it were lowered
+high = 200 if sys.argv[2] == "low-limit" else 300  # leaked, high: above what a probe would reach if lowered
+os.dup2(null, high)
 image = os.dup2(null, 9)
 os.close(null)
 os.close(0)
@@ -190,10 +194,11 @@ print(json.dumps({"status": status, "open": sorted(int(fd) for fd in os.listdir(
 """
 
 
-@pytest.mark.parametrize("close_range", ["close-range", "no-close-range"])
+@pytest.mark.parametrize("close_range", ["close-range", "no-close-range", "low-limit"])
 def test_fds_without_a_listing_keep_only_the_image_and_pipes(close_range: str) -> None:
     """Where no listing can be read, the image moves down to 0 and one close_range closes everything above;
-    without close_range the layer probes each number, closes and names what it found."""
+    without close_range the layer probes each number, closes and names what it found; under a hard limit as low
+    as the fork server's, ``os.closerange`` up to it closes everything without ``ctypes``."""
     done = subprocess.run(
         [sys.executable, "-I", "-c", FDS_WITHOUT_LISTING, str(Path(__file__).parents[1]), close_range],
         capture_output=True,
@@ -202,7 +207,7 @@ def test_fds_without_a_listing_keep_only_the_image_and_pipes(close_range: str) -
     )
     out = json.loads(done.stdout)
     assert out["open"] == [0, 1, 2]
-    if close_range == "close-range":
+    if close_range != "no-close-range":
         assert out["status"] == "on (only 0, 1, 2; moved 9 to 0)"
     else:
         assert out["status"] == "on (kept 0, 1, 2; moved 9 to 0; closed unexpected [7, 300])"

@@ -97,6 +97,7 @@ def _child(request: dict[str, Any], fds: list[int], server: Server) -> int:
     plan = worker.plan_for(request, kept)
     plan.layers = tuple(name for name in plan.layers if name in CHILD_LAYERS)
     plan.prebuilt = server.rules
+    plan.empty_root = sandbox.is_on(server.layers.get("namespaces", "off"))  # the zygote's: no /proc to list
     if server.rules is None:
         plan.layers = tuple(name for name in plan.layers if name != "seccomp")
     return worker.handle(request, _merge(server.layers, sandbox.harden(plan)), plan)
