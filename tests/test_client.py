@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from workbench import inspector
-from workbench.engine.child import sandbox
+from workbench.engine.child import frames, sandbox
 from workbench.host import direct
 from workbench.host import open as host_open
 from workbench.host import runner as client
@@ -176,6 +176,30 @@ def test_zygote_children_are_tightened_and_inherit_the_servers_layers(image: Pat
         # no listing in the zygote's empty root: the image moved to 0 and one close_range closed all above 2
         assert re.fullmatch(r"on \(only 0, 1, 2; moved \d+ to 0\)", layers["fds"]), layers["fds"]
         assert "NOFILE 3" in layers["rlimits"] and "free descriptor" not in layers["rlimits"]
+
+
+def test_fork_server_frames_carry_ids_codes_and_errors() -> None:
+    assert frames.parse(frames.frame(frames.REQUEST, 2**63 - 1, b'{"fd": 3}')) == (
+        frames.REQUEST,
+        2**63 - 1,
+        b'{"fd": 3}',
+    )
+    kind, ident, body = frames.parse(frames.frame(frames.STATUS, 7, frames.status_body(-signal.SIGKILL)))
+    assert (kind, ident, frames.status_of(body)) == (frames.STATUS, 7, -signal.SIGKILL)
+    assert frames.status_of(b"\x00\x01") is None  # not four bytes: no exit code
+    assert frames.parse(b"K") == (frames.KILL, 0, b"")
+
+
+def test_a_fork_server_frame_of_no_known_kind_fails_its_waiter() -> None:
+    async def run() -> BaseException | None:
+        server = client.ForkServerRunner()
+        waiter = asyncio.get_running_loop().create_future()
+        server._waiting[5] = waiter
+        server._exited(frames.frame(b"?", 5, b""))
+        return waiter.exception()
+
+    error = asyncio.run(run())
+    assert isinstance(error, client.InspectError) and "no known kind" in str(error)
 
 
 def test_zygote_child_holds_only_its_image_and_pipes() -> None:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from ..engine.child import sandbox
+from ..engine.child import frames, sandbox
 from ..schema import REPLY_CAP
 from . import mounts
 from .open import InspectError, close_opened, off_loop, open_image
@@ -382,10 +382,10 @@ class ForkServerRunner:
 
     Started once by exec, the server forks one hardened child per image.
 
-    Messages on a SOCK_SEQPACKET socket pair: the parent sends ``{"id": n, "request": {...}}`` with the
-    image and the write ends of the child's stdout and stderr pipes attached (SCM_RIGHTS), or
-    ``{"kill": n}``; the zygote answers ``{"id": n, "status": code}`` once it has reaped the child.
-    The child's reply comes back on its own pipe, exactly as from a fresh process.
+    Frames on a SOCK_SEQPACKET socket pair (:mod:`workbench.engine.child.frames`: a kind byte, an 8-byte request
+    id, a body): the parent sends a request's JSON with the image and the write ends of the child's stdout and
+    stderr pipes attached (SCM_RIGHTS), or a kill; the zygote answers with the exit code once it has reaped the
+    child, or why it made none. The child's reply comes back on its own pipe, exactly as from a fresh process.
     """
 
     def __init__(self, require_layers: list[str] | None = None, preload: dict[str, Any] | None = None) -> None:
@@ -464,10 +464,10 @@ class ForkServerRunner:
         def readable() -> None:
             try:
                 while message := sock.recv(4096):
-                    self._exited(json.loads(message))
+                    self._exited(message)
             except BlockingIOError:
                 return
-            except (OSError, ValueError, KeyError, TypeError):
+            except OSError:
                 pass
             if not ended.done():
                 ended.set_result(None)
@@ -479,14 +479,17 @@ class ForkServerRunner:
             loop.remove_reader(sock)
         self._fail_waiters(f"the engine zygote exited{await self._last_words()}")
 
-    def _exited(self, status: dict[str, Any]) -> None:
-        future = self._waiting.pop(int(status["id"]), None)
+    def _exited(self, message: bytes) -> None:
+        kind, ident, body = frames.parse(message)
+        future = self._waiting.pop(ident, None)
         if future is None or future.done():
             return
-        if "error" in status:  # the zygote could not fork
-            future.set_exception(InspectError(f"engine zygote: {status['error']}"[:300]))
+        if kind == frames.ERROR:  # the zygote could not fork
+            future.set_exception(InspectError(f"engine zygote: {body.decode('utf-8', 'replace')}"[:300]))
+        elif kind == frames.STATUS and (code := frames.status_of(body)) is not None:
+            future.set_result(code)
         else:
-            future.set_result(status.get("status"))
+            future.set_exception(InspectError("engine zygote: a message of no known kind"))
 
     async def _last_words(self) -> str:
         """``: <its last stderr lines>`` once the fork server's stderr is closed (it is when it has died)."""
@@ -502,9 +505,9 @@ class ForkServerRunner:
                 future.exception()  # a waiter cancelled meanwhile (Ctrl-C) never reads it: not worth a warning
         self._waiting.clear()
 
-    async def _send(self, payload: dict[str, Any], fds: list[int]) -> None:
+    async def _send(self, kind: bytes, ident: int, body: bytes, fds: list[int]) -> None:
         assert self._sock
-        data = json.dumps(payload).encode()
+        data = frames.frame(kind, ident, body)
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -520,7 +523,7 @@ class ForkServerRunner:
 
     async def _kill(self, ident: int) -> None:
         with contextlib.suppress(OSError, AssertionError):
-            await self._send({"kill": ident}, [])
+            await self._send(frames.KILL, ident, b"", [])
 
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it. A remote image
@@ -536,7 +539,8 @@ class ForkServerRunner:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            await self._send({"id": ident, "request": request}, [fds[0] if in_r < 0 else in_r, out_w, err_w])
+            body = json.dumps(request).encode()
+            await self._send(frames.REQUEST, ident, body, [fds[0] if in_r < 0 else in_r, out_w, err_w])
         except OSError as exc:
             self._waiting.pop(ident, None)
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):

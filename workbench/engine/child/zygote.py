@@ -10,7 +10,7 @@ with one ``prctl``). One image per process, always.
 Protocol: see :class:`workbench.host.runner.ForkServerRunner`. The request on stdin is ``{"fd": socket,
 "require_layers": [...], "preload": {...}}`` (``preload``, optional: ``worker.preload``'s keys, what the batch
 will ask for; everything when absent); the greeting on stdout is the engine child's: the layer line, then
-``{"ok": ...}``.
+``{"ok": ...}``. Then on the socket, the binary frames of :mod:`.frames`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 from .. import report
-from . import sandbox, seccomp_filter, worker
+from . import frames, sandbox, seccomp_filter, worker
 
 MAX_MESSAGE = 64 * 1024
 BLANK_BYTES = 64 * 1024  # the size of the blank image the zygote warms up on
@@ -120,9 +120,9 @@ class Server:
         self.rules = rules
         self.children: dict[int, int] = {}  # pid -> request id
 
-    def _send(self, payload: dict[str, Any]) -> None:
+    def _send(self, kind: bytes, ident: int, body: bytes) -> None:
         with contextlib.suppress(OSError):  # the parent left; the loop ends at its EOF
-            self.sock.send(json.dumps(payload).encode())
+            self.sock.send(frames.frame(kind, ident, body))
 
     def _reap(self, block: bool = False) -> None:
         while self.children:
@@ -134,13 +134,13 @@ class Server:
                 return
             ident = self.children.pop(pid, None)
             if ident is not None:
-                self._send({"id": ident, "status": os.waitstatus_to_exitcode(status)})
+                self._send(frames.STATUS, ident, frames.status_body(os.waitstatus_to_exitcode(status)))
 
     def _fork(self, ident: int, request: dict[str, Any], fds: list[int]) -> None:
         try:
             pid = os.fork()
         except OSError as exc:
-            self._send({"id": ident, "status": None, "error": f"fork failed: {exc.strerror}"})
+            self._send(frames.ERROR, ident, f"fork failed: {exc.strerror}".encode())
             return
         if pid == 0:
             code = 70
@@ -156,13 +156,14 @@ class Server:
         try:
             if not data:
                 return False
-            message = json.loads(data)
-            if "kill" in message:
-                for pid, ident in self.children.items():
-                    if ident == message["kill"]:
+            kind, ident, body = frames.parse(data)
+            if kind == frames.KILL:
+                for pid, child in self.children.items():
+                    if child == ident:
                         os.kill(pid, signal.SIGKILL)
-            elif len(fds) == 3:
-                self._fork(int(message["id"]), dict(message["request"]), fds)
+            elif kind == frames.REQUEST and len(fds) == 3:
+                # a copy: a compact table the child's own writes copy fewer pages of (measured, ~5 faults fewer)
+                self._fork(ident, dict(json.loads(body)), fds)
         finally:
             for fd in fds:
                 os.close(fd)
