@@ -188,7 +188,15 @@ def exit_reason(returncode: int, stderr: bytes) -> str:
 
 
 def _sandbox_line(line: bytes) -> dict[str, str] | None:
-    """The layer report the child writes before it reads the image, as capped text."""
+    """The layer report the child writes before it reads the image, as capped text (a copy of its own: the
+    children of one fork server all send the same line, decoded once)."""
+    if line != _last_line[0]:
+        _last_line[:] = [line, _decoded_line(line)]
+    layers = _last_line[1]
+    return None if layers is None else dict(layers)
+
+
+def _decoded_line(line: bytes) -> dict[str, str] | None:
     try:
         head = json.loads(line)
     except (ValueError, RecursionError):
@@ -197,6 +205,9 @@ def _sandbox_line(line: bytes) -> dict[str, str] | None:
     if not isinstance(layers, dict):
         return None
     return {str(name)[:64]: str(status)[:300] for name, status in list(layers.items())[:32]}
+
+
+_last_line: list[Any] = [None, None]  # the last layer line and what it decoded to
 
 
 def progress_of(value: Any) -> dict[str, Any] | None:

@@ -149,16 +149,25 @@ async def _collect_pipes(
 ) -> ChildOutcome:
     """:func:`_collect` for a forked child of a local image, on the read ends of its stdout and stderr pipes:
     the event loop watches both descriptors and reads them as they become readable (no transports, streams or
-    tasks per child). Both are closed here."""
+    tasks per child), and the caller wakes once, when both are closed and ``finished`` is done. Both are closed
+    here."""
     loop = asyncio.get_running_loop()
     lines = StdoutLines(options.reply_cap)
     err = bytearray()
-    both_closed: asyncio.Future[None] = loop.create_future()
+    ready: asyncio.Future[None] = loop.create_future()
     watched = {out_fd, err_fd}
+
+    def settle(_: object = None) -> None:
+        if ready.done():
+            return
+        if finished.done() and finished.exception() is not None:
+            ready.set_exception(finished.exception())  # type: ignore[arg-type]
+        elif not watched and finished.done():
+            ready.set_result(None)
 
     def readable(fd: int) -> None:
         """Read until the pipe is empty: a child that has replied and left gives its reply and its EOF at once."""
-        while fd in watched and not both_closed.done():
+        while fd in watched and not ready.done():
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
@@ -169,8 +178,7 @@ async def _collect_pipes(
                 if not chunk:
                     loop.remove_reader(fd)
                     watched.discard(fd)
-                    if not watched:
-                        both_closed.set_result(None)
+                    settle()
                 elif fd == err_fd:
                     err.extend(chunk)
                     if len(err) > STDERR_CAP:
@@ -179,23 +187,21 @@ async def _collect_pipes(
                     for kind, value in lines.feed(chunk):
                         local_message(kind, value, options)
             except InspectError as exc:
-                both_closed.set_exception(exc)
-
-    async def closed_and_exited() -> int | None:
-        await both_closed
-        return await finished
+                ready.set_exception(exc)
 
     try:
         for fd in watched:
             os.set_blocking(fd, False)
             loop.add_reader(fd, readable, fd)
-        code = await _killed_unless_within(closed_and_exited(), kill, options)
+        finished.add_done_callback(settle)
+        await _killed_unless_within(ready, kill, options)
     finally:
+        finished.remove_done_callback(settle)
         for fd in watched:
             loop.remove_reader(fd)
         for fd in (out_fd, err_fd):
             os.close(fd)
-    return ChildOutcome(code, lines.kept(), bytes(err))
+    return ChildOutcome(finished.result(), lines.kept(), bytes(err))
 
 
 async def run_fresh(request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:

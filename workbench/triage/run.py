@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,19 +135,33 @@ async def run(
     jobs: int,
     inspect_one: Inspect = inspect,
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Full reports in the order they finish, with at most ``jobs`` inspections in flight."""
+    """Full reports in the order they finish, with at most ``jobs`` inspections in flight. Each inspection that
+    ends is queued by its own callback, and this waits only when the queue is empty (``asyncio.wait`` would walk
+    every inspection in flight at each turn)."""
+    loop = asyncio.get_running_loop()
     source = iter(entries)
-    pending: set[asyncio.Task[dict[str, Any]]] = set()
+    pending: set[asyncio.Future[dict[str, Any]]] = set()
+    finished: deque[asyncio.Future[dict[str, Any]]] = deque()
+    waiter: list[asyncio.Future[None]] = []
+
+    def ended(task: asyncio.Future[dict[str, Any]]) -> None:
+        finished.append(task)
+        if waiter and not waiter[0].done():
+            waiter[0].set_result(None)
+
+    def start(task: asyncio.Future[dict[str, Any]]) -> None:
+        task.add_done_callback(ended)
+        pending.add(task)
 
     def start_next() -> bool:
         for entry in source:
             if entry.refused:
-                refused = asyncio.get_running_loop().create_future()
+                refused = loop.create_future()
                 refused.set_result(failed_report(entry.path, None, entry.refused))
-                pending.add(asyncio.ensure_future(refused))
+                start(refused)
                 return True
             request = replace(make_request(entry.path), walked=entry.walked)
-            pending.add(asyncio.ensure_future(inspect_one(request)))
+            start(asyncio.ensure_future(inspect_one(request)))
             return True
         return False
 
@@ -155,11 +169,13 @@ async def run(
         while len(pending) < jobs and start_next():
             pass
         while pending:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                pending.discard(task)
-                yield task.result()
-                start_next()
+            if not finished:
+                waiter[:] = [loop.create_future()]
+                await waiter[0]
+            task = finished.popleft()
+            pending.discard(task)
+            yield task.result()
+            start_next()
     finally:
         for task in pending:
             task.cancel()

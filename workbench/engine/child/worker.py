@@ -197,9 +197,8 @@ def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) 
         args = {**dict(request.get("escape_args") or {}), "image_fd": request.get("fd", -1)}
         reply({"ok": True, "escapes": escapes.run([str(name) for name in request["escapes"]], args), **extra})
         return 0
+    # the report carries no layers: the parent gives it those of the line sent before the image was read
     code, body = inspect_request(request)
-    if code == 0:
-        body["report"]["sandbox"] = layers
     reply({**body, **extra})
     return code
 
