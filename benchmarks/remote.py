@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.remote_servers import RangeServer  # noqa: E402
-from workbench.cli.commands.triage import REMOTE_JOBS_PER_CPU  # noqa: E402
 from workbench.host.sources import Limits, open_url  # noqa: E402
+from workbench.triage.jobs import remote_jobs  # noqa: E402
 
 MiB = 1 << 20
 
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--raw-mib", type=int, default=16)
     args = parser.parse_args()
-    jobs = (os.cpu_count() or 2) * REMOTE_JOBS_PER_CPU
+    jobs = remote_jobs()
     server = RangeServer()
     server.state.latency = args.latency_ms / 1000
     try:

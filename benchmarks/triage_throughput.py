@@ -40,6 +40,7 @@ from workbench.host.runner import FRESH  # noqa: E402
 from workbench.inspector import Request, inspect  # noqa: E402
 from workbench.policy.policy import Policy  # noqa: E402
 from workbench.triage import run as triage  # noqa: E402
+from workbench.triage.jobs import local_jobs  # noqa: E402
 from workbench.triage.walk import walk  # noqa: E402
 
 QEMU_FORMAT = {"iso": "raw"}  # formats qemu-img reads under another name
@@ -127,28 +128,30 @@ def scaling_child(count: int) -> None:
             path = folder / f"{i:06}.raw"
             path.write_bytes(bytes(4096))
             files.append((path, "raw"))
-        elapsed, _ = run_triage(files, os.cpu_count() or 2)
+        elapsed, _ = run_triage(files, local_jobs())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"files": count, "seconds": elapsed, "peak_kib": peak}))
 
 
 TRIAGE_IN = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from benchmarks.triage_throughput import LAST_CPU, run_triage
+try:
+    from workbench.triage.jobs import local_jobs
+except ImportError:  # a tree from before the default was one child more than cores
+    local_jobs = lambda: os.cpu_count() or 2
 files = [(Path(path), fmt) for path, fmt in json.loads(Path(sys.argv[2]).read_text())]
-seconds, _ = run_triage(files, int(sys.argv[3]))
-print(json.dumps({"seconds": seconds, "parent": LAST_CPU[0], "children": LAST_CPU[1]}))
+seconds, _ = run_triage(files, local_jobs())
+print(json.dumps({"seconds": seconds, "parent": LAST_CPU[0], "children": LAST_CPU[1], "jobs": local_jobs()}))
 """
 
 
-def triage_in(tree: Path, listing: Path, jobs: int) -> dict[str, float]:
-    """`run_triage` of the files in ``listing`` as the checkout ``tree`` has it, in a fresh process: seconds, and
-    the parent's and the children's CPU seconds."""
-    out = subprocess.run(
-        [sys.executable, "-c", TRIAGE_IN, str(tree), str(listing), str(jobs)], capture_output=True, text=True
-    )
+def triage_in(tree: Path, listing: Path) -> dict[str, float]:
+    """`run_triage` of the files in ``listing`` as the checkout ``tree`` has it (with its own default of children
+    at once), in a fresh process: seconds, the parent's and the children's CPU seconds, and the children at once."""
+    out = subprocess.run([sys.executable, "-c", TRIAGE_IN, str(tree), str(listing)], capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"triage in {tree} failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.splitlines()[-1])
@@ -177,23 +180,26 @@ def rounds_table(files: list[tuple[Path, str]], folder: Path, rounds: int, befor
     each goal's ratio beside its measure."""
     listing = folder / "files.json"
     listing.write_text(json.dumps([[str(path), fmt] for path, fmt in files]))
-    jobs = os.cpu_count() or 2
     trees = {"after": Path(__file__).resolve().parents[1], **({"before": before} if before else {})}
     runs: dict[str, list[dict[str, float]]] = defaultdict(list)
     for _ in range(rounds):
         for name, tree in trees.items():
-            runs[name].append(triage_in(tree, listing, jobs))
+            runs[name].append(triage_in(tree, listing))
         runs["seq"].append({"seconds": qemu_loop(files, 1)})
         runs["par"].append({"seconds": qemu_loop(files, 2)})
     n = len(files)
     median = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
-    print(f"## Side by side: {rounds} interleaved round(s), medians, {n} mixed images, {jobs} cores")
-    print(f"{'run':36} {'seconds':>8} {'files/s':>8} {'parent ms':>10} {'children ms':>12}")
+    print(f"## Side by side: {rounds} interleaved round(s), medians, {n} mixed images, {os.cpu_count()} cores")
+    print(f"{'run':36} {'seconds':>8} {'files/s':>8} {'parent ms':>10} {'children ms':>12} {'at once':>8}")
     for name in ("before", "after", "seq", "par"):
         if name not in median:
             continue
         row = median[name]
-        cpu = f"{1000 * row['parent'] / n:10.2f} {1000 * row['children'] / n:12.2f}" if "parent" in row else ""
+        cpu = (
+            f"{1000 * row['parent'] / n:10.2f} {1000 * row['children'] / n:12.2f} {row['jobs']:8g}"
+            if "parent" in row
+            else ""
+        )
         label = {"seq": "qemu-img info loop, sequential", "par": "qemu-img info loop, 2-way parallel"}.get(
             name, f"workbench triage, {name}"
         )
@@ -224,7 +230,7 @@ def main() -> None:
     if args.scaling_child:
         scaling_child(args.scaling_child)
         return
-    jobs = os.cpu_count() or 2
+    jobs = local_jobs()  # what `workbench triage` runs at once
     with tempfile.TemporaryDirectory() as tmp:
         files = corpus(Path(tmp), args.files)
         # One untimed pass first: the first triage after the corpus is written took ~0.7 s more than the next
@@ -239,7 +245,7 @@ def main() -> None:
         seq = qemu_loop(files, 1)
         par = qemu_loop(files, 2)
     n = len(files)
-    print(f"## Throughput, {n} mixed images, {jobs} cores (one run)")
+    print(f"## Throughput, {n} mixed images, {os.cpu_count()} cores (one run)")
     print(f"{'runner':36} {'seconds':>8} {'files/s':>8} {'ours is':>9}")
     print(f"{'workbench triage (jobs=' + str(jobs) + ')':36} {ours:8.2f} {n / ours:8.1f} {'':>9}")
     for count, seconds in extra:

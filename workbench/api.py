@@ -22,6 +22,7 @@ from .policy import policy as policy_mod
 from .policy import settings as settings_mod
 from .records import replace
 from .schema import Finding, Verdict
+from .triage.jobs import local_jobs
 
 __all__ = [
     "Result",
@@ -101,7 +102,7 @@ def _template(
 
 def _jobs(jobs: int | None) -> int:
     if jobs is None:
-        return os.cpu_count() or 2
+        return local_jobs()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a whole number of at least 1: {jobs!r}")
     return jobs

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import os
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
 from ...render.text import summary_counts
 from ...render.textsafe import printable
+from ...triage.jobs import REMOTE_JOBS_PER_CPU, local_jobs, remote_jobs
 from ._common import EPILOG, add_deep_options, add_guest_options, add_policy_options, policy_from, timeout_of, warn
 
 if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none of them
@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # imported when the command runs: the CLI's help needs none o
 
 NAME = "triage"
 INTERRUPTED = 130
-REMOTE_JOBS_PER_CPU = 8
 
 
 def register(sub: Any) -> None:
@@ -41,14 +40,14 @@ def register(sub: Any) -> None:
         "-j",
         type=int,
         default=None,
-        help=f"inspections in flight (default: one per CPU, {os.cpu_count() or 2}; with remote targets "
+        help=f"inspections in flight (default: one per CPU and one more, {local_jobs()}; with remote targets "
         f"{REMOTE_JOBS_PER_CPU} per CPU, as they mostly wait on the network)",
     )
     parser.add_argument(
         "--children",
         type=int,
-        default=os.cpu_count() or 2,
-        help="engine processes at once, whatever --jobs (default: %(default)s, one per CPU)",
+        default=local_jobs(),
+        help="engine processes at once, whatever --jobs (default: %(default)s, one per CPU and one more)",
     )
     parser.add_argument("--endpoint-url", metavar="URL", help="the S3 endpoint (else AWS_ENDPOINT_URL_S3 / _URL)")
     parser.add_argument("--shard", metavar="I/N", help="inspect only shard I of N (0 <= I < N), split by path")
@@ -110,8 +109,7 @@ def _jobs(args: argparse.Namespace) -> int:
 
     if args.jobs is not None:
         return max(1, args.jobs)
-    cores = os.cpu_count() or 2
-    return cores * REMOTE_JOBS_PER_CPU if any(is_remote(path) for path in args.paths) else cores
+    return remote_jobs() if any(is_remote(path) for path in args.paths) else local_jobs()
 
 
 class Interrupt:
