@@ -41,20 +41,40 @@ DEEP_CPU_SECONDS = 60  # CPU time of one inspection with ``--deep`` (its walk is
 DEEP_TIMEOUT = 120.0  # seconds the parent waits for an inspection with ``--deep`` unless told otherwise
 
 
+_ORDERS: dict[type, tuple[dict[str, int], tuple[StrEnum, ...]]] = {}  # see _Ordered._order
+
+
 class _Ordered(StrEnum):
     """A string enum whose members compare by their declared order, not alphabetically.
 
     Plain strings compare as the member they name, so ``Severity.INFO < "warning"`` holds.
     """
 
+    @classmethod
+    def _order(cls) -> tuple[dict[str, int], tuple[Self, ...]]:
+        """Each member's value -> its rank, and the members in order (made once: a batch ranks every finding)."""
+        order = _ORDERS.get(cls)
+        if order is None:
+            members = tuple(cls)
+            order = _ORDERS[cls] = ({member.value: rank for rank, member in enumerate(members)}, members)
+        return order  # type: ignore[return-value]
+
     @property
     def rank(self) -> int:
-        return type(self)._member_names_.index(self.name)
+        return self._order()[0][self.value]
 
     @classmethod
     def worst(cls, values: Iterable[str], default: Self) -> Self:
         """The highest of ``values`` (each a member's value), or ``default`` when there is none."""
-        return max((cls(value) for value in values), default=default)
+        ranks, members = cls._order()
+        top = -1
+        for value in values:
+            rank = ranks.get(value)
+            if rank is None:
+                cls(value)  # not a member's value: the enum's own ValueError
+            elif rank > top:
+                top = rank
+        return default if top < 0 else members[top]
 
     def _other(self, other: object) -> int:
         if not isinstance(other, str):
@@ -92,12 +112,12 @@ class Verdict(_Ordered):
 
 
 SEVERITIES_WORST_FIRST = tuple(reversed(Severity))  # critical, warning, info: how findings are listed
-_KNOWN_SEVERITIES = frozenset(Severity)
 
 
 def most_severe_first(severity: str) -> int:
     """Sort key of a severity: critical, then warning, then info, then anything unknown."""
-    return -Severity(severity).rank if severity in _KNOWN_SEVERITIES else 1
+    rank = Severity._order()[0].get(severity)
+    return 1 if rank is None else -rank
 
 
 VERDICTS_SHOWN = (Verdict.REJECT, Verdict.REVIEW, Verdict.ACCEPT, Verdict.FAILED)  # the order counts are listed in

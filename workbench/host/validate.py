@@ -36,6 +36,8 @@ class ReplyError(ValueError):
 
 
 def _int(value: Any, key: str, optional: bool = True) -> int | None:
+    if type(value) is int and -MAX_INT < value < MAX_INT:  # the common case first: a batch checks many
+        return value
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not -MAX_INT < value < MAX_INT:
@@ -67,6 +69,11 @@ def _bool(value: Any, key: str) -> bool:
 
 def _scalar(value: Any, key: str) -> Any:
     """A JSON value kept as data: nested containers are flattened to capped text."""
+    kind = type(value)  # the common cases first (a batch checks many), then any subclass as before
+    if kind is str:
+        return value[:MAX_STRING]
+    if kind is int and -MAX_INT < value < MAX_INT:
+        return value
     if value is None or isinstance(value, bool | float):
         return value
     if isinstance(value, int):
