@@ -264,12 +264,16 @@ async def collect(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def _same_either_way(report: dict[str, Any]) -> dict[str, Any]:
-    """``report`` without its field tree, its time and the number the zygote received the image on."""
+    """``report`` without its field tree, its format details, its time and the number the zygote received the
+    image on."""
     sandbox = {**report["sandbox"], "fds": re.sub(r"moved \d+ to 0", "moved _ to 0", report["sandbox"]["fds"])}
-    return {key: value for key, value in report.items() if key not in ("fields", "elapsed_ms")} | {"sandbox": sandbox}
+    kept = {key: value for key, value in report.items() if key not in ("fields", "details", "elapsed_ms")}
+    return kept | {"sandbox": sandbox}
 
 
-def test_a_batch_of_summaries_asks_for_no_field_tree_and_loses_nothing(tmp_path: Path, qemu_img: str) -> None:
+def test_a_batch_of_summaries_asks_for_no_field_tree_or_details_and_loses_nothing(
+    tmp_path: Path, qemu_img: str
+) -> None:
     """Every seed image (the test builders' and qemu-img's), through the zygote as `workbench triage` runs it:
     with and without full reports, the same summaries, verdicts, findings, references and sizes."""
     (tmp_path / "qemu").mkdir()
@@ -290,8 +294,9 @@ def test_a_batch_of_summaries_asks_for_no_field_tree_and_loses_nothing(tmp_path:
 
     full, summaries = asyncio.run(batch(True)), asyncio.run(batch(False))
     assert sorted(full) == sorted(summaries) == sorted(declared)
-    assert all(report["fields"] == [] for report in summaries.values())
+    assert all(report["fields"] == [] and report["details"] == {} for report in summaries.values())
     assert sum(bool(report["fields"]) for report in full.values()) >= len(full) - 2  # raw zeros: no structures
+    assert sum(bool(report["details"]) for report in full.values()) >= len(full) // 2
     assert {"accept", "reject"} <= {report["verdict"] for report in full.values()}
     for path, report in full.items():
         assert triage.summarise(summaries[path]) == triage.summarise(report)

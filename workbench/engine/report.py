@@ -123,12 +123,14 @@ def build(
     deep_budget: int | None = None,
     progress: Progress | None = None,
     include_fields: bool = True,
+    include_details: bool = True,
 ) -> dict[str, Any]:
     """Inspect the image behind ``fd`` (opened read-only by the parent, or a remote image's
     :class:`~.reader.Positional`) and return the report; with a ``guest_budget``, the guest view too (report
     key ``guest``); with a ``deep_budget``, deep inspection (report key ``deep``, telling ``progress`` how far
     it is). Without ``include_fields`` (a batch that keeps only summaries) the report's ``fields`` is empty:
-    the tree is still built and cut as for the full report, so that every finding is the same either way."""
+    the tree is still built and cut as for the full report, so that every finding is the same either way;
+    without ``include_details`` its ``details`` (the format's own values, which no summary shows) is empty."""
     started = time.monotonic()
     size, allocated = _sizes(fd)
     reader = Reader(fd, size, budget)
@@ -231,6 +233,8 @@ def build(
     _fit(result, fields, findings_left)
     if not include_fields:
         result["fields"] = []
+    if not include_details:
+        result["details"] = {}
     return result
 
 

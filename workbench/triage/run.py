@@ -54,8 +54,9 @@ FULL_REPORT_OUTPUTS = ("json", "jsonl")
 class GatedRunner:
     """A runner with at most ``limit`` children at once, whatever the inspections in flight (remote triage keeps
     many more opens and listings going than there are cores). Without ``full_reports`` (a batch that keeps only
-    :func:`summarise`'s values) each child is asked for no field tree: a reply of about half the bytes for the
-    parent to read and check, with the same verdict, findings, references and sizes."""
+    :func:`summarise`'s values) each child is asked for no field tree and no format details (``details``, which
+    neither a summary nor the CSV, HTML or table shows): a reply of a few KiB for the parent to read and check,
+    with the same verdict, findings, references and sizes."""
 
     def __init__(self, runner: Runner, limit: int, full_reports: bool = True) -> None:
         self.runner = runner
@@ -64,7 +65,7 @@ class GatedRunner:
 
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
         if not self.full_reports:
-            request = {**request, "include_fields": False}
+            request = {**request, "include_fields": False, "include_details": False}
         async with self.gate:
             return await self.runner.run(request, fds, options)
 

@@ -12,6 +12,7 @@ Protocol: one JSON request on stdin, one line (ended by a newline or by the end 
      "deep": true, "deep_budget": N (optional: deep inspection, within N metadata bytes, default 64 MiB),
      "progress": true (optional: progress lines while deep inspection or the guest view walks),
      "include_bytes": false (optional: no hex), "include_fields": false (optional: an empty field tree),
+     "include_details": false (optional: empty format details),
      "handle": H, "job": "on (...)" (Windows only: the image's handle, and the job object the parent made)}
 
 and on stdout, first one line ``{"sandbox": {layer: status}}`` written before the image is read (so that
@@ -173,6 +174,7 @@ def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             deep_budget=budget_for(request, "deep", DEFAULT_DEEP_BUDGET, MAX_DEEP_BUDGET),
             progress=progress_line if request.get("progress") is True else None,
             include_fields=request.get("include_fields") is not False,
+            include_details=request.get("include_details") is not False,
         )
     except OSError as exc:
         return 4, {"ok": False, "error": f"reading the image failed: {exc.strerror or exc}"}
