@@ -1,6 +1,7 @@
 """Open an image the way every inspection does: judged by a stat before the open, opened read-only with
 ``O_NOFOLLOW``, checked to be what was looked at; a walked file reopened from its folder down; every
-file-system call off the event loop (:func:`off_loop`), so a hung filesystem freezes nothing.
+file-system call off the event loop (:func:`off_loop`), so a hung filesystem freezes nothing (a batch opens a
+walked file on a local disk or in memory on the loop: :mod:`.mounts`).
 """
 
 from __future__ import annotations
