@@ -93,9 +93,12 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) -> tuple[float, list[dict]]:
-    """Triage ``files`` as `workbench triage` does (a zygote unless told otherwise); seconds and summaries.
-    The CPU seconds of the last run, the parent's and the children's, are left in :data:`LAST_CPU`."""
+def run_triage(
+    files: list[tuple[Path, str]], jobs: int, zygote: bool = True, batch: int = 1
+) -> tuple[float, list[dict]]:
+    """Triage ``files`` as `workbench triage` does (a zygote unless told otherwise; ``batch``: `--isolation
+    batch:N`, with ``jobs`` children); seconds and summaries. The CPU seconds of the last run, the parent's and the
+    children's, are left in :data:`LAST_CPU`."""
     declared = {str(p): f for p, f in files}
 
     async def go() -> list[dict]:
@@ -110,8 +113,10 @@ def run_triage(files: list[tuple[Path, str]], jobs: int, zygote: bool = True) ->
             requests = lambda p: Request(p, declared[p], include_bytes=False)  # noqa: E731
             # as `workbench triage` runs it without --json or --jsonl: summaries only, no field tree in the replies
             runner = triage.GatedRunner(pool or FRESH, jobs, full_reports=False)
+            if batch > 1 and pool is not None:
+                runner = triage.BatchRunner(runner, pool, batch)
             inspect_one = functools.partial(inspect, runner=runner)
-            async for report in triage.run(entries, requests, jobs, inspect_one):
+            async for report in triage.run(entries, requests, jobs * batch, inspect_one):
                 out.append(triage.summarise(report) | {"bytes_read": report.get("bytes_read")})
         return out
 

@@ -32,6 +32,7 @@ DEFAULT_DEEP_BUDGET = 64 << 20  # metadata bytes deep inspection reads at most (
 MAX_DEEP_BUDGET = 1 << 30  # metadata bytes one deep inspection may read
 MAX_MAP_RUNS = 4096  # runs of ``deep.map`` and of ``deep.file_map`` (merged first; a cut is a finding)
 GUEST_DEPTH = 12  # levels of nested objects and lists in the report value ``guest``
+MAX_BATCH = 64  # images one engine child may take in turn, with ``--isolation batch:N`` only (docs/sandbox.md)
 REPLY_BUDGET = REPLY_CAP // 2  # what the engine aims below, leaving room for escaping and the sandbox table
 
 # Caps of the sandboxed child (set by the child on Linux and macOS, by the parent's job object on Windows).

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from ..engine.child import frames, sandbox
+from ..records import replace
 from ..schema import REPLY_CAP
 from . import mounts
 from .open import InspectError, close_opened, off_loop, open_image
@@ -531,37 +532,56 @@ class ForkServerRunner:
         with contextlib.suppress(OSError, AssertionError):
             await self._send(frames.KILL, ident, b"", [])
 
-    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
-        """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it. A remote image
-        has no descriptor: the child gets the read end of a pipe for the parent's answers in its place."""
+    async def _start(
+        self, request: dict[str, Any], images: list[int], more: tuple[int, int] = (-1, -1)
+    ) -> tuple[int, asyncio.Future[int | None], int, int]:
+        """Send ``request`` with ``images`` and the write ends of two new pipes; the request's id, the future of
+        its exit code, and the read ends. ``more``: a pipe of the caller's, closed if nothing is sent."""
+        refused = None
         if self._listener is None or self._listener.done():
-            raise InspectError(f"the engine zygote is not running{await self._last_words()}")
-        if self.preload is not None and _beyond(request, self.preload):
-            raise InspectError("the engine zygote was started for less than this request asks (guest, deep, escapes)")
+            refused = InspectError(f"the engine zygote is not running{await self._last_words()}")
+        elif self.preload is not None and _beyond(request, self.preload):
+            refused = InspectError(
+                "the engine zygote was started for less than this request asks (guest, deep, escapes)"
+            )
+        if refused is not None:
+            for fd in more:
+                if fd >= 0:
+                    os.close(fd)
+            raise refused
         ident = next(self._ids)
         done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._waiting[ident] = done
-        in_r, in_w = os.pipe() if options.ranges is not None else (-1, -1)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            body = json.dumps(request).encode()
-            await self._send(frames.REQUEST, ident, body, [fds[0] if in_r < 0 else in_r, out_w, err_w])
+            await self._send(frames.REQUEST, ident, json.dumps(request).encode(), [*images, out_w, err_w])
         except OSError as exc:
             self._waiting.pop(ident, None)
-            for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
+            for fd in (*more, out_r, out_w, err_r, err_w):
                 if fd >= 0:
                     os.close(fd)
             # it died before its listener noticed: its last words say why, as when the listener sees it go
             raise InspectError(f"the engine zygote is gone ({exc.strerror or exc}){await self._last_words()}") from None
-        for fd in (in_r, out_w, err_w):
-            if fd >= 0:
-                os.close(fd)
+        os.close(out_w)
+        os.close(err_w)
+        return ident, done, out_r, err_r
 
+    def _killer(self, ident: int, done: asyncio.Future[int | None]) -> Callable[[], None]:
         def kill() -> None:
             if not done.done():
                 asyncio.ensure_future(self._kill(ident))
 
+        return kill
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it. A remote image
+        has no descriptor: the child gets the read end of a pipe for the parent's answers in its place."""
+        in_r, in_w = os.pipe() if options.ranges is not None else (-1, -1)
+        ident, done, out_r, err_r = await self._start(request, [fds[0] if in_r < 0 else in_r], (in_r, in_w))
+        if in_r >= 0:
+            os.close(in_r)
+        kill = self._killer(ident, done)
         if in_w < 0:
             return await _collect_pipes(out_r, err_r, done, kill, options)
         out, out_transport = await _pipe_reader(out_r)
@@ -577,6 +597,24 @@ class ForkServerRunner:
             out_transport.close()
             err_transport.close()
             stdin.close()
+
+    async def run_batch(
+        self, requests: list[dict[str, Any]], images: list[int], options: EngineOptions
+    ) -> list[ChildOutcome | None]:
+        """One child for several local images in turn (``--isolation batch:N``, ``docs/sandbox.md``): each image's
+        outcome as its own child would have left it (the layer line, then its reply), or None where the child
+        replied nothing for it (it died, ran out of time, or wrote out of turn): the caller inspects those again,
+        one per process. The requests differ only in their image's keys (:data:`ITEM_KEYS`)."""
+        shared = {key: value for key, value in requests[0].items() if key not in ITEM_KEYS}
+        batch = {**shared, "batch": [{key: r[key] for key in ITEM_KEYS if key in r and key != "fd"} for r in requests]}
+        count = len(requests)
+        ident, done, out_r, err_r = await self._start(batch, images)
+        whole = replace(options, timeout=options.timeout * count, reply_cap=options.reply_cap * count)
+        try:
+            outcome = await _collect_pipes(out_r, err_r, done, self._killer(ident, done), whole)
+        except InspectError:
+            return [None] * count
+        return batch_outcomes(outcome, count)
 
     async def close(self) -> None:
         """Closing the socket tells the zygote to kill its children and leave; it is killed if it stays."""
@@ -608,3 +646,19 @@ class ForkServerRunner:
             kill_group(proc)
             await _reap(proc)
         await self._last_words()  # its stderr is closed now that it is gone: the log is complete
+
+
+ITEM_KEYS = ("fd", "path", "declared_format")  # what differs from one image of a batch to the next
+
+
+def batch_outcomes(outcome: ChildOutcome, count: int) -> list[ChildOutcome | None]:
+    """A batch child's output split into each image's outcome: its layer line with the k-th reply line, which must
+    be whole and say it is the k-th; from the first that is not, None (inspected again, one per process)."""
+    layers, _, rest = outcome.out.partition(b"\n")
+    lines = rest.split(b"\n")[:-1]  # whole lines only: a reply cut short by the child's end is none
+    found: list[ChildOutcome | None] = []
+    for index, line in enumerate(lines[:count]):
+        if not line.startswith(b'{"index":%d,' % index):
+            break
+        found.append(ChildOutcome(0, layers + b"\n" + line, b""))
+    return found + [None] * (count - len(found))

@@ -20,7 +20,7 @@ from ..inspector import Request, failed_report, inspect
 from ..policy import policy as policy_mod
 from ..records import replace
 from ..render.text import volume_contents
-from ..schema import ReportLike, most_severe_first
+from ..schema import MAX_BATCH, ReportLike, most_severe_first
 from .walk import Entry
 
 Inspect = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -63,11 +63,65 @@ class GatedRunner:
         self.gate = asyncio.Semaphore(max(1, limit))
         self.full_reports = full_reports
 
+    def prepared(self, request: dict[str, Any]) -> dict[str, Any]:
+        return request if self.full_reports else {**request, "include_fields": False, "include_details": False}
+
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
-        if not self.full_reports:
-            request = {**request, "include_fields": False, "include_details": False}
         async with self.gate:
-            return await self.runner.run(request, fds, options)
+            return await self.runner.run(self.prepared(request), fds, options)
+
+
+_Queued = tuple[dict[str, Any], int, EngineOptions, "asyncio.Future[ChildOutcome | None]"]
+
+
+class BatchRunner:
+    """``--isolation batch:N`` (``docs/sandbox.md``: what the images of one batch share): requests for local images
+    are gathered, up to ``size`` at a time, and sent to one forked child, which inspects them in turn; each counts
+    once against the gate. An image the child replied nothing for (it died, or ran out of time) is inspected again
+    in a child of its own, as is every remote image."""
+
+    def __init__(self, gated: GatedRunner, server: ForkServerRunner, size: int) -> None:
+        self.gated = gated
+        self.server = server
+        self.size = max(1, min(size, MAX_BATCH))
+        self.queue: list[_Queued] = []
+        self.flushing = False
+        self.batches: set[asyncio.Future[None]] = set()
+
+    async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
+        if options.ranges is not None or "fd" not in request:  # remote: answered range by range, one per child
+            return await self.gated.run(request, fds, options)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ChildOutcome | None] = loop.create_future()
+        self.queue.append((self.gated.prepared(request), fds[0], options, future))
+        if len(self.queue) >= self.size:
+            self._flush()
+        elif not self.flushing:  # whatever else arrives in this turn of the loop joins the batch
+            self.flushing = True
+            loop.call_soon(self._flush)
+        outcome = await future
+        return outcome if outcome is not None else await self.gated.run(request, fds, options)
+
+    def _flush(self) -> None:
+        self.flushing = False
+        while self.queue:
+            group = [item for item in self.queue[: self.size] if not item[3].done()]  # not those given up on
+            del self.queue[: self.size]
+            if group:
+                batch = asyncio.ensure_future(self._run(group))
+                self.batches.add(batch)
+                batch.add_done_callback(self.batches.discard)
+
+    async def _run(self, group: list[_Queued]) -> None:
+        outcomes: list[ChildOutcome | None]
+        try:
+            async with self.gated.gate:
+                outcomes = await self.server.run_batch([q[0] for q in group], [q[1] for q in group], group[0][2])
+        except InspectError:  # the batch could not be sent: each image is tried alone, which says why
+            outcomes = [None] * len(group)
+        for (_, _, _, future), outcome in zip(group, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
 
 
 def _guest_columns(guest: Any) -> tuple[str, str]:

@@ -20,6 +20,11 @@ even a crash leaves the layer report behind), with ``"progress": true`` lines ``
 "what": "..."}}`` (at most ~10 a second) while it walks, then one JSON reply: ``{"ok": true, "report": {...}}``,
 ``{"ok": true, "escapes": {...}}`` or ``{"ok": false, "error": "..."}``.
 
+A batch (``--isolation batch:N``, only through the fork server, :mod:`.zygote`) comes as ``{"batch": [{"path": ...,
+"declared_format": ...}, ...], ...}`` with the other keys shared by every image; the server gives each item its
+``"fd"``. The child inspects them in turn and writes one line per image, ``{"index": k, "ok": ..., ...}``, closing
+each image once it has replied (``docs/sandbox.md``: what a batch shares).
+
 A remote image (``s3://``, ``https://``) comes as ``{"source": "remote", "size": N, ...}`` instead of
 ``"fd"``: no descriptor, and the parent keeps stdin open. ``N`` is the size the parent pinned. Each range the
 engine needs is asked on stdout between the two, as one line ``{"read": {"offset": O, "length": L}}``, and
@@ -81,8 +86,14 @@ def is_remote(request: dict[str, Any]) -> bool:
     return request.get("source") == "remote"
 
 
+def is_batch(request: dict[str, Any]) -> bool:
+    return isinstance(request.get("batch"), list)
+
+
 def image_fds(request: dict[str, Any]) -> set[int]:
-    """The image's descriptor, if it has one (a remote image has none)."""
+    """The image's descriptor, if it has one (a remote image has none), or a batch's."""
+    if is_batch(request):
+        return {item["fd"] for item in request["batch"]}
     return set() if is_remote(request) else {request["fd"]}
 
 
@@ -131,6 +142,8 @@ def plan_for(request: dict[str, Any], expected_fds: set[int]) -> sandbox.Plan:
     cpu = request.get("cpu_seconds")
     if isinstance(cpu, int) and 0 < cpu < plan.cpu_seconds:
         plan.cpu_seconds = cpu
+    if is_batch(request):  # one process for the batch: the CPU limit of each image, once per image
+        plan.cpu_seconds *= max(1, len(request["batch"]))
     if isinstance(request.get("job"), str):
         plan.job = request["job"][:300]
     return plan
@@ -186,8 +199,14 @@ def inspect_request(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) -> int:
     """After hardening: refuse if a required layer is missing, else make the escape attempts or inspect; reply once.
     ``"timings": true`` in the request adds what each hardening step cost (for the benchmark)."""
+    if is_batch(request) and "fds" in layers:  # say so in every report of the batch
+        layers["fds"] += (
+            f" (--isolation batch: {len(request['batch'])} images in turn, each closed once it has replied)"
+        )
     if report_layers(request, layers):
         return 3
+    if is_batch(request):
+        return _inspect_batch(request, plan)
     if not is_remote(request):
         request["fd"] = plan.moved.get(request["fd"], request["fd"])  # the fds layer may have renumbered the image
     extra: dict[str, Any] = {}
@@ -202,6 +221,21 @@ def handle(request: dict[str, Any], layers: dict[str, str], plan: sandbox.Plan) 
     # the report carries no layers: the parent gives it those of the line sent before the image was read
     code, body = inspect_request(request)
     reply({**body, **extra})
+    return code
+
+
+def _inspect_batch(request: dict[str, Any], plan: sandbox.Plan) -> int:
+    """Each image of a batch in turn: one reply line each, then the image is closed (what a later image might do to
+    this process can no longer read it). The exit code is the first image's that failed, else 0."""
+    shared = {key: value for key, value in request.items() if key != "batch"}
+    code = 0
+    for index, item in enumerate(request["batch"]):
+        one = {**shared, **item}
+        one["fd"] = plan.moved.get(one["fd"], one["fd"])  # the fds layer may have renumbered it
+        item_code, body = inspect_request(one)
+        reply({"index": index, **body}, b"\n")
+        os.close(one["fd"])
+        code = code or item_code
     return code
 
 

@@ -5,7 +5,8 @@ seccomp filter that also allows receiving descriptors, forking and reaping. Each
 tightens itself before it reads a byte: it closes everything but its image and its two pipes, sets
 its own resource limits (CPU, address space, no processes) and stacks the engine child's seccomp
 filter, which libseccomp compiled to BPF here before the zygote hardened (each child installs that program
-with one ``prctl``). One image per process, always.
+with one ``prctl``). One image per process, unless the batch opted into ``--isolation batch:N``, whose
+children take up to N images in turn (``docs/sandbox.md``).
 
 Protocol: see :class:`workbench.host.runner.ForkServerRunner`. The request on stdin is ``{"fd": socket,
 "require_layers": [...], "preload": {...}}`` (``preload``, optional: ``worker.preload``'s keys, what the batch
@@ -25,6 +26,7 @@ import socket
 import sys
 from typing import Any
 
+from ...schema import MAX_BATCH
 from .. import report
 from . import frames, sandbox, seccomp_filter, worker
 
@@ -83,17 +85,24 @@ def _child(request: dict[str, Any], fds: list[int], server: Server) -> int:
     becomes stdin (``worker``'s range protocol)."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    image, out, err = fds
+    *images, out, err = fds
     remote = worker.is_remote(request)
     if remote:
-        os.dup2(image, 0)
+        os.dup2(images[0], 0)
     os.dup2(out, 1)
     os.dup2(err, 2)
-    kept = {0, 1, 2} if remote else {1, 2, image}
-    for fd in {0, image, out, err, server.sock.fileno(), *server.own_fds} - kept:
+    kept = {0, 1, 2} if remote else {1, 2, *images}
+    for fd in {0, *images, out, err, server.sock.fileno(), *server.own_fds} - kept:
         os.close(fd)
-    if not remote:
-        request["fd"] = image
+    if worker.is_batch(request):  # one image per item, in order
+        if remote or len(images) != len(request["batch"]) or len(images) > MAX_BATCH:
+            return 2
+        for item, image in zip(request["batch"], images, strict=True):
+            item["fd"] = image
+    elif not remote:
+        if len(images) != 1:
+            return 2
+        request["fd"] = images[0]
     plan = worker.plan_for(request, kept)
     plan.layers = tuple(name for name in plan.layers if name in CHILD_LAYERS)
     plan.prebuilt = server.rules
@@ -152,7 +161,7 @@ class Server:
 
     def _message(self) -> bool:
         """Handle one message; False at the parent's EOF."""
-        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
+        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_BATCH + 2)
         try:
             if not data:
                 return False
@@ -161,7 +170,7 @@ class Server:
                 for pid, child in self.children.items():
                     if child == ident:
                         os.kill(pid, signal.SIGKILL)
-            elif kind == frames.REQUEST and len(fds) == 3:
+            elif kind == frames.REQUEST and len(fds) >= 3:
                 # a copy: a compact table the child's own writes copy fewer pages of (measured, ~5 faults fewer)
                 self._fork(ident, dict(json.loads(body)), fds)
         finally:
