@@ -399,11 +399,26 @@ def test_an_exported_filter_installs_what_libseccomp_loads() -> None:
     assert filters == "1"
 
 
-def test_the_zygote_warms_up_on_a_blank_image_it_makes() -> None:
-    """The fork server inspects one image itself before forking: zeros it makes, read as raw without error."""
-    from workbench.engine import report
-    from workbench.engine.child import zygote
+def test_the_zygote_warms_up_on_images_it_makes() -> None:
+    """The fork server inspects images it makes itself before forking (zeros, and small qcow2, VMDK and VHDX
+    headers): each reads as its format without a parser error, and what their first inspection builds (the
+    VMDK patterns in ``re``'s cache, the CRC-32C tables) is then built for every child."""
+    import re
 
-    warmed = report.build(zygote._Blank(), "(warm-up)", None, include_bytes=False)
-    assert (warmed["format"], warmed["file_size"], warmed["bytes_read"] > 0) == ("raw", zygote.BLANK_BYTES, True)
-    assert not [f for f in warmed["findings"] if "internal parser error" in f["detail"]]
+    from workbench.engine import checksums, report
+    from workbench.engine.child import zygote
+    from workbench.engine.formats import _vmdk_text
+
+    checksums._crc32c_table.cache_clear()
+    checksums._zero_run_tables.cache_clear()
+    re.purge()
+    images = zygote._warm_up_images()
+    assert [declared for _, declared in images] == [None, "qcow2", "vmdk", "vhdx"]
+    for image, declared in images:
+        warmed = report.build(image, "(warm-up)", declared, include_bytes=False)
+        assert warmed["format"] == (declared or "raw")
+        assert warmed["bytes_read"] > 0
+        assert not [f for f in warmed["findings"] if "internal parser error" in f["detail"]], warmed["findings"]
+    assert checksums._crc32c_table.cache_info().currsize == 1
+    assert checksums._zero_run_tables.cache_info().currsize == 1
+    assert any(key[1] == _vmdk_text._TEXT_LINE for key in re._cache)  # type: ignore[attr-defined]

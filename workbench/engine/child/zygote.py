@@ -32,6 +32,7 @@ from . import frames, sandbox, seccomp_filter, worker
 
 MAX_MESSAGE = 64 * 1024
 BLANK_BYTES = 64 * 1024  # the size of the blank image the zygote warms up on
+WARM_UP_ROUNDS = 2  # each warm-up image inspected this many times (the second run specializes a little more)
 CHILD_LAYERS = ("fds", "rlimits", "seccomp")
 
 
@@ -49,22 +50,66 @@ def _child_filter() -> seccomp_filter.Loadable | None:
         return built  # libseccomp generates it in each child, as it always did
 
 
-class _Blank:
-    """A blank image (zeros, made here): the one thing the zygote itself inspects."""
+class _Made:
+    """An image the zygote makes itself: ``head``, then zeros up to ``size``."""
 
-    size = BLANK_BYTES
+    def __init__(self, head: bytes, size: int) -> None:
+        self.head = head
+        self.size = max(size, len(head))
 
     def pread(self, length: int, offset: int) -> bytes:
-        return bytes(max(0, min(length, self.size - offset)))
+        end = min(offset + max(0, length), self.size)
+        if offset >= end:
+            return b""
+        part = self.head[offset:end]
+        return part + bytes(end - offset - len(part))
+
+
+def _warm_up_images() -> list[tuple[_Made, str | None]]:
+    """The images the zygote inspects before forking: zeros, and small headers of the formats whose first
+    inspection in a process builds something (a qcow2 header, a VMDK descriptor, whose patterns ``re`` compiles
+    and keeps, a VHDX signature, whose header checksums build the CRC-32C tables), made here from the parsers'
+    own layouts. Never an image of the user's."""
+    from ..formats.qcow import V3_COMPRESSION_LAYOUT
+
+    qcow2 = V3_COMPRESSION_LAYOUT.pack(
+        magic=b"QFI\xfb",
+        version=3,
+        cluster_bits=16,
+        size=1 << 30,
+        l1_size=16,
+        l1_table_offset=3 << 16,
+        refcount_table_offset=1 << 16,
+        refcount_table_clusters=1,
+        refcount_order=4,
+        header_length=V3_COMPRESSION_LAYOUT.size,
+    )
+    vmdk = b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+    vmdk += b'RW 2048 FLAT "warm-up-extent" 0\nddb.virtualHWVersion = "4"\n'
+    vhdx = bytearray(320 << 10)  # the file identifier, two headers, two region tables (checksums left wrong)
+    for kib, signature in ((0, b"vhdxfile"), (64, b"head"), (128, b"head"), (192, b"regi"), (256, b"regi")):
+        vhdx[kib << 10 : (kib << 10) + len(signature)] = signature
+    return [
+        (_Made(b"", BLANK_BYTES), None),
+        (_Made(qcow2, 4 << 16), "qcow2"),
+        (_Made(vmdk, len(vmdk)), "vmdk"),
+        (_Made(bytes(vhdx), 1 << 20), "vhdx"),
+    ]
 
 
 def _warm_up() -> None:
-    """Inspect a blank image before forking any child, so that what the first inspection in a process builds
-    (compiled struct layouts, detection and report state) is in the heap every child inherits instead of being
-    built again in each: 0.3 ms less CPU and about 50 fewer page faults per child, measured. Never an image of
-    the user's; best effort (a failure here changes nothing for the children)."""
+    """Inspect images made here (:func:`_warm_up_images`), twice, before forking any child, so that what the
+    first inspection in a process builds (compiled struct layouts and patterns, checksum tables, detection and
+    report state) is in the heap every child inherits instead of being built again in each: measured, 0.3 ms
+    less CPU and about 50 fewer page faults per child for the blank image alone, and the VMDK patterns (0.9 ms)
+    and CRC-32C tables (0.5 ms) of those formats' children. Best effort: a failure here changes nothing for the
+    children."""
     with contextlib.suppress(Exception):
-        report.build(_Blank(), "(warm-up)", None, include_bytes=False)
+        images = _warm_up_images()
+        for _ in range(WARM_UP_ROUNDS):
+            for image, declared in images:
+                with contextlib.suppress(Exception):
+                    report.build(image, "(warm-up)", declared, include_bytes=False)
 
 
 def _merge(inherited: dict[str, str], own: dict[str, str]) -> dict[str, str]:
