@@ -187,3 +187,55 @@ def test_batches_need_the_fork_server(tmp_path: Path) -> None:
     done = run_cli("triage", str(tmp_path), "--isolation=batch:4", "--no-zygote")
     assert done.returncode == 0, done.stderr
     assert "--isolation batch:N needs the fork server: each image in a process of its own" in done.stderr
+
+
+def test_deep_inspections_are_never_batched() -> None:
+    server, alone = _FakeServer(replied=9), _FakeRunner()
+    batching = triage.BatchRunner(triage.GatedRunner(alone, 2), server, 3)  # type: ignore[arg-type]
+    outcome = asyncio.run(batching.run({"fd": 3, "path": "d", "deep": True}, (3,), EngineOptions()))
+    assert (server.batches, alone.alone, outcome.out) == ([], ["d"], b"alone d")
+
+
+def test_a_batch_too_large_for_one_frame_goes_one_image_per_child(tmp_path: Path) -> None:
+    image = tmp_path / "disk.raw"
+    image.write_bytes(bytes(4096))
+
+    async def run() -> tuple[list[ChildOutcome | None], int]:
+        async with client.ForkServerRunner(preload=BATCH) as server:
+            fd = os.open(image, os.O_RDONLY)
+            try:
+                long = "x" * 4000  # 64 paths of 4,000 characters: more than one frame holds
+                requests = [{"fd": fd, "path": f"{long}/{i}", "declared_format": "raw"} for i in range(64)]
+                outcomes = await server.run_batch(requests, [fd] * 64, EngineOptions())
+                return outcomes, next(server._ids)
+            finally:
+                os.close(fd)
+
+    outcomes, next_id = asyncio.run(run())
+    assert outcomes == [None] * 64
+    assert next_id == 1  # nothing was sent
+
+
+def test_the_fork_server_answers_an_unreadable_request_with_an_error(tmp_path: Path) -> None:
+    from workbench.engine.child import frames
+
+    image = tmp_path / "disk.raw"
+    image.write_bytes(bytes(4096))
+
+    async def run() -> BaseException | None:
+        async with client.ForkServerRunner(preload=BATCH) as server:
+            waiter = asyncio.get_running_loop().create_future()
+            server._waiting[77] = waiter
+            fd = os.open(image, os.O_RDONLY)
+            out_r, out_w = os.pipe()
+            try:
+                await server._send(frames.REQUEST, 77, b"[not an object", [fd, out_w, out_w])
+                async with asyncio.timeout(10):
+                    await asyncio.wait({waiter})
+            finally:
+                for each in (fd, out_r, out_w):
+                    os.close(each)
+            return waiter.exception()
+
+    error = asyncio.run(run())
+    assert isinstance(error, client.InspectError) and str(error) == "engine zygote: unreadable request"

@@ -608,6 +608,8 @@ class ForkServerRunner:
         shared = {key: value for key, value in requests[0].items() if key not in ITEM_KEYS}
         batch = {**shared, "batch": [{key: r[key] for key in ITEM_KEYS if key in r and key != "fd"} for r in requests]}
         count = len(requests)
+        if len(json.dumps(batch)) > frames.MAX_FRAME - frames.HEAD:  # long paths: each image goes alone instead
+            return [None] * count
         ident, done, out_r, err_r = await self._start(batch, images)
         whole = replace(options, timeout=options.timeout * count, reply_cap=options.reply_cap * count)
         try:

@@ -78,7 +78,7 @@ class BatchRunner:
     """``--isolation batch:N`` (``docs/sandbox.md``: what the images of one batch share): requests for local images
     are gathered, up to ``size`` at a time, and sent to one forked child, which inspects them in turn; each counts
     once against the gate. An image the child replied nothing for (it died, or ran out of time) is inspected again
-    in a child of its own, as is every remote image."""
+    in a child of its own; remote images and deep inspections (long, with their progress) always go alone."""
 
     def __init__(self, gated: GatedRunner, server: ForkServerRunner, size: int) -> None:
         self.gated = gated
@@ -89,8 +89,8 @@ class BatchRunner:
         self.batches: set[asyncio.Future[None]] = set()
 
     async def run(self, request: dict[str, Any], fds: tuple[int, ...], options: EngineOptions) -> ChildOutcome:
-        if options.ranges is not None or "fd" not in request:  # remote: answered range by range, one per child
-            return await self.gated.run(request, fds, options)
+        if options.ranges is not None or "fd" not in request or request.get("deep") is True:
+            return await self.gated.run(request, fds, options)  # remote (range by range) or deep: alone
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ChildOutcome | None] = loop.create_future()
         self.queue.append((self.gated.prepared(request), fds[0], options, future))

@@ -13,6 +13,7 @@ KILL = b"K"  # parent -> server: kill that request's child; no body
 STATUS = b"S"  # server -> parent: the child was reaped; its exit code (4 bytes, signed, little-endian)
 ERROR = b"E"  # server -> parent: no child was made; why, in UTF-8
 HEAD = 9  # bytes before the body
+MAX_FRAME = 64 * 1024  # the largest frame the server reads (a batch's request that would not fit is not sent)
 
 
 def frame(kind: bytes, ident: int, body: bytes = b"") -> bytes:
