@@ -72,3 +72,18 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     if isinstance(report.get("guest"), dict):
         kept["guest"] = {key: value for key, value in report["guest"].items() if key != "elapsed_ms"}
     return kept
+
+
+def seed_corpus(folder: Path, qemu_img: str) -> dict[str, str | None]:
+    """Every fuzz seed image (the test builders' and qemu-img's) written into ``folder/corpus``: path -> the
+    format it is declared as."""
+    from fuzz.corpus import builder_seeds, qemu_seeds
+
+    (folder / "qemu").mkdir()
+    (folder / "corpus").mkdir()
+    declared = {}
+    for seed in builder_seeds() + qemu_seeds(folder / "qemu", qemu_img):
+        path = folder / "corpus" / seed.name
+        path.write_bytes(seed.data)
+        declared[str(path)] = seed.declared
+    return declared

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fuzz.corpus import builder_seeds, qemu_seeds
+from tests.helpers import seed_corpus
 from tests.test_cli import run_cli
 from workbench.engine.child import sandbox, worker
 from workbench.host import runner as client
@@ -36,13 +36,7 @@ def _comparable(report: dict[str, Any]) -> dict[str, Any]:
 def test_a_batch_child_reports_what_one_child_per_image_reports(tmp_path: Path, qemu_img: str) -> None:
     """Every seed image (the test builders' and qemu-img's), triaged with and without ``batch:8``: the same
     reports and verdicts, and each batch report says in its ``fds`` layer that its process was shared."""
-    (tmp_path / "qemu").mkdir()
-    (tmp_path / "corpus").mkdir()
-    declared = {}
-    for seed in builder_seeds() + qemu_seeds(tmp_path / "qemu", qemu_img):
-        path = tmp_path / "corpus" / seed.name
-        path.write_bytes(seed.data)
-        declared[str(path)] = seed.declared
+    declared = seed_corpus(tmp_path, qemu_img)
 
     async def batch(size: int) -> dict[str, dict[str, Any]]:
         async with triage.engine_pool(Policy().required_layers, print, BATCH) as pool:
@@ -155,7 +149,7 @@ def test_a_batch_child_closes_each_image_once_it_has_replied(tmp_path: Path, mon
     open_at_each: list[list[bool]] = []
 
     def inspected(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        open_at_each.append([_is_open(fd) for fd in fds])
+        open_at_each.append([sandbox._is_open(fd) for fd in fds])
         return 0, {"ok": True, "report": {"path": request["path"]}}
 
     monkeypatch.setattr(worker, "inspect_request", inspected)
@@ -163,16 +157,8 @@ def test_a_batch_child_closes_each_image_once_it_has_replied(tmp_path: Path, mon
     request = {"batch": [{"fd": fd, "path": str(path)} for fd, path in zip(fds, paths, strict=True)]}
     assert worker._inspect_batch(request, sandbox.Plan(set(fds))) == 0
     assert open_at_each == [[True, True, True], [False, True, True], [False, False, True]]
-    assert not any(_is_open(fd) for fd in fds)
+    assert not any(sandbox._is_open(fd) for fd in fds)
     assert [json.loads(line)["index"] for line in lines] == [0, 1, 2]
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("value", ["batch", "batch:1", "batch:65", "batch:x", "process", "batch:-2"])

@@ -86,20 +86,16 @@ def _inspect_walked(path: Path, off_loop_calls: list[str]) -> dict[str, Any]:
         host_runner.off_loop = original  # type: ignore[assignment]
 
 
-def test_a_walked_file_on_a_local_disk_is_opened_and_checked_on_the_loop(
-    raw_image: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("local", "threaded"),
+    [(True, []), (False, ["opening the file", "checking the file after the inspection"])],
+    ids=["local disk: on the loop", "elsewhere: worker threads"],
+)
+def test_a_walked_file_is_opened_and_checked_on_the_loop_only_on_a_local_disk(
+    raw_image: Path, monkeypatch: pytest.MonkeyPatch, local: bool, threaded: list[str]
 ) -> None:
-    monkeypatch.setattr(mounts, "is_local", lambda device: True)
-    calls: list[str] = []
-    report = _inspect_walked(raw_image, calls)
-    assert report["format"] == "raw" and calls == []
-
-
-def test_a_walked_file_elsewhere_is_opened_and_checked_in_worker_threads(
-    raw_image: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(mounts, "is_local", lambda device: False)
+    monkeypatch.setattr(mounts, "is_local", lambda device: local)
     calls: list[str] = []
     report = _inspect_walked(raw_image, calls)
     assert report["format"] == "raw"
-    assert calls == ["opening the file", "checking the file after the inspection"]
+    assert calls == threaded

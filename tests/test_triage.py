@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from fuzz.corpus import builder_seeds, qemu_seeds
+from tests.helpers import seed_corpus
 from tests.test_cli import run_cli
 from workbench.host import runner as client
 from workbench.inspector import Request, inspect
@@ -276,13 +276,7 @@ def test_a_batch_of_summaries_asks_for_no_field_tree_or_details_and_loses_nothin
 ) -> None:
     """Every seed image (the test builders' and qemu-img's), through the zygote as `workbench triage` runs it:
     with and without full reports, the same summaries, verdicts, findings, references and sizes."""
-    (tmp_path / "qemu").mkdir()
-    (tmp_path / "corpus").mkdir()
-    declared = {}
-    for seed in builder_seeds() + qemu_seeds(tmp_path / "qemu", qemu_img):
-        path = tmp_path / "corpus" / seed.name
-        path.write_bytes(seed.data)
-        declared[str(path)] = seed.declared
+    declared = seed_corpus(tmp_path, qemu_img)
     entries = [Entry(path) for path in sorted(declared)]
 
     async def batch(full_reports: bool) -> dict[str, dict[str, Any]]:
