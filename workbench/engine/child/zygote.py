@@ -81,7 +81,7 @@ def _warm_up_images() -> list[tuple[_Made, str | None]]:
         refcount_table_offset=1 << 16,
         refcount_table_clusters=1,
         refcount_order=4,
-        header_length=V3_COMPRESSION_LAYOUT.size,
+        header_length=112,  # a multiple of 8, as qemu writes it
     )
     vmdk = b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
     vmdk += b'RW 2048 FLAT "warm-up-extent" 0\nddb.virtualHWVersion = "4"\n'
