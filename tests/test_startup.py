@@ -149,6 +149,24 @@ def test_inspect_of_two_files_still_uses_the_fork_server(raw_image: Path, tmp_pa
     assert "workbench.host.direct" not in modules
 
 
+# What a triage of local folders does without: the remote sources' clients and their modules (``ssl`` comes
+# with asyncio's event loop anyway).
+REMOTE_CLIENTS = (
+    "http.client",
+    "workbench.host.sources.base",
+    "workbench.host.sources.http",
+    "workbench.host.sources.s3",
+    "workbench.host.sources.sharding",
+    "workbench.host.remote",
+)
+
+
+def test_triage_of_local_folders_imports_no_remote_client(raw_image: Path) -> None:
+    out, modules = modules_after("triage", str(raw_image.parent), "-q")
+    assert "1 file(s)" in out and "accept 1" in out
+    assert [name for name in REMOTE_CLIENTS if name in modules] == []
+
+
 # What ``inspect FILE`` has not imported when it starts its engine child (cli/early.py): the command line, the
 # settings and everything after them load while the child starts.
 NOT_BEFORE_THE_SPAWN = (

@@ -11,10 +11,13 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from ..host.sources import DoneKeys, Limits, RemoteError, is_remote, redact, shard_of, source_for
+from ..host.sources import is_remote, redact
 from .walk import Entry, walk
+
+if TYPE_CHECKING:  # the remote sources are imported when a target is remote (a local triage needs none)
+    from ..host.sources import DoneKeys
 
 T = TypeVar("T")
 AHEAD = 2000  # entries a listing runs ahead of the inspections (two pages of 1,000 keys)
@@ -45,9 +48,13 @@ def ahead(items: Iterable[T], depth: int = AHEAD) -> Iterator[T]:
         yield item  # type: ignore[misc]
 
 
-def listed(prefix: str, limits: Limits, endpoint_url: str | None) -> Iterator[Entry]:
-    """The objects under an ``s3://`` prefix, listed in a thread ahead of their use; a listing that fails is
-    one failed entry naming the prefix."""
+def listed(prefix: str, timeout: float, endpoint_url: str | None) -> Iterator[Entry]:
+    """The objects under an ``s3://`` prefix, listed in a thread ahead of their use (each request within
+    ``timeout``); a listing that fails is one failed entry naming the prefix."""
+    from ..host.remote import limits_for
+    from ..host.sources import RemoteError, source_for
+
+    limits = limits_for(timeout)
 
     def pages() -> Iterator[Entry]:
         try:
@@ -59,8 +66,9 @@ def listed(prefix: str, limits: Limits, endpoint_url: str | None) -> Iterator[En
     return ahead(pages())
 
 
-def entries(targets: Iterable[str], limits: Limits, endpoint_url: str | None = None) -> Iterator[Entry]:
-    """Every entry of ``targets`` in order: local paths through the walk, remote ones as objects or listings."""
+def entries(targets: Iterable[str], timeout: float, endpoint_url: str | None = None) -> Iterator[Entry]:
+    """Every entry of ``targets`` in order: local paths through the walk, remote ones as objects or listings
+    (a listing's requests each within ``timeout``)."""
     local: list[str] = []
     for target in targets:
         if not is_remote(target):
@@ -68,12 +76,14 @@ def entries(targets: Iterable[str], limits: Limits, endpoint_url: str | None = N
             continue
         yield from walk(local)
         local = []
-        yield from listed(target, limits, endpoint_url) if is_prefix(target) else [Entry(target)]
+        yield from listed(target, timeout, endpoint_url) if is_prefix(target) else [Entry(target)]
     yield from walk(local)
 
 
 def selected(items: Iterable[Entry], shard: tuple[int, int] | None, done: DoneKeys | None) -> Iterator[Entry]:
     """The entries of one shard that no earlier run reported (both judged by the path a report carries)."""
+    if shard is not None:
+        from ..host.sources import shard_of
     for entry in items:
         shown = redact(entry.path) if is_remote(entry.path) else entry.path
         if shard is not None and shard_of(shown, shard[1]) != shard[0]:

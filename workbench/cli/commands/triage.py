@@ -127,7 +127,7 @@ def _open_outputs(args: argparse.Namespace) -> list[Output]:
 
 def _jobs(args: argparse.Namespace) -> int:
     """Inspections in flight: ``--jobs``, else enough to keep every child busy (a batch child takes N at once)."""
-    from ...host.sources import is_remote
+    from ...host.urls import is_remote
 
     if args.jobs is not None:
         return max(1, args.jobs)
@@ -161,16 +161,18 @@ async def _triage(
     args: argparse.Namespace, outputs: list[Output], tally: triage.Tally, progress: Progress, interrupt: Interrupt
 ) -> None:
     interrupt.watch()
-    from ...host.remote import limits_for
     from ...host.runner import FRESH, ForkServerRunner, Runner
-    from ...host.sources import done_keys
     from ...inspector import Request, inspect
     from ...triage import run as triage
     from ...triage.targets import entries, selected
 
     policy = policy_from(args)
     shard = args.shard_parsed
-    done = done_keys(args.resume, only_shard=shard) if args.resume else None
+    done = None
+    if args.resume:
+        from ...host.sources import done_keys
+
+        done = done_keys(args.resume, only_shard=shard)
     async with contextlib.AsyncExitStack() as stack:
         runner: Runner = FRESH
         if not args.no_zygote:
@@ -202,7 +204,7 @@ async def _triage(
             )
 
         inspect_one = functools.partial(inspect, runner=runner)
-        found = selected(entries(args.paths, limits_for(timeout_of(args)), args.endpoint_url), shard, done)
+        found = selected(entries(args.paths, timeout_of(args), args.endpoint_url), shard, done)
         results = triage.run(found, make_request, _jobs(args), inspect_one)
         try:
             async for report in results:
@@ -215,6 +217,14 @@ async def _triage(
                     break
         finally:
             await results.aclose()
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    from ...host.sources import parse_shard
+
+    return parse_shard(text)
 
 
 def _print_summary(tally: triage.Tally, elapsed: float) -> None:
@@ -230,10 +240,8 @@ def _print_summary(tally: triage.Tally, elapsed: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...host.sources import parse_shard
-
     try:
-        args.shard_parsed = parse_shard(args.shard) if args.shard else None
+        args.shard_parsed = _shard(args.shard)
     except ValueError as exc:
         print(f"workbench triage: --shard: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ pinned), and serves the child's reads from ``RemoteObject.read``. See docs/remot
 from __future__ import annotations
 
 from ..urls import SCHEMES, is_remote
-from .base import MAX_SIZE, Entry, Identity, Limits, RemoteObject, Source
 from .errors import (
     AbsurdSize,
     AccessDenied,
@@ -22,10 +21,34 @@ from .errors import (
     TimedOut,
     Unreachable,
 )
-from .http import HTTPSource
 from .redact import redact
-from .s3 import S3Source
-from .sharding import DoneKeys, done_keys, parse_shard, shard, shard_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .base import MAX_SIZE, Entry, Identity, Limits, RemoteObject, Source
+    from .http import HTTPSource
+    from .s3 import S3Source
+    from .sharding import DoneKeys, done_keys, parse_shard, shard, shard_of
+
+# Loaded on first use: a command on local files only never needs the HTTP and S3 clients, whose imports
+# (http.client, ssl, the email parser, dataclasses) cost a local `workbench triage` ~40 ms before its first child.
+_LAZY = {
+    "MAX_SIZE": "base",
+    "Entry": "base",
+    "Identity": "base",
+    "Limits": "base",
+    "RemoteObject": "base",
+    "Source": "base",
+    "HTTPSource": "http",
+    "S3Source": "s3",
+    "DoneKeys": "sharding",
+    "done_keys": "sharding",
+    "parse_shard": "sharding",
+    "shard": "sharding",
+    "shard_of": "sharding",
+}
 
 __all__ = [
     "MAX_SIZE",
@@ -61,12 +84,27 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
 def source_for(url: str, limits: Limits | None = None, endpoint_url: str | None = None) -> Source:
     """The source that reads ``url``'s scheme (``endpoint_url`` applies to s3:// only)."""
     scheme = url.partition("://")[0].lower()
     if scheme == "s3":
+        from .s3 import S3Source
+
         return S3Source(limits, endpoint_url=endpoint_url)
     if scheme in ("http", "https"):
+        from .http import HTTPSource
+
         return HTTPSource(limits)
     raise BadURL(url, "expected s3://, https:// or http://")
 
