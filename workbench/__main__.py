@@ -21,7 +21,10 @@ def main() -> None:
     if sys.argv[1:2] != ["inspect"]:
         from workbench.cli.main import main as cli_main
 
-        sys.exit(cli_main())
+        code = cli_main()
+        if sys.argv[1:2] == ["triage"]:  # its outputs are closed and its fork server gone when it returns
+            exit_now(code)
+        sys.exit(code)
     from workbench.cli import early
 
     early.start(sys.argv[2:])  # the engine child of ``inspect FILE`` starts while the command line is built
@@ -37,9 +40,10 @@ def main() -> None:
 def exit_now(code: int) -> None:
     """``sys.exit(code)`` without the interpreter's teardown, which frees every module and object one by one
     (~10 ms of a ~70 ms ``inspect``): the output is flushed and the exit handlers run first, as at any exit.
-    For ``inspect``, which leaves no file open for writing and no thread that must finish (the file-system
-    calls' threads are daemons, abandoned at exit either way). If the output cannot be flushed (the reader
-    went away), the ordinary exit reports it."""
+    For ``inspect`` and ``triage``, which leave no file open for writing (triage closes its outputs before it
+    returns) and no thread that must finish (the file-system calls' and the listing's threads are daemons,
+    abandoned at exit either way). If the output cannot be flushed (the reader went away), the ordinary exit
+    reports it."""
     import atexit
     import os
 

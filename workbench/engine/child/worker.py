@@ -257,8 +257,9 @@ def main() -> None:
     if "--zygote" in sys.argv[1:]:
         from . import zygote
 
-        sys.exit(zygote.serve())
-    code = serve()
+        code = zygote.serve()  # its children are reaped and its socket closed: nothing left to tear down
+    else:
+        code = serve()
     # The replies went out with os.write, unbuffered: end here rather than tear the interpreter down, which
     # finalizes every module for a process about to vanish (~4 ms of CPU, an eighth of a fresh child).
     sys.stdout.flush()
