@@ -533,10 +533,11 @@ class ForkServerRunner:
             await self._send(frames.KILL, ident, b"", [])
 
     async def _start(
-        self, request: dict[str, Any], images: list[int], more: tuple[int, int] = (-1, -1)
+        self, request: dict[str, Any], body: bytes, images: list[int], more: tuple[int, int] = (-1, -1)
     ) -> tuple[int, asyncio.Future[int | None], int, int]:
-        """Send ``request`` with ``images`` and the write ends of two new pipes; the request's id, the future of
-        its exit code, and the read ends. ``more``: a pipe of the caller's, closed if nothing is sent."""
+        """Send ``request`` (``body``: its JSON) with ``images`` and the write ends of two new pipes; the request's
+        id, the future of its exit code, and the read ends. ``more``: a pipe of the caller's, closed if nothing is
+        sent."""
         refused = None
         if self._listener is None or self._listener.done():
             refused = InspectError(f"the engine zygote is not running{await self._last_words()}")
@@ -555,7 +556,7 @@ class ForkServerRunner:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            await self._send(frames.REQUEST, ident, json.dumps(request).encode(), [*images, out_w, err_w])
+            await self._send(frames.REQUEST, ident, body, [*images, out_w, err_w])
         except OSError as exc:
             self._waiting.pop(ident, None)
             for fd in (*more, out_r, out_w, err_r, err_w):
@@ -578,7 +579,8 @@ class ForkServerRunner:
         """Have the zygote fork a child for ``request`` (its image is ``fds[0]``) and collect it. A remote image
         has no descriptor: the child gets the read end of a pipe for the parent's answers in its place."""
         in_r, in_w = os.pipe() if options.ranges is not None else (-1, -1)
-        ident, done, out_r, err_r = await self._start(request, [fds[0] if in_r < 0 else in_r], (in_r, in_w))
+        image = fds[0] if in_r < 0 else in_r
+        ident, done, out_r, err_r = await self._start(request, json.dumps(request).encode(), [image], (in_r, in_w))
         if in_r >= 0:
             os.close(in_r)
         kill = self._killer(ident, done)
@@ -608,9 +610,10 @@ class ForkServerRunner:
         shared = {key: value for key, value in requests[0].items() if key not in ITEM_KEYS}
         batch = {**shared, "batch": [{key: r[key] for key in ITEM_KEYS if key in r and key != "fd"} for r in requests]}
         count = len(requests)
-        if len(json.dumps(batch)) > frames.MAX_FRAME - frames.HEAD:  # long paths: each image goes alone instead
+        body = json.dumps(batch).encode()
+        if len(body) > frames.MAX_FRAME - frames.HEAD:  # long paths: each image goes alone instead
             return [None] * count
-        ident, done, out_r, err_r = await self._start(batch, images)
+        ident, done, out_r, err_r = await self._start(batch, body, images)
         whole = replace(options, timeout=options.timeout * count, reply_cap=options.reply_cap * count)
         try:
             outcome = await _collect_pipes(out_r, err_r, done, self._killer(ident, done), whole)
