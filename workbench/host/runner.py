@@ -70,6 +70,7 @@ HELLO_TIMEOUT = 20.0
 REAP_TIMEOUT = 5.0
 ZYGOTE_LOG_CAP = 8 << 10  # the fork server's stderr: the last bytes are kept for the error when it dies
 ZYGOTE_LOG_LINES = 3
+PIPE_READ = 65536  # bytes asked of a forked child's pipe per read (a pipe holds 64 KiB by default)
 
 
 async def _read_capped(stream: asyncio.StreamReader, cap: int, what: str) -> bytes:
@@ -167,10 +168,12 @@ async def _collect_pipes(
             ready.set_result(None)
 
     def readable(fd: int) -> None:
-        """Read until the pipe is empty: a child that has replied and left gives its reply and its EOF at once."""
+        """Read until the pipe is empty: a child that has replied and left gives its reply and its EOF at once. A
+        read shorter than asked took all there was: the loop calls again for what comes next, EOF included (no
+        read is spent to hear that the pipe is empty)."""
         while fd in watched and not ready.done():
             try:
-                chunk = os.read(fd, 65536)
+                chunk = os.read(fd, PIPE_READ)
             except BlockingIOError:
                 return
             except OSError:
@@ -189,6 +192,8 @@ async def _collect_pipes(
                         local_message(kind, value, options)
             except InspectError as exc:
                 ready.set_exception(exc)
+            if 0 < len(chunk) < PIPE_READ:
+                return
 
     try:
         for fd in watched:
