@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import vhdx as vhdx_builder
 from workbench import inspector
 from workbench.engine.child import frames, sandbox
 from workbench.host import direct
@@ -430,6 +431,25 @@ def test_zygote_child_replies_are_capped_and_read_in_full(image: Path) -> None:
     message, report = asyncio.run(run())
     assert message == "engine reply larger than 200 bytes: refused"
     fresh = asyncio.run(client.inspect_path(str(image), "raw", client.EngineOptions()))
+    for key in ("elapsed_ms", "sandbox"):
+        fresh.pop(key)
+        report.pop(key)
+    assert report == fresh
+
+
+def test_a_zygote_child_reply_longer_than_one_pipe_read_arrives_whole(tmp_path: Path) -> None:
+    """A VHDX's full report (its hex view included) is several times ``PIPE_READ``: it is read in turns, each
+    read ending the turn when it found the pipe emptier than asked, and arrives whole."""
+    path = tmp_path / "disk.vhdx"
+    path.write_bytes(vhdx_builder.vhdx())
+
+    async def through_zygote() -> dict[str, Any]:
+        async with client.ForkServerRunner() as zygote:
+            return await client.inspect_path(str(path), "vhdx", client.EngineOptions(), runner=zygote)
+
+    report = asyncio.run(through_zygote())
+    fresh = asyncio.run(client.inspect_path(str(path), "vhdx", client.EngineOptions()))
+    assert len(json.dumps(report)) > 3 * client.PIPE_READ
     for key in ("elapsed_ms", "sandbox"):
         fresh.pop(key)
         report.pop(key)
