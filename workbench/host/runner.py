@@ -168,9 +168,8 @@ async def _collect_pipes(
             ready.set_result(None)
 
     def readable(fd: int) -> None:
-        """Read until the pipe is empty: a child that has replied and left gives its reply and its EOF at once. A
-        read shorter than asked took all there was: the loop calls again for what comes next, EOF included (no
-        read is spent to hear that the pipe is empty)."""
+        """Read what the pipe holds: a full read is followed by another; a shorter one took all there was, and the
+        loop calls again for what comes next, EOF included (no read is spent to hear that the pipe is empty)."""
         while fd in watched and not ready.done():
             try:
                 chunk = os.read(fd, PIPE_READ)
