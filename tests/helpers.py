@@ -74,6 +74,12 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def outside_the_process(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` without what depends on the process that made it: its time and its sandbox lines (a fork
+    server's child and a fresh one, or a batch child and a child per image, differ there and nowhere else)."""
+    return {key: value for key, value in report.items() if key not in ("elapsed_ms", "sandbox")}
+
+
 def seed_corpus(folder: Path, qemu_img: str) -> dict[str, str | None]:
     """Every fuzz seed image (the test builders' and qemu-img's) written into ``folder/corpus``: path -> the
     format it is declared as."""
