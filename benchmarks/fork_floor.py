@@ -66,11 +66,7 @@ def floor_child(listing: Path) -> None:
 
     def harden(fd: int) -> int:
         """The fork server's child's own layers (``zygote._child``): descriptors, limits, its seccomp filter."""
-        plan = worker.plan_for({}, {1, 2, fd})
-        layers = [name for name in plan.layers if name in zygote.CHILD_LAYERS]
-        plan.layers = tuple(name for name in layers if rules is not None or name != "seccomp")
-        plan.prebuilt = rules
-        plan.empty_root = True  # as under the server's namespaces: no listing, one close up to its limit
+        plan = zygote.child_plan({}, {1, 2, fd}, rules, empty_root=True)  # as under the server's namespaces
         sandbox.harden(plan)
         return plan.moved.get(fd, fd)
 

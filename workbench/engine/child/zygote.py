@@ -150,13 +150,22 @@ def _child(request: dict[str, Any], fds: list[int], server: Server) -> int:
         if len(images) != 1:
             return 2
         request["fd"] = images[0]
-    plan = worker.plan_for(request, kept)
-    plan.layers = tuple(name for name in plan.layers if name in CHILD_LAYERS)
-    plan.prebuilt = server.rules
-    plan.empty_root = sandbox.is_on(server.layers.get("namespaces", "off"))  # the zygote's: no /proc to list
-    if server.rules is None:
-        plan.layers = tuple(name for name in plan.layers if name != "seccomp")
+    empty_root = sandbox.is_on(server.layers.get("namespaces", "off"))  # the zygote's: no /proc to list
+    plan = child_plan(request, kept, server.rules, empty_root)
     return worker.handle(request, _merge(server.layers, sandbox.harden(plan)), plan)
+
+
+def child_plan(
+    request: dict[str, Any], kept: set[int], rules: seccomp_filter.Loadable | None, empty_root: bool
+) -> sandbox.Plan:
+    """How a forked child hardens itself: its own layers only (the server's it inherits), with the seccomp program
+    the server built (``rules``; none: no seccomp layer of its own)."""
+    plan = worker.plan_for(request, kept)
+    own = CHILD_LAYERS if rules is not None else tuple(name for name in CHILD_LAYERS if name != "seccomp")
+    plan.layers = tuple(name for name in plan.layers if name in own)
+    plan.prebuilt = rules
+    plan.empty_root = empty_root
+    return plan
 
 
 def _request(body: bytes, flags: int) -> dict[str, Any] | None:
